@@ -1,0 +1,500 @@
+//! The `command` executor: runs an operator-supplied program for each copy.
+//!
+//! The program is started from argv directly, never through a shell, so ids
+//! are single arguments whatever they contain. The child gets no stdin, no
+//! inherited environment except `PATH` (the daemon holds secrets in its
+//! environment), and a bounded amount of time.
+
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use tokio::io::AsyncReadExt;
+use tokio::process::{ChildStderr, Command};
+use tokio::time::Instant;
+
+use super::{contains, parse_template, render, Action, ExecError, Piece, Placeholder, Target};
+use crate::duration::Dur;
+
+/// How much of the child's stderr is kept for the error message (the tail,
+/// where programs usually print the reason they failed).
+const STDERR_CAP: usize = 2048;
+
+/// How long to keep reading stderr after the child has exited. A grandchild
+/// that inherited the pipe may hold it open indefinitely; the exit status is
+/// what counts, so this only bounds the wait for the last diagnostic lines.
+const STDERR_GRACE: Duration = Duration::from_millis(200);
+
+/// Runs `argv` with placeholders substituted; exit 0 means the copy is gone
+/// (or restricted).
+///
+/// Commands must be idempotent: a run that timed out, or whose result the
+/// daemon did not record, is run again. On timeout the direct child is
+/// killed and reaped; processes it forked are not tracked, so a command
+/// should `exec` its long-running step rather than leave it in the
+/// background. Dropping the future returned by [`CommandExecutor::run`] also
+/// kills the child.
+#[derive(Clone, Debug)]
+pub struct CommandExecutor {
+    argv: Vec<String>,
+    timeout: Dur,
+}
+
+/// Static checks for a `command` spec; see [`super::ExecutorSpec::validate`].
+pub(super) fn validate(argv: &[String], timeout: Dur) -> Result<(), String> {
+    let Some(program) = argv.first() else {
+        return Err("command executor: argv must not be empty".to_owned());
+    };
+    if program.is_empty() {
+        return Err("command executor: argv[0] must not be empty".to_owned());
+    }
+    let mut has_resource = false;
+    for (i, arg) in argv.iter().enumerate() {
+        if arg.contains('\0') {
+            return Err(format!("command executor: argv[{i}] {arg:?} contains a NUL byte"));
+        }
+        let pieces = parse_template(arg).map_err(|e| format!("command executor: argv[{i}]: {e}"))?;
+        if i == 0 && pieces.iter().any(|p| matches!(p, Piece::Placeholder(_))) {
+            return Err(format!(
+                "command executor: argv[0] {arg:?} must not contain a placeholder \
+                 (the program must not depend on ids)"
+            ));
+        }
+        has_resource |= contains(&pieces, Placeholder::Resource);
+    }
+    if !has_resource {
+        return Err("command executor: no argument contains {resource}, \
+             so the command could not tell which resource expired"
+            .to_owned());
+    }
+    if timeout.is_zero() {
+        return Err("command executor: timeout must be greater than zero".to_owned());
+    }
+    Ok(())
+}
+
+impl CommandExecutor {
+    /// An executor for `argv` with the given timeout. Not validated here:
+    /// [`CommandExecutor::run`] re-validates and refuses an invalid spec.
+    pub fn new(argv: Vec<String>, timeout: Dur) -> CommandExecutor {
+        CommandExecutor { argv, timeout }
+    }
+
+    /// "command:<argv[0]>", for logs (arguments are left out: they are
+    /// templates, and the ids are logged separately).
+    pub fn describe(&self) -> String {
+        format!("command:{}", self.argv.first().map_or("(empty argv)", String::as_str))
+    }
+
+    /// Runs the command for `action` on `target`. Ok(()) only on exit code 0.
+    pub async fn run(&self, action: Action, target: &Target) -> Result<(), ExecError> {
+        validate(&self.argv, self.timeout).map_err(|reason| ExecError::InvalidSpec { reason })?;
+        let program = self.argv[0].clone();
+        let args = self.render_args(&program, action, target)?;
+
+        let mut cmd = Command::new(&program);
+        cmd.args(&args)
+            .env_clear()
+            .current_dir("/")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        if let Some(path) = std::env::var_os("PATH") {
+            cmd.env("PATH", path);
+        }
+        let mut child = cmd.spawn().map_err(|source| ExecError::Spawn { program: program.clone(), source })?;
+
+        let now = Instant::now();
+        // A configured timeout of centuries must not overflow the clock.
+        let deadline = now.checked_add(self.timeout.0).unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400));
+        let mut stderr = StderrTail::new(child.stderr.take());
+
+        let status = loop {
+            let event = tokio::select! {
+                status = child.wait() => Event::Exited(status),
+                read = stderr.read_more(), if stderr.is_open() => Event::Read(read),
+                () = tokio::time::sleep_until(deadline) => Event::TimedOut,
+            };
+            match event {
+                Event::Exited(status) => {
+                    break status.map_err(|source| ExecError::Wait { program: program.clone(), source })?
+                }
+                Event::Read(more) => {
+                    if !more {
+                        stderr.close();
+                    }
+                }
+                Event::TimedOut => {
+                    // Kill and reap so no zombie or still-running command is
+                    // left behind. `start_kill` fails only if the child has
+                    // already been reaped, which cannot have happened here;
+                    // `wait` after SIGKILL returns promptly. Either failing
+                    // still leaves kill_on_drop as a backstop.
+                    let _ = child.start_kill();
+                    let _ = child.wait().await;
+                    return Err(ExecError::Timeout { program, after: self.timeout });
+                }
+            }
+        };
+
+        stderr.drain_until(deadline.min(Instant::now() + STDERR_GRACE)).await;
+        check_status(program, status, stderr.into_text())
+    }
+
+    /// Substitutes placeholders into argv[1..]. An argument that would start
+    /// with `-` only because an id does (ids may start with `-`) is refused
+    /// unless a literal `--` argument precedes it, so an id can never turn
+    /// into an option of the operator's program.
+    fn render_args(&self, program: &str, action: Action, target: &Target) -> Result<Vec<String>, ExecError> {
+        let mut args = Vec::with_capacity(self.argv.len().saturating_sub(1));
+        let mut options_ended = false;
+        for (index, template) in self.argv.iter().enumerate().skip(1) {
+            let pieces = parse_template(template).map_err(|reason| ExecError::InvalidSpec { reason })?;
+            let value = render(&pieces, action, target)?;
+            if !options_ended && value.starts_with('-') {
+                if let Some(Piece::Placeholder(p)) = pieces.first() {
+                    return Err(ExecError::OptionLikeArgument { program: program.to_owned(), index, field: p.name() });
+                }
+            }
+            if template == "--" {
+                options_ended = true;
+            }
+            args.push(value);
+        }
+        Ok(args)
+    }
+}
+
+/// What woke the wait loop.
+enum Event {
+    Exited(std::io::Result<ExitStatus>),
+    Read(bool),
+    TimedOut,
+}
+
+/// Maps an exit status to Ok (code 0) or the matching error.
+fn check_status(program: String, status: ExitStatus, stderr: String) -> Result<(), ExecError> {
+    if status.success() {
+        return Ok(());
+    }
+    match status.code() {
+        Some(code) => Err(ExecError::CommandFailed { program, code, stderr }),
+        None => Err(ExecError::CommandKilled { program, signal: exit_signal(status), stderr }),
+    }
+}
+
+#[cfg(unix)]
+fn exit_signal(status: ExitStatus) -> Option<i32> {
+    std::os::unix::process::ExitStatusExt::signal(&status)
+}
+
+#[cfg(not(unix))]
+fn exit_signal(_status: ExitStatus) -> Option<i32> {
+    None
+}
+
+/// Reads the child's stderr, keeping only the last [`STDERR_CAP`] bytes.
+///
+/// Reading continues past the cap (and the excess is discarded) so a chatty
+/// child never blocks on a full pipe and then looks like a timeout.
+struct StderrTail {
+    pipe: Option<ChildStderr>,
+    kept: Vec<u8>,
+    truncated: bool,
+    chunk: Box<[u8; 4096]>,
+}
+
+impl StderrTail {
+    fn new(pipe: Option<ChildStderr>) -> StderrTail {
+        StderrTail { pipe, kept: Vec::new(), truncated: false, chunk: Box::new([0; 4096]) }
+    }
+
+    fn is_open(&self) -> bool {
+        self.pipe.is_some()
+    }
+
+    fn close(&mut self) {
+        self.pipe = None;
+    }
+
+    /// Reads one chunk. False at end of stream or on a read error (the
+    /// excerpt is a diagnostic; losing it must not change the outcome).
+    /// Cancel safe: a read that did not complete consumed nothing.
+    async fn read_more(&mut self) -> bool {
+        let Some(pipe) = self.pipe.as_mut() else {
+            return false;
+        };
+        match pipe.read(&mut self.chunk[..]).await {
+            Ok(0) | Err(_) => false,
+            Ok(n) => {
+                self.kept.extend_from_slice(&self.chunk[..n]);
+                if self.kept.len() > 2 * STDERR_CAP {
+                    let excess = self.kept.len() - STDERR_CAP;
+                    self.kept.drain(..excess);
+                    self.truncated = true;
+                }
+                true
+            }
+        }
+    }
+
+    /// Reads until end of stream or `until`, whichever comes first.
+    async fn drain_until(&mut self, until: Instant) {
+        while self.is_open() {
+            match tokio::time::timeout_at(until, self.read_more()).await {
+                Ok(true) => {}
+                Ok(false) | Err(_) => self.close(),
+            }
+        }
+    }
+
+    /// The kept tail as one line: lossy UTF-8, control characters escaped
+    /// (so a child cannot forge log lines), trailing whitespace trimmed.
+    fn into_text(self) -> String {
+        let start = self.kept.len().saturating_sub(STDERR_CAP);
+        let truncated = self.truncated || start > 0;
+        let text = String::from_utf8_lossy(&self.kept[start..]);
+        let mut out = String::with_capacity(text.len() + 8);
+        if truncated {
+            out.push_str("[...]");
+        }
+        for c in text.trim_end().chars() {
+            if c.is_control() {
+                out.extend(c.escape_default());
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::{Path, PathBuf};
+
+    /// Serializes these tests: a script file being written while another
+    /// test forks can make exec fail with ETXTBSY, and `set_var` must not
+    /// race with spawns reading the environment.
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+    fn target() -> Target {
+        Target { tenant: "t1".into(), resource: "r1".into(), store: "snapshots".into(), copy: "backup-eu".into() }
+    }
+
+    /// Writes an executable `/bin/sh` script (the operator's command under
+    /// test) into `dir`.
+    fn script(dir: &Path, body: &str) -> PathBuf {
+        let path = dir.join("cmd.sh");
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    fn exec(argv: &[&str], timeout: Dur) -> CommandExecutor {
+        CommandExecutor::new(argv.iter().map(|s| s.to_string()).collect(), timeout)
+    }
+
+    fn s(p: &Path) -> &str {
+        p.to_str().unwrap()
+    }
+
+    const MIN: Dur = Dur::from_secs(60);
+
+    #[tokio::test]
+    async fn exit_zero_is_ok() {
+        let _g = LOCK.lock().await;
+        let dir = tempfile::tempdir().unwrap();
+        let sh = script(dir.path(), "exit 0");
+        exec(&[s(&sh), "{resource}"], MIN).run(Action::Delete, &target()).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn non_zero_exit_carries_code_and_stderr() {
+        let _g = LOCK.lock().await;
+        let dir = tempfile::tempdir().unwrap();
+        let sh = script(dir.path(), "echo \"snapshot $1 is locked\" >&2\nexit 3");
+        let err = exec(&[s(&sh), "{resource}"], MIN).run(Action::Purge, &target()).await.unwrap_err();
+        match &err {
+            ExecError::CommandFailed { code, stderr, .. } => {
+                assert_eq!(*code, 3);
+                assert_eq!(stderr, "snapshot r1 is locked");
+            }
+            other => panic!("unexpected {other}"),
+        }
+        let msg = err.to_string();
+        assert!(msg.contains("code 3") && msg.contains("snapshot r1 is locked"));
+    }
+
+    #[tokio::test]
+    async fn killed_by_signal_is_reported() {
+        let _g = LOCK.lock().await;
+        let dir = tempfile::tempdir().unwrap();
+        let sh = script(dir.path(), "kill -9 $$");
+        let err = exec(&[s(&sh), "{resource}"], MIN).run(Action::Delete, &target()).await.unwrap_err();
+        assert!(matches!(err, ExecError::CommandKilled { signal: Some(9), .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn stderr_is_capped_to_its_tail_and_escaped() {
+        let _g = LOCK.lock().await;
+        let dir = tempfile::tempdir().unwrap();
+        // ~200 KiB: more than a pipe buffer, so an unread pipe would hang.
+        let sh = script(
+            dir.path(),
+            "i=0; while [ $i -lt 4000 ]; do echo 'filler line of about fifty bytes ...........' >&2; i=$((i+1)); done\n\
+             printf 'last\\033[31mline\\n' >&2\nexit 1",
+        );
+        let err = exec(&[s(&sh), "{resource}"], MIN).run(Action::Delete, &target()).await.unwrap_err();
+        let ExecError::CommandFailed { code: 1, stderr, .. } = err else {
+            panic!("unexpected {err}");
+        };
+        assert!(stderr.len() <= STDERR_CAP * 2, "{}", stderr.len());
+        assert!(stderr.starts_with("[...]"), "{stderr}");
+        assert!(stderr.ends_with("last\\u{1b}[31mline"), "{stderr}");
+        assert!(!stderr.contains('\n'));
+    }
+
+    #[tokio::test]
+    async fn placeholders_substituted_and_no_shell() {
+        let _g = LOCK.lock().await;
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("argv.txt");
+        let pwned = dir.path().join("pwned");
+        let sh = script(dir.path(), "out=$1; shift; printf '%s\\n' \"$@\" > \"$out\"");
+        let inject = format!("$(touch {})", s(&pwned));
+        let argv = [
+            s(&sh),
+            s(&out),
+            "--tenant={tenant}",
+            "{resource}",
+            "{store}/{copy}",
+            "{action}",
+            &inject,
+            "a;b",
+            "`id`",
+            "*",
+        ];
+        exec(&argv, MIN).run(Action::Restrict, &target()).await.unwrap();
+        let written = std::fs::read_to_string(&out).unwrap();
+        let expected = ["--tenant=t1", "r1", "snapshots/backup-eu", "restrict", &inject, "a;b", "`id`", "*"];
+        assert_eq!(written.lines().collect::<Vec<_>>(), expected);
+        assert!(!pwned.exists());
+    }
+
+    #[tokio::test]
+    async fn environment_is_cleared_except_path() {
+        let _g = LOCK.lock().await;
+        std::env::set_var("RETENTIOND_TEST_SECRET", "hunter2");
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("env.txt");
+        let sh = script(dir.path(), "env > \"$1\"");
+        let result = exec(&[s(&sh), s(&out), "{resource}"], MIN).run(Action::Delete, &target()).await;
+        std::env::remove_var("RETENTIOND_TEST_SECRET");
+        result.unwrap();
+        let env = std::fs::read_to_string(&out).unwrap();
+        assert!(!env.contains("RETENTIOND_TEST_SECRET"), "{env}");
+        assert!(!env.contains("hunter2"), "{env}");
+        assert!(!env.lines().any(|l| l.starts_with("HOME=")), "{env}");
+        let path = std::env::var("PATH").unwrap();
+        assert!(env.lines().any(|l| l == format!("PATH={path}")), "{env}");
+    }
+
+    #[tokio::test]
+    async fn timeout_kills_and_reaps_the_child() {
+        let _g = LOCK.lock().await;
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("pid");
+        let sh = script(dir.path(), "echo $$ > \"$1\"\nexec sleep 10");
+        let started = std::time::Instant::now();
+        let err = exec(&[s(&sh), s(&pidfile), "{resource}"], Dur(Duration::from_millis(300)))
+            .run(Action::Delete, &target())
+            .await
+            .unwrap_err();
+        let elapsed = started.elapsed();
+        assert!(matches!(err, ExecError::Timeout { .. }), "{err}");
+        assert!(elapsed >= Duration::from_millis(300), "{elapsed:?}");
+        assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
+        let pid = std::fs::read_to_string(&pidfile).unwrap();
+        let pid = pid.trim();
+        assert!(!pid.is_empty());
+        // Killed and reaped: not even a zombie is left.
+        assert!(!Path::new("/proc").join(pid).exists(), "process {pid} still exists");
+    }
+
+    #[tokio::test]
+    async fn id_cannot_become_an_option() {
+        let _g = LOCK.lock().await;
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("argv.txt");
+        let sh = script(dir.path(), "out=$1; shift; printf '%s\\n' \"$@\" > \"$out\"");
+        let mut t = target();
+        t.resource = "-rf".into();
+
+        let err = exec(&[s(&sh), s(&out), "{resource}"], MIN).run(Action::Delete, &t).await.unwrap_err();
+        assert!(matches!(err, ExecError::OptionLikeArgument { index: 2, field: "resource", .. }), "{err}");
+        assert!(!out.exists());
+
+        // A literal leading '-' is the operator's, and "--" ends options.
+        exec(&[s(&sh), s(&out), "--id={resource}", "--", "{resource}"], MIN).run(Action::Delete, &t).await.unwrap();
+        let written = std::fs::read_to_string(&out).unwrap();
+        assert_eq!(written.lines().collect::<Vec<_>>(), ["--id=-rf", "--", "-rf"]);
+    }
+
+    #[tokio::test]
+    async fn invalid_ids_and_specs_never_run() {
+        let _g = LOCK.lock().await;
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("ran");
+        let sh = script(dir.path(), "touch \"$1\"");
+        let mut t = target();
+        t.tenant = "a b".into();
+        let err = exec(&[s(&sh), s(&marker), "{tenant}", "{resource}"], MIN).run(Action::Delete, &t).await.unwrap_err();
+        assert!(matches!(err, ExecError::InvalidTarget { field: "tenant", .. }), "{err}");
+        // Unvalidated spec without {resource}.
+        let err = exec(&[s(&sh), s(&marker)], MIN).run(Action::Delete, &target()).await.unwrap_err();
+        assert!(matches!(err, ExecError::InvalidSpec { .. }), "{err}");
+        assert!(!marker.exists());
+    }
+
+    #[tokio::test]
+    async fn missing_program_is_a_spawn_error() {
+        let _g = LOCK.lock().await;
+        let err = exec(&["/nonexistent/retentiond-purge", "{resource}"], MIN)
+            .run(Action::Delete, &target())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ExecError::Spawn { .. }), "{err}");
+    }
+
+    #[test]
+    fn validate_rejects_bad_argv() {
+        let v = |argv: &[&str]| validate(&argv.iter().map(|s| s.to_string()).collect::<Vec<_>>(), MIN);
+        assert!(v(&["/usr/libexec/p", "{tenant}", "{resource}", "{copy}"]).is_ok());
+        assert!(v(&["p", "--r={resource}", "--a={action}", "{store}"]).is_ok());
+
+        for (argv, needle) in [
+            (&[][..], "must not be empty"),
+            (&["", "{resource}"][..], "argv[0] must not be empty"),
+            (&["/bin/{tenant}", "{resource}"][..], "argv[0]"),
+            (&["/bin/p", "{resource}", "{tenants}"][..], "unknown placeholder {tenants}"),
+            (&["/bin/p", "{resource}", "{tenant"][..], "unclosed"),
+            (&["/bin/p", "{resource}", "x}"][..], "unmatched"),
+            (&["/bin/p", "{tenant}", "{copy}"][..], "{resource}"),
+            (&["/bin/p", "{resource}", "a\0b"][..], "NUL"),
+        ] {
+            let err = v(argv).expect_err(&format!("{argv:?}"));
+            assert!(err.contains(needle), "{argv:?}: {err}");
+            assert!(!err.contains('\n'), "{err}");
+        }
+        let err = validate(&["/bin/p".into(), "{resource}".into()], Dur::from_secs(0)).unwrap_err();
+        assert!(err.contains("timeout"), "{err}");
+    }
+
+    #[test]
+    fn describe_is_kind_and_program() {
+        assert_eq!(exec(&["/usr/libexec/x", "{resource}"], MIN).describe(), "command:/usr/libexec/x");
+    }
+}

@@ -1,0 +1,418 @@
+//! The `fs` executor: removes `root/<path template>` from a local filesystem.
+//!
+//! The path is built from ids, so the dangers are a path that leaves `root`
+//! (through `..` or a symlink) and a path that names more than one resource.
+//! The first is checked at config load, again on every render, and once more
+//! against the real filesystem with canonical paths; the second is why the
+//! template must contain `{resource}`.
+
+use std::io;
+use std::path::{Component, Path, PathBuf};
+
+use super::{contains, parse_template, render, Action, ExecError, Placeholder, Target};
+
+/// Deletes a copy stored as a file or directory tree below a fixed root.
+///
+/// Only `Delete` and `Purge` are supported (both remove the path); a
+/// filesystem has no portable notion of "restricted".
+#[derive(Clone, Debug)]
+pub struct FsExecutor {
+    root: PathBuf,
+    path: String,
+}
+
+/// Static checks for an `fs` spec; see [`super::ExecutorSpec::validate`].
+pub(super) fn validate(root: &Path, path: &str) -> Result<(), String> {
+    if root.as_os_str().as_encoded_bytes().contains(&0) {
+        return Err("fs executor: root contains a NUL byte".to_owned());
+    }
+    if !root.is_absolute() {
+        return Err(format!("fs executor: root {} must be an absolute path", root.display()));
+    }
+    if root.components().any(|c| matches!(c, Component::CurDir | Component::ParentDir)) {
+        return Err(format!("fs executor: root {} must not contain \".\" or \"..\"", root.display()));
+    }
+    if !root.components().any(|c| matches!(c, Component::Normal(_))) {
+        return Err(format!("fs executor: root {} must not be the filesystem root", root.display()));
+    }
+    template_components(path)?;
+    Ok(())
+}
+
+/// Parses the path template into per-component templates, rejecting
+/// anything that could render to something other than plain names.
+fn template_components(path: &str) -> Result<Vec<Vec<super::Piece<'_>>>, String> {
+    if path.is_empty() {
+        return Err("fs executor: path must not be empty".to_owned());
+    }
+    if path.contains('\0') {
+        return Err(format!("fs executor: path {path:?} contains a NUL byte"));
+    }
+    if path.starts_with('/') {
+        return Err(format!("fs executor: path {path:?} must be relative"));
+    }
+    // Whole-template parse first so brace errors name the whole template.
+    let whole = parse_template(path).map_err(|e| format!("fs executor: path: {e}"))?;
+    if contains(&whole, Placeholder::Action) {
+        return Err(format!("fs executor: path {path:?} must not contain {{action}} (one copy has one path)"));
+    }
+    if !contains(&whole, Placeholder::Resource) {
+        return Err(format!(
+            "fs executor: path {path:?} must contain {{resource}}, \
+             otherwise expiring one resource would delete its siblings"
+        ));
+    }
+    // Ids never contain '/', so splitting the template splits the result.
+    path.split('/')
+        .map(|component| match component {
+            "" => Err(format!("fs executor: path {path:?} has an empty component (\"//\" or trailing \"/\")")),
+            "." | ".." => Err(format!("fs executor: path {path:?} has a {component:?} component")),
+            _ => parse_template(component).map_err(|e| format!("fs executor: path: {e}")),
+        })
+        .collect()
+}
+
+/// True when `s` is usable as exactly one path component below a directory.
+fn is_plain_name(s: &str) -> bool {
+    !s.is_empty() && s != "." && s != ".." && !s.contains(['/', '\0'])
+}
+
+impl FsExecutor {
+    /// An executor for `root/path`. Not validated here: [`FsExecutor::run`]
+    /// re-validates and refuses an invalid spec.
+    pub fn new(root: PathBuf, path: String) -> FsExecutor {
+        FsExecutor { root, path }
+    }
+
+    /// "fs:<root>", for logs.
+    pub fn describe(&self) -> String {
+        format!("fs:{}", self.root.display())
+    }
+
+    /// Removes the path for `target` (`Delete`, `Purge`). Ok(()) when it did
+    /// not exist or no longer exists afterwards; `Restrict` is refused with
+    /// [`ExecError::UnsupportedAction`].
+    pub async fn run(&self, action: Action, target: &Target) -> Result<(), ExecError> {
+        validate(&self.root, &self.path).map_err(|reason| ExecError::InvalidSpec { reason })?;
+        match action {
+            Action::Delete | Action::Purge => {}
+            Action::Restrict => {
+                return Err(ExecError::UnsupportedAction { action, kind: "fs" });
+            }
+        }
+        let components = self.render_components(action, target)?;
+        let root = self.root.clone();
+        tokio::task::spawn_blocking(move || remove_below(&root, &components))
+            .await
+            .map_err(|e| ExecError::TaskFailed { reason: e.to_string() })?
+    }
+
+    /// Renders each path component and re-checks that it is a plain name,
+    /// independently of the id checks, so a bad id can never add or remove
+    /// a level.
+    fn render_components(&self, action: Action, target: &Target) -> Result<Vec<String>, ExecError> {
+        let templates = template_components(&self.path).map_err(|reason| ExecError::InvalidSpec { reason })?;
+        let mut out = Vec::with_capacity(templates.len());
+        for template in &templates {
+            let name = render(template, action, target)?;
+            if !is_plain_name(&name) {
+                return Err(ExecError::InvalidSpec {
+                    reason: format!(
+                        "fs executor: path {:?} renders a component {name:?} that is not a plain name",
+                        self.path
+                    ),
+                });
+            }
+            out.push(name);
+        }
+        Ok(out)
+    }
+}
+
+fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> ExecError + 'a {
+    move |source| ExecError::Io { op, path: path.to_path_buf(), source }
+}
+
+/// The blocking part of a run: resolve `root/components...` one level at a
+/// time, staying inside the canonical root, then remove the last component
+/// without following it.
+///
+/// Check-then-act race: every directory on the way is resolved and checked
+/// before the removal, but the removal itself goes by path. A process with
+/// write access below `root` could, between the check and the removal,
+/// replace a checked directory with a symlink to somewhere outside `root`,
+/// and the removal would follow it. (`remove_dir_all` itself does not follow
+/// symlinks inside the tree it removes, nor the final component.) Closing
+/// this fully needs descriptor-relative traversal (`openat` with
+/// `O_NOFOLLOW`, or `openat2` with `RESOLVE_BENEATH`), which the crate's
+/// safe-only dependencies do not offer; until then `root` must be writable
+/// only by the daemon and trusted operators.
+fn remove_below(root: &Path, components: &[String]) -> Result<(), ExecError> {
+    // An unmounted volume or a typo'd root must be an error, never "already
+    // deleted": require an existing directory before anything else.
+    let meta =
+        std::fs::metadata(root).map_err(|source| ExecError::RootUnavailable { root: root.to_path_buf(), source })?;
+    if !meta.is_dir() {
+        return Err(ExecError::RootNotDirectory { root: root.to_path_buf() });
+    }
+    let canon_root = std::fs::canonicalize(root).map_err(io_err("canonicalize", root))?;
+
+    let Some((name, parents)) = components.split_last() else {
+        return Err(ExecError::InvalidSpec { reason: "fs executor: path has no components".to_owned() });
+    };
+
+    // Walk the parent directories one level at a time. Each level that
+    // exists is canonicalized and must stay inside the root (symlinks that
+    // stay inside are allowed). A level that does not exist means nothing
+    // below it exists: already gone. A level that exists but cannot be
+    // resolved (a dangling symlink, e.g. to an unmounted volume) is an error,
+    // not "gone".
+    let mut dir = canon_root.clone();
+    for component in parents {
+        let next = dir.join(component);
+        match std::fs::symlink_metadata(&next) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io_err("inspect", &next)(e)),
+            Ok(_) => {}
+        }
+        let resolved = std::fs::canonicalize(&next).map_err(io_err("canonicalize", &next))?;
+        if !resolved.starts_with(&canon_root) {
+            return Err(ExecError::PathEscapesRoot {
+                path: root.join(components.join("/")),
+                resolved,
+                root: canon_root,
+            });
+        }
+        dir = resolved;
+    }
+
+    let victim = dir.join(name);
+    let file_type = match std::fs::symlink_metadata(&victim) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_err("inspect", &victim)(e)),
+        Ok(m) => m.file_type(),
+    };
+    // symlink_metadata does not follow links: a symlink is never `is_dir`,
+    // so it is removed as a link and its target is left alone.
+    let (op, removed) = if file_type.is_dir() {
+        ("remove_dir_all", std::fs::remove_dir_all(&victim))
+    } else {
+        ("remove_file", std::fs::remove_file(&victim))
+    };
+    match removed {
+        Ok(()) => {}
+        // Removed concurrently (another run of the same deletion): fine, the
+        // check below still decides.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err(op, &victim)(e)),
+    }
+
+    // Success means "verifiably gone", not "the call returned Ok".
+    match std::fs::symlink_metadata(&victim) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_err("verify", &victim)(e)),
+        Ok(_) => Err(ExecError::StillPresent { path: victim }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+    use std::os::unix::fs::symlink;
+
+    fn target(tenant: &str, resource: &str) -> Target {
+        Target { tenant: tenant.into(), resource: resource.into(), store: "files".into(), copy: "primary".into() }
+    }
+
+    fn exec(root: &Path) -> FsExecutor {
+        FsExecutor::new(root.to_path_buf(), "{tenant}/{resource}".into())
+    }
+
+    /// root/t1/{r1,r2} with files inside, r1 nested.
+    fn layout() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::create_dir_all(root.join("t1/r1/sub/deeper")).unwrap();
+        fs::write(root.join("t1/r1/a.txt"), b"a").unwrap();
+        fs::write(root.join("t1/r1/sub/deeper/b.txt"), b"b").unwrap();
+        fs::create_dir_all(root.join("t1/r2")).unwrap();
+        fs::write(root.join("t1/r2/keep.txt"), b"keep").unwrap();
+        dir
+    }
+
+    #[tokio::test]
+    async fn deletes_resource_tree_and_keeps_siblings() {
+        let dir = layout();
+        let root = dir.path();
+        exec(root).run(Action::Delete, &target("t1", "r1")).await.unwrap();
+        assert!(!root.join("t1/r1").exists());
+        assert!(root.join("t1").is_dir());
+        assert_eq!(fs::read(root.join("t1/r2/keep.txt")).unwrap(), b"keep");
+    }
+
+    #[tokio::test]
+    async fn purge_removes_a_plain_file() {
+        let dir = layout();
+        let root = dir.path();
+        fs::write(root.join("t1/file-res"), b"x").unwrap();
+        exec(root).run(Action::Purge, &target("t1", "file-res")).await.unwrap();
+        assert!(!root.join("t1/file-res").exists());
+        assert!(root.join("t1/r2/keep.txt").exists());
+    }
+
+    #[tokio::test]
+    async fn missing_target_is_already_gone() {
+        let dir = layout();
+        let root = dir.path();
+        let e = exec(root);
+        // Resource missing, tenant missing, and a second run after deleting.
+        e.run(Action::Delete, &target("t1", "nope")).await.unwrap();
+        e.run(Action::Delete, &target("t9", "r1")).await.unwrap();
+        e.run(Action::Delete, &target("t1", "r1")).await.unwrap();
+        e.run(Action::Delete, &target("t1", "r1")).await.unwrap();
+        assert!(root.join("t1/r2/keep.txt").exists());
+    }
+
+    #[tokio::test]
+    async fn refuses_tenant_symlink_leaving_root() {
+        let outside = tempfile::tempdir().unwrap();
+        fs::create_dir(outside.path().join("r1")).unwrap();
+        fs::write(outside.path().join("r1/precious.txt"), b"p").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        symlink(outside.path(), dir.path().join("t1")).unwrap();
+
+        let err = exec(dir.path()).run(Action::Delete, &target("t1", "r1")).await.unwrap_err();
+        assert!(matches!(err, ExecError::PathEscapesRoot { .. }), "{err}");
+        assert_eq!(fs::read(outside.path().join("r1/precious.txt")).unwrap(), b"p");
+        assert!(dir.path().join("t1").is_symlink());
+    }
+
+    #[tokio::test]
+    async fn refuses_escape_even_when_the_rest_is_missing() {
+        // root/t1 -> outside, and outside/x does not exist: the path leaves
+        // the root, so this is refused rather than called "already gone".
+        let outside = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        symlink(outside.path(), dir.path().join("t1")).unwrap();
+        let e = FsExecutor::new(dir.path().into(), "{tenant}/x/{resource}".into());
+        let err = e.run(Action::Delete, &target("t1", "r1")).await.unwrap_err();
+        assert!(matches!(err, ExecError::PathEscapesRoot { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn symlink_inside_root_is_followed() {
+        let dir = layout();
+        let root = dir.path();
+        symlink(root.join("t1"), root.join("alias")).unwrap();
+        exec(root).run(Action::Delete, &target("alias", "r1")).await.unwrap();
+        assert!(!root.join("t1/r1").exists());
+        assert!(root.join("t1/r2/keep.txt").exists());
+    }
+
+    #[tokio::test]
+    async fn dangling_parent_symlink_is_an_error_not_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        symlink("/nonexistent-retentiond-test/vol", dir.path().join("t1")).unwrap();
+        let err = exec(dir.path()).run(Action::Delete, &target("t1", "r1")).await.unwrap_err();
+        assert!(matches!(err, ExecError::Io { op: "canonicalize", .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn final_symlink_is_removed_as_a_link() {
+        let outside = tempfile::tempdir().unwrap();
+        fs::create_dir(outside.path().join("data")).unwrap();
+        fs::write(outside.path().join("data/precious.txt"), b"p").unwrap();
+        fs::write(outside.path().join("file.txt"), b"f").unwrap();
+        let dir = layout();
+        let root = dir.path();
+        symlink(outside.path().join("data"), root.join("t1/dirlink")).unwrap();
+        symlink(outside.path().join("file.txt"), root.join("t1/filelink")).unwrap();
+
+        let e = exec(root);
+        e.run(Action::Delete, &target("t1", "dirlink")).await.unwrap();
+        e.run(Action::Delete, &target("t1", "filelink")).await.unwrap();
+        assert!(fs::symlink_metadata(root.join("t1/dirlink")).is_err());
+        assert!(fs::symlink_metadata(root.join("t1/filelink")).is_err());
+        assert_eq!(fs::read(outside.path().join("data/precious.txt")).unwrap(), b"p");
+        assert_eq!(fs::read(outside.path().join("file.txt")).unwrap(), b"f");
+    }
+
+    #[tokio::test]
+    async fn missing_or_non_directory_root_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("not-mounted");
+        let err = exec(&missing).run(Action::Delete, &target("t1", "r1")).await.unwrap_err();
+        assert!(matches!(err, ExecError::RootUnavailable { .. }), "{err}");
+
+        let file = dir.path().join("file");
+        fs::write(&file, b"").unwrap();
+        let err = exec(&file).run(Action::Delete, &target("t1", "r1")).await.unwrap_err();
+        assert!(matches!(err, ExecError::RootNotDirectory { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn restrict_is_unsupported_and_touches_nothing() {
+        let dir = layout();
+        let err = exec(dir.path()).run(Action::Restrict, &target("t1", "r1")).await.unwrap_err();
+        assert!(matches!(err, ExecError::UnsupportedAction { action: Action::Restrict, kind: "fs" }), "{err}");
+        assert!(dir.path().join("t1/r1/a.txt").exists());
+    }
+
+    #[tokio::test]
+    async fn invalid_ids_never_become_paths() {
+        let dir = layout();
+        let e = exec(dir.path());
+        for resource in ["..", ".", "", "a/b", "../t1"] {
+            let err = e.run(Action::Delete, &target("t1", resource)).await.unwrap_err();
+            assert!(matches!(err, ExecError::InvalidTarget { field: "resource", .. }), "{resource:?}: {err}");
+        }
+        assert!(dir.path().join("t1/r1/a.txt").exists());
+        assert!(dir.path().join("t1/r2/keep.txt").exists());
+    }
+
+    #[tokio::test]
+    async fn unvalidated_bad_spec_does_not_run() {
+        let dir = layout();
+        // No {resource}: would delete the whole tenant.
+        let e = FsExecutor::new(dir.path().into(), "{tenant}".into());
+        let err = e.run(Action::Delete, &target("t1", "r1")).await.unwrap_err();
+        assert!(matches!(err, ExecError::InvalidSpec { .. }), "{err}");
+        assert!(dir.path().join("t1/r1/a.txt").exists());
+    }
+
+    #[test]
+    fn validate_rejects_bad_templates() {
+        let ok = |root: &str, path: &str| validate(Path::new(root), path);
+        assert!(ok("/srv/d", "{tenant}/{resource}").is_ok());
+        assert!(ok("/srv/d", "{resource}").is_ok());
+        assert!(ok("/srv/d", "t-{tenant}/{store}/{copy}/r-{resource}.d").is_ok());
+
+        for (root, path, needle) in [
+            ("/srv/d", "/{tenant}/{resource}", "relative"),
+            ("/srv/d", "{tenant}/../{resource}", "\"..\""),
+            ("/srv/d", "{tenant}/./{resource}", "\".\""),
+            ("/srv/d", "{tenant}//{resource}", "empty component"),
+            ("/srv/d", "{tenant}/{resource}/", "empty component"),
+            ("/srv/d", "", "empty"),
+            ("/srv/d", "{tenant}/{resorce}", "unknown placeholder {resorce}"),
+            ("/srv/d", "{tenant}/{resource", "unclosed"),
+            ("/srv/d", "{tenant}/resource}", "unmatched"),
+            ("/srv/d", "{tenant}", "must contain {resource}"),
+            ("/srv/d", "{tenant}/{action}/{resource}", "{action}"),
+            ("/srv/d", "{resource}\0", "NUL"),
+            ("srv/d", "{resource}", "absolute"),
+            ("/", "{resource}", "filesystem root"),
+            ("/srv/../d", "{resource}", "\"..\""),
+        ] {
+            let err = ok(root, path).expect_err(path);
+            assert!(err.contains(needle), "{root} {path:?}: {err}");
+            assert!(!err.contains('\n'), "{err}");
+        }
+    }
+
+    #[test]
+    fn describe_is_kind_and_root() {
+        assert_eq!(exec(Path::new("/srv/data")).describe(), "fs:/srv/data");
+    }
+}
