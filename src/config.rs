@@ -1,0 +1,589 @@
+//! The TOML config file (product-spec §3): parsed strictly, validated whole,
+//! and turned into typed settings before anything else starts.
+//!
+//! Every error names the file, line and column (`PATH:LINE:COL: message`), so
+//! `check-config` and a refused reload point at the exact spot. Relative paths
+//! in the file are resolved against the directory holding the file, so the
+//! daemon behaves the same whatever directory it is started from.
+
+use crate::duration::Dur;
+use crate::executor::ExecutorSpec;
+use crate::ids::check_id;
+use crate::policy::{Buffers, ProductPolicy, PurgeMode, StoreClass, StorePolicy, TerminationReason};
+use crate::time::{parse_rfc3339, Timestamp};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+/// A config error with its position in the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read at all.
+    #[error("{path}: cannot read config: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file was read but is not a valid config; `line` and `col` are 1-based.
+    #[error("{path}:{line}:{col}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line of the offending value or key.
+        line: usize,
+        /// 1-based column.
+        col: usize,
+        /// What is wrong, naming the key.
+        message: String,
+    },
+}
+
+/// Which clock the daemon reads (product-spec §3 `[clock]`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum ClockSource {
+    /// The machine's wall clock.
+    System,
+    /// A clock moved only through `POST /v1/admin/clock`: staging and tests.
+    Manual {
+        /// The reading at first start (a persisted later reading wins).
+        start: Option<Timestamp>,
+    },
+}
+
+/// `[daemon]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DaemonConfig {
+    /// Holds the sled database and the audit log.
+    pub state_dir: PathBuf,
+    /// sled's page cache in bytes (memory can reach several times it).
+    pub cache_capacity: u64,
+    /// At most this many executor calls run at once.
+    pub executor_concurrency: usize,
+}
+
+/// `[api]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ApiConfig {
+    /// Address to listen on (loopback by default).
+    pub listen: SocketAddr,
+    /// Hashed bearer tokens; without it every request but `/healthz` is refused.
+    pub tokens_file: Option<PathBuf>,
+}
+
+/// `[safety.guard]`: the mass-deletion guard.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GuardConfig {
+    /// Sliding window.
+    pub window: Dur,
+    /// More resources than this starting deletion in the window trips it.
+    pub max_resources: u64,
+    /// Or more than this fraction of all tracked resources...
+    pub max_fraction: f64,
+    /// ...counted only from this many resources on.
+    pub min_resources: u64,
+}
+
+/// `[safety]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SafetyConfig {
+    /// Schedule and audit, never call an executor.
+    pub dry_run: bool,
+    /// No product buffer may be shorter, except release and violation.
+    pub min_buffer: Dur,
+    /// A deadline that passed under a hold runs no sooner than this after release.
+    pub after_hold_release: Dur,
+    /// Events dated further ahead than this are rejected.
+    pub max_future_skew: Dur,
+    /// A wall-clock jump beyond this pauses deletions until approved.
+    pub max_clock_jump: Dur,
+    /// Mass-deletion guard.
+    pub guard: GuardConfig,
+}
+
+/// The whole validated config.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The file it came from (for messages and reloads).
+    pub path: PathBuf,
+    /// `[daemon]`.
+    pub daemon: DaemonConfig,
+    /// `[clock]`.
+    pub clock: ClockSource,
+    /// `[api]`.
+    pub api: ApiConfig,
+    /// `[safety]`.
+    pub safety: SafetyConfig,
+    /// `[stores.*]` by name.
+    pub stores: BTreeMap<String, StorePolicy>,
+    /// `[products.*]` by name, each sealed with its version.
+    pub products: BTreeMap<String, ProductPolicy>,
+}
+
+// ---- raw shapes: exactly the file's keys, unknown keys refused ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    daemon: RawDaemon,
+    #[serde(default)]
+    clock: Option<Spanned<RawClock>>,
+    #[serde(default)]
+    api: RawApi,
+    #[serde(default)]
+    safety: RawSafety,
+    #[serde(default)]
+    stores: BTreeMap<Spanned<String>, Spanned<RawStore>>,
+    #[serde(default)]
+    products: BTreeMap<Spanned<String>, RawProduct>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDaemon {
+    state_dir: PathBuf,
+    #[serde(default = "default_cache_capacity")]
+    cache_capacity: u64,
+    #[serde(default = "default_concurrency")]
+    executor_concurrency: Spanned<usize>,
+}
+
+fn default_cache_capacity() -> u64 {
+    64 * 1024 * 1024
+}
+fn default_concurrency() -> Spanned<usize> {
+    Spanned::new(0..0, 8)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawClock {
+    #[serde(default)]
+    source: Option<Spanned<String>>,
+    #[serde(default)]
+    start: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApi {
+    #[serde(default = "default_listen")]
+    listen: SocketAddr,
+    #[serde(default)]
+    tokens_file: Option<PathBuf>,
+}
+
+impl Default for RawApi {
+    fn default() -> Self {
+        RawApi { listen: default_listen(), tokens_file: None }
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 7300))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSafety {
+    #[serde(default)]
+    dry_run: bool,
+    #[serde(default = "default_24h")]
+    min_buffer: Dur,
+    #[serde(default = "default_24h")]
+    after_hold_release: Dur,
+    #[serde(default = "default_5m")]
+    max_future_skew: Dur,
+    #[serde(default = "default_1h")]
+    max_clock_jump: Dur,
+    #[serde(default)]
+    guard: RawGuard,
+}
+
+impl Default for RawSafety {
+    fn default() -> Self {
+        RawSafety {
+            dry_run: false,
+            min_buffer: default_24h(),
+            after_hold_release: default_24h(),
+            max_future_skew: default_5m(),
+            max_clock_jump: default_1h(),
+            guard: RawGuard::default(),
+        }
+    }
+}
+
+fn default_24h() -> Dur {
+    Dur::from_secs(86_400)
+}
+fn default_5m() -> Dur {
+    Dur::from_secs(300)
+}
+fn default_1h() -> Dur {
+    Dur::from_secs(3_600)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGuard {
+    #[serde(default = "default_1h")]
+    window: Dur,
+    #[serde(default = "default_max_resources")]
+    max_resources: u64,
+    #[serde(default = "default_max_fraction")]
+    max_fraction: Spanned<f64>,
+    #[serde(default = "default_min_resources")]
+    min_resources: u64,
+}
+
+impl Default for RawGuard {
+    fn default() -> Self {
+        RawGuard {
+            window: default_1h(),
+            max_resources: default_max_resources(),
+            max_fraction: default_max_fraction(),
+            min_resources: default_min_resources(),
+        }
+    }
+}
+
+fn default_max_resources() -> u64 {
+    1000
+}
+fn default_max_fraction() -> Spanned<f64> {
+    Spanned::new(0..0, 0.1)
+}
+fn default_min_resources() -> u64 {
+    20
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    class: StoreClass,
+    #[serde(default)]
+    purge: Option<Spanned<PurgeMode>>,
+    executor: Spanned<ExecutorSpec>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProduct {
+    stores: Spanned<Vec<Spanned<String>>>,
+    buffer: Spanned<RawBuffer>,
+    #[serde(default)]
+    arrears_grace: Dur,
+    #[serde(default)]
+    notices: Vec<Dur>,
+    #[serde(default = "default_reminder")]
+    renewal_reminder: Option<Dur>,
+}
+
+fn default_reminder() -> Option<Dur> {
+    Some(Dur::from_secs(7 * 86_400))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBuffer {
+    expiry: Spanned<Dur>,
+    arrears: Spanned<Dur>,
+    termination: Spanned<Dur>,
+    #[serde(default)]
+    agreement: Option<Spanned<Dur>>,
+    #[serde(default)]
+    violation: Option<Spanned<Dur>>,
+    #[serde(default)]
+    attack: Option<Spanned<Dur>>,
+    #[serde(default)]
+    discontinued: Option<Spanned<Dur>>,
+    #[serde(default)]
+    provider_outage: Option<Spanned<Dur>>,
+}
+
+/// Reads and validates the config file at `path`.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text =
+        std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+    parse(path, &text)
+}
+
+/// Validates config text as if read from `path` (relative paths in it are
+/// resolved against `path`'s directory).
+pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+    let err = |span: Range<usize>, message: String| {
+        let (line, col) = line_col(text, span.start);
+        ConfigError::Invalid { path: path.to_path_buf(), line, col, message }
+    };
+    let raw: RawConfig =
+        toml::from_str(text).map_err(|e| err(e.span().unwrap_or(0..0), e.message().trim().replace('\n', " ")))?;
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let base = if base.as_os_str().is_empty() { PathBuf::from(".") } else { base };
+    // Absolute, so a relative fs root still names one place if the daemon's
+    // working directory changes.
+    let base = std::path::absolute(&base).unwrap_or(base);
+    let resolve = |p: PathBuf| if p.is_absolute() { p } else { normalize(&base.join(p)) };
+
+    let clock = match raw.clock {
+        None => ClockSource::System,
+        Some(c) => {
+            let span = c.span();
+            let c = c.into_inner();
+            let source = c.source.as_ref().map(|s| s.get_ref().as_str()).unwrap_or("system");
+            match source {
+                "system" => {
+                    if let Some(start) = c.start {
+                        return Err(err(start.span(), "clock.start is only allowed with source = \"manual\"".into()));
+                    }
+                    ClockSource::System
+                }
+                "manual" => {
+                    let start = match c.start {
+                        None => None,
+                        Some(s) => {
+                            Some(parse_rfc3339(s.get_ref()).map_err(|m| err(s.span(), format!("clock.start: {m}")))?)
+                        }
+                    };
+                    ClockSource::Manual { start }
+                }
+                other => {
+                    let span = c.source.as_ref().map(|s| s.span()).unwrap_or(span);
+                    return Err(err(
+                        span,
+                        format!("clock.source: unknown source {other:?}, expected \"system\" or \"manual\""),
+                    ));
+                }
+            }
+        }
+    };
+
+    let concurrency = raw.daemon.executor_concurrency;
+    if *concurrency.get_ref() == 0 {
+        return Err(err(concurrency.span(), "daemon.executor_concurrency must be at least 1".into()));
+    }
+    let daemon = DaemonConfig {
+        state_dir: resolve(raw.daemon.state_dir),
+        cache_capacity: raw.daemon.cache_capacity,
+        executor_concurrency: concurrency.into_inner(),
+    };
+    let api = ApiConfig { listen: raw.api.listen, tokens_file: raw.api.tokens_file.map(resolve) };
+
+    let g = raw.safety.guard;
+    let fraction = *g.max_fraction.get_ref();
+    if !(fraction > 0.0 && fraction <= 1.0) {
+        return Err(err(g.max_fraction.span(), "safety.guard.max_fraction must be in (0, 1]".into()));
+    }
+    let safety = SafetyConfig {
+        dry_run: raw.safety.dry_run,
+        min_buffer: raw.safety.min_buffer,
+        after_hold_release: raw.safety.after_hold_release,
+        max_future_skew: raw.safety.max_future_skew,
+        max_clock_jump: raw.safety.max_clock_jump,
+        guard: GuardConfig {
+            window: g.window,
+            max_resources: g.max_resources,
+            max_fraction: fraction,
+            min_resources: g.min_resources,
+        },
+    };
+
+    let mut stores = BTreeMap::new();
+    for (name, store) in raw.stores {
+        let (name_span, name) = (name.span(), name.into_inner());
+        check_id(&name).map_err(|m| err(name_span.clone(), format!("store name {name:?} {m}")))?;
+        let store_span = store.span();
+        let store = store.into_inner();
+        let exec_span = store.executor.span();
+        let executor = match store.executor.into_inner() {
+            ExecutorSpec::Fs { root, path } => ExecutorSpec::Fs { root: resolve(root), path },
+            other => other,
+        };
+        executor.validate().map_err(|m| err(exec_span, format!("stores.{name}.executor: {m}")))?;
+        let purge = match store.purge {
+            None => PurgeMode::Immediate,
+            Some(p) if store.class != StoreClass::Backup => {
+                return Err(err(p.span(), format!("stores.{name}.purge is only meaningful for class \"backup\"")));
+            }
+            Some(p) => p.into_inner(),
+        };
+        let _ = store_span;
+        stores.insert(name.clone(), StorePolicy { name, class: store.class, purge, executor });
+    }
+
+    let mut products = BTreeMap::new();
+    for (name, product) in raw.products {
+        let (name_span, name) = (name.span(), name.into_inner());
+        check_id(&name).map_err(|m| err(name_span.clone(), format!("product name {name:?} {m}")))?;
+        let list_span = product.stores.span();
+        let names = product.stores.into_inner();
+        if names.is_empty() {
+            return Err(err(list_span, format!("products.{name}.stores must name at least one store")));
+        }
+        let mut product_stores: Vec<StorePolicy> = Vec::new();
+        for s in names {
+            let span = s.span();
+            let s = s.into_inner();
+            let store = stores.get(&s).ok_or_else(|| {
+                err(span.clone(), format!("products.{name}.stores: unknown store {s:?} (no [stores.{s}] section)"))
+            })?;
+            if product_stores.iter().any(|p| p.name == s) {
+                return Err(err(span, format!("products.{name}.stores: store {s:?} listed twice")));
+            }
+            product_stores.push(store.clone());
+        }
+        if !product_stores.iter().any(|s| s.class == StoreClass::Online) {
+            return Err(err(list_span, format!("products.{name}.stores must include a store of class \"online\"")));
+        }
+
+        let b = product.buffer.into_inner();
+        let min = safety.min_buffer;
+        let check_min = |d: &Spanned<Dur>, key: &str| -> Result<Dur, ConfigError> {
+            if *d.get_ref() < min {
+                Err(err(
+                    d.span(),
+                    format!(
+                        "products.{name}.buffer.{key} = \"{}\" is below safety.min_buffer = \"{min}\"",
+                        d.get_ref()
+                    ),
+                ))
+            } else {
+                Ok(*d.get_ref())
+            }
+        };
+        let expiry = check_min(&b.expiry, "expiry")?;
+        let arrears = check_min(&b.arrears, "arrears")?;
+        let termination = check_min(&b.termination, "termination")?;
+        let mut by_reason = BTreeMap::new();
+        for (reason, value) in [
+            (TerminationReason::Agreement, &b.agreement),
+            (TerminationReason::Violation, &b.violation),
+            (TerminationReason::Attack, &b.attack),
+            (TerminationReason::Discontinued, &b.discontinued),
+            (TerminationReason::ProviderOutage, &b.provider_outage),
+        ] {
+            let d = match value {
+                None => termination,
+                // general terms 7.5.2: a serious breach may purge at once, so
+                // violation alone may go below min_buffer.
+                Some(v) if reason == TerminationReason::Violation => *v.get_ref(),
+                Some(v) => check_min(v, reason.as_str())?,
+            };
+            by_reason.insert(reason, d);
+        }
+        let mut notices = product.notices;
+        notices.sort_unstable_by(|a, b| b.cmp(a));
+        notices.dedup();
+        let policy = ProductPolicy {
+            name: name.clone(),
+            stores: product_stores,
+            buffer: Buffers { expiry, arrears, termination: by_reason },
+            arrears_grace: product.arrears_grace,
+            notices,
+            renewal_reminder: product.renewal_reminder,
+            version: String::new(),
+        }
+        .seal();
+        products.insert(name, policy);
+    }
+
+    Ok(Config { path: path.to_path_buf(), daemon, clock, api, safety, stores, products })
+}
+
+/// Removes `.` and `..` components lexically, so `config/../var` reads as
+/// `var` (the `fs` executor refuses roots with `..` in them).
+fn normalize(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// 1-based line and column of a byte offset (columns count characters).
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+    (line, before[line_start..].chars().count() + 1)
+}
+
+impl fmt::Display for Config {
+    /// The effective policies, as `check-config` prints them.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "state_dir: {}", self.daemon.state_dir.display())?;
+        match &self.clock {
+            ClockSource::System => writeln!(f, "clock: system")?,
+            ClockSource::Manual { start } => writeln!(
+                f,
+                "clock: manual (start {})",
+                start.map(crate::time::fmt_rfc3339).unwrap_or_else(|| "now".into())
+            )?,
+        }
+        writeln!(
+            f,
+            "api: {}{}",
+            self.api.listen,
+            if self.api.tokens_file.is_none() {
+                " (no tokens_file: every request but /healthz is refused)"
+            } else {
+                ""
+            }
+        )?;
+        let s = &self.safety;
+        writeln!(
+            f,
+            "safety: dry_run={} min_buffer={} after_hold_release={} max_future_skew={} max_clock_jump={}",
+            s.dry_run, s.min_buffer, s.after_hold_release, s.max_future_skew, s.max_clock_jump
+        )?;
+        writeln!(
+            f,
+            "guard: window={} max_resources={} max_fraction={} min_resources={}",
+            s.guard.window, s.guard.max_resources, s.guard.max_fraction, s.guard.min_resources
+        )?;
+        for store in self.stores.values() {
+            let purge = if store.class == StoreClass::Backup {
+                format!(" purge={}", if store.purge == PurgeMode::AtExpiry { "at_expiry" } else { "immediate" })
+            } else {
+                String::new()
+            };
+            let class = match store.class {
+                StoreClass::Online => "online",
+                StoreClass::Cache => "cache",
+                StoreClass::Backup => "backup",
+            };
+            writeln!(f, "store {}: class={class}{purge}", store.name)?;
+        }
+        for p in self.products.values() {
+            writeln!(f, "product {} (policy {}):", p.name, p.version)?;
+            writeln!(f, "  stores: {}", p.stores.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", "))?;
+            writeln!(f, "  buffer: expiry={} arrears={}", p.buffer.expiry, p.buffer.arrears)?;
+            let reasons: Vec<String> =
+                p.buffer.termination.iter().map(|(r, d)| format!("{}={d}", r.as_str())).collect();
+            writeln!(f, "  termination: {}", reasons.join(" "))?;
+            writeln!(f, "  arrears_grace: {}", p.arrears_grace)?;
+            let notices: Vec<String> = p.notices.iter().map(|d| d.to_string()).collect();
+            writeln!(f, "  notices: [{}]", notices.join(", "))?;
+            writeln!(
+                f,
+                "  renewal_reminder: {}",
+                p.renewal_reminder.map(|d| d.to_string()).unwrap_or_else(|| "none".into())
+            )?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,191 @@
+//! Effective, validated retention policy per product (domain-rules §1.2:
+//! "the buffer period's length is set by the product's own terms", so every
+//! number here comes from the config file, never from code).
+
+use crate::duration::Dur;
+use crate::executor::ExecutorSpec;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+
+/// Why a resource's buffer runs: the three ways of domain-rules §1.1 that keep
+/// data for a buffer, plus the tenant's own release (no buffer, general terms
+/// 4.1.4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cause {
+    /// The prepaid term ended (general terms 7.2.1).
+    Expiry,
+    /// The service was terminated before its term end (general terms 7.4, 7.5).
+    Termination,
+    /// Fees are unpaid (general terms 2.3).
+    Arrears,
+    /// The tenant released the resource itself (general terms 4.1.4).
+    Release,
+}
+
+impl Cause {
+    /// The name used in events, records and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cause::Expiry => "expiry",
+            Cause::Termination => "termination",
+            Cause::Arrears => "arrears",
+            Cause::Release => "release",
+        }
+    }
+}
+
+/// Reasons for early termination (general terms 7.4, 7.5.1-7.5.3; trial terms
+/// 9.3; IoT terms 7.2, 7.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TerminationReason {
+    /// Both sides agreed (7.5.1).
+    Agreement,
+    /// Serious breach by the tenant: may purge at once (7.5.2).
+    Violation,
+    /// The tenant's site was attacked and endangered the platform (7.5.3).
+    Attack,
+    /// The provider discontinued the product with 30 days' notice (7.4).
+    Discontinued,
+    /// 72 consecutive hours of provider-caused outage (8.3).
+    ProviderOutage,
+}
+
+impl TerminationReason {
+    /// Every reason, for validation and printing.
+    pub const ALL: [TerminationReason; 5] = [
+        TerminationReason::Agreement,
+        TerminationReason::Violation,
+        TerminationReason::Attack,
+        TerminationReason::Discontinued,
+        TerminationReason::ProviderOutage,
+    ];
+
+    /// The name used in events and config keys.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TerminationReason::Agreement => "agreement",
+            TerminationReason::Violation => "violation",
+            TerminationReason::Attack => "attack",
+            TerminationReason::Discontinued => "discontinued",
+            TerminationReason::ProviderOutage => "provider_outage",
+        }
+    }
+
+    /// Parses the event/config name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+/// Where copies of business data live (product-spec §3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreClass {
+    /// The live data the service runs on.
+    Online,
+    /// Caches derived from it: deleted with the online data (general terms 4.1.5).
+    Cache,
+    /// Backup copies, registered one by one with `backup.created`.
+    Backup,
+}
+
+/// When a backup copy may go (privacy policy 5.3.3).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PurgeMode {
+    /// Deleted together with the online data.
+    #[default]
+    Immediate,
+    /// Restricted at deletion time, purged when the copy expires.
+    AtExpiry,
+}
+
+/// One configured store.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StorePolicy {
+    /// The store's name in `[stores.NAME]`.
+    pub name: String,
+    /// Its class.
+    pub class: StoreClass,
+    /// Backup purge mode (meaningful for class `backup`).
+    pub purge: PurgeMode,
+    /// How copies are deleted.
+    pub executor: ExecutorSpec,
+}
+
+/// Buffer lengths by cause and termination reason for one product.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Buffers {
+    /// After the term end.
+    pub expiry: Dur,
+    /// After arrears start plus the grace.
+    pub arrears: Dur,
+    /// After an early termination, by reason (missing reasons fall back to
+    /// `termination` when the config is loaded, so every reason is present).
+    pub termination: BTreeMap<TerminationReason, Dur>,
+}
+
+impl Buffers {
+    /// The buffer a cause starts (release has none: general terms 4.1.4).
+    pub fn for_cause(&self, cause: Cause, reason: Option<TerminationReason>) -> Dur {
+        match cause {
+            Cause::Expiry => self.expiry,
+            Cause::Arrears => self.arrears,
+            Cause::Release => Dur::default(),
+            Cause::Termination => {
+                let reason = reason.unwrap_or(TerminationReason::Agreement);
+                self.termination
+                    .get(&reason)
+                    .copied()
+                    // unreachable after validation; the longest buffer is the safe side
+                    .unwrap_or_else(|| self.termination.values().copied().max().unwrap_or(self.expiry))
+            }
+        }
+    }
+}
+
+/// The effective policy of one product, with the version recorded on every
+/// deadline it sets (domain-rules §5.2).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ProductPolicy {
+    /// The product's name in `[products.NAME]`.
+    pub name: String,
+    /// The stores holding this product's copies, in config order.
+    pub stores: Vec<StorePolicy>,
+    /// Buffer lengths.
+    pub buffer: Buffers,
+    /// Time from arrears start to the buffer's start.
+    pub arrears_grace: Dur,
+    /// Warnings before irreversible deletion.
+    pub notices: Vec<Dur>,
+    /// Reminder before the term end (domain-rules §1.3).
+    pub renewal_reminder: Option<Dur>,
+    /// Hash of everything above; set by [`ProductPolicy::seal`].
+    #[serde(skip)]
+    pub version: String,
+}
+
+impl ProductPolicy {
+    /// Computes `version`: the first 16 hex digits of the SHA-256 of the
+    /// policy's effective content, so a changed number gives a new version
+    /// and an unchanged file keeps it across restarts.
+    pub fn seal(mut self) -> Self {
+        let body = serde_json::to_vec(&self).expect("policy serializes");
+        let digest = Sha256::digest(&body);
+        self.version = hex::encode(&digest[..8]);
+        self
+    }
+
+    /// The stores of a class.
+    pub fn stores_of(&self, class: StoreClass) -> impl Iterator<Item = &StorePolicy> {
+        self.stores.iter().filter(move |s| s.class == class)
+    }
+
+    /// Looks up a store of this product by name.
+    pub fn store(&self, name: &str) -> Option<&StorePolicy> {
+        self.stores.iter().find(|s| s.name == name)
+    }
+}
