@@ -1,0 +1,40 @@
+//! # retentiond
+//!
+//! A daemon that enforces data retention for a cloud platform: billing and
+//! operations systems tell it what happens to each customer resource; it
+//! tracks every deadline itself, keeps business data for the product's buffer
+//! period (domain-rules §1.2), then deletes every copy through configured
+//! executors and leaves a hash-chained audit trail.
+//!
+//! # Layout
+//! - [`clock`]: the only way to read wall time (system or manual).
+//! - [`lifecycle`]: the pure state machine: events and `now` in, new state
+//!   and effects out. No I/O, no tokio.
+//! - [`event`]: parsing and validating events, naming the bad field.
+//! - [`config`], [`policy`]: the TOML file, validated whole into per-product
+//!   policies with versions.
+//! - [`store`]: the only module that imports sled, behind the [`store::Store`] trait.
+//! - [`scheduler`]: the engine: the single writer, group commit, and the one
+//!   place that sleeps.
+//! - [`executor`]: how a copy is deleted (`fs`, `command`).
+//! - [`audit`]: the hash-chained audit log and its verification.
+//! - [`api`], [`auth`]: the HTTP API and its tokens and roles.
+//! - [`daemon`]: start-up and shutdown in stages.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod api;
+pub mod audit;
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod daemon;
+pub mod duration;
+pub mod event;
+pub mod executor;
+pub mod ids;
+pub mod lifecycle;
+pub mod policy;
+pub mod scheduler;
+pub mod store;
+pub mod time;

@@ -1,0 +1,144 @@
+//! `retentiond`: parse the command line, set up logging, dispatch.
+#![forbid(unsafe_code)]
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "retentiond",
+    version,
+    about = "Data-retention daemon: keeps business data for the product's buffer, then deletes every copy, with a hash-chained audit trail"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon.
+    Serve {
+        /// The config file.
+        #[arg(long, env = "RETENTIOND_CONFIG")]
+        config: PathBuf,
+    },
+    /// Validate a config file and print the effective policies (exit 2 on error).
+    CheckConfig {
+        /// The config file.
+        #[arg(long, env = "RETENTIOND_CONFIG")]
+        config: PathBuf,
+    },
+    /// Audit log tools.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Print the SHA-256 of a token read from standard input, for the tokens file.
+    HashToken,
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check the hash chain offline: exit 0 with "ok: N records, head H", or 1 naming the first bad record.
+    Verify {
+        /// audit.jsonl, or the state directory holding it.
+        path: PathBuf,
+    },
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = std::env::var("RETENTIOND_LOG_FORMAT").is_ok_and(|v| v == "json");
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::CheckConfig { config } => match retentiond::config::load(&config) {
+            Ok(c) => {
+                if let Some(tokens) = &c.api.tokens_file {
+                    if let Err(e) = retentiond::auth::Tokens::load(tokens) {
+                        eprintln!("{e}");
+                        return ExitCode::from(2);
+                    }
+                }
+                print!("{c}");
+                println!("ok: {}", config.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Audit { command: AuditCommand::Verify { path } } => match retentiond::audit::verify(&path, None) {
+            Ok(report) => {
+                println!("{report}");
+                ExitCode::SUCCESS
+            }
+            Err(failure) => {
+                eprintln!("{failure}");
+                ExitCode::from(1)
+            }
+        },
+        Command::HashToken => {
+            let mut token = String::new();
+            if std::io::stdin().read_line(&mut token).is_err() || token.trim().is_empty() {
+                eprintln!("hash-token: give the token on standard input");
+                return ExitCode::from(2);
+            }
+            println!("{}", retentiond::auth::hash_token(token.trim()));
+            ExitCode::SUCCESS
+        }
+        Command::Serve { config } => {
+            init_tracing();
+            let config = match retentiond::config::load(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(2);
+                }
+            };
+            match serve(config) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    eprintln!("retentiond: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn serve(config: retentiond::config::Config) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+    runtime.block_on(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        // Signal handlers go in before the daemon reports ready.
+        let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+        let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+        let mut daemon = retentiond::daemon::Daemon::start(config).await.context("starting retentiond")?;
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+            _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+            r = daemon.wait() => {
+                r.context("the engine stopped")?;
+                return Ok(());
+            }
+        }
+        daemon.shutdown().await.context("shutting down")?;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}

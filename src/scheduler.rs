@@ -1,0 +1,515 @@
+//! The engine: the single task that changes state, and the one place in the
+//! daemon that sleeps.
+//!
+//! Every change (an event, a deadline, an executor's answer, a clock move)
+//! arrives as a [`Command`] on one channel and is applied in order, so there
+//! are no concurrent writers and no optimistic retries. Commands that arrive
+//! together share one flush (group commit): each is applied to the store at
+//! once, then one fsync of the database and one of the audit file make them
+//! all durable, and only then are callers answered and executors called
+//! (engineering-notes habits 1 and 3: persist intent, act, record outcome;
+//! acknowledge only what is durable).
+//!
+//! Between commands the loop sleeps until the earliest deadline in the store,
+//! capped at [`MAX_SLEEP`] so a suspended machine or a changed clock is
+//! noticed, and re-reads the clock on every wake-up.
+
+use crate::audit::{AuditHead, AuditLog, AuditRecord};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::duration::Dur;
+use crate::event::Event;
+use crate::executor::{Action, Executor, Target};
+use crate::lifecycle::{Effect, Resource};
+use crate::store::{EventOutcome, Store, StoreError, WriteSet};
+use crate::time::{fmt_rfc3339, Timestamp};
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
+
+/// Longest single sleep: a deadline is never missed by more than this if the
+/// clock jumps or the machine was suspended.
+pub const MAX_SLEEP: Duration = Duration::from_secs(30);
+
+/// Most commands applied before one shared flush.
+const GROUP_MAX: usize = 1024;
+
+/// How the engine failed. Any of these stops the daemon: after a storage
+/// failure nothing can be acknowledged or deleted safely (fail closed).
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The audit log failed.
+    #[error("audit log: {0}")]
+    Audit(String),
+    /// The engine has stopped and takes no more commands.
+    #[error("the engine has stopped")]
+    Stopped,
+    /// The clock cannot be moved by hand.
+    #[error("the clock is not manual (set [clock] source = \"manual\")")]
+    ClockNotManual,
+}
+
+/// A clock move requested through the API (manual clock only).
+#[derive(Clone, Copy, Debug)]
+pub enum ClockOp {
+    /// Time passes: wall and monotonic readings move together.
+    Advance(Dur),
+    /// The wall reading is set, as when someone sets a machine's clock.
+    Set(Timestamp),
+}
+
+/// The answer for one event (product-spec §4).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct EventResult {
+    /// The event's id.
+    pub event_id: String,
+    /// `applied`, `duplicate` or `rejected`.
+    pub status: &'static str,
+    /// Why it was rejected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A request to the engine.
+pub enum Command {
+    /// Apply events (already validated); answered once they are durable.
+    Ingest {
+        /// The events, in request order.
+        events: Vec<Event>,
+        /// Receives one result per event.
+        reply: oneshot::Sender<Result<Vec<EventResult>, EngineError>>,
+    },
+    /// Move the manual clock; answered when due work has run.
+    Clock {
+        /// The move.
+        op: ClockOp,
+        /// Receives the new reading.
+        reply: oneshot::Sender<Result<Timestamp, EngineError>>,
+    },
+    /// An executor call finished.
+    CopyResult {
+        /// The resource.
+        resource: String,
+        /// The store.
+        store: String,
+        /// The copy.
+        copy: String,
+        /// Ok, or the error text (identifiers and codes only).
+        result: Result<(), String>,
+    },
+}
+
+/// A cheap handle for sending commands to the engine.
+#[derive(Clone)]
+pub struct EngineHandle {
+    tx: mpsc::Sender<Command>,
+}
+
+impl EngineHandle {
+    /// Applies events; returns once they are durable.
+    pub async fn ingest(&self, events: Vec<Event>) -> Result<Vec<EventResult>, EngineError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Command::Ingest { events, reply }).await.map_err(|_| EngineError::Stopped)?;
+        rx.await.map_err(|_| EngineError::Stopped)?
+    }
+
+    /// Moves the manual clock; returns the new reading once due work has run
+    /// or is waiting on a retry.
+    pub async fn move_clock(&self, op: ClockOp) -> Result<Timestamp, EngineError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Command::Clock { op, reply }).await.map_err(|_| EngineError::Stopped)?;
+        rx.await.map_err(|_| EngineError::Stopped)?
+    }
+}
+
+type CopyKey = (String, String, String);
+
+/// The engine's state. Built by [`Engine::open`], run by [`Engine::run`].
+pub struct Engine {
+    store: Arc<dyn Store>,
+    audit: Arc<Mutex<AuditLog>>,
+    clock: Arc<dyn Clock>,
+    config: Arc<Config>,
+    executors: BTreeMap<String, Arc<Executor>>,
+    head: AuditHead,
+    unwritten: Vec<AuditRecord>,
+    in_flight: HashSet<CopyKey>,
+    to_dispatch: Vec<(CopyKey, String, Action)>,
+    clock_waiters: Vec<oneshot::Sender<Result<Timestamp, EngineError>>>,
+    permits: Arc<Semaphore>,
+    tx: mpsc::Sender<Command>,
+    rx: mpsc::Receiver<Command>,
+}
+
+impl Engine {
+    /// Prepares the engine: brings the audit file level with the database
+    /// (re-appending records a crash left only in the outbox) and builds the
+    /// executors.
+    pub fn open(
+        store: Arc<dyn Store>,
+        mut audit: AuditLog,
+        clock: Arc<dyn Clock>,
+        config: Arc<Config>,
+    ) -> Result<(Engine, EngineHandle), EngineError> {
+        let head = store.audit_head()?;
+        let file_head = audit.head().clone();
+        if file_head.seq > head.seq {
+            return Err(EngineError::Audit(format!(
+                "audit file is ahead of the database (file seq {}, database seq {}): refusing to start",
+                file_head.seq, head.seq
+            )));
+        }
+        if file_head.seq < head.seq {
+            let missing = store.outbox_after(file_head.seq)?;
+            if missing.first().map(|r| r.seq) != Some(file_head.seq + 1)
+                || missing.last().map(|r| r.seq) != Some(head.seq)
+            {
+                return Err(EngineError::Audit(format!(
+                    "audit records {}..={} are neither in the file nor in the outbox: refusing to start",
+                    file_head.seq + 1,
+                    head.seq
+                )));
+            }
+            audit.append(&missing).map_err(|e| EngineError::Audit(e.to_string()))?;
+            tracing::warn!(records = missing.len(), "re-appended audit records left in the outbox by a crash");
+        }
+        store.commit(WriteSet { outbox_done_through: Some(head.seq), ..Default::default() })?;
+        let executors =
+            config.stores.iter().map(|(name, s)| (name.clone(), Arc::new(Executor::from_spec(&s.executor)))).collect();
+        let (tx, rx) = mpsc::channel(4096);
+        let permits = Arc::new(Semaphore::new(config.daemon.executor_concurrency));
+        let engine = Engine {
+            store,
+            audit: Arc::new(Mutex::new(audit)),
+            clock,
+            config,
+            executors,
+            head,
+            unwritten: Vec::new(),
+            in_flight: HashSet::new(),
+            to_dispatch: Vec::new(),
+            clock_waiters: Vec::new(),
+            permits,
+            tx: tx.clone(),
+            rx,
+        };
+        Ok((engine, EngineHandle { tx }))
+    }
+
+    /// Runs everything that fell due while the daemon was down and makes it
+    /// durable; called once before the API opens.
+    pub async fn catch_up(&mut self) -> Result<(), EngineError> {
+        let now = self.clock.now();
+        self.tick(now)?;
+        self.make_durable().await?;
+        self.dispatch();
+        Ok(())
+    }
+
+    /// The loop: commands, deadlines, sleeps. Returns on shutdown, or with an
+    /// error that must stop the daemon.
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), EngineError> {
+        loop {
+            let sleep = self.sleep_duration()?;
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => break,
+                cmd = self.rx.recv() => {
+                    let Some(cmd) = cmd else { break };
+                    let mut cmds = vec![cmd];
+                    while cmds.len() < GROUP_MAX {
+                        match self.rx.try_recv() {
+                            Ok(c) => cmds.push(c),
+                            Err(_) => break,
+                        }
+                    }
+                    self.step(cmds).await?;
+                }
+                _ = tokio::time::sleep(sleep) => self.step(Vec::new()).await?,
+            }
+        }
+        self.make_durable().await?;
+        Ok(())
+    }
+
+    /// Applies a group of commands and whatever fell due, makes it durable,
+    /// then answers and calls executors.
+    async fn step(&mut self, cmds: Vec<Command>) -> Result<(), EngineError> {
+        let mut ingest_replies = Vec::new();
+        for cmd in cmds {
+            match cmd {
+                Command::Ingest { events, reply } => {
+                    let now = self.clock.now();
+                    let mut results = Vec::with_capacity(events.len());
+                    for ev in &events {
+                        results.push(self.ingest_one(ev, now)?);
+                    }
+                    ingest_replies.push((reply, results));
+                }
+                Command::Clock { op, reply } => match self.clock.as_manual() {
+                    None => {
+                        let _ = reply.send(Err(EngineError::ClockNotManual));
+                    }
+                    Some(manual) => {
+                        let now = match op {
+                            ClockOp::Advance(d) => manual.advance(d.to_chrono()),
+                            ClockOp::Set(t) => manual.set(t),
+                        };
+                        self.store.commit(WriteSet { clock: Some(now), ..Default::default() })?;
+                        tracing::info!(now = %fmt_rfc3339(now), "manual clock moved");
+                        self.clock_waiters.push(reply);
+                    }
+                },
+                Command::CopyResult { resource, store, copy, result } => {
+                    self.in_flight.remove(&(resource.clone(), store.clone(), copy.clone()));
+                    self.copy_result(&resource, &store, &copy, result)?;
+                }
+            }
+        }
+        let now = self.clock.now();
+        self.tick(now)?;
+        self.make_durable().await?;
+        for (reply, results) in ingest_replies {
+            let _ = reply.send(Ok(results));
+        }
+        self.dispatch();
+        if self.in_flight.is_empty() {
+            let now = self.clock.now();
+            for w in self.clock_waiters.drain(..) {
+                let _ = w.send(Ok(now));
+            }
+        }
+        Ok(())
+    }
+
+    fn ingest_one(&mut self, ev: &Event, now: Timestamp) -> Result<EventResult, EngineError> {
+        let result = |status, error: Option<String>| EventResult { event_id: ev.event_id.clone(), status, error };
+        if self.store.event(&ev.event_id)?.is_some() {
+            return Ok(result("duplicate", None));
+        }
+        // Nothing of an event dated too far ahead is stored, so the sender
+        // may retry it once clocks agree.
+        let skew = self.config.safety.max_future_skew;
+        if ev.at > now + skew.to_chrono() {
+            return Ok(result(
+                "rejected",
+                Some(format!(
+                    "at {} is more than safety.max_future_skew ({skew}) ahead of the daemon's clock ({})",
+                    fmt_rfc3339(ev.at),
+                    fmt_rfc3339(now)
+                )),
+            ));
+        }
+        let existing = self.store.resource(&ev.resource)?;
+        let product = match (&existing, &ev.body) {
+            (Some(r), _) => r.product.clone(),
+            (None, crate::event::EventBody::Created { product, .. }) => product.clone(),
+            (None, _) => String::new(),
+        };
+        let mut w = WriteSet::default();
+        let config = self.config.clone();
+        let outcome = match config.products.get(&product) {
+            None if existing.is_none() && product.is_empty() => {
+                Err(crate::lifecycle::Rejection(format!("unknown resource {:?}", ev.resource)))
+            }
+            None => Err(crate::lifecycle::Rejection(format!("product {product:?} is not configured"))),
+            Some(policy) => {
+                let applied = match existing {
+                    None => Resource::create(ev, policy),
+                    Some(mut r) => r.apply(ev, policy).map(|fx| (r, fx)),
+                };
+                applied.map(|(mut r, mut fx)| {
+                    fx.extend(self.advance(&mut r, policy, now));
+                    (r, fx)
+                })
+            }
+        };
+        let (status, error) = match outcome {
+            Ok((r, fx)) => {
+                let data = json!({"event_id": ev.event_id, "type": ev.type_name(), "at": fmt_rfc3339(ev.at)});
+                self.record(&mut w, now, "event.applied", Some(&r.tenant), Some(&r.id), data);
+                self.effects(&mut w, now, &r, fx);
+                w.put_resource(r);
+                ("applied", None)
+            }
+            Err(rejection) => {
+                let data = json!({"event_id": ev.event_id, "type": ev.type_name(), "at": fmt_rfc3339(ev.at),
+                                  "error": rejection.0});
+                self.record(&mut w, now, "event.rejected", Some(&ev.tenant), Some(&ev.resource), data);
+                ("rejected", Some(rejection.0))
+            }
+        };
+        w.events
+            .push((ev.event_id.clone(), EventOutcome { status: status.into(), resource: Some(ev.resource.clone()) }));
+        self.store.commit(w)?;
+        Ok(result(status, error))
+    }
+
+    /// Runs every deadline due at `now`, repeating while transitions make
+    /// more work due (an expiry whose buffer has also run out).
+    fn tick(&mut self, now: Timestamp) -> Result<(), EngineError> {
+        loop {
+            let mut changed = false;
+            for (_, id) in self.store.due(now, usize::MAX)? {
+                let Some(mut r) = self.store.resource(&id)? else { continue };
+                let Some(policy) = self.config.products.get(&r.product).cloned() else {
+                    tracing::error!(resource = %r.id, product = %r.product, "product is not configured: deadline not run");
+                    continue;
+                };
+                let before = r.clone();
+                let fx = self.advance(&mut r, &policy, now);
+                if r != before {
+                    let mut w = WriteSet::default();
+                    self.effects(&mut w, now, &r, fx);
+                    w.put_resource(r);
+                    self.store.commit(w)?;
+                    changed = true;
+                }
+            }
+            if !changed {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Calls the pure lifecycle and queues its dispatches (marking them in
+    /// flight at once, so a second pass does not queue them again).
+    fn advance(&mut self, r: &mut Resource, policy: &crate::policy::ProductPolicy, now: Timestamp) -> Vec<Effect> {
+        let in_flight = &self.in_flight;
+        let id = r.id.clone();
+        let busy = |store: &str, copy: &str| in_flight.contains(&(id.clone(), store.to_string(), copy.to_string()));
+        let fx = r.advance(policy, now, !self.config.safety.dry_run, &busy);
+        let mut rest = Vec::new();
+        for e in fx {
+            match e {
+                Effect::Dispatch { store, copy, action } => {
+                    let key = (r.id.clone(), store, copy);
+                    if self.in_flight.insert(key.clone()) {
+                        self.to_dispatch.push((key, r.tenant.clone(), action));
+                    }
+                }
+                other => rest.push(other),
+            }
+        }
+        rest
+    }
+
+    fn copy_result(
+        &mut self,
+        id: &str,
+        store: &str,
+        copy: &str,
+        result: Result<(), String>,
+    ) -> Result<(), EngineError> {
+        let Some(mut r) = self.store.resource(id)? else { return Ok(()) };
+        let now = self.clock.now();
+        let fx = match &result {
+            Ok(()) => r.copy_done(store, copy, now),
+            Err(e) => {
+                tracing::warn!(resource = %id, store, copy, error = %e, "executor failed; will retry");
+                r.copy_failed(store, copy, e, now)
+            }
+        };
+        let mut w = WriteSet::default();
+        self.effects(&mut w, now, &r, fx);
+        w.put_resource(r);
+        self.store.commit(w)?;
+        Ok(())
+    }
+
+    fn effects(&mut self, w: &mut WriteSet, now: Timestamp, r: &Resource, fx: Vec<Effect>) {
+        for e in fx {
+            match e {
+                Effect::Record { kind, data } => self.record(w, now, kind, Some(&r.tenant), Some(&r.id), data),
+                Effect::Dispatch { store, copy, action } => {
+                    let key = (r.id.clone(), store, copy);
+                    if self.in_flight.insert(key.clone()) {
+                        self.to_dispatch.push((key, r.tenant.clone(), action));
+                    }
+                }
+            }
+        }
+    }
+
+    fn record(
+        &mut self,
+        w: &mut WriteSet,
+        now: Timestamp,
+        kind: &str,
+        tenant: Option<&str>,
+        resource: Option<&str>,
+        data: Value,
+    ) {
+        let rec = AuditRecord::seal(self.head.seq + 1, now, kind, tenant, resource, data, &self.head.hash);
+        self.head = AuditHead { seq: rec.seq, hash: rec.hash.clone() };
+        tracing::info!(seq = rec.seq, kind, tenant, resource, "audit");
+        self.unwritten.push(rec.clone());
+        w.audit.push(rec);
+    }
+
+    /// One fsync of the database, then one of the audit file, for everything
+    /// applied since the last call.
+    async fn make_durable(&mut self) -> Result<(), EngineError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.flush())
+            .await
+            .map_err(|e| EngineError::Audit(format!("flush task failed: {e}")))??;
+        if self.unwritten.is_empty() {
+            return Ok(());
+        }
+        let records = std::mem::take(&mut self.unwritten);
+        let last = records.last().map(|r| r.seq);
+        let audit = self.audit.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut log = audit.lock().unwrap_or_else(|e| e.into_inner());
+            log.append(&records)
+        })
+        .await
+        .map_err(|e| EngineError::Audit(format!("audit task failed: {e}")))?
+        .map_err(|e| EngineError::Audit(e.to_string()))?;
+        // Lazily trim the outbox; if this is lost in a crash the records are
+        // skipped on start because the file already holds them.
+        self.store.commit(WriteSet { outbox_done_through: last, ..Default::default() })?;
+        Ok(())
+    }
+
+    /// Starts the executor calls whose intent is now durable.
+    fn dispatch(&mut self) {
+        for ((resource, store, copy), tenant, action) in self.to_dispatch.drain(..) {
+            let tx = self.tx.clone();
+            let permits = self.permits.clone();
+            let Some(executor) = self.executors.get(&store).cloned() else {
+                let msg = format!("store {store:?} is not configured");
+                tokio::spawn(async move {
+                    let _ = tx.send(Command::CopyResult { resource, store, copy, result: Err(msg) }).await;
+                });
+                continue;
+            };
+            let target = Target { tenant, resource: resource.clone(), store: store.clone(), copy: copy.clone() };
+            tokio::spawn(async move {
+                let _permit = permits.acquire_owned().await;
+                let started = std::time::Instant::now();
+                let result = executor.run(action, &target).await.map_err(|e| e.to_string());
+                tracing::info!(resource = %target.resource, store = %target.store, copy = %target.copy,
+                    action = action.as_str(), ok = result.is_ok(), elapsed_ms = started.elapsed().as_millis() as u64,
+                    "executor call finished");
+                let _ = tx.send(Command::CopyResult { resource, store, copy, result }).await;
+            });
+        }
+    }
+
+    /// How long to sleep: until the next deadline, at most [`MAX_SLEEP`].
+    fn sleep_duration(&self) -> Result<Duration, EngineError> {
+        let now = self.clock.now();
+        Ok(match self.store.next_due_after(now)? {
+            Some(t) => (t - now).to_std().unwrap_or_default().min(MAX_SLEEP),
+            None => MAX_SLEEP,
+        })
+    }
+}

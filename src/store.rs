@@ -1,0 +1,291 @@
+//! Durable state, behind the project's own [`Store`] trait. This is the only
+//! module that imports sled (engineering-notes: sled lost unflushed writes on
+//! a plain crash, and may be replaced one day), so everything else speaks in
+//! resources, deadlines and event ids.
+//!
+//! Layout: one sled tree, keys by prefix, every record versioned:
+//! - `r/<resource>`: the resource (`{"v":1,"resource":..}`)
+//! - `d/<due millis, 8 bytes big-endian, sign-flipped>/<resource>`: the
+//!   deadline index, ordered by due time, kept equal to
+//!   [`Resource::next_due`] by [`Store::commit`] itself
+//! - `e/<event_id>`: ids of events already handled, with their outcome
+//! - `o/<seq, 8 bytes big-endian>`: audit records not yet confirmed in the
+//!   audit file (the outbox)
+//! - `m/audit_head`, `m/clock`: the audit chain head, the manual clock reading
+//!
+//! A [`WriteSet`] is applied atomically (one sled batch). Nothing is durable
+//! until [`Store::flush`] returns; callers flush before acknowledging an event
+//! or calling an executor.
+
+use crate::audit::{AuditHead, AuditRecord};
+use crate::lifecycle::Resource;
+use crate::time::Timestamp;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// A storage failure. Every one of them stops deletions (fail closed).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database engine failed (I/O, corruption, lock held by another process).
+    #[error("database error: {0}")]
+    Db(String),
+    /// A stored record could not be decoded (unknown version or corrupt).
+    #[error("stored record {key} cannot be read: {reason}")]
+    Decode {
+        /// The record's key.
+        key: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// What became of an event id (so a repeat is answered `duplicate`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventOutcome {
+    /// `applied` or `rejected`.
+    pub status: String,
+    /// The resource it concerned.
+    pub resource: Option<String>,
+}
+
+/// Changes applied together, atomically.
+#[derive(Default, Debug)]
+pub struct WriteSet {
+    /// Resources to write (the deadline index follows them).
+    pub resources: Vec<Resource>,
+    /// Event ids now handled.
+    pub events: Vec<(String, EventOutcome)>,
+    /// New audit records (into the outbox) and the head after them.
+    pub audit: Vec<AuditRecord>,
+    /// Audit records confirmed in the file: remove from the outbox up to here.
+    pub outbox_done_through: Option<u64>,
+    /// New manual clock reading.
+    pub clock: Option<Timestamp>,
+}
+
+impl WriteSet {
+    /// Adds a resource, replacing an earlier version of it in this set, so
+    /// the deadline index is updated from the stored version exactly once.
+    pub fn put_resource(&mut self, r: Resource) {
+        self.resources.retain(|old| old.id != r.id);
+        self.resources.push(r);
+    }
+
+    /// True when there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.resources.is_empty()
+            && self.events.is_empty()
+            && self.audit.is_empty()
+            && self.outbox_done_through.is_none()
+            && self.clock.is_none()
+    }
+}
+
+/// The daemon's durable state.
+pub trait Store: Send + Sync + 'static {
+    /// A resource by id.
+    fn resource(&self, id: &str) -> Result<Option<Resource>, StoreError>;
+    /// The outcome of an event id already handled.
+    fn event(&self, event_id: &str) -> Result<Option<EventOutcome>, StoreError>;
+    /// Resources due at or before `now`, earliest first, at most `limit`.
+    fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<(Timestamp, String)>, StoreError>;
+    /// The earliest deadline strictly after `now`.
+    fn next_due_after(&self, now: Timestamp) -> Result<Option<Timestamp>, StoreError>;
+    /// The audit head as of the last committed write set.
+    fn audit_head(&self) -> Result<AuditHead, StoreError>;
+    /// Outbox records with seq > `after`, oldest first.
+    fn outbox_after(&self, after: u64) -> Result<Vec<AuditRecord>, StoreError>;
+    /// The persisted manual clock reading.
+    fn clock(&self) -> Result<Option<Timestamp>, StoreError>;
+    /// Every tracked resource id (for counts and sweeps).
+    fn resource_count(&self) -> Result<u64, StoreError>;
+    /// Applies a write set atomically (visible at once, durable after flush).
+    fn commit(&self, w: WriteSet) -> Result<(), StoreError>;
+    /// Makes everything committed so far durable (fsync).
+    fn flush(&self) -> Result<(), StoreError>;
+}
+
+/// The sled implementation.
+pub struct SledStore {
+    db: sled::Db,
+}
+
+const V: u32 = 1;
+
+#[derive(Serialize, Deserialize)]
+struct ResourceRecord {
+    v: u32,
+    resource: Resource,
+}
+
+fn db_err(e: sled::Error) -> StoreError {
+    StoreError::Db(e.to_string())
+}
+
+fn due_key(due: Timestamp, id: &str) -> Vec<u8> {
+    // Flip the sign bit so negative millis sort before positive ones.
+    let ms = (due.timestamp_millis() as u64) ^ (1 << 63);
+    let mut k = b"d/".to_vec();
+    k.extend_from_slice(&ms.to_be_bytes());
+    k.push(b'/');
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+fn parse_due_key(k: &[u8]) -> Option<(Timestamp, String)> {
+    let ms = u64::from_be_bytes(k.get(2..10)?.try_into().ok()?) ^ (1 << 63);
+    let t = chrono::DateTime::from_timestamp_millis(ms as i64)?;
+    let id = std::str::from_utf8(k.get(11..)?).ok()?;
+    Some((t, id.to_string()))
+}
+
+fn outbox_key(seq: u64) -> Vec<u8> {
+    let mut k = b"o/".to_vec();
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| StoreError::Decode { key: String::from_utf8_lossy(key).into_owned(), reason: e.to_string() })
+}
+
+fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).expect("records serialize")
+}
+
+impl SledStore {
+    /// Opens (or creates) the database under `dir`. sled takes an exclusive
+    /// lock: a second daemon on the same state dir fails here.
+    pub fn open(dir: &Path, cache_capacity: u64) -> Result<SledStore, StoreError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(cache_capacity)
+            .mode(sled::Mode::HighThroughput)
+            .open()
+            .map_err(db_err)?;
+        Ok(SledStore { db })
+    }
+
+    fn get<T: for<'de> Deserialize<'de>>(&self, key: &[u8]) -> Result<Option<T>, StoreError> {
+        match self.db.get(key).map_err(db_err)? {
+            None => Ok(None),
+            Some(v) => decode(key, &v).map(Some),
+        }
+    }
+}
+
+impl Store for SledStore {
+    fn resource(&self, id: &str) -> Result<Option<Resource>, StoreError> {
+        let key = [b"r/", id.as_bytes()].concat();
+        let rec: Option<ResourceRecord> = self.get(&key)?;
+        match rec {
+            Some(r) if r.v != V => Err(StoreError::Decode {
+                key: String::from_utf8_lossy(&key).into_owned(),
+                reason: format!("record version {} is not supported by this build", r.v),
+            }),
+            r => Ok(r.map(|r| r.resource)),
+        }
+    }
+
+    fn event(&self, event_id: &str) -> Result<Option<EventOutcome>, StoreError> {
+        self.get(&[b"e/", event_id.as_bytes()].concat())
+    }
+
+    fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<(Timestamp, String)>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.db.scan_prefix(b"d/") {
+            let (k, _) = kv.map_err(db_err)?;
+            let Some((t, id)) = parse_due_key(&k) else {
+                return Err(StoreError::Decode {
+                    key: String::from_utf8_lossy(&k).into_owned(),
+                    reason: "bad deadline key".into(),
+                });
+            };
+            if t > now || out.len() >= limit {
+                break;
+            }
+            out.push((t, id));
+        }
+        Ok(out)
+    }
+
+    fn next_due_after(&self, now: Timestamp) -> Result<Option<Timestamp>, StoreError> {
+        let start = due_key(now + chrono::Duration::milliseconds(1), "");
+        let mut start = start;
+        start.pop(); // drop the '/' so every id at that millisecond is included
+        for kv in self.db.range(start..) {
+            let (k, _) = kv.map_err(db_err)?;
+            if !k.starts_with(b"d/") {
+                break;
+            }
+            if let Some((t, _)) = parse_due_key(&k) {
+                if t > now {
+                    return Ok(Some(t));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    fn audit_head(&self) -> Result<AuditHead, StoreError> {
+        Ok(self.get(b"m/audit_head")?.unwrap_or_else(AuditHead::genesis))
+    }
+
+    fn outbox_after(&self, after: u64) -> Result<Vec<AuditRecord>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.db.range(outbox_key(after.saturating_add(1))..outbox_key(u64::MAX)) {
+            let (k, v) = kv.map_err(db_err)?;
+            out.push(decode(&k, &v)?);
+        }
+        Ok(out)
+    }
+
+    fn clock(&self) -> Result<Option<Timestamp>, StoreError> {
+        self.get(b"m/clock")
+    }
+
+    fn resource_count(&self) -> Result<u64, StoreError> {
+        Ok(self.db.scan_prefix(b"r/").keys().count() as u64)
+    }
+
+    fn commit(&self, w: WriteSet) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for r in &w.resources {
+            // Keep the index equal to next_due: drop the old entry, add the new.
+            if let Some(old) = self.resource(&r.id)? {
+                if let Some(t) = old.next_due() {
+                    batch.remove(due_key(t, &old.id));
+                }
+            }
+            if let Some(t) = r.next_due() {
+                batch.insert(due_key(t, &r.id), &[] as &[u8]);
+            }
+            let rec = ResourceRecord { v: V, resource: r.clone() };
+            batch.insert([b"r/", r.id.as_bytes()].concat(), encode(&rec));
+        }
+        for (id, outcome) in &w.events {
+            batch.insert([b"e/", id.as_bytes()].concat(), encode(outcome));
+        }
+        if let Some(last) = w.audit.last() {
+            for rec in &w.audit {
+                batch.insert(outbox_key(rec.seq), encode(rec));
+            }
+            batch.insert(&b"m/audit_head"[..], encode(&AuditHead { seq: last.seq, hash: last.hash.clone() }));
+        }
+        if let Some(done) = w.outbox_done_through {
+            for kv in self.db.range(outbox_key(0)..=outbox_key(done)) {
+                let (k, _) = kv.map_err(db_err)?;
+                batch.remove(k);
+            }
+        }
+        if let Some(t) = w.clock {
+            batch.insert(&b"m/clock"[..], encode(&t));
+        }
+        self.db.apply_batch(batch).map_err(db_err)
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush().map(|_| ()).map_err(db_err)
+    }
+}
