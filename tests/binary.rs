@@ -1,0 +1,165 @@
+//! Tests that run the real `retentiond` binary.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_retentiond"))
+}
+
+fn shipped_config() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("config/retentiond.toml")
+}
+
+#[test]
+fn check_config_accepts_the_shipped_config_and_prints_its_policies() {
+    let out = bin().args(["check-config", "--config"]).arg(shipped_config()).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("product ecs (policy "), "{stdout}");
+    assert!(stdout.contains("expiry=15days"), "{stdout}");
+}
+
+/// Writes a copy of the shipped config with `from` replaced by `to`, and
+/// returns the 1-based line and column where `to` stands.
+fn broken_copy(dir: &Path, from: &str, to: &str) -> (PathBuf, usize, usize) {
+    let text = std::fs::read_to_string(shipped_config()).unwrap();
+    assert!(text.contains(from), "shipped config no longer contains {from:?}");
+    let broken = text.replacen(from, to, 1);
+    let offset = broken.find(to).unwrap();
+    let line = broken[..offset].matches('\n').count() + 1;
+    let col = offset - broken[..offset].rfind('\n').map(|i| i + 1).unwrap_or(0) + 1;
+    let path = dir.join("broken.toml");
+    std::fs::write(&path, broken).unwrap();
+    std::fs::copy(shipped_config().with_file_name("demo-tokens.toml"), dir.join("demo-tokens.toml")).unwrap();
+    (path, line, col)
+}
+
+#[test]
+fn check_config_rejects_broken_copies_with_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("arrears_grace = \"0s\"", "arrears_grase = \"0s\"", "arrears_grase", "arrears_grase"),
+        ("stores = [\"primary\"]", "stores = [\"primary\", \"nosuch\"]", "\"nosuch\"", "unknown store"),
+        ("expiry = \"15d\"", "expiry = \"15 fortnights\"", "\"15 fortnights\"", "invalid duration"),
+        ("expiry = \"15d\"", "expiry = \"1h\"", "\"1h\"", "min_buffer"),
+        ("max_fraction = 0.1", "max_fraction = 1.5", "1.5", "max_fraction"),
+    ];
+    for (from, to, at, needle) in cases {
+        let (path, _, _) = broken_copy(dir.path(), from, to);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let offset = text.find(to).unwrap() + to.find(at).unwrap();
+        let line = text[..offset].matches('\n').count() + 1;
+        let col = offset - text[..offset].rfind('\n').map(|i| i + 1).unwrap_or(0) + 1;
+        let out = bin().args(["check-config", "--config"]).arg(&path).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{to}: {stderr}");
+        let prefix = format!("{}:{line}:{col}: ", path.display());
+        assert!(stderr.starts_with(&prefix), "{to}: expected {prefix:?}, got {stderr:?}");
+        assert!(stderr.contains(needle), "{to}: {stderr}");
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+struct Served {
+    child: Child,
+    base: String,
+}
+
+/// Starts `retentiond serve` and waits until /healthz answers.
+async fn serve(config: &Path, port: u16) -> Served {
+    let child = bin()
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(r) = client.get(format!("{base}/healthz")).send().await {
+            if r.status().is_success() {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "daemon did not start");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    Served { child, base }
+}
+
+/// engineering-notes habit 3: a 200 means the event survives kill -9 right after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acknowledged_event_survives_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    write_tokens(dir.path());
+    let port = free_port();
+    let config = dir.path().join("retentiond.toml");
+    std::fs::write(&config, base_config("").replace("127.0.0.1:0", &format!("127.0.0.1:{port}"))).unwrap();
+    let client = reqwest::Client::new();
+
+    let mut d = serve(&config, port).await;
+    let body =
+        json!([created("e1", "t1", "r1", "2026-02-01T00:00:00Z"), created("e2", "t1", "r2", "2026-03-01T00:00:00Z")]);
+    let resp = client.post(format!("{}/v1/events", d.base)).bearer_auth(INGEST).json(&body).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    d.child.kill().unwrap(); // SIGKILL, right after the answer
+    d.child.wait().unwrap();
+
+    let mut d = serve(&config, port).await;
+    for id in ["r1", "r2"] {
+        let resp = client.get(format!("{}/v1/resources/{id}", d.base)).bearer_auth(AUDITOR).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{id} lost after SIGKILL");
+        let v: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(v["state"], "active");
+    }
+    // The repeat of an acknowledged event is still known as a duplicate.
+    let resp = client.post(format!("{}/v1/events", d.base)).bearer_auth(INGEST).json(&body).send().await.unwrap();
+    let v: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(v["results"][0]["status"], "duplicate");
+    d.child.kill().unwrap();
+    d.child.wait().unwrap();
+
+    let out = bin().args(["audit", "verify"]).arg(dir.path().join("state/audit.jsonl")).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.starts_with("ok: 2 records, head "), "{stdout}");
+}
+
+#[test]
+fn audit_verify_names_the_first_bad_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.jsonl");
+    let mut prev = retentiond::audit::GENESIS_HASH.to_string();
+    let mut text = String::new();
+    for seq in 1..=3 {
+        let rec = retentiond::audit::AuditRecord::seal(
+            seq,
+            chrono::Utc::now(),
+            "event.applied",
+            Some("t1"),
+            Some("r1"),
+            json!({"event_id": format!("e{seq}")}),
+            &prev,
+        );
+        prev = rec.hash.clone();
+        text.push_str(&rec.to_line());
+    }
+    std::fs::write(&log, text.replace("\"e2\"", "\"eX\"")).unwrap();
+    let out = bin().args(["audit", "verify"]).arg(&log).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(":2:") && stderr.contains("seq 2"), "{stderr}");
+}
