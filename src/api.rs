@@ -3,11 +3,14 @@
 //! themselves.
 
 use crate::auth::{Permission, Role, Tokens};
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::event::{parse_event, Event, EventBody};
-use crate::lifecycle::Resource;
+use crate::lifecycle::{Buffer, Resource, State as ResourceState};
+use crate::policy::ProductPolicy;
 use crate::scheduler::{ClockOp, EngineError, EngineHandle};
 use crate::store::Store;
+use crate::time::Timestamp;
 use crate::time::{fmt_rfc3339, parse_rfc3339};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
@@ -15,6 +18,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use rust_decimal::Decimal;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
@@ -29,6 +33,8 @@ pub struct ApiState {
     pub config: Arc<Config>,
     /// Known tokens.
     pub tokens: Arc<Tokens>,
+    /// The daemon's clock (for "as of now" views).
+    pub clock: Arc<dyn Clock>,
 }
 
 /// An error answer: `{"error":..,"field":..}`.
@@ -75,6 +81,9 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/events", post(post_events))
         .route("/v1/resources/{id}", get(get_resource))
         .route("/v1/admin/clock", post(post_clock))
+        .route("/v1/admin/pause", post(post_pause))
+        .route("/v1/admin/resume", post(post_resume))
+        .route("/v1/deletions", get(get_deletions))
         .layer(DefaultBodyLimit::max(16 * 1024 * 1024))
         .with_state(state)
 }
@@ -103,8 +112,10 @@ fn require(state: &ApiState, headers: &HeaderMap, p: Permission) -> Result<Role,
 }
 
 fn permission_for(ev: &Event) -> Permission {
-    match ev.body {
-        EventBody::Created { .. } | EventBody::Renewed { .. } | EventBody::Released => Permission::PostBillingEvent,
+    if ev.is_operator_event() {
+        Permission::PostOperatorEvent
+    } else {
+        Permission::PostBillingEvent
     }
 }
 
@@ -153,8 +164,13 @@ async fn post_events(State(state): State<ApiState>, headers: HeaderMap, body: By
     Ok(Json(json!({ "results": results })).into_response())
 }
 
-/// The resource view of product-spec §4.
-pub fn resource_json(r: &Resource) -> Value {
+fn buffer_json(b: &Buffer) -> Value {
+    json!({"cause": b.cause, "reason": b.reason, "started_at": fmt_rfc3339(b.started_at),
+           "delete_after": fmt_rfc3339(b.delete_after), "policy_version": b.policy_version})
+}
+
+/// The resource view of product-spec §4, as of `now` (for the late fee).
+pub fn resource_json(r: &Resource, policy: Option<&ProductPolicy>, now: Timestamp) -> Value {
     let copies: Vec<Value> = r
         .copies
         .iter()
@@ -166,15 +182,49 @@ pub fn resource_json(r: &Resource) -> Value {
         .collect();
     let history: Vec<Value> =
         r.history.iter().map(|h| json!({"at": fmt_rfc3339(h.at), "what": h.what, "detail": h.detail})).collect();
+    let holds: Vec<Value> = r
+        .holds
+        .iter()
+        .map(|h| {
+            json!({"hold_id": h.hold_id, "authority": h.authority, "reason": h.reason,
+                   "scope": if h.tenant_wide { "tenant" } else { "resource" }, "placed_at": fmt_rfc3339(h.placed_at)})
+        })
+        .collect();
+    let arrears = r.arrears.as_ref().map(|a| {
+        let mut v = json!({"started_at": fmt_rfc3339(a.started_at), "amount": a.amount, "currency": a.currency,
+                           "buffer": a.buffer.as_ref().map(buffer_json)});
+        if let Some(p) = policy {
+            if let Some((fee, days)) = r.late_fee(p.late_fee_per_day, now) {
+                v["late_fee"] = json!(fee);
+                v["late_fee_days"] = json!(days);
+                v["late_fee_per_day"] = json!(format!("{}%", (p.late_fee_per_day * Decimal::ONE_HUNDRED).normalize()));
+            }
+        }
+        v
+    });
+    let termination = r
+        .termination
+        .as_ref()
+        .map(|t| json!({"at": fmt_rfc3339(t.at), "reason": t.reason, "buffer": t.buffer.as_ref().map(buffer_json)}));
+    let d = r.deciding.as_ref();
     json!({
         "resource": r.id, "tenant": r.tenant, "product": r.product, "billing": r.billing,
+        "created_at": fmt_rfc3339(r.created_at),
         "term_end": r.term_end.map(fmt_rfc3339),
-        "state": r.state.as_str(), "cause": r.cause, "reason": r.reason,
-        "buffer_started_at": r.buffer_started_at.map(fmt_rfc3339),
-        "delete_after": r.delete_after.map(fmt_rfc3339),
-        "policy_version": r.policy_version,
+        "state": r.state.as_str(),
+        "cause": d.map(|b| b.cause), "reason": d.and_then(|b| b.reason),
+        "buffer_started_at": d.map(|b| fmt_rfc3339(b.started_at)),
+        "delete_after": d.map(|b| fmt_rfc3339(b.delete_after)),
+        "policy_version": d.map(|b| b.policy_version.clone()),
+        "not_before": r.not_before.filter(|_| d.is_some()).map(fmt_rfc3339),
         "deletion_started_at": r.deletion_started_at.map(fmt_rfc3339),
-        "holds": [],
+        "buffers": {
+            "expiry": r.expiry.as_ref().map(buffer_json),
+            "release": r.release.as_ref().map(buffer_json),
+        },
+        "arrears": arrears,
+        "termination": termination,
+        "holds": holds,
         "copies": copies,
         "history": history,
     })
@@ -188,7 +238,10 @@ async fn get_resource(
     require(&state, &headers, Permission::Read)?;
     crate::ids::check_id(&id).map_err(|e| ApiError::field("resource", e))?;
     match state.store.resource(&id)? {
-        Some(r) => Ok(Json(resource_json(&r)).into_response()),
+        Some(r) => {
+            let policy = state.config.products.get(&r.product);
+            Ok(Json(resource_json(&r, policy, state.clock.now())).into_response())
+        }
         None => Err(ApiError::new(StatusCode::NOT_FOUND, format!("unknown resource {id:?}"))),
     }
 }
@@ -216,4 +269,81 @@ async fn post_clock(State(state): State<ApiState>, headers: HeaderMap, body: Byt
     };
     let now = state.engine.move_clock(op).await?;
     Ok(Json(json!({"now": fmt_rfc3339(now)})).into_response())
+}
+
+async fn post_pause(State(state): State<ApiState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    require(&state, &headers, Permission::Operate)?;
+    state.engine.set_paused(true).await?;
+    Ok(Json(json!({"paused": true})).into_response())
+}
+
+async fn post_resume(State(state): State<ApiState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    require(&state, &headers, Permission::Operate)?;
+    state.engine.set_paused(false).await?;
+    Ok(Json(json!({"paused": false})).into_response())
+}
+
+/// `GET /v1/deletions?before=T`: every deletion due before T (running or
+/// projected from a future term end), with cause, deadline, policy and what
+/// blocks it; deletions already under way are listed with their copies.
+async fn get_deletions(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    require(&state, &headers, Permission::Read)?;
+    if let Some(k) = q.keys().find(|k| *k != "before") {
+        return Err(ApiError::field(k, "unknown query parameter"));
+    }
+    let before =
+        q.get("before").ok_or_else(|| ApiError::field("before", "required, e.g. ?before=2026-12-31T00:00:00Z"))?;
+    let before = parse_rfc3339(before).map_err(|e| ApiError::field("before", e))?;
+    let paused = state.store.paused()?;
+    let dry_run = state.config.safety.dry_run;
+    let mut items = Vec::new();
+    state.store.for_each_resource(&mut |r| {
+        let policy = state.config.products.get(&r.product);
+        let mut blockers: Vec<String> = r.holds.iter().map(|h| format!("hold:{}", h.hold_id)).collect();
+        if dry_run {
+            blockers.push("dry_run".into());
+        }
+        if paused {
+            blockers.push("paused".into());
+        }
+        let item = if r.state == ResourceState::Deleting {
+            let pending: Vec<Value> = r
+                .copies
+                .iter()
+                .filter(|c| c.state == crate::lifecycle::CopyState::Deleting)
+                .map(|c| {
+                    json!({"store": c.store, "copy": c.copy, "attempts": c.attempts,
+                                "next_attempt_at": c.next_attempt_at.map(fmt_rfc3339), "last_error": c.last_error})
+                })
+                .collect();
+            let d = r.deciding.as_ref();
+            Some(json!({"resource": r.id, "tenant": r.tenant, "product": r.product, "state": "deleting",
+                        "cause": d.map(|b| b.cause), "reason": d.and_then(|b| b.reason),
+                        "deadline": d.map(|b| fmt_rfc3339(b.delete_after)),
+                        "policy_version": d.map(|b| b.policy_version.clone()),
+                        "projected": false, "blockers": blockers, "pending_copies": pending}))
+        } else {
+            match policy {
+                None => {
+                    blockers.push(format!("product {} not configured", r.product));
+                    (!r.state.is_final()).then(|| {
+                        json!({"resource": r.id, "tenant": r.tenant, "product": r.product,
+                        "state": r.state.as_str(), "cause": null, "deadline": null, "blockers": blockers})
+                    })
+                }
+                Some(p) => r.forecast(p).filter(|f| f.deadline < before).map(|f| {
+                    json!({"resource": r.id, "tenant": r.tenant, "product": r.product, "state": r.state.as_str(),
+                           "cause": f.cause, "reason": f.reason, "deadline": fmt_rfc3339(f.deadline),
+                           "policy_version": f.policy_version, "projected": f.projected, "blockers": blockers})
+                }),
+            }
+        };
+        items.extend(item);
+    })?;
+    items.sort_by(|a, b| a["deadline"].as_str().cmp(&b["deadline"].as_str()));
+    Ok(Json(json!({"before": fmt_rfc3339(before), "deletions": items})).into_response())
 }

@@ -7,10 +7,12 @@
 //! daemon behaves the same whatever directory it is started from.
 
 use crate::duration::Dur;
+use crate::event::Billing;
 use crate::executor::ExecutorSpec;
 use crate::ids::check_id;
 use crate::policy::{Buffers, ProductPolicy, PurgeMode, StoreClass, StorePolicy, TerminationReason};
 use crate::time::{parse_rfc3339, Timestamp};
+use rust_decimal::Decimal;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -282,6 +284,10 @@ struct RawProduct {
     notices: Vec<Dur>,
     #[serde(default = "default_reminder")]
     renewal_reminder: Option<Dur>,
+    #[serde(default)]
+    arrears_affects: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    late_fee_per_day: Option<Spanned<String>>,
 }
 
 fn default_reminder() -> Option<Dur> {
@@ -475,6 +481,40 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
             };
             by_reason.insert(reason, d);
         }
+        let arrears_affects = match product.arrears_affects {
+            None => vec![Billing::Postpaid],
+            Some(list) => {
+                let span = list.span();
+                let mut out = Vec::new();
+                for b in list.into_inner() {
+                    out.push(match b.as_str() {
+                        "prepaid" => Billing::Prepaid,
+                        "postpaid" => Billing::Postpaid,
+                        other => {
+                            return Err(err(
+                                span,
+                                format!(
+                                    "products.{name}.arrears_affects: {other:?} is not \"prepaid\" or \"postpaid\""
+                                ),
+                            ))
+                        }
+                    });
+                }
+                out
+            }
+        };
+        let late_fee_per_day = match product.late_fee_per_day {
+            None => Decimal::new(5, 4),
+            Some(s) => parse_percent(s.get_ref()).ok_or_else(|| {
+                err(
+                    s.span(),
+                    format!(
+                        "products.{name}.late_fee_per_day: {:?} is not a percentage such as \"0.05%\"",
+                        s.get_ref()
+                    ),
+                )
+            })?,
+        };
         let mut notices = product.notices;
         notices.sort_unstable_by(|a, b| b.cmp(a));
         notices.dedup();
@@ -485,6 +525,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
             arrears_grace: product.arrears_grace,
             notices,
             renewal_reminder: product.renewal_reminder,
+            arrears_affects,
+            late_fee_per_day,
             version: String::new(),
         }
         .seal();
@@ -492,6 +534,12 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     }
 
     Ok(Config { path: path.to_path_buf(), daemon, clock, api, safety, stores, products })
+}
+
+/// "0.05%" → 0.0005.
+fn parse_percent(s: &str) -> Option<Decimal> {
+    let d: Decimal = s.trim().strip_suffix('%')?.trim().parse().ok()?;
+    (!d.is_sign_negative() && d <= Decimal::ONE_HUNDRED).then(|| d / Decimal::ONE_HUNDRED)
 }
 
 /// Removes `.` and `..` components lexically, so `config/../var` reads as
@@ -578,6 +626,10 @@ impl fmt::Display for Config {
             writeln!(f, "  arrears_grace: {}", p.arrears_grace)?;
             let notices: Vec<String> = p.notices.iter().map(|d| d.to_string()).collect();
             writeln!(f, "  notices: [{}]", notices.join(", "))?;
+            let affects: Vec<&str> =
+                p.arrears_affects.iter().map(|b| if *b == Billing::Prepaid { "prepaid" } else { "postpaid" }).collect();
+            writeln!(f, "  arrears_affects: [{}]", affects.join(", "))?;
+            writeln!(f, "  late_fee_per_day: {}%", (p.late_fee_per_day * Decimal::ONE_HUNDRED).normalize())?;
             writeln!(
                 f,
                 "  renewal_reminder: {}",

@@ -105,7 +105,13 @@ impl Daemon {
             .await
             .map_err(|source| DaemonError::Listen { addr: config.api.listen, source })?;
         let addr = listener.local_addr().map_err(|source| DaemonError::Listen { addr: config.api.listen, source })?;
-        let app = router(ApiState { engine: handle.clone(), store, config: config.clone(), tokens: Arc::new(tokens) });
+        let app = router(ApiState {
+            engine: handle.clone(),
+            store,
+            config: config.clone(),
+            tokens: Arc::new(tokens),
+            clock: clock.clone(),
+        });
         let mut rx = shutdown_rx;
         let server_task = tokio::spawn(async move {
             axum::serve(listener, app)

@@ -2,9 +2,12 @@
 //! typed values, every malformed field named, before anything is stored.
 
 use crate::ids::check_id;
+use crate::policy::TerminationReason;
 use crate::time::{parse_rfc3339, Timestamp};
+use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use std::str::FromStr;
 
 /// How a resource is paid for (general terms 2.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,9 +36,39 @@ pub enum EventBody {
         /// The new end of term.
         term_end: Timestamp,
     },
+    /// `resource.terminated`: early termination (general terms 7.4, 7.5).
+    Terminated {
+        /// Why: sets the buffer per product and reason.
+        reason: TerminationReason,
+    },
+    /// `resource.reinstated`: a termination withdrawn by agreement.
+    Reinstated,
     /// `resource.released`: the tenant's own instruction to delete now
     /// (general terms 4.1.4): no buffer.
     Released,
+    /// `arrears.started`: fees unpaid (general terms 2.3).
+    ArrearsStarted {
+        /// Overdue amount, a decimal string ("120.50").
+        amount: Option<Decimal>,
+        /// ISO currency code, for display.
+        currency: Option<String>,
+    },
+    /// `arrears.settled`: the fees are paid.
+    ArrearsSettled,
+    /// `hold.placed`: a legal or agreed exception (general terms 4.1.5).
+    HoldPlaced {
+        /// The hold's id (unique within its scope).
+        hold_id: String,
+        /// Who demands it (regulator, court, legal team).
+        authority: String,
+        /// Why, as given by the authority (free text, shown to operators).
+        reason: String,
+    },
+    /// `hold.released`: the hold is lifted.
+    HoldReleased {
+        /// The hold's id.
+        hold_id: String,
+    },
 }
 
 /// One validated event.
@@ -47,8 +80,9 @@ pub struct Event {
     pub at: Timestamp,
     /// The customer account.
     pub tenant: String,
-    /// The resource concerned (required by every `resource.*` event).
-    pub resource: String,
+    /// The resource concerned; `None` for an `arrears.*` or `hold.*` event
+    /// covering the whole tenant.
+    pub resource: Option<String>,
     /// Kind-specific content.
     pub body: EventBody,
 }
@@ -59,8 +93,20 @@ impl Event {
         match self.body {
             EventBody::Created { .. } => "resource.created",
             EventBody::Renewed { .. } => "resource.renewed",
+            EventBody::Terminated { .. } => "resource.terminated",
+            EventBody::Reinstated => "resource.reinstated",
             EventBody::Released => "resource.released",
+            EventBody::ArrearsStarted { .. } => "arrears.started",
+            EventBody::ArrearsSettled => "arrears.settled",
+            EventBody::HoldPlaced { .. } => "hold.placed",
+            EventBody::HoldReleased { .. } => "hold.released",
         }
+    }
+
+    /// True for events from operations and legal (holds, reinstatement),
+    /// which the `ingest` role may not post (product-spec §3, §5).
+    pub fn is_operator_event(&self) -> bool {
+        matches!(self.body, EventBody::Reinstated | EventBody::HoldPlaced { .. } | EventBody::HoldReleased { .. })
     }
 }
 
@@ -81,7 +127,17 @@ fn bad(field: &str, error: impl Into<String>) -> FieldError {
 const COMMON: [&str; 5] = ["event_id", "type", "at", "tenant", "resource"];
 
 /// The event types this build understands.
-pub const TYPES: [&str; 3] = ["resource.created", "resource.renewed", "resource.released"];
+pub const TYPES: [&str; 9] = [
+    "resource.created",
+    "resource.renewed",
+    "resource.terminated",
+    "resource.reinstated",
+    "resource.released",
+    "arrears.started",
+    "arrears.settled",
+    "hold.placed",
+    "hold.released",
+];
 
 /// Parses one event object. Unknown fields are refused so a misspelt field
 /// cannot silently drop an instruction.
@@ -91,7 +147,14 @@ pub fn parse_event(v: &Value) -> Result<Event, FieldError> {
     let kind = str_field(obj, "type")?;
     let at = time_field(obj, "at")?;
     let tenant = id_field(obj, "tenant")?;
-    let resource = id_field(obj, "resource")?;
+    let resource = match obj.get("resource") {
+        None | Some(Value::Null) => None,
+        Some(_) => Some(id_field(obj, "resource")?.to_string()),
+    };
+    let tenant_scope_allowed = kind.starts_with("arrears.") || kind.starts_with("hold.");
+    if resource.is_none() && !tenant_scope_allowed && TYPES.contains(&kind) {
+        return Err(bad("resource", "required"));
+    }
     let (body, extra): (EventBody, &[&str]) = match kind {
         "resource.created" => {
             let product = id_field(obj, "product")?;
@@ -117,15 +180,59 @@ pub fn parse_event(v: &Value) -> Result<Event, FieldError> {
             )
         }
         "resource.renewed" => (EventBody::Renewed { term_end: time_field(obj, "term_end")? }, &["term_end"]),
+        "resource.terminated" => {
+            let r = str_field(obj, "reason")?;
+            let reason = TerminationReason::parse(r).ok_or_else(|| {
+                let all: Vec<&str> = TerminationReason::ALL.iter().map(|r| r.as_str()).collect();
+                bad("reason", format!("unknown reason {r:?}; expected one of {}", all.join(", ")))
+            })?;
+            (EventBody::Terminated { reason }, &["reason"])
+        }
+        "resource.reinstated" => (EventBody::Reinstated, &[]),
         "resource.released" => (EventBody::Released, &[]),
+        "arrears.started" => {
+            let amount = match obj.get("amount") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(s)) => Some(parse_amount(s)?),
+                Some(Value::Number(n)) => Some(parse_amount(&n.to_string())?),
+                Some(_) => return Err(bad("amount", "must be a decimal number or string such as \"120.50\"")),
+            };
+            let currency = match obj.get("currency") {
+                None | Some(Value::Null) => None,
+                Some(_) => {
+                    let c = str_field(obj, "currency")?;
+                    if c.len() != 3 || !c.bytes().all(|b| b.is_ascii_uppercase()) {
+                        return Err(bad("currency", "must be a three-letter ISO 4217 code such as \"EUR\""));
+                    }
+                    Some(c.to_string())
+                }
+            };
+            (EventBody::ArrearsStarted { amount, currency }, &["amount", "currency"])
+        }
+        "arrears.settled" => (EventBody::ArrearsSettled, &[]),
+        "hold.placed" => {
+            let hold_id = id_field(obj, "hold_id")?.to_string();
+            let authority = text_field(obj, "authority")?;
+            let reason = text_field(obj, "reason")?;
+            (EventBody::HoldPlaced { hold_id, authority, reason }, &["hold_id", "authority", "reason"])
+        }
+        "hold.released" => (EventBody::HoldReleased { hold_id: id_field(obj, "hold_id")?.to_string() }, &["hold_id"]),
         other => {
-            return Err(bad("type", format!("unknown event type {other:?}; this build accepts {}", TYPES.join(", "))))
+            return Err(bad("type", format!("unknown event type {other:?}; expected one of {}", TYPES.join(", "))))
         }
     };
     if let Some(unknown) = obj.keys().find(|k| !COMMON.contains(&k.as_str()) && !extra.contains(&k.as_str())) {
         return Err(bad(unknown, format!("unknown field for a {kind} event")));
     }
-    Ok(Event { event_id: event_id.into(), at, tenant: tenant.into(), resource: resource.into(), body })
+    Ok(Event { event_id: event_id.into(), at, tenant: tenant.into(), resource, body })
+}
+
+fn parse_amount(s: &str) -> Result<Decimal, FieldError> {
+    let d = Decimal::from_str(s.trim()).map_err(|_| bad("amount", format!("{s:?} is not a decimal amount")))?;
+    if d.is_sign_negative() {
+        return Err(bad("amount", "must not be negative"));
+    }
+    Ok(d)
 }
 
 fn str_field<'a>(obj: &'a Map<String, Value>, field: &str) -> Result<&'a str, FieldError> {
@@ -134,6 +241,16 @@ fn str_field<'a>(obj: &'a Map<String, Value>, field: &str) -> Result<&'a str, Fi
         Some(Value::String(s)) => Ok(s),
         Some(_) => Err(bad(field, "must be a string")),
     }
+}
+
+/// Free text shown to operators (hold authority and reason): 1 to 256
+/// characters, no control characters, so it cannot forge log lines.
+fn text_field(obj: &Map<String, Value>, field: &str) -> Result<String, FieldError> {
+    let s = str_field(obj, field)?;
+    if s.trim().is_empty() || s.chars().count() > 256 || s.chars().any(char::is_control) {
+        return Err(bad(field, "must be 1 to 256 characters without control characters"));
+    }
+    Ok(s.to_string())
 }
 
 fn id_field<'a>(obj: &'a Map<String, Value>, field: &str) -> Result<&'a str, FieldError> {
@@ -190,5 +307,38 @@ mod tests {
         v.as_object_mut().unwrap().remove("term_end");
         assert_eq!(parse_event(&v).unwrap_err().field, "term_end");
         assert_eq!(parse_event(&json!([1])).unwrap_err().field, "body");
+    }
+
+    #[test]
+    fn tenant_scope_only_for_arrears_and_holds() {
+        let hold = json!({"event_id":"h","type":"hold.placed","at":"2026-01-01T00:00:00Z","tenant":"t1",
+                          "hold_id":"court-1","authority":"District court","reason":"case 12/2026"});
+        let e = parse_event(&hold).unwrap();
+        assert_eq!(e.resource, None);
+        assert!(e.is_operator_event());
+        let mut v = created();
+        v.as_object_mut().unwrap().remove("resource");
+        assert_eq!(parse_event(&v).unwrap_err().field, "resource");
+        let mut bad_text = hold.clone();
+        bad_text["reason"] = json!("line\nforged");
+        assert_eq!(parse_event(&bad_text).unwrap_err().field, "reason");
+    }
+
+    #[test]
+    fn arrears_amount_and_termination_reason_are_checked() {
+        let base = json!({"event_id":"a","type":"arrears.started","at":"2026-01-01T00:00:00Z","tenant":"t1",
+                          "amount":"120.50","currency":"EUR"});
+        match parse_event(&base).unwrap().body {
+            EventBody::ArrearsStarted { amount: Some(a), .. } => assert_eq!(a.to_string(), "120.50"),
+            other => panic!("{other:?}"),
+        }
+        for (k, v) in [("amount", json!("12,5")), ("amount", json!("-1")), ("currency", json!("euro"))] {
+            let mut e = base.clone();
+            e[k] = v;
+            assert_eq!(parse_event(&e).unwrap_err().field, k);
+        }
+        let t = json!({"event_id":"x","type":"resource.terminated","at":"2026-01-01T00:00:00Z","tenant":"t1",
+                       "resource":"r1","reason":"boredom"});
+        assert_eq!(parse_event(&t).unwrap_err().field, "reason");
     }
 }

@@ -4,15 +4,26 @@
 //! engine carries out. [`Resource::next_due`] says when to call again, the way
 //! quinn's `poll_timeout` does, so the scheduler never has to know the rules.
 //!
-//! States (product-spec §6): `active` → `retained` (buffer running) →
-//! `deleting` → `deleted` → `purged`; `retained` goes back to `active` when
-//! its cause goes away. Deadlines are anchored at the time things happened
-//! (an event's `at`, a term end), never at the time we noticed them.
+//! The model is a set of *facts* that events establish (a term end, an
+//! arrears notice, a termination, a release, holds) and the *buffers* those
+//! facts start when their time comes. Each cause keeps its own buffer, frozen
+//! with the policy version that set it when it starts (domain-rules §5.2).
+//! The deletion deadline is the earliest running buffer, pushed back by holds
+//! (domain-rules §1.2 exceptions). Because facts record when they happened,
+//! not when they arrived, late and out-of-order events give the in-order
+//! result: a renewal dated before the term end cancels an expiry buffer that
+//! already started; a settlement that arrives before its arrears notice makes
+//! the older notice moot.
+//!
+//! States (product-spec §6): `active` → `retained` (a buffer running) →
+//! `deleting` → `deleted` → `purged`. Once deletion has started nothing goes
+//! back: deleted data cannot be recovered (general terms 4.1.6).
 
 use crate::event::{Billing, Event, EventBody};
 use crate::executor::Action;
 use crate::policy::{Cause, ProductPolicy, StoreClass, TerminationReason};
 use crate::time::{fmt_rfc3339, Timestamp};
+use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -20,9 +31,9 @@ use serde_json::{json, Value};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum State {
-    /// Served; a prepaid term end is pending.
+    /// Served; no buffer is running.
     Active,
-    /// The buffer is running: data is kept until `delete_after`.
+    /// A buffer is running: data is kept until `delete_after`.
     Retained,
     /// Deletion has started: copies are being deleted.
     Deleting,
@@ -42,6 +53,11 @@ impl State {
             State::Deleted => "deleted",
             State::Purged => "purged",
         }
+    }
+
+    /// True once deletion has started: there is no way back.
+    pub fn is_final(self) -> bool {
+        matches!(self, State::Deleting | State::Deleted | State::Purged)
     }
 }
 
@@ -84,6 +100,76 @@ pub struct DataCopy {
     pub done_at: Option<Timestamp>,
 }
 
+impl DataCopy {
+    fn new(store: &str, class: StoreClass) -> Self {
+        DataCopy {
+            store: store.to_string(),
+            copy: store.to_string(),
+            class,
+            state: CopyState::Present,
+            attempts: 0,
+            next_attempt_at: None,
+            last_error: None,
+            done_at: None,
+        }
+    }
+}
+
+/// A running buffer: business data kept until `delete_after`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Buffer {
+    /// Why it runs.
+    pub cause: Cause,
+    /// Termination reason, for termination buffers.
+    pub reason: Option<TerminationReason>,
+    /// When it started (the cause's own time, not when it was noticed).
+    pub started_at: Timestamp,
+    /// Nothing is deleted before this.
+    pub delete_after: Timestamp,
+    /// The policy version that set `delete_after`.
+    pub policy_version: String,
+}
+
+/// Unpaid fees on the resource (general terms 2.3).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Arrears {
+    /// When the arrears started (the event's `at`).
+    pub started_at: Timestamp,
+    /// Overdue amount, as given.
+    pub amount: Option<Decimal>,
+    /// Its currency.
+    pub currency: Option<String>,
+    /// The buffer, once `arrears_grace` has passed.
+    pub buffer: Option<Buffer>,
+}
+
+/// An early termination (general terms 7.4, 7.5).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Termination {
+    /// When it was terminated.
+    pub at: Timestamp,
+    /// Why.
+    pub reason: TerminationReason,
+    /// The buffer, once `at` has passed.
+    pub buffer: Option<Buffer>,
+}
+
+/// A hold: while any covers a resource, nothing of it is deleted
+/// (general terms 4.1.5; privacy policy 5.8).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hold {
+    /// Its id.
+    pub hold_id: String,
+    /// Who demands it.
+    pub authority: String,
+    /// Why.
+    pub reason: String,
+    /// True when placed on the whole tenant.
+    pub tenant_wide: bool,
+    /// When it was placed.
+    pub placed_at: Timestamp,
+}
+
 /// One line of a resource's readable history.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct HistoryEntry {
@@ -106,23 +192,36 @@ pub struct Resource {
     pub product: String,
     /// prepaid or postpaid.
     pub billing: Billing,
+    /// When it was created (the creation event's `at`).
+    pub created_at: Timestamp,
     /// End of the prepaid term.
     pub term_end: Option<Timestamp>,
+    /// The expiry buffer, once the term has ended.
+    pub expiry: Option<Buffer>,
+    /// Unpaid fees.
+    pub arrears: Option<Arrears>,
+    /// Latest settlement: an arrears notice dated before it is moot.
+    pub arrears_settled_at: Option<Timestamp>,
+    /// An early termination.
+    pub termination: Option<Termination>,
+    /// Latest reinstatement: a termination dated before it is moot.
+    pub reinstated_at: Option<Timestamp>,
+    /// The tenant's release (no buffer).
+    pub release: Option<Buffer>,
+    /// Holds covering it.
+    pub holds: Vec<Hold>,
+    /// Released hold ids with their release time: a `hold.placed` dated
+    /// before its release (arriving late) does not revive the hold.
+    pub released_holds: Vec<(String, Timestamp)>,
+    /// After the last hold is released, nothing is deleted before this
+    /// (`safety.after_hold_release`), so people can react.
+    pub not_before: Option<Timestamp>,
     /// Where it stands.
     pub state: State,
-    /// Why the buffer (or deletion) runs.
-    pub cause: Option<Cause>,
-    /// Termination reason when `cause` is termination.
-    #[serde(default)]
-    pub reason: Option<TerminationReason>,
-    /// When the buffer started (anchored at the cause's own time).
-    pub buffer_started_at: Option<Timestamp>,
-    /// Nothing is deleted before this (domain-rules §5.3).
-    pub delete_after: Option<Timestamp>,
-    /// Version of the policy that set `delete_after` (domain-rules §5.2).
-    pub policy_version: Option<String>,
+    /// The buffer that decides the deletion (the earliest running one),
+    /// frozen when deletion starts.
+    pub deciding: Option<Buffer>,
     /// When deletion started.
-    #[serde(default)]
     pub deletion_started_at: Option<Timestamp>,
     /// Every known copy of the data.
     pub copies: Vec<DataCopy>,
@@ -154,8 +253,31 @@ pub enum Effect {
 
 /// An event the resource's state forbids (answered `rejected`, audited).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct Rejection(pub String);
+#[error("{message}")]
+pub struct Rejection {
+    /// What is wrong, for the sender.
+    pub message: String,
+    /// True when a later event could make the same event valid (an unknown
+    /// resource that is yet to be created): the event id is then not
+    /// remembered, so the sender may retry it.
+    pub retryable: bool,
+}
+
+impl Rejection {
+    /// A final refusal.
+    pub fn new(message: impl Into<String>) -> Self {
+        Rejection { message: message.into(), retryable: false }
+    }
+}
+
+/// What the pure functions need from the config besides the product policy.
+#[derive(Clone, Copy, Debug)]
+pub struct Rules {
+    /// `safety.after_hold_release`.
+    pub after_hold_release: chrono::Duration,
+    /// False in dry run and while paused: no deletion starts, no executor is called.
+    pub may_delete: bool,
+}
 
 /// Delay before retrying a failed executor call: 1 min doubling to 1 h.
 pub fn retry_delay(failures: u32) -> chrono::Duration {
@@ -163,39 +285,68 @@ pub fn retry_delay(failures: u32) -> chrono::Duration {
     chrono::Duration::seconds(secs.min(3_600) as i64)
 }
 
+/// The deletion a resource is heading for, as the forecast shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Forecast {
+    /// The cause of the earliest deletion.
+    pub cause: Cause,
+    /// Termination reason, if any.
+    pub reason: Option<TerminationReason>,
+    /// When it would run (after holds' `not_before`).
+    pub deadline: Timestamp,
+    /// The policy version (of the running buffer, or in force now for a
+    /// buffer yet to start).
+    pub policy_version: String,
+    /// False when the buffer is already running; true when it is projected
+    /// from a future term end or arrears grace.
+    pub projected: bool,
+}
+
+fn buffer(cause: Cause, reason: Option<TerminationReason>, start: Timestamp, policy: &ProductPolicy) -> Buffer {
+    let length = policy.buffer.for_cause(cause, reason);
+    Buffer {
+        cause,
+        reason,
+        started_at: start,
+        delete_after: start + length.to_chrono(),
+        policy_version: policy.version.clone(),
+    }
+}
+
 impl Resource {
-    /// Starts tracking a resource from its `resource.created` event.
-    pub fn create(ev: &Event, policy: &ProductPolicy) -> Result<(Resource, Vec<Effect>), Rejection> {
-        let EventBody::Created { product, billing, term_end } = &ev.body else {
-            return Err(Rejection(format!("unknown resource {:?}", ev.resource)));
+    /// Starts tracking a resource from its `resource.created` event; holds
+    /// already placed on its tenant cover it from the start.
+    pub fn create(ev: &Event, policy: &ProductPolicy, tenant_holds: &[Hold]) -> Result<Resource, Rejection> {
+        let (EventBody::Created { product, billing, term_end }, Some(id)) = (&ev.body, &ev.resource) else {
+            return Err(Rejection {
+                message: format!("unknown resource {:?}", ev.resource.as_deref().unwrap_or("")),
+                retryable: true,
+            });
         };
         let copies = policy
             .stores
             .iter()
             .filter(|s| s.class != StoreClass::Backup)
-            .map(|s| DataCopy {
-                store: s.name.clone(),
-                copy: s.name.clone(),
-                class: s.class,
-                state: CopyState::Present,
-                attempts: 0,
-                next_attempt_at: None,
-                last_error: None,
-                done_at: None,
-            })
+            .map(|s| DataCopy::new(&s.name, s.class))
             .collect();
         let mut r = Resource {
-            id: ev.resource.clone(),
+            id: id.clone(),
             tenant: ev.tenant.clone(),
             product: product.clone(),
             billing: *billing,
+            created_at: ev.at,
             term_end: *term_end,
+            expiry: None,
+            arrears: None,
+            arrears_settled_at: None,
+            termination: None,
+            reinstated_at: None,
+            release: None,
+            holds: tenant_holds.to_vec(),
+            released_holds: Vec::new(),
+            not_before: None,
             state: State::Active,
-            cause: None,
-            reason: None,
-            buffer_started_at: None,
-            delete_after: None,
-            policy_version: None,
+            deciding: None,
             deletion_started_at: None,
             copies,
             history: Vec::new(),
@@ -205,96 +356,190 @@ impl Resource {
             None => format!("created ({product}, postpaid)"),
         };
         r.log(ev.at, "resource.created", detail);
-        Ok((r, Vec::new()))
+        Ok(r)
     }
 
-    /// Applies an event about this resource, as of the event's own time.
-    pub fn apply(&mut self, ev: &Event, policy: &ProductPolicy) -> Result<Vec<Effect>, Rejection> {
+    /// Applies an event about this resource (or its tenant), as of the
+    /// event's own time. Call [`Resource::advance`] afterwards.
+    pub fn apply(&mut self, ev: &Event, policy: &ProductPolicy, rules: Rules) -> Result<Vec<Effect>, Rejection> {
         if ev.tenant != self.tenant {
-            return Err(Rejection(format!("resource {:?} belongs to another tenant", self.id)));
+            return Err(Rejection::new(format!("resource {:?} belongs to another tenant", self.id)));
         }
         let mut fx = Vec::new();
+        let at = ev.at;
         match &ev.body {
             EventBody::Created { .. } => {
-                return Err(Rejection(format!("resource {:?} already exists", self.id)));
+                return Err(Rejection::new(format!("resource {:?} already exists", self.id)));
             }
             EventBody::Renewed { term_end } => {
                 if self.billing == Billing::Postpaid {
-                    return Err(Rejection("a postpaid resource has no term to renew".into()));
+                    return Err(Rejection::new("a postpaid resource has no term to renew"));
                 }
-                self.refuse_if_deleting("renewal")?;
-                // Renewals may arrive out of order: the latest term end wins,
-                // so the result does not depend on arrival order.
-                let old = self.term_end;
-                let new = old.map_or(*term_end, |o| o.max(*term_end));
+                self.refuse_if_final("renewal")?;
+                // Renewals may arrive out of order: the latest term end wins.
+                let new = self.term_end.map_or(*term_end, |old| old.max(*term_end));
                 self.term_end = Some(new);
-                self.log(ev.at, "resource.renewed", format!("renewed until {}", fmt_rfc3339(new)));
-                // A renewal cancels an expiry buffer when it extends past the
-                // term end that started it (domain-rules §1.2: the cause went away).
-                if self.state == State::Retained
-                    && self.cause == Some(Cause::Expiry)
-                    && self.buffer_started_at.is_some_and(|started| new > started)
-                {
-                    self.cancel_buffer(ev.at, "renewed", &mut fx);
+                self.log(at, "resource.renewed", format!("renewed until {}", fmt_rfc3339(new)));
+                // general terms 7.2: the renewal cancels an expiry buffer that
+                // began at an earlier term end (domain-rules §1.2).
+                if let Some(b) = self.expiry.take_if(|b| new > b.started_at) {
+                    self.cancelled(at, &b, "renewed", &mut fx);
+                }
+            }
+            EventBody::Terminated { reason } => {
+                self.refuse_if_final("termination")?;
+                if self.reinstated_at.is_some_and(|r| at <= r) {
+                    self.log(at, "resource.terminated", "termination dated before a later reinstatement: moot".into());
+                } else if let Some(t) = &self.termination {
+                    return Err(Rejection::new(format!(
+                        "resource {:?} is already terminated ({} at {})",
+                        self.id,
+                        t.reason.as_str(),
+                        fmt_rfc3339(t.at)
+                    )));
+                } else {
+                    self.termination = Some(Termination { at, reason: *reason, buffer: None });
+                    self.log(at, "resource.terminated", format!("terminated: {}", reason.as_str()));
+                }
+            }
+            EventBody::Reinstated => {
+                self.refuse_if_final("reinstatement")?;
+                self.reinstated_at = Some(self.reinstated_at.map_or(at, |r| r.max(at)));
+                match self.termination.take_if(|t| t.at <= at) {
+                    Some(t) => {
+                        if let Some(b) = &t.buffer {
+                            self.cancelled(at, b, "termination withdrawn by agreement", &mut fx);
+                        }
+                        self.log(at, "resource.reinstated", "termination withdrawn".into());
+                    }
+                    None if self.termination.is_some() => {
+                        self.log(at, "resource.reinstated", "reinstatement dated before the termination: moot".into());
+                    }
+                    None => return Err(Rejection::new(format!("resource {:?} is not terminated", self.id))),
                 }
             }
             EventBody::Released => {
-                self.refuse_if_deleting("release")?;
-                if self.state == State::Retained {
-                    self.cancel_buffer(ev.at, "released by the tenant", &mut fx);
+                self.refuse_if_final("release")?;
+                if self.release.is_none() {
+                    // general terms 4.1.4: the tenant's instruction, no buffer.
+                    let b = buffer(Cause::Release, None, at, policy);
+                    self.scheduled(&b, &mut fx);
+                    self.release = Some(b);
+                    self.log(at, "resource.released", "released by the tenant: delete without buffer".into());
                 }
-                // general terms 4.1.4: the tenant's instruction, no buffer.
-                self.start_buffer(Cause::Release, None, ev.at, policy, &mut fx);
+            }
+            EventBody::ArrearsStarted { amount, currency } => {
+                self.refuse_if_final("arrears notice")?;
+                if self.arrears_settled_at.is_some_and(|s| at <= s) {
+                    self.log(at, "arrears.started", "arrears dated before a later settlement: moot".into());
+                } else {
+                    match &mut self.arrears {
+                        // A repeated notice updates the amount; the earliest start stands.
+                        Some(a) => {
+                            a.started_at = a.started_at.min(at);
+                            a.amount = amount.or(a.amount);
+                            a.currency = currency.clone().or(a.currency.take());
+                        }
+                        None => {
+                            self.arrears = Some(Arrears {
+                                started_at: at,
+                                amount: *amount,
+                                currency: currency.clone(),
+                                buffer: None,
+                            })
+                        }
+                    }
+                    self.log(at, "arrears.started", "fees in arrears".into());
+                }
+            }
+            EventBody::ArrearsSettled => {
+                self.refuse_if_final("settlement")?;
+                self.arrears_settled_at = Some(self.arrears_settled_at.map_or(at, |s| s.max(at)));
+                if let Some(a) = self.arrears.take_if(|a| a.started_at <= at) {
+                    if let Some(b) = &a.buffer {
+                        self.cancelled(at, b, "arrears settled", &mut fx);
+                    }
+                }
+                self.log(at, "arrears.settled", "arrears settled".into());
+            }
+            EventBody::HoldPlaced { hold_id, authority, reason } => {
+                if self.released_holds.iter().any(|(id, rel)| id == hold_id && at <= *rel) {
+                    self.log(at, "hold.placed", format!("hold {hold_id} dated before its release: moot"));
+                } else if self.holds.iter().any(|h| &h.hold_id == hold_id) {
+                    return Err(Rejection::new(format!("hold {hold_id:?} is already placed on {:?}", self.id)));
+                } else {
+                    let hold = Hold {
+                        hold_id: hold_id.clone(),
+                        authority: authority.clone(),
+                        reason: reason.clone(),
+                        tenant_wide: ev.resource.is_none(),
+                        placed_at: at,
+                    };
+                    fx.push(Effect::Record {
+                        kind: "hold.placed",
+                        data: json!({"hold_id": hold_id, "scope": if hold.tenant_wide { "tenant" } else { "resource" }}),
+                    });
+                    self.log(at, "hold.placed", format!("hold {hold_id} placed by {authority}"));
+                    self.holds.push(hold);
+                }
+            }
+            EventBody::HoldReleased { hold_id } => {
+                let Some(pos) = self.holds.iter().position(|h| &h.hold_id == hold_id) else {
+                    return Err(Rejection {
+                        message: format!("hold {hold_id:?} is not placed on {:?}", self.id),
+                        retryable: true,
+                    });
+                };
+                self.holds.remove(pos);
+                self.released_holds.push((hold_id.clone(), at));
+                let mut data = json!({"hold_id": hold_id, "holds_left": self.holds.len()});
+                if self.holds.is_empty() {
+                    // safety.after_hold_release: a deadline that passed under
+                    // the hold runs no sooner than this, so people can react.
+                    let nb = at + rules.after_hold_release;
+                    self.not_before = Some(self.not_before.map_or(nb, |old| old.max(nb)));
+                    data["not_before"] = json!(fmt_rfc3339(nb));
+                }
+                fx.push(Effect::Record { kind: "hold.released", data });
+                self.log(at, "hold.released", format!("hold {hold_id} released"));
             }
         }
+        self.refresh();
         Ok(fx)
     }
 
-    /// Moves the resource along by time alone: term ends pass, buffers run
-    /// out, copies whose (re)try time has come are dispatched. `busy` says
-    /// whether a copy's executor call is already in flight. With
-    /// `may_delete` false (dry run) a passed deadline starts nothing: the
-    /// resource stays `retained` with its deadline, for people to inspect.
+    /// Moves the resource along by time alone: term ends pass, buffers start
+    /// and run out, copies whose (re)try time has come are dispatched. `busy`
+    /// says whether a copy's executor call is already in flight.
     pub fn advance(
         &mut self,
         policy: &ProductPolicy,
         now: Timestamp,
-        may_delete: bool,
+        rules: Rules,
         busy: &dyn Fn(&str, &str) -> bool,
     ) -> Vec<Effect> {
         let mut fx = Vec::new();
-        loop {
-            match self.state {
-                State::Active => match self.term_end {
-                    // general terms 7.2.1: the term ends by itself.
-                    Some(end) if self.billing == Billing::Prepaid && end <= now => {
-                        self.start_buffer(Cause::Expiry, None, end, policy, &mut fx);
-                    }
-                    _ => break,
-                },
-                State::Retained => match self.delete_after {
-                    Some(deadline) if deadline <= now && may_delete => self.start_deletion(policy, now, &mut fx),
-                    _ => break,
-                },
-                State::Deleting => {
-                    for c in &mut self.copies {
-                        if c.state == CopyState::Deleting
-                            && c.next_attempt_at.is_none_or(|t| t <= now)
-                            && !busy(&c.store, &c.copy)
-                        {
-                            fx.push(Effect::Dispatch {
-                                store: c.store.clone(),
-                                copy: c.copy.clone(),
-                                action: Action::Delete,
-                            });
-                        }
-                    }
-                    self.complete_if_done(now, &mut fx);
-                    break;
+        if !self.state.is_final() {
+            self.start_due_buffers(policy, now, &mut fx);
+            self.refresh();
+            if let Some(due) = self.deletion_due() {
+                // domain-rules §5.3: not before the deadline, not under a hold.
+                if due <= now && self.holds.is_empty() && rules.may_delete {
+                    self.start_deletion(policy, now, &mut fx);
                 }
-                State::Deleted | State::Purged => break,
             }
         }
+        if self.state == State::Deleting && self.holds.is_empty() && rules.may_delete {
+            for c in &mut self.copies {
+                if c.state == CopyState::Deleting
+                    && c.next_attempt_at.is_none_or(|t| t <= now)
+                    && !busy(&c.store, &c.copy)
+                {
+                    fx.push(Effect::Dispatch { store: c.store.clone(), copy: c.copy.clone(), action: Action::Delete });
+                }
+            }
+        }
+        self.complete_if_done(now, &mut fx);
         fx
     }
 
@@ -337,79 +582,161 @@ impl Resource {
         }]
     }
 
-    /// When [`Resource::advance`] must next be called, if ever.
-    pub fn next_due(&self) -> Option<Timestamp> {
+    /// When [`Resource::advance`] must next be called, if ever: the next
+    /// buffer start, the deletion (unless held), or a copy's retry.
+    pub fn next_due(&self, policy: &ProductPolicy) -> Option<Timestamp> {
+        let held = !self.holds.is_empty();
         match self.state {
-            State::Active if self.billing == Billing::Prepaid => self.term_end,
-            State::Retained => self.delete_after,
-            State::Deleting => self
+            State::Active | State::Retained => {
+                let starts = self.pending_starts(policy).into_iter().map(|(_, t)| t);
+                let deletion = if held { None } else { self.deletion_due() };
+                starts.chain(deletion).min()
+            }
+            State::Deleting if !held => self
                 .copies
                 .iter()
                 .filter(|c| c.state == CopyState::Deleting)
-                .map(|c| c.next_attempt_at.unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC))
+                .map(|c| c.next_attempt_at.unwrap_or(self.deletion_started_at.unwrap_or(self.created_at)))
                 .min(),
             _ => None,
         }
     }
 
-    fn refuse_if_deleting(&self, what: &str) -> Result<(), Rejection> {
-        match self.state {
-            State::Deleting | State::Deleted | State::Purged => Err(Rejection(format!(
+    /// The deletion this resource is heading for, running or projected.
+    pub fn forecast(&self, policy: &ProductPolicy) -> Option<Forecast> {
+        if self.state.is_final() {
+            return None;
+        }
+        let running = self.running_buffers().map(|b| (b.clone(), false));
+        let projected = self.pending_starts(policy).into_iter().map(|(cause, start)| {
+            let reason = if cause == Cause::Termination { self.termination.as_ref().map(|t| t.reason) } else { None };
+            (buffer(cause, reason, start, policy), true)
+        });
+        let (b, projected) = running.chain(projected).min_by_key(|(b, _)| b.delete_after)?;
+        let deadline = self.not_before.map_or(b.delete_after, |nb| nb.max(b.delete_after));
+        Some(Forecast { cause: b.cause, reason: b.reason, deadline, policy_version: b.policy_version, projected })
+    }
+
+    /// The late fee accrued on the arrears at `now`: `rate` (a fraction, e.g.
+    /// 0.0005 for 0.05 %) of the amount per whole day (general terms 2.3.2).
+    pub fn late_fee(&self, rate: Decimal, now: Timestamp) -> Option<(Decimal, i64)> {
+        let a = self.arrears.as_ref()?;
+        let amount = a.amount?;
+        let days = (now - a.started_at).num_days().max(0);
+        let fee = (amount * rate * Decimal::from(days)).round_dp(amount.scale().max(2));
+        Some((fee, days))
+    }
+
+    /// When the deletion may run: the deciding buffer's deadline, no sooner
+    /// than `not_before`.
+    fn deletion_due(&self) -> Option<Timestamp> {
+        let b = self.deciding.as_ref()?;
+        Some(self.not_before.map_or(b.delete_after, |nb| nb.max(b.delete_after)))
+    }
+
+    fn running_buffers(&self) -> impl Iterator<Item = &Buffer> {
+        self.expiry
+            .iter()
+            .chain(self.arrears.as_ref().and_then(|a| a.buffer.as_ref()))
+            .chain(self.termination.as_ref().and_then(|t| t.buffer.as_ref()))
+            .chain(self.release.iter())
+    }
+
+    /// Buffers whose cause is known but whose start time is still ahead.
+    fn pending_starts(&self, policy: &ProductPolicy) -> Vec<(Cause, Timestamp)> {
+        let mut out = Vec::new();
+        if let (Billing::Prepaid, Some(end), None) = (self.billing, self.term_end, &self.expiry) {
+            out.push((Cause::Expiry, end));
+        }
+        if let Some(a) = self.arrears.as_ref().filter(|a| a.buffer.is_none()) {
+            out.push((Cause::Arrears, a.started_at + policy.arrears_grace.to_chrono()));
+        }
+        if let Some(t) = self.termination.as_ref().filter(|t| t.buffer.is_none()) {
+            out.push((Cause::Termination, t.at));
+        }
+        out
+    }
+
+    /// Starts every buffer whose time has come, anchored at its cause's time.
+    fn start_due_buffers(&mut self, policy: &ProductPolicy, now: Timestamp, fx: &mut Vec<Effect>) {
+        for (cause, start) in self.pending_starts(policy) {
+            if start > now {
+                continue;
+            }
+            let reason = self.termination.as_ref().map(|t| t.reason).filter(|_| cause == Cause::Termination);
+            let b = buffer(cause, reason, start, policy);
+            fx.push(Effect::Record {
+                kind: "buffer.started",
+                data: json!({"cause": cause, "reason": reason, "buffer_started_at": fmt_rfc3339(start)}),
+            });
+            self.log(start, "buffer.started", format!("{} buffer started", cause.as_str()));
+            self.scheduled(&b, fx);
+            match cause {
+                Cause::Expiry => self.expiry = Some(b),
+                Cause::Arrears => {
+                    if let Some(a) = &mut self.arrears {
+                        a.buffer = Some(b)
+                    }
+                }
+                Cause::Termination => {
+                    if let Some(t) = &mut self.termination {
+                        t.buffer = Some(b)
+                    }
+                }
+                Cause::Release => self.release = Some(b),
+            }
+        }
+    }
+
+    /// Re-derives `state` and the deciding buffer from the running buffers.
+    fn refresh(&mut self) {
+        if self.state.is_final() {
+            return;
+        }
+        self.deciding = self.running_buffers().min_by_key(|b| b.delete_after).cloned();
+        self.state = if self.deciding.is_some() { State::Retained } else { State::Active };
+        if self.deciding.is_none() {
+            self.not_before = None;
+        }
+    }
+
+    fn refuse_if_final(&self, what: &str) -> Result<(), Rejection> {
+        if self.state.is_final() {
+            return Err(Rejection::new(format!(
                 "{what} refused: resource {:?} is {}; deleted data cannot be restored (general terms 4.1.6)",
                 self.id,
                 self.state.as_str()
-            ))),
-            _ => Ok(()),
+            )));
         }
+        Ok(())
     }
 
-    fn start_buffer(
-        &mut self,
-        cause: Cause,
-        reason: Option<TerminationReason>,
-        start: Timestamp,
-        policy: &ProductPolicy,
-        fx: &mut Vec<Effect>,
-    ) {
-        let buffer = policy.buffer.for_cause(cause, reason);
-        let deadline = start + buffer.to_chrono();
-        self.state = State::Retained;
-        self.cause = Some(cause);
-        self.reason = reason;
-        self.buffer_started_at = Some(start);
-        self.delete_after = Some(deadline);
-        self.policy_version = Some(policy.version.clone());
-        if cause != Cause::Release {
-            fx.push(Effect::Record {
-                kind: "buffer.started",
-                data: json!({"cause": cause, "buffer_started_at": fmt_rfc3339(start)}),
-            });
-            self.log(start, "buffer.started", format!("{} buffer of {buffer} started", cause.as_str()));
-        }
+    fn scheduled(&mut self, b: &Buffer, fx: &mut Vec<Effect>) {
+        let buffer = humantime::format_duration((b.delete_after - b.started_at).to_std().unwrap_or_default());
         fx.push(Effect::Record {
             kind: "deletion.scheduled",
-            data: json!({"cause": cause, "reason": reason, "buffer": buffer.to_string(),
-                         "delete_after": fmt_rfc3339(deadline), "policy_version": policy.version}),
+            data: json!({"cause": b.cause, "reason": b.reason, "buffer": buffer.to_string(),
+                         "buffer_started_at": fmt_rfc3339(b.started_at),
+                         "delete_after": fmt_rfc3339(b.delete_after), "policy_version": b.policy_version}),
         });
         self.log(
-            start,
+            b.started_at,
             "deletion.scheduled",
-            format!("deletion scheduled for {} (policy {})", fmt_rfc3339(deadline), policy.version),
+            format!(
+                "{} deletion scheduled for {} (policy {})",
+                b.cause.as_str(),
+                fmt_rfc3339(b.delete_after),
+                b.policy_version
+            ),
         );
     }
 
-    fn cancel_buffer(&mut self, at: Timestamp, why: &str, fx: &mut Vec<Effect>) {
+    fn cancelled(&mut self, at: Timestamp, b: &Buffer, why: &str, fx: &mut Vec<Effect>) {
         fx.push(Effect::Record {
             kind: "deletion.cancelled",
-            data: json!({"cause": self.cause, "delete_after": self.delete_after.map(fmt_rfc3339), "why": why}),
+            data: json!({"cause": b.cause, "delete_after": fmt_rfc3339(b.delete_after), "why": why}),
         });
-        self.log(at, "deletion.cancelled", format!("deletion cancelled: {why}"));
-        self.state = State::Active;
-        self.cause = None;
-        self.reason = None;
-        self.buffer_started_at = None;
-        self.delete_after = None;
-        self.policy_version = None;
+        self.log(at, "deletion.cancelled", format!("{} deletion cancelled: {why}", b.cause.as_str()));
     }
 
     /// Records the intent to delete every online and cache copy. The returned
@@ -418,16 +745,7 @@ impl Resource {
         // A store added to the product since creation still gets its copy deleted.
         for s in policy.stores.iter().filter(|s| s.class != StoreClass::Backup) {
             if !self.copies.iter().any(|c| c.store == s.name) {
-                self.copies.push(DataCopy {
-                    store: s.name.clone(),
-                    copy: s.name.clone(),
-                    class: s.class,
-                    state: CopyState::Present,
-                    attempts: 0,
-                    next_attempt_at: None,
-                    last_error: None,
-                    done_at: None,
-                });
+                self.copies.push(DataCopy::new(&s.name, s.class));
             }
         }
         let mut n = 0;
@@ -438,30 +756,32 @@ impl Resource {
         }
         self.state = State::Deleting;
         self.deletion_started_at = Some(now);
+        let d = self.deciding.clone();
         fx.push(Effect::Record {
             kind: "deletion.started",
-            data: json!({"cause": self.cause, "delete_after": self.delete_after.map(fmt_rfc3339),
-                         "policy_version": self.policy_version, "copies": n}),
+            data: json!({"cause": d.as_ref().map(|b| b.cause), "reason": d.as_ref().and_then(|b| b.reason),
+                         "delete_after": d.as_ref().map(|b| fmt_rfc3339(b.delete_after)),
+                         "policy_version": d.as_ref().map(|b| b.policy_version.clone()), "copies": n}),
         });
         self.log(now, "deletion.started", format!("deletion of {n} copies started"));
     }
 
     fn complete_if_done(&mut self, now: Timestamp, fx: &mut Vec<Effect>) {
-        let pending = |c: &&DataCopy| c.state != CopyState::Deleted;
-        if self.state == State::Deleting
-            && !self.copies.iter().filter(|c| c.class != StoreClass::Backup).any(|c| pending(&c))
-        {
+        let pending = |c: &DataCopy| c.state != CopyState::Deleted;
+        let cause = self.deciding.as_ref().map(|b| b.cause);
+        if self.state == State::Deleting && !self.copies.iter().filter(|c| c.class != StoreClass::Backup).any(pending) {
             self.state = State::Deleted;
-            fx.push(Effect::Record { kind: "resource.deleted", data: json!({"cause": self.cause}) });
+            fx.push(Effect::Record { kind: "resource.deleted", data: json!({"cause": cause}) });
             self.log(now, "resource.deleted", "online and cache copies deleted".into());
         }
-        if self.state == State::Deleted && !self.copies.iter().any(|c| pending(&c)) {
+        if self.state == State::Deleted && !self.copies.iter().any(pending) {
             self.state = State::Purged;
+            let d = self.deciding.clone();
             fx.push(Effect::Record {
                 kind: "resource.purged",
-                data: json!({"cause": self.cause, "policy_version": self.policy_version,
-                             "buffer_started_at": self.buffer_started_at.map(fmt_rfc3339),
-                             "delete_after": self.delete_after.map(fmt_rfc3339)}),
+                data: json!({"cause": cause, "policy_version": d.as_ref().map(|b| b.policy_version.clone()),
+                             "buffer_started_at": d.as_ref().map(|b| fmt_rfc3339(b.started_at)),
+                             "delete_after": d.as_ref().map(|b| fmt_rfc3339(b.delete_after))}),
             });
             self.log(now, "resource.purged", "every copy deleted".into());
         }
@@ -469,5 +789,55 @@ impl Resource {
 
     fn log(&mut self, at: Timestamp, what: &str, detail: String) {
         self.history.push(HistoryEntry { at, what: what.to_string(), detail });
+    }
+}
+
+/// Holds placed on a whole tenant, kept so that resources created later are
+/// covered too.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TenantHolds {
+    /// Holds in force on the tenant.
+    pub holds: Vec<Hold>,
+    /// Released tenant hold ids and when.
+    pub released: Vec<(String, Timestamp)>,
+}
+
+impl TenantHolds {
+    /// Applies a tenant-wide `hold.placed` or `hold.released`; Err for an
+    /// event that the tenant's holds forbid.
+    pub fn apply(&mut self, ev: &Event) -> Result<(), Rejection> {
+        match &ev.body {
+            EventBody::HoldPlaced { hold_id, authority, reason } => {
+                if self.released.iter().any(|(id, rel)| id == hold_id && ev.at <= *rel) {
+                    return Ok(());
+                }
+                if self.holds.iter().any(|h| &h.hold_id == hold_id) {
+                    return Err(Rejection::new(format!(
+                        "hold {hold_id:?} is already placed on tenant {:?}",
+                        ev.tenant
+                    )));
+                }
+                self.holds.push(Hold {
+                    hold_id: hold_id.clone(),
+                    authority: authority.clone(),
+                    reason: reason.clone(),
+                    tenant_wide: true,
+                    placed_at: ev.at,
+                });
+                Ok(())
+            }
+            EventBody::HoldReleased { hold_id } => {
+                let Some(pos) = self.holds.iter().position(|h| &h.hold_id == hold_id) else {
+                    return Err(Rejection {
+                        message: format!("hold {hold_id:?} is not placed on tenant {:?}", ev.tenant),
+                        retryable: true,
+                    });
+                };
+                self.holds.remove(pos);
+                self.released.push((hold_id.clone(), ev.at));
+                Ok(())
+            }
+            _ => Ok(()),
+        }
     }
 }

@@ -3,7 +3,9 @@
 //! number here comes from the config file, never from code).
 
 use crate::duration::Dur;
+use crate::event::Billing;
 use crate::executor::ExecutorSpec;
+use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -163,6 +165,13 @@ pub struct ProductPolicy {
     pub notices: Vec<Dur>,
     /// Reminder before the term end (domain-rules §1.3).
     pub renewal_reminder: Option<Dur>,
+    /// Which resources a tenant-wide `arrears.started` affects (by billing;
+    /// postpaid by default: pay-as-you-go draws on the balance, general
+    /// terms 2.3).
+    pub arrears_affects: Vec<Billing>,
+    /// Late fee per day as a fraction of the overdue amount (0.0005 for the
+    /// agreements' 0.05 %, general terms 2.3.2). Shown, never charged.
+    pub late_fee_per_day: Decimal,
     /// Hash of everything above; set by [`ProductPolicy::seal`].
     #[serde(skip)]
     pub version: String,

@@ -18,9 +18,9 @@ use crate::audit::{AuditHead, AuditLog, AuditRecord};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::duration::Dur;
-use crate::event::Event;
+use crate::event::{Event, EventBody};
 use crate::executor::{Action, Executor, Target};
-use crate::lifecycle::{Effect, Resource};
+use crate::lifecycle::{Effect, Rejection, Resource, Rules};
 use crate::store::{EventOutcome, Store, StoreError, WriteSet};
 use crate::time::{fmt_rfc3339, Timestamp};
 use serde::Serialize;
@@ -92,6 +92,13 @@ pub enum Command {
         /// Receives the new reading.
         reply: oneshot::Sender<Result<Timestamp, EngineError>>,
     },
+    /// Pause (true) or resume (false) deletions; answered once durable.
+    Pause {
+        /// The new setting.
+        paused: bool,
+        /// Receives Ok once recorded.
+        reply: oneshot::Sender<Result<(), EngineError>>,
+    },
     /// An executor call finished.
     CopyResult {
         /// The resource.
@@ -119,6 +126,14 @@ impl EngineHandle {
         rx.await.map_err(|_| EngineError::Stopped)?
     }
 
+    /// Pauses or resumes deletions (no deletion starts and no executor is
+    /// called while paused); returns once durable.
+    pub async fn set_paused(&self, paused: bool) -> Result<(), EngineError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Command::Pause { paused, reply }).await.map_err(|_| EngineError::Stopped)?;
+        rx.await.map_err(|_| EngineError::Stopped)?
+    }
+
     /// Moves the manual clock; returns the new reading once due work has run
     /// or is waiting on a retry.
     pub async fn move_clock(&self, op: ClockOp) -> Result<Timestamp, EngineError> {
@@ -129,6 +144,10 @@ impl EngineHandle {
 }
 
 type CopyKey = (String, String, String);
+
+/// Resources changed by one event, with their effects and next due time, or
+/// why the event is refused.
+type Applied = Result<Vec<(Resource, Vec<Effect>, Option<Timestamp>)>, Rejection>;
 
 /// The engine's state. Built by [`Engine::open`], run by [`Engine::run`].
 pub struct Engine {
@@ -142,6 +161,7 @@ pub struct Engine {
     in_flight: HashSet<CopyKey>,
     to_dispatch: Vec<(CopyKey, String, Action)>,
     clock_waiters: Vec<oneshot::Sender<Result<Timestamp, EngineError>>>,
+    paused: bool,
     permits: Arc<Semaphore>,
     tx: mpsc::Sender<Command>,
     rx: mpsc::Receiver<Command>,
@@ -182,6 +202,7 @@ impl Engine {
         store.commit(WriteSet { outbox_done_through: Some(head.seq), ..Default::default() })?;
         let executors =
             config.stores.iter().map(|(name, s)| (name.clone(), Arc::new(Executor::from_spec(&s.executor)))).collect();
+        let paused = store.paused()?;
         let (tx, rx) = mpsc::channel(4096);
         let permits = Arc::new(Semaphore::new(config.daemon.executor_concurrency));
         let engine = Engine {
@@ -195,6 +216,7 @@ impl Engine {
             in_flight: HashSet::new(),
             to_dispatch: Vec::new(),
             clock_waiters: Vec::new(),
+            paused,
             permits,
             tx: tx.clone(),
             rx,
@@ -242,6 +264,7 @@ impl Engine {
     /// then answers and calls executors.
     async fn step(&mut self, cmds: Vec<Command>) -> Result<(), EngineError> {
         let mut ingest_replies = Vec::new();
+        let mut pause_replies = Vec::new();
         for cmd in cmds {
             match cmd {
                 Command::Ingest { events, reply } => {
@@ -266,6 +289,16 @@ impl Engine {
                         self.clock_waiters.push(reply);
                     }
                 },
+                Command::Pause { paused, reply } => {
+                    let now = self.clock.now();
+                    let mut w = WriteSet { paused: Some(paused), ..Default::default() };
+                    let kind = if paused { "deletions.paused" } else { "deletions.resumed" };
+                    self.record(&mut w, now, kind, None, None, json!({}));
+                    self.store.commit(w)?;
+                    self.paused = paused;
+                    tracing::warn!(paused, "deletions {}", if paused { "paused" } else { "resumed" });
+                    pause_replies.push(reply);
+                }
                 Command::CopyResult { resource, store, copy, result } => {
                     self.in_flight.remove(&(resource.clone(), store.clone(), copy.clone()));
                     self.copy_result(&resource, &store, &copy, result)?;
@@ -278,6 +311,9 @@ impl Engine {
         for (reply, results) in ingest_replies {
             let _ = reply.send(Ok(results));
         }
+        for reply in pause_replies {
+            let _ = reply.send(Ok(()));
+        }
         self.dispatch();
         if self.in_flight.is_empty() {
             let now = self.clock.now();
@@ -286,6 +322,14 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// The rules the pure lifecycle needs, as of now.
+    fn rules(&self) -> Rules {
+        Rules {
+            after_hold_release: self.config.safety.after_hold_release.to_chrono(),
+            may_delete: !self.config.safety.dry_run && !self.paused,
+        }
     }
 
     fn ingest_one(&mut self, ev: &Event, now: Timestamp) -> Result<EventResult, EngineError> {
@@ -306,49 +350,120 @@ impl Engine {
                 )),
             ));
         }
-        let existing = self.store.resource(&ev.resource)?;
-        let product = match (&existing, &ev.body) {
-            (Some(r), _) => r.product.clone(),
-            (None, crate::event::EventBody::Created { product, .. }) => product.clone(),
-            (None, _) => String::new(),
-        };
         let mut w = WriteSet::default();
-        let config = self.config.clone();
-        let outcome = match config.products.get(&product) {
-            None if existing.is_none() && product.is_empty() => {
-                Err(crate::lifecycle::Rejection(format!("unknown resource {:?}", ev.resource)))
-            }
-            None => Err(crate::lifecycle::Rejection(format!("product {product:?} is not configured"))),
-            Some(policy) => {
-                let applied = match existing {
-                    None => Resource::create(ev, policy),
-                    Some(mut r) => r.apply(ev, policy).map(|fx| (r, fx)),
-                };
-                applied.map(|(mut r, mut fx)| {
-                    fx.extend(self.advance(&mut r, policy, now));
-                    (r, fx)
-                })
-            }
-        };
+        let outcome = match &ev.resource {
+            Some(id) => self.apply_to_resource(ev, id, now),
+            None => self.apply_to_tenant(ev, now, &mut w),
+        }?;
+        let base = json!({"event_id": ev.event_id, "type": ev.type_name(), "at": fmt_rfc3339(ev.at)});
         let (status, error) = match outcome {
-            Ok((r, fx)) => {
-                let data = json!({"event_id": ev.event_id, "type": ev.type_name(), "at": fmt_rfc3339(ev.at)});
-                self.record(&mut w, now, "event.applied", Some(&r.tenant), Some(&r.id), data);
-                self.effects(&mut w, now, &r, fx);
-                w.put_resource(r);
+            Ok(changes) => {
+                let mut data = base;
+                if ev.resource.is_none() {
+                    data["resources"] = json!(changes.len());
+                }
+                self.record(&mut w, now, "event.applied", Some(&ev.tenant), ev.resource.as_deref(), data);
+                for (r, fx, due) in changes {
+                    self.effects(&mut w, now, &r, fx);
+                    w.put_resource(r, due);
+                }
                 ("applied", None)
             }
             Err(rejection) => {
-                let data = json!({"event_id": ev.event_id, "type": ev.type_name(), "at": fmt_rfc3339(ev.at),
-                                  "error": rejection.0});
-                self.record(&mut w, now, "event.rejected", Some(&ev.tenant), Some(&ev.resource), data);
-                ("rejected", Some(rejection.0))
+                let mut data = base;
+                data["error"] = json!(rejection.message);
+                self.record(&mut w, now, "event.rejected", Some(&ev.tenant), ev.resource.as_deref(), data);
+                if rejection.retryable {
+                    // A later event (the creation, the hold) may make this
+                    // one valid: its id stays free so the sender can retry.
+                    self.store.commit(w)?;
+                    return Ok(result("rejected", Some(rejection.message)));
+                }
+                ("rejected", Some(rejection.message))
             }
         };
-        w.events
-            .push((ev.event_id.clone(), EventOutcome { status: status.into(), resource: Some(ev.resource.clone()) }));
+        w.events.push((ev.event_id.clone(), EventOutcome { status: status.into(), resource: ev.resource.clone() }));
         self.store.commit(w)?;
         Ok(result(status, error))
+    }
+
+    /// Applies a resource-scoped event; returns the changed resource.
+    fn apply_to_resource(&mut self, ev: &Event, id: &str, now: Timestamp) -> Result<Applied, EngineError> {
+        let config = self.config.clone();
+        let rules = self.rules();
+        let applied = match self.store.resource(id)? {
+            None => {
+                let policy = match &ev.body {
+                    EventBody::Created { product, .. } => config.products.get(product),
+                    _ => None,
+                };
+                match policy {
+                    None => Err(Rejection { message: format!("unknown resource {id:?}"), retryable: true }),
+                    Some(policy) => {
+                        let holds = self.store.tenant_holds(&ev.tenant)?.holds;
+                        Resource::create(ev, policy, &holds).map(|mut r| {
+                            let fx = self.advance(&mut r, policy, now);
+                            let due = r.next_due(policy);
+                            vec![(r, fx, due)]
+                        })
+                    }
+                }
+            }
+            Some(mut r) => match config.products.get(&r.product) {
+                None => Err(Rejection::new(format!("product {:?} is not configured", r.product))),
+                Some(policy) => r.apply(ev, policy, rules).map(|mut fx| {
+                    fx.extend(self.advance(&mut r, policy, now));
+                    let due = r.next_due(policy);
+                    vec![(r, fx, due)]
+                }),
+            },
+        };
+        Ok(applied)
+    }
+
+    /// Applies an `arrears.*` or `hold.*` event without a resource to every
+    /// resource of the tenant it concerns (for arrears, those whose billing
+    /// the product marks as affected); tenant holds also cover resources
+    /// created later.
+    fn apply_to_tenant(&mut self, ev: &Event, now: Timestamp, w: &mut WriteSet) -> Result<Applied, EngineError> {
+        let config = self.config.clone();
+        let rules = self.rules();
+        if matches!(ev.body, EventBody::HoldPlaced { .. } | EventBody::HoldReleased { .. }) {
+            let mut holds = self.store.tenant_holds(&ev.tenant)?;
+            if let Err(rejection) = holds.apply(ev) {
+                return Ok(Err(rejection));
+            }
+            w.tenants.push((ev.tenant.clone(), holds));
+        }
+        let mut changes = Vec::new();
+        for id in self.store.tenant_resources(&ev.tenant)? {
+            let Some(mut r) = self.store.resource(&id)? else { continue };
+            let Some(policy) = config.products.get(&r.product) else {
+                tracing::error!(resource = %r.id, product = %r.product, "product is not configured: tenant event skipped");
+                continue;
+            };
+            let concerned = match &ev.body {
+                EventBody::ArrearsStarted { .. } => !r.state.is_final() && policy.arrears_affects.contains(&r.billing),
+                EventBody::ArrearsSettled => !r.state.is_final() && policy.arrears_affects.contains(&r.billing),
+                EventBody::HoldPlaced { .. } => r.state != crate::lifecycle::State::Purged,
+                EventBody::HoldReleased { hold_id } => r.holds.iter().any(|h| &h.hold_id == hold_id),
+                _ => false,
+            };
+            if !concerned {
+                continue;
+            }
+            match r.apply(ev, policy, rules) {
+                Ok(mut fx) => {
+                    fx.extend(self.advance(&mut r, policy, now));
+                    let due = r.next_due(policy);
+                    changes.push((r, fx, due));
+                }
+                Err(rejection) => {
+                    tracing::info!(resource = %id, error = %rejection, "tenant-wide event does not apply to this resource")
+                }
+            }
+        }
+        Ok(Ok(changes))
     }
 
     /// Runs every deadline due at `now`, repeating while transitions make
@@ -356,7 +471,7 @@ impl Engine {
     fn tick(&mut self, now: Timestamp) -> Result<(), EngineError> {
         loop {
             let mut changed = false;
-            for (_, id) in self.store.due(now, usize::MAX)? {
+            for (due, id) in self.store.due(now, usize::MAX)? {
                 let Some(mut r) = self.store.resource(&id)? else { continue };
                 let Some(policy) = self.config.products.get(&r.product).cloned() else {
                     tracing::error!(resource = %r.id, product = %r.product, "product is not configured: deadline not run");
@@ -364,12 +479,15 @@ impl Engine {
                 };
                 let before = r.clone();
                 let fx = self.advance(&mut r, &policy, now);
-                if r != before {
+                let next = r.next_due(&policy);
+                // Rewrite when the state moved, or when the due time changed
+                // under it (a config change while the daemon was down).
+                if r != before || next != Some(due) {
+                    changed |= r != before;
                     let mut w = WriteSet::default();
                     self.effects(&mut w, now, &r, fx);
-                    w.put_resource(r);
+                    w.put_resource(r, next);
                     self.store.commit(w)?;
-                    changed = true;
                 }
             }
             if !changed {
@@ -384,7 +502,7 @@ impl Engine {
         let in_flight = &self.in_flight;
         let id = r.id.clone();
         let busy = |store: &str, copy: &str| in_flight.contains(&(id.clone(), store.to_string(), copy.to_string()));
-        let fx = r.advance(policy, now, !self.config.safety.dry_run, &busy);
+        let fx = r.advance(policy, now, self.rules(), &busy);
         let mut rest = Vec::new();
         for e in fx {
             match e {
@@ -408,6 +526,10 @@ impl Engine {
         result: Result<(), String>,
     ) -> Result<(), EngineError> {
         let Some(mut r) = self.store.resource(id)? else { return Ok(()) };
+        let Some(policy) = self.config.products.get(&r.product).cloned() else {
+            tracing::error!(resource = %id, product = %r.product, "product is not configured: executor result not recorded");
+            return Ok(());
+        };
         let now = self.clock.now();
         let fx = match &result {
             Ok(()) => r.copy_done(store, copy, now),
@@ -418,7 +540,8 @@ impl Engine {
         };
         let mut w = WriteSet::default();
         self.effects(&mut w, now, &r, fx);
-        w.put_resource(r);
+        let due = r.next_due(&policy);
+        w.put_resource(r, due);
         self.store.commit(w)?;
         Ok(())
     }

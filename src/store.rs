@@ -4,21 +4,24 @@
 //! resources, deadlines and event ids.
 //!
 //! Layout: one sled tree, keys by prefix, every record versioned:
-//! - `r/<resource>`: the resource (`{"v":1,"resource":..}`)
+//! - `r/<resource>`: the resource and its due time (`{"v":1,"due":..,"resource":..}`)
 //! - `d/<due millis, 8 bytes big-endian, sign-flipped>/<resource>`: the
-//!   deadline index, ordered by due time, kept equal to
-//!   [`Resource::next_due`] by [`Store::commit`] itself
+//!   deadline index, ordered by due time, kept equal to each record's `due`
+//!   by [`Store::commit`] itself (it removes the old key it reads)
+//! - `t/<tenant>/<resource>`: the resources of a tenant
+//! - `n/<tenant>`: holds placed on a whole tenant
 //! - `e/<event_id>`: ids of events already handled, with their outcome
 //! - `o/<seq, 8 bytes big-endian>`: audit records not yet confirmed in the
 //!   audit file (the outbox)
-//! - `m/audit_head`, `m/clock`: the audit chain head, the manual clock reading
+//! - `m/audit_head`, `m/clock`, `m/paused`: the audit chain head, the manual
+//!   clock reading, whether deletions are paused
 //!
 //! A [`WriteSet`] is applied atomically (one sled batch). Nothing is durable
 //! until [`Store::flush`] returns; callers flush before acknowledging an event
 //! or calling an executor.
 
 use crate::audit::{AuditHead, AuditRecord};
-use crate::lifecycle::Resource;
+use crate::lifecycle::{Resource, TenantHolds};
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -51,8 +54,11 @@ pub struct EventOutcome {
 /// Changes applied together, atomically.
 #[derive(Default, Debug)]
 pub struct WriteSet {
-    /// Resources to write (the deadline index follows them).
-    pub resources: Vec<Resource>,
+    /// Resources to write, each with when it is next due (the deadline
+    /// index follows).
+    pub resources: Vec<(Resource, Option<Timestamp>)>,
+    /// Tenant-wide holds to write.
+    pub tenants: Vec<(String, TenantHolds)>,
     /// Event ids now handled.
     pub events: Vec<(String, EventOutcome)>,
     /// New audit records (into the outbox) and the head after them.
@@ -61,14 +67,16 @@ pub struct WriteSet {
     pub outbox_done_through: Option<u64>,
     /// New manual clock reading.
     pub clock: Option<Timestamp>,
+    /// Pause or resume deletions.
+    pub paused: Option<bool>,
 }
 
 impl WriteSet {
     /// Adds a resource, replacing an earlier version of it in this set, so
     /// the deadline index is updated from the stored version exactly once.
-    pub fn put_resource(&mut self, r: Resource) {
-        self.resources.retain(|old| old.id != r.id);
-        self.resources.push(r);
+    pub fn put_resource(&mut self, r: Resource, due: Option<Timestamp>) {
+        self.resources.retain(|(old, _)| old.id != r.id);
+        self.resources.push((r, due));
     }
 
     /// True when there is nothing to write.
@@ -76,8 +84,10 @@ impl WriteSet {
         self.resources.is_empty()
             && self.events.is_empty()
             && self.audit.is_empty()
+            && self.tenants.is_empty()
             && self.outbox_done_through.is_none()
             && self.clock.is_none()
+            && self.paused.is_none()
     }
 }
 
@@ -97,8 +107,16 @@ pub trait Store: Send + Sync + 'static {
     fn outbox_after(&self, after: u64) -> Result<Vec<AuditRecord>, StoreError>;
     /// The persisted manual clock reading.
     fn clock(&self) -> Result<Option<Timestamp>, StoreError>;
-    /// Every tracked resource id (for counts and sweeps).
+    /// How many resources are tracked.
     fn resource_count(&self) -> Result<u64, StoreError>;
+    /// Calls `f` on every resource, in id order (forecast, sweeps).
+    fn for_each_resource(&self, f: &mut dyn FnMut(Resource)) -> Result<(), StoreError>;
+    /// The ids of a tenant's resources.
+    fn tenant_resources(&self, tenant: &str) -> Result<Vec<String>, StoreError>;
+    /// Holds placed on a whole tenant.
+    fn tenant_holds(&self, tenant: &str) -> Result<TenantHolds, StoreError>;
+    /// Whether deletions are paused by an operator.
+    fn paused(&self) -> Result<bool, StoreError>;
     /// Applies a write set atomically (visible at once, durable after flush).
     fn commit(&self, w: WriteSet) -> Result<(), StoreError>;
     /// Makes everything committed so far durable (fsync).
@@ -115,6 +133,7 @@ const V: u32 = 1;
 #[derive(Serialize, Deserialize)]
 struct ResourceRecord {
     v: u32,
+    due: Option<Timestamp>,
     resource: Resource,
 }
 
@@ -167,6 +186,18 @@ impl SledStore {
         Ok(SledStore { db })
     }
 
+    fn record(&self, id: &str) -> Result<Option<ResourceRecord>, StoreError> {
+        let key = [b"r/", id.as_bytes()].concat();
+        let rec: Option<ResourceRecord> = self.get(&key)?;
+        match rec {
+            Some(r) if r.v != V => Err(StoreError::Decode {
+                key: String::from_utf8_lossy(&key).into_owned(),
+                reason: format!("record version {} is not supported by this build", r.v),
+            }),
+            r => Ok(r),
+        }
+    }
+
     fn get<T: for<'de> Deserialize<'de>>(&self, key: &[u8]) -> Result<Option<T>, StoreError> {
         match self.db.get(key).map_err(db_err)? {
             None => Ok(None),
@@ -177,15 +208,7 @@ impl SledStore {
 
 impl Store for SledStore {
     fn resource(&self, id: &str) -> Result<Option<Resource>, StoreError> {
-        let key = [b"r/", id.as_bytes()].concat();
-        let rec: Option<ResourceRecord> = self.get(&key)?;
-        match rec {
-            Some(r) if r.v != V => Err(StoreError::Decode {
-                key: String::from_utf8_lossy(&key).into_owned(),
-                reason: format!("record version {} is not supported by this build", r.v),
-            }),
-            r => Ok(r.map(|r| r.resource)),
-        }
+        Ok(self.record(id)?.map(|r| r.resource))
     }
 
     fn event(&self, event_id: &str) -> Result<Option<EventOutcome>, StoreError> {
@@ -249,20 +272,57 @@ impl Store for SledStore {
         Ok(self.db.scan_prefix(b"r/").keys().count() as u64)
     }
 
+    fn for_each_resource(&self, f: &mut dyn FnMut(Resource)) -> Result<(), StoreError> {
+        for kv in self.db.scan_prefix(b"r/") {
+            let (k, v) = kv.map_err(db_err)?;
+            let rec: ResourceRecord = decode(&k, &v)?;
+            f(rec.resource);
+        }
+        Ok(())
+    }
+
+    fn tenant_resources(&self, tenant: &str) -> Result<Vec<String>, StoreError> {
+        let prefix = [b"t/", tenant.as_bytes(), b"/"].concat();
+        let mut out = Vec::new();
+        for k in self.db.scan_prefix(&prefix).keys() {
+            let k = k.map_err(db_err)?;
+            out.push(String::from_utf8_lossy(&k[prefix.len()..]).into_owned());
+        }
+        Ok(out)
+    }
+
+    fn tenant_holds(&self, tenant: &str) -> Result<TenantHolds, StoreError> {
+        Ok(self.get(&[b"n/", tenant.as_bytes()].concat())?.unwrap_or_default())
+    }
+
+    fn paused(&self) -> Result<bool, StoreError> {
+        Ok(self.get(b"m/paused")?.unwrap_or(false))
+    }
+
     fn commit(&self, w: WriteSet) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
-        for r in &w.resources {
-            // Keep the index equal to next_due: drop the old entry, add the new.
-            if let Some(old) = self.resource(&r.id)? {
-                if let Some(t) = old.next_due() {
-                    batch.remove(due_key(t, &old.id));
+        for (r, due) in &w.resources {
+            // Keep the index equal to the records' due times: drop the old
+            // entry, add the new.
+            match self.record(&r.id)? {
+                Some(old) => {
+                    if let Some(t) = old.due {
+                        batch.remove(due_key(t, &r.id));
+                    }
                 }
+                None => batch.insert([b"t/", r.tenant.as_bytes(), b"/", r.id.as_bytes()].concat(), &[] as &[u8]),
             }
-            if let Some(t) = r.next_due() {
-                batch.insert(due_key(t, &r.id), &[] as &[u8]);
+            if let Some(t) = due {
+                batch.insert(due_key(*t, &r.id), &[] as &[u8]);
             }
-            let rec = ResourceRecord { v: V, resource: r.clone() };
+            let rec = ResourceRecord { v: V, due: *due, resource: r.clone() };
             batch.insert([b"r/", r.id.as_bytes()].concat(), encode(&rec));
+        }
+        for (tenant, holds) in &w.tenants {
+            batch.insert([b"n/", tenant.as_bytes()].concat(), encode(holds));
+        }
+        if let Some(p) = w.paused {
+            batch.insert(&b"m/paused"[..], encode(&p));
         }
         for (id, outcome) in &w.events {
             batch.insert([b"e/", id.as_bytes()].concat(), encode(outcome));
