@@ -360,8 +360,18 @@ impl Resource {
     }
 
     /// Applies an event about this resource (or its tenant), as of the
-    /// event's own time. Call [`Resource::advance`] afterwards.
+    /// event's own time. Call [`Resource::advance`] afterwards. All or
+    /// nothing: on `Err` the resource is unchanged.
     pub fn apply(&mut self, ev: &Event, policy: &ProductPolicy, rules: Rules) -> Result<Vec<Effect>, Rejection> {
+        let before = self.clone();
+        let result = self.apply_inner(ev, policy, rules);
+        if result.is_err() {
+            *self = before;
+        }
+        result
+    }
+
+    fn apply_inner(&mut self, ev: &Event, policy: &ProductPolicy, rules: Rules) -> Result<Vec<Effect>, Rejection> {
         if ev.tenant != self.tenant {
             return Err(Rejection::new(format!("resource {:?} belongs to another tenant", self.id)));
         }
@@ -415,7 +425,9 @@ impl Resource {
                     None if self.termination.is_some() => {
                         self.log(at, "resource.reinstated", "reinstatement dated before the termination: moot".into());
                     }
-                    None => return Err(Rejection::new(format!("resource {:?} is not terminated", self.id))),
+                    // It may have overtaken its termination: recorded, so a
+                    // termination dated before it is moot when it arrives.
+                    None => self.log(at, "resource.reinstated", "not terminated: recorded".into()),
                 }
             }
             EventBody::Released => {
@@ -493,9 +505,10 @@ impl Resource {
                 self.holds.remove(pos);
                 self.released_holds.push((hold_id.clone(), at));
                 let mut data = json!({"hold_id": hold_id, "holds_left": self.holds.len()});
-                if self.holds.is_empty() {
-                    // safety.after_hold_release: a deadline that passed under
-                    // the hold runs no sooner than this, so people can react.
+                // safety.after_hold_release: a deadline that passed under
+                // the hold (by event time: at or before the release) runs no
+                // sooner than this after the last release, so people can react.
+                if self.holds.is_empty() && self.deciding.as_ref().is_some_and(|b| b.delete_after <= at) {
                     let nb = at + rules.after_hold_release;
                     self.not_before = Some(self.not_before.map_or(nb, |old| old.max(nb)));
                     data["not_before"] = json!(fmt_rfc3339(nb));

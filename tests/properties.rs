@@ -1,0 +1,296 @@
+//! Property tests over random sequences of events and clock moves on the pure
+//! lifecycle (no daemon, no I/O): the invariants of domain-rules §5 hold for
+//! any order of events.
+//!
+//! The oracle is kept by the test itself, from the events it sent, not from
+//! the resource's own fields: which causes are live (the latest term end, a
+//! termination not withdrawn, arrears not settled, a release) and which holds
+//! are in force. A deletion may only start when one live cause's own deadline
+//! has passed and no hold is in force.
+
+use chrono::{Duration, TimeZone, Utc};
+use proptest::prelude::*;
+use retentiond::event::{Billing, Event, EventBody};
+use retentiond::lifecycle::{Effect, Resource, Rules, State};
+use retentiond::policy::{ProductPolicy, TerminationReason};
+use retentiond::time::Timestamp;
+use std::path::Path;
+
+fn policy() -> ProductPolicy {
+    let text = r#"
+[daemon]
+state_dir = "x"
+[stores.primary]
+class = "online"
+executor = { kind = "fs", root = "/srv", path = "{tenant}/{resource}" }
+[stores.cache]
+class = "cache"
+executor = { kind = "fs", root = "/srv/cache", path = "{resource}" }
+[products.p]
+stores = ["primary", "cache"]
+buffer = { expiry = "15d", arrears = "10d", termination = "20d", violation = "0s", attack = "30d" }
+arrears_grace = "3d"
+arrears_affects = ["prepaid", "postpaid"]
+"#;
+    retentiond::config::parse(Path::new("/etc/retentiond/test.toml"), text).unwrap().products.remove("p").unwrap()
+}
+
+const AHR_HOURS: i64 = 24;
+
+#[derive(Clone, Debug)]
+enum Op {
+    /// Time passes by this many hours.
+    Advance(u16),
+    /// An event dated `late` hours before now (a late arrival).
+    Event { late: u8, kind: Kind },
+    /// The executor reports one in-flight copy done.
+    ExecutorDone,
+}
+
+#[derive(Clone, Debug)]
+enum Kind {
+    Renew(u16),
+    Terminate(u8),
+    Reinstate,
+    Release,
+    ArrearsStarted,
+    ArrearsSettled,
+    HoldPlaced(u8),
+    HoldReleased(u8),
+}
+
+fn kind() -> impl Strategy<Value = Kind> {
+    prop_oneof![
+        (1u16..2000).prop_map(Kind::Renew),
+        (0u8..5).prop_map(Kind::Terminate),
+        Just(Kind::Reinstate),
+        Just(Kind::Release),
+        Just(Kind::ArrearsStarted),
+        Just(Kind::ArrearsSettled),
+        (0u8..3).prop_map(Kind::HoldPlaced),
+        (0u8..3).prop_map(Kind::HoldReleased),
+    ]
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (0u16..800).prop_map(Op::Advance),
+        5 => ((0u8..72), kind()).prop_map(|(late, kind)| Op::Event { late, kind }),
+        2 => Just(Op::ExecutorDone),
+    ]
+}
+
+/// The test's own record of what the events said.
+#[derive(Default, Debug)]
+struct Oracle {
+    term_end: Option<Timestamp>,
+    termination: Option<(Timestamp, TerminationReason)>,
+    reinstated: Option<Timestamp>,
+    arrears: Option<Timestamp>,
+    settled: Option<Timestamp>,
+    release: Option<Timestamp>,
+    holds: Vec<(String, Timestamp)>,
+    released_holds: Vec<(String, Timestamp)>,
+    renewed_before_any_deadline: bool,
+}
+
+impl Oracle {
+    /// The earliest time any live cause allows deletion.
+    fn earliest_permitted(&self) -> Option<Timestamp> {
+        let d = |days| Duration::days(days);
+        let mut out = Vec::new();
+        if let Some(t) = self.term_end {
+            out.push(t + d(15));
+        }
+        if let Some((at, reason)) = self.termination {
+            let buffer = match reason {
+                TerminationReason::Violation => d(0),
+                TerminationReason::Attack => d(30),
+                _ => d(20),
+            };
+            out.push(at + buffer);
+        }
+        if let Some(at) = self.arrears {
+            out.push(at + d(3) + d(10));
+        }
+        if let Some(at) = self.release {
+            out.push(at);
+        }
+        out.into_iter().min()
+    }
+}
+
+fn reason(i: u8) -> TerminationReason {
+    TerminationReason::ALL[i as usize % 5]
+}
+
+fn ev(n: &mut u32, at: Timestamp, resource: Option<&str>, body: EventBody) -> Event {
+    *n += 1;
+    Event { event_id: format!("e{n}"), at, tenant: "t".into(), resource: resource.map(String::from), body }
+}
+
+fn run(ops: Vec<Op>, prepaid: bool) -> Result<(), TestCaseError> {
+    let policy = policy();
+    let rules = Rules { after_hold_release: Duration::hours(AHR_HOURS), may_delete: true };
+    let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+    let mut now = t0;
+    let mut n = 0;
+    let term_end = if prepaid { Some(t0 + Duration::days(30)) } else { None };
+    let billing = if prepaid { Billing::Prepaid } else { Billing::Postpaid };
+    let created = ev(&mut n, t0, Some("r"), EventBody::Created { product: "p".into(), billing, term_end });
+    let mut r = Resource::create(&created, &policy, &[]).unwrap();
+    let mut oracle = Oracle { term_end, ..Default::default() };
+    let mut in_flight: Vec<(String, String)> = Vec::new();
+    let mut guard_until: Option<Timestamp> = None;
+
+    for op in ops {
+        let before = r.state;
+        let mut fx = Vec::new();
+        match op {
+            Op::Advance(h) => now += Duration::hours(h as i64),
+            Op::ExecutorDone => {
+                if let Some((store, copy)) = in_flight.pop() {
+                    fx.extend(r.copy_done(&store, &copy, now));
+                }
+            }
+            Op::Event { late, kind } => {
+                let at = (now - Duration::hours(late as i64)).max(t0);
+                let (resource, body) = match kind {
+                    Kind::Renew(h) => (Some("r"), EventBody::Renewed { term_end: at + Duration::hours(h as i64) }),
+                    Kind::Terminate(i) => (Some("r"), EventBody::Terminated { reason: reason(i) }),
+                    Kind::Reinstate => (Some("r"), EventBody::Reinstated),
+                    Kind::Release => (Some("r"), EventBody::Released),
+                    Kind::ArrearsStarted => (None, EventBody::ArrearsStarted { amount: None, currency: None }),
+                    Kind::ArrearsSettled => (None, EventBody::ArrearsSettled),
+                    Kind::HoldPlaced(i) => (
+                        None,
+                        EventBody::HoldPlaced {
+                            hold_id: format!("h{i}"),
+                            authority: "court".into(),
+                            reason: "case".into(),
+                        },
+                    ),
+                    Kind::HoldReleased(i) => (None, EventBody::HoldReleased { hold_id: format!("h{i}") }),
+                };
+                let e = ev(&mut n, at, resource, body.clone());
+                let was_final = r.state.is_final();
+                let deadline_before = oracle.earliest_permitted();
+                match r.apply(&e, &policy, rules) {
+                    Ok(more) => {
+                        fx.extend(more);
+                        prop_assert!(
+                            !was_final || matches!(body, EventBody::HoldPlaced { .. } | EventBody::HoldReleased { .. }),
+                            "a final resource accepted {body:?}"
+                        );
+                        // Keep the oracle from what was accepted.
+                        match body {
+                            EventBody::Renewed { term_end } => {
+                                let new = oracle.term_end.map_or(term_end, |t| t.max(term_end));
+                                if deadline_before.is_none_or(|d| at < d) && new > now {
+                                    oracle.renewed_before_any_deadline = true;
+                                }
+                                oracle.term_end = Some(new);
+                            }
+                            EventBody::Terminated { reason } => {
+                                if oracle.reinstated.is_none_or(|r| at > r) && oracle.termination.is_none() {
+                                    oracle.termination = Some((at, reason));
+                                }
+                            }
+                            EventBody::Reinstated => {
+                                oracle.reinstated = Some(oracle.reinstated.map_or(at, |r| r.max(at)));
+                                if oracle.termination.is_some_and(|(t, _)| t <= at) {
+                                    oracle.termination = None;
+                                }
+                            }
+                            EventBody::Released => oracle.release = oracle.release.or(Some(at)),
+                            EventBody::ArrearsStarted { .. } => {
+                                if oracle.settled.is_none_or(|s| at > s) {
+                                    oracle.arrears = Some(oracle.arrears.map_or(at, |a| a.min(at)));
+                                }
+                            }
+                            EventBody::ArrearsSettled => {
+                                oracle.settled = Some(oracle.settled.map_or(at, |s| s.max(at)));
+                                if oracle.arrears.is_some_and(|a| a <= at) {
+                                    oracle.arrears = None;
+                                }
+                            }
+                            EventBody::HoldPlaced { hold_id, .. } => {
+                                if !oracle.released_holds.iter().any(|(id, rel)| *id == hold_id && at <= *rel) {
+                                    oracle.holds.push((hold_id, at));
+                                }
+                            }
+                            EventBody::HoldReleased { hold_id } => {
+                                oracle.holds.retain(|(id, _)| *id != hold_id);
+                                oracle.released_holds.push((hold_id, at));
+                                // A deadline that passed under the hold waits
+                                // after_hold_release (safety.after_hold_release).
+                                if oracle.holds.is_empty() && oracle.earliest_permitted().is_some_and(|p| p <= at) {
+                                    guard_until = Some(at + Duration::hours(AHR_HOURS));
+                                }
+                            }
+                            EventBody::Created { .. } => {}
+                        }
+                    }
+                    Err(_) => {}
+                }
+            }
+        }
+        // Once no cause is live the resource is back to active: an old
+        // hold release no longer delays anything.
+        if oracle.earliest_permitted().is_none() {
+            guard_until = None;
+        }
+        let busy = |s: &str, c: &str| in_flight.iter().any(|(a, b)| a == s && b == c);
+        fx.extend(r.advance(&policy, now, rules, &busy));
+
+        let dispatched: Vec<(String, String)> = fx
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Dispatch { store, copy, .. } => Some((store.clone(), copy.clone())),
+                _ => None,
+            })
+            .collect();
+        // Never delete while a hold covers the resource (general terms 4.1.5).
+        prop_assert!(oracle.holds.is_empty() || dispatched.is_empty(), "dispatched under hold {:?}", oracle.holds);
+        if r.state == State::Deleting && before != State::Deleting && !before.is_final() {
+            // Never before the deadline of a live cause (domain-rules §5.3).
+            let permitted = oracle.earliest_permitted();
+            prop_assert!(permitted.is_some_and(|p| p <= now), "deletion at {now} before {permitted:?}: {oracle:?}");
+            prop_assert!(oracle.holds.is_empty(), "deletion started under a hold");
+            if let Some(g) = guard_until {
+                prop_assert!(now >= g, "deletion at {now} before after_hold_release ends at {g}");
+            }
+        }
+        // Deleted and purged never go back.
+        if before.is_final() {
+            prop_assert!(r.state.is_final(), "{before:?} went back to {:?}", r.state);
+        }
+        if before == State::Purged {
+            prop_assert_eq!(r.state, State::Purged);
+        }
+        // A release with nothing in the way is deleted without waiting.
+        if oracle.release.is_some_and(|at| at <= now) && oracle.holds.is_empty() && guard_until.is_none() {
+            prop_assert!(r.state.is_final(), "released but {:?}", r.state);
+        }
+        // With no live cause at all, nothing is deleted: a renewal or a
+        // settlement before the deadline means never deleted.
+        if !before.is_final() && oracle.earliest_permitted().is_none_or(|p| p > now) {
+            prop_assert!(!r.state.is_final(), "deleted with no cause due: {oracle:?}");
+        }
+        for d in dispatched {
+            if !in_flight.contains(&d) {
+                in_flight.push(d);
+            }
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 10_000, max_shrink_iters: 2_000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn lifecycle_invariants_hold_for_any_sequence(ops in prop::collection::vec(op(), 1..40), prepaid in any::<bool>()) {
+        run(ops, prepaid)?;
+    }
+}
