@@ -344,6 +344,9 @@ async fn get_deletions(
         };
         items.extend(item);
     })?;
-    items.sort_by(|a, b| a["deadline"].as_str().cmp(&b["deadline"].as_str()));
+    // By deadline, then resource id, so equal deadlines list in a stable order.
+    items.sort_by(|a, b| {
+        (a["deadline"].as_str(), a["resource"].as_str()).cmp(&(b["deadline"].as_str(), b["resource"].as_str()))
+    });
     Ok(Json(json!({"before": fmt_rfc3339(before), "deletions": items})).into_response())
 }

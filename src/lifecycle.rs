@@ -360,18 +360,31 @@ impl Resource {
     }
 
     /// Applies an event about this resource (or its tenant), as of the
-    /// event's own time. Call [`Resource::advance`] afterwards. All or
-    /// nothing: on `Err` the resource is unchanged.
-    pub fn apply(&mut self, ev: &Event, policy: &ProductPolicy, rules: Rules) -> Result<Vec<Effect>, Rejection> {
+    /// event's own time (`now` is when it is applied). Call
+    /// [`Resource::advance`] afterwards. All or nothing: on `Err` the
+    /// resource is unchanged.
+    pub fn apply(
+        &mut self,
+        ev: &Event,
+        policy: &ProductPolicy,
+        rules: Rules,
+        now: Timestamp,
+    ) -> Result<Vec<Effect>, Rejection> {
         let before = self.clone();
-        let result = self.apply_inner(ev, policy, rules);
+        let result = self.apply_inner(ev, policy, rules, now);
         if result.is_err() {
             *self = before;
         }
         result
     }
 
-    fn apply_inner(&mut self, ev: &Event, policy: &ProductPolicy, rules: Rules) -> Result<Vec<Effect>, Rejection> {
+    fn apply_inner(
+        &mut self,
+        ev: &Event,
+        policy: &ProductPolicy,
+        rules: Rules,
+        now: Timestamp,
+    ) -> Result<Vec<Effect>, Rejection> {
         if ev.tenant != self.tenant {
             return Err(Rejection::new(format!("resource {:?} belongs to another tenant", self.id)));
         }
@@ -506,10 +519,13 @@ impl Resource {
                 self.released_holds.push((hold_id.clone(), at));
                 let mut data = json!({"hold_id": hold_id, "holds_left": self.holds.len()});
                 // safety.after_hold_release: a deadline that passed under
-                // the hold (by event time: at or before the release) runs no
-                // sooner than this after the last release, so people can react.
-                if self.holds.is_empty() && self.deciding.as_ref().is_some_and(|b| b.delete_after <= at) {
-                    let nb = at + rules.after_hold_release;
+                // the hold runs no sooner than this after the last release,
+                // so people can react. The window counts from when the hold
+                // is actually lifted (a release dated in the past must not
+                // delete at once), so it can only delay a deletion.
+                let lifted = at.max(now);
+                if self.holds.is_empty() && self.deciding.as_ref().is_some_and(|b| b.delete_after <= lifted) {
+                    let nb = lifted + rules.after_hold_release;
                     self.not_before = Some(self.not_before.map_or(nb, |old| old.max(nb)));
                     data["not_before"] = json!(fmt_rfc3339(nb));
                 }

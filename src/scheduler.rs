@@ -411,7 +411,7 @@ impl Engine {
             }
             Some(mut r) => match config.products.get(&r.product) {
                 None => Err(Rejection::new(format!("product {:?} is not configured", r.product))),
-                Some(policy) => r.apply(ev, policy, rules).map(|mut fx| {
+                Some(policy) => r.apply(ev, policy, rules, now).map(|mut fx| {
                     fx.extend(self.advance(&mut r, policy, now));
                     let due = r.next_due(policy);
                     vec![(r, fx, due)]
@@ -452,7 +452,7 @@ impl Engine {
             if !concerned {
                 continue;
             }
-            match r.apply(ev, policy, rules) {
+            match r.apply(ev, policy, rules, now) {
                 Ok(mut fx) => {
                     fx.extend(self.advance(&mut r, policy, now));
                     let due = r.next_due(policy);

@@ -74,6 +74,15 @@ struct Served {
     base: String,
 }
 
+/// A failing test must not leave a daemon running (it would also hold the
+/// test's output pipes open).
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Starts `retentiond serve` and waits until /healthz answers.
 async fn serve(config: &Path, port: u16) -> Served {
     let child = bin()
@@ -118,7 +127,7 @@ async fn an_acknowledged_event_survives_sigkill() {
     d.child.kill().unwrap(); // SIGKILL, right after the answer
     d.child.wait().unwrap();
 
-    let mut d = serve(&config, port).await;
+    let d = serve(&config, port).await;
     for id in ["r1", "r2"] {
         let resp = client.get(format!("{}/v1/resources/{id}", d.base)).bearer_auth(AUDITOR).send().await.unwrap();
         assert_eq!(resp.status(), 200, "{id} lost after SIGKILL");
@@ -129,8 +138,7 @@ async fn an_acknowledged_event_survives_sigkill() {
     let resp = client.post(format!("{}/v1/events", d.base)).bearer_auth(INGEST).json(&body).send().await.unwrap();
     let v: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(v["results"][0]["status"], "duplicate");
-    d.child.kill().unwrap();
-    d.child.wait().unwrap();
+    drop(d);
 
     let out = bin().args(["audit", "verify"]).arg(dir.path().join("state/audit.jsonl")).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -162,4 +170,89 @@ fn audit_verify_names_the_first_bad_record() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains(":2:") && stderr.contains("seq 2"), "{stderr}");
+}
+
+/// domain-rules §1 through the HTTP API of the real binary: a termination,
+/// tenant arrears and a court hold, with the clock moved by the admin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agreements_work_on_the_real_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    write_tokens(dir.path());
+    let port = free_port();
+    let config = dir.path().join("retentiond.toml");
+    std::fs::write(&config, base_config("").replace("127.0.0.1:0", &format!("127.0.0.1:{port}"))).unwrap();
+    let client = reqwest::Client::new();
+    let d = serve(&config, port).await;
+    let data = |r: &str| dir.path().join("data/t1").join(r);
+    for r in ["term", "arr"] {
+        std::fs::create_dir_all(data(r)).unwrap();
+    }
+    let post = |token: &'static str, path: &'static str, body: serde_json::Value| {
+        let (client, url) = (client.clone(), format!("{}{path}", d.base));
+        async move {
+            let resp = client.post(url).bearer_auth(token).json(&body).send().await.unwrap();
+            assert_eq!(resp.status(), 200);
+            resp.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    let ev = |id: &str, kind: &str, resource: Option<&str>, extra: serde_json::Value| {
+        let mut v = json!({"event_id": id, "type": kind, "at": T0, "tenant": "t1"});
+        if let Some(r) = resource {
+            v["resource"] = json!(r);
+        }
+        v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        v
+    };
+    // "term" is prepaid, so the tenant's arrears (postpaid by default) leave it alone.
+    let created = |r: &str, billing: &str| {
+        let mut extra = json!({"product": "ecs", "billing": billing});
+        if billing == "prepaid" {
+            extra["term_end"] = json!("2027-01-01T00:00:00Z");
+        }
+        ev(&format!("c-{r}"), "resource.created", Some(r), extra)
+    };
+    let v = post(
+        INGEST,
+        "/v1/events",
+        json!([
+            created("term", "prepaid"),
+            created("arr", "postpaid"),
+            ev("t", "resource.terminated", Some("term"), json!({"reason": "attack"})),
+            ev("a", "arrears.started", None, json!({"amount": "99.90", "currency": "EUR"}))
+        ]),
+    )
+    .await;
+    assert!(v["results"].as_array().unwrap().iter().all(|r| r["status"] == "applied"), "{v}");
+    post(
+        OPERATOR,
+        "/v1/events",
+        ev("h", "hold.placed", Some("arr"), json!({"hold_id": "court-1", "authority": "Court", "reason": "case"})),
+    )
+    .await;
+
+    let resp = client
+        .get(format!("{}/v1/deletions?before=2026-02-01T00:00:00Z", d.base))
+        .bearer_auth(AUDITOR)
+        .send()
+        .await
+        .unwrap();
+    let forecast: serde_json::Value = resp.json().await.unwrap();
+    let causes: Vec<(&str, &str)> = forecast["deletions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| (x["resource"].as_str().unwrap(), x["cause"].as_str().unwrap()))
+        .collect();
+    assert_eq!(causes, vec![("arr", "arrears"), ("term", "termination")], "both due Jan 16: by resource id");
+
+    post(ADMIN, "/v1/admin/clock", json!({"advance": "16d"})).await;
+    assert!(!data("term").exists(), "attack termination: 15-day buffer ran out");
+    assert!(data("arr").exists(), "held by the court");
+    post(OPERATOR, "/v1/events", ev("hr", "hold.released", Some("arr"), json!({"hold_id": "court-1"}))).await;
+    // The release is dated Jan 1, but the hold is lifted now (Jan 17), after
+    // the deadline passed under it: the reaction window counts from now.
+    post(ADMIN, "/v1/admin/clock", json!({"advance": "23h 59m"})).await;
+    assert!(data("arr").exists(), "after_hold_release: a day to react");
+    post(ADMIN, "/v1/admin/clock", json!({"advance": "1m"})).await;
+    assert!(!data("arr").exists());
 }

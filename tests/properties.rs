@@ -95,6 +95,15 @@ struct Oracle {
 }
 
 impl Oracle {
+    /// True when some live cause's buffer has started by `now` (the
+    /// resource is retained rather than active).
+    fn any_running(&self, now: Timestamp) -> bool {
+        self.term_end.is_some_and(|t| t <= now)
+            || self.termination.is_some_and(|(at, _)| at <= now)
+            || self.arrears.is_some_and(|at| at + Duration::days(3) <= now)
+            || self.release.is_some_and(|at| at <= now)
+    }
+
     /// The earliest time any live cause allows deletion.
     fn earliest_permitted(&self) -> Option<Timestamp> {
         let d = |days| Duration::days(days);
@@ -175,8 +184,8 @@ fn run(ops: Vec<Op>, prepaid: bool) -> Result<(), TestCaseError> {
                 let e = ev(&mut n, at, resource, body.clone());
                 let was_final = r.state.is_final();
                 let deadline_before = oracle.earliest_permitted();
-                match r.apply(&e, &policy, rules) {
-                    Ok(more) => {
+                if let Ok(more) = r.apply(&e, &policy, rules, now) {
+                    {
                         fx.extend(more);
                         prop_assert!(
                             !was_final || matches!(body, EventBody::HoldPlaced { .. } | EventBody::HoldReleased { .. }),
@@ -224,20 +233,20 @@ fn run(ops: Vec<Op>, prepaid: bool) -> Result<(), TestCaseError> {
                                 oracle.released_holds.push((hold_id, at));
                                 // A deadline that passed under the hold waits
                                 // after_hold_release (safety.after_hold_release).
-                                if oracle.holds.is_empty() && oracle.earliest_permitted().is_some_and(|p| p <= at) {
-                                    guard_until = Some(at + Duration::hours(AHR_HOURS));
+                                let lifted = at.max(now);
+                                if oracle.holds.is_empty() && oracle.earliest_permitted().is_some_and(|p| p <= lifted) {
+                                    guard_until = Some(lifted + Duration::hours(AHR_HOURS));
                                 }
                             }
                             EventBody::Created { .. } => {}
                         }
                     }
-                    Err(_) => {}
                 }
             }
         }
-        // Once no cause is live the resource is back to active: an old
-        // hold release no longer delays anything.
-        if oracle.earliest_permitted().is_none() {
+        // Once no buffer runs the resource is back to active: an old hold
+        // release no longer delays what a new cause starts.
+        if !oracle.any_running(now) {
             guard_until = None;
         }
         let busy = |s: &str, c: &str| in_flight.iter().any(|(a, b)| a == s && b == c);
