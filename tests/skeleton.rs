@@ -309,3 +309,13 @@ async fn dry_run_schedules_but_never_deletes() {
     assert_eq!(h.audit_of("deletion.scheduled", "r1").len(), 1);
     assert!(h.audit_of("deletion.started", "r1").is_empty());
 }
+
+/// A template joining two ids is refused at load time: with
+/// "{tenant}-{resource}", tenant "acme-db" releasing "1" would have deleted
+/// tenant "acme"'s "db-1".
+#[test]
+fn a_path_template_that_could_reach_another_tenant_is_refused() {
+    let text = base_config("").replace("{tenant}/{resource}", "{tenant}-{resource}");
+    let err = retentiond::config::parse(std::path::Path::new("/etc/retentiond/r.toml"), &text).unwrap_err().to_string();
+    assert!(err.contains("joins several ids"), "{err}");
+}

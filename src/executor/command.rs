@@ -59,6 +59,14 @@ pub(super) fn validate(argv: &[String], timeout: Dur) -> Result<(), String> {
                  (the program must not depend on ids)"
             ));
         }
+        // Ids never contain '/', so ids in different '/'-segments stay apart.
+        let joined = arg.split('/').any(|seg| parse_template(seg).is_ok_and(|p| super::id_placeholders(&p) > 1));
+        if joined {
+            return Err(format!(
+                "command executor: argv[{i}] {arg:?} joins several ids; ids may contain - . _ : \
+                 so the result is ambiguous: pass each id as its own argument"
+            ));
+        }
         has_resource |= contains(&pieces, Placeholder::Resource);
     }
     if !has_resource {

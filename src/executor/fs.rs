@@ -67,7 +67,16 @@ fn template_components(path: &str) -> Result<Vec<Vec<super::Piece<'_>>>, String>
         .map(|component| match component {
             "" => Err(format!("fs executor: path {path:?} has an empty component (\"//\" or trailing \"/\")")),
             "." | ".." => Err(format!("fs executor: path {path:?} has a {component:?} component")),
-            _ => parse_template(component).map_err(|e| format!("fs executor: path: {e}")),
+            _ => {
+                let pieces = parse_template(component).map_err(|e| format!("fs executor: path: {e}"))?;
+                if super::id_placeholders(&pieces) > 1 {
+                    return Err(format!(
+                        "fs executor: path component {component:?} joins several ids; ids may contain - . _ : \
+                         so the result is ambiguous (another tenant's data could match): put each in its own component"
+                    ));
+                }
+                Ok(pieces)
+            }
         })
         .collect()
 }

@@ -372,6 +372,14 @@ enum Piece<'a> {
     Placeholder(Placeholder),
 }
 
+/// How many id placeholders (`{tenant}` `{resource}` `{store}` `{copy}`)
+/// a piece of template holds. Ids may contain `- . _ :`, so two ids joined
+/// in one path component or argument are ambiguous (`{tenant}-{resource}`
+/// is `acme-db` + `1` and `acme` + `db-1` alike): at most one is allowed.
+fn id_placeholders(pieces: &[Piece<'_>]) -> usize {
+    pieces.iter().filter(|p| matches!(p, Piece::Placeholder(ph) if *ph != Placeholder::Action)).count()
+}
+
 /// Splits a template into literal text and `{name}` placeholders.
 ///
 /// There is no escape for literal braces: an unknown `{x}` or a stray brace
@@ -513,5 +521,23 @@ mod tests {
             timeout: Dur::from_secs(1),
         });
         assert_eq!(cmd.describe(), "command:/usr/libexec/x");
+    }
+
+    #[test]
+    fn joined_ids_are_refused_because_they_are_ambiguous() {
+        let fs = |path: &str| ExecutorSpec::Fs { root: "/srv/d".into(), path: path.into() }.validate();
+        let cmd = |arg: &str| {
+            ExecutorSpec::Command { argv: vec!["/bin/x".into(), arg.into()], timeout: Dur::from_secs(60) }.validate()
+        };
+        for bad in ["{tenant}-{resource}", "x/{tenant}.{resource}", "{resource}{copy}"] {
+            assert!(fs(bad).unwrap_err().contains("joins several ids"), "{bad}");
+        }
+        assert!(cmd("{tenant}:{resource}").unwrap_err().contains("joins several ids"));
+        // One id with fixed text around it is unambiguous, and so is {action}.
+        assert!(fs("{tenant}/{resource}.img").is_ok());
+        assert!(fs("{tenant}/{store}/{resource}").is_ok());
+        assert!(cmd("--resource={resource}").is_ok());
+        assert!(cmd("{action}-{resource}").is_ok());
+        assert!(cmd("{store}/{copy}/{resource}").is_ok(), "ids never contain '/'");
     }
 }
