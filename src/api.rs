@@ -63,6 +63,7 @@ impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
         match e {
             EngineError::ClockNotManual => ApiError::new(StatusCode::CONFLICT, e.to_string()),
+            EngineError::ClockRange => ApiError::field("advance", e.to_string()),
             other => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, other.to_string()),
         }
     }

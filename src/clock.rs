@@ -40,10 +40,11 @@ impl ManualClock {
     }
 
     /// Time passes by `by` (wall and monotonic readings move together).
-    pub fn advance(&self, by: chrono::Duration) -> Timestamp {
+    /// `None`, and no move, if the result would leave chrono's range.
+    pub fn advance(&self, by: chrono::Duration) -> Option<Timestamp> {
         let mut now = self.now.lock().unwrap_or_else(|e| e.into_inner());
-        *now += by;
-        *now
+        *now = now.checked_add_signed(by)?;
+        Some(*now)
     }
 
     /// The wall reading is set, as when someone sets a machine's clock.

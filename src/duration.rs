@@ -30,12 +30,20 @@ impl Dur {
     }
 }
 
+/// The longest duration accepted anywhere: far beyond any retention period,
+/// and short enough that adding it to any valid time cannot overflow
+/// (humantime years of 365.25 days).
+pub const MAX_YEARS: u64 = 100;
+
 impl FromStr for Dur {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        humantime::parse_duration(s.trim())
-            .map(Dur)
-            .map_err(|e| format!("invalid duration {s:?}: {e} (write e.g. \"15d\", \"36h\", \"90s\")"))
+        let d = humantime::parse_duration(s.trim())
+            .map_err(|e| format!("invalid duration {s:?}: {e} (write e.g. \"15d\", \"36h\", \"90s\")"))?;
+        if d.as_secs() > MAX_YEARS * 31_557_600 {
+            return Err(format!("duration {s:?} is longer than {MAX_YEARS} years"));
+        }
+        Ok(Dur(d))
     }
 }
 
@@ -73,5 +81,7 @@ mod tests {
         assert_eq!("0s".parse::<Dur>().unwrap().to_string(), "0s");
         assert!("15 fortnights".parse::<Dur>().is_err());
         assert!("-1d".parse::<Dur>().is_err());
+        assert!("300000y".parse::<Dur>().unwrap_err().contains("100 years"));
+        assert!("100y".parse::<Dur>().is_ok());
     }
 }

@@ -308,9 +308,15 @@ fn buffer(cause: Cause, reason: Option<TerminationReason>, start: Timestamp, pol
         cause,
         reason,
         started_at: start,
-        delete_after: start + length.to_chrono(),
+        delete_after: later(start, length.to_chrono()),
         policy_version: policy.version.clone(),
     }
+}
+
+/// `t + d`, saturating at the end of time rather than panicking: an
+/// unreachable deadline fails closed (nothing is deleted).
+pub fn later(t: Timestamp, d: chrono::Duration) -> Timestamp {
+    t.checked_add_signed(d).unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC)
 }
 
 impl Resource {
@@ -525,7 +531,7 @@ impl Resource {
                 // delete at once), so it can only delay a deletion.
                 let lifted = at.max(now);
                 if self.holds.is_empty() && self.deciding.as_ref().is_some_and(|b| b.delete_after <= lifted) {
-                    let nb = lifted + rules.after_hold_release;
+                    let nb = later(lifted, rules.after_hold_release);
                     self.not_before = Some(self.not_before.map_or(nb, |old| old.max(nb)));
                     data["not_before"] = json!(fmt_rfc3339(nb));
                 }
@@ -601,7 +607,7 @@ impl Resource {
             return Vec::new();
         }
         c.attempts += 1;
-        let next = now + retry_delay(c.attempts);
+        let next = later(now, retry_delay(c.attempts));
         c.next_attempt_at = Some(next);
         c.last_error = Some(error.to_string());
         vec![Effect::Record {
@@ -621,14 +627,22 @@ impl Resource {
                 let deletion = if held { None } else { self.deletion_due() };
                 starts.chain(deletion).min()
             }
-            State::Deleting if !held => self
-                .copies
-                .iter()
-                .filter(|c| c.state == CopyState::Deleting)
-                .map(|c| c.next_attempt_at.unwrap_or(self.deletion_started_at.unwrap_or(self.created_at)))
-                .min(),
+            State::Deleting if !held => self.retry_due(),
             _ => None,
         }
+    }
+
+    /// While deleting: when the next copy is to be (re)tried. Needs no
+    /// policy, so an executor's answer can be recorded whatever the config.
+    pub fn retry_due(&self) -> Option<Timestamp> {
+        if self.state != State::Deleting || !self.holds.is_empty() {
+            return None;
+        }
+        self.copies
+            .iter()
+            .filter(|c| c.state == CopyState::Deleting)
+            .map(|c| c.next_attempt_at.unwrap_or(self.deletion_started_at.unwrap_or(self.created_at)))
+            .min()
     }
 
     /// The deletion this resource is heading for, running or projected.
@@ -678,7 +692,7 @@ impl Resource {
             out.push((Cause::Expiry, end));
         }
         if let Some(a) = self.arrears.as_ref().filter(|a| a.buffer.is_none()) {
-            out.push((Cause::Arrears, a.started_at + policy.arrears_grace.to_chrono()));
+            out.push((Cause::Arrears, later(a.started_at, policy.arrears_grace.to_chrono())));
         }
         if let Some(t) = self.termination.as_ref().filter(|t| t.buffer.is_none()) {
             out.push((Cause::Termination, t.at));

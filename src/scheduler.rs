@@ -53,6 +53,9 @@ pub enum EngineError {
     /// The clock cannot be moved by hand.
     #[error("the clock is not manual (set [clock] source = \"manual\")")]
     ClockNotManual,
+    /// The requested move would leave the representable range of time.
+    #[error("the clock cannot be moved that far")]
+    ClockRange,
 }
 
 /// A clock move requested through the API (manual clock only).
@@ -282,7 +285,11 @@ impl Engine {
                     Some(manual) => {
                         let now = match op {
                             ClockOp::Advance(d) => manual.advance(d.to_chrono()),
-                            ClockOp::Set(t) => manual.set(t),
+                            ClockOp::Set(t) => Some(manual.set(t)),
+                        };
+                        let Some(now) = now else {
+                            let _ = reply.send(Err(EngineError::ClockRange));
+                            continue;
                         };
                         self.store.commit(WriteSet { clock: Some(now), ..Default::default() })?;
                         tracing::info!(now = %fmt_rfc3339(now), "manual clock moved");
@@ -332,6 +339,10 @@ impl Engine {
         }
     }
 
+    /// Applies one event. Time-driven transitions are left to the tick that
+    /// follows the whole group, so the events of one request (a replayed
+    /// history, say) all land before any deadline is evaluated: a renewal
+    /// in the same request as an old creation keeps the resource.
     fn ingest_one(&mut self, ev: &Event, now: Timestamp) -> Result<EventResult, EngineError> {
         let result = |status, error: Option<String>| EventResult { event_id: ev.event_id.clone(), status, error };
         if self.store.event(&ev.event_id)?.is_some() {
@@ -340,7 +351,7 @@ impl Engine {
         // Nothing of an event dated too far ahead is stored, so the sender
         // may retry it once clocks agree.
         let skew = self.config.safety.max_future_skew;
-        if ev.at > now + skew.to_chrono() {
+        if ev.at > crate::lifecycle::later(now, skew.to_chrono()) {
             return Ok(result(
                 "rejected",
                 Some(format!(
@@ -401,18 +412,16 @@ impl Engine {
                     None => Err(Rejection { message: format!("unknown resource {id:?}"), retryable: true }),
                     Some(policy) => {
                         let holds = self.store.tenant_holds(&ev.tenant)?.holds;
-                        Resource::create(ev, policy, &holds).map(|mut r| {
-                            let fx = self.advance(&mut r, policy, now);
+                        Resource::create(ev, policy, &holds).map(|r| {
                             let due = r.next_due(policy);
-                            vec![(r, fx, due)]
+                            vec![(r, Vec::new(), due)]
                         })
                     }
                 }
             }
             Some(mut r) => match config.products.get(&r.product) {
                 None => Err(Rejection::new(format!("product {:?} is not configured", r.product))),
-                Some(policy) => r.apply(ev, policy, rules, now).map(|mut fx| {
-                    fx.extend(self.advance(&mut r, policy, now));
+                Some(policy) => r.apply(ev, policy, rules, now).map(|fx| {
                     let due = r.next_due(policy);
                     vec![(r, fx, due)]
                 }),
@@ -453,8 +462,7 @@ impl Engine {
                 continue;
             }
             match r.apply(ev, policy, rules, now) {
-                Ok(mut fx) => {
-                    fx.extend(self.advance(&mut r, policy, now));
+                Ok(fx) => {
                     let due = r.next_due(policy);
                     changes.push((r, fx, due));
                 }
@@ -482,7 +490,9 @@ impl Engine {
                 let next = r.next_due(&policy);
                 // Rewrite when the state moved, or when the due time changed
                 // under it (a config change while the daemon was down).
-                if r != before || next != Some(due) {
+                // The index keeps whole milliseconds: compare at that precision.
+                let moved = next.map(|t| t.timestamp_millis()) != Some(due.timestamp_millis());
+                if r != before || moved {
                     changed |= r != before;
                     let mut w = WriteSet::default();
                     self.effects(&mut w, now, &r, fx);
@@ -526,10 +536,6 @@ impl Engine {
         result: Result<(), String>,
     ) -> Result<(), EngineError> {
         let Some(mut r) = self.store.resource(id)? else { return Ok(()) };
-        let Some(policy) = self.config.products.get(&r.product).cloned() else {
-            tracing::error!(resource = %id, product = %r.product, "product is not configured: executor result not recorded");
-            return Ok(());
-        };
         let now = self.clock.now();
         let fx = match &result {
             Ok(()) => r.copy_done(store, copy, now),
@@ -540,7 +546,9 @@ impl Engine {
         };
         let mut w = WriteSet::default();
         self.effects(&mut w, now, &r, fx);
-        let due = r.next_due(&policy);
+        // The outcome is recorded even if the product has left the config
+        // meanwhile: the copy is gone (or must be retried) either way.
+        let due = r.retry_due();
         w.put_resource(r, due);
         self.store.commit(w)?;
         Ok(())

@@ -521,3 +521,26 @@ async fn the_lifecycle_survives_a_restart_at_any_step() {
         assert_eq!(o, expected, "restart after step {i} changed the outcome");
     }
 }
+
+/// Event time within one request: a replayed history (an old creation whose
+/// term ended long ago, then the renewal made before that term end) keeps
+/// the resource, as it would have in order. Found in review: each event used
+/// to be advanced before the next was read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_history_in_one_request_gives_the_in_order_result() {
+    let h = start().await;
+    let data = h.make_data("t1", "r1");
+    let res = h
+        .events(json!([
+            {"event_id":"c1","type":"resource.created","at":"2025-01-01T00:00:00Z","tenant":"t1","resource":"r1",
+             "product":"ecs","billing":"prepaid","term_end":"2025-06-01T00:00:00Z"},
+            {"event_id":"n1","type":"resource.renewed","at":"2025-05-20T00:00:00Z","tenant":"t1","resource":"r1",
+             "term_end":"2027-01-01T00:00:00Z"}
+        ]))
+        .await;
+    assert!(res.iter().all(|r| r["status"] == "applied"), "{res:?}");
+    h.advance("0s").await;
+    assert!(data.exists());
+    assert_eq!(h.resource("r1").await["state"], "active");
+    assert!(h.audit_of("deletion.scheduled", "r1").is_empty());
+}

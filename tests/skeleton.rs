@@ -319,3 +319,33 @@ fn a_path_template_that_could_reach_another_tenant_is_refused() {
     let err = retentiond::config::parse(std::path::Path::new("/etc/retentiond/r.toml"), &text).unwrap_err().to_string();
     assert!(err.contains("joins several ids"), "{err}");
 }
+
+/// A clock move past the end of representable time is a 400 and changes
+/// nothing; durations over 100 years are refused in the config. Found in
+/// review: both used to panic the engine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn impossible_times_are_refused_without_stopping_the_daemon() {
+    let h = Harness::start().await;
+    h.apply(created("e1", "t1", "r1", TERM_END)).await;
+    h.set_clock("9999-12-31T00:00:00Z").await;
+    let (status, v) = h.post_as(ADMIN, "/v1/admin/clock", &json!({"advance": "100y"})).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    // chrono ends in year 262142: some 2,500 moves of 100 years from here.
+    let mut refused = None;
+    for i in 0..3000 {
+        let (status, v) = h.post_as(ADMIN, "/v1/admin/clock", &json!({"advance": "100y"})).await;
+        if status != StatusCode::OK {
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+            assert_eq!(v["field"], "advance");
+            refused = Some(i);
+            break;
+        }
+    }
+    assert!(refused.is_some_and(|i| i > 2000), "refused after {refused:?} moves");
+    assert!(!h.daemon.as_ref().unwrap().is_finished(), "the engine is still running");
+    assert_eq!(h.resource("r1").await["state"], "purged", "deletion ran on the way");
+
+    let text = base_config("").replace("expiry = \"15d\"", "expiry = \"300000y\"");
+    let err = retentiond::config::parse(std::path::Path::new("/etc/retentiond/r.toml"), &text).unwrap_err().to_string();
+    assert!(err.contains("longer than 100 years"), "{err}");
+}
