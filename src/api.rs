@@ -84,6 +84,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/admin/clock", post(post_clock))
         .route("/v1/admin/pause", post(post_pause))
         .route("/v1/admin/resume", post(post_resume))
+        .route("/v1/admin/approve", post(post_approve))
         .route("/v1/deletions", get(get_deletions))
         .layer(DefaultBodyLimit::max(16 * 1024 * 1024))
         .with_state(state)
@@ -299,8 +300,13 @@ async fn get_deletions(
     let before =
         q.get("before").ok_or_else(|| ApiError::field("before", "required, e.g. ?before=2026-12-31T00:00:00Z"))?;
     let before = parse_rfc3339(before).map_err(|e| ApiError::field("before", e))?;
-    let paused = state.store.paused()?;
     let dry_run = state.config.safety.dry_run;
+    let mut gates = Vec::new();
+    for (flag, blocker) in [("paused", "paused"), ("clock_anomaly", "clock_anomaly"), ("guard_tripped", "guard")] {
+        if state.store.flag(flag)? {
+            gates.push(blocker.to_string());
+        }
+    }
     let mut items = Vec::new();
     state.store.for_each_resource(&mut |r| {
         let policy = state.config.products.get(&r.product);
@@ -308,9 +314,7 @@ async fn get_deletions(
         if dry_run {
             blockers.push("dry_run".into());
         }
-        if paused {
-            blockers.push("paused".into());
-        }
+        blockers.extend(gates.iter().cloned());
         let item = if r.state == ResourceState::Deleting {
             let pending: Vec<Value> = r
                 .copies
@@ -350,4 +354,12 @@ async fn get_deletions(
         (a["deadline"].as_str(), a["resource"].as_str()).cmp(&(b["deadline"].as_str(), b["resource"].as_str()))
     });
     Ok(Json(json!({"before": fmt_rfc3339(before), "deletions": items})).into_response())
+}
+
+/// Lifts what stopped deletions by itself: a tripped mass-deletion guard and
+/// a clock anomaly. Pause is lifted by resume.
+async fn post_approve(State(state): State<ApiState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    require(&state, &headers, Permission::Operate)?;
+    let approved = state.engine.approve().await?;
+    Ok(Json(json!({ "approved": approved })).into_response())
 }

@@ -75,7 +75,7 @@ impl Daemon {
         let store: Arc<dyn Store> = Arc::new(SledStore::open(&dir.join("db"), config.daemon.cache_capacity)?);
         let audit = AuditLog::open(dir, None)?;
         let clock: Arc<dyn Clock> = match &config.clock {
-            ClockSource::System => Arc::new(SystemClock),
+            ClockSource::System => Arc::new(SystemClock::default()),
             ClockSource::Manual { start } => {
                 // The persisted reading wins if later: time spent stopped is
                 // downtime, not a jump back.

@@ -275,8 +275,13 @@ impl Rejection {
 pub struct Rules {
     /// `safety.after_hold_release`.
     pub after_hold_release: chrono::Duration,
-    /// False in dry run and while paused: no deletion starts, no executor is called.
-    pub may_delete: bool,
+    /// False in dry run, while paused, after a clock anomaly or a tripped
+    /// guard: no deletion starts.
+    pub may_start: bool,
+    /// False in dry run and while paused: no executor is called. Deletions
+    /// already started (legitimately) go on under the guard and the clock
+    /// check, which only stop new ones.
+    pub may_dispatch: bool,
 }
 
 /// Delay before retrying a failed executor call: 1 min doubling to 1 h.
@@ -559,12 +564,12 @@ impl Resource {
             self.refresh();
             if let Some(due) = self.deletion_due() {
                 // domain-rules §5.3: not before the deadline, not under a hold.
-                if due <= now && self.holds.is_empty() && rules.may_delete {
+                if due <= now && self.holds.is_empty() && rules.may_start {
                     self.start_deletion(policy, now, &mut fx);
                 }
             }
         }
-        if self.state == State::Deleting && self.holds.is_empty() && rules.may_delete {
+        if self.state == State::Deleting && self.holds.is_empty() && rules.may_dispatch {
             for c in &mut self.copies {
                 if c.state == CopyState::Deleting
                     && c.next_attempt_at.is_none_or(|t| t <= now)
@@ -668,6 +673,13 @@ impl Resource {
         let days = (now - a.started_at).num_days().max(0);
         let fee = (amount * rate * Decimal::from(days)).round_dp(amount.scale().max(2));
         Some((fee, days))
+    }
+
+    /// True when the resource's deletion is due at `now` and nothing of its
+    /// own stops it (no hold): only the daemon-wide gates (dry run, pause,
+    /// guard, clock anomaly) stand between it and deletion.
+    pub fn wants_deletion(&self, now: Timestamp) -> bool {
+        !self.state.is_final() && self.holds.is_empty() && self.deletion_due().is_some_and(|d| d <= now)
     }
 
     /// When the deletion may run: the deciding buffer's deadline, no sooner

@@ -25,7 +25,8 @@ use crate::store::{EventOutcome, Store, StoreError, WriteSet};
 use crate::time::{fmt_rfc3339, Timestamp};
 use serde::Serialize;
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
@@ -36,6 +37,10 @@ pub const MAX_SLEEP: Duration = Duration::from_secs(30);
 
 /// Most commands applied before one shared flush.
 const GROUP_MAX: usize = 1024;
+
+/// Hard limit on one `fs` executor call (a hung mount must not hold a
+/// permit forever); command calls get their own timeout plus a minute.
+const FS_CALL_LIMIT: Duration = Duration::from_secs(600);
 
 /// How the engine failed. Any of these stops the daemon: after a storage
 /// failure nothing can be acknowledged or deleted safely (fail closed).
@@ -102,7 +107,12 @@ pub enum Command {
         /// Receives Ok once recorded.
         reply: oneshot::Sender<Result<(), EngineError>>,
     },
-    /// An executor call finished.
+    /// Lift a tripped guard and a clock anomaly; answered with what was lifted.
+    Approve {
+        /// Receives the names of what was lifted.
+        reply: oneshot::Sender<Result<Vec<&'static str>, EngineError>>,
+    },
+    /// An executor call finished (or was not run).
     CopyResult {
         /// The resource.
         resource: String,
@@ -110,9 +120,21 @@ pub enum Command {
         store: String,
         /// The copy.
         copy: String,
-        /// Ok, or the error text (identifiers and codes only).
-        result: Result<(), String>,
+        /// What happened.
+        outcome: CallOutcome,
     },
+}
+
+/// How an executor call ended.
+#[derive(Debug)]
+pub enum CallOutcome {
+    /// The copy is gone.
+    Done,
+    /// It failed (text: identifiers and codes only); retried later.
+    Failed(String),
+    /// Deletions were paused before the call started: not an attempt, the
+    /// copy waits.
+    NotRun,
 }
 
 /// A cheap handle for sending commands to the engine.
@@ -134,6 +156,13 @@ impl EngineHandle {
     pub async fn set_paused(&self, paused: bool) -> Result<(), EngineError> {
         let (reply, rx) = oneshot::channel();
         self.tx.send(Command::Pause { paused, reply }).await.map_err(|_| EngineError::Stopped)?;
+        rx.await.map_err(|_| EngineError::Stopped)?
+    }
+
+    /// Lifts a tripped mass-deletion guard and a clock anomaly.
+    pub async fn approve(&self) -> Result<Vec<&'static str>, EngineError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Command::Approve { reply }).await.map_err(|_| EngineError::Stopped)?;
         rx.await.map_err(|_| EngineError::Stopped)?
     }
 
@@ -165,6 +194,21 @@ pub struct Engine {
     to_dispatch: Vec<(CopyKey, String, Action)>,
     clock_waiters: Vec<oneshot::Sender<Result<Timestamp, EngineError>>>,
     paused: bool,
+    /// A wall-clock jump beyond `safety.max_clock_jump` was seen.
+    clock_anomaly: bool,
+    /// The mass-deletion guard tripped.
+    guard_tripped: bool,
+    /// When resources started deleting, within the guard's window.
+    starts: VecDeque<Timestamp>,
+    /// Resources tracked, for the guard's fraction.
+    tracked: u64,
+    /// The last (wall, monotonic) clock reading, to notice jumps.
+    last_reading: Option<(Timestamp, Duration)>,
+    /// Whether deletions may run, shared with queued executor calls so a
+    /// pause reaches calls already waiting for a permit.
+    gate: Arc<AtomicBool>,
+    /// Hard time limit per store's executor call.
+    limits: BTreeMap<String, Duration>,
     permits: Arc<Semaphore>,
     tx: mpsc::Sender<Command>,
     rx: mpsc::Receiver<Command>,
@@ -205,7 +249,21 @@ impl Engine {
         store.commit(WriteSet { outbox_done_through: Some(head.seq), ..Default::default() })?;
         let executors =
             config.stores.iter().map(|(name, s)| (name.clone(), Arc::new(Executor::from_spec(&s.executor)))).collect();
-        let paused = store.paused()?;
+        let paused = store.flag("paused")?;
+        let clock_anomaly = store.flag("clock_anomaly")?;
+        let guard_tripped = store.flag("guard_tripped")?;
+        let tracked = store.resource_count()?;
+        let limits = config
+            .stores
+            .iter()
+            .map(|(name, s)| {
+                let limit = match &s.executor {
+                    crate::executor::ExecutorSpec::Command { timeout, .. } => timeout.0 + Duration::from_secs(60),
+                    _ => FS_CALL_LIMIT,
+                };
+                (name.clone(), limit)
+            })
+            .collect();
         let (tx, rx) = mpsc::channel(4096);
         let permits = Arc::new(Semaphore::new(config.daemon.executor_concurrency));
         let engine = Engine {
@@ -220,6 +278,13 @@ impl Engine {
             to_dispatch: Vec::new(),
             clock_waiters: Vec::new(),
             paused,
+            clock_anomaly,
+            guard_tripped,
+            starts: VecDeque::new(),
+            tracked,
+            last_reading: None,
+            gate: Arc::new(AtomicBool::new(false)),
+            limits,
             permits,
             tx: tx.clone(),
             rx,
@@ -230,8 +295,12 @@ impl Engine {
     /// Runs everything that fell due while the daemon was down and makes it
     /// durable; called once before the API opens.
     pub async fn catch_up(&mut self) -> Result<(), EngineError> {
+        // Time spent stopped is downtime, not a clock jump: the first
+        // reading is taken as it is.
         let now = self.clock.now();
+        self.last_reading = Some((now, self.clock.monotonic()));
         self.tick(now)?;
+        self.gate.store(self.rules().may_dispatch, Ordering::SeqCst);
         self.make_durable().await?;
         self.dispatch();
         Ok(())
@@ -268,6 +337,7 @@ impl Engine {
     async fn step(&mut self, cmds: Vec<Command>) -> Result<(), EngineError> {
         let mut ingest_replies = Vec::new();
         let mut pause_replies = Vec::new();
+        let mut approve_replies = Vec::new();
         for cmd in cmds {
             match cmd {
                 Command::Ingest { events, reply } => {
@@ -298,7 +368,7 @@ impl Engine {
                 },
                 Command::Pause { paused, reply } => {
                     let now = self.clock.now();
-                    let mut w = WriteSet { paused: Some(paused), ..Default::default() };
+                    let mut w = WriteSet { flags: vec![("paused", paused)], ..Default::default() };
                     let kind = if paused { "deletions.paused" } else { "deletions.resumed" };
                     self.record(&mut w, now, kind, None, None, json!({}));
                     self.store.commit(w)?;
@@ -306,15 +376,43 @@ impl Engine {
                     tracing::warn!(paused, "deletions {}", if paused { "paused" } else { "resumed" });
                     pause_replies.push(reply);
                 }
-                Command::CopyResult { resource, store, copy, result } => {
+                Command::Approve { reply } => {
+                    let mut lifted = Vec::new();
+                    if self.guard_tripped {
+                        lifted.push("guard");
+                    }
+                    if self.clock_anomaly {
+                        lifted.push("clock_anomaly");
+                    }
+                    let now = self.clock.now();
+                    let mut w = WriteSet {
+                        flags: vec![("guard_tripped", false), ("clock_anomaly", false)],
+                        ..Default::default()
+                    };
+                    self.record(&mut w, now, "guard.approved", None, None, json!({ "lifted": lifted }));
+                    self.store.commit(w)?;
+                    self.guard_tripped = false;
+                    self.clock_anomaly = false;
+                    // The starts so far are approved: the window counts afresh.
+                    self.starts.clear();
+                    self.last_reading = Some((now, self.clock.monotonic()));
+                    tracing::warn!(?lifted, "deletions approved by an operator");
+                    approve_replies.push((reply, lifted));
+                }
+                Command::CopyResult { resource, store, copy, outcome } => {
                     self.in_flight.remove(&(resource.clone(), store.clone(), copy.clone()));
-                    self.copy_result(&resource, &store, &copy, result)?;
+                    self.copy_result(&resource, &store, &copy, outcome)?;
                 }
             }
         }
+        self.check_clock()?;
         let now = self.clock.now();
         self.tick(now)?;
+        self.gate.store(self.rules().may_dispatch, Ordering::SeqCst);
         self.make_durable().await?;
+        for (reply, lifted) in approve_replies {
+            let _ = reply.send(Ok(lifted));
+        }
         for (reply, results) in ingest_replies {
             let _ = reply.send(Ok(results));
         }
@@ -335,8 +433,46 @@ impl Engine {
     fn rules(&self) -> Rules {
         Rules {
             after_hold_release: self.config.safety.after_hold_release.to_chrono(),
-            may_delete: !self.config.safety.dry_run && !self.paused,
+            may_start: !self.config.safety.dry_run && !self.paused && !self.clock_anomaly && !self.guard_tripped,
+            may_dispatch: !self.config.safety.dry_run && !self.paused,
         }
+    }
+
+    /// safety.max_clock_jump: compares how far the wall clock moved with how
+    /// far the monotonic clock moved since the last step. A gap beyond the
+    /// limit (someone set the clock, NTP stepped it, the machine was
+    /// suspended) stops deletions until an operator approves.
+    fn check_clock(&mut self) -> Result<(), EngineError> {
+        let (wall, mono) = (self.clock.now(), self.clock.monotonic());
+        if let Some((w0, m0)) = self.last_reading {
+            let elapsed = chrono::Duration::from_std(mono.saturating_sub(m0)).unwrap_or(chrono::Duration::MAX);
+            let expected = crate::lifecycle::later(w0, elapsed);
+            let jump = wall.signed_duration_since(expected);
+            if jump.abs() > self.config.safety.max_clock_jump.to_chrono() {
+                let mut w = WriteSet { flags: vec![("clock_anomaly", true)], ..Default::default() };
+                let data = json!({"expected": fmt_rfc3339(expected), "wall": fmt_rfc3339(wall),
+                                  "jump_seconds": jump.num_seconds()});
+                self.record(&mut w, wall, "clock.anomaly", None, None, data);
+                self.store.commit(w)?;
+                self.clock_anomaly = true;
+                tracing::error!(jump_seconds = jump.num_seconds(), "wall clock jumped: deletions stop until approved");
+            }
+        }
+        self.last_reading = Some((wall, mono));
+        Ok(())
+    }
+
+    /// safety.guard: whether one more resource may start deleting now.
+    fn guard_has_room(&mut self, now: Timestamp) -> bool {
+        let g = &self.config.safety.guard;
+        let since = now - g.window.to_chrono();
+        while self.starts.front().is_some_and(|t| *t <= since) {
+            self.starts.pop_front();
+        }
+        let next = self.starts.len() as u64 + 1;
+        let by_count = next <= g.max_resources;
+        let by_fraction = self.tracked < g.min_resources || next as f64 <= g.max_fraction * self.tracked as f64;
+        by_count && by_fraction
     }
 
     /// Applies one event. Time-driven transitions are left to the tick that
@@ -413,6 +549,7 @@ impl Engine {
                     Some(policy) => {
                         let holds = self.store.tenant_holds(&ev.tenant)?.holds;
                         Resource::create(ev, policy, &holds).map(|r| {
+                            self.tracked += 1;
                             let due = r.next_due(policy);
                             vec![(r, Vec::new(), due)]
                         })
@@ -486,7 +623,14 @@ impl Engine {
                     continue;
                 };
                 let before = r.clone();
-                let fx = self.advance(&mut r, &policy, now);
+                let allowed = self.rules().may_start;
+                let room = allowed && self.guard_has_room(now);
+                let fx = self.advance(&mut r, &policy, now, room);
+                if r.state == crate::lifecycle::State::Deleting && before.state != crate::lifecycle::State::Deleting {
+                    self.starts.push_back(now);
+                } else if allowed && !room && r.wants_deletion(now) {
+                    self.trip_guard(now)?;
+                }
                 let next = r.next_due(&policy);
                 // Rewrite when the state moved, or when the due time changed
                 // under it (a config change while the daemon was down).
@@ -506,13 +650,35 @@ impl Engine {
         }
     }
 
+    /// The mass-deletion guard trips: no further deletion starts until an
+    /// operator approves. Recorded once per trip.
+    fn trip_guard(&mut self, now: Timestamp) -> Result<(), EngineError> {
+        let g = &self.config.safety.guard;
+        let data = json!({"window": g.window.to_string(), "started_in_window": self.starts.len(),
+                          "max_resources": g.max_resources, "max_fraction": g.max_fraction.to_string(),
+                          "tracked": self.tracked});
+        let mut w = WriteSet { flags: vec![("guard_tripped", true)], ..Default::default() };
+        self.record(&mut w, now, "guard.tripped", None, None, data);
+        self.store.commit(w)?;
+        self.guard_tripped = true;
+        tracing::error!(started = self.starts.len(), "mass-deletion guard tripped: deletions stop until approved");
+        Ok(())
+    }
+
     /// Calls the pure lifecycle and queues its dispatches (marking them in
     /// flight at once, so a second pass does not queue them again).
-    fn advance(&mut self, r: &mut Resource, policy: &crate::policy::ProductPolicy, now: Timestamp) -> Vec<Effect> {
+    fn advance(
+        &mut self,
+        r: &mut Resource,
+        policy: &crate::policy::ProductPolicy,
+        now: Timestamp,
+        may_start: bool,
+    ) -> Vec<Effect> {
         let in_flight = &self.in_flight;
         let id = r.id.clone();
         let busy = |store: &str, copy: &str| in_flight.contains(&(id.clone(), store.to_string(), copy.to_string()));
-        let fx = r.advance(policy, now, self.rules(), &busy);
+        let rules = Rules { may_start, ..self.rules() };
+        let fx = r.advance(policy, now, rules, &busy);
         let mut rest = Vec::new();
         for e in fx {
             match e {
@@ -528,21 +694,16 @@ impl Engine {
         rest
     }
 
-    fn copy_result(
-        &mut self,
-        id: &str,
-        store: &str,
-        copy: &str,
-        result: Result<(), String>,
-    ) -> Result<(), EngineError> {
+    fn copy_result(&mut self, id: &str, store: &str, copy: &str, outcome: CallOutcome) -> Result<(), EngineError> {
         let Some(mut r) = self.store.resource(id)? else { return Ok(()) };
         let now = self.clock.now();
-        let fx = match &result {
-            Ok(()) => r.copy_done(store, copy, now),
-            Err(e) => {
+        let fx = match &outcome {
+            CallOutcome::Done => r.copy_done(store, copy, now),
+            CallOutcome::Failed(e) => {
                 tracing::warn!(resource = %id, store, copy, error = %e, "executor failed; will retry");
                 r.copy_failed(store, copy, e, now)
             }
+            CallOutcome::NotRun => return Ok(()),
         };
         let mut w = WriteSet::default();
         self.effects(&mut w, now, &r, fx);
@@ -616,21 +777,33 @@ impl Engine {
             let tx = self.tx.clone();
             let permits = self.permits.clone();
             let Some(executor) = self.executors.get(&store).cloned() else {
-                let msg = format!("store {store:?} is not configured");
+                let outcome = CallOutcome::Failed(format!("store {store:?} is not configured"));
                 tokio::spawn(async move {
-                    let _ = tx.send(Command::CopyResult { resource, store, copy, result: Err(msg) }).await;
+                    let _ = tx.send(Command::CopyResult { resource, store, copy, outcome }).await;
                 });
                 continue;
             };
+            let limit = self.limits.get(&store).copied().unwrap_or(FS_CALL_LIMIT);
+            let gate = self.gate.clone();
             let target = Target { tenant, resource: resource.clone(), store: store.clone(), copy: copy.clone() };
             tokio::spawn(async move {
                 let _permit = permits.acquire_owned().await;
+                // A pause that came while this call waited for a permit
+                // stops it here.
+                if !gate.load(Ordering::SeqCst) {
+                    let _ = tx.send(Command::CopyResult { resource, store, copy, outcome: CallOutcome::NotRun }).await;
+                    return;
+                }
                 let started = std::time::Instant::now();
-                let result = executor.run(action, &target).await.map_err(|e| e.to_string());
+                let outcome = match tokio::time::timeout(limit, executor.run(action, &target)).await {
+                    Ok(Ok(())) => CallOutcome::Done,
+                    Ok(Err(e)) => CallOutcome::Failed(e.to_string()),
+                    Err(_) => CallOutcome::Failed(format!("no answer within {}s", limit.as_secs())),
+                };
                 tracing::info!(resource = %target.resource, store = %target.store, copy = %target.copy,
-                    action = action.as_str(), ok = result.is_ok(), elapsed_ms = started.elapsed().as_millis() as u64,
-                    "executor call finished");
-                let _ = tx.send(Command::CopyResult { resource, store, copy, result }).await;
+                    action = action.as_str(), ok = matches!(outcome, CallOutcome::Done),
+                    elapsed_ms = started.elapsed().as_millis() as u64, "executor call finished");
+                let _ = tx.send(Command::CopyResult { resource, store, copy, outcome }).await;
             });
         }
     }

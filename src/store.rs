@@ -13,8 +13,9 @@
 //! - `e/<event_id>`: ids of events already handled, with their outcome
 //! - `o/<seq, 8 bytes big-endian>`: audit records not yet confirmed in the
 //!   audit file (the outbox)
-//! - `m/audit_head`, `m/clock`, `m/paused`: the audit chain head, the manual
-//!   clock reading, whether deletions are paused
+//! - `m/audit_head`, `m/clock`: the audit chain head, the manual clock reading
+//! - `f/<name>`: daemon-wide switches that stop deletions (`paused`,
+//!   `clock_anomaly`, `guard_tripped`), kept across restarts
 //!
 //! A [`WriteSet`] is applied atomically (one sled batch). Nothing is durable
 //! until [`Store::flush`] returns; callers flush before acknowledging an event
@@ -67,8 +68,8 @@ pub struct WriteSet {
     pub outbox_done_through: Option<u64>,
     /// New manual clock reading.
     pub clock: Option<Timestamp>,
-    /// Pause or resume deletions.
-    pub paused: Option<bool>,
+    /// Daemon-wide switches to set (`paused`, `clock_anomaly`, `guard_tripped`).
+    pub flags: Vec<(&'static str, bool)>,
 }
 
 impl WriteSet {
@@ -87,7 +88,7 @@ impl WriteSet {
             && self.tenants.is_empty()
             && self.outbox_done_through.is_none()
             && self.clock.is_none()
-            && self.paused.is_none()
+            && self.flags.is_empty()
     }
 }
 
@@ -115,8 +116,9 @@ pub trait Store: Send + Sync + 'static {
     fn tenant_resources(&self, tenant: &str) -> Result<Vec<String>, StoreError>;
     /// Holds placed on a whole tenant.
     fn tenant_holds(&self, tenant: &str) -> Result<TenantHolds, StoreError>;
-    /// Whether deletions are paused by an operator.
-    fn paused(&self) -> Result<bool, StoreError>;
+    /// A daemon-wide switch (`paused`, `clock_anomaly`, `guard_tripped`);
+    /// false when never set.
+    fn flag(&self, name: &str) -> Result<bool, StoreError>;
     /// Applies a write set atomically (visible at once, durable after flush).
     fn commit(&self, w: WriteSet) -> Result<(), StoreError>;
     /// Makes everything committed so far durable (fsync).
@@ -295,8 +297,8 @@ impl Store for SledStore {
         Ok(self.get(&[b"n/", tenant.as_bytes()].concat())?.unwrap_or_default())
     }
 
-    fn paused(&self) -> Result<bool, StoreError> {
-        Ok(self.get(b"m/paused")?.unwrap_or(false))
+    fn flag(&self, name: &str) -> Result<bool, StoreError> {
+        Ok(self.get(&[b"f/", name.as_bytes()].concat())?.unwrap_or(false))
     }
 
     fn commit(&self, w: WriteSet) -> Result<(), StoreError> {
@@ -321,8 +323,8 @@ impl Store for SledStore {
         for (tenant, holds) in &w.tenants {
             batch.insert([b"n/", tenant.as_bytes()].concat(), encode(holds));
         }
-        if let Some(p) = w.paused {
-            batch.insert(&b"m/paused"[..], encode(&p));
+        for (name, on) in &w.flags {
+            batch.insert([b"f/", name.as_bytes()].concat(), encode(on));
         }
         for (id, outcome) in &w.events {
             batch.insert([b"e/", id.as_bytes()].concat(), encode(outcome));

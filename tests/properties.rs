@@ -140,7 +140,7 @@ fn ev(n: &mut u32, at: Timestamp, resource: Option<&str>, body: EventBody) -> Ev
 
 fn run(ops: Vec<Op>, prepaid: bool) -> Result<(), TestCaseError> {
     let policy = policy();
-    let rules = Rules { after_hold_release: Duration::hours(AHR_HOURS), may_delete: true };
+    let rules = Rules { after_hold_release: Duration::hours(AHR_HOURS), may_start: true, may_dispatch: true };
     let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
     let mut now = t0;
     let mut n = 0;

@@ -327,7 +327,7 @@ fn a_path_template_that_could_reach_another_tenant_is_refused() {
 async fn impossible_times_are_refused_without_stopping_the_daemon() {
     let h = Harness::start().await;
     h.apply(created("e1", "t1", "r1", TERM_END)).await;
-    h.set_clock("9999-12-31T00:00:00Z").await;
+    h.jump_clock("9999-12-31T00:00:00Z").await;
     let (status, v) = h.post_as(ADMIN, "/v1/admin/clock", &json!({"advance": "100y"})).await;
     assert_eq!(status, StatusCode::OK, "{v}");
     // chrono ends in year 262142: some 2,500 moves of 100 years from here.
@@ -343,7 +343,6 @@ async fn impossible_times_are_refused_without_stopping_the_daemon() {
     }
     assert!(refused.is_some_and(|i| i > 2000), "refused after {refused:?} moves");
     assert!(!h.daemon.as_ref().unwrap().is_finished(), "the engine is still running");
-    assert_eq!(h.resource("r1").await["state"], "purged", "deletion ran on the way");
 
     let text = base_config("").replace("expiry = \"15d\"", "expiry = \"300000y\"");
     let err = retentiond::config::parse(std::path::Path::new("/etc/retentiond/r.toml"), &text).unwrap_err().to_string();

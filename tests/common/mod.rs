@@ -156,8 +156,18 @@ impl Harness {
         v["now"].as_str().unwrap().to_string()
     }
 
-    /// Sets the manual clock's wall reading.
+    /// Lets time pass until the clock reads `to` (an advance, so wall and
+    /// monotonic readings move together: not a clock jump).
     pub async fn set_clock(&self, to: &str) -> String {
+        let now = retentiond::time::parse_rfc3339(&self.advance("0s").await).unwrap();
+        let to_t = retentiond::time::parse_rfc3339(to).unwrap();
+        let ms = (to_t - now).num_milliseconds();
+        assert!(ms >= 0, "set_clock moves forward only; use jump_clock");
+        self.advance(&format!("{ms}ms")).await
+    }
+
+    /// Sets the wall reading alone, as someone setting the machine's clock.
+    pub async fn jump_clock(&self, to: &str) -> String {
         let (status, v) = self.post_as(ADMIN, "/v1/admin/clock", &json!({ "set": to })).await;
         assert_eq!(status, StatusCode::OK, "{v}");
         v["now"].as_str().unwrap().to_string()
