@@ -498,36 +498,22 @@ impl Resource {
                 }
                 self.log(at, "arrears.settled", "arrears settled".into());
             }
-            EventBody::HoldPlaced { hold_id, authority, reason } => {
-                if self.released_holds.iter().any(|(id, rel)| id == hold_id && at <= *rel) {
-                    self.log(at, "hold.placed", format!("hold {hold_id} dated before its release: moot"));
-                } else if self.holds.iter().any(|h| &h.hold_id == hold_id) {
-                    return Err(Rejection::new(format!("hold {hold_id:?} is already placed on {:?}", self.id)));
-                } else {
-                    let hold = Hold {
-                        hold_id: hold_id.clone(),
-                        authority: authority.clone(),
-                        reason: reason.clone(),
-                        tenant_wide: ev.resource.is_none(),
-                        placed_at: at,
-                    };
+            EventBody::HoldPlaced { hold_id, authority, .. } => {
+                let scope = format!("{:?}", self.id);
+                if place_hold(&mut self.holds, &self.released_holds, ev, &scope)? {
+                    let tenant_wide = ev.resource.is_none();
                     fx.push(Effect::Record {
                         kind: "hold.placed",
-                        data: json!({"hold_id": hold_id, "scope": if hold.tenant_wide { "tenant" } else { "resource" }}),
+                        data: json!({"hold_id": hold_id, "scope": if tenant_wide { "tenant" } else { "resource" }}),
                     });
                     self.log(at, "hold.placed", format!("hold {hold_id} placed by {authority}"));
-                    self.holds.push(hold);
+                } else {
+                    self.log(at, "hold.placed", format!("hold {hold_id} dated before its release: moot"));
                 }
             }
             EventBody::HoldReleased { hold_id } => {
-                let Some(pos) = self.holds.iter().position(|h| &h.hold_id == hold_id) else {
-                    return Err(Rejection {
-                        message: format!("hold {hold_id:?} is not placed on {:?}", self.id),
-                        retryable: true,
-                    });
-                };
-                self.holds.remove(pos);
-                self.released_holds.push((hold_id.clone(), at));
+                let scope = format!("{:?}", self.id);
+                release_hold(&mut self.holds, &mut self.released_holds, hold_id, at, &scope)?;
                 let mut data = json!({"hold_id": hold_id, "holds_left": self.holds.len()});
                 // safety.after_hold_release: a deadline that passed under
                 // the hold runs no sooner than this after the last release,
@@ -847,6 +833,52 @@ impl Resource {
     }
 }
 
+/// Places the hold of a `hold.placed` event on `holds` (of a resource or a
+/// tenant, named by `scope` in messages). Ok(false) when a release of the
+/// same hold dated at or after the placement is already known: the late
+/// placement is moot. Err for a hold id already in force.
+fn place_hold(
+    holds: &mut Vec<Hold>,
+    released: &[(String, Timestamp)],
+    ev: &Event,
+    scope: &str,
+) -> Result<bool, Rejection> {
+    let EventBody::HoldPlaced { hold_id, authority, reason } = &ev.body else {
+        return Ok(false);
+    };
+    if released.iter().any(|(id, rel)| id == hold_id && ev.at <= *rel) {
+        return Ok(false);
+    }
+    if holds.iter().any(|h| &h.hold_id == hold_id) {
+        return Err(Rejection::new(format!("hold {hold_id:?} is already placed on {scope}")));
+    }
+    holds.push(Hold {
+        hold_id: hold_id.clone(),
+        authority: authority.clone(),
+        reason: reason.clone(),
+        tenant_wide: ev.resource.is_none(),
+        placed_at: ev.at,
+    });
+    Ok(true)
+}
+
+/// Lifts a hold and remembers when (so a late placement stays moot). A hold
+/// not in force is a retryable rejection: its placement may yet arrive.
+fn release_hold(
+    holds: &mut Vec<Hold>,
+    released: &mut Vec<(String, Timestamp)>,
+    hold_id: &str,
+    at: Timestamp,
+    scope: &str,
+) -> Result<(), Rejection> {
+    let Some(pos) = holds.iter().position(|h| h.hold_id == hold_id) else {
+        return Err(Rejection { message: format!("hold {hold_id:?} is not placed on {scope}"), retryable: true });
+    };
+    holds.remove(pos);
+    released.push((hold_id.to_string(), at));
+    Ok(())
+}
+
 /// Holds placed on a whole tenant, kept so that resources created later are
 /// covered too.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -862,35 +894,11 @@ impl TenantHolds {
     /// event that the tenant's holds forbid.
     pub fn apply(&mut self, ev: &Event) -> Result<(), Rejection> {
         match &ev.body {
-            EventBody::HoldPlaced { hold_id, authority, reason } => {
-                if self.released.iter().any(|(id, rel)| id == hold_id && ev.at <= *rel) {
-                    return Ok(());
-                }
-                if self.holds.iter().any(|h| &h.hold_id == hold_id) {
-                    return Err(Rejection::new(format!(
-                        "hold {hold_id:?} is already placed on tenant {:?}",
-                        ev.tenant
-                    )));
-                }
-                self.holds.push(Hold {
-                    hold_id: hold_id.clone(),
-                    authority: authority.clone(),
-                    reason: reason.clone(),
-                    tenant_wide: true,
-                    placed_at: ev.at,
-                });
-                Ok(())
+            EventBody::HoldPlaced { .. } => {
+                place_hold(&mut self.holds, &self.released, ev, &format!("tenant {:?}", ev.tenant)).map(|_| ())
             }
             EventBody::HoldReleased { hold_id } => {
-                let Some(pos) = self.holds.iter().position(|h| &h.hold_id == hold_id) else {
-                    return Err(Rejection {
-                        message: format!("hold {hold_id:?} is not placed on tenant {:?}", ev.tenant),
-                        retryable: true,
-                    });
-                };
-                self.holds.remove(pos);
-                self.released.push((hold_id.clone(), ev.at));
-                Ok(())
+                release_hold(&mut self.holds, &mut self.released, hold_id, ev.at, &format!("tenant {:?}", ev.tenant))
             }
             _ => Ok(()),
         }
