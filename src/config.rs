@@ -639,3 +639,43 @@ impl fmt::Display for Config {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(buffer: &str) -> Result<Config, ConfigError> {
+        let text = format!(
+            "[daemon]\nstate_dir = \"s\"\n[stores.p]\nclass = \"online\"\n\
+             executor = {{ kind = \"fs\", root = \"/srv\", path = \"{{resource}}\" }}\n\
+             [products.x]\nstores = [\"p\"]\nbuffer = {buffer}\n"
+        );
+        parse(Path::new("/etc/retentiond/t.toml"), &text)
+    }
+
+    /// general terms 7.5.2: only violation may go under min_buffer; a
+    /// per-reason override is checked like the termination buffer.
+    #[test]
+    fn only_violation_may_go_under_min_buffer() {
+        let ok =
+            cfg(r#"{ expiry = "2d", arrears = "2d", termination = "3d", violation = "0s", attack = "30d" }"#).unwrap();
+        let b = &ok.products["x"].buffer;
+        assert!(b.termination[&TerminationReason::Violation].is_zero());
+        assert_eq!(b.termination[&TerminationReason::Attack].to_string(), "30days");
+        assert_eq!(b.termination[&TerminationReason::Agreement].to_string(), "3days", "falls back to termination");
+        let err =
+            cfg(r#"{ expiry = "2d", arrears = "2d", termination = "3d", attack = "1h" }"#).unwrap_err().to_string();
+        assert!(err.contains("buffer.attack") && err.contains("min_buffer") && err.contains(":8:"), "{err}");
+        let err = cfg(r#"{ expiry = "2d", arrears = "2d" }"#).unwrap_err().to_string();
+        assert!(err.contains("termination"), "{err}");
+    }
+
+    #[test]
+    fn policy_version_follows_the_content() {
+        let a = cfg(r#"{ expiry = "2d", arrears = "2d", termination = "3d" }"#).unwrap();
+        let b = cfg(r#"{ expiry = "2d", arrears = "2d", termination = "3d" }"#).unwrap();
+        let c = cfg(r#"{ expiry = "3d", arrears = "2d", termination = "3d" }"#).unwrap();
+        assert_eq!(a.products["x"].version, b.products["x"].version);
+        assert_ne!(a.products["x"].version, c.products["x"].version);
+    }
+}

@@ -83,7 +83,7 @@ impl Daemon {
                     (Some(s), Some(p)) => (*s).max(p),
                     (Some(s), None) => *s,
                     (None, Some(p)) => p,
-                    (None, None) => chrono::Utc::now(),
+                    (None, None) => SystemClock::default().now(),
                 };
                 Arc::new(ManualClock::new(start))
             }

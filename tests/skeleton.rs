@@ -308,6 +308,8 @@ async fn dry_run_schedules_but_never_deletes() {
     assert_eq!(r["delete_after"], DEADLINE);
     assert_eq!(h.audit_of("deletion.scheduled", "r1").len(), 1);
     assert!(h.audit_of("deletion.started", "r1").is_empty());
+    let (_, v) = h.get_as(AUDITOR, "/v1/deletions?before=2027-01-01T00:00:00Z").await;
+    assert_eq!(v["deletions"][0]["blockers"], json!(["dry_run"]));
 }
 
 /// A template joining two ids is refused at load time: with
