@@ -59,6 +59,26 @@ fn event(id: &str, kind: &str, at: &str, tenant: &str, resource: Option<&str>, e
     v
 }
 
+/// A `hold.placed` event (`resource` None: the whole tenant).
+fn hold(
+    id: &str,
+    at: &str,
+    tenant: &str,
+    resource: Option<&str>,
+    hold_id: &str,
+    authority: &str,
+    reason: &str,
+) -> Value {
+    event(
+        id,
+        "hold.placed",
+        at,
+        tenant,
+        resource,
+        json!({"hold_id": hold_id, "authority": authority, "reason": reason}),
+    )
+}
+
 async fn operator(h: &Harness, body: Value) -> Value {
     let (status, v) = h.post_as(OPERATOR, "/v1/events", &body).await;
     assert_eq!(status, StatusCode::OK, "{v}");
@@ -193,30 +213,8 @@ async fn a_hold_stops_deletion_until_the_last_is_released_then_waits() {
     let h = start().await;
     let data = h.make_data("t1", "r1");
     h.apply(create("r1", "t1", "ecs", "prepaid")).await;
-    operator(
-        &h,
-        event(
-            "h1",
-            "hold.placed",
-            T0,
-            "t1",
-            None,
-            json!({"hold_id": "court-7", "authority": "District court", "reason": "case 7/2026"}),
-        ),
-    )
-    .await;
-    operator(
-        &h,
-        event(
-            "h2",
-            "hold.placed",
-            T0,
-            "t1",
-            Some("r1"),
-            json!({"hold_id": "legal-1", "authority": "Legal", "reason": "dispute"}),
-        ),
-    )
-    .await;
+    operator(&h, hold("h1", T0, "t1", None, "court-7", "District court", "case 7/2026")).await;
+    operator(&h, hold("h2", T0, "t1", Some("r1"), "legal-1", "Legal", "dispute")).await;
 
     h.set_clock("2026-03-01T00:00:00Z").await; // deadline Feb 16 passed
     assert!(data.exists());
@@ -245,18 +243,7 @@ async fn a_hold_stops_deletion_until_the_last_is_released_then_waits() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tenant_hold_covers_resources_created_later() {
     let h = start().await;
-    operator(
-        &h,
-        event(
-            "h1",
-            "hold.placed",
-            T0,
-            "t1",
-            None,
-            json!({"hold_id": "police-1", "authority": "Police", "reason": "investigation"}),
-        ),
-    )
-    .await;
+    operator(&h, hold("h1", T0, "t1", None, "police-1", "Police", "investigation")).await;
     let data = h.make_data("t1", "r1");
     h.apply(create("r1", "t1", "ecs", "prepaid")).await;
     h.apply(event("rel", "resource.released", T0, "t1", Some("r1"), json!({}))).await;
@@ -270,10 +257,7 @@ async fn a_tenant_hold_covers_resources_created_later() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_billing_feed_cannot_place_holds_and_nothing_of_the_request_is_stored() {
     let h = start().await;
-    let body = json!([
-        create("r1", "t1", "ecs", "prepaid"),
-        event("h1", "hold.placed", T0, "t1", None, json!({"hold_id": "x", "authority": "a", "reason": "b"}))
-    ]);
+    let body = json!([create("r1", "t1", "ecs", "prepaid"), hold("h1", T0, "t1", None, "x", "a", "b")]);
     let (status, _) = h.post_as(INGEST, "/v1/events", &body).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, _) = h.get_as(AUDITOR, "/v1/resources/r1").await;
@@ -385,18 +369,7 @@ async fn the_forecast_shows_what_will_be_deleted_and_why() {
     h.apply(event("t", "resource.terminated", T0, "t1", Some("term"), json!({"reason": "agreement"}))).await; // Jan 21
     h.apply(create("held", "t2", "db", "postpaid")).await;
     h.apply(event("t2", "resource.terminated", T0, "t2", Some("held"), json!({"reason": "agreement"}))).await;
-    operator(
-        &h,
-        event(
-            "h",
-            "hold.placed",
-            T0,
-            "t2",
-            None,
-            json!({"hold_id": "court-1", "authority": "Court", "reason": "case"}),
-        ),
-    )
-    .await;
+    operator(&h, hold("h", T0, "t2", None, "court-1", "Court", "case")).await;
     h.apply(create("late", "t1", "db", "prepaid")).await; // Feb 1 + 30d: after T
 
     let (status, v) = h.get_as(AUDITOR, "/v1/deletions?before=2026-03-01T00:00:00Z").await;
@@ -460,18 +433,7 @@ async fn the_lifecycle_survives_a_restart_at_any_step() {
         },
         |h| {
             Box::pin(async move {
-                operator(
-                    h,
-                    event(
-                        "h",
-                        "hold.placed",
-                        "2026-01-05T00:00:00Z",
-                        "t1",
-                        Some("r1"),
-                        json!({"hold_id": "k", "authority": "Court", "reason": "x"}),
-                    ),
-                )
-                .await;
+                operator(h, hold("h", "2026-01-05T00:00:00Z", "t1", Some("r1"), "k", "Court", "x")).await;
             })
         },
         |h| {
