@@ -35,6 +35,8 @@ pub struct ApiState {
     pub tokens: Arc<Tokens>,
     /// The daemon's clock (for "as of now" views).
     pub clock: Arc<dyn Clock>,
+    /// The audit log, for `GET /v1/audit`.
+    pub audit: Arc<std::sync::Mutex<crate::audit::AuditLog>>,
 }
 
 /// An error answer: `{"error":..,"field":..}`.
@@ -86,6 +88,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/admin/resume", post(post_resume))
         .route("/v1/admin/approve", post(post_approve))
         .route("/v1/deletions", get(get_deletions))
+        .route("/v1/restore-check", get(get_restore_check))
+        .route("/v1/audit", get(get_audit))
+        .route("/v1/certificates/{id}", get(get_certificate))
+        .route("/v1/admin/retry", post(post_retry))
         .layer(DefaultBodyLimit::max(16 * 1024 * 1024))
         .with_state(state)
 }
@@ -141,6 +147,16 @@ async fn post_events(State(state): State<ApiState>, headers: HeaderMap, body: By
             }
             err
         })?;
+        if let EventBody::BackupCreated { store, .. } = &ev.body {
+            let backup = state.config.stores.get(store).is_some_and(|s| s.class == crate::policy::StoreClass::Backup);
+            if !backup {
+                let mut err = ApiError::field("store", format!("{store:?} is not a configured store of class backup"));
+                if batch {
+                    err.body["index"] = json!(i);
+                }
+                return Err(err);
+            }
+        }
         if let EventBody::Created { product, .. } = &ev.body {
             if !state.config.products.contains_key(product) {
                 let mut err = ApiError::field("product", format!("unknown product {product:?}"));
@@ -177,9 +193,10 @@ pub fn resource_json(r: &Resource, policy: Option<&ProductPolicy>, now: Timestam
         .copies
         .iter()
         .map(|c| {
-            json!({"store": c.store, "copy": c.copy, "class": c.class, "state": c.state,
+            json!({"store": c.store, "copy": c.copy, "class": c.class, "state": c.state, "stuck": c.stuck,
                    "attempts": c.attempts, "next_attempt_at": c.next_attempt_at.map(fmt_rfc3339),
-                   "last_error": c.last_error, "done_at": c.done_at.map(fmt_rfc3339)})
+                   "last_error": c.last_error, "done_at": c.done_at.map(fmt_rfc3339),
+                   "expires_at": c.expires_at.map(fmt_rfc3339), "outcome": c.outcome})
         })
         .collect();
     let history: Vec<Value> =
@@ -319,10 +336,11 @@ async fn get_deletions(
             let pending: Vec<Value> = r
                 .copies
                 .iter()
-                .filter(|c| c.state == crate::lifecycle::CopyState::Deleting)
+                .filter(|c| c.state.action().is_some())
                 .map(|c| {
-                    json!({"store": c.store, "copy": c.copy, "attempts": c.attempts,
-                                "next_attempt_at": c.next_attempt_at.map(fmt_rfc3339), "last_error": c.last_error})
+                    json!({"store": c.store, "copy": c.copy, "state": c.state, "stuck": c.stuck,
+                                "attempts": c.attempts, "next_attempt_at": c.next_attempt_at.map(fmt_rfc3339),
+                                "last_error": c.last_error})
                 })
                 .collect();
             let d = r.deciding.as_ref();
@@ -362,4 +380,112 @@ async fn post_approve(State(state): State<ApiState>, headers: HeaderMap) -> Resu
     require(&state, &headers, Permission::Operate)?;
     let approved = state.engine.approve().await?;
     Ok(Json(json!({ "approved": approved })).into_response())
+}
+
+/// `GET /v1/restore-check?resource=ID` or `?tenant=ID`: whether a backup
+/// system may restore data (privacy policy 5.3.3: a restricted copy may not
+/// be restored; general terms 4.1.6: deleted data stays deleted). Unknown
+/// resources are refused: fail closed.
+async fn get_restore_check(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    require(&state, &headers, Permission::Read)?;
+    if let Some(k) = q.keys().find(|k| *k != "resource" && *k != "tenant") {
+        return Err(ApiError::field(k, "unknown query parameter"));
+    }
+    let refusal = |r: &Resource| -> Option<String> {
+        match r.state {
+            ResourceState::Active | ResourceState::Retained => None,
+            ResourceState::Deleting => Some(format!("resource {} is being deleted; its backups are restricted", r.id)),
+            ResourceState::Deleted => {
+                Some(format!("resource {} is deleted; its remaining backups are restricted until purged", r.id))
+            }
+            ResourceState::Purged => Some(format!("resource {} is purged; nothing of it may be restored", r.id)),
+        }
+    };
+    let answer = match (q.get("resource"), q.get("tenant")) {
+        (Some(id), None) => {
+            crate::ids::check_id(id).map_err(|e| ApiError::field("resource", e))?;
+            match state.store.resource(id)? {
+                None => json!({"allowed": false, "reason": format!("unknown resource {id}")}),
+                Some(r) => match refusal(&r) {
+                    None => json!({"allowed": true, "reason": format!("resource {} is {}", r.id, r.state.as_str())}),
+                    Some(reason) => json!({"allowed": false, "reason": reason}),
+                },
+            }
+        }
+        (None, Some(t)) => {
+            crate::ids::check_id(t).map_err(|e| ApiError::field("tenant", e))?;
+            let mut refused = Vec::new();
+            for id in state.store.tenant_resources(t)? {
+                if let Some(reason) = state.store.resource(&id)?.as_ref().and_then(refusal) {
+                    refused.push(json!({"resource": id, "reason": reason}));
+                }
+            }
+            if refused.is_empty() {
+                json!({"allowed": true, "reason": format!("no resource of tenant {t} is deleted or restricted")})
+            } else {
+                json!({"allowed": false, "reason": format!("{} resources of tenant {t} are deleted or restricted", refused.len()),
+                       "refused": refused})
+            }
+        }
+        _ => return Err(ApiError::field("resource", "give exactly one of ?resource=ID or ?tenant=ID")),
+    };
+    Ok(Json(answer).into_response())
+}
+
+/// `GET /v1/audit?after_seq=N&limit=M`: audit records after N, oldest first.
+async fn get_audit(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    require(&state, &headers, Permission::Read)?;
+    let num = |k: &str, default: u64| -> Result<u64, ApiError> {
+        q.get(k).map_or(Ok(default), |v| v.parse().map_err(|_| ApiError::field(k, "must be a whole number")))
+    };
+    let after = num("after_seq", 0)?;
+    let limit = num("limit", 1000)?.clamp(1, 10_000) as usize;
+    let audit = state.audit.clone();
+    let records = tokio::task::spawn_blocking(move || {
+        let log = audit.lock().unwrap_or_else(|e| e.into_inner());
+        log.read_after(after, limit)
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+    .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+    Ok(Json(json!({ "records": records })).into_response())
+}
+
+/// `GET /v1/certificates/{resource}`: the deletion certificate of a purged resource.
+async fn get_certificate(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    require(&state, &headers, Permission::Read)?;
+    crate::ids::check_id(&id).map_err(|e| ApiError::field("resource", e))?;
+    match state.store.certificate(&id)? {
+        Some(c) => Ok(Json(c).into_response()),
+        None => {
+            Err(ApiError::new(StatusCode::NOT_FOUND, format!("no certificate for {id:?} (not purged yet, or unknown)")))
+        }
+    }
+}
+
+/// `POST /v1/admin/retry {"resource": ID, "store": optional}`: an operator
+/// retries a resource's stuck copies.
+async fn post_retry(State(state): State<ApiState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+    require(&state, &headers, Permission::Operate)?;
+    let v: Value = serde_json::from_slice(&body).map_err(|e| ApiError::field("body", format!("not JSON: {e}")))?;
+    let resource = v["resource"].as_str().ok_or_else(|| ApiError::field("resource", "required"))?;
+    crate::ids::check_id(resource).map_err(|e| ApiError::field("resource", e))?;
+    let store = match v.get("store") {
+        None | Some(Value::Null) => None,
+        Some(s) => Some(s.as_str().ok_or_else(|| ApiError::field("store", "must be a string"))?.to_string()),
+    };
+    let retried = state.engine.retry(resource.to_string(), store).await?;
+    Ok(Json(json!({ "retried": retried })).into_response())
 }

@@ -67,6 +67,11 @@ pub struct DaemonConfig {
     pub cache_capacity: u64,
     /// At most this many executor calls run at once.
     pub executor_concurrency: usize,
+    /// Failed executor calls of one copy before it is `stuck` and waits for
+    /// an operator's retry.
+    pub max_attempts: u32,
+    /// The audit file is rotated into `audit-NNNNNN.jsonl` past this size.
+    pub audit_segment_bytes: u64,
 }
 
 /// `[api]`.
@@ -153,6 +158,17 @@ struct RawDaemon {
     cache_capacity: u64,
     #[serde(default = "default_concurrency")]
     executor_concurrency: Spanned<usize>,
+    #[serde(default = "default_max_attempts")]
+    max_attempts: Spanned<u32>,
+    #[serde(default = "default_segment")]
+    audit_segment_bytes: u64,
+}
+
+fn default_max_attempts() -> Spanned<u32> {
+    Spanned::new(0..0, 12)
+}
+fn default_segment() -> u64 {
+    64 * 1024 * 1024
 }
 
 fn default_cache_capacity() -> u64 {
@@ -372,10 +388,16 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     if *concurrency.get_ref() == 0 {
         return Err(err(concurrency.span(), "daemon.executor_concurrency must be at least 1".into()));
     }
+    let attempts = raw.daemon.max_attempts;
+    if *attempts.get_ref() == 0 {
+        return Err(err(attempts.span(), "daemon.max_attempts must be at least 1".into()));
+    }
     let daemon = DaemonConfig {
         state_dir: resolve(raw.daemon.state_dir),
         cache_capacity: raw.daemon.cache_capacity,
         executor_concurrency: concurrency.into_inner(),
+        max_attempts: attempts.into_inner(),
+        audit_segment_bytes: raw.daemon.audit_segment_bytes.max(4096),
     };
     let api = ApiConfig { listen: raw.api.listen, tokens_file: raw.api.tokens_file.map(resolve) };
 

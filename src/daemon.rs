@@ -59,6 +59,7 @@ pub struct Daemon {
     /// Direct access to the engine (tests and the benchmark use the API instead).
     pub engine: EngineHandle,
     shutdown: watch::Sender<bool>,
+    store: Arc<dyn Store>,
     engine_task: JoinHandle<Result<(), EngineError>>,
     server_task: JoinHandle<std::io::Result<()>>,
 }
@@ -73,7 +74,7 @@ impl Daemon {
             .map_err(|source| DaemonError::StateDir { path: dir.display().to_string(), source })?;
 
         let store: Arc<dyn Store> = Arc::new(SledStore::open(&dir.join("db"), config.daemon.cache_capacity)?);
-        let audit = AuditLog::open(dir, None)?;
+        let audit = AuditLog::open(dir, Some(config.daemon.audit_segment_bytes))?;
         let clock: Arc<dyn Clock> = match &config.clock {
             ClockSource::System => Arc::new(SystemClock::default()),
             ClockSource::Manual { start } => {
@@ -98,6 +99,7 @@ impl Daemon {
 
         let (mut engine, handle) = Engine::open(store.clone(), audit, clock.clone(), config.clone())?;
         engine.catch_up().await?;
+        let audit_log = engine.audit_log();
         let (shutdown, shutdown_rx) = watch::channel(false);
         let engine_task = tokio::spawn(engine.run(shutdown_rx.clone()));
 
@@ -105,12 +107,14 @@ impl Daemon {
             .await
             .map_err(|source| DaemonError::Listen { addr: config.api.listen, source })?;
         let addr = listener.local_addr().map_err(|source| DaemonError::Listen { addr: config.api.listen, source })?;
+        let store_handle = store.clone();
         let app = router(ApiState {
             engine: handle.clone(),
             store,
             config: config.clone(),
             tokens: Arc::new(tokens),
             clock: clock.clone(),
+            audit: audit_log,
         });
         let mut rx = shutdown_rx;
         let server_task = tokio::spawn(async move {
@@ -121,7 +125,7 @@ impl Daemon {
                 .await
         });
         tracing::info!(%addr, state_dir = %dir.display(), "retentiond ready");
-        Ok(Daemon { addr, clock, engine: handle, shutdown, engine_task, server_task })
+        Ok(Daemon { addr, clock, engine: handle, shutdown, store: store_handle, engine_task, server_task })
     }
 
     /// Waits until the engine stops by itself (a fatal error) and returns it.
@@ -144,6 +148,16 @@ impl Daemon {
             tracing::warn!(error = %e, "api server ended with an error");
         }
         self.engine_task.await.map_err(|e| DaemonError::Join(e.to_string()))??;
+        // Connection tasks may hold the router's state (and so the store) a
+        // moment longer; wait, bounded, until ours is the last handle, so the
+        // database is closed (its lock released) when shutdown returns.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        while Arc::strong_count(&self.store) > 1 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        if Arc::strong_count(&self.store) > 1 {
+            tracing::warn!("the database is still in use after shutdown");
+        }
         Ok(())
     }
 }

@@ -69,6 +69,23 @@ pub enum EventBody {
         /// The hold's id.
         hold_id: String,
     },
+    /// `backup.created`: a backup copy to track (general terms 4.1.5:
+    /// backups go too).
+    BackupCreated {
+        /// A store of class `backup`.
+        store: String,
+        /// The copy's id in that store.
+        copy: String,
+        /// When the backup system lets it expire.
+        expires_at: Timestamp,
+    },
+    /// `backup.deleted`: the backup system removed the copy itself.
+    BackupDeleted {
+        /// The store.
+        store: String,
+        /// The copy's id.
+        copy: String,
+    },
 }
 
 /// One validated event.
@@ -100,6 +117,8 @@ impl Event {
             EventBody::ArrearsSettled => "arrears.settled",
             EventBody::HoldPlaced { .. } => "hold.placed",
             EventBody::HoldReleased { .. } => "hold.released",
+            EventBody::BackupCreated { .. } => "backup.created",
+            EventBody::BackupDeleted { .. } => "backup.deleted",
         }
     }
 
@@ -127,7 +146,9 @@ fn bad(field: &str, error: impl Into<String>) -> FieldError {
 const COMMON: [&str; 5] = ["event_id", "type", "at", "tenant", "resource"];
 
 /// The event types this build understands.
-pub const TYPES: [&str; 9] = [
+pub const TYPES: [&str; 11] = [
+    "backup.created",
+    "backup.deleted",
     "resource.created",
     "resource.renewed",
     "resource.terminated",
@@ -217,6 +238,17 @@ pub fn parse_event(v: &Value) -> Result<Event, FieldError> {
             (EventBody::HoldPlaced { hold_id, authority, reason }, &["hold_id", "authority", "reason"])
         }
         "hold.released" => (EventBody::HoldReleased { hold_id: id_field(obj, "hold_id")?.to_string() }, &["hold_id"]),
+        "backup.created" => {
+            let store = id_field(obj, "store")?.to_string();
+            let copy = id_field(obj, "copy")?.to_string();
+            let expires_at = time_field(obj, "expires_at")?;
+            (EventBody::BackupCreated { store, copy, expires_at }, &["store", "copy", "expires_at"])
+        }
+        "backup.deleted" => {
+            let store = id_field(obj, "store")?.to_string();
+            let copy = id_field(obj, "copy")?.to_string();
+            (EventBody::BackupDeleted { store, copy }, &["store", "copy"])
+        }
         other => {
             return Err(bad("type", format!("unknown event type {other:?}; expected one of {}", TYPES.join(", "))))
         }

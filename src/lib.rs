@@ -17,7 +17,8 @@
 //! - [`scheduler`]: the engine: the single writer, group commit, and the one
 //!   place that sleeps.
 //! - [`executor`]: how a copy is deleted (`fs`, `command`).
-//! - [`audit`]: the hash-chained audit log and its verification.
+//! - [`audit`]: the hash-chained audit log and its verification;
+//!   [`certificate`]: checking a deletion certificate against it.
 //! - [`api`], [`auth`]: the HTTP API and its tokens and roles.
 //! - [`daemon`]: start-up and shutdown in stages.
 #![forbid(unsafe_code)]
@@ -26,6 +27,7 @@
 pub mod api;
 pub mod audit;
 pub mod auth;
+pub mod certificate;
 pub mod clock;
 pub mod config;
 pub mod daemon;

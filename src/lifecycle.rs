@@ -70,8 +70,28 @@ pub enum CopyState {
     /// The intent to delete is recorded; the executor is called (again after
     /// a failure, at `next_attempt_at`) until it reports success.
     Deleting,
-    /// The executor confirmed the copy is gone.
+    /// A backup copy that cannot go at once: the executor is asked to
+    /// restrict it (privacy policy 5.3.3).
+    Restricting,
+    /// Kept securely, restricted from any processing (no restore, read,
+    /// copy or export) until it expires and is purged.
+    Restricted,
+    /// A restricted copy has expired: the executor is asked to purge it.
+    Purging,
+    /// The copy is confirmed gone.
     Deleted,
+}
+
+impl CopyState {
+    /// The executor action this state is waiting on, if any.
+    pub fn action(self) -> Option<Action> {
+        match self {
+            CopyState::Deleting => Some(Action::Delete),
+            CopyState::Restricting => Some(Action::Restrict),
+            CopyState::Purging => Some(Action::Purge),
+            _ => None,
+        }
+    }
 }
 
 /// One copy of a resource's business data in one store.
@@ -95,23 +115,49 @@ pub struct DataCopy {
     /// The last failure, for operators (identifiers and exit codes only).
     #[serde(default)]
     pub last_error: Option<String>,
-    /// When the copy was confirmed gone.
+    /// When the copy was confirmed gone (or restricted, while restricted).
     #[serde(default)]
     pub done_at: Option<Timestamp>,
+    /// When a backup copy expires (from `backup.created`).
+    #[serde(default)]
+    pub expires_at: Option<Timestamp>,
+    /// The retry limit was reached: no more calls until an operator asks.
+    #[serde(default)]
+    pub stuck: bool,
+    /// Audit sequence number of the record that completed the copy (for the
+    /// deletion certificate); set by the engine.
+    #[serde(default)]
+    pub done_seq: Option<u64>,
+    /// How it ended: `deleted`, `restricted` (for now), `purged`, or
+    /// `removed_by_backup_system`.
+    #[serde(default)]
+    pub outcome: Option<String>,
 }
 
 impl DataCopy {
-    fn new(store: &str, class: StoreClass) -> Self {
+    fn new(store: &str, copy: &str, class: StoreClass) -> Self {
         DataCopy {
             store: store.to_string(),
-            copy: store.to_string(),
+            copy: copy.to_string(),
             class,
             state: CopyState::Present,
             attempts: 0,
             next_attempt_at: None,
             last_error: None,
             done_at: None,
+            expires_at: None,
+            stuck: false,
+            done_seq: None,
+            outcome: None,
         }
+    }
+
+    /// Asks the executor for `state`'s action from `at` on.
+    fn request(&mut self, state: CopyState, at: Timestamp) {
+        self.state = state;
+        self.next_attempt_at = Some(at);
+        self.attempts = 0;
+        self.stuck = false;
     }
 }
 
@@ -282,6 +328,8 @@ pub struct Rules {
     /// already started (legitimately) go on under the guard and the clock
     /// check, which only stop new ones.
     pub may_dispatch: bool,
+    /// Failed calls of one copy before it is `stuck` and waits for an operator.
+    pub max_attempts: u32,
 }
 
 /// Delay before retrying a failed executor call: 1 min doubling to 1 h.
@@ -338,7 +386,7 @@ impl Resource {
             .stores
             .iter()
             .filter(|s| s.class != StoreClass::Backup)
-            .map(|s| DataCopy::new(&s.name, s.class))
+            .map(|s| DataCopy::new(&s.name, &s.name, s.class))
             .collect();
         let mut r = Resource {
             id: id.clone(),
@@ -498,6 +546,9 @@ impl Resource {
                 }
                 self.log(at, "arrears.settled", "arrears settled".into());
             }
+            EventBody::BackupCreated { .. } | EventBody::BackupDeleted { .. } => {
+                self.backup_event(ev, policy, &mut fx)?;
+            }
             EventBody::HoldPlaced { hold_id, authority, .. } => {
                 let scope = format!("{:?}", self.id);
                 if place_hold(&mut self.holds, &self.released_holds, ev, &scope)? {
@@ -555,13 +606,19 @@ impl Resource {
                 }
             }
         }
-        if self.state == State::Deleting && self.holds.is_empty() && rules.may_dispatch {
+        if matches!(self.state, State::Deleting | State::Deleted) && self.holds.is_empty() {
+            // privacy policy 5.3.3: a restricted backup is purged when it expires.
             for c in &mut self.copies {
-                if c.state == CopyState::Deleting
-                    && c.next_attempt_at.is_none_or(|t| t <= now)
-                    && !busy(&c.store, &c.copy)
-                {
-                    fx.push(Effect::Dispatch { store: c.store.clone(), copy: c.copy.clone(), action: Action::Delete });
+                if c.state == CopyState::Restricted && c.expires_at.is_some_and(|t| t <= now) {
+                    c.request(CopyState::Purging, now);
+                }
+            }
+            if rules.may_dispatch {
+                for c in &self.copies {
+                    let Some(action) = c.state.action() else { continue };
+                    if !c.stuck && c.next_attempt_at.is_none_or(|t| t <= now) && !busy(&c.store, &c.copy) {
+                        fx.push(Effect::Dispatch { store: c.store.clone(), copy: c.copy.clone(), action });
+                    }
                 }
             }
         }
@@ -575,37 +632,128 @@ impl Resource {
         let Some(c) = self.copies.iter_mut().find(|c| c.store == store && c.copy == copy) else {
             return fx;
         };
-        if c.state != CopyState::Deleting {
-            return fx; // a late duplicate: the completion is recorded once
-        }
-        c.state = CopyState::Deleted;
+        let (kind, next, what) = match c.state {
+            CopyState::Deleting => ("copy.deleted", CopyState::Deleted, "deleted"),
+            CopyState::Restricting => ("copy.restricted", CopyState::Restricted, "restricted until it expires"),
+            CopyState::Purging => ("copy.purged", CopyState::Deleted, "purged"),
+            _ => return fx, // a late duplicate: the completion is recorded once
+        };
+        c.state = next;
+        c.outcome = Some(kind.trim_start_matches("copy.").to_string());
         c.done_at = Some(now);
         c.next_attempt_at = None;
-        let data = json!({"store": store, "copy": copy, "class": c.class, "failures_before": c.attempts});
-        fx.push(Effect::Record { kind: "copy.deleted", data });
-        self.log(now, "copy.deleted", format!("copy {copy} in store {store} deleted"));
+        let mut data = json!({"store": store, "copy": copy, "class": c.class, "failures_before": c.attempts});
+        if let Some(exp) = c.expires_at {
+            data["expires_at"] = json!(fmt_rfc3339(exp));
+        }
+        fx.push(Effect::Record { kind, data });
+        self.log(now, kind, format!("copy {copy} in store {store} {what}"));
         self.complete_if_done(now, &mut fx);
         fx
     }
 
     /// Records a failed executor call: the copy stays `deleting` and is tried
     /// again later. Nothing is dropped.
-    pub fn copy_failed(&mut self, store: &str, copy: &str, error: &str, now: Timestamp) -> Vec<Effect> {
+    pub fn copy_failed(&mut self, store: &str, copy: &str, error: &str, now: Timestamp, rules: Rules) -> Vec<Effect> {
+        let id = self.id.clone();
         let Some(c) = self.copies.iter_mut().find(|c| c.store == store && c.copy == copy) else {
             return Vec::new();
         };
-        if c.state != CopyState::Deleting {
-            return Vec::new();
-        }
+        let Some(action) = c.state.action() else { return Vec::new() };
         c.attempts += 1;
-        let next = later(now, retry_delay(c.attempts));
-        c.next_attempt_at = Some(next);
         c.last_error = Some(error.to_string());
+        if c.attempts >= rules.max_attempts {
+            // Nothing is dropped silently: the copy is visibly stuck until an
+            // operator asks for a retry.
+            c.stuck = true;
+            c.next_attempt_at = None;
+            return vec![Effect::Record {
+                kind: "copy.stuck",
+                data: json!({"store": store, "copy": copy, "action": action, "failures": c.attempts, "error": error}),
+            }];
+        }
+        let next = later(now, retry_delay(c.attempts) + jitter(&id, store, copy, c.attempts));
+        c.next_attempt_at = Some(next);
         vec![Effect::Record {
             kind: "copy.failed",
-            data: json!({"store": store, "copy": copy, "failures": c.attempts,
+            data: json!({"store": store, "copy": copy, "action": action, "failures": c.attempts,
                          "error": error, "retry_at": fmt_rfc3339(next)}),
         }]
+    }
+
+    /// An operator asks to retry the stuck copies (all, or one store's):
+    /// they are called again at once, with a fresh count of attempts.
+    pub fn retry_stuck(&mut self, store: Option<&str>, now: Timestamp) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        let mut retried = Vec::new();
+        for c in self.copies.iter_mut().filter(|c| c.stuck && store.is_none_or(|s| s == c.store)) {
+            let state = c.state;
+            c.request(state, now);
+            retried.push(json!({"store": c.store, "copy": c.copy}));
+        }
+        if !retried.is_empty() {
+            self.log(now, "copy.retry", format!("{} stuck copies retried by an operator", retried.len()));
+            fx.push(Effect::Record { kind: "copy.retry", data: json!({ "copies": retried }) });
+        }
+        fx
+    }
+
+    /// Registers a backup copy (`backup.created`), or notes that the backup
+    /// system removed one itself (`backup.deleted`).
+    fn backup_event(&mut self, ev: &Event, policy: &ProductPolicy, fx: &mut Vec<Effect>) -> Result<(), Rejection> {
+        match &ev.body {
+            EventBody::BackupCreated { store, copy, expires_at } => {
+                let Some(sp) = policy.store(store).filter(|s| s.class == StoreClass::Backup) else {
+                    return Err(Rejection::new(format!(
+                        "store {store:?} is not a backup store of product {:?}",
+                        self.product
+                    )));
+                };
+                if self.state == State::Purged {
+                    // Its certificate says every copy is gone: a new one must
+                    // not exist. Refused loudly (audited) for people to act.
+                    return Err(Rejection::new(format!(
+                        "resource {:?} is purged: a backup of it must not exist; delete it in the backup system",
+                        self.id
+                    )));
+                }
+                if self.copies.iter().any(|c| c.store == *store && c.copy == *copy) {
+                    return Err(Rejection::new(format!("backup copy {copy:?} in store {store:?} is already known")));
+                }
+                let mut c = DataCopy::new(store, copy, StoreClass::Backup);
+                c.expires_at = Some(*expires_at);
+                if self.state.is_final() {
+                    // A backup made while deleting goes the way of the others.
+                    let first = first_step(&c, policy, ev.at);
+                    c.request(first, ev.at);
+                }
+                let _ = sp;
+                self.copies.push(c);
+                self.log(ev.at, "backup.created", format!("backup copy {copy} in store {store} registered"));
+            }
+            EventBody::BackupDeleted { store, copy } => {
+                let Some(c) = self.copies.iter_mut().find(|c| c.store == *store && c.copy == *copy) else {
+                    return Err(Rejection {
+                        message: format!("backup copy {copy:?} in store {store:?} is not known"),
+                        retryable: true,
+                    });
+                };
+                if c.state != CopyState::Deleted {
+                    c.state = CopyState::Deleted;
+                    c.outcome = Some("removed_by_backup_system".into());
+                    c.done_at = Some(ev.at);
+                    c.next_attempt_at = None;
+                    c.stuck = false;
+                    fx.push(Effect::Record {
+                        kind: "copy.deleted",
+                        data: json!({"store": store, "copy": copy, "class": "backup", "by": "backup_system"}),
+                    });
+                    self.log(ev.at, "copy.deleted", format!("backup copy {copy} removed by the backup system"));
+                }
+            }
+            _ => {}
+        }
+        Ok(())
     }
 
     /// When [`Resource::advance`] must next be called, if ever: the next
@@ -618,7 +766,7 @@ impl Resource {
                 let deletion = if held { None } else { self.deletion_due() };
                 starts.chain(deletion).min()
             }
-            State::Deleting if !held => self.retry_due(),
+            State::Deleting | State::Deleted if !held => self.retry_due(),
             _ => None,
         }
     }
@@ -626,14 +774,16 @@ impl Resource {
     /// While deleting: when the next copy is to be (re)tried. Needs no
     /// policy, so an executor's answer can be recorded whatever the config.
     pub fn retry_due(&self) -> Option<Timestamp> {
-        if self.state != State::Deleting || !self.holds.is_empty() {
+        if !matches!(self.state, State::Deleting | State::Deleted) || !self.holds.is_empty() {
             return None;
         }
-        self.copies
+        let calls = self
+            .copies
             .iter()
-            .filter(|c| c.state == CopyState::Deleting)
-            .map(|c| c.next_attempt_at.unwrap_or(self.deletion_started_at.unwrap_or(self.created_at)))
-            .min()
+            .filter(|c| c.state.action().is_some() && !c.stuck)
+            .map(|c| c.next_attempt_at.unwrap_or(self.deletion_started_at.unwrap_or(self.created_at)));
+        let expiries = self.copies.iter().filter(|c| c.state == CopyState::Restricted).filter_map(|c| c.expires_at);
+        calls.chain(expiries).min()
     }
 
     /// The deletion this resource is heading for, running or projected.
@@ -786,13 +936,12 @@ impl Resource {
         // A store added to the product since creation still gets its copy deleted.
         for s in policy.stores.iter().filter(|s| s.class != StoreClass::Backup) {
             if !self.copies.iter().any(|c| c.store == s.name) {
-                self.copies.push(DataCopy::new(&s.name, s.class));
+                self.copies.push(DataCopy::new(&s.name, &s.name, s.class));
             }
         }
         let mut n = 0;
-        for c in self.copies.iter_mut().filter(|c| c.state == CopyState::Present && c.class != StoreClass::Backup) {
-            c.state = CopyState::Deleting;
-            c.next_attempt_at = Some(now);
+        for c in self.copies.iter_mut().filter(|c| c.state == CopyState::Present) {
+            c.request(first_step(c, policy, now), now);
             n += 1;
         }
         self.state = State::Deleting;
@@ -831,6 +980,29 @@ impl Resource {
     fn log(&mut self, at: Timestamp, what: &str, detail: String) {
         self.history.push(HistoryEntry { at, what: what.to_string(), detail });
     }
+}
+
+/// The first executor step for a copy when its resource's deletion starts:
+/// online and cache copies and `purge = "immediate"` backups are deleted; a
+/// `purge = "at_expiry"` backup is restricted first, or purged at once if it
+/// has already expired (privacy policy 5.3.3).
+fn first_step(c: &DataCopy, policy: &ProductPolicy, now: Timestamp) -> CopyState {
+    let at_expiry = policy.store(&c.store).is_some_and(|s| s.purge == crate::policy::PurgeMode::AtExpiry);
+    match (c.class, at_expiry) {
+        (StoreClass::Backup, true) if c.expires_at.is_some_and(|t| t <= now) => CopyState::Purging,
+        (StoreClass::Backup, true) => CopyState::Restricting,
+        _ => CopyState::Deleting,
+    }
+}
+
+/// Deterministic jitter (0 to 25 % of the retry delay, whole seconds) from the copy's
+/// identity, so retries of many copies spread out without a random source
+/// in the pure lifecycle.
+fn jitter(resource: &str, store: &str, copy: &str, attempt: u32) -> chrono::Duration {
+    use sha2::{Digest, Sha256};
+    let h = Sha256::digest(format!("{resource}\n{store}\n{copy}\n{attempt}").as_bytes());
+    let fraction = u16::from_be_bytes([h[0], h[1]]) as i64; // 0..65535
+    chrono::Duration::seconds(retry_delay(attempt).num_seconds() * fraction / (4 * 65_536))
 }
 
 /// Places the hold of a `hold.placed` event on `holds` (of a resource or a

@@ -47,6 +47,15 @@ enum AuditCommand {
         /// audit.jsonl, or the state directory holding it.
         path: PathBuf,
     },
+    /// Check a deletion certificate (JSON, from GET /v1/certificates/ID) against the audit log: exit 0 or 1.
+    Certificate {
+        /// The certificate file ("-" for standard input).
+        #[arg(long)]
+        file: PathBuf,
+        /// audit.jsonl, or the state directory holding it.
+        #[arg(long, default_value = "/var/lib/retentiond")]
+        log: PathBuf,
+    },
 }
 
 fn init_tracing() {
@@ -91,6 +100,33 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
+        Command::Audit { command: AuditCommand::Certificate { file, log } } => {
+            let text = if file.as_os_str() == "-" {
+                let mut s = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).map(|_| s)
+            } else {
+                std::fs::read_to_string(&file)
+            };
+            let cert =
+                match text.map_err(|e| e.to_string()).and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()))
+                {
+                    Ok(c) => c,
+                    Err(e) => {
+                        eprintln!("{}: {e}", file.display());
+                        return ExitCode::from(2);
+                    }
+                };
+            match retentiond::certificate::check(&cert, &log) {
+                Ok(summary) => {
+                    println!("{summary}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         Command::HashToken => {
             let mut token = String::new();
             if std::io::stdin().read_line(&mut token).is_err() || token.trim().is_empty() {

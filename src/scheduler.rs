@@ -107,6 +107,15 @@ pub enum Command {
         /// Receives Ok once recorded.
         reply: oneshot::Sender<Result<(), EngineError>>,
     },
+    /// An operator asks to retry a resource's stuck copies.
+    Retry {
+        /// The resource.
+        resource: String,
+        /// Only this store's copies, if given.
+        store: Option<String>,
+        /// Receives how many copies are retried.
+        reply: oneshot::Sender<Result<usize, EngineError>>,
+    },
     /// Lift a tripped guard and a clock anomaly; answered with what was lifted.
     Approve {
         /// Receives the names of what was lifted.
@@ -156,6 +165,13 @@ impl EngineHandle {
     pub async fn set_paused(&self, paused: bool) -> Result<(), EngineError> {
         let (reply, rx) = oneshot::channel();
         self.tx.send(Command::Pause { paused, reply }).await.map_err(|_| EngineError::Stopped)?;
+        rx.await.map_err(|_| EngineError::Stopped)?
+    }
+
+    /// Retries the stuck copies of a resource (all, or one store's).
+    pub async fn retry(&self, resource: String, store: Option<String>) -> Result<usize, EngineError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Command::Retry { resource, store, reply }).await.map_err(|_| EngineError::Stopped)?;
         rx.await.map_err(|_| EngineError::Stopped)?
     }
 
@@ -292,6 +308,11 @@ impl Engine {
         Ok((engine, EngineHandle { tx }))
     }
 
+    /// The audit log, for readers (`GET /v1/audit`).
+    pub fn audit_log(&self) -> Arc<Mutex<AuditLog>> {
+        self.audit.clone()
+    }
+
     /// Runs everything that fell due while the daemon was down and makes it
     /// durable; called once before the API opens.
     pub async fn catch_up(&mut self) -> Result<(), EngineError> {
@@ -338,6 +359,7 @@ impl Engine {
         let mut ingest_replies = Vec::new();
         let mut pause_replies = Vec::new();
         let mut approve_replies = Vec::new();
+        let mut retry_replies = Vec::new();
         for cmd in cmds {
             match cmd {
                 Command::Ingest { events, reply } => {
@@ -376,6 +398,22 @@ impl Engine {
                     tracing::warn!(paused, "deletions {}", if paused { "paused" } else { "resumed" });
                     pause_replies.push(reply);
                 }
+                Command::Retry { resource, store, reply } => {
+                    let now = self.clock.now();
+                    let mut n = 0;
+                    if let Some(mut r) = self.store.resource(&resource)? {
+                        n = r.copies.iter().filter(|c| c.stuck && store.as_ref().is_none_or(|s| *s == c.store)).count();
+                        let fx = r.retry_stuck(store.as_deref(), now);
+                        if !fx.is_empty() {
+                            let mut w = WriteSet::default();
+                            self.effects(&mut w, now, &mut r, fx);
+                            let due = r.retry_due();
+                            w.put_resource(r, due);
+                            self.store.commit(w)?;
+                        }
+                    }
+                    retry_replies.push((reply, n));
+                }
                 Command::Approve { reply } => {
                     let mut lifted = Vec::new();
                     if self.guard_tripped {
@@ -413,6 +451,9 @@ impl Engine {
         for (reply, lifted) in approve_replies {
             let _ = reply.send(Ok(lifted));
         }
+        for (reply, n) in retry_replies {
+            let _ = reply.send(Ok(n));
+        }
         for (reply, results) in ingest_replies {
             let _ = reply.send(Ok(results));
         }
@@ -435,6 +476,7 @@ impl Engine {
             after_hold_release: self.config.safety.after_hold_release.to_chrono(),
             may_start: !self.config.safety.dry_run && !self.paused && !self.clock_anomaly && !self.guard_tripped,
             may_dispatch: !self.config.safety.dry_run && !self.paused,
+            max_attempts: self.config.daemon.max_attempts,
         }
     }
 
@@ -510,8 +552,8 @@ impl Engine {
                     data["resources"] = json!(changes.len());
                 }
                 self.record(&mut w, now, "event.applied", Some(&ev.tenant), ev.resource.as_deref(), data);
-                for (r, fx, due) in changes {
-                    self.effects(&mut w, now, &r, fx);
+                for (mut r, fx, due) in changes {
+                    self.effects(&mut w, now, &mut r, fx);
                     w.put_resource(r, due);
                 }
                 ("applied", None)
@@ -639,7 +681,7 @@ impl Engine {
                 if r != before || moved {
                     changed |= r != before;
                     let mut w = WriteSet::default();
-                    self.effects(&mut w, now, &r, fx);
+                    self.effects(&mut w, now, &mut r, fx);
                     w.put_resource(r, next);
                     self.store.commit(w)?;
                 }
@@ -701,12 +743,12 @@ impl Engine {
             CallOutcome::Done => r.copy_done(store, copy, now),
             CallOutcome::Failed(e) => {
                 tracing::warn!(resource = %id, store, copy, error = %e, "executor failed; will retry");
-                r.copy_failed(store, copy, e, now)
+                r.copy_failed(store, copy, e, now, self.rules())
             }
             CallOutcome::NotRun => return Ok(()),
         };
         let mut w = WriteSet::default();
-        self.effects(&mut w, now, &r, fx);
+        self.effects(&mut w, now, &mut r, fx);
         // The outcome is recorded even if the product has left the config
         // meanwhile: the copy is gone (or must be retried) either way.
         let due = r.retry_due();
@@ -715,10 +757,31 @@ impl Engine {
         Ok(())
     }
 
-    fn effects(&mut self, w: &mut WriteSet, now: Timestamp, r: &Resource, fx: Vec<Effect>) {
+    /// Writes the effects' audit records, noting on each copy the sequence
+    /// number that completed it, and issues the deletion certificate when the
+    /// resource is purged.
+    fn effects(&mut self, w: &mut WriteSet, now: Timestamp, r: &mut Resource, fx: Vec<Effect>) {
         for e in fx {
             match e {
-                Effect::Record { kind, data } => self.record(w, now, kind, Some(&r.tenant), Some(&r.id), data),
+                Effect::Record { kind, data } => {
+                    let (store, copy) =
+                        (data["store"].as_str().map(String::from), data["copy"].as_str().map(String::from));
+                    let (tenant, id) = (r.tenant.clone(), r.id.clone());
+                    self.record(w, now, kind, Some(&tenant), Some(&id), data);
+                    if matches!(kind, "copy.deleted" | "copy.purged" | "copy.restricted") {
+                        if let Some(c) = r
+                            .copies
+                            .iter_mut()
+                            .find(|c| Some(&c.store) == store.as_ref() && Some(&c.copy) == copy.as_ref())
+                        {
+                            c.done_seq = Some(self.head.seq);
+                        }
+                    }
+                    if kind == "resource.purged" {
+                        let cert = certificate(r, &self.config, now, &self.head);
+                        w.certificates.push((r.id.clone(), cert));
+                    }
+                }
                 Effect::Dispatch { store, copy, action } => {
                     let key = (r.id.clone(), store, copy);
                     if self.in_flight.insert(key.clone()) {
@@ -816,4 +879,35 @@ impl Engine {
             None => MAX_SLEEP,
         })
     }
+}
+
+/// The deletion certificate (issue: "proof of each deletion"): what was
+/// deleted, why, under which policy, and for each copy its outcome with the
+/// audit sequence number of the record that proves it, plus the chain hash
+/// at completion, so it can be checked against the audit log offline.
+fn certificate(r: &Resource, config: &Config, now: Timestamp, head: &AuditHead) -> Value {
+    let d = r.deciding.as_ref();
+    let copies: Vec<Value> = r
+        .copies
+        .iter()
+        .map(|c| {
+            let class = config.stores.get(&c.store).map(|s| s.class).unwrap_or(c.class);
+            let outcome = c.outcome.as_deref().unwrap_or("deleted");
+            json!({"store": c.store, "copy": c.copy, "class": class, "outcome": outcome,
+                   "at": c.done_at.map(fmt_rfc3339), "audit_seq": c.done_seq})
+        })
+        .collect();
+    json!({
+        "certificate": "retentiond deletion certificate v1",
+        "resource": r.id, "tenant": r.tenant, "product": r.product,
+        "cause": d.map(|b| b.cause), "reason": d.and_then(|b| b.reason),
+        "policy_version": d.map(|b| b.policy_version.clone()),
+        "buffer_started_at": d.map(|b| fmt_rfc3339(b.started_at)),
+        "delete_after": d.map(|b| fmt_rfc3339(b.delete_after)),
+        "deletion_started_at": r.deletion_started_at.map(fmt_rfc3339),
+        "purged_at": fmt_rfc3339(now),
+        "copies": copies,
+        "purged_seq": head.seq,
+        "chain_hash": head.hash,
+    })
 }

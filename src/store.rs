@@ -10,6 +10,7 @@
 //!   by [`Store::commit`] itself (it removes the old key it reads)
 //! - `t/<tenant>/<resource>`: the resources of a tenant
 //! - `n/<tenant>`: holds placed on a whole tenant
+//! - `c/<resource>`: the deletion certificate of a purged resource
 //! - `e/<event_id>`: ids of events already handled, with their outcome
 //! - `o/<seq, 8 bytes big-endian>`: audit records not yet confirmed in the
 //!   audit file (the outbox)
@@ -70,6 +71,8 @@ pub struct WriteSet {
     pub clock: Option<Timestamp>,
     /// Daemon-wide switches to set (`paused`, `clock_anomaly`, `guard_tripped`).
     pub flags: Vec<(&'static str, bool)>,
+    /// Deletion certificates issued, by resource.
+    pub certificates: Vec<(String, serde_json::Value)>,
 }
 
 impl WriteSet {
@@ -89,6 +92,7 @@ impl WriteSet {
             && self.outbox_done_through.is_none()
             && self.clock.is_none()
             && self.flags.is_empty()
+            && self.certificates.is_empty()
     }
 }
 
@@ -116,6 +120,8 @@ pub trait Store: Send + Sync + 'static {
     fn tenant_resources(&self, tenant: &str) -> Result<Vec<String>, StoreError>;
     /// Holds placed on a whole tenant.
     fn tenant_holds(&self, tenant: &str) -> Result<TenantHolds, StoreError>;
+    /// The deletion certificate of a purged resource.
+    fn certificate(&self, resource: &str) -> Result<Option<serde_json::Value>, StoreError>;
     /// A daemon-wide switch (`paused`, `clock_anomaly`, `guard_tripped`);
     /// false when never set.
     fn flag(&self, name: &str) -> Result<bool, StoreError>;
@@ -297,6 +303,10 @@ impl Store for SledStore {
         Ok(self.get(&[b"n/", tenant.as_bytes()].concat())?.unwrap_or_default())
     }
 
+    fn certificate(&self, resource: &str) -> Result<Option<serde_json::Value>, StoreError> {
+        self.get(&[b"c/", resource.as_bytes()].concat())
+    }
+
     fn flag(&self, name: &str) -> Result<bool, StoreError> {
         Ok(self.get(&[b"f/", name.as_bytes()].concat())?.unwrap_or(false))
     }
@@ -322,6 +332,9 @@ impl Store for SledStore {
         }
         for (tenant, holds) in &w.tenants {
             batch.insert([b"n/", tenant.as_bytes()].concat(), encode(holds));
+        }
+        for (id, cert) in &w.certificates {
+            batch.insert([b"c/", id.as_bytes()].concat(), encode(cert));
         }
         for (name, on) in &w.flags {
             batch.insert([b"f/", name.as_bytes()].concat(), encode(on));

@@ -45,6 +45,8 @@ enum Op {
     Event { late: u8, kind: Kind },
     /// The executor reports one in-flight copy done.
     ExecutorDone,
+    /// The executor reports one in-flight copy failed.
+    ExecutorFailed,
 }
 
 #[derive(Clone, Debug)]
@@ -77,6 +79,7 @@ fn op() -> impl Strategy<Value = Op> {
         4 => (0u16..800).prop_map(Op::Advance),
         5 => ((0u8..72), kind()).prop_map(|(late, kind)| Op::Event { late, kind }),
         2 => Just(Op::ExecutorDone),
+        1 => Just(Op::ExecutorFailed),
     ]
 }
 
@@ -140,7 +143,8 @@ fn ev(n: &mut u32, at: Timestamp, resource: Option<&str>, body: EventBody) -> Ev
 
 fn run(ops: Vec<Op>, prepaid: bool) -> Result<(), TestCaseError> {
     let policy = policy();
-    let rules = Rules { after_hold_release: Duration::hours(AHR_HOURS), may_start: true, may_dispatch: true };
+    let rules =
+        Rules { after_hold_release: Duration::hours(AHR_HOURS), may_start: true, may_dispatch: true, max_attempts: 3 };
     let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
     let mut now = t0;
     let mut n = 0;
@@ -160,6 +164,11 @@ fn run(ops: Vec<Op>, prepaid: bool) -> Result<(), TestCaseError> {
             Op::ExecutorDone => {
                 if let Some((store, copy)) = in_flight.pop() {
                     fx.extend(r.copy_done(&store, &copy, now));
+                }
+            }
+            Op::ExecutorFailed => {
+                if let Some((store, copy)) = in_flight.pop() {
+                    fx.extend(r.copy_failed(&store, &copy, "exit 1", now, rules));
                 }
             }
             Op::Event { late, kind } => {
@@ -238,7 +247,9 @@ fn run(ops: Vec<Op>, prepaid: bool) -> Result<(), TestCaseError> {
                                     guard_until = Some(lifted + Duration::hours(AHR_HOURS));
                                 }
                             }
-                            EventBody::Created { .. } => {}
+                            EventBody::Created { .. }
+                            | EventBody::BackupCreated { .. }
+                            | EventBody::BackupDeleted { .. } => {}
                         }
                     }
                 }

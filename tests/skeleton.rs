@@ -262,8 +262,13 @@ async fn a_failing_deletion_is_retried_not_dropped() {
     assert!(r["copies"][0]["last_error"].as_str().is_some());
     assert!(h.audit_of("copy.deleted", "r1").is_empty());
 
+    // The first retry comes after 1 minute plus up to 25 % jitter.
+    let next = retentiond::time::parse_rfc3339(r["copies"][0]["next_attempt_at"].as_str().unwrap()).unwrap();
+    let deadline = retentiond::time::parse_rfc3339(DEADLINE).unwrap();
+    let wait = (next - deadline).num_seconds();
+    assert!((60..=75).contains(&wait), "retry after {wait}s");
     std::fs::rename(&parked, &root).unwrap();
-    h.advance("59s").await;
+    h.advance(&format!("{}s", wait - 1)).await;
     assert!(data.exists(), "retry waits for its backoff");
     h.advance("1s").await;
     assert!(!data.exists());

@@ -1,0 +1,102 @@
+//! Checking a deletion certificate against the audit log, offline.
+//!
+//! A certificate (issued when a resource is purged) names, for each copy, the
+//! audit record that proves its deletion, and the chain hash at completion.
+//! [`check`] verifies the whole chain, then that each named record is there
+//! with the right kind, resource, store and copy, and that the record at
+//! `purged_seq` is the resource's `resource.purged` with hash `chain_hash`.
+//! An edited certificate or log fails one of these.
+
+use crate::audit::{verify, AuditRecord};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+/// Why a certificate does not hold against the log.
+#[derive(Debug, thiserror::Error)]
+#[error("certificate does not hold: {0}")]
+pub struct CertificateError(pub String);
+
+fn fail(msg: impl Into<String>) -> CertificateError {
+    CertificateError(msg.into())
+}
+
+/// Checks `cert` against the audit log at `log` (audit.jsonl or its
+/// directory). Ok with a one-line summary.
+pub fn check(cert: &Value, log: &Path) -> Result<String, CertificateError> {
+    let report = verify(log, None).map_err(|f| fail(format!("audit log: {f}")))?;
+    let dir = if log.is_dir() { log.to_path_buf() } else { log.parent().unwrap_or(Path::new(".")).to_path_buf() };
+    let resource = cert["resource"].as_str().ok_or_else(|| fail("no resource"))?;
+    let purged_seq = cert["purged_seq"].as_u64().ok_or_else(|| fail("no purged_seq"))?;
+    let chain_hash = cert["chain_hash"].as_str().ok_or_else(|| fail("no chain_hash"))?;
+    // Read-only: the records the certificate names, straight from the files
+    // (verify() above has checked every line of them).
+    let mut wanted: BTreeSet<u64> =
+        cert["copies"].as_array().into_iter().flatten().filter_map(|c| c["audit_seq"].as_u64()).collect();
+    wanted.insert(purged_seq);
+    let found = read_records(&dir, &wanted)?;
+    let record = |seq: u64| -> Result<AuditRecord, CertificateError> {
+        found.get(&seq).cloned().ok_or_else(|| fail(format!("record {seq} is not in the log")))
+    };
+    let purged = record(purged_seq)?;
+    if purged.kind != "resource.purged" || purged.resource.as_deref() != Some(resource) {
+        return Err(fail(format!("record {purged_seq} is not the resource.purged of {resource}")));
+    }
+    if purged.hash != chain_hash {
+        return Err(fail(format!("chain hash at record {purged_seq} differs from the certificate")));
+    }
+    for fact in ["policy_version", "delete_after", "buffer_started_at"] {
+        if purged.data[fact] != cert[fact] {
+            return Err(fail(format!("{fact} differs from record {purged_seq}")));
+        }
+    }
+    let copies = cert["copies"].as_array().ok_or_else(|| fail("no copies"))?;
+    for c in copies {
+        let seq = c["audit_seq"].as_u64().ok_or_else(|| fail(format!("copy {} has no audit_seq", c["copy"])))?;
+        let r = record(seq)?;
+        let kind_ok = matches!(r.kind.as_str(), "copy.deleted" | "copy.purged");
+        if !kind_ok
+            || r.resource.as_deref() != Some(resource)
+            || r.data["store"] != c["store"]
+            || r.data["copy"] != c["copy"]
+        {
+            return Err(fail(format!(
+                "record {seq} does not prove the deletion of copy {} in store {}",
+                c["copy"], c["store"]
+            )));
+        }
+        if seq > purged_seq {
+            return Err(fail(format!("record {seq} comes after the purge record")));
+        }
+    }
+    Ok(format!(
+        "ok: certificate of {resource} holds: {} copies, purged at record {purged_seq}, log of {} records verified",
+        copies.len(),
+        report.records
+    ))
+}
+
+/// The records with the wanted sequence numbers, from the segments
+/// (`audit-NNNNNN.jsonl`, oldest first) and `audit.jsonl`.
+fn read_records(dir: &Path, wanted: &BTreeSet<u64>) -> Result<BTreeMap<u64, AuditRecord>, CertificateError> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .map_err(|e| fail(format!("{}: {e}", dir.display())))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("audit-") && n.ends_with(".jsonl"))
+        })
+        .collect();
+    files.sort();
+    files.push(dir.join("audit.jsonl"));
+    let mut out = BTreeMap::new();
+    for f in files.iter().filter(|f| f.exists()) {
+        let text = std::fs::read_to_string(f).map_err(|e| fail(format!("{}: {e}", f.display())))?;
+        for line in text.lines() {
+            let r: AuditRecord = serde_json::from_str(line).map_err(|e| fail(format!("{}: {e}", f.display())))?;
+            if wanted.contains(&r.seq) {
+                out.insert(r.seq, r);
+            }
+        }
+    }
+    Ok(out)
+}

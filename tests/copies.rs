@@ -1,0 +1,287 @@
+//! Every copy deleted, backups restricted then purged, and proof of each
+//! deletion (general terms 4.1.5; privacy policy 5.3.3).
+
+mod common;
+
+use common::*;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+/// Writes an executable script into `dir`.
+fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    p
+}
+
+fn create(id: &str, product: &str) -> Value {
+    json!({"event_id": format!("c-{id}"), "type": "resource.created", "at": T0, "tenant": "t1", "resource": id,
+           "product": product, "billing": "prepaid", "term_end": "2026-02-01T00:00:00Z"})
+}
+
+/// The backup store's executor: logs each call; purge removes the snapshot file.
+fn backup_config(tools: &Path) -> String {
+    let snap = script(
+        tools,
+        "snapshots",
+        &format!(
+            "echo \"$1 $2 $3\" >> {log}\n[ \"$1\" = purge ] && rm -f {dir}/$3\nexit 0",
+            log = tools.join("calls.log").display(),
+            dir = tools.join("snaps").display()
+        ),
+    );
+    std::fs::create_dir_all(tools.join("snaps")).unwrap();
+    base_config(&format!(
+        r#"
+[stores.cache]
+class = "cache"
+executor = {{ kind = "fs", root = "cache", path = "{{resource}}" }}
+
+[stores.snapshots]
+class = "backup"
+purge = "at_expiry"
+executor = {{ kind = "command", argv = ["{}", "{{action}}", "{{resource}}", "{{copy}}"], timeout = "10s" }}
+
+[products.db]
+stores = ["primary", "cache", "snapshots"]
+buffer = {{ expiry = "15d", arrears = "15d", termination = "15d" }}
+"#,
+        snap.display()
+    ))
+}
+
+/// general terms 4.1.5 and privacy policy 5.3.3 end to end: online and cache
+/// copies go at the deadline, the backup is restricted, the restore gate
+/// refuses, the backup is purged when it expires, and the certificate holds
+/// against the audit log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_copy_goes_and_the_backup_is_restricted_until_purged() {
+    let tools = tempfile::tempdir().unwrap();
+    let h = Harness::with_config(&backup_config(tools.path())).await;
+    std::fs::create_dir_all(h.dir.path().join("cache/r1")).unwrap();
+    let online = h.make_data("t1", "r1");
+    let snapshot = tools.path().join("snaps/snap-1");
+    std::fs::write(&snapshot, b"backup of business data").unwrap();
+    h.apply(create("r1", "db")).await;
+    let mut other = create("other", "db");
+    other["term_end"] = json!("2027-01-01T00:00:00Z");
+    h.apply(other).await;
+    let (status, v) = h
+        .post_as(
+            INGEST,
+            "/v1/events",
+            &json!({"event_id": "b1", "type": "backup.created", "at": T0, "tenant": "t1", "resource": "r1",
+                    "store": "snapshots", "copy": "snap-1", "expires_at": "2026-04-01T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let (status, v) = h
+        .post_as(
+            INGEST,
+            "/v1/events",
+            &json!({"event_id": "b2", "type": "backup.created", "at": T0, "tenant": "t1", "resource": "r1",
+                    "store": "primary", "copy": "x", "expires_at": "2026-04-01T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!((status, v["field"].as_str()), (StatusCode::BAD_REQUEST, Some("store")), "{v}");
+
+    h.set_clock("2026-02-16T00:00:00Z").await;
+    assert!(!online.exists());
+    assert!(!h.dir.path().join("cache/r1").exists());
+    assert!(snapshot.exists(), "the backup cannot go at once: restricted");
+    let calls = std::fs::read_to_string(tools.path().join("calls.log")).unwrap();
+    assert_eq!(calls, "restrict r1 snap-1\n");
+    let r = h.resource("r1").await;
+    assert_eq!(r["state"], "deleted");
+    let snap = r["copies"].as_array().unwrap().iter().find(|c| c["copy"] == "snap-1").unwrap().clone();
+    assert_eq!(snap["state"], "restricted");
+    assert_eq!(h.audit_of("copy.restricted", "r1").len(), 1);
+
+    let (_, gate) = h.get_as(AUDITOR, "/v1/restore-check?resource=r1").await;
+    assert_eq!(gate["allowed"], false);
+    assert!(gate["reason"].as_str().unwrap().contains("restricted"), "{gate}");
+    let (_, gate) = h.get_as(AUDITOR, "/v1/restore-check?tenant=t1").await;
+    assert_eq!(gate["allowed"], false);
+    assert_eq!(gate["refused"][0]["resource"], "r1");
+    let (_, gate) = h.get_as(AUDITOR, "/v1/restore-check?resource=nosuch").await;
+    assert_eq!(gate["allowed"], false, "unknown: fail closed");
+    let (status, _) = h.get_as(AUDITOR, "/v1/certificates/r1").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "no certificate before every copy is gone");
+
+    h.set_clock("2026-03-31T23:59:59Z").await;
+    assert!(snapshot.exists());
+    h.advance("1s").await;
+    assert!(!snapshot.exists(), "purged when it expired");
+    let r = h.resource("r1").await;
+    assert_eq!(r["state"], "purged");
+    assert_eq!(h.audit_of("copy.purged", "r1").len(), 1);
+    let (_, gate) = h.get_as(AUDITOR, "/v1/restore-check?resource=other").await;
+    assert_eq!(gate["allowed"], true);
+
+    let (status, cert) = h.get_as(AUDITOR, "/v1/certificates/r1").await;
+    assert_eq!(status, StatusCode::OK, "{cert}");
+    assert_eq!(cert["cause"], "expiry");
+    assert_eq!(cert["delete_after"], "2026-02-16T00:00:00Z");
+    let outcomes: Vec<(&str, &str, &str)> = cert["copies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["store"].as_str().unwrap(), c["class"].as_str().unwrap(), c["outcome"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        vec![("primary", "online", "deleted"), ("cache", "cache", "deleted"), ("snapshots", "backup", "purged")]
+    );
+    let summary = retentiond::certificate::check(&cert, &h.state_dir()).unwrap();
+    assert!(summary.starts_with("ok: certificate of r1 holds: 3 copies"), "{summary}");
+    // An edited certificate does not hold.
+    let mut forged = cert.clone();
+    forged["delete_after"] = json!("2026-02-01T00:00:00Z");
+    assert!(retentiond::certificate::check(&forged, &h.state_dir()).is_err());
+    let mut forged = cert.clone();
+    forged["copies"][2]["audit_seq"] = cert["copies"][0]["audit_seq"].clone();
+    assert!(retentiond::certificate::check(&forged, &h.state_dir()).is_err());
+
+    // The restore gate and the backup system: a backup of a purged resource is refused loudly.
+    let res = h
+        .events(json!({"event_id": "b3", "type": "backup.created", "at": "2026-04-01T00:00:00Z", "tenant": "t1",
+                       "resource": "r1", "store": "snapshots", "copy": "snap-2", "expires_at": "2026-05-01T00:00:00Z"}))
+        .await;
+    assert_eq!(res[0]["status"], "rejected");
+}
+
+/// A config whose online store runs `tools/online`, failing as long as the
+/// file `tools/fails` holds a positive count (it counts down).
+fn flaky_config(tools: &Path, timeout: &str) -> String {
+    let fails = tools.join("fails");
+    let run = script(
+        tools,
+        "online",
+        &format!(
+            "n=$(cat {f} 2>/dev/null || echo 0)\nif [ \"$n\" -gt 0 ]; then echo $((n-1)) > {f}; echo boom >&2; exit 3; fi\n\
+             [ -e {f}.hang ] && exec sleep 30\nrm -rf \"$1\"\nexit 0",
+            f = fails.display()
+        ),
+    );
+    base_config("")
+        .replace("state_dir = \"state\"", "state_dir = \"state\"\nmax_attempts = 3")
+        .replace(
+            "executor = { kind = \"fs\", root = \"data\", path = \"{tenant}/{resource}\" }",
+            &format!(
+                "executor = {{ kind = \"command\", argv = [\"{}\", \"DATA/{{tenant}}/{{resource}}\"], timeout = \"{timeout}\" }}",
+                run.display()
+            ),
+        )
+}
+
+async fn start_flaky(tools: &Path, timeout: &str) -> Harness {
+    let cfg = flaky_config(tools, timeout);
+    let mut h = Harness::with_config(&cfg.replace("DATA", "/nonexistent")).await;
+    let data = h.dir.path().join("data");
+    h.stop().await;
+    h.start_with(&cfg.replace("DATA", &data.display().to_string())).await;
+    h
+}
+
+/// Moves the clock to the copy's next attempt and returns the copy after it.
+async fn next_attempt(h: &Harness, id: &str) -> Value {
+    let r = h.resource(id).await;
+    let at = r["copies"][0]["next_attempt_at"].as_str().expect("a retry is scheduled").to_string();
+    h.set_clock(&at).await;
+    h.resource(id).await["copies"][0].clone()
+}
+
+/// An executor that fails twice then succeeds: retried with backoff, one
+/// completion record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_executor_is_retried_until_it_succeeds() {
+    let tools = tempfile::tempdir().unwrap();
+    std::fs::write(tools.path().join("fails"), "2").unwrap();
+    let h = start_flaky(tools.path(), "10s").await;
+    let data = h.make_data("t1", "r1");
+    h.apply(created("e1", "t1", "r1", "2026-02-01T00:00:00Z")).await;
+    h.set_clock("2026-02-16T00:00:00Z").await;
+    let c = h.resource("r1").await["copies"][0].clone();
+    assert_eq!((c["state"].as_str(), c["attempts"].as_u64()), (Some("deleting"), Some(1)));
+    assert!(c["last_error"].as_str().unwrap().contains("boom"), "{c}");
+    let c = next_attempt(&h, "r1").await;
+    assert_eq!(c["attempts"], 2);
+    let c = next_attempt(&h, "r1").await;
+    assert_eq!(c["state"], "deleted");
+    assert!(!data.exists());
+    assert_eq!(h.audit_of("copy.failed", "r1").len(), 2);
+    assert_eq!(h.audit_of("copy.deleted", "r1").len(), 1);
+}
+
+/// An executor that always fails ends `stuck` (visible in the resource, the
+/// forecast and the audit), and goes on when an operator retries it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_always_failing_executor_ends_stuck_until_an_operator_retries() {
+    let tools = tempfile::tempdir().unwrap();
+    std::fs::write(tools.path().join("fails"), "100").unwrap();
+    let h = start_flaky(tools.path(), "10s").await;
+    let data = h.make_data("t1", "r1");
+    h.apply(created("e1", "t1", "r1", "2026-02-01T00:00:00Z")).await;
+    h.set_clock("2026-02-16T00:00:00Z").await;
+    next_attempt(&h, "r1").await;
+    let c = next_attempt(&h, "r1").await;
+    assert_eq!((c["stuck"].as_bool(), c["attempts"].as_u64()), (Some(true), Some(3)), "{c}");
+    assert_eq!(h.audit_of("copy.stuck", "r1").len(), 1);
+    h.advance("30d").await;
+    assert_eq!(h.resource("r1").await["copies"][0]["attempts"], 3, "no more calls while stuck");
+    let (_, v) = h.get_as(AUDITOR, "/v1/deletions?before=2027-01-01T00:00:00Z").await;
+    assert_eq!(v["deletions"][0]["pending_copies"][0]["stuck"], true, "{v}");
+    assert!(data.exists());
+
+    std::fs::write(tools.path().join("fails"), "0").unwrap(); // the store is repaired
+    let (status, v) = h.post_as(AUDITOR, "/v1/admin/retry", &json!({"resource": "r1"})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{v}");
+    let (status, v) = h.post_as(OPERATOR, "/v1/admin/retry", &json!({"resource": "r1"})).await;
+    assert_eq!((status, v["retried"].as_u64()), (StatusCode::OK, Some(1)), "{v}");
+    h.advance("0s").await;
+    assert!(!data.exists());
+    assert_eq!(h.resource("r1").await["state"], "purged");
+}
+
+/// An executor that hangs past its timeout is killed and counted as a failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_executor_times_out_and_is_retried() {
+    let tools = tempfile::tempdir().unwrap();
+    std::fs::write(tools.path().join("fails.hang"), "").unwrap();
+    let h = start_flaky(tools.path(), "300ms").await;
+    h.make_data("t1", "r1");
+    h.apply(created("e1", "t1", "r1", "2026-02-01T00:00:00Z")).await;
+    h.set_clock("2026-02-16T00:00:00Z").await;
+    let c = h.resource("r1").await["copies"][0].clone();
+    assert_eq!(c["attempts"], 1);
+    assert!(c["last_error"].as_str().unwrap().contains("300ms"), "{c}");
+    assert!(c["next_attempt_at"].is_string());
+}
+
+/// `GET /v1/audit?after_seq=N`, and rotation of the audit file by size: the
+/// chain runs on across segments.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_trail_is_served_and_rotated_by_size() {
+    let cfg = base_config("").replace("state_dir = \"state\"", "state_dir = \"state\"\naudit_segment_bytes = 4096");
+    let h = Harness::with_config(&cfg).await;
+    for i in 0..40 {
+        h.apply(created(&format!("e{i}"), "t1", &format!("r{i}"), "2026-02-01T00:00:00Z")).await;
+    }
+    let segments = std::fs::read_dir(h.state_dir())
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("audit-"))
+        .count();
+    assert!(segments >= 2, "{segments} segments");
+    assert_eq!(h.verify_audit(), 40);
+    let (status, v) = h.get_as(AUDITOR, "/v1/audit?after_seq=3&limit=2").await;
+    assert_eq!(status, StatusCode::OK);
+    let seqs: Vec<u64> = v["records"].as_array().unwrap().iter().map(|r| r["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, vec![4, 5]);
+    let (_, v) = h.get_as(AUDITOR, "/v1/audit?after_seq=38").await;
+    assert_eq!(v["records"].as_array().unwrap().len(), 2);
+    let (status, _) = h.get_as(INGEST, "/v1/audit?after_seq=0").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
