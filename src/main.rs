@@ -46,6 +46,10 @@ enum AuditCommand {
     Verify {
         /// audit.jsonl, or the state directory holding it.
         path: PathBuf,
+        /// The head the log must end at, as SEQ:HASH (from GET /v1/audit or a
+        /// certificate): without it, whole records cut off the end cannot be seen.
+        #[arg(long)]
+        head: Option<String>,
     },
     /// Check a deletion certificate (JSON, from GET /v1/certificates/ID) against the audit log: exit 0 or 1.
     Certificate {
@@ -90,16 +94,19 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Command::Audit { command: AuditCommand::Verify { path } } => match retentiond::audit::verify(&path, None) {
-            Ok(report) => {
-                println!("{report}");
-                ExitCode::SUCCESS
-            }
-            Err(failure) => {
-                eprintln!("{failure}");
-                ExitCode::from(1)
-            }
-        },
+        Command::Audit { command: AuditCommand::Verify { path, head } } => {
+            let expected = match head.as_deref().map(|h| h.split_once(':')) {
+                None => None,
+                Some(Some((seq, hash))) if seq.parse::<u64>().is_ok() && hash.len() == 64 => {
+                    Some(retentiond::audit::AuditHead { seq: seq.parse().unwrap_or(0), hash: hash.to_string() })
+                }
+                Some(_) => {
+                    eprintln!("--head: expected SEQ:HASH, e.g. 42:<64 hex digits>");
+                    return ExitCode::from(2);
+                }
+            };
+            verify_command(&path, expected.as_ref())
+        }
         Command::Audit { command: AuditCommand::Certificate { file, log } } => {
             let text = if file.as_os_str() == "-" {
                 let mut s = String::new();
@@ -177,4 +184,17 @@ fn serve(config: retentiond::config::Config) -> anyhow::Result<()> {
         tracing::info!("stopped");
         Ok(())
     })
+}
+
+fn verify_command(path: &std::path::Path, expected: Option<&retentiond::audit::AuditHead>) -> ExitCode {
+    match retentiond::audit::verify(path, expected) {
+        Ok(report) => {
+            println!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(failure) => {
+            eprintln!("{failure}");
+            ExitCode::from(1)
+        }
+    }
 }

@@ -270,3 +270,99 @@ async fn the_agreements_work_on_the_real_binary() {
     post(ADMIN, "/v1/admin/clock", json!({"advance": "1m"})).await;
     assert!(!data("arr").exists());
 }
+
+/// Crash between an executor's success and the record of it: the executor
+/// deletes the data and kills the daemon (SIGKILL) before the daemon can
+/// record it. After restart the copy is done once, with one completion record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_after_the_executor_succeeded_gives_one_completion_record() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    write_tokens(dir.path());
+    let data = dir.path().join("data/t1/r1");
+    std::fs::create_dir_all(&data).unwrap();
+    let mark = dir.path().join("crashed-once");
+    let script = dir.path().join("rm-then-crash");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nrm -rf \"$1\"\nif [ ! -e {m} ]; then touch {m}; kill -9 $PPID; sleep 5; fi\nexit 0\n",
+            m = mark.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let port = free_port();
+    let config = dir.path().join("retentiond.toml");
+    let text = base_config("").replace("127.0.0.1:0", &format!("127.0.0.1:{port}")).replace(
+        "executor = { kind = \"fs\", root = \"data\", path = \"{tenant}/{resource}\" }",
+        &format!(
+            "executor = {{ kind = \"command\", argv = [\"{}\", \"{}/{{tenant}}/{{resource}}\"], timeout = \"10s\" }}",
+            script.display(),
+            dir.path().join("data").display()
+        ),
+    );
+    std::fs::write(&config, text).unwrap();
+    let client = reqwest::Client::new();
+
+    let mut d = serve(&config, port).await;
+    let body = json!([created("e1", "t1", "r1", "2026-02-01T00:00:00Z"),
+                      {"event_id": "e2", "type": "resource.released", "at": T0, "tenant": "t1", "resource": "r1"}]);
+    let resp = client.post(format!("{}/v1/events", d.base)).bearer_auth(INGEST).json(&body).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let status = d.child.wait().unwrap(); // the executor killed it
+    assert!(!status.success());
+    assert!(!data.exists() && mark.exists(), "the executor ran and deleted the data");
+
+    let d = serve(&config, port).await;
+    let resp = client
+        .post(format!("{}/v1/admin/clock", d.base))
+        .bearer_auth(ADMIN)
+        .json(&json!({"advance": "0s"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let r: serde_json::Value = client
+        .get(format!("{}/v1/resources/r1", d.base))
+        .bearer_auth(AUDITOR)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["state"], "purged", "{r}");
+    drop(d);
+    let log = std::fs::read_to_string(dir.path().join("state/audit.jsonl")).unwrap();
+    let completions = log.lines().filter(|l| l.contains("\"kind\":\"copy.deleted\"")).count();
+    assert_eq!(completions, 1, "{log}");
+    let out = bin().args(["audit", "verify"]).arg(dir.path().join("state")).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Whole records cut off the end of the log: the daemon refuses to start
+/// (its database knows the head), and `audit verify --head` names it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_cut_short_is_caught() {
+    let mut h = Harness::start().await;
+    for i in 0..3 {
+        h.apply(created(&format!("e{i}"), "t1", &format!("r{i}"), "2026-02-01T00:00:00Z")).await;
+    }
+    let (_, v) = h.get_as(AUDITOR, "/v1/audit?after_seq=2").await;
+    let last = &v["records"][0];
+    let head = format!("{}:{}", last["seq"], last["hash"].as_str().unwrap());
+    h.stop().await;
+    let path = h.state_dir().join("audit.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let cut: String = text.lines().take(2).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&path, cut).unwrap();
+
+    let out = bin().args(["audit", "verify"]).arg(&path).output().unwrap();
+    assert!(out.status.success(), "the chain alone cannot see a clean cut");
+    let out = bin().args(["audit", "verify", "--head", &head]).arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
+    let config = retentiond::config::load(&h.config_path()).unwrap();
+    let err = retentiond::daemon::Daemon::start(config).await.err().expect("the daemon refuses to start");
+    assert!(err.to_string().contains("neither in the file nor in the outbox"), "{err}");
+}
