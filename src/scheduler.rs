@@ -274,7 +274,8 @@ impl Engine {
             .iter()
             .map(|(name, s)| {
                 let limit = match &s.executor {
-                    crate::executor::ExecutorSpec::Command { timeout, .. } => timeout.0 + Duration::from_secs(60),
+                    crate::executor::ExecutorSpec::Command { timeout, .. }
+                    | crate::executor::ExecutorSpec::Http { timeout, .. } => timeout.0 + Duration::from_secs(60),
                     _ => FS_CALL_LIMIT,
                 };
                 (name.clone(), limit)

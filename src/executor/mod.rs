@@ -1,6 +1,6 @@
 //! Executors: the only code in the daemon that destroys customer data.
 //!
-//! A store's config names one executor (`fs` or `command`, later `http`) and
+//! A store's config names one executor (`fs`, `command` or `http`) and
 //! the scheduler calls [`Executor::run`] when a copy's deadline passes. A
 //! deletion that goes wrong cannot be undone, so everything here fails
 //! closed: a spec is re-validated before every run (a spec that skipped
@@ -17,9 +17,11 @@ use crate::duration::Dur;
 
 mod command;
 mod fs;
+mod http;
 
 pub use command::CommandExecutor;
 pub use fs::FsExecutor;
+pub use http::{HttpExecutor, SecretSource};
 
 /// What the daemon asks an executor to do to one copy.
 ///
@@ -95,12 +97,34 @@ pub enum ExecutorSpec {
         #[serde(default = "default_command_timeout")]
         timeout: Dur,
     },
+    /// POST a signed JSON request to a deletion service (see [`HttpExecutor`]).
+    Http {
+        /// Where to POST, `https://...` or `http://...`.
+        url: String,
+        /// File holding the HMAC-SHA256 secret (absolute path); read at
+        /// every run. Exactly one of `secret_file` and `secret_env`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        secret_file: Option<PathBuf>,
+        /// Environment variable holding the HMAC-SHA256 secret; read at
+        /// every run. There is deliberately no key for the secret itself.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        secret_env: Option<String>,
+        /// Bound on the whole exchange, connect to answer (default 30s).
+        #[serde(default = "default_http_timeout")]
+        timeout: Dur,
+    },
 }
 
 /// Default for `command` executors: long enough for a snapshot purge, short
 /// enough that a hung script does not stall the deletion queue for hours.
 fn default_command_timeout() -> Dur {
     Dur::from_secs(5 * 60)
+}
+
+/// Default for `http` executors: a deletion service answers within seconds;
+/// a slower one is retried rather than waited for.
+fn default_http_timeout() -> Dur {
+    Dur::from_secs(30)
 }
 
 impl ExecutorSpec {
@@ -112,6 +136,9 @@ impl ExecutorSpec {
         match self {
             ExecutorSpec::Fs { root, path } => fs::validate(root, path),
             ExecutorSpec::Command { argv, timeout } => command::validate(argv, *timeout),
+            ExecutorSpec::Http { url, secret_file, secret_env, timeout } => {
+                http::validate(url, &SecretSource::from_spec(secret_file.as_deref(), secret_env.as_deref()), *timeout)
+            }
         }
     }
 }
@@ -119,13 +146,15 @@ impl ExecutorSpec {
 /// A ready-to-run executor built from an [`ExecutorSpec`].
 ///
 /// An enum rather than a trait object so the set of kinds is closed and
-/// matched exhaustively; a new kind (`http`) is one more variant.
+/// matched exhaustively; a new kind is one more variant.
 #[derive(Clone, Debug)]
 pub enum Executor {
     /// See [`FsExecutor`].
     Fs(FsExecutor),
     /// See [`CommandExecutor`].
     Command(CommandExecutor),
+    /// See [`HttpExecutor`].
+    Http(HttpExecutor),
 }
 
 impl Executor {
@@ -137,6 +166,11 @@ impl Executor {
         match spec {
             ExecutorSpec::Fs { root, path } => Executor::Fs(FsExecutor::new(root.clone(), path.clone())),
             ExecutorSpec::Command { argv, timeout } => Executor::Command(CommandExecutor::new(argv.clone(), *timeout)),
+            ExecutorSpec::Http { url, secret_file, secret_env, timeout } => Executor::Http(HttpExecutor::new(
+                url.clone(),
+                SecretSource::from_spec(secret_file.as_deref(), secret_env.as_deref()),
+                *timeout,
+            )),
         }
     }
 
@@ -148,23 +182,27 @@ impl Executor {
         match self {
             Executor::Fs(e) => e.run(action, target).await,
             Executor::Command(e) => e.run(action, target).await,
+            Executor::Http(e) => e.run(action, target).await,
         }
     }
 
-    /// Short description for logs ("fs:/srv/data", "command:/usr/libexec/x");
+    /// Short description for logs ("fs:/srv/data", "command:/usr/libexec/x",
+    /// "http:https://purge.internal/v1/purge");
     /// names the executor without dumping the whole template.
     pub fn describe(&self) -> String {
         match self {
             Executor::Fs(e) => e.describe(),
             Executor::Command(e) => e.describe(),
+            Executor::Http(e) => e.describe(),
         }
     }
 }
 
 /// Why an executor did not complete an action. The copy must then be treated
 /// as still present. Display text names ids, paths and programs only, never
-/// file contents (a command's own stderr excerpt is the one exception: it is
-/// the operator's diagnostic, capped and with control characters escaped).
+/// file contents or secrets (a command's own stderr excerpt is the one
+/// exception: it is the operator's diagnostic, capped and with control
+/// characters escaped; an HTTP answer's body is never included).
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
     /// The spec fails [`ExecutorSpec::validate`]; nothing was attempted.
@@ -187,7 +225,7 @@ pub enum ExecError {
     UnsupportedAction {
         /// The action requested.
         action: Action,
-        /// The executor kind (`fs`, `command`).
+        /// The executor kind (`fs`, `command`, `http`).
         kind: &'static str,
     },
     /// The `fs` root does not exist or cannot be inspected; an unmounted
@@ -307,6 +345,42 @@ pub enum ExecError {
         signal: Option<i32>,
         /// The tail of its stderr (at most ~2 KiB, control characters escaped).
         stderr: String,
+    },
+    /// The `http` executor's HMAC secret could not be read, or is empty;
+    /// nothing was sent.
+    #[error("cannot use the HMAC secret from {source_desc}: {reason}; nothing was sent")]
+    Secret {
+        /// "file PATH" or "environment variable NAME".
+        source_desc: String,
+        /// What is wrong (an OS error, "not set", "empty").
+        reason: String,
+    },
+    /// The request could not be completed (connection refused, reset, DNS,
+    /// ...); whether the service acted is unknown, so it is retried.
+    #[error("request to {endpoint} failed: {reason}")]
+    HttpRequest {
+        /// The service's URL without query.
+        endpoint: String,
+        /// The transport error and its causes.
+        reason: String,
+    },
+    /// The service did not answer within the timeout; whether it acted is
+    /// unknown, so it is retried (with the same idempotency key).
+    #[error("request to {endpoint} timed out after {after}")]
+    HttpTimeout {
+        /// The service's URL without query.
+        endpoint: String,
+        /// The configured timeout.
+        after: Dur,
+    },
+    /// The service answered with a status other than 2xx (or with 202
+    /// Accepted, which is not done yet); redirects are not followed.
+    #[error("{endpoint} answered HTTP {status}")]
+    HttpStatus {
+        /// The service's URL without query.
+        endpoint: String,
+        /// The status code.
+        status: u16,
     },
 }
 
@@ -470,26 +544,66 @@ mod tests {
         for text in [
             r#"executor = { kind = "fs", root = "/srv/d", path = "{resource}", recursive = true }"#,
             r#"executor = { kind = "command", argv = ["/bin/x", "{resource}"], timout = "1s" }"#,
+            r#"executor = { kind = "http", url = "http://h/p", secret_env = "K", timout = "1s" }"#,
+            r#"executor = { kind = "http", url = "http://h/p", secret_env = "K", secret = "hunter2" }"#,
         ] {
             let err = parse(text).expect_err(text).to_string();
             assert!(err.contains("unknown field"), "{text}: {err}");
         }
         // Unknown kinds and missing required keys are errors too.
-        assert!(parse(r#"executor = { kind = "http", url = "x" }"#).is_err());
+        assert!(parse(r#"executor = { kind = "ftp", url = "x" }"#).is_err());
+        assert!(parse(r#"executor = { kind = "http", secret_env = "K" }"#).is_err());
         assert!(parse(r#"executor = { kind = "fs", root = "/srv/d" }"#).is_err());
         assert!(parse(r#"executor = { root = "/srv/d", path = "{resource}" }"#).is_err());
     }
 
     #[test]
     fn spec_round_trips_through_toml() {
-        let spec =
-            ExecutorSpec::Command { argv: vec!["/bin/x".into(), "--r={resource}".into()], timeout: Dur::from_secs(60) };
         #[derive(serde::Serialize)]
         struct W<'a> {
             executor: &'a ExecutorSpec,
         }
-        let text = toml::to_string(&W { executor: &spec }).unwrap();
-        assert_eq!(parse(&text).unwrap(), spec);
+        for spec in [
+            ExecutorSpec::Command { argv: vec!["/bin/x".into(), "--r={resource}".into()], timeout: Dur::from_secs(60) },
+            ExecutorSpec::Http {
+                url: "http://127.0.0.1:8443/v1/purge".into(),
+                secret_file: Some("/etc/retentiond/purge.key".into()),
+                secret_env: None,
+                timeout: Dur::from_secs(7),
+            },
+            ExecutorSpec::Http {
+                url: "http://127.0.0.1:8443/v1/purge".into(),
+                secret_file: None,
+                secret_env: Some("RETENTIOND_PURGE_KEY".into()),
+                timeout: Dur::from_secs(30),
+            },
+        ] {
+            let text = toml::to_string(&W { executor: &spec }).unwrap();
+            assert_eq!(parse(&text).unwrap(), spec, "{text}");
+        }
+    }
+
+    #[test]
+    fn parses_http_with_default_timeout() {
+        let spec =
+            parse(r#"executor = { kind = "http", url = "http://127.0.0.1:8443/v1/purge", secret_file = "/etc/k" }"#)
+                .unwrap();
+        assert_eq!(
+            spec,
+            ExecutorSpec::Http {
+                url: "http://127.0.0.1:8443/v1/purge".into(),
+                secret_file: Some("/etc/k".into()),
+                secret_env: None,
+                timeout: Dur::from_secs(30),
+            }
+        );
+        assert!(spec.validate().is_ok());
+        let spec =
+            parse(r#"executor = { kind = "http", url = "http://h/p", secret_env = "K", timeout = "300ms" }"#).unwrap();
+        assert!(
+            matches!(spec, ExecutorSpec::Http { timeout, .. } if timeout == Dur(std::time::Duration::from_millis(300)))
+        );
+        assert!(spec.validate().is_ok());
     }
 
     #[test]
@@ -521,6 +635,13 @@ mod tests {
             timeout: Dur::from_secs(1),
         });
         assert_eq!(cmd.describe(), "command:/usr/libexec/x");
+        let http = Executor::from_spec(&ExecutorSpec::Http {
+            url: "http://127.0.0.1:8443/v1/purge?k=v".into(),
+            secret_file: None,
+            secret_env: Some("K".into()),
+            timeout: Dur::from_secs(1),
+        });
+        assert_eq!(http.describe(), "http:http://127.0.0.1:8443/v1/purge");
     }
 
     #[test]
