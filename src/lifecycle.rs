@@ -749,6 +749,9 @@ impl Resource {
                         data: json!({"store": store, "copy": copy, "class": "backup", "by": "backup_system"}),
                     });
                     self.log(ev.at, "copy.deleted", format!("backup copy {copy} removed by the backup system"));
+                    // It may have been the last copy: nothing else would
+                    // bring the resource to `purged` (no deadline is left).
+                    self.complete_if_done(ev.at, fx);
                 }
             }
             _ => {}

@@ -743,8 +743,13 @@ impl Engine {
         let fx = match &outcome {
             CallOutcome::Done => r.copy_done(store, copy, now),
             CallOutcome::Failed(e) => {
-                tracing::warn!(resource = %id, store, copy, error = %e, "executor failed; will retry");
-                r.copy_failed(store, copy, e, now, self.rules())
+                let fx = r.copy_failed(store, copy, e, now, self.rules());
+                if fx.iter().any(|f| matches!(f, Effect::Record { kind: "copy.stuck", .. })) {
+                    tracing::error!(resource = %id, store, copy, error = %e, "executor keeps failing: copy is stuck until an operator retries it");
+                } else {
+                    tracing::warn!(resource = %id, store, copy, error = %e, "executor failed; will retry");
+                }
+                fx
             }
             CallOutcome::NotRun => return Ok(()),
         };

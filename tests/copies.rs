@@ -285,3 +285,34 @@ async fn the_audit_trail_is_served_and_rotated_by_size() {
     let (status, _) = h.get_as(INGEST, "/v1/audit?after_seq=0").await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
+
+/// `backup.deleted`: the backup system removed a copy itself; when it was the
+/// last one, the resource is purged (and its certificate says so).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_removed_by_the_backup_system_completes_the_purge() {
+    let tools = tempfile::tempdir().unwrap();
+    let h = Harness::with_config(&backup_config(tools.path())).await;
+    std::fs::create_dir_all(h.dir.path().join("cache")).unwrap(); // the cache store's root
+    h.apply(create("r1", "db")).await;
+    h.apply(json!({"event_id": "b1", "type": "backup.created", "at": T0, "tenant": "t1", "resource": "r1",
+                   "store": "snapshots", "copy": "snap-1", "expires_at": "2027-01-01T00:00:00Z"}))
+        .await;
+    h.set_clock("2026-02-16T00:00:00Z").await;
+    assert_eq!(h.resource("r1").await["state"], "deleted", "the backup is restricted until 2027");
+    let res = h
+        .events(json!({"event_id": "b2", "type": "backup.deleted", "at": "2026-02-16T00:00:00Z", "tenant": "t1",
+                       "resource": "r1", "store": "snapshots", "copy": "snap-9"}))
+        .await;
+    assert_eq!(res[0]["status"], "rejected", "an unknown copy");
+    h.apply(json!({"event_id": "b3", "type": "backup.deleted", "at": "2026-02-16T00:00:00Z", "tenant": "t1",
+                   "resource": "r1", "store": "snapshots", "copy": "snap-1"}))
+        .await;
+    h.advance("0s").await;
+    let r = h.resource("r1").await;
+    assert_eq!(r["state"], "purged");
+    let (_, cert) = h.get_as(AUDITOR, "/v1/certificates/r1").await;
+    assert_eq!(cert["copies"][2]["outcome"], "removed_by_backup_system");
+    assert!(retentiond::certificate::check(&cert, &h.state_dir()).is_ok());
+    let calls = std::fs::read_to_string(tools.path().join("calls.log")).unwrap();
+    assert_eq!(calls, "restrict r1 snap-1\n", "no purge call for a copy already gone");
+}
