@@ -147,7 +147,7 @@ async fn post_events(State(state): State<ApiState>, headers: HeaderMap, body: By
             }
             err
         })?;
-        if let EventBody::BackupCreated { store, .. } = &ev.body {
+        if let EventBody::BackupCreated { store, .. } | EventBody::BackupDeleted { store, .. } = &ev.body {
             let backup = state.config.stores.get(store).is_some_and(|s| s.class == crate::policy::StoreClass::Backup);
             if !backup {
                 let mut err = ApiError::field("store", format!("{store:?} is not a configured store of class backup"));
@@ -418,13 +418,21 @@ async fn get_restore_check(
         }
         (None, Some(t)) => {
             crate::ids::check_id(t).map_err(|e| ApiError::field("tenant", e))?;
+            let ids = state.store.tenant_resources(t)?;
             let mut refused = Vec::new();
-            for id in state.store.tenant_resources(t)? {
-                if let Some(reason) = state.store.resource(&id)?.as_ref().and_then(refusal) {
+            for id in &ids {
+                let reason = match state.store.resource(id)? {
+                    None => Some(format!("resource {id} cannot be read")),
+                    Some(r) => refusal(&r),
+                };
+                if let Some(reason) = reason {
                     refused.push(json!({"resource": id, "reason": reason}));
                 }
             }
-            if refused.is_empty() {
+            if ids.is_empty() {
+                // Nothing known of the tenant: fail closed, as for an unknown resource.
+                json!({"allowed": false, "reason": format!("unknown tenant {t}")})
+            } else if refused.is_empty() {
                 json!({"allowed": true, "reason": format!("no resource of tenant {t} is deleted or restricted")})
             } else {
                 json!({"allowed": false, "reason": format!("{} resources of tenant {t} are deleted or restricted", refused.len()),

@@ -34,7 +34,7 @@ pub fn check(cert: &Value, log: &Path) -> Result<String, CertificateError> {
     let mut wanted: BTreeSet<u64> =
         cert["copies"].as_array().into_iter().flatten().filter_map(|c| c["audit_seq"].as_u64()).collect();
     wanted.insert(purged_seq);
-    let found = read_records(&dir, &wanted)?;
+    let found = read_records(&dir, &wanted, report.records)?;
     let record = |seq: u64| -> Result<AuditRecord, CertificateError> {
         found.get(&seq).cloned().ok_or_else(|| fail(format!("record {seq} is not in the log")))
     };
@@ -45,16 +45,35 @@ pub fn check(cert: &Value, log: &Path) -> Result<String, CertificateError> {
     if purged.hash != chain_hash {
         return Err(fail(format!("chain hash at record {purged_seq} differs from the certificate")));
     }
-    for fact in ["policy_version", "delete_after", "buffer_started_at"] {
+    for fact in ["policy_version", "delete_after", "buffer_started_at", "cause", "reason", "product"] {
         if purged.data[fact] != cert[fact] {
             return Err(fail(format!("{fact} differs from record {purged_seq}")));
         }
+    }
+    if purged.tenant.as_deref() != cert["tenant"].as_str() || Some(purged.at.as_str()) != cert["purged_at"].as_str() {
+        return Err(fail(format!("tenant or purged_at differs from record {purged_seq}")));
+    }
+    // Complete: the same copies, with the same outcomes, as the purge record lists.
+    let listed = |v: &Value| -> Vec<(String, String, String)> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| (c["store"].to_string(), c["copy"].to_string(), c["outcome"].to_string()))
+            .collect()
+    };
+    if listed(&cert["copies"]) != listed(&purged.data["copies"]) {
+        return Err(fail(format!("the copies differ from those record {purged_seq} lists")));
     }
     let copies = cert["copies"].as_array().ok_or_else(|| fail("no copies"))?;
     for c in copies {
         let seq = c["audit_seq"].as_u64().ok_or_else(|| fail(format!("copy {} has no audit_seq", c["copy"])))?;
         let r = record(seq)?;
-        let kind_ok = matches!(r.kind.as_str(), "copy.deleted" | "copy.purged");
+        let kind_ok = match c["outcome"].as_str() {
+            Some("purged") => r.kind == "copy.purged",
+            Some("deleted") => r.kind == "copy.deleted" && r.data.get("by").is_none(),
+            Some("removed_by_backup_system") => r.kind == "copy.deleted" && r.data["by"] == "backup_system",
+            _ => false,
+        } && Some(r.at.as_str()) == c["at"].as_str();
         if !kind_ok
             || r.resource.as_deref() != Some(resource)
             || r.data["store"] != c["store"]
@@ -78,13 +97,15 @@ pub fn check(cert: &Value, log: &Path) -> Result<String, CertificateError> {
 
 /// The records with the wanted sequence numbers, from the segments
 /// (`audit-NNNNNN.jsonl`, oldest first) and `audit.jsonl`.
-fn read_records(dir: &Path, wanted: &BTreeSet<u64>) -> Result<BTreeMap<u64, AuditRecord>, CertificateError> {
+fn read_records(
+    dir: &Path,
+    wanted: &BTreeSet<u64>,
+    verified: u64,
+) -> Result<BTreeMap<u64, AuditRecord>, CertificateError> {
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .map_err(|e| fail(format!("{}: {e}", dir.display())))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("audit-") && n.ends_with(".jsonl"))
-        })
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(is_segment_name))
         .collect();
     files.sort();
     files.push(dir.join("audit.jsonl"));
@@ -93,10 +114,18 @@ fn read_records(dir: &Path, wanted: &BTreeSet<u64>) -> Result<BTreeMap<u64, Audi
         let text = std::fs::read_to_string(f).map_err(|e| fail(format!("{}: {e}", f.display())))?;
         for line in text.lines() {
             let r: AuditRecord = serde_json::from_str(line).map_err(|e| fail(format!("{}: {e}", f.display())))?;
-            if wanted.contains(&r.seq) {
+            // Only records of the verified chain, and only intact ones.
+            if wanted.contains(&r.seq) && r.seq <= verified && r.compute_hash() == r.hash {
                 out.insert(r.seq, r);
             }
         }
     }
     Ok(out)
+}
+
+/// `audit-NNNNNN.jsonl` with six digits: the only segment names `verify` reads.
+fn is_segment_name(name: &str) -> bool {
+    name.strip_prefix("audit-")
+        .and_then(|n| n.strip_suffix(".jsonl"))
+        .is_some_and(|n| n.len() == 6 && n.bytes().all(|b| b.is_ascii_digit()))
 }

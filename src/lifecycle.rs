@@ -606,11 +606,24 @@ impl Resource {
                 }
             }
         }
-        if matches!(self.state, State::Deleting | State::Deleted) && self.holds.is_empty() {
-            // privacy policy 5.3.3: a restricted backup is purged when it expires.
-            for c in &mut self.copies {
-                if c.state == CopyState::Restricted && c.expires_at.is_some_and(|t| t <= now) {
-                    c.request(CopyState::Purging, now);
+        // After a hold is lifted, every step waits out not_before.
+        let clear = self.not_before.is_none_or(|nb| nb <= now);
+        if matches!(self.state, State::Deleting | State::Deleted) && self.holds.is_empty() && clear {
+            // privacy policy 5.3.3: a restricted backup is purged when it
+            // expires (also one whose restriction never succeeded). A new
+            // destructive step driven by the clock: gated like a deletion start.
+            if rules.may_start {
+                let mut started = Vec::new();
+                for c in &mut self.copies {
+                    let restricted = matches!(c.state, CopyState::Restricted | CopyState::Restricting);
+                    if restricted && c.expires_at.is_some_and(|t| t <= now) {
+                        c.request(CopyState::Purging, now);
+                        started.push(json!({"store": c.store, "copy": c.copy,
+                                            "expires_at": c.expires_at.map(fmt_rfc3339)}));
+                    }
+                }
+                for data in started {
+                    fx.push(Effect::Record { kind: "copy.purge_started", data });
                 }
             }
             if rules.may_dispatch {
@@ -729,10 +742,20 @@ impl Resource {
                 }
                 let _ = sp;
                 self.copies.push(c);
+                fx.push(Effect::Record {
+                    kind: "copy.registered",
+                    data: json!({"store": store, "copy": copy, "class": "backup", "expires_at": fmt_rfc3339(*expires_at)}),
+                });
                 self.log(ev.at, "backup.created", format!("backup copy {copy} in store {store} registered"));
             }
             EventBody::BackupDeleted { store, copy } => {
-                let Some(c) = self.copies.iter_mut().find(|c| c.store == *store && c.copy == *copy) else {
+                // Only a backup copy: an online or cache copy is deleted by
+                // its executor, never written off by another system's word.
+                let Some(c) = self
+                    .copies
+                    .iter_mut()
+                    .find(|c| c.store == *store && c.copy == *copy && c.class == StoreClass::Backup)
+                else {
                     return Err(Rejection {
                         message: format!("backup copy {copy:?} in store {store:?} is not known"),
                         retryable: true,
@@ -785,8 +808,13 @@ impl Resource {
             .iter()
             .filter(|c| c.state.action().is_some() && !c.stuck)
             .map(|c| c.next_attempt_at.unwrap_or(self.deletion_started_at.unwrap_or(self.created_at)));
-        let expiries = self.copies.iter().filter(|c| c.state == CopyState::Restricted).filter_map(|c| c.expires_at);
-        calls.chain(expiries).min()
+        let expiries = self
+            .copies
+            .iter()
+            .filter(|c| matches!(c.state, CopyState::Restricted | CopyState::Restricting))
+            .filter_map(|c| c.expires_at);
+        let due = calls.chain(expiries).min()?;
+        Some(self.not_before.map_or(due, |nb| nb.max(due)))
     }
 
     /// The deletion this resource is heading for, running or projected.
@@ -970,9 +998,16 @@ impl Resource {
         if self.state == State::Deleted && !self.copies.iter().any(pending) {
             self.state = State::Purged;
             let d = self.deciding.clone();
+            // The copies, so a certificate can be checked for completeness.
+            let copies: Vec<Value> = self
+                .copies
+                .iter()
+                .map(|c| json!({"store": c.store, "copy": c.copy, "class": c.class, "outcome": c.outcome}))
+                .collect();
             fx.push(Effect::Record {
                 kind: "resource.purged",
-                data: json!({"cause": cause, "policy_version": d.as_ref().map(|b| b.policy_version.clone()),
+                data: json!({"cause": cause, "reason": d.as_ref().and_then(|b| b.reason), "product": self.product,
+                             "copies": copies, "policy_version": d.as_ref().map(|b| b.policy_version.clone()),
                              "buffer_started_at": d.as_ref().map(|b| fmt_rfc3339(b.started_at)),
                              "delete_after": d.as_ref().map(|b| fmt_rfc3339(b.delete_after))}),
             });

@@ -223,6 +223,9 @@ pub struct Engine {
     /// Whether deletions may run, shared with queued executor calls so a
     /// pause reaches calls already waiting for a permit.
     gate: Arc<AtomicBool>,
+    /// Resources under a hold, shared with queued executor calls so a hold
+    /// placed while a call waits for its permit stops it.
+    held: Arc<Mutex<HashSet<String>>>,
     /// Hard time limit per store's executor call.
     limits: BTreeMap<String, Duration>,
     permits: Arc<Semaphore>,
@@ -301,6 +304,7 @@ impl Engine {
             tracked,
             last_reading: None,
             gate: Arc::new(AtomicBool::new(false)),
+            held: Arc::new(Mutex::new(HashSet::new())),
             limits,
             permits,
             tx: tx.clone(),
@@ -767,6 +771,14 @@ impl Engine {
     /// number that completed it, and issues the deletion certificate when the
     /// resource is purged.
     fn effects(&mut self, w: &mut WriteSet, now: Timestamp, r: &mut Resource, fx: Vec<Effect>) {
+        {
+            let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+            if r.holds.is_empty() {
+                held.remove(&r.id);
+            } else {
+                held.insert(r.id.clone());
+            }
+        }
         for e in fx {
             match e {
                 Effect::Record { kind, data } => {
@@ -854,12 +866,14 @@ impl Engine {
             };
             let limit = self.limits.get(&store).copied().unwrap_or(FS_CALL_LIMIT);
             let gate = self.gate.clone();
+            let held = self.held.clone();
             let target = Target { tenant, resource: resource.clone(), store: store.clone(), copy: copy.clone() };
             tokio::spawn(async move {
                 let _permit = permits.acquire_owned().await;
                 // A pause that came while this call waited for a permit
                 // stops it here.
-                if !gate.load(Ordering::SeqCst) {
+                let is_held = held.lock().unwrap_or_else(|e| e.into_inner()).contains(&resource);
+                if !gate.load(Ordering::SeqCst) || is_held {
                     let _ = tx.send(Command::CopyResult { resource, store, copy, outcome: CallOutcome::NotRun }).await;
                     return;
                 }

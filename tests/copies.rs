@@ -316,3 +316,176 @@ async fn a_backup_removed_by_the_backup_system_completes_the_purge() {
     let calls = std::fs::read_to_string(tools.path().join("calls.log")).unwrap();
     assert_eq!(calls, "restrict r1 snap-1\n", "no purge call for a copy already gone");
 }
+
+fn backup(id: &str, res: &str, copy: &str, at: &str, expires: &str) -> Value {
+    json!({"event_id": id, "type": "backup.created", "at": at, "tenant": "t1", "resource": res,
+           "store": "snapshots", "copy": copy, "expires_at": expires})
+}
+
+fn calls(tools: &Path) -> String {
+    std::fs::read_to_string(tools.join("calls.log")).unwrap_or_default()
+}
+
+/// Review finding: `backup.deleted` naming the online copy used to write it
+/// off, so the online data was never deleted and a certificate claimed it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_deleted_cannot_write_off_an_online_copy() {
+    let tools = tempfile::tempdir().unwrap();
+    let h = Harness::with_config(&backup_config(tools.path())).await;
+    std::fs::create_dir_all(h.dir.path().join("cache/r1")).unwrap();
+    let online = h.make_data("t1", "r1");
+    h.apply(create("r1", "db")).await;
+    let (status, v) = h
+        .post_as(
+            INGEST,
+            "/v1/events",
+            &json!({"event_id": "bd", "type": "backup.deleted", "at": T0, "tenant": "t1", "resource": "r1",
+                    "store": "primary", "copy": "primary"}),
+        )
+        .await;
+    assert_eq!((status, v["field"].as_str()), (StatusCode::BAD_REQUEST, Some("store")), "{v}");
+    h.set_clock("2026-02-16T00:00:00Z").await;
+    assert!(!online.exists(), "deleted by its own executor");
+    assert_eq!(h.resource("r1").await["copies"][0]["outcome"], "deleted");
+}
+
+/// Review finding: a clock jump stops the purge of a restricted backup at
+/// its (apparent) expiry, as it stops deletion starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clock_jump_does_not_purge_restricted_backups() {
+    let tools = tempfile::tempdir().unwrap();
+    let h = Harness::with_config(&backup_config(tools.path())).await;
+    std::fs::create_dir_all(h.dir.path().join("cache/r1")).unwrap();
+    h.apply(create("r1", "db")).await;
+    h.apply(backup("b1", "r1", "snap-1", T0, "2026-06-01T00:00:00Z")).await;
+    h.set_clock("2026-02-16T00:00:00Z").await;
+    h.jump_clock("2027-01-01T00:00:00Z").await;
+    assert_eq!(calls(tools.path()), "restrict r1 snap-1\n", "no purge on a jumped clock");
+    h.post_as(OPERATOR, "/v1/admin/approve", &json!({})).await;
+    h.advance("0s").await;
+    assert_eq!(calls(tools.path()), "restrict r1 snap-1\npurge r1 snap-1\n");
+    assert_eq!(h.audit_of("copy.purge_started", "r1").len(), 1);
+    assert_eq!(h.audit_of("copy.registered", "r1").len(), 1);
+}
+
+/// Review finding: a restricted backup that expired under a hold waits
+/// safety.after_hold_release after the hold is lifted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_that_expired_under_a_hold_waits_after_its_release() {
+    let tools = tempfile::tempdir().unwrap();
+    let h = Harness::with_config(&backup_config(tools.path())).await;
+    std::fs::create_dir_all(h.dir.path().join("cache/r1")).unwrap();
+    h.apply(create("r1", "db")).await;
+    h.apply(backup("b1", "r1", "snap-1", T0, "2026-03-01T00:00:00Z")).await;
+    h.set_clock("2026-02-16T00:00:00Z").await;
+    let hold = json!({"event_id": "h1", "type": "hold.placed", "at": "2026-02-16T00:00:00Z", "tenant": "t1",
+                      "resource": "r1", "hold_id": "H", "authority": "court", "reason": "x"});
+    assert_eq!(h.post_as(OPERATOR, "/v1/events", &hold).await.1["results"][0]["status"], "applied");
+    h.set_clock("2026-04-01T00:00:00Z").await;
+    let release = json!({"event_id": "h2", "type": "hold.released", "at": "2026-04-01T00:00:00Z", "tenant": "t1",
+                         "resource": "r1", "hold_id": "H"});
+    assert_eq!(h.post_as(OPERATOR, "/v1/events", &release).await.1["results"][0]["status"], "applied");
+    h.advance("23h 59m").await;
+    assert_eq!(calls(tools.path()), "restrict r1 snap-1\n");
+    h.advance("1m").await;
+    assert_eq!(calls(tools.path()), "restrict r1 snap-1\npurge r1 snap-1\n");
+}
+
+/// Review findings: a certificate with edited claims, a shortened copy list,
+/// or records planted outside the verified chain does not hold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edited_certificates_and_planted_records_do_not_hold() {
+    let tools = tempfile::tempdir().unwrap();
+    let h = Harness::with_config(&backup_config(tools.path())).await;
+    std::fs::create_dir_all(h.dir.path().join("cache/r1")).unwrap();
+    h.apply(create("r1", "db")).await;
+    h.apply(backup("b1", "r1", "snap-1", T0, "2026-03-01T00:00:00Z")).await;
+    h.set_clock("2026-03-02T00:00:00Z").await;
+    let (_, cert) = h.get_as(AUDITOR, "/v1/certificates/r1").await;
+    assert!(retentiond::certificate::check(&cert, &h.state_dir()).is_ok());
+    let edits: Vec<(&str, Value)> = vec![
+        ("cause", json!("release")),
+        ("tenant", json!("someone-else")),
+        ("product", json!("other")),
+        ("purged_at", json!("2020-01-01T00:00:00Z")),
+        ("copies", json!([])),
+    ];
+    for (field, value) in edits {
+        let mut forged = cert.clone();
+        forged[field] = value;
+        assert!(retentiond::certificate::check(&forged, &h.state_dir()).is_err(), "edited {field} accepted");
+    }
+    let mut forged = cert.clone();
+    forged["copies"][0]["outcome"] = json!("purged");
+    assert!(retentiond::certificate::check(&forged, &h.state_dir()).is_err());
+    let mut forged = cert.clone();
+    forged["copies"][0]["at"] = json!("2020-01-01T00:00:00Z");
+    assert!(retentiond::certificate::check(&forged, &h.state_dir()).is_err());
+
+    // A record planted in a file verify does not read proves nothing.
+    h.apply(created("e9", "t1", "r9", "2027-02-01T00:00:00Z")).await;
+    let fake = json!({"seq": 900, "at": T0, "kind": "resource.purged", "tenant": "t1", "resource": "r9",
+        "data": {"cause": "expiry", "copies": [], "policy_version": "x"}, "prev": "0".repeat(64), "hash": "f".repeat(64)});
+    std::fs::write(h.state_dir().join("audit-extra.jsonl"), format!("{fake}\n")).unwrap();
+    let planted = json!({"resource": "r9", "tenant": "t1", "purged_seq": 900, "chain_hash": "f".repeat(64),
+        "cause": "expiry", "policy_version": "x", "copies": []});
+    assert!(retentiond::certificate::check(&planted, &h.state_dir()).is_err());
+}
+
+/// Review finding: the tenant form of the restore gate refuses a tenant it
+/// knows nothing about, as the resource form does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_restore_gate_refuses_an_unknown_tenant() {
+    let h = Harness::start().await;
+    let (_, gate) = h.get_as(AUDITOR, "/v1/restore-check?tenant=nosuch").await;
+    assert_eq!(gate["allowed"], false, "{gate}");
+    h.apply(created("e1", "t1", "r1", "2027-01-01T00:00:00Z")).await;
+    let (_, gate) = h.get_as(AUDITOR, "/v1/restore-check?tenant=t1").await;
+    assert_eq!(gate["allowed"], true, "{gate}");
+}
+
+/// Review finding: a hold placed while a deletion call waits for its
+/// executor permit stops that call (the running one cannot be stopped).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hold_stops_a_call_queued_for_its_permit() {
+    let tools = tempfile::tempdir().unwrap();
+    let gate = tools.path().join("gate");
+    let run = script(
+        tools.path(),
+        "online",
+        &format!("while [ ! -e {} ]; do sleep 0.01; done\nrm -rf \"$1\"\nexit 0", gate.display()),
+    );
+    let data = tools.path().join("data");
+    let cfg =
+        base_config("").replace("state_dir = \"state\"", "state_dir = \"state\"\nexecutor_concurrency = 1").replace(
+            "executor = { kind = \"fs\", root = \"data\", path = \"{tenant}/{resource}\" }",
+            &format!(
+            "executor = {{ kind = \"command\", argv = [\"{}\", \"{}/{{tenant}}/{{resource}}\"], timeout = \"1m\" }}",
+            run.display(),
+            data.display()
+        ),
+        );
+    let h = Harness::with_config(&cfg).await;
+    let mut releases = Vec::new();
+    for r in ["r0", "r1"] {
+        std::fs::create_dir_all(data.join("t1").join(r)).unwrap();
+        h.apply(created(&format!("e-{r}"), "t1", r, "2027-01-01T00:00:00Z")).await;
+        releases.push(
+            json!({"event_id": format!("x-{r}"), "type": "resource.released", "at": T0, "tenant": "t1", "resource": r}),
+        );
+    }
+    h.events(json!(releases)).await; // one call runs (waiting on the gate), one queues
+    let holds: Vec<Value> = ["r0", "r1"]
+        .iter()
+        .map(|r| {
+            json!({"event_id": format!("h-{r}"), "type": "hold.placed", "at": T0, "tenant": "t1",
+                        "resource": r, "hold_id": "H", "authority": "court", "reason": "x"})
+        })
+        .collect();
+    let (status, _) = h.post_as(OPERATOR, "/v1/events", &json!(holds)).await;
+    assert_eq!(status, StatusCode::OK);
+    std::fs::write(&gate, b"open").unwrap();
+    h.advance("0s").await;
+    let gone = ["r0", "r1"].iter().filter(|r| !data.join("t1").join(r).exists()).count();
+    assert_eq!(gone, 1, "only the call already running went through");
+}
