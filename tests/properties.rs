@@ -26,8 +26,12 @@ executor = { kind = "fs", root = "/srv", path = "{tenant}/{resource}" }
 [stores.cache]
 class = "cache"
 executor = { kind = "fs", root = "/srv/cache", path = "{resource}" }
+[stores.snap]
+class = "backup"
+purge = "at_expiry"
+executor = { kind = "command", argv = ["/bin/true", "{resource}"] }
 [products.p]
-stores = ["primary", "cache"]
+stores = ["primary", "cache", "snap"]
 buffer = { expiry = "15d", arrears = "10d", termination = "20d", violation = "0s", attack = "30d" }
 arrears_grace = "3d"
 arrears_affects = ["prepaid", "postpaid"]
@@ -47,6 +51,10 @@ enum Op {
     ExecutorDone,
     /// The executor reports one in-flight copy failed.
     ExecutorFailed,
+    /// The backup system registers a copy expiring this many hours after now.
+    Backup(u16),
+    /// The daemon-wide gates change (pause, dry run, guard, clock anomaly).
+    Gates { start: bool, dispatch: bool },
 }
 
 #[derive(Clone, Debug)]
@@ -80,6 +88,8 @@ fn op() -> impl Strategy<Value = Op> {
         5 => ((0u8..72), kind()).prop_map(|(late, kind)| Op::Event { late, kind }),
         2 => Just(Op::ExecutorDone),
         1 => Just(Op::ExecutorFailed),
+        1 => (0u16..3000).prop_map(Op::Backup),
+        1 => (any::<bool>(), any::<bool>()).prop_map(|(start, dispatch)| Op::Gates { start, dispatch }),
     ]
 }
 
@@ -143,7 +153,7 @@ fn ev(n: &mut u32, at: Timestamp, resource: Option<&str>, body: EventBody) -> Ev
 
 fn run(ops: Vec<Op>, prepaid: bool) -> Result<(), TestCaseError> {
     let policy = policy();
-    let rules =
+    let mut rules =
         Rules { after_hold_release: Duration::hours(AHR_HOURS), may_start: true, may_dispatch: true, max_attempts: 3 };
     let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
     let mut now = t0;
@@ -165,6 +175,22 @@ fn run(ops: Vec<Op>, prepaid: bool) -> Result<(), TestCaseError> {
                 if let Some((store, copy)) = in_flight.pop() {
                     fx.extend(r.copy_done(&store, &copy, now));
                 }
+            }
+            Op::Backup(h) => {
+                let copy = format!("s{n}");
+                let body = EventBody::BackupCreated {
+                    store: "snap".into(),
+                    copy,
+                    expires_at: now + Duration::hours(h as i64),
+                };
+                let e = ev(&mut n, now, Some("r"), body);
+                if let Ok(more) = r.apply(&e, &policy, rules, now) {
+                    fx.extend(more);
+                }
+            }
+            Op::Gates { start, dispatch } => {
+                rules.may_start = start;
+                rules.may_dispatch = dispatch;
             }
             Op::ExecutorFailed => {
                 if let Some((store, copy)) = in_flight.pop() {
@@ -270,9 +296,25 @@ fn run(ops: Vec<Op>, prepaid: bool) -> Result<(), TestCaseError> {
                 _ => None,
             })
             .collect();
+        // Closed gates: no executor call, and no purge at expiry started.
+        prop_assert!(rules.may_dispatch || dispatched.is_empty(), "dispatched with dispatch closed");
+        for e in &fx {
+            match e {
+                Effect::Dispatch { store, copy, action: retentiond::executor::Action::Purge } => {
+                    // privacy policy 5.3.3: a restricted backup goes at its expiry, not before.
+                    let c = r.copies.iter().find(|c| &c.store == store && &c.copy == copy).unwrap();
+                    prop_assert!(c.expires_at.is_some_and(|t| t <= now), "purge of {copy} before it expires");
+                }
+                Effect::Record { kind: "copy.purge_started", .. } => {
+                    prop_assert!(rules.may_start, "purge started with starts closed");
+                }
+                _ => {}
+            }
+        }
         // Never delete while a hold covers the resource (general terms 4.1.5).
         prop_assert!(oracle.holds.is_empty() || dispatched.is_empty(), "dispatched under hold {:?}", oracle.holds);
         if r.state == State::Deleting && before != State::Deleting && !before.is_final() {
+            prop_assert!(rules.may_start, "deletion started with starts closed");
             // Never before the deadline of a live cause (domain-rules §5.3).
             let permitted = oracle.earliest_permitted();
             prop_assert!(permitted.is_some_and(|p| p <= now), "deletion at {now} before {permitted:?}: {oracle:?}");
@@ -289,7 +331,11 @@ fn run(ops: Vec<Op>, prepaid: bool) -> Result<(), TestCaseError> {
             prop_assert_eq!(r.state, State::Purged);
         }
         // A release with nothing in the way is deleted without waiting.
-        if oracle.release.is_some_and(|at| at <= now) && oracle.holds.is_empty() && guard_until.is_none() {
+        if oracle.release.is_some_and(|at| at <= now)
+            && oracle.holds.is_empty()
+            && guard_until.is_none()
+            && rules.may_start
+        {
             prop_assert!(r.state.is_final(), "released but {:?}", r.state);
         }
         // With no live cause at all, nothing is deleted: a renewal or a
