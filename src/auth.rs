@@ -118,9 +118,7 @@ impl Tokens {
         let text = std::fs::read_to_string(path)
             .map_err(|source| TokensError::Read { path: path.display().to_string(), source })?;
         let invalid = |span: std::ops::Range<usize>, message: String| {
-            let before = &text[..span.start.min(text.len())];
-            let line = before.matches('\n').count() + 1;
-            let col = before.len() - before.rfind('\n').map(|i| i + 1).unwrap_or(0) + 1;
+            let (line, col) = crate::config::line_col(&text, span.start);
             TokensError::Invalid { path: path.display().to_string(), line, col, message }
         };
         let raw: RawTokens = toml::from_str(&text)

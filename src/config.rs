@@ -583,8 +583,9 @@ fn normalize(p: &Path) -> PathBuf {
     out
 }
 
-/// 1-based line and column of a byte offset (columns count characters).
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
+/// 1-based line and column of a byte offset (columns count characters);
+/// every file the daemon reads reports errors this way.
+pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
     let before = &text[..offset];
     let line = before.matches('\n').count() + 1;
