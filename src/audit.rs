@@ -652,6 +652,15 @@ fn parse_segment_name(name: &str) -> Option<u32> {
     digits.parse().ok().filter(|&n| n >= 1)
 }
 
+/// The files of the log in `dir` in chain order: the rotated segments,
+/// oldest first, then `audit.jsonl` (whether or not it exists yet). For
+/// readers outside this module, so they read exactly what [`verify`] reads.
+pub fn log_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = list_segments(dir)?.into_iter().map(|s| s.path).collect();
+    files.push(dir.join(CURRENT_NAME));
+    Ok(files)
+}
+
 /// Rotated segments in `dir`, oldest (lowest number) first.
 fn list_segments(dir: &Path) -> io::Result<Vec<Segment>> {
     let mut segments = Vec::new();

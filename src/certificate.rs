@@ -102,13 +102,7 @@ fn read_records(
     wanted: &BTreeSet<u64>,
     verified: u64,
 ) -> Result<BTreeMap<u64, AuditRecord>, CertificateError> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .map_err(|e| fail(format!("{}: {e}", dir.display())))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(is_segment_name))
-        .collect();
-    files.sort();
-    files.push(dir.join("audit.jsonl"));
+    let files = crate::audit::log_files(dir).map_err(|e| fail(format!("{}: {e}", dir.display())))?;
     let mut out = BTreeMap::new();
     for f in files.iter().filter(|f| f.exists()) {
         let text = std::fs::read_to_string(f).map_err(|e| fail(format!("{}: {e}", f.display())))?;
@@ -121,11 +115,4 @@ fn read_records(
         }
     }
     Ok(out)
-}
-
-/// `audit-NNNNNN.jsonl` with six digits: the only segment names `verify` reads.
-fn is_segment_name(name: &str) -> bool {
-    name.strip_prefix("audit-")
-        .and_then(|n| n.strip_suffix(".jsonl"))
-        .is_some_and(|n| n.len() == 6 && n.bytes().all(|b| b.is_ascii_digit()))
 }
