@@ -140,32 +140,12 @@ async fn post_events(State(state): State<ApiState>, headers: HeaderMap, body: By
     }
     let mut events = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
-        let ev = parse_event(item).map_err(|e| {
-            let mut err = ApiError::field(&e.field, e.error);
+        let ev = check_event(&state.config, item).map_err(|mut err| {
             if batch {
                 err.body["index"] = json!(i);
             }
             err
         })?;
-        if let EventBody::BackupCreated { store, .. } | EventBody::BackupDeleted { store, .. } = &ev.body {
-            let backup = state.config.stores.get(store).is_some_and(|s| s.class == crate::policy::StoreClass::Backup);
-            if !backup {
-                let mut err = ApiError::field("store", format!("{store:?} is not a configured store of class backup"));
-                if batch {
-                    err.body["index"] = json!(i);
-                }
-                return Err(err);
-            }
-        }
-        if let EventBody::Created { product, .. } = &ev.body {
-            if !state.config.products.contains_key(product) {
-                let mut err = ApiError::field("product", format!("unknown product {product:?}"));
-                if batch {
-                    err.body["index"] = json!(i);
-                }
-                return Err(err);
-            }
-        }
         events.push(ev);
     }
     if let Some(ev) = events.iter().find(|e| !role.allows(permission_for(e))) {
@@ -185,6 +165,23 @@ async fn post_events(State(state): State<ApiState>, headers: HeaderMap, body: By
 fn buffer_json(b: &Buffer) -> Value {
     json!({"cause": b.cause, "reason": b.reason, "started_at": fmt_rfc3339(b.started_at),
            "delete_after": fmt_rfc3339(b.delete_after), "policy_version": b.policy_version})
+}
+
+/// Parses one event and checks what needs the config (known product,
+/// backup store): a 400 naming the field, before anything is stored.
+fn check_event(config: &Config, item: &Value) -> Result<Event, ApiError> {
+    let ev = parse_event(item).map_err(|e| ApiError::field(&e.field, e.error))?;
+    if let EventBody::BackupCreated { store, .. } | EventBody::BackupDeleted { store, .. } = &ev.body {
+        if config.stores.get(store).is_none_or(|s| s.class != crate::policy::StoreClass::Backup) {
+            return Err(ApiError::field("store", format!("{store:?} is not a configured store of class backup")));
+        }
+    }
+    if let EventBody::Created { product, .. } = &ev.body {
+        if !config.products.contains_key(product) {
+            return Err(ApiError::field("product", format!("unknown product {product:?}")));
+        }
+    }
+    Ok(ev)
 }
 
 /// The resource view of product-spec §4, as of `now` (for the late fee).
