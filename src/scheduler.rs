@@ -697,6 +697,15 @@ impl Engine {
         }
     }
 
+    /// Queues an executor call to start once the state is durable, marking
+    /// it in flight at once so a second pass does not queue it again.
+    fn queue_call(&mut self, r: &Resource, store: String, copy: String, action: Action) {
+        let key = (r.id.clone(), store, copy);
+        if self.in_flight.insert(key.clone()) {
+            self.to_dispatch.push((key, r.tenant.clone(), action));
+        }
+    }
+
     /// The mass-deletion guard trips: no further deletion starts until an
     /// operator approves. Recorded once per trip.
     fn trip_guard(&mut self, now: Timestamp) -> Result<(), EngineError> {
@@ -729,12 +738,7 @@ impl Engine {
         let mut rest = Vec::new();
         for e in fx {
             match e {
-                Effect::Dispatch { store, copy, action } => {
-                    let key = (r.id.clone(), store, copy);
-                    if self.in_flight.insert(key.clone()) {
-                        self.to_dispatch.push((key, r.tenant.clone(), action));
-                    }
-                }
+                Effect::Dispatch { store, copy, action } => self.queue_call(r, store, copy, action),
                 other => rest.push(other),
             }
         }
@@ -800,12 +804,7 @@ impl Engine {
                         w.certificates.push((r.id.clone(), cert));
                     }
                 }
-                Effect::Dispatch { store, copy, action } => {
-                    let key = (r.id.clone(), store, copy);
-                    if self.in_flight.insert(key.clone()) {
-                        self.to_dispatch.push((key, r.tenant.clone(), action));
-                    }
-                }
+                Effect::Dispatch { store, copy, action } => self.queue_call(r, store, copy, action),
             }
         }
     }
