@@ -4,7 +4,7 @@
 
 use crate::auth::{Permission, Role, Tokens};
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::{Config, Shared};
 use crate::event::{parse_event, Event, EventBody};
 use crate::lifecycle::{Buffer, Resource, State as ResourceState};
 use crate::policy::ProductPolicy;
@@ -29,10 +29,10 @@ pub struct ApiState {
     pub engine: EngineHandle,
     /// Read access to state.
     pub store: Arc<dyn Store>,
-    /// The config in force.
-    pub config: Arc<Config>,
-    /// Known tokens.
-    pub tokens: Arc<Tokens>,
+    /// The config in force (swapped on reload).
+    pub config: Arc<Shared<Config>>,
+    /// Known tokens (swapped on reload).
+    pub tokens: Arc<Shared<Tokens>>,
     /// The daemon's clock (for "as of now" views).
     pub clock: Arc<dyn Clock>,
     /// The audit log, for `GET /v1/audit`.
@@ -66,6 +66,7 @@ impl From<EngineError> for ApiError {
         match e {
             EngineError::ClockNotManual => ApiError::new(StatusCode::CONFLICT, e.to_string()),
             EngineError::ClockRange => ApiError::field("advance", e.to_string()),
+            EngineError::UnknownProduct(_) => ApiError::field("product", e.to_string()),
             other => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, other.to_string()),
         }
     }
@@ -92,6 +93,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/audit", get(get_audit))
         .route("/v1/certificates/{id}", get(get_certificate))
         .route("/v1/admin/retry", post(post_retry))
+        .route("/v1/admin/apply-policy", post(post_apply_policy))
+        .route("/readyz", get(get_readyz))
         .layer(DefaultBodyLimit::max(16 * 1024 * 1024))
         .with_state(state)
 }
@@ -105,6 +108,7 @@ fn caller(state: &ApiState, headers: &HeaderMap) -> Result<Role, ApiError> {
         .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "missing bearer token"))?;
     state
         .tokens
+        .get()
         .authenticate(token.trim())
         .map(|t| t.role)
         .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unknown token"))
@@ -140,7 +144,7 @@ async fn post_events(State(state): State<ApiState>, headers: HeaderMap, body: By
     }
     let mut events = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
-        let ev = check_event(&state.config, item).map_err(|mut err| {
+        let ev = check_event(&state.config.get(), item).map_err(|mut err| {
             if batch {
                 err.body["index"] = json!(i);
             }
@@ -255,7 +259,8 @@ async fn get_resource(
     crate::ids::check_id(&id).map_err(|e| ApiError::field("resource", e))?;
     match state.store.resource(&id)? {
         Some(r) => {
-            let policy = state.config.products.get(&r.product);
+            let config = state.config.get();
+            let policy = config.products.get(&r.product);
             Ok(Json(resource_json(&r, policy, state.clock.now())).into_response())
         }
         None => Err(ApiError::new(StatusCode::NOT_FOUND, format!("unknown resource {id:?}"))),
@@ -314,7 +319,8 @@ async fn get_deletions(
     let before =
         q.get("before").ok_or_else(|| ApiError::field("before", "required, e.g. ?before=2026-12-31T00:00:00Z"))?;
     let before = parse_rfc3339(before).map_err(|e| ApiError::field("before", e))?;
-    let dry_run = state.config.safety.dry_run;
+    let config = state.config.get();
+    let dry_run = config.safety.dry_run;
     let mut gates = Vec::new();
     for (flag, blocker) in [("paused", "paused"), ("clock_anomaly", "clock_anomaly"), ("guard_tripped", "guard")] {
         if state.store.flag(flag)? {
@@ -323,7 +329,7 @@ async fn get_deletions(
     }
     let mut items = Vec::new();
     state.store.for_each_resource(&mut |r| {
-        let policy = state.config.products.get(&r.product);
+        let policy = config.products.get(&r.product);
         let mut blockers: Vec<String> = r.holds.iter().map(|h| format!("hold:{}", h.hold_id)).collect();
         if dry_run {
             blockers.push("dry_run".into());
@@ -493,4 +499,42 @@ async fn post_retry(State(state): State<ApiState>, headers: HeaderMap, body: Byt
     };
     let retried = state.engine.retry(resource.to_string(), store).await?;
     Ok(Json(json!({ "retried": retried })).into_response())
+}
+
+/// `POST /v1/admin/apply-policy` `{"product":NAME}`: applies the product's
+/// policy in force to its running buffers (operator; see
+/// [`crate::lifecycle::Resource::reapply_policy`] for the notice floor).
+async fn post_apply_policy(State(state): State<ApiState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+    require(&state, &headers, Permission::Operate)?;
+    let v: Value = serde_json::from_slice(&body).map_err(|e| ApiError::field("body", format!("not JSON: {e}")))?;
+    let obj = v.as_object().ok_or_else(|| ApiError::field("body", "expected {\"product\":\"NAME\"}"))?;
+    if let Some(k) = obj.keys().find(|k| *k != "product") {
+        return Err(ApiError::field(k, "unknown field"));
+    }
+    let product = obj.get("product").and_then(Value::as_str).ok_or_else(|| ApiError::field("product", "required"))?;
+    crate::ids::check_id(product).map_err(|e| ApiError::field("product", e))?;
+    let report = state.engine.apply_policy(product.to_string()).await?;
+    Ok(Json(report).into_response())
+}
+
+/// `GET /readyz`: 200 when the engine completes a step within 5 s (its
+/// loop and store are healthy), with the daemon-wide gates and the policy
+/// versions in force; 503 otherwise (stopping, or stuck).
+async fn get_readyz(State(state): State<ApiState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    require(&state, &headers, Permission::Read)?;
+    let healthy = matches!(tokio::time::timeout(std::time::Duration::from_secs(5), state.engine.ping()).await, Ok(Ok(())));
+    let config = state.config.get();
+    let versions: serde_json::Map<String, Value> =
+        config.products.iter().map(|(n, p)| (n.clone(), json!(p.version))).collect();
+    let body = json!({
+        "ready": healthy,
+        "now": fmt_rfc3339(state.clock.now()),
+        "paused": state.store.flag("paused")?,
+        "guard_tripped": state.store.flag("guard_tripped")?,
+        "clock_anomaly": state.store.flag("clock_anomaly")?,
+        "dry_run": config.safety.dry_run,
+        "policies": versions,
+    });
+    let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    Ok((status, Json(body)).into_response())
 }

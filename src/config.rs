@@ -72,6 +72,10 @@ pub struct DaemonConfig {
     pub max_attempts: u32,
     /// The audit file is rotated into `audit-NNNNNN.jsonl` past this size.
     pub audit_segment_bytes: u64,
+    /// On SIGTERM, how long running executor calls may take to finish
+    /// before they are parked (their intent stays stored and is resumed at
+    /// the next start). Must stay below the unit's `TimeoutStopSec=`.
+    pub drain_timeout: Dur,
 }
 
 /// `[api]`.
@@ -111,6 +115,22 @@ pub struct SafetyConfig {
     pub max_clock_jump: Dur,
     /// Mass-deletion guard.
     pub guard: GuardConfig,
+    /// Applying a changed policy to running buffers (`POST
+    /// /v1/admin/apply-policy`) never brings a deletion closer than this
+    /// from the moment it is applied (general terms 3.2.8, 7.4: 30 days'
+    /// notice of provider-side changes).
+    pub min_notice: Dur,
+}
+
+/// `[schedule]`: periodic sweeps (six-field cron strings, seconds first,
+/// UTC). Deadlines never depend on them: they re-check what the deadline
+/// scheduler already does, so a lost index entry cannot lose a deletion.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScheduleConfig {
+    /// Re-derives every resource's next deadline from its stored state.
+    pub reconcile: Option<String>,
+    /// Looks for restricted backups whose expiry has passed.
+    pub backup_expiry: Option<String>,
 }
 
 /// The whole validated config.
@@ -130,6 +150,52 @@ pub struct Config {
     pub stores: BTreeMap<String, StorePolicy>,
     /// `[products.*]` by name, each sealed with its version.
     pub products: BTreeMap<String, ProductPolicy>,
+    /// `[notifier]`: where notices go; without it notices are recorded as
+    /// due but not sent (logged at start).
+    pub notifier: Option<crate::notifier::NotifierSpec>,
+    /// `[schedule]`.
+    pub schedule: ScheduleConfig,
+}
+
+/// A value swapped whole on reload (the config, the tokens): readers take
+/// a snapshot with [`Shared::get`], so one request sees one version.
+#[derive(Debug)]
+pub struct Shared<T>(std::sync::RwLock<std::sync::Arc<T>>);
+
+impl<T> Shared<T> {
+    /// Wraps the first value.
+    pub fn new(value: T) -> Self {
+        Shared(std::sync::RwLock::new(std::sync::Arc::new(value)))
+    }
+
+    /// The value in force now.
+    pub fn get(&self) -> std::sync::Arc<T> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Puts a new value in force.
+    pub fn set(&self, value: std::sync::Arc<T>) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = value;
+    }
+}
+
+impl Config {
+    /// Why `new` cannot replace this config without a restart, if it
+    /// cannot: the state directory, clock, listen address and cache size
+    /// are fixed for the life of the process.
+    pub fn reload_blocker(&self, new: &Config) -> Option<String> {
+        let fixed = [
+            ("daemon.state_dir", self.daemon.state_dir != new.daemon.state_dir),
+            ("daemon.cache_capacity", self.daemon.cache_capacity != new.daemon.cache_capacity),
+            ("daemon.executor_concurrency", self.daemon.executor_concurrency != new.daemon.executor_concurrency),
+            ("clock", self.clock != new.clock),
+            ("api.listen", self.api.listen != new.api.listen),
+        ];
+        let changed: Vec<&str> = fixed.iter().filter(|(_, c)| *c).map(|(k, _)| *k).collect();
+        (!changed.is_empty()).then(|| {
+            format!("{}: {} cannot change on reload; restart the daemon to apply it", self.path.display(), changed.join(", "))
+        })
+    }
 }
 
 // ---- raw shapes: exactly the file's keys, unknown keys refused ----
@@ -148,6 +214,32 @@ struct RawConfig {
     stores: BTreeMap<Spanned<String>, Spanned<RawStore>>,
     #[serde(default)]
     products: BTreeMap<Spanned<String>, RawProduct>,
+    #[serde(default)]
+    notifier: Option<Spanned<crate::notifier::NotifierSpec>>,
+    #[serde(default)]
+    schedule: RawSchedule,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSchedule {
+    #[serde(default = "default_reconcile")]
+    reconcile: Option<Spanned<String>>,
+    #[serde(default = "default_backup_expiry")]
+    backup_expiry: Option<Spanned<String>>,
+}
+
+impl Default for RawSchedule {
+    fn default() -> Self {
+        RawSchedule { reconcile: default_reconcile(), backup_expiry: default_backup_expiry() }
+    }
+}
+
+fn default_reconcile() -> Option<Spanned<String>> {
+    Some(Spanned::new(0..0, "0 */10 * * * *".to_string()))
+}
+fn default_backup_expiry() -> Option<Spanned<String>> {
+    Some(Spanned::new(0..0, "0 5 * * * *".to_string()))
 }
 
 #[derive(Deserialize)]
@@ -162,6 +254,12 @@ struct RawDaemon {
     max_attempts: Spanned<u32>,
     #[serde(default = "default_segment")]
     audit_segment_bytes: u64,
+    #[serde(default = "default_drain")]
+    drain_timeout: Spanned<Dur>,
+}
+
+fn default_drain() -> Spanned<Dur> {
+    Spanned::new(0..0, Dur::from_secs(60))
 }
 
 fn default_max_attempts() -> Spanned<u32> {
@@ -221,6 +319,12 @@ struct RawSafety {
     max_clock_jump: Dur,
     #[serde(default)]
     guard: RawGuard,
+    #[serde(default = "default_30d")]
+    min_notice: Dur,
+}
+
+fn default_30d() -> Dur {
+    Dur::from_secs(30 * 86_400)
 }
 
 impl Default for RawSafety {
@@ -232,6 +336,7 @@ impl Default for RawSafety {
             max_future_skew: default_5m(),
             max_clock_jump: default_1h(),
             guard: RawGuard::default(),
+            min_notice: default_30d(),
         }
     }
 }
@@ -398,7 +503,11 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         executor_concurrency: concurrency.into_inner(),
         max_attempts: attempts.into_inner(),
         audit_segment_bytes: raw.daemon.audit_segment_bytes.max(4096),
+        drain_timeout: *raw.daemon.drain_timeout.get_ref(),
     };
+    if daemon.drain_timeout.is_zero() || daemon.drain_timeout > Dur::from_secs(3_600) {
+        return Err(err(raw.daemon.drain_timeout.span(), "daemon.drain_timeout must be between 1s and 1h".into()));
+    }
     let api = ApiConfig { listen: raw.api.listen, tokens_file: raw.api.tokens_file.map(resolve) };
 
     let g = raw.safety.guard;
@@ -418,6 +527,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
             max_fraction: fraction,
             min_resources: g.min_resources,
         },
+        min_notice: raw.safety.min_notice,
     };
 
     let mut stores = BTreeMap::new();
@@ -555,7 +665,39 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         products.insert(name, policy);
     }
 
-    Ok(Config { path: path.to_path_buf(), daemon, clock, api, safety, stores, products })
+    let notifier = match raw.notifier {
+        None => None,
+        Some(n) => {
+            let span = n.span();
+            let n = n.into_inner();
+            n.validate().map_err(|m| err(span, m))?;
+            Some(n)
+        }
+    };
+    let cron = |key: &str, v: Option<Spanned<String>>| -> Result<Option<String>, ConfigError> {
+        let Some(v) = v else { return Ok(None) };
+        let expr = v.get_ref().trim();
+        if expr == "off" {
+            return Ok(None);
+        }
+        // The scheduler's own parser decides, so what is accepted here runs.
+        tokio_cron_scheduler::Job::new_async(expr, |_, _| Box::pin(async {})).map_err(|_| {
+            err(
+                v.span(),
+                format!(
+                    "schedule.{key}: {expr:?} is not a cron expression with six fields, seconds first \
+                     (e.g. \"0 */10 * * * *\"), or \"off\""
+                ),
+            )
+        })?;
+        Ok(Some(expr.to_string()))
+    };
+    let schedule = ScheduleConfig {
+        reconcile: cron("reconcile", raw.schedule.reconcile)?,
+        backup_expiry: cron("backup_expiry", raw.schedule.backup_expiry)?,
+    };
+
+    Ok(Config { path: path.to_path_buf(), daemon, clock, api, safety, stores, products, notifier, schedule })
 }
 
 /// "0.05%" → 0.0005.
@@ -625,6 +767,21 @@ impl fmt::Display for Config {
             f,
             "guard: window={} max_resources={} max_fraction={} min_resources={}",
             s.guard.window, s.guard.max_resources, s.guard.max_fraction, s.guard.min_resources
+        )?;
+        writeln!(f, "min_notice: {} drain_timeout: {}", s.min_notice, self.daemon.drain_timeout)?;
+        match &self.notifier {
+            None => writeln!(f, "notifier: none (notices are recorded as skipped)")?,
+            Some(crate::notifier::NotifierSpec::Command { argv, .. }) => {
+                writeln!(f, "notifier: command {}", argv.first().map_or("", String::as_str))?
+            }
+            Some(crate::notifier::NotifierSpec::Http { url, .. }) => writeln!(f, "notifier: http {url}")?,
+        }
+        let off = |c: &Option<String>| c.clone().unwrap_or_else(|| "off".into());
+        writeln!(
+            f,
+            "schedule: reconcile=\"{}\" backup_expiry=\"{}\"",
+            off(&self.schedule.reconcile),
+            off(&self.schedule.backup_expiry)
         )?;
         for store in self.stores.values() {
             let purge = if store.class == StoreClass::Backup {

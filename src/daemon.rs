@@ -6,8 +6,9 @@ use crate::api::{router, ApiState};
 use crate::audit::AuditLog;
 use crate::auth::Tokens;
 use crate::clock::{Clock, ManualClock, SystemClock};
-use crate::config::{ClockSource, Config};
-use crate::scheduler::{Engine, EngineError, EngineHandle};
+use crate::config::{ClockSource, Config, Shared};
+use crate::scheduler::{Engine, EngineError, EngineHandle, ReloadReport};
+use crate::sweeps::Sweeps;
 use crate::store::{SledStore, Store};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -48,6 +49,12 @@ pub enum DaemonError {
     /// A task panicked.
     #[error("internal task failed: {0}")]
     Join(String),
+    /// The periodic sweeps could not start.
+    #[error(transparent)]
+    Sweeps(#[from] crate::sweeps::SweepsError),
+    /// A reload was refused; the config in force stays.
+    #[error("reload refused, the config in force stays: {0}")]
+    Reload(String),
 }
 
 /// A running daemon.
@@ -58,6 +65,10 @@ pub struct Daemon {
     pub clock: Arc<dyn Clock>,
     /// Direct access to the engine (tests and the benchmark use the API instead).
     pub engine: EngineHandle,
+    /// The config in force (swapped by [`Daemon::reload`]).
+    pub config: Arc<Shared<Config>>,
+    tokens: Arc<Shared<Tokens>>,
+    sweeps: tokio::sync::Mutex<Option<Sweeps>>,
     shutdown: watch::Sender<bool>,
     store: Arc<dyn Store>,
     engine_task: JoinHandle<Result<(), EngineError>>,
@@ -89,15 +100,16 @@ impl Daemon {
                 Arc::new(ManualClock::new(start))
             }
         };
-        let tokens = match &config.api.tokens_file {
-            Some(p) => Tokens::load(p)?,
-            None => {
-                tracing::warn!("no api.tokens_file: every request but /healthz will be refused");
-                Tokens::default()
-            }
-        };
+        let tokens = load_tokens(&config)?;
+        if config.notifier.is_none() {
+            tracing::warn!("no [notifier]: notices to tenants are recorded as skipped, not sent");
+        }
 
         let (mut engine, handle) = Engine::open(store.clone(), audit, clock.clone(), config.clone())?;
+        if let Some(every) = crate::service::watchdog_interval() {
+            tracing::info!(every_ms = every.as_millis() as u64, "systemd watchdog enabled");
+            engine.set_watchdog(every);
+        }
         engine.catch_up().await?;
         let audit_log = engine.audit_log();
         let (shutdown, shutdown_rx) = watch::channel(false);
@@ -108,11 +120,13 @@ impl Daemon {
             .map_err(|source| DaemonError::Listen { addr: config.api.listen, source })?;
         let addr = listener.local_addr().map_err(|source| DaemonError::Listen { addr: config.api.listen, source })?;
         let store_handle = store.clone();
+        let live = Arc::new(Shared::new((*config).clone()));
+        let tokens = Arc::new(Shared::new(tokens));
         let app = router(ApiState {
             engine: handle.clone(),
             store,
-            config: config.clone(),
-            tokens: Arc::new(tokens),
+            config: live.clone(),
+            tokens: tokens.clone(),
             clock: clock.clone(),
             audit: audit_log,
         });
@@ -124,8 +138,58 @@ impl Daemon {
                 })
                 .await
         });
+        let sweeps = Sweeps::start(&config.schedule, handle.clone()).await?;
         tracing::info!(%addr, state_dir = %dir.display(), "retentiond ready");
-        Ok(Daemon { addr, clock, engine: handle, shutdown, store: store_handle, engine_task, server_task })
+        Ok(Daemon {
+            addr,
+            clock,
+            engine: handle,
+            config: live,
+            tokens,
+            sweeps: tokio::sync::Mutex::new(Some(sweeps)),
+            shutdown,
+            store: store_handle,
+            engine_task,
+            server_task,
+        })
+    }
+
+    /// Reloads the config file (SIGHUP). The new file is validated whole
+    /// first (with its tokens file); on any error the config in force
+    /// stays, and the refusal is logged and audited
+    /// (`config.reload_failed`). On success the engine puts it in force
+    /// (`config.reloaded`), the API and tokens switch, and the sweeps are
+    /// rescheduled. Running buffers keep their deadlines: see
+    /// `POST /v1/admin/apply-policy`.
+    pub async fn reload(&self) -> Result<ReloadReport, DaemonError> {
+        let current = self.config.get();
+        let checked = crate::config::load(&current.path)
+            .map_err(|e| e.to_string())
+            .and_then(|new| match current.reload_blocker(&new) {
+                Some(why) => Err(why),
+                None => Ok(new),
+            })
+            .and_then(|new| load_tokens(&new).map(|t| (new, t)).map_err(|e| e.to_string()));
+        let (new, tokens) = match checked {
+            Ok(ok) => ok,
+            Err(why) => {
+                tracing::error!(error = %why, "reload refused; the config in force stays");
+                self.engine.reload_failed(why.clone()).await?;
+                return Err(DaemonError::Reload(why));
+            }
+        };
+        let new = Arc::new(new);
+        let report = self.engine.reload(new.clone()).await?;
+        self.config.set(new.clone());
+        self.tokens.set(Arc::new(tokens));
+        if new.schedule != current.schedule {
+            let mut sweeps = self.sweeps.lock().await;
+            if let Some(old) = sweeps.take() {
+                old.stop().await;
+            }
+            *sweeps = Some(Sweeps::start(&new.schedule, self.engine.clone()).await?);
+        }
+        Ok(report)
     }
 
     /// Waits until the engine stops by itself (a fatal error) and returns it.
@@ -142,6 +206,9 @@ impl Daemon {
     /// Stops taking requests, lets the engine make everything durable, and
     /// closes the store.
     pub async fn shutdown(self) -> Result<(), DaemonError> {
+        if let Some(sweeps) = self.sweeps.lock().await.take() {
+            sweeps.stop().await;
+        }
         let _ = self.shutdown.send(true);
         let server = self.server_task.await.map_err(|e| DaemonError::Join(e.to_string()))?;
         if let Err(e) = server {
@@ -159,5 +226,17 @@ impl Daemon {
             tracing::warn!("the database is still in use after shutdown");
         }
         Ok(())
+    }
+}
+
+/// The tokens file named by the config, or no tokens (every request but
+/// `/healthz` refused).
+fn load_tokens(config: &Config) -> Result<Tokens, crate::auth::TokensError> {
+    match &config.api.tokens_file {
+        Some(p) => Tokens::load(p),
+        None => {
+            tracing::warn!("no api.tokens_file: every request but /healthz will be refused");
+            Ok(Tokens::default())
+        }
     }
 }

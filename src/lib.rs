@@ -16,7 +16,10 @@
 //! - [`store`]: the only module that imports sled, behind the [`store::Store`] trait.
 //! - [`scheduler`]: the engine: the single writer, group commit, and the one
 //!   place that sleeps.
-//! - [`executor`]: how a copy is deleted (`fs`, `command`).
+//! - [`executor`]: how a copy is deleted (`fs`, `command`, `http`).
+//! - [`notifier`]: how a notice reaches the tenant (`command`, `http`).
+//! - [`sweeps`]: the periodic sweeps on tokio-cron-scheduler (`[schedule]`).
+//! - [`service`]: systemd readiness, watchdog, reload and stop notifications.
 //! - [`audit`]: the hash-chained audit log and its verification;
 //!   [`certificate`]: checking a deletion certificate against it.
 //! - [`api`], [`auth`]: the HTTP API and its tokens and roles.
@@ -36,7 +39,10 @@ pub mod event;
 pub mod executor;
 pub mod ids;
 pub mod lifecycle;
+pub mod notifier;
 pub mod policy;
 pub mod scheduler;
+pub mod service;
 pub mod store;
+pub mod sweeps;
 pub mod time;

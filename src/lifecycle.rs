@@ -187,6 +187,12 @@ pub struct Arrears {
     pub currency: Option<String>,
     /// The buffer, once `arrears_grace` has passed.
     pub buffer: Option<Buffer>,
+    /// When the grace ends and the buffer starts, fixed by the policy in
+    /// force when the arrears were reported, so a reload that shortens
+    /// `arrears_grace` does not bring the deletion closer (issue 5, reload).
+    /// Absent in records written before it existed: the policy decides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grace_ends_at: Option<Timestamp>,
 }
 
 /// An early termination (general terms 7.4, 7.5).
@@ -214,6 +220,72 @@ pub struct Hold {
     pub tenant_wide: bool,
     /// When it was placed.
     pub placed_at: Timestamp,
+}
+
+/// What a notice to the tenant is about (domain-rules §1.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoticeKind {
+    /// `renewal_reminder` before the term end, so the tenant can renew in
+    /// time (general terms 7.2.2: renew at least 7 days before).
+    RenewalReminder,
+    /// A buffer started: the data is kept until the deletion date it names.
+    BufferStarted,
+    /// One of the product's `notices` offsets before irreversible deletion.
+    DeletionWarning,
+    /// The online and cache copies are deleted (backups are restricted or gone).
+    DeletionCompleted,
+}
+
+impl NoticeKind {
+    /// The snake_case name used in dedupe keys, audit records and the
+    /// notifier's payload.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoticeKind::RenewalReminder => "renewal_reminder",
+            NoticeKind::BufferStarted => "buffer_started",
+            NoticeKind::DeletionWarning => "deletion_warning",
+            NoticeKind::DeletionCompleted => "deletion_completed",
+        }
+    }
+}
+
+/// A notice to the tenant, kept with its resource so it is sent at least
+/// once: it is stored before the notifier is called, and marked sent only
+/// after. It never changes a deadline (issue 5: a notice that cannot be
+/// sent never delays or hastens a deletion).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notice {
+    /// Dedupe key, unique across all resources and stable across retries
+    /// and restarts: `{resource}:{kind}:{what it is about}`.
+    pub key: String,
+    /// What it is about.
+    pub kind: NoticeKind,
+    /// When it fell due.
+    pub due_at: Timestamp,
+    /// The date it announces: the term end for a reminder, the deletion
+    /// date for a buffer start or a warning.
+    pub date: Option<Timestamp>,
+    /// The cause of the deletion it announces.
+    pub cause: Option<Cause>,
+    /// For a warning: the configured offset before deletion, in seconds.
+    pub offset_secs: Option<u64>,
+    /// When the notifier confirmed it (None while pending).
+    pub sent_at: Option<Timestamp>,
+    /// Failed sends so far.
+    pub attempts: u32,
+    /// When to try again after a failure.
+    pub next_attempt_at: Option<Timestamp>,
+}
+
+impl Notice {
+    /// When the notifier should (next) be called, if the notice is pending.
+    pub fn send_due(&self) -> Option<Timestamp> {
+        match self.sent_at {
+            Some(_) => None,
+            None => Some(self.next_attempt_at.unwrap_or(self.due_at)),
+        }
+    }
 }
 
 /// One line of a resource's readable history.
@@ -273,6 +345,10 @@ pub struct Resource {
     pub copies: Vec<DataCopy>,
     /// What happened, oldest first.
     pub history: Vec<HistoryEntry>,
+    /// Notices to the tenant, pending and sent (the sent ones are the
+    /// dedupe record). Absent in records written before notices existed.
+    #[serde(default)]
+    pub notices: Vec<Notice>,
 }
 
 /// What the engine must do after a transition.
@@ -409,6 +485,7 @@ impl Resource {
             deletion_started_at: None,
             copies,
             history: Vec::new(),
+            notices: Vec::new(),
         };
         let detail = match term_end {
             Some(t) => format!("created ({product}, prepaid, term ends {})", fmt_rfc3339(*t)),
@@ -521,6 +598,8 @@ impl Resource {
                         // A repeated notice updates the amount; the earliest start stands.
                         Some(a) => {
                             a.started_at = a.started_at.min(at);
+                            let grace = later(a.started_at, policy.arrears_grace.to_chrono());
+                            a.grace_ends_at = Some(a.grace_ends_at.map_or(grace, |g| g.min(grace)));
                             a.amount = amount.or(a.amount);
                             a.currency = currency.clone().or(a.currency.take());
                         }
@@ -530,6 +609,7 @@ impl Resource {
                                 amount: *amount,
                                 currency: currency.clone(),
                                 buffer: None,
+                                grace_ends_at: Some(later(at, policy.arrears_grace.to_chrono())),
                             })
                         }
                     }
@@ -597,8 +677,16 @@ impl Resource {
     ) -> Vec<Effect> {
         let mut fx = Vec::new();
         if !self.state.is_final() {
-            self.start_due_buffers(policy, now, &mut fx);
+            let started = self.start_due_buffers(policy, now, &mut fx);
             self.refresh();
+            // domain-rules §1.3: the tenant is told a buffer started and
+            // when the data will be deleted (the earliest running deadline).
+            for (cause, at) in started {
+                let key = format!("{}:buffer_started:{}:{}", self.id, cause.as_str(), fmt_rfc3339(at));
+                let date = self.deletion_due();
+                self.queue_notice(key, NoticeKind::BufferStarted, at, date, Some(cause), None);
+            }
+            self.time_notices(policy, now);
             if let Some(due) = self.deletion_due() {
                 // domain-rules §5.3: not before the deadline, not under a hold.
                 if due <= now && self.holds.is_empty() && rules.may_start {
@@ -790,18 +878,19 @@ impl Resource {
             State::Active | State::Retained => {
                 let starts = self.pending_starts(policy).into_iter().map(|(_, t)| t);
                 let deletion = if held { None } else { self.deletion_due() };
-                starts.chain(deletion).min()
+                starts.chain(deletion).chain(self.notice_due(Some(policy))).min()
             }
-            State::Deleting | State::Deleted if !held => self.retry_due(),
-            _ => None,
+            _ => self.retry_due(),
         }
     }
 
     /// While deleting: when the next copy is to be (re)tried. Needs no
     /// policy, so an executor's answer can be recorded whatever the config.
+    /// Pending notices count too: they are sent whatever the state.
     pub fn retry_due(&self) -> Option<Timestamp> {
+        let notices = self.notice_due(None);
         if !matches!(self.state, State::Deleting | State::Deleted) || !self.holds.is_empty() {
-            return None;
+            return notices;
         }
         let calls = self
             .copies
@@ -813,8 +902,8 @@ impl Resource {
             .iter()
             .filter(|c| matches!(c.state, CopyState::Restricted | CopyState::Restricting))
             .filter_map(|c| c.expires_at);
-        let due = calls.chain(expiries).min()?;
-        Some(self.not_before.map_or(due, |nb| nb.max(due)))
+        let copies = calls.chain(expiries).min().map(|due| self.not_before.map_or(due, |nb| nb.max(due)));
+        copies.into_iter().chain(notices).min()
     }
 
     /// The deletion this resource is heading for, running or projected.
@@ -849,6 +938,51 @@ impl Resource {
         !self.state.is_final() && self.holds.is_empty() && self.deletion_due().is_some_and(|d| d <= now)
     }
 
+    /// The deletion date while a buffer runs (None once deletion started,
+    /// or with no buffer running).
+    pub fn deletion_date(&self) -> Option<Timestamp> {
+        if matches!(self.state, State::Active | State::Retained) {
+            self.deletion_due()
+        } else {
+            None
+        }
+    }
+
+    /// Applies `policy` (the version now in force) to the running buffers
+    /// set by another version: the operator's explicit action after a
+    /// reload. A longer buffer moves the deadline later. A shorter one moves
+    /// it no closer than `now + min_notice`, and never before the deadline
+    /// it had. Once deletion has started nothing moves.
+    pub fn reapply_policy(&mut self, policy: &ProductPolicy, now: Timestamp, min_notice: chrono::Duration) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        if !matches!(self.state, State::Active | State::Retained) {
+            return fx;
+        }
+        let floor = later(now, min_notice);
+        let mut moved = Vec::new();
+        let buffers = self
+            .expiry
+            .iter_mut()
+            .chain(self.arrears.as_mut().and_then(|a| a.buffer.as_mut()))
+            .chain(self.termination.as_mut().and_then(|t| t.buffer.as_mut()));
+        for b in buffers.filter(|b| b.policy_version != policy.version) {
+            let wanted = later(b.started_at, policy.buffer.for_cause(b.cause, b.reason).to_chrono());
+            let new = if wanted >= b.delete_after { wanted } else { b.delete_after.min(wanted.max(floor)) };
+            let data = json!({"cause": b.cause, "reason": b.reason, "buffer_started_at": fmt_rfc3339(b.started_at),
+                              "from": fmt_rfc3339(b.delete_after), "delete_after": fmt_rfc3339(new),
+                              "policy_version_from": b.policy_version, "policy_version": policy.version});
+            b.delete_after = new;
+            b.policy_version = policy.version.clone();
+            moved.push((b.cause, new, data));
+        }
+        for (cause, new, data) in moved {
+            fx.push(Effect::Record { kind: "deletion.rescheduled", data });
+            self.log(now, "deletion.rescheduled", format!("{} deletion rescheduled to {} by an operator", cause.as_str(), fmt_rfc3339(new)));
+        }
+        self.refresh();
+        fx
+    }
+
     /// When the deletion may run: the deciding buffer's deadline, no sooner
     /// than `not_before`.
     fn deletion_due(&self) -> Option<Timestamp> {
@@ -871,7 +1005,8 @@ impl Resource {
             out.push((Cause::Expiry, end));
         }
         if let Some(a) = self.arrears.as_ref().filter(|a| a.buffer.is_none()) {
-            out.push((Cause::Arrears, later(a.started_at, policy.arrears_grace.to_chrono())));
+            let grace_end = a.grace_ends_at.unwrap_or_else(|| later(a.started_at, policy.arrears_grace.to_chrono()));
+            out.push((Cause::Arrears, grace_end));
         }
         if let Some(t) = self.termination.as_ref().filter(|t| t.buffer.is_none()) {
             out.push((Cause::Termination, t.at));
@@ -879,12 +1014,20 @@ impl Resource {
         out
     }
 
-    /// Starts every buffer whose time has come, anchored at its cause's time.
-    fn start_due_buffers(&mut self, policy: &ProductPolicy, now: Timestamp, fx: &mut Vec<Effect>) {
+    /// Starts every buffer whose time has come, anchored at its cause's
+    /// time; returns the causes started, with their start times.
+    fn start_due_buffers(
+        &mut self,
+        policy: &ProductPolicy,
+        now: Timestamp,
+        fx: &mut Vec<Effect>,
+    ) -> Vec<(Cause, Timestamp)> {
+        let mut started = Vec::new();
         for (cause, start) in self.pending_starts(policy) {
             if start > now {
                 continue;
             }
+            started.push((cause, start));
             let reason = self.termination.as_ref().map(|t| t.reason).filter(|_| cause == Cause::Termination);
             let b = buffer(cause, reason, start, policy);
             fx.push(Effect::Record {
@@ -908,6 +1051,149 @@ impl Resource {
                 Cause::Release => self.release = Some(b),
             }
         }
+        started
+    }
+
+    /// Queues a notice unless one with the same key exists (sent or
+    /// pending): the key is the dedupe record.
+    fn queue_notice(
+        &mut self,
+        key: String,
+        kind: NoticeKind,
+        due_at: Timestamp,
+        date: Option<Timestamp>,
+        cause: Option<Cause>,
+        offset_secs: Option<u64>,
+    ) {
+        if self.notices.iter().any(|n| n.key == key) {
+            return;
+        }
+        self.notices.push(Notice {
+            key,
+            kind,
+            due_at,
+            date,
+            cause,
+            offset_secs,
+            sent_at: None,
+            attempts: 0,
+            next_attempt_at: None,
+        });
+    }
+
+    /// The time-driven notices that could still fall due, with their keys:
+    /// the renewal reminder while the term runs (domain-rules §1.3), and one
+    /// warning per `notices` offset before the deletion date while a buffer
+    /// runs and no hold covers the resource. A warning whose time falls
+    /// before its buffer started is left out: the buffer-start notice has
+    /// already named the date. A changed date (a hold pushed it back, a
+    /// renewal moved the term end) gives new keys, so the tenant hears of it.
+    fn notice_times(&self, policy: &ProductPolicy) -> Vec<(String, NoticeKind, Timestamp, Timestamp, Option<u64>)> {
+        let mut out = Vec::new();
+        if let (State::Active, Billing::Prepaid, Some(end), None, Some(r)) =
+            (self.state, self.billing, self.term_end, &self.expiry, policy.renewal_reminder)
+        {
+            let at = end.checked_sub_signed(r.to_chrono()).unwrap_or(end);
+            let key = format!("{}:renewal_reminder:{}", self.id, fmt_rfc3339(end));
+            out.push((key, NoticeKind::RenewalReminder, at, end, None));
+        }
+        if let (State::Retained, true, Some(b), Some(date)) =
+            (self.state, self.holds.is_empty(), self.deciding.as_ref(), self.deletion_due())
+        {
+            for offset in &policy.notices {
+                let Some(at) = date.checked_sub_signed(offset.to_chrono()) else { continue };
+                if at < b.started_at {
+                    continue;
+                }
+                let secs = offset.0.as_secs();
+                let key = format!("{}:deletion_warning:{secs}s:{}", self.id, fmt_rfc3339(date));
+                out.push((key, NoticeKind::DeletionWarning, at, date, Some(secs)));
+            }
+        }
+        out
+    }
+
+    /// Queues the time-driven notices due at `now` whose date is still
+    /// ahead (a reminder after the term ended, or a warning after the
+    /// deletion started, would announce the past). Of several warnings
+    /// already due for one date (after downtime, or a hold that moved the
+    /// date), only the most imminent is sent: the others say less.
+    fn time_notices(&mut self, policy: &ProductPolicy, now: Timestamp) {
+        let cause = self.deciding.as_ref().map(|b| b.cause);
+        let due: Vec<_> =
+            self.notice_times(policy).into_iter().filter(|(_, _, at, date, _)| *at <= now && now < *date).collect();
+        let latest_warning =
+            due.iter().filter(|n| n.1 == NoticeKind::DeletionWarning).map(|(_, _, at, _, _)| *at).max();
+        for (key, kind, at, date, offset) in due {
+            if kind != NoticeKind::DeletionWarning || Some(at) == latest_warning {
+                let cause = if kind == NoticeKind::RenewalReminder { Some(Cause::Expiry) } else { cause };
+                self.queue_notice(key, kind, at, Some(date), cause, offset);
+            }
+        }
+    }
+
+    /// The earliest time a notice needs attention: a pending one's (re)send,
+    /// or a time-driven one yet to fall due.
+    fn notice_due(&self, policy: Option<&ProductPolicy>) -> Option<Timestamp> {
+        let pending = self.notices.iter().filter_map(Notice::send_due);
+        // A warning earlier than one already queued for the same date was
+        // superseded by it (see `time_notices`): it will never be sent.
+        let superseded = |at: &Timestamp, date: &Timestamp| {
+            self.notices.iter().any(|n| n.kind == NoticeKind::DeletionWarning && n.date == Some(*date) && n.due_at > *at)
+        };
+        let future = policy
+            .map(|p| self.notice_times(p))
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(key, _, at, date, _)| {
+                at < date && !self.notices.iter().any(|n| &n.key == key) && !superseded(at, date)
+            })
+            .map(|(_, _, at, _, _)| at);
+        pending.chain(future).min()
+    }
+
+    /// The notices whose send (or resend) is due at `now`, by key.
+    pub fn notices_to_send(&self, now: Timestamp) -> Vec<&Notice> {
+        self.notices.iter().filter(|n| n.send_due().is_some_and(|t| t <= now)).collect()
+    }
+
+    /// Records that the notifier confirmed a notice (or, in dry run, that it
+    /// was deliberately not sent): `notice.sent` is written once per key.
+    pub fn notice_sent(&mut self, key: &str, now: Timestamp, dry_run: bool) -> Vec<Effect> {
+        let Some(n) = self.notices.iter_mut().find(|n| n.key == key && n.sent_at.is_none()) else {
+            return Vec::new(); // a late duplicate confirmation
+        };
+        n.sent_at = Some(now);
+        n.next_attempt_at = None;
+        let mut data = json!({"key": n.key, "notice": n.kind.as_str(), "date": n.date.map(fmt_rfc3339),
+                              "cause": n.cause, "due_at": fmt_rfc3339(n.due_at), "failures_before": n.attempts});
+        if let Some(o) = n.offset_secs {
+            data["offset"] = json!(humantime::format_duration(std::time::Duration::from_secs(o)).to_string());
+        }
+        let kind = n.kind;
+        if dry_run {
+            data["dry_run"] = json!(true);
+        }
+        let what = if dry_run { "not sent (dry run)" } else { "sent" };
+        self.log(now, "notice.sent", format!("{} notice {what}", kind.as_str()));
+        vec![Effect::Record { kind: if dry_run { "notice.skipped" } else { "notice.sent" }, data }]
+    }
+
+    /// Records a failed send: retried with the executors' backoff (capped
+    /// at an hour), for as long as it takes; deadlines are not touched.
+    pub fn notice_failed(&mut self, key: &str, error: &str, now: Timestamp) -> Vec<Effect> {
+        let id = self.id.clone();
+        let Some(n) = self.notices.iter_mut().find(|n| n.key == key && n.sent_at.is_none()) else {
+            return Vec::new();
+        };
+        n.attempts = n.attempts.saturating_add(1);
+        let next = later(now, retry_delay(n.attempts) + jitter(&id, "notice", key, n.attempts));
+        n.next_attempt_at = Some(next);
+        vec![Effect::Record {
+            kind: "notice.failed",
+            data: json!({"key": key, "notice": n.kind.as_str(), "failures": n.attempts, "error": error,
+                         "retry_at": fmt_rfc3339(next)}),
+        }]
     }
 
     /// Re-derives `state` and the deciding buffer from the running buffers.
@@ -992,6 +1278,8 @@ impl Resource {
         let cause = self.deciding.as_ref().map(|b| b.cause);
         if self.state == State::Deleting && !self.copies.iter().filter(|c| c.class != StoreClass::Backup).any(pending) {
             self.state = State::Deleted;
+            let key = format!("{}:deletion_completed", self.id);
+            self.queue_notice(key, NoticeKind::DeletionCompleted, now, None, cause, None);
             fx.push(Effect::Record { kind: "resource.deleted", data: json!({"cause": cause}) });
             self.log(now, "resource.deleted", "online and cache copies deleted".into());
         }

@@ -165,21 +165,46 @@ fn main() -> ExitCode {
 }
 
 fn serve(config: retentiond::config::Config) -> anyhow::Result<()> {
+    use retentiond::service;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     runtime.block_on(async move {
         use tokio::signal::unix::{signal, SignalKind};
         // Signal handlers go in before the daemon reports ready.
         let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
         let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+        let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
         let mut daemon = retentiond::daemon::Daemon::start(config).await.context("starting retentiond")?;
-        tokio::select! {
-            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-            _ = int.recv() => tracing::info!("SIGINT: shutting down"),
-            r = daemon.wait() => {
-                r.context("the engine stopped")?;
-                return Ok(());
+        service::ready(&format!("serving on {}", daemon.addr));
+        loop {
+            tokio::select! {
+                _ = term.recv() => {
+                    tracing::info!("SIGTERM: shutting down");
+                    break;
+                }
+                _ = int.recv() => {
+                    tracing::info!("SIGINT: shutting down");
+                    break;
+                }
+                _ = hup.recv() => {
+                    service::reloading();
+                    let status = match daemon.reload().await {
+                        Ok(report) => {
+                            tracing::info!(changed = ?report.changed, "SIGHUP: config reloaded");
+                            format!("serving on {}; config reloaded", daemon.addr)
+                        }
+                        // Logged and audited by reload; the old config stays.
+                        Err(e) => format!("serving on {}; {e}", daemon.addr),
+                    };
+                    service::ready(&status);
+                }
+                r = daemon.wait() => {
+                    service::stopping();
+                    r.context("the engine stopped")?;
+                    return Ok(());
+                }
             }
         }
+        service::stopping();
         daemon.shutdown().await.context("shutting down")?;
         tracing::info!("stopped");
         Ok(())

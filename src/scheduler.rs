@@ -21,6 +21,7 @@ use crate::duration::Dur;
 use crate::event::{Event, EventBody};
 use crate::executor::{Action, Executor, Target};
 use crate::lifecycle::{Effect, Rejection, Resource, Rules};
+use crate::notifier::Notifier;
 use crate::store::{EventOutcome, Store, StoreError, WriteSet};
 use crate::time::{fmt_rfc3339, Timestamp};
 use serde::Serialize;
@@ -61,6 +62,9 @@ pub enum EngineError {
     /// The requested move would leave the representable range of time.
     #[error("the clock cannot be moved that far")]
     ClockRange,
+    /// `apply-policy` named a product that is not configured.
+    #[error("product {0:?} is not configured")]
+    UnknownProduct(String),
 }
 
 /// A clock move requested through the API (manual clock only).
@@ -121,6 +125,49 @@ pub enum Command {
         /// Receives the names of what was lifted.
         reply: oneshot::Sender<Result<Vec<&'static str>, EngineError>>,
     },
+    /// A notifier call finished: Ok, or why it failed.
+    NoticeResult {
+        /// The resource.
+        resource: String,
+        /// The notice's dedupe key.
+        key: String,
+        /// What happened.
+        outcome: Result<(), String>,
+    },
+    /// Put a new, validated config in force (SIGHUP).
+    Reload {
+        /// The new config.
+        config: Arc<Config>,
+        /// Receives what changed, once recorded.
+        reply: oneshot::Sender<Result<ReloadReport, EngineError>>,
+    },
+    /// Record a reload that was refused (the old config stays).
+    ReloadFailed {
+        /// Why (file, line, column and message).
+        error: String,
+        /// Receives Ok once recorded.
+        reply: oneshot::Sender<Result<(), EngineError>>,
+    },
+    /// Run a periodic sweep now.
+    Sweep {
+        /// Which.
+        kind: SweepKind,
+        /// Receives what it did.
+        reply: oneshot::Sender<Result<SweepReport, EngineError>>,
+    },
+    /// Apply a product's policy in force to its running buffers.
+    ApplyPolicy {
+        /// The product.
+        product: String,
+        /// Receives what was rescheduled.
+        reply: oneshot::Sender<Result<PolicyReport, EngineError>>,
+    },
+    /// Answered after a full step (tick and flush): the watchdog's proof
+    /// that the loop and the store are healthy.
+    Ping {
+        /// Receives Ok.
+        reply: oneshot::Sender<Result<(), EngineError>>,
+    },
     /// An executor call finished (or was not run).
     CopyResult {
         /// The resource.
@@ -144,6 +191,76 @@ pub enum CallOutcome {
     /// Deletions were paused before the call started: not an attempt, the
     /// copy waits.
     NotRun,
+}
+
+/// The periodic sweeps of `[schedule]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SweepKind {
+    /// Re-derives every resource's next deadline from its stored state and
+    /// repairs the due index where it differs (after a reload, or if an
+    /// entry was ever lost), then runs whatever is due.
+    Reconcile,
+    /// Makes sure every restricted backup whose expiry has passed is due,
+    /// so its purge is not left waiting (privacy policy 5.3.3).
+    BackupExpiry,
+}
+
+impl SweepKind {
+    /// Its name in `[schedule]`, logs and the audit.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SweepKind::Reconcile => "reconcile",
+            SweepKind::BackupExpiry => "backup_expiry",
+        }
+    }
+}
+
+/// What a sweep did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SweepReport {
+    /// Resources looked at.
+    pub checked: u64,
+    /// Due-index entries repaired (reconcile) or made due (backup expiry).
+    pub fixed: u64,
+}
+
+/// What a reload changed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ReloadReport {
+    /// Every product with its policy version now in force.
+    pub products: BTreeMap<String, String>,
+    /// Products whose policy version changed (their running buffers keep
+    /// their deadlines until `apply-policy`).
+    pub changed: Vec<String>,
+    /// Products new in this config.
+    pub added: Vec<String>,
+    /// Products no longer configured (their resources wait, failing closed).
+    pub removed: Vec<String>,
+}
+
+/// What `apply-policy` did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct PolicyReport {
+    /// The product.
+    pub product: String,
+    /// Its policy version now applied.
+    pub policy_version: String,
+    /// Deadlines that moved: resource, from, to.
+    pub rescheduled: Vec<Rescheduled>,
+    /// Resources of the product left as they were.
+    pub unchanged: u64,
+}
+
+/// One deadline moved by `apply-policy`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Rescheduled {
+    /// The resource.
+    pub resource: String,
+    /// Its deletion date before.
+    pub from: String,
+    /// Its deletion date now.
+    pub to: String,
 }
 
 /// A cheap handle for sending commands to the engine.
@@ -180,6 +297,38 @@ impl EngineHandle {
         let (reply, rx) = oneshot::channel();
         self.tx.send(Command::Approve { reply }).await.map_err(|_| EngineError::Stopped)?;
         rx.await.map_err(|_| EngineError::Stopped)?
+    }
+
+    async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T, EngineError>>) -> Command) -> Result<T, EngineError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(make(reply)).await.map_err(|_| EngineError::Stopped)?;
+        rx.await.map_err(|_| EngineError::Stopped)?
+    }
+
+    /// Puts a validated config in force; returns what changed.
+    pub async fn reload(&self, config: Arc<Config>) -> Result<ReloadReport, EngineError> {
+        self.call(|reply| Command::Reload { config, reply }).await
+    }
+
+    /// Records a refused reload in the audit log.
+    pub async fn reload_failed(&self, error: String) -> Result<(), EngineError> {
+        self.call(|reply| Command::ReloadFailed { error, reply }).await
+    }
+
+    /// Runs a sweep now (the cron jobs and the tests call this).
+    pub async fn sweep(&self, kind: SweepKind) -> Result<SweepReport, EngineError> {
+        self.call(|reply| Command::Sweep { kind, reply }).await
+    }
+
+    /// Applies the product's policy in force to its running buffers, never
+    /// bringing a deletion closer than `safety.min_notice` from now.
+    pub async fn apply_policy(&self, product: String) -> Result<PolicyReport, EngineError> {
+        self.call(|reply| Command::ApplyPolicy { product, reply }).await
+    }
+
+    /// Returns once the engine has completed a full step.
+    pub async fn ping(&self) -> Result<(), EngineError> {
+        self.call(|reply| Command::Ping { reply }).await
     }
 
     /// Moves the manual clock; returns the new reading once due work has run
@@ -229,6 +378,17 @@ pub struct Engine {
     /// Hard time limit per store's executor call.
     limits: BTreeMap<String, Duration>,
     permits: Arc<Semaphore>,
+    /// Where notices go; None: they are recorded as skipped.
+    notifier: Option<Arc<Notifier>>,
+    /// Notices being sent, by key.
+    notices_in_flight: HashSet<String>,
+    /// Notices to send once their intent is durable: resource, key, payload.
+    to_notify: Vec<(String, String, Value)>,
+    notice_permits: Arc<Semaphore>,
+    /// Set on shutdown: no new call starts; running ones are drained.
+    draining: bool,
+    /// systemd's watchdog: ping this often, and when next.
+    watchdog: Option<(Duration, tokio::time::Instant)>,
     tx: mpsc::Sender<Command>,
     rx: mpsc::Receiver<Command>,
 }
@@ -266,26 +426,16 @@ impl Engine {
             tracing::warn!(records = missing.len(), "re-appended audit records left in the outbox by a crash");
         }
         store.commit(WriteSet { outbox_done_through: Some(head.seq), ..Default::default() })?;
-        let executors =
-            config.stores.iter().map(|(name, s)| (name.clone(), Arc::new(Executor::from_spec(&s.executor)))).collect();
+        let executors = build_executors(&config);
         let paused = store.flag("paused")?;
         let clock_anomaly = store.flag("clock_anomaly")?;
         let guard_tripped = store.flag("guard_tripped")?;
         let tracked = store.resource_count()?;
-        let limits = config
-            .stores
-            .iter()
-            .map(|(name, s)| {
-                let limit = match &s.executor {
-                    crate::executor::ExecutorSpec::Command { timeout, .. }
-                    | crate::executor::ExecutorSpec::Http { timeout, .. } => timeout.0 + Duration::from_secs(60),
-                    _ => FS_CALL_LIMIT,
-                };
-                (name.clone(), limit)
-            })
-            .collect();
+        let limits = call_limits(&config);
+        let notifier = config.notifier.as_ref().map(|n| Arc::new(Notifier::from_spec(n)));
         let (tx, rx) = mpsc::channel(4096);
         let permits = Arc::new(Semaphore::new(config.daemon.executor_concurrency));
+        let notice_permits = Arc::new(Semaphore::new(config.daemon.executor_concurrency));
         let engine = Engine {
             store,
             audit: Arc::new(Mutex::new(audit)),
@@ -307,10 +457,22 @@ impl Engine {
             held: Arc::new(Mutex::new(HashSet::new())),
             limits,
             permits,
+            notifier,
+            notices_in_flight: HashSet::new(),
+            to_notify: Vec::new(),
+            notice_permits,
+            draining: false,
+            watchdog: None,
             tx: tx.clone(),
             rx,
         };
         Ok((engine, EngineHandle { tx }))
+    }
+
+    /// Pings systemd's watchdog this often from the loop, after each step
+    /// that completed: a stuck loop or store stops the pings.
+    pub fn set_watchdog(&mut self, every: Duration) {
+        self.watchdog = Some((every, tokio::time::Instant::now()));
     }
 
     /// The audit log, for readers (`GET /v1/audit`).
@@ -334,28 +496,73 @@ impl Engine {
 
     /// The loop: commands, deadlines, sleeps. Returns on shutdown, or with an
     /// error that must stop the daemon.
+    ///
+    /// On shutdown no new executor or notifier call starts; the running
+    /// ones get `daemon.drain_timeout` to finish and have their outcome
+    /// recorded. Calls still running then are parked: their intent is
+    /// stored, so the next start calls them again (executors and notifier
+    /// receivers are idempotent). Nothing in flight is lost either way.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), EngineError> {
         loop {
-            let sleep = self.sleep_duration()?;
+            let mut sleep = self.sleep_duration()?;
+            if let Some((every, next)) = self.watchdog {
+                // Reached only after the previous step completed.
+                let now = tokio::time::Instant::now();
+                let next = if now >= next {
+                    crate::service::watchdog_ping();
+                    now + every
+                } else {
+                    next
+                };
+                self.watchdog = Some((every, next));
+                sleep = sleep.min(next - now);
+            }
             tokio::select! {
                 biased;
-                _ = shutdown.changed() => break,
+                changed = shutdown.changed() => if changed.is_err() || *shutdown.borrow() { break },
                 cmd = self.rx.recv() => {
                     let Some(cmd) = cmd else { break };
-                    let mut cmds = vec![cmd];
-                    while cmds.len() < GROUP_MAX {
-                        match self.rx.try_recv() {
-                            Ok(c) => cmds.push(c),
-                            Err(_) => break,
-                        }
-                    }
+                    let cmds = self.gather(cmd);
                     self.step(cmds).await?;
                 }
                 _ = tokio::time::sleep(sleep) => self.step(Vec::new()).await?,
             }
         }
+        self.draining = true;
+        self.gate.store(false, Ordering::SeqCst);
+        let deadline = tokio::time::Instant::now() + self.config.daemon.drain_timeout.0;
+        let running = |e: &Engine| e.in_flight.len() + e.notices_in_flight.len();
+        if running(&self) > 0 {
+            tracing::info!(calls = running(&self), "draining running calls before stopping");
+        }
+        while running(&self) > 0 {
+            tokio::select! {
+                cmd = self.rx.recv() => {
+                    let Some(cmd) = cmd else { break };
+                    let cmds = self.gather(cmd);
+                    self.step(cmds).await?;
+                }
+                _ = tokio::time::sleep_until(deadline) => {
+                    tracing::warn!(calls = running(&self),
+                        "drain deadline reached: calls still running are parked and resume at the next start");
+                    break;
+                }
+            }
+        }
         self.make_durable().await?;
         Ok(())
+    }
+
+    /// The first command and whatever else is already queued, up to a group.
+    fn gather(&mut self, first: Command) -> Vec<Command> {
+        let mut cmds = vec![first];
+        while cmds.len() < GROUP_MAX {
+            match self.rx.try_recv() {
+                Ok(c) => cmds.push(c),
+                Err(_) => break,
+            }
+        }
+        cmds
     }
 
     /// Applies a group of commands and whatever fell due, makes it durable,
@@ -365,6 +572,7 @@ impl Engine {
         let mut pause_replies = Vec::new();
         let mut approve_replies = Vec::new();
         let mut retry_replies = Vec::new();
+        let mut done: Vec<Box<dyn FnOnce() + Send>> = Vec::new();
         for cmd in cmds {
             match cmd {
                 Command::Ingest { events, reply } => {
@@ -412,7 +620,7 @@ impl Engine {
                         if !fx.is_empty() {
                             let mut w = WriteSet::default();
                             self.effects(&mut w, now, &mut r, fx);
-                            let due = r.retry_due();
+                            let due = self.due_of(&r);
                             w.put_resource(r, due);
                             self.store.commit(w)?;
                         }
@@ -446,13 +654,50 @@ impl Engine {
                     self.in_flight.remove(&(resource.clone(), store.clone(), copy.clone()));
                     self.copy_result(&resource, &store, &copy, outcome)?;
                 }
+                Command::NoticeResult { resource, key, outcome } => {
+                    self.notices_in_flight.remove(&key);
+                    self.notice_result(&resource, &key, outcome)?;
+                }
+                Command::Reload { config, reply } => {
+                    let report = self.reload(config)?;
+                    done.push(Box::new(move || {
+                        let _ = reply.send(Ok(report));
+                    }));
+                }
+                Command::ReloadFailed { error, reply } => {
+                    let now = self.clock.now();
+                    let mut w = WriteSet::default();
+                    self.record(&mut w, now, "config.reload_failed", None, None, json!({ "error": error }));
+                    self.store.commit(w)?;
+                    done.push(Box::new(move || {
+                        let _ = reply.send(Ok(()));
+                    }));
+                }
+                Command::Sweep { kind, reply } => {
+                    let report = self.sweep(kind)?;
+                    done.push(Box::new(move || {
+                        let _ = reply.send(Ok(report));
+                    }));
+                }
+                Command::ApplyPolicy { product, reply } => {
+                    let result = self.apply_policy(&product)?;
+                    done.push(Box::new(move || {
+                        let _ = reply.send(result);
+                    }));
+                }
+                Command::Ping { reply } => done.push(Box::new(move || {
+                    let _ = reply.send(Ok(()));
+                })),
             }
         }
         self.check_clock()?;
         let now = self.clock.now();
         self.tick(now)?;
-        self.gate.store(self.rules().may_dispatch, Ordering::SeqCst);
+        self.gate.store(self.rules().may_dispatch && !self.draining, Ordering::SeqCst);
         self.make_durable().await?;
+        for answer in done {
+            answer();
+        }
         for (reply, lifted) in approve_replies {
             let _ = reply.send(Ok(lifted));
         }
@@ -466,7 +711,7 @@ impl Engine {
             let _ = reply.send(Ok(()));
         }
         self.dispatch();
-        if self.in_flight.is_empty() {
+        if self.in_flight.is_empty() && self.notices_in_flight.is_empty() {
             let now = self.clock.now();
             for w in self.clock_waiters.drain(..) {
                 let _ = w.send(Ok(now));
@@ -672,7 +917,8 @@ impl Engine {
                 let before = r.clone();
                 let allowed = self.rules().may_start;
                 let room = allowed && self.guard_has_room(now);
-                let fx = self.advance(&mut r, &policy, now, room);
+                let mut fx = self.advance(&mut r, &policy, now, room);
+                fx.extend(self.queue_notices(&mut r, &policy, now));
                 if r.state == crate::lifecycle::State::Deleting && before.state != crate::lifecycle::State::Deleting {
                     self.starts.push_back(now);
                 } else if allowed && !room && r.wants_deletion(now) {
@@ -695,6 +941,183 @@ impl Engine {
                 return Ok(());
             }
         }
+    }
+
+    /// Hands the resource's due notices to the notifier once durable (or,
+    /// without a notifier or in dry run, records them as skipped). Returns
+    /// the effects of skipped ones.
+    fn queue_notices(&mut self, r: &mut Resource, policy: &crate::policy::ProductPolicy, now: Timestamp) -> Vec<Effect> {
+        let due: Vec<String> = r
+            .notices_to_send(now)
+            .into_iter()
+            .map(|n| n.key.clone())
+            .filter(|k| !self.notices_in_flight.contains(k))
+            .collect();
+        let mut fx = Vec::new();
+        for key in due {
+            match (&self.notifier, self.config.safety.dry_run) {
+                (Some(_), false) => {
+                    let Some(n) = r.notices.iter().find(|n| n.key == key) else { continue };
+                    let payload = crate::notifier::payload(n, &r.tenant, &r.id, &policy.name);
+                    self.notices_in_flight.insert(key.clone());
+                    self.to_notify.push((r.id.clone(), key, payload));
+                }
+                (None, _) | (_, true) => fx.extend(r.notice_sent(&key, now, true)),
+            }
+        }
+        fx
+    }
+
+    /// Records a notifier's answer; never touches a deadline.
+    fn notice_result(&mut self, id: &str, key: &str, outcome: Result<(), String>) -> Result<(), EngineError> {
+        let Some(mut r) = self.store.resource(id)? else { return Ok(()) };
+        let now = self.clock.now();
+        let fx = match outcome {
+            Ok(()) => r.notice_sent(key, now, false),
+            Err(e) => {
+                tracing::warn!(resource = %id, key, error = %e, "notice not sent; will retry");
+                r.notice_failed(key, &e, now)
+            }
+        };
+        let due = self.due_of(&r);
+        let mut w = WriteSet::default();
+        self.effects(&mut w, now, &mut r, fx);
+        w.put_resource(r, due);
+        self.store.commit(w)?;
+        Ok(())
+    }
+
+    /// When the resource is next due: by its policy, or, if its product has
+    /// left the config, only for what needs no policy (copy retries,
+    /// pending notices).
+    fn due_of(&self, r: &Resource) -> Option<Timestamp> {
+        due_in(&self.config, r)
+    }
+
+    /// Puts a new config in force: policies, stores, executors, notifier,
+    /// safety settings and schedule. Running buffers keep the deadlines and
+    /// policy versions they were set with (a reload never makes a pending
+    /// deadline earlier on its own); then every due time is re-derived.
+    fn reload(&mut self, config: Arc<Config>) -> Result<ReloadReport, EngineError> {
+        let old = self.config.clone();
+        let mut report = ReloadReport {
+            products: config.products.iter().map(|(n, p)| (n.clone(), p.version.clone())).collect(),
+            ..Default::default()
+        };
+        for (name, p) in &config.products {
+            match old.products.get(name) {
+                None => report.added.push(name.clone()),
+                Some(o) if o.version != p.version => report.changed.push(name.clone()),
+                Some(_) => {}
+            }
+        }
+        report.removed = old.products.keys().filter(|n| !config.products.contains_key(*n)).cloned().collect();
+        self.executors = build_executors(&config);
+        self.limits = call_limits(&config);
+        self.notifier = config.notifier.as_ref().map(|n| Arc::new(Notifier::from_spec(n)));
+        self.config = config.clone();
+        let now = self.clock.now();
+        let mut w = WriteSet::default();
+        let data = json!({"path": config.path.display().to_string(), "products": report.products,
+                          "changed": report.changed, "added": report.added, "removed": report.removed,
+                          "dry_run": config.safety.dry_run});
+        self.record(&mut w, now, "config.reloaded", None, None, data);
+        self.store.commit(w)?;
+        tracing::info!(changed = ?report.changed, added = ?report.added, removed = ?report.removed, "config reloaded");
+        if !report.removed.is_empty() {
+            tracing::error!(removed = ?report.removed,
+                "products left the config: their resources wait (nothing of them is deleted) until they are configured again");
+        }
+        self.sweep(SweepKind::Reconcile)?;
+        Ok(report)
+    }
+
+    /// Runs one sweep; see [`SweepKind`]. Idempotent: running it twice
+    /// changes nothing the first did not.
+    fn sweep(&mut self, kind: SweepKind) -> Result<SweepReport, EngineError> {
+        let now = self.clock.now();
+        let mut report = SweepReport::default();
+        let mut fixes = Vec::new();
+        let config = self.config.clone();
+        self.store.for_each_resource_due(&mut |r, due| {
+            report.checked += 1;
+            let want = match kind {
+                SweepKind::Reconcile => due_in(&config, &r),
+                SweepKind::BackupExpiry => {
+                    let expired = r.copies.iter().any(|c| {
+                        matches!(c.state, crate::lifecycle::CopyState::Restricted | crate::lifecycle::CopyState::Restricting)
+                            && c.expires_at.is_some_and(|t| t <= now)
+                    });
+                    if !expired || due.is_some_and(|d| d <= now) {
+                        return;
+                    }
+                    Some(now)
+                }
+            };
+            if want.map(|t| t.timestamp_millis()) != due.map(|t| t.timestamp_millis()) {
+                fixes.push((r, want));
+            }
+        })?;
+        report.fixed = fixes.len() as u64;
+        for (r, want) in fixes {
+            let mut w = WriteSet::default();
+            w.put_resource(r, want);
+            self.store.commit(w)?;
+        }
+        if report.fixed > 0 {
+            let mut w = WriteSet::default();
+            let data = json!({"sweep": kind.as_str(), "checked": report.checked, "fixed": report.fixed});
+            self.record(&mut w, now, "sweep.repaired", None, None, data);
+            self.store.commit(w)?;
+            tracing::warn!(sweep = kind.as_str(), checked = report.checked, fixed = report.fixed, "sweep repaired due times");
+        } else {
+            tracing::debug!(sweep = kind.as_str(), checked = report.checked, "sweep found nothing to repair");
+        }
+        Ok(report)
+    }
+
+    /// The explicit operator action that applies a product's policy in
+    /// force to its running buffers (issue 5, reload): a longer buffer moves
+    /// the deletion later; a shorter one never brings it closer than
+    /// `safety.min_notice` from now, nor earlier than it was.
+    fn apply_policy(&mut self, product: &str) -> Result<Result<PolicyReport, EngineError>, EngineError> {
+        let Some(policy) = self.config.products.get(product).cloned() else {
+            return Ok(Err(EngineError::UnknownProduct(product.to_string())));
+        };
+        let now = self.clock.now();
+        let min_notice = self.config.safety.min_notice.to_chrono();
+        let mut report = PolicyReport { product: product.into(), policy_version: policy.version.clone(), ..Default::default() };
+        let mut ids = Vec::new();
+        self.store.for_each_resource(&mut |r| {
+            if r.product == product {
+                ids.push(r.id);
+            }
+        })?;
+        for id in ids {
+            let Some(mut r) = self.store.resource(&id)? else { continue };
+            let before = r.deletion_date();
+            let fx = r.reapply_policy(&policy, now, min_notice);
+            if fx.is_empty() {
+                report.unchanged += 1;
+                continue;
+            }
+            if let (Some(from), Some(to)) = (before, r.deletion_date()) {
+                if from != to {
+                    report.rescheduled.push(Rescheduled { resource: id.clone(), from: fmt_rfc3339(from), to: fmt_rfc3339(to) });
+                }
+            }
+            let due = r.next_due(&policy);
+            let mut w = WriteSet::default();
+            self.effects(&mut w, now, &mut r, fx);
+            w.put_resource(r, due);
+            self.store.commit(w)?;
+        }
+        let mut w = WriteSet::default();
+        let data = json!({"product": product, "policy_version": policy.version, "min_notice": self.config.safety.min_notice.to_string(),
+                          "rescheduled": report.rescheduled.len(), "unchanged": report.unchanged});
+        self.record(&mut w, now, "policy.applied", None, None, data);
+        self.store.commit(w)?;
+        Ok(Ok(report))
     }
 
     /// Queues an executor call to start once the state is durable, marking
@@ -765,7 +1188,7 @@ impl Engine {
         self.effects(&mut w, now, &mut r, fx);
         // The outcome is recorded even if the product has left the config
         // meanwhile: the copy is gone (or must be retried) either way.
-        let due = r.retry_due();
+        let due = self.due_of(&r);
         w.put_resource(r, due);
         self.store.commit(w)?;
         Ok(())
@@ -853,6 +1276,30 @@ impl Engine {
 
     /// Starts the executor calls whose intent is now durable.
     fn dispatch(&mut self) {
+        if self.draining {
+            // Stopping: the intents are stored; the next start calls them.
+            for (key, _, _) in self.to_dispatch.drain(..) {
+                self.in_flight.remove(&key);
+            }
+            for (_, key, _) in self.to_notify.drain(..) {
+                self.notices_in_flight.remove(&key);
+            }
+            return;
+        }
+        for (resource, key, payload) in self.to_notify.drain(..) {
+            let Some(notifier) = self.notifier.clone() else { continue };
+            let (tx, permits) = (self.tx.clone(), self.notice_permits.clone());
+            let limit = self.config.notifier.as_ref().map_or(Duration::from_secs(30), |n| n.limit()) + Duration::from_secs(5);
+            tokio::spawn(async move {
+                let _permit = permits.acquire_owned().await;
+                let outcome = match tokio::time::timeout(limit, notifier.send(&key, &payload)).await {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(_) => Err(format!("no answer within {}s", limit.as_secs())),
+                };
+                let _ = tx.send(Command::NoticeResult { resource, key, outcome }).await;
+            });
+        }
         for ((resource, store, copy), tenant, action) in self.to_dispatch.drain(..) {
             let tx = self.tx.clone();
             let permits = self.permits.clone();
@@ -898,6 +1345,35 @@ impl Engine {
             None => MAX_SLEEP,
         })
     }
+}
+
+/// See [`Engine::due_of`].
+fn due_in(config: &Config, r: &Resource) -> Option<Timestamp> {
+    match config.products.get(&r.product) {
+        Some(p) => r.next_due(p),
+        None => r.retry_due(),
+    }
+}
+
+/// One executor per configured store.
+fn build_executors(config: &Config) -> BTreeMap<String, Arc<Executor>> {
+    config.stores.iter().map(|(name, s)| (name.clone(), Arc::new(Executor::from_spec(&s.executor)))).collect()
+}
+
+/// The hard time limit of one call, per store.
+fn call_limits(config: &Config) -> BTreeMap<String, Duration> {
+    config
+        .stores
+        .iter()
+        .map(|(name, s)| {
+            let limit = match &s.executor {
+                crate::executor::ExecutorSpec::Command { timeout, .. }
+                | crate::executor::ExecutorSpec::Http { timeout, .. } => timeout.0 + Duration::from_secs(60),
+                _ => FS_CALL_LIMIT,
+            };
+            (name.clone(), limit)
+        })
+        .collect()
 }
 
 /// The deletion certificate (issue: "proof of each deletion"): what was

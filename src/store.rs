@@ -116,6 +116,9 @@ pub trait Store: Send + Sync + 'static {
     fn resource_count(&self) -> Result<u64, StoreError>;
     /// Calls `f` on every resource, in id order (forecast, sweeps).
     fn for_each_resource(&self, f: &mut dyn FnMut(Resource)) -> Result<(), StoreError>;
+    /// Calls `f` with every resource and its due time in the index (the
+    /// reconcile sweep compares it with what the state says).
+    fn for_each_resource_due(&self, f: &mut dyn FnMut(Resource, Option<Timestamp>)) -> Result<(), StoreError>;
     /// The ids of a tenant's resources.
     fn tenant_resources(&self, tenant: &str) -> Result<Vec<String>, StoreError>;
     /// Holds placed on a whole tenant.
@@ -285,6 +288,15 @@ impl Store for SledStore {
             let (k, v) = kv.map_err(db_err)?;
             let rec: ResourceRecord = decode(&k, &v)?;
             f(rec.resource);
+        }
+        Ok(())
+    }
+
+    fn for_each_resource_due(&self, f: &mut dyn FnMut(Resource, Option<Timestamp>)) -> Result<(), StoreError> {
+        for kv in self.db.scan_prefix(b"r/") {
+            let (k, v) = kv.map_err(db_err)?;
+            let rec: ResourceRecord = decode(&k, &v)?;
+            f(rec.resource, rec.due);
         }
         Ok(())
     }

@@ -61,7 +61,7 @@ pub enum SecretSource {
 
 impl SecretSource {
     /// The source from the two optional spec keys; Err unless exactly one is set.
-    pub(super) fn from_spec(secret_file: Option<&Path>, secret_env: Option<&str>) -> Result<SecretSource, String> {
+    pub(crate) fn from_spec(secret_file: Option<&Path>, secret_env: Option<&str>) -> Result<SecretSource, String> {
         match (secret_file, secret_env) {
             (Some(file), None) => Ok(SecretSource::File(file.to_path_buf())),
             (None, Some(env)) => Ok(SecretSource::Env(env.to_owned())),
@@ -244,7 +244,28 @@ impl HttpExecutor {
         let body =
             serde_json::to_vec(&Body { action: action.as_str(), tenant, resource, store, copy, idempotency_key: &key })
                 .map_err(|e| ExecError::InvalidSpec { reason: format!("cannot encode request body: {e}") })?;
+        self.post_signed(url, client, secret_source, &key, body).await
+    }
 
+    /// POSTs a JSON `body` with the idempotency key and signature headers;
+    /// Ok only for a 2xx other than 202. Shared with the notifier, whose
+    /// requests are signed and deduplicated the same way.
+    pub async fn post(&self, key: &str, body: Vec<u8>) -> Result<(), ExecError> {
+        validate(&self.url, &self.secret, self.timeout).map_err(|reason| ExecError::InvalidSpec { reason })?;
+        let url = check_url(&self.url).map_err(|reason| ExecError::InvalidSpec { reason })?;
+        let client = self.client.as_ref().map_err(|reason| ExecError::InvalidSpec { reason: reason.clone() })?;
+        let secret_source = self.secret.as_ref().map_err(|reason| ExecError::InvalidSpec { reason: reason.clone() })?;
+        self.post_signed(url, client, secret_source, key, body).await
+    }
+
+    async fn post_signed(
+        &self,
+        url: Url,
+        client: &reqwest::Client,
+        secret_source: &SecretSource,
+        key: &str,
+        body: Vec<u8>,
+    ) -> Result<(), ExecError> {
         // Read last, right before sending: a rotated key applies at once.
         let secret = secret_source.read().await?;
         let sig = signature(&secret, &body);

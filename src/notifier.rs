@@ -1,0 +1,233 @@
+//! The notifier: tells tenants what is about to happen to their data
+//! (domain-rules §1.3; issue 5, notices).
+//!
+//! A notice is kept with its resource (see [`crate::lifecycle::Notice`]) and
+//! handed to the notifier once its intent is durable; it is marked sent only
+//! when the notifier confirms, so every notice goes out at least once. The
+//! receiver deduplicates on the notice's key, which is stable across
+//! retries and restarts. Sending never touches a deadline.
+//!
+//! Two kinds, configured in `[notifier]` like executors:
+//! - `command`: runs `argv` (never through a shell, environment cleared but
+//!   `PATH`) with the notice as one JSON object on standard input; exit 0
+//!   means sent. No placeholders: everything is in the JSON.
+//! - `http`: POSTs the same JSON, with the `Idempotency-Key` (the notice's
+//!   key) and HMAC `X-Retentiond-Signature` headers of the `http` executor.
+//!
+//! The JSON holds identifiers, dates and the notice kind, never business
+//! data: `{"key","notice","tenant","resource","product","date","cause","offset"}`.
+
+use crate::duration::Dur;
+use crate::executor::{ExecError, HttpExecutor, SecretSource};
+use crate::lifecycle::Notice;
+use crate::time::fmt_rfc3339;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+
+/// `[notifier]` as written in the config file.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum NotifierSpec {
+    /// Run a program with the notice on standard input.
+    Command {
+        /// Program and fixed arguments (no placeholders).
+        argv: Vec<String>,
+        /// How long it may run (default 30s).
+        #[serde(default = "default_timeout")]
+        timeout: Dur,
+    },
+    /// POST the notice to a messaging service.
+    Http {
+        /// Where to POST.
+        url: String,
+        /// File holding the HMAC secret (exactly one of file and env).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        secret_file: Option<PathBuf>,
+        /// Environment variable holding the HMAC secret.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        secret_env: Option<String>,
+        /// Bound on the whole exchange (default 30s).
+        #[serde(default = "default_timeout")]
+        timeout: Dur,
+    },
+}
+
+fn default_timeout() -> Dur {
+    Dur::from_secs(30)
+}
+
+impl NotifierSpec {
+    /// Static checks at load time; Err names the bad part.
+    pub fn validate(&self) -> Result<(), String> {
+        match self {
+            NotifierSpec::Command { argv, timeout } => {
+                let Some(program) = argv.first() else { return Err("notifier: argv must not be empty".into()) };
+                if !program.starts_with('/') {
+                    return Err(format!("notifier: argv[0] {program:?} must be an absolute path"));
+                }
+                if let Some((i, a)) = argv.iter().enumerate().find(|(_, a)| a.contains('{') || a.contains('\0')) {
+                    return Err(format!(
+                        "notifier: argv[{i}] {a:?}: no placeholders (the notice comes as JSON on standard input)"
+                    ));
+                }
+                if timeout.is_zero() {
+                    return Err("notifier: timeout must be greater than zero".into());
+                }
+                Ok(())
+            }
+            NotifierSpec::Http { url, secret_file, secret_env, timeout } => {
+                let e = crate::executor::ExecutorSpec::Http {
+                    url: url.clone(),
+                    secret_file: secret_file.clone(),
+                    secret_env: secret_env.clone(),
+                    timeout: *timeout,
+                };
+                e.validate().map_err(|m| m.replacen("http executor", "notifier", 1))
+            }
+        }
+    }
+
+    /// The hard limit on one send, after which it counts as failed.
+    pub fn limit(&self) -> Duration {
+        match self {
+            NotifierSpec::Command { timeout, .. } | NotifierSpec::Http { timeout, .. } => timeout.0,
+        }
+    }
+}
+
+/// A ready-to-use notifier.
+#[derive(Debug)]
+pub enum Notifier {
+    /// See [`NotifierSpec::Command`].
+    Command {
+        /// Program and arguments.
+        argv: Vec<String>,
+        /// Time limit.
+        timeout: Dur,
+    },
+    /// See [`NotifierSpec::Http`]; reuses the `http` executor's signed POST.
+    Http(HttpExecutor),
+}
+
+/// Why a notice could not be sent (identifiers and codes only).
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    /// The program could not be started.
+    #[error("notifier {program}: cannot start: {source}")]
+    Spawn {
+        /// The program.
+        program: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The program failed or ran too long.
+    #[error("notifier {program}: {what}")]
+    Failed {
+        /// The program.
+        program: String,
+        /// Exit status or timeout.
+        what: String,
+    },
+    /// The HTTP exchange failed.
+    #[error(transparent)]
+    Http(#[from] ExecError),
+}
+
+/// The JSON a notifier receives.
+pub fn payload(n: &Notice, tenant: &str, resource: &str, product: &str) -> serde_json::Value {
+    json!({
+        "key": n.key, "notice": n.kind.as_str(), "tenant": tenant, "resource": resource, "product": product,
+        "date": n.date.map(fmt_rfc3339), "cause": n.cause,
+        "offset": n.offset_secs.map(|o| humantime::format_duration(Duration::from_secs(o)).to_string()),
+    })
+}
+
+impl Notifier {
+    /// Builds the notifier for a validated spec.
+    pub fn from_spec(spec: &NotifierSpec) -> Notifier {
+        match spec {
+            NotifierSpec::Command { argv, timeout } => Notifier::Command { argv: argv.clone(), timeout: *timeout },
+            NotifierSpec::Http { url, secret_file, secret_env, timeout } => Notifier::Http(HttpExecutor::new(
+                url.clone(),
+                SecretSource::from_spec(secret_file.as_deref(), secret_env.as_deref()),
+                *timeout,
+            )),
+        }
+    }
+
+    /// Sends one notice. Ok only when the receiver confirmed it.
+    pub async fn send(&self, key: &str, body: &serde_json::Value) -> Result<(), NotifyError> {
+        let bytes = serde_json::to_vec(body).unwrap_or_default();
+        match self {
+            Notifier::Http(h) => Ok(h.post(key, bytes).await?),
+            Notifier::Command { argv, timeout } => {
+                let program = argv.first().cloned().unwrap_or_default();
+                let mut cmd = tokio::process::Command::new(&program);
+                cmd.args(&argv[1..])
+                    .env_clear()
+                    .current_dir("/")
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .kill_on_drop(true);
+                if let Some(path) = std::env::var_os("PATH") {
+                    cmd.env("PATH", path);
+                }
+                let mut child = cmd.spawn().map_err(|source| NotifyError::Spawn { program: program.clone(), source })?;
+                let run = async {
+                    if let Some(mut stdin) = child.stdin.take() {
+                        // A program that exits without reading is judged by its status.
+                        let _ = stdin.write_all(&bytes).await;
+                        let _ = stdin.write_all(b"\n").await;
+                    }
+                    child.wait().await
+                };
+                let failed = |what: String| NotifyError::Failed { program: program.clone(), what };
+                match tokio::time::timeout(timeout.0, run).await {
+                    Ok(Ok(status)) if status.success() => Ok(()),
+                    Ok(Ok(status)) => Err(failed(format!("exited with {status}"))),
+                    Ok(Err(e)) => Err(failed(format!("wait failed: {e}"))),
+                    Err(_) => Err(failed(format!("no answer within {timeout}"))),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_spec_must_be_absolute_and_placeholder_free() {
+        let spec = |argv: &[&str]| NotifierSpec::Command {
+            argv: argv.iter().map(|s| s.to_string()).collect(),
+            timeout: Dur::from_secs(5),
+        };
+        assert!(spec(&["/usr/bin/notify", "--mail"]).validate().is_ok());
+        assert!(spec(&[]).validate().unwrap_err().contains("argv must not be empty"));
+        assert!(spec(&["notify"]).validate().unwrap_err().contains("absolute"));
+        assert!(spec(&["/bin/x", "{tenant}"]).validate().unwrap_err().contains("argv[1]"));
+    }
+
+    #[tokio::test]
+    async fn command_gets_the_json_on_stdin_and_exit_status_decides() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("got.json");
+        let script = dir.path().join("notify.sh");
+        std::fs::write(&script, format!("#!/bin/sh\ncat > {}\nexit ${{1:-0}}\n", out.display())).unwrap();
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let n = Notifier::Command { argv: vec![script.display().to_string()], timeout: Dur::from_secs(10) };
+        let body = json!({"key": "r1:deletion_completed", "notice": "deletion_completed"});
+        n.send("r1:deletion_completed", &body).await.unwrap();
+        let got: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+        assert_eq!(got, body);
+        let failing = Notifier::Command { argv: vec![script.display().to_string(), "3".into()], timeout: Dur::from_secs(10) };
+        let err = failing.send("k", &body).await.unwrap_err().to_string();
+        assert!(err.contains("exit status: 3"), "{err}");
+    }
+}
