@@ -504,7 +504,11 @@ async fn post_retry(State(state): State<ApiState>, headers: HeaderMap, body: Byt
 /// `POST /v1/admin/apply-policy` `{"product":NAME}`: applies the product's
 /// policy in force to its running buffers (operator; see
 /// [`crate::lifecycle::Resource::reapply_policy`] for the notice floor).
-async fn post_apply_policy(State(state): State<ApiState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+async fn post_apply_policy(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     require(&state, &headers, Permission::Operate)?;
     let v: Value = serde_json::from_slice(&body).map_err(|e| ApiError::field("body", format!("not JSON: {e}")))?;
     let obj = v.as_object().ok_or_else(|| ApiError::field("body", "expected {\"product\":\"NAME\"}"))?;
@@ -522,7 +526,8 @@ async fn post_apply_policy(State(state): State<ApiState>, headers: HeaderMap, bo
 /// versions in force; 503 otherwise (stopping, or stuck).
 async fn get_readyz(State(state): State<ApiState>, headers: HeaderMap) -> Result<Response, ApiError> {
     require(&state, &headers, Permission::Read)?;
-    let healthy = matches!(tokio::time::timeout(std::time::Duration::from_secs(5), state.engine.ping()).await, Ok(Ok(())));
+    let healthy =
+        matches!(tokio::time::timeout(std::time::Duration::from_secs(5), state.engine.ping()).await, Ok(Ok(())));
     let config = state.config.get();
     let versions: serde_json::Map<String, Value> =
         config.products.iter().map(|(n, p)| (n.clone(), json!(p.version))).collect();

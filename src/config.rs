@@ -193,7 +193,11 @@ impl Config {
         ];
         let changed: Vec<&str> = fixed.iter().filter(|(_, c)| *c).map(|(k, _)| *k).collect();
         (!changed.is_empty()).then(|| {
-            format!("{}: {} cannot change on reload; restart the daemon to apply it", self.path.display(), changed.join(", "))
+            format!(
+                "{}: {} cannot change on reload; restart the daemon to apply it",
+                self.path.display(),
+                changed.join(", ")
+            )
         })
     }
 }

@@ -953,7 +953,12 @@ impl Resource {
     /// reload. A longer buffer moves the deadline later. A shorter one moves
     /// it no closer than `now + min_notice`, and never before the deadline
     /// it had. Once deletion has started nothing moves.
-    pub fn reapply_policy(&mut self, policy: &ProductPolicy, now: Timestamp, min_notice: chrono::Duration) -> Vec<Effect> {
+    pub fn reapply_policy(
+        &mut self,
+        policy: &ProductPolicy,
+        now: Timestamp,
+        min_notice: chrono::Duration,
+    ) -> Vec<Effect> {
         let mut fx = Vec::new();
         if !matches!(self.state, State::Active | State::Retained) {
             return fx;
@@ -977,7 +982,11 @@ impl Resource {
         }
         for (cause, new, data) in moved {
             fx.push(Effect::Record { kind: "deletion.rescheduled", data });
-            self.log(now, "deletion.rescheduled", format!("{} deletion rescheduled to {} by an operator", cause.as_str(), fmt_rfc3339(new)));
+            self.log(
+                now,
+                "deletion.rescheduled",
+                format!("{} deletion rescheduled to {} by an operator", cause.as_str(), fmt_rfc3339(new)),
+            );
         }
         self.refresh();
         fx
@@ -1139,7 +1148,9 @@ impl Resource {
         // A warning earlier than one already queued for the same date was
         // superseded by it (see `time_notices`): it will never be sent.
         let superseded = |at: &Timestamp, date: &Timestamp| {
-            self.notices.iter().any(|n| n.kind == NoticeKind::DeletionWarning && n.date == Some(*date) && n.due_at > *at)
+            self.notices
+                .iter()
+                .any(|n| n.kind == NoticeKind::DeletionWarning && n.date == Some(*date) && n.due_at > *at)
         };
         let future = policy
             .map(|p| self.notice_times(p))

@@ -177,7 +177,8 @@ impl Notifier {
                 if let Some(path) = std::env::var_os("PATH") {
                     cmd.env("PATH", path);
                 }
-                let mut child = cmd.spawn().map_err(|source| NotifyError::Spawn { program: program.clone(), source })?;
+                let mut child =
+                    cmd.spawn().map_err(|source| NotifyError::Spawn { program: program.clone(), source })?;
                 let run = async {
                     if let Some(mut stdin) = child.stdin.take() {
                         // A program that exits without reading is judged by its status.
@@ -226,7 +227,8 @@ mod tests {
         n.send("r1:deletion_completed", &body).await.unwrap();
         let got: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
         assert_eq!(got, body);
-        let failing = Notifier::Command { argv: vec![script.display().to_string(), "3".into()], timeout: Dur::from_secs(10) };
+        let failing =
+            Notifier::Command { argv: vec![script.display().to_string(), "3".into()], timeout: Dur::from_secs(10) };
         let err = failing.send("k", &body).await.unwrap_err().to_string();
         assert!(err.contains("exit status: 3"), "{err}");
     }

@@ -299,7 +299,10 @@ impl EngineHandle {
         rx.await.map_err(|_| EngineError::Stopped)?
     }
 
-    async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T, EngineError>>) -> Command) -> Result<T, EngineError> {
+    async fn call<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, EngineError>>) -> Command,
+    ) -> Result<T, EngineError> {
         let (reply, rx) = oneshot::channel();
         self.tx.send(make(reply)).await.map_err(|_| EngineError::Stopped)?;
         rx.await.map_err(|_| EngineError::Stopped)?
@@ -946,7 +949,12 @@ impl Engine {
     /// Hands the resource's due notices to the notifier once durable (or,
     /// without a notifier or in dry run, records them as skipped). Returns
     /// the effects of skipped ones.
-    fn queue_notices(&mut self, r: &mut Resource, policy: &crate::policy::ProductPolicy, now: Timestamp) -> Vec<Effect> {
+    fn queue_notices(
+        &mut self,
+        r: &mut Resource,
+        policy: &crate::policy::ProductPolicy,
+        now: Timestamp,
+    ) -> Vec<Effect> {
         let due: Vec<String> = r
             .notices_to_send(now)
             .into_iter()
@@ -1045,8 +1053,10 @@ impl Engine {
                 SweepKind::Reconcile => due_in(&config, &r),
                 SweepKind::BackupExpiry => {
                     let expired = r.copies.iter().any(|c| {
-                        matches!(c.state, crate::lifecycle::CopyState::Restricted | crate::lifecycle::CopyState::Restricting)
-                            && c.expires_at.is_some_and(|t| t <= now)
+                        matches!(
+                            c.state,
+                            crate::lifecycle::CopyState::Restricted | crate::lifecycle::CopyState::Restricting
+                        ) && c.expires_at.is_some_and(|t| t <= now)
                     });
                     if !expired || due.is_some_and(|d| d <= now) {
                         return;
@@ -1069,7 +1079,12 @@ impl Engine {
             let data = json!({"sweep": kind.as_str(), "checked": report.checked, "fixed": report.fixed});
             self.record(&mut w, now, "sweep.repaired", None, None, data);
             self.store.commit(w)?;
-            tracing::warn!(sweep = kind.as_str(), checked = report.checked, fixed = report.fixed, "sweep repaired due times");
+            tracing::warn!(
+                sweep = kind.as_str(),
+                checked = report.checked,
+                fixed = report.fixed,
+                "sweep repaired due times"
+            );
         } else {
             tracing::debug!(sweep = kind.as_str(), checked = report.checked, "sweep found nothing to repair");
         }
@@ -1086,7 +1101,8 @@ impl Engine {
         };
         let now = self.clock.now();
         let min_notice = self.config.safety.min_notice.to_chrono();
-        let mut report = PolicyReport { product: product.into(), policy_version: policy.version.clone(), ..Default::default() };
+        let mut report =
+            PolicyReport { product: product.into(), policy_version: policy.version.clone(), ..Default::default() };
         let mut ids = Vec::new();
         self.store.for_each_resource(&mut |r| {
             if r.product == product {
@@ -1103,7 +1119,11 @@ impl Engine {
             }
             if let (Some(from), Some(to)) = (before, r.deletion_date()) {
                 if from != to {
-                    report.rescheduled.push(Rescheduled { resource: id.clone(), from: fmt_rfc3339(from), to: fmt_rfc3339(to) });
+                    report.rescheduled.push(Rescheduled {
+                        resource: id.clone(),
+                        from: fmt_rfc3339(from),
+                        to: fmt_rfc3339(to),
+                    });
                 }
             }
             let due = r.next_due(&policy);
@@ -1289,7 +1309,8 @@ impl Engine {
         for (resource, key, payload) in self.to_notify.drain(..) {
             let Some(notifier) = self.notifier.clone() else { continue };
             let (tx, permits) = (self.tx.clone(), self.notice_permits.clone());
-            let limit = self.config.notifier.as_ref().map_or(Duration::from_secs(30), |n| n.limit()) + Duration::from_secs(5);
+            let limit =
+                self.config.notifier.as_ref().map_or(Duration::from_secs(30), |n| n.limit()) + Duration::from_secs(5);
             tokio::spawn(async move {
                 let _permit = permits.acquire_owned().await;
                 let outcome = match tokio::time::timeout(limit, notifier.send(&key, &payload)).await {

@@ -28,7 +28,8 @@ impl Sweeps {
     pub async fn start(schedule: &ScheduleConfig, engine: EngineHandle) -> Result<Sweeps, SweepsError> {
         let err = |e: tokio_cron_scheduler::JobSchedulerError| SweepsError(e.to_string());
         let scheduler = JobScheduler::new().await.map_err(err)?;
-        for (kind, cron) in [(SweepKind::Reconcile, &schedule.reconcile), (SweepKind::BackupExpiry, &schedule.backup_expiry)]
+        for (kind, cron) in
+            [(SweepKind::Reconcile, &schedule.reconcile), (SweepKind::BackupExpiry, &schedule.backup_expiry)]
         {
             let Some(cron) = cron else { continue };
             let engine = engine.clone();
@@ -36,7 +37,9 @@ impl Sweeps {
                 let engine = engine.clone();
                 Box::pin(async move {
                     match engine.sweep(kind).await {
-                        Ok(r) => tracing::debug!(sweep = kind.as_str(), checked = r.checked, fixed = r.fixed, "sweep done"),
+                        Ok(r) => {
+                            tracing::debug!(sweep = kind.as_str(), checked = r.checked, fixed = r.fixed, "sweep done")
+                        }
                         Err(e) => tracing::warn!(sweep = kind.as_str(), error = %e, "sweep not run"),
                     }
                 })

@@ -89,7 +89,20 @@ impl Harness {
 
     async fn boot(&mut self) {
         let config = retentiond::config::load(&self.config_path()).expect("test config is valid");
-        let daemon = Daemon::start(config).await.expect("daemon starts");
+        // Other tests in this process spawn executor and notifier programs:
+        // a child between fork and exec briefly holds a copy of every open
+        // file, the previous daemon's database lock included. Wait that
+        // out (a real restart is a new process and never meets it).
+        let mut tries = 0;
+        let daemon = loop {
+            match Daemon::start(config.clone()).await {
+                Err(e) if tries < 100 && e.to_string().contains("could not acquire lock") => {
+                    tries += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                other => break other.expect("daemon starts"),
+            }
+        };
         self.base = format!("http://{}", daemon.addr);
         self.daemon = Some(daemon);
     }

@@ -1,0 +1,195 @@
+//! Notices to tenants (issue 5; domain-rules §1.3): the renewal reminder,
+//! the start of a buffer, warnings at exactly the product's `notices`
+//! offsets, and the completion, each sent at least once through a
+//! `command` notifier, deduplicated by key, audited as `notice.sent`, and
+//! never moving a deletion.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+
+/// A notifier script that appends each notice (one JSON line from stdin)
+/// to `sent.jsonl`, or fails while the file `fail` exists.
+fn notifier(dir: &Path) -> PathBuf {
+    let script = dir.join("notify.sh");
+    let body = format!(
+        "#!/bin/sh\nif [ -e {d}/fail ]; then cat >/dev/null; exit 7; fi\ncat >> {d}/sent.jsonl\n",
+        d = dir.display()
+    );
+    std::fs::write(&script, body).unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    script
+}
+
+/// The notices the script received, in order.
+fn sent(dir: &Path) -> Vec<Value> {
+    std::fs::read_to_string(dir.join("sent.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Each received notice as `kind date`, for readable assertions.
+fn summary(dir: &Path) -> Vec<String> {
+    sent(dir)
+        .iter()
+        .map(|n| format!("{} {}", n["notice"].as_str().unwrap(), n["date"].as_str().unwrap_or("-")))
+        .collect()
+}
+
+async fn start() -> Harness {
+    let mut h = Harness::start().await;
+    h.stop().await;
+    let script = notifier(h.dir.path());
+    let extra = format!(
+        "notices = [\"1d\", \"7d\"]\nrenewal_reminder = \"7d\"\n\n[notifier]\nkind = \"command\"\nargv = [\"{}\"]\n",
+        script.display()
+    );
+    h.start_with(&base_config(&extra)).await;
+    h
+}
+
+#[tokio::test]
+async fn notices_go_out_at_exactly_the_configured_times_once_each() {
+    let mut h = start().await;
+    h.make_data("t1", "r1");
+    h.apply(created("e1", "t1", "r1", "2026-01-31T00:00:00Z")).await;
+
+    // general terms 7.2.2: the reminder comes renewal_reminder (7d) before the term end.
+    h.set_clock("2026-01-23T23:59:59Z").await;
+    assert!(summary(h.dir.path()).is_empty(), "nothing before the reminder: {:?}", summary(h.dir.path()));
+    h.set_clock("2026-01-24T00:00:00Z").await;
+    assert_eq!(summary(h.dir.path()), ["renewal_reminder 2026-01-31T00:00:00Z"]);
+
+    // The term ends: the expiry buffer (15d) starts and names the deletion date.
+    h.set_clock("2026-01-30T23:59:59Z").await;
+    assert_eq!(summary(h.dir.path()).len(), 1);
+    h.set_clock("2026-01-31T00:00:00Z").await;
+    assert_eq!(summary(h.dir.path())[1], "buffer_started 2026-02-15T00:00:00Z");
+
+    // Warnings at exactly 7d and 1d before the deletion date; a restart in
+    // between sends nothing twice.
+    h.set_clock("2026-02-07T23:59:59Z").await;
+    assert_eq!(summary(h.dir.path()).len(), 2);
+    h.set_clock("2026-02-08T00:00:00Z").await;
+    assert_eq!(summary(h.dir.path())[2], "deletion_warning 2026-02-15T00:00:00Z");
+    assert_eq!(sent(h.dir.path())[2]["offset"], "7days");
+    h.restart().await;
+    h.set_clock("2026-02-13T23:59:59Z").await;
+    assert_eq!(summary(h.dir.path()).len(), 3);
+    h.set_clock("2026-02-14T00:00:00Z").await;
+    assert_eq!(sent(h.dir.path())[3]["offset"], "1day");
+
+    // The deletion runs on its date, and the tenant is told it is done.
+    h.set_clock("2026-02-15T00:00:00Z").await;
+    assert!(!h.data_path("t1", "r1").exists());
+    assert_eq!(summary(h.dir.path())[4], "deletion_completed -");
+    h.advance("30d").await;
+    h.restart().await;
+    h.advance("1d").await;
+
+    let all = sent(h.dir.path());
+    assert_eq!(all.len(), 5, "{:?}", summary(h.dir.path()));
+    let keys: std::collections::BTreeSet<_> = all.iter().map(|n| n["key"].as_str().unwrap().to_string()).collect();
+    assert_eq!(keys.len(), 5, "dedupe keys are distinct");
+    for n in &all {
+        assert_eq!(
+            (n["tenant"].as_str(), n["resource"].as_str(), n["product"].as_str()),
+            (Some("t1"), Some("r1"), Some("ecs"))
+        );
+    }
+    let audited: Vec<String> =
+        h.audit_of("notice.sent", "r1").iter().map(|r| r["data"]["key"].as_str().unwrap().to_string()).collect();
+    assert_eq!(audited.len(), 5);
+    assert_eq!(audited.into_iter().collect::<std::collections::BTreeSet<_>>(), keys);
+    h.verify_audit();
+}
+
+#[tokio::test]
+async fn a_failing_notifier_is_retried_and_never_moves_the_deletion() {
+    let h = start().await;
+    h.make_data("t1", "r1");
+    std::fs::write(h.dir.path().join("fail"), b"").unwrap();
+    h.apply(created("e1", "t1", "r1", "2026-01-31T00:00:00Z")).await;
+
+    h.set_clock("2026-01-24T00:00:00Z").await;
+    assert!(sent(h.dir.path()).is_empty());
+    let failed = h.audit_of("notice.failed", "r1");
+    assert_eq!(failed.len(), 1, "the failure is audited");
+    assert_eq!(failed[0]["data"]["notice"], "renewal_reminder");
+
+    // The deletion runs at 2026-02-15 exactly, whatever the notifier does.
+    h.set_clock("2026-02-14T23:59:59Z").await;
+    assert!(h.data_path("t1", "r1").exists(), "not a second early");
+    assert_eq!(h.resource("r1").await["state"], "retained");
+    h.set_clock("2026-02-15T00:00:00Z").await;
+    assert!(!h.data_path("t1", "r1").exists(), "not late either");
+
+    // Once the notifier works again, every pending notice goes out once
+    // (retries back off to an hour, plus up to 25 % jitter). The clock
+    // jumped past the 7d warning's time straight to the 1d one's, so only
+    // the more imminent warning was due.
+    std::fs::remove_file(h.dir.path().join("fail")).unwrap();
+    h.advance("2h").await;
+    h.advance("2h").await;
+    let mut got = summary(h.dir.path());
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            "buffer_started 2026-02-15T00:00:00Z",
+            "deletion_completed -",
+            "deletion_warning 2026-02-15T00:00:00Z",
+            "renewal_reminder 2026-01-31T00:00:00Z",
+        ],
+        "all sent once after the outage"
+    );
+    assert_eq!(sent(h.dir.path()).iter().find(|n| n["notice"] == "deletion_warning").unwrap()["offset"], "1day");
+    assert_eq!(h.audit_of("notice.sent", "r1").len(), 4);
+}
+
+#[tokio::test]
+async fn after_downtime_only_the_most_imminent_warning_is_sent() {
+    let mut h = start().await;
+    h.make_data("t1", "r1");
+    h.apply(created("e1", "t1", "r1", "2026-01-31T00:00:00Z")).await;
+    h.set_clock("2026-01-24T00:00:00Z").await;
+    h.set_clock("2026-01-31T00:00:00Z").await;
+    assert_eq!(summary(h.dir.path()).len(), 2, "reminder and buffer start");
+    // Down from before the 7d warning to after the 1d one.
+    h.stop().await;
+    let text = std::fs::read_to_string(h.config_path()).unwrap().replace(T0, "2026-02-14T12:00:00Z");
+    h.start_with(&text).await;
+    h.advance("0s").await;
+    assert_eq!(summary(h.dir.path())[2..], ["deletion_warning 2026-02-15T00:00:00Z"]);
+    assert_eq!(sent(h.dir.path())[2]["offset"], "1day");
+    h.set_clock("2026-02-15T00:00:00Z").await;
+    assert_eq!(summary(h.dir.path()).len(), 4);
+}
+
+#[tokio::test]
+async fn a_renewal_before_the_reminder_moves_it_and_a_hold_silences_warnings() {
+    let h = start().await;
+    h.apply(created("e1", "t1", "r1", "2026-01-31T00:00:00Z")).await;
+    h.apply(json!({"event_id": "e2", "type": "resource.renewed", "at": T0, "tenant": "t1", "resource": "r1",
+                   "term_end": "2026-03-31T00:00:00Z"}))
+        .await;
+    h.set_clock("2026-01-24T00:00:00Z").await;
+    assert!(summary(h.dir.path()).is_empty(), "no reminder for the old term end");
+    h.set_clock("2026-03-24T00:00:00Z").await;
+    assert_eq!(summary(h.dir.path()), ["renewal_reminder 2026-03-31T00:00:00Z"]);
+
+    let hold = json!({"event_id": "h1", "type": "hold.placed", "at": "2026-03-24T00:00:00Z", "tenant": "t1",
+                      "resource": "r1", "hold_id": "court-1", "authority": "court", "reason": "case"});
+    let (status, v) = h.post_as(OPERATOR, "/v1/events", &hold).await;
+    assert_eq!((status.as_u16(), v["results"][0]["status"].as_str()), (200, Some("applied")), "{v}");
+    h.set_clock("2026-04-20T00:00:00Z").await;
+    assert_eq!(
+        summary(h.dir.path()),
+        ["renewal_reminder 2026-03-31T00:00:00Z", "buffer_started 2026-04-15T00:00:00Z"],
+        "no warning under a hold"
+    );
+}
