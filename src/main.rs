@@ -6,6 +6,8 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod ctl;
+
 #[derive(Parser)]
 #[command(
     name = "retentiond",
@@ -38,6 +40,8 @@ enum Command {
     },
     /// Print the SHA-256 of a token read from standard input, for the tokens file.
     HashToken,
+    /// A client of the HTTP API: events, resources, forecast, holds, pause/resume/approve, clock, audit.
+    Ctl(ctl::CtlArgs),
 }
 
 #[derive(Subcommand)]
@@ -134,6 +138,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Ctl(args) => ctl::main(args),
         Command::HashToken => {
             let mut token = String::new();
             if std::io::stdin().read_line(&mut token).is_err() || token.trim().is_empty() {

@@ -1,0 +1,559 @@
+//! `retentiond ctl`: the real binary against the in-process daemon (and, for
+//! endpoints this build does not serve yet, against a small stand-in).
+//! Every assertion is on what a user sees (exit code, the table, stderr) or
+//! on the daemon's state read through the API.
+
+mod common;
+
+use common::*;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::process::Stdio;
+use tokio::io::AsyncWriteExt;
+
+/// What one run of `retentiond ctl` left behind.
+#[derive(Debug)]
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Out {
+    /// True if a stdout line starts with these whitespace-separated cells.
+    fn has_row(&self, cells: &[&str]) -> bool {
+        self.stdout.lines().any(|l| l.split_whitespace().take(cells.len()).eq(cells.iter().copied()))
+    }
+
+    /// The value of a `key  value` line.
+    fn field(&self, key: &str) -> Option<String> {
+        self.stdout.lines().find_map(|l| {
+            let (k, v) = l.split_once(char::is_whitespace)?;
+            (k == key).then(|| v.trim().to_string())
+        })
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {self:?}"))
+    }
+}
+
+/// Runs `retentiond ctl ARGS` with only the given ctl variables set, without
+/// blocking the runtime the in-process daemon serves on.
+async fn run(envs: &[(&str, &str)], args: &[&str], stdin: Option<&str>) -> Out {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_retentiond"));
+    cmd.arg("ctl").args(args);
+    for var in ["RETENTIOND_ADDR", "RETENTIOND_TOKEN", "RETENTIOND_TOKEN_FILE"] {
+        cmd.env_remove(var);
+    }
+    cmd.envs(envs.iter().copied())
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().unwrap();
+    if let Some(text) = stdin {
+        let mut pipe = child.stdin.take().unwrap();
+        pipe.write_all(text.as_bytes()).await.unwrap();
+    }
+    let out = child.wait_with_output().await.unwrap();
+    Out {
+        code: out.status.code().expect("exited, not killed"),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// `ctl ARGS` against the harness with `token` in RETENTIOND_TOKEN.
+async fn ctl(h: &Harness, token: &str, args: &[&str]) -> Out {
+    run(&[("RETENTIOND_ADDR", &h.base), ("RETENTIOND_TOKEN", token)], args, None).await
+}
+
+/// `ctl ARGS` with `stdin` piped in.
+async fn ctl_in(h: &Harness, token: &str, args: &[&str], stdin: &str) -> Out {
+    run(&[("RETENTIOND_ADDR", &h.base), ("RETENTIOND_TOKEN", token)], args, Some(stdin)).await
+}
+
+fn ok(out: &Out) {
+    assert_eq!(out.code, 0, "{out:?}");
+}
+
+fn event(id: &str, kind: &str, resource: &str, extra: Value) -> Value {
+    let mut v = json!({"event_id": id, "type": kind, "at": T0, "tenant": "t1", "resource": resource});
+    v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    v
+}
+
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_from_a_file_and_stdin_are_applied() {
+    let h = Harness::start().await;
+    let file = h.dir.path().join("batch.json");
+    let array =
+        json!([created("e1", "t1", "r1", "2026-02-01T00:00:00Z"), created("e2", "t1", "r2", "2026-02-01T00:00:00Z")]);
+    std::fs::write(&file, serde_json::to_string_pretty(&array).unwrap()).unwrap();
+    let out = ctl(&h, INGEST, &["events", file.to_str().unwrap()]).await;
+    ok(&out);
+    assert!(out.has_row(&["EVENT_ID", "STATUS", "ERROR"]), "{out:?}");
+    assert!(out.has_row(&["e1", "applied"]) && out.has_row(&["e2", "applied"]), "{out:?}");
+
+    // JSON Lines on standard input, with a blank line.
+    let lines = format!(
+        "{}\n\n{}\n",
+        created("e3", "t1", "r3", "2026-02-01T00:00:00Z"),
+        event("e4", "resource.released", "r1", json!({}))
+    );
+    let out = ctl_in(&h, INGEST, &["events", "-"], &lines).await;
+    ok(&out);
+    assert!(out.has_row(&["e3", "applied"]) && out.has_row(&["e4", "applied"]), "{out:?}");
+    // A JSON array on standard input, with no FILE argument; a repeat is a duplicate.
+    let out = ctl_in(&h, INGEST, &["events"], &array.to_string()).await;
+    ok(&out);
+    assert!(out.has_row(&["e1", "duplicate"]), "{out:?}");
+
+    for r in ["r1", "r2", "r3"] {
+        assert_eq!(h.resource(r).await["tenant"], "t1");
+    }
+    assert!(!h.resource("r1").await["buffers"]["release"].is_null(), "the release on stdin was applied");
+    let out = ctl(&h, AUDITOR, &["resource", "r3"]).await;
+    ok(&out);
+    assert_eq!(out.field("state").as_deref(), Some("active"), "{out:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_event_exits_1_and_a_malformed_one_names_line_and_field() {
+    let h = Harness::start().await;
+    // A renewal of a resource nobody created: well-formed, rejected.
+    let renewal = event("n1", "resource.renewed", "ghost", json!({"term_end": "2026-06-01T00:00:00Z"}));
+    let out = ctl_in(&h, INGEST, &["events"], &renewal.to_string()).await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.has_row(&["n1", "rejected"]), "{out:?}");
+    assert!(out.stderr.starts_with("retentiond ctl: 1 of 1 events rejected"), "{out:?}");
+
+    // Line 2 is malformed: 400 naming line and field; nothing of line 1 is stored.
+    let mut bad = created("b2", "t1", "rb", "2026-02-01T00:00:00Z");
+    bad["at"] = json!("yesterday");
+    let lines = format!("{}\n{bad}\n", created("b1", "t1", "ra", "2026-02-01T00:00:00Z"));
+    let out = ctl_in(&h, INGEST, &["events", "-"], &lines).await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.starts_with("retentiond ctl: bad request (400): "), "{out:?}");
+    assert!(out.stderr.contains("line 2 of standard input") && out.stderr.contains("field at: "), "{out:?}");
+    assert_eq!(out.stderr.lines().count(), 1, "one line: {out:?}");
+    assert_eq!(h.get_as(AUDITOR, "/v1/resources/ra").await.0, StatusCode::NOT_FOUND);
+
+    // Not JSON at all: caught before sending, with the position.
+    let out = ctl_in(&h, INGEST, &["events"], "{\"event_id\": nope}").await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("standard input: not one JSON event") && out.stderr.contains("line 1"), "{out:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_output_is_the_servers_json() {
+    let h = Harness::start().await;
+    let out =
+        ctl_in(&h, INGEST, &["--json", "events"], &created("e1", "t1", "r1", "2026-02-01T00:00:00Z").to_string()).await;
+    ok(&out);
+    assert_eq!(out.json()["results"][0]["status"], "applied");
+    // --json is global: it may follow the subcommand.
+    let out = ctl(&h, AUDITOR, &["resource", "r1", "--json"]).await;
+    ok(&out);
+    assert_eq!(out.json(), h.resource("r1").await);
+    let out = ctl(&h, AUDITOR, &["--json", "forecast", "--before", "2026-03-01T00:00:00Z"]).await;
+    ok(&out);
+    assert_eq!(out.json()["deletions"][0]["resource"], "r1");
+    assert_eq!(out.json()["deletions"][0]["deadline"], "2026-02-16T00:00:00Z");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_comes_from_a_flag_a_variable_or_a_file() {
+    let h = Harness::start().await;
+    h.apply(created("e1", "t1", "r1", "2026-02-01T00:00:00Z")).await;
+    let file = h.dir.path().join("token");
+    std::fs::write(&file, format!("  {AUDITOR}\n")).unwrap();
+    let path = file.to_str().unwrap();
+    let addr = h.base.as_str();
+    type Vars<'a> = Vec<(&'a str, &'a str)>;
+    let cases: Vec<(Vars, Vec<&str>)> = vec![
+        (vec![("RETENTIOND_ADDR", addr), ("RETENTIOND_TOKEN", AUDITOR)], vec![]),
+        (vec![("RETENTIOND_ADDR", addr)], vec!["--token-file", path]),
+        (vec![("RETENTIOND_ADDR", addr), ("RETENTIOND_TOKEN_FILE", path)], vec![]),
+        (vec![], vec!["--addr", addr, "--token", AUDITOR]),
+        // A flag beats the environment.
+        (vec![("RETENTIOND_ADDR", addr), ("RETENTIOND_TOKEN", "stale")], vec!["--token-file", path]),
+    ];
+    for (envs, flags) in cases {
+        let mut args = flags.clone();
+        args.extend(["resource", "r1"]);
+        let out = run(&envs, &args, None).await;
+        assert_eq!(out.code, 0, "{envs:?} {flags:?}: {out:?}");
+        assert_eq!(out.field("resource").as_deref(), Some("r1"));
+    }
+    let out = run(&[("RETENTIOND_ADDR", addr)], &["resource", "r1"], None).await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("token refused (401): missing bearer token"), "{out:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_token_is_refused_without_echoing_it() {
+    let h = Harness::start().await;
+    let secret = "wrong-but-secret-token-7f3a";
+    let out = ctl(&h, secret, &["audit"]).await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.starts_with("retentiond ctl: token refused (401): unknown token"), "{out:?}");
+    assert!(out.stderr.contains("RETENTIOND_TOKEN"), "{out:?}");
+    assert!(!out.stderr.contains(secret) && !out.stdout.contains(secret), "{out:?}");
+    // Nor when given as a flag and the request fails otherwise.
+    let out = run(&[], &["--addr", &format!("127.0.0.1:{}", closed_port()), "--token", secret, "pause"], None).await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(!out.stderr.contains(secret), "{out:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_auditor_may_not_pause() {
+    let h = Harness::start().await;
+    h.apply(created("e1", "t1", "r1", "2026-02-01T00:00:00Z")).await;
+    let out = ctl(&h, AUDITOR, &["pause"]).await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.starts_with("retentiond ctl: the token's role may not do this (403): role auditor"), "{out:?}");
+    let (_, v) = h.get_as(AUDITOR, "/v1/deletions?before=2027-01-01T00:00:00Z").await;
+    assert_eq!(v["deletions"][0]["blockers"], json!([]), "not paused: {v}");
+    // An ingest token may not place a hold: 403, nothing stored.
+    let out = ctl(
+        &h,
+        INGEST,
+        &["hold", "place", "--hold-id", "h1", "--authority", "A", "--reason", "R", "--tenant", "t1", "--at", T0],
+    )
+    .await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("(403): role ingest may not post hold.placed events"), "{out:?}");
+    assert_eq!(h.resource("r1").await["holds"], json!([]));
+}
+
+#[tokio::test]
+async fn connection_refused_names_the_address() {
+    let port = closed_port();
+    for addr in [format!("127.0.0.1:{port}"), format!("http://127.0.0.1:{port}/")] {
+        let out = run(&[("RETENTIOND_ADDR", &addr), ("RETENTIOND_TOKEN", AUDITOR)], &["resource", "r1"], None).await;
+        assert_eq!(out.code, 1, "{out:?}");
+        let want = format!("retentiond ctl: cannot connect to http://127.0.0.1:{port}: ");
+        assert!(out.stderr.starts_with(&want), "{out:?}");
+        assert!(out.stderr.to_lowercase().contains("refused") && out.stderr.contains("--addr or RETENTIOND_ADDR"));
+        assert_eq!(out.stderr.lines().count(), 1, "{out:?}");
+    }
+    let out = run(&[], &["--addr", "ftp://127.0.0.1:1", "status"], None).await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("not an http(s) address"), "{out:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_errors_exit_2() {
+    for args in [
+        &["clock", "advance", "15 fortnights"][..],
+        &["forecast"],
+        &["resource", "../etc"],
+        &["hold", "place", "--hold-id", "h", "--authority", "A", "--reason", "R"],
+        &["restore-check", "--resource", "r1", "--tenant", "t1"],
+    ] {
+        let out = run(&[], args, None).await;
+        assert_eq!(out.code, 2, "{args:?}: {out:?}");
+    }
+}
+
+/// Expiry end to end through ctl: forecast, clock, resource, certificate,
+/// and the certificate checked offline against the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_clock_moves_and_a_purged_resource_has_a_certificate_that_checks() {
+    let h = Harness::start().await;
+    let data = h.make_data("t1", "r1");
+    h.apply(created("e1", "t1", "r1", "2026-01-10T00:00:00Z")).await;
+
+    let out = ctl(&h, AUDITOR, &["forecast", "--before", "2026-02-01T00:00:00Z"]).await;
+    ok(&out);
+    assert!(out.has_row(&["DEADLINE", "RESOURCE", "TENANT", "STATE", "CAUSE", "PROJECTED", "BLOCKERS"]), "{out:?}");
+    assert!(out.has_row(&["2026-01-25T00:00:00Z", "r1", "t1", "active", "expiry", "yes", "-"]), "{out:?}");
+    let out = ctl(&h, AUDITOR, &["forecast", "--before", "2026-01-20T00:00:00Z"]).await;
+    assert!(out.stdout.contains("(none)") && !out.has_row(&["2026-01-25T00:00:00Z"]), "{out:?}");
+
+    let out = ctl(&h, OPERATOR, &["clock", "advance", "15d"]).await;
+    assert_eq!(out.code, 1, "only admin moves the clock: {out:?}");
+    let out = ctl(&h, ADMIN, &["clock", "advance", "15d"]).await;
+    ok(&out);
+    assert_eq!(out.stdout, "now: 2026-01-16T00:00:00Z\n");
+    let out = ctl(&h, AUDITOR, &["resource", "r1"]).await;
+    assert_eq!(out.field("state").as_deref(), Some("retained"), "{out:?}");
+    assert_eq!(out.field("delete_after").as_deref(), Some("2026-01-25T00:00:00Z"), "{out:?}");
+    assert!(data.exists());
+
+    let out = ctl(&h, ADMIN, &["clock", "advance", "9d"]).await;
+    ok(&out);
+    assert!(!data.exists(), "term end + 15-day buffer passed");
+    let out = ctl(&h, AUDITOR, &["resource", "r1"]).await;
+    ok(&out);
+    assert_eq!(out.field("state").as_deref(), Some("purged"), "{out:?}");
+    assert!(out.has_row(&["primary", "primary", "online", "deleted"]), "{out:?}");
+    assert!(out.stdout.contains("history:\nAT"), "{out:?}");
+
+    let out = ctl(&h, AUDITOR, &["certificate", "r1"]).await;
+    ok(&out);
+    assert_eq!(out.field("resource").as_deref(), Some("r1"));
+    assert_eq!(out.field("cause").as_deref(), Some("expiry"));
+    assert!(out.has_row(&["primary", "primary", "online", "deleted"]), "{out:?}");
+    let cert = ctl(&h, AUDITOR, &["--json", "certificate", "r1"]).await;
+    ok(&cert);
+    assert_eq!(cert.json()["resource"], "r1");
+    let state = h.state_dir();
+    let mut check = tokio::process::Command::new(env!("CARGO_BIN_EXE_retentiond"));
+    check.args(["audit", "certificate", "--file", "-", "--log"]).arg(&state);
+    check.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = check.spawn().unwrap();
+    child.stdin.take().unwrap().write_all(cert.stdout.as_bytes()).await.unwrap();
+    let checked = child.wait_with_output().await.unwrap();
+    let said = String::from_utf8_lossy(&checked.stdout);
+    assert!(checked.status.success(), "{said} {}", String::from_utf8_lossy(&checked.stderr));
+    assert!(said.starts_with("ok: certificate of r1 holds"), "{said}");
+
+    let out = ctl(&h, AUDITOR, &["certificate", "r2"]).await;
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.starts_with("retentiond ctl: not found (404): "), "{out:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hold_placed_through_ctl_stops_deletion_until_released() {
+    let h = Harness::start().await;
+    let data = h.make_data("t1", "r1");
+    h.apply(created("e1", "t1", "r1", "2026-01-10T00:00:00Z")).await;
+    // No --tenant: read from the resource.
+    let place = ["hold", "place", "--hold-id", "court-1", "--authority", "District court", "--reason", "case 12"];
+    let mut args = place.to_vec();
+    args.extend(["--resource", "r1", "--at", T0, "--event-id", "hp-1"]);
+    let out = ctl(&h, OPERATOR, &args).await;
+    ok(&out);
+    assert!(out.has_row(&["hp-1", "applied"]), "{out:?}");
+    // A retry with the same --event-id is not posted twice.
+    let out = ctl(&h, OPERATOR, &args).await;
+    ok(&out);
+    assert!(out.has_row(&["hp-1", "duplicate"]), "{out:?}");
+    let out = ctl(&h, AUDITOR, &["resource", "r1"]).await;
+    assert_eq!(out.field("holds").as_deref(), Some("court-1 (resource, District court: case 12)"), "{out:?}");
+    let out = ctl(&h, AUDITOR, &["forecast", "--before", "2026-02-01T00:00:00Z"]).await;
+    assert!(out.has_row(&["2026-01-25T00:00:00Z", "r1", "t1", "active", "expiry", "yes", "hold:court-1"]), "{out:?}");
+    // A tenant-wide hold, with a generated event id.
+    let mut args = place.to_vec();
+    args[3] = "legal-2";
+    args.extend(["--tenant", "t1", "--at", T0]);
+    let out = ctl(&h, OPERATOR, &args).await;
+    ok(&out);
+    assert!(out.stdout.lines().any(|l| l.starts_with("ctl-hold-placed-legal-2-") && l.contains("applied")), "{out:?}");
+    let holds = h.resource("r1").await["holds"].clone();
+    assert_eq!(holds.as_array().unwrap().len(), 2, "{holds}");
+
+    h.advance("30d").await;
+    assert!(data.exists(), "held");
+    for (hold, scope) in [("court-1", ["--resource", "r1"]), ("legal-2", ["--tenant", "t1"])] {
+        let mut args = vec!["hold", "release", "--hold-id", hold, "--at", "2026-01-31T00:00:00Z"];
+        args.extend(scope);
+        let out = ctl(&h, OPERATOR, &args).await;
+        ok(&out);
+        assert!(out.stdout.contains(" applied"), "{out:?}");
+    }
+    let out = ctl(&h, AUDITOR, &["resource", "r1"]).await;
+    assert_eq!(out.field("holds").as_deref(), Some("none"), "{out:?}");
+    h.advance("1d").await;
+    assert!(!data.exists(), "deleted a day after the last release");
+    // Releasing an unknown hold is rejected: exit 1 with the event id to retry.
+    let out =
+        ctl(&h, OPERATOR, &["hold", "release", "--hold-id", "nope", "--tenant", "t1", "--at", "2026-02-01T00:00:00Z"])
+            .await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("hold.released event ctl-hold-released-nope-"), "{out:?}");
+}
+
+/// What stops the first listed deletion, through the API.
+async fn blockers(h: &Harness) -> Value {
+    let (_, v) = h.get_as(AUDITOR, "/v1/deletions?before=2027-01-01T00:00:00Z").await;
+    v["deletions"][0]["blockers"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_resume_approve_and_retry() {
+    let config = base_config("").replace("state_dir = \"state\"", "state_dir = \"state\"\nmax_attempts = 1");
+    let h = Harness::with_config(&config).await;
+    h.make_data("t1", "r1");
+    h.apply(created("e1", "t1", "r1", "2026-01-10T00:00:00Z")).await;
+    let out = ctl(&h, OPERATOR, &["pause"]).await;
+    ok(&out);
+    assert!(out.stdout.starts_with("paused"), "{out:?}");
+    assert_eq!(blockers(&h).await, json!(["paused"]));
+    let out = ctl(&h, OPERATOR, &["resume"]).await;
+    ok(&out);
+    assert_eq!(out.stdout, "resumed\n");
+    assert_eq!(blockers(&h).await, json!([]));
+    let out = ctl(&h, OPERATOR, &["approve"]).await;
+    ok(&out);
+    assert_eq!(out.stdout, "approved: nothing was stopped\n");
+
+    // The store's volume is gone: the deletion fails once and is stuck.
+    std::fs::remove_dir_all(h.dir.path().join("data")).unwrap();
+    h.set_clock("2026-01-25T00:00:00Z").await;
+    let out = ctl(&h, AUDITOR, &["resource", "r1"]).await;
+    assert!(out.has_row(&["primary", "primary", "online", "deleting", "(stuck)", "1"]), "{out:?}");
+    std::fs::create_dir_all(h.dir.path().join("data")).unwrap(); // the volume is back
+    let out = ctl(&h, OPERATOR, &["retry", "r1", "--store", "primary"]).await;
+    ok(&out);
+    assert_eq!(out.stdout, "retried 1 stuck copies\n");
+    h.advance("0s").await;
+    assert_eq!(h.resource("r1").await["state"], "purged");
+    let out = ctl(&h, OPERATOR, &["--json", "retry", "r1"]).await;
+    ok(&out);
+    assert_eq!(out.json(), json!({"retried": 0}));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_lists_records_after_a_sequence_number() {
+    let h = Harness::start().await;
+    for i in 1..=3 {
+        h.apply(created(&format!("e{i}"), "t1", &format!("r{i}"), "2026-02-01T00:00:00Z")).await;
+    }
+    let out = ctl(&h, AUDITOR, &["audit"]).await;
+    ok(&out);
+    assert!(out.has_row(&["SEQ", "AT", "KIND", "TENANT", "RESOURCE"]), "{out:?}");
+    for i in 1..=3 {
+        let (seq, r) = (i.to_string(), format!("r{i}"));
+        assert!(out.has_row(&[&seq, T0, "event.applied", "t1", &r]), "{out:?}");
+    }
+    let out = ctl(&h, AUDITOR, &["audit", "--after-seq", "2"]).await;
+    ok(&out);
+    assert_eq!(out.stdout.lines().count(), 2, "{out:?}");
+    assert!(out.has_row(&["3", T0, "event.applied", "t1", "r3"]), "{out:?}");
+    let out = ctl(&h, AUDITOR, &["audit", "--after-seq", "1", "--limit", "1"]).await;
+    assert!(out.has_row(&["2"]) && out.stdout.contains("--after-seq 2"), "{out:?}");
+    let out = ctl(&h, AUDITOR, &["--json", "audit", "--after-seq", "3"]).await;
+    assert_eq!(out.json(), json!({"records": []}));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_check_exits_0_when_allowed_and_3_when_refused() {
+    let h = Harness::start().await;
+    h.apply(created("e1", "t1", "r1", "2026-02-01T00:00:00Z")).await;
+    let out = ctl(&h, AUDITOR, &["restore-check", "--resource", "r1"]).await;
+    assert_eq!((out.code, out.stdout.as_str()), (0, "allowed: resource r1 is active\n"), "{out:?}");
+    let out = ctl(&h, AUDITOR, &["restore-check", "--resource", "r9"]).await;
+    assert_eq!((out.code, out.stdout.as_str()), (3, "refused: unknown resource r9\n"), "{out:?}");
+    assert_eq!(out.stderr, "");
+    let out = ctl(&h, AUDITOR, &["restore-check", "--tenant", "t1"]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    h.apply(created("e2", "t1", "r2", "2026-02-01T00:00:00Z")).await;
+    h.apply(event("e3", "resource.released", "r2", json!({}))).await;
+    h.advance("0s").await;
+    let out = ctl(&h, AUDITOR, &["restore-check", "--tenant", "t1"]).await;
+    assert_eq!(out.code, 3, "{out:?}");
+    assert!(out.stdout.starts_with("refused: 1 resources of tenant t1"), "{out:?}");
+    assert!(out.has_row(&["r2", "resource", "r2", "is", "purged;"]), "{out:?}");
+    let out = ctl(&h, AUDITOR, &["--json", "restore-check", "--resource", "r2"]).await;
+    assert_eq!((out.code, &out.json()["allowed"]), (3, &json!(false)), "{out:?}");
+}
+
+/// A stand-in for the endpoints being added in parallel (/readyz with `now`,
+/// /metrics, apply-policy), and /v1/events and /v1/deletions recording what
+/// they were sent, to check the client side of those commands.
+mod standin {
+    use axum::extract::{Query, State};
+    use axum::http::StatusCode;
+    use axum::routing::{get, post};
+    use axum::{Json, Router};
+    use serde_json::{json, Value};
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+
+    pub const NOW: &str = "2026-03-01T00:00:00Z";
+
+    #[derive(Clone, Default)]
+    pub struct Seen {
+        pub ready: Arc<Mutex<bool>>,
+        pub posted: Arc<Mutex<Vec<Value>>>,
+    }
+
+    pub async fn start(seen: Seen) -> String {
+        let app = Router::new()
+            .route(
+                "/readyz",
+                get(|State(s): State<Seen>| async move {
+                    let ready = *s.ready.lock().unwrap();
+                    let code = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+                    (code, Json(json!({"ready": ready, "paused": !ready, "guard_tripped": false, "now": NOW})))
+                }),
+            )
+            .route("/metrics", get(|| async { "# TYPE retentiond_resources gauge\nretentiond_resources 3\n" }))
+            .route(
+                "/v1/admin/apply-policy",
+                post(|Json(body): Json<Value>| async move {
+                    Json(json!({"product": body["product"], "policy_version": "ecs@2", "unchanged": 4,
+                                "rescheduled": [{"resource": "r1", "from": "2026-03-10T00:00:00Z",
+                                                 "to": "2026-03-20T00:00:00Z"}]}))
+                }),
+            )
+            .route(
+                "/v1/deletions",
+                get(|Query(q): Query<HashMap<String, String>>| async move {
+                    Json(json!({"before": q["before"], "deletions": []}))
+                }),
+            )
+            .route(
+                "/v1/events",
+                post(|State(s): State<Seen>, Json(body): Json<Value>| async move {
+                    let id = body["event_id"].clone();
+                    s.posted.lock().unwrap().push(body);
+                    Json(json!({"results": [{"event_id": id, "status": "applied"}]}))
+                }),
+            )
+            .with_state(seen);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        format!("http://{addr}")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_metrics_apply_policy_and_the_daemons_now_against_a_stand_in() {
+    let seen = standin::Seen::default();
+    let base = standin::start(seen.clone()).await;
+    let env = [("RETENTIOND_ADDR", base.as_str()), ("RETENTIOND_TOKEN", ADMIN)];
+
+    let out = run(&env, &["status"], None).await;
+    assert_eq!(out.code, 1, "503: {out:?}");
+    assert_eq!(out.field("ready").as_deref(), Some("false"), "{out:?}");
+    assert!(out.stderr.starts_with("retentiond ctl: not ready (503"), "{out:?}");
+    *seen.ready.lock().unwrap() = true;
+    let out = run(&env, &["status"], None).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(out.field("now").as_deref(), Some(standin::NOW), "{out:?}");
+    assert_eq!(out.field("paused").as_deref(), Some("false"), "{out:?}");
+
+    let out = run(&env, &["metrics"], None).await;
+    assert_eq!(out.stdout, "# TYPE retentiond_resources gauge\nretentiond_resources 3\n", "{out:?}");
+
+    let out = run(&env, &["apply-policy", "ecs"], None).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.starts_with("product ecs, policy ecs@2: 1 rescheduled, 4 unchanged\n"), "{out:?}");
+    assert!(out.has_row(&["r1", "2026-03-10T00:00:00Z", "2026-03-20T00:00:00Z"]), "{out:?}");
+
+    // --within counts from the daemon's clock, not this machine's.
+    let out = run(&env, &["forecast", "--within", "30d"], None).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.starts_with("deletions due before 2026-03-31T00:00:00Z:\n(none)"), "{out:?}");
+    // A hold without --at is dated by the daemon's clock.
+    let out =
+        run(&env, &["hold", "place", "--hold-id", "h1", "--authority", "A", "--reason", "R", "--tenant", "t1"], None)
+            .await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let posted = seen.posted.lock().unwrap().clone();
+    assert_eq!(posted.len(), 1);
+    assert_eq!(posted[0]["at"], standin::NOW, "{posted:?}");
+    assert_eq!(posted[0]["type"], "hold.placed");
+    assert_eq!(posted[0]["tenant"], "t1");
+    assert!(posted[0].get("resource").is_none(), "tenant-wide: {posted:?}");
+}
