@@ -20,6 +20,7 @@
 //! - [`audit`]: the hash-chained audit log and its verification;
 //!   [`certificate`]: checking a deletion certificate against it.
 //! - [`api`], [`auth`]: the HTTP API and its tokens and roles.
+//! - [`metrics`]: counters and the Prometheus text for `GET /metrics`.
 //! - [`daemon`]: start-up and shutdown in stages.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -36,6 +37,7 @@ pub mod event;
 pub mod executor;
 pub mod ids;
 pub mod lifecycle;
+pub mod metrics;
 pub mod policy;
 pub mod scheduler;
 pub mod store;
