@@ -97,7 +97,8 @@ impl Daemon {
             }
         };
 
-        let (mut engine, handle) = Engine::open(store.clone(), audit, clock.clone(), config.clone())?;
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let (mut engine, handle) = Engine::open(store.clone(), audit, clock.clone(), config.clone(), metrics.clone())?;
         engine.catch_up().await?;
         let audit_log = engine.audit_log();
         let (shutdown, shutdown_rx) = watch::channel(false);
@@ -115,6 +116,7 @@ impl Daemon {
             tokens: Arc::new(tokens),
             clock: clock.clone(),
             audit: audit_log,
+            metrics,
         });
         let mut rx = shutdown_rx;
         let server_task = tokio::spawn(async move {
