@@ -37,6 +37,8 @@ pub struct ApiState {
     pub clock: Arc<dyn Clock>,
     /// The audit log, for `GET /v1/audit`.
     pub audit: Arc<std::sync::Mutex<crate::audit::AuditLog>>,
+    /// Counters for `GET /metrics`, shared with the engine.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// An error answer: `{"error":..,"field":..}`.
@@ -95,6 +97,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/admin/retry", post(post_retry))
         .route("/v1/admin/apply-policy", post(post_apply_policy))
         .route("/readyz", get(get_readyz))
+        .route("/metrics", get(get_metrics))
         .layer(DefaultBodyLimit::max(16 * 1024 * 1024))
         .with_state(state)
 }
@@ -133,8 +136,10 @@ fn permission_for(ev: &Event) -> Permission {
 
 async fn post_events(State(state): State<ApiState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
     let role = caller(&state, &headers)?;
-    let value: Value =
-        serde_json::from_slice(&body).map_err(|e| ApiError::field("body", format!("request body is not JSON: {e}")))?;
+    let value: Value = serde_json::from_slice(&body).map_err(|e| {
+        state.metrics.invalid_event(None);
+        ApiError::field("body", format!("request body is not JSON: {e}"))
+    })?;
     let (items, batch) = match value {
         Value::Array(items) => (items, true),
         one => (vec![one], false),
@@ -145,6 +150,7 @@ async fn post_events(State(state): State<ApiState>, headers: HeaderMap, body: By
     let mut events = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let ev = check_event(&state.config.get(), item).map_err(|mut err| {
+            state.metrics.invalid_event(Some(item));
             if batch {
                 err.body["index"] = json!(i);
             }
@@ -542,4 +548,26 @@ async fn get_readyz(State(state): State<ApiState>, headers: HeaderMap) -> Result
     });
     let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     Ok((status, Json(body)).into_response())
+}
+
+/// `GET /metrics`: the Prometheus text format. Gauges are read here, at
+/// scrape time: one full scan of the store (O(resources)), the switches,
+/// and the audit file's head.
+async fn get_metrics(State(state): State<ApiState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    require(&state, &headers, Permission::Read)?;
+    let (store, audit) = (state.store.clone(), state.audit.clone());
+    let gauges = tokio::task::spawn_blocking(move || -> Result<_, crate::store::StoreError> {
+        let audit_head_seq = audit.lock().unwrap_or_else(|e| e.into_inner()).head().seq;
+        Ok(crate::metrics::Gauges {
+            store: store.stats()?,
+            audit_head_seq,
+            paused: store.flag("paused")?,
+            guard_tripped: store.flag("guard_tripped")?,
+            clock_anomaly: store.flag("clock_anomaly")?,
+        })
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    let text = state.metrics.render(&gauges);
+    Ok(([(axum::http::header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response())
 }

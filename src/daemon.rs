@@ -105,7 +105,8 @@ impl Daemon {
             tracing::warn!("no [notifier]: notices to tenants are recorded as skipped, not sent");
         }
 
-        let (mut engine, handle) = Engine::open(store.clone(), audit, clock.clone(), config.clone())?;
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let (mut engine, handle) = Engine::open(store.clone(), audit, clock.clone(), config.clone(), metrics.clone())?;
         if let Some(every) = crate::service::watchdog_interval() {
             tracing::info!(every_ms = every.as_millis() as u64, "systemd watchdog enabled");
             engine.set_watchdog(every);
@@ -129,6 +130,7 @@ impl Daemon {
             tokens: tokens.clone(),
             clock: clock.clone(),
             audit: audit_log,
+            metrics,
         });
         let mut rx = shutdown_rx;
         let server_task = tokio::spawn(async move {

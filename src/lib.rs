@@ -23,6 +23,7 @@
 //! - [`audit`]: the hash-chained audit log and its verification;
 //!   [`certificate`]: checking a deletion certificate against it.
 //! - [`api`], [`auth`]: the HTTP API and its tokens and roles.
+//! - [`metrics`]: counters and the Prometheus text for `GET /metrics`.
 //! - [`daemon`]: start-up and shutdown in stages.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -39,6 +40,7 @@ pub mod event;
 pub mod executor;
 pub mod ids;
 pub mod lifecycle;
+pub mod metrics;
 pub mod notifier;
 pub mod policy;
 pub mod scheduler;

@@ -380,6 +380,8 @@ pub struct Engine {
     held: Arc<Mutex<HashSet<String>>>,
     /// Hard time limit per store's executor call.
     limits: BTreeMap<String, Duration>,
+    /// Counters for `GET /metrics`, shared with the API.
+    metrics: Arc<crate::metrics::Metrics>,
     permits: Arc<Semaphore>,
     /// Where notices go; None: they are recorded as skipped.
     notifier: Option<Arc<Notifier>>,
@@ -405,6 +407,7 @@ impl Engine {
         mut audit: AuditLog,
         clock: Arc<dyn Clock>,
         config: Arc<Config>,
+        metrics: Arc<crate::metrics::Metrics>,
     ) -> Result<(Engine, EngineHandle), EngineError> {
         let head = store.audit_head()?;
         let file_head = audit.head().clone();
@@ -459,6 +462,7 @@ impl Engine {
             gate: Arc::new(AtomicBool::new(false)),
             held: Arc::new(Mutex::new(HashSet::new())),
             limits,
+            metrics,
             permits,
             notifier,
             notices_in_flight: HashSet::new(),
@@ -582,7 +586,9 @@ impl Engine {
                     let now = self.clock.now();
                     let mut results = Vec::with_capacity(events.len());
                     for ev in &events {
-                        results.push(self.ingest_one(ev, now)?);
+                        let result = self.ingest_one(ev, now)?;
+                        self.metrics.event(ev.type_name(), result.status);
+                        results.push(result);
                     }
                     ingest_replies.push((reply, results));
                 }
@@ -1261,6 +1267,7 @@ impl Engine {
         resource: Option<&str>,
         data: Value,
     ) {
+        self.metrics.audit_record(kind, &data);
         let rec = AuditRecord::seal(self.head.seq + 1, now, kind, tenant, resource, data, &self.head.hash);
         self.head = AuditHead { seq: rec.seq, hash: rec.hash.clone() };
         tracing::info!(seq = rec.seq, kind, tenant, resource, "audit");
@@ -1334,6 +1341,7 @@ impl Engine {
             let limit = self.limits.get(&store).copied().unwrap_or(FS_CALL_LIMIT);
             let gate = self.gate.clone();
             let held = self.held.clone();
+            let metrics = self.metrics.clone();
             let target = Target { tenant, resource: resource.clone(), store: store.clone(), copy: copy.clone() };
             tokio::spawn(async move {
                 let _permit = permits.acquire_owned().await;
@@ -1353,6 +1361,12 @@ impl Engine {
                 tracing::info!(resource = %target.resource, store = %target.store, copy = %target.copy,
                     action = action.as_str(), ok = matches!(outcome, CallOutcome::Done),
                     elapsed_ms = started.elapsed().as_millis() as u64, "executor call finished");
+                metrics.executor_call(
+                    &target.store,
+                    action.as_str(),
+                    matches!(outcome, CallOutcome::Done),
+                    started.elapsed(),
+                );
                 let _ = tx.send(Command::CopyResult { resource, store, copy, outcome }).await;
             });
         }

@@ -26,6 +26,7 @@ use crate::audit::{AuditHead, AuditRecord};
 use crate::lifecycle::{Resource, TenantHolds};
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 /// A storage failure. Every one of them stops deletions (fail closed).
@@ -51,6 +52,22 @@ pub struct EventOutcome {
     pub status: String,
     /// The resource it concerned.
     pub resource: Option<String>,
+}
+
+/// Counts over the whole state, for `GET /metrics` ([`Store::stats`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Resources by state name (`active`, ..., `purged`); absent states are 0.
+    pub resources: BTreeMap<&'static str, u64>,
+    /// Copies whose retries are exhausted (`stuck`).
+    pub copies_stuck: u64,
+    /// Backup copies in state `restricted`.
+    pub copies_restricted: u64,
+    /// Entries in the deadline index.
+    pub pending_deadlines: u64,
+    /// The earliest entry in the deadline index (possibly already past,
+    /// while deletions are paused or stopped).
+    pub next_deadline: Option<Timestamp>,
 }
 
 /// Changes applied together, atomically.
@@ -114,6 +131,10 @@ pub trait Store: Send + Sync + 'static {
     fn clock(&self) -> Result<Option<Timestamp>, StoreError>;
     /// How many resources are tracked.
     fn resource_count(&self) -> Result<u64, StoreError>;
+    /// Counts for metrics, from one pass over every resource record and
+    /// one over the deadline index's keys: O(resources) per call, every
+    /// record read and decoded, so a scrape costs a full scan.
+    fn stats(&self) -> Result<StoreStats, StoreError>;
     /// Calls `f` on every resource, in id order (forecast, sweeps).
     fn for_each_resource(&self, f: &mut dyn FnMut(Resource)) -> Result<(), StoreError>;
     /// Calls `f` with every resource and its due time in the index (the
@@ -281,6 +302,26 @@ impl Store for SledStore {
 
     fn resource_count(&self) -> Result<u64, StoreError> {
         Ok(self.db.scan_prefix(b"r/").keys().count() as u64)
+    }
+
+    fn stats(&self) -> Result<StoreStats, StoreError> {
+        let mut st = StoreStats::default();
+        self.for_each_resource(&mut |r| {
+            *st.resources.entry(r.state.as_str()).or_default() += 1;
+            for c in &r.copies {
+                st.copies_stuck += u64::from(c.stuck);
+                st.copies_restricted += u64::from(c.state == crate::lifecycle::CopyState::Restricted);
+            }
+        })?;
+        for k in self.db.scan_prefix(b"d/").keys() {
+            let k = k.map_err(db_err)?;
+            if st.next_deadline.is_none() {
+                // The index is ordered by due time: the first key is the earliest.
+                st.next_deadline = parse_due_key(&k).map(|(t, _)| t);
+            }
+            st.pending_deadlines += 1;
+        }
+        Ok(st)
     }
 
     fn for_each_resource(&self, f: &mut dyn FnMut(Resource)) -> Result<(), StoreError> {
