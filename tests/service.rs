@@ -1,0 +1,310 @@
+//! The real binary as systemd runs it (issue 5): readiness, watchdog,
+//! reload and stop notifications on a fake notify socket, SIGHUP with a
+//! good and a broken config, and SIGTERM while an executor call runs.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The daemon under test; killed if a test fails half-way.
+struct Served {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Served {
+    fn signal(&self, name: &str) {
+        let ok = Command::new("kill").args([&format!("-{name}"), &self.child.id().to_string()]).status().unwrap();
+        assert!(ok.success(), "kill -{name}");
+    }
+
+    /// Waits (bounded) for the process to exit; returns its exit code.
+    fn exit_code(&mut self, within: Duration) -> Option<i32> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            assert!(Instant::now() < deadline, "the daemon did not exit within {within:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// A fake systemd notify socket: collects what the daemon sends.
+struct NotifySocket {
+    sock: UnixDatagram,
+    path: PathBuf,
+}
+
+impl NotifySocket {
+    fn bind(dir: &Path) -> NotifySocket {
+        let path = dir.join("notify.sock");
+        let sock = UnixDatagram::bind(&path).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        NotifySocket { sock, path }
+    }
+
+    /// Reads datagrams until one contains `needle`, or fails after 30 s.
+    /// Returns every message read, the matching one last.
+    fn wait_for(&self, needle: &str) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        while Instant::now() < deadline {
+            if let Ok(n) = self.sock.recv(&mut buf) {
+                let msg = String::from_utf8_lossy(&buf[..n]).to_string();
+                let hit = msg.lines().any(|l| l == needle);
+                seen.push(msg);
+                if hit {
+                    return seen;
+                }
+            }
+        }
+        panic!("no {needle:?} from the daemon; got {seen:?}");
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A config on `port`, with a `slow` store whose command executor takes
+/// `call_secs` and a product `slowp` using it; `drain` is the drain timeout.
+fn config(dir: &Path, port: u16, call_secs: u32, drain: &str) -> String {
+    let script = dir.join("slow-delete.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\ntouch {d}/started\nsleep {call_secs}\nrm -rf {d}/data/\"$1\"/\"$2\"\ntouch {d}/finished\n",
+            d = dir.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let extra = format!(
+        r#"
+[stores.slow]
+class = "cache"
+executor = {{ kind = "command", argv = ["{}", "{{tenant}}", "{{resource}}"], timeout = "1m" }}
+
+[products.slowp]
+stores = ["primary", "slow"]
+buffer = {{ expiry = "1d", arrears = "1d", termination = "1d" }}
+"#,
+        script.display()
+    );
+    base_config(&extra)
+        .replace("127.0.0.1:0", &format!("127.0.0.1:{port}"))
+        .replace("state_dir = \"state\"", &format!("state_dir = \"state\"\ndrain_timeout = \"{drain}\""))
+}
+
+async fn serve(dir: &Path, port: u16, notify: Option<&NotifySocket>, watchdog_usec: Option<u64>) -> Served {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_retentiond"));
+    cmd.args(["serve", "--config"])
+        .arg(dir.join("retentiond.toml"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    if let Some(n) = notify {
+        cmd.env("NOTIFY_SOCKET", &n.path);
+    }
+    if let Some(usec) = watchdog_usec {
+        cmd.env("WATCHDOG_USEC", usec.to_string());
+    }
+    let child = cmd.spawn().unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !client.get(format!("{base}/healthz")).send().await.is_ok_and(|r| r.status().is_success()) {
+        assert!(Instant::now() < deadline, "daemon did not start");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    Served { child, base }
+}
+
+fn setup(call_secs: u32, drain: &str) -> (tempfile::TempDir, u16) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    write_tokens(dir.path());
+    let port = free_port();
+    std::fs::write(dir.path().join("retentiond.toml"), config(dir.path(), port, call_secs, drain)).unwrap();
+    (dir, port)
+}
+
+async fn get(base: &str, token: &str, path: &str) -> (u16, Value) {
+    let r = reqwest::Client::new().get(format!("{base}{path}")).bearer_auth(token).send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+async fn post(base: &str, token: &str, path: &str, body: Value) -> (u16, Value) {
+    let r = reqwest::Client::new().post(format!("{base}{path}")).bearer_auth(token).json(&body).send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+fn audit_kinds(dir: &Path) -> Vec<Value> {
+    std::fs::read_to_string(dir.join("state/audit.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifies_ready_watchdog_reloading_and_stopping() {
+    let (dir, port) = setup(0, "30s");
+    let notify = NotifySocket::bind(dir.path());
+    // A 400 ms watchdog: pings every 200 ms while the loop is healthy.
+    let mut d = serve(dir.path(), port, Some(&notify), Some(400_000)).await;
+
+    let first = notify.wait_for("READY=1");
+    assert!(first.iter().all(|m| !m.contains("STOPPING")), "{first:?}");
+    // READY came after the store opened and catch-up ran: the API answers.
+    let (status, _) = get(&d.base, AUDITOR, "/readyz").await;
+    assert_eq!(status, 200);
+    notify.wait_for("WATCHDOG=1");
+    notify.wait_for("WATCHDOG=1");
+
+    d.signal("HUP");
+    let reload = notify.wait_for("RELOADING=1");
+    let msg = reload.last().unwrap();
+    let usec: u64 = msg
+        .lines()
+        .find_map(|l| l.strip_prefix("MONOTONIC_USEC="))
+        .unwrap_or_else(|| panic!("RELOADING=1 without MONOTONIC_USEC: {msg:?}"))
+        .parse()
+        .unwrap();
+    assert!(usec > 0);
+    notify.wait_for("READY=1");
+
+    d.signal("TERM");
+    notify.wait_for("STOPPING=1");
+    assert_eq!(d.exit_code(Duration::from_secs(30)), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_applies_a_good_config_and_keeps_the_old_one_on_error() {
+    let (dir, port) = setup(0, "30s");
+    let notify = NotifySocket::bind(dir.path());
+    let d = serve(dir.path(), port, Some(&notify), None).await;
+    notify.wait_for("READY=1");
+    let (_, ready) = get(&d.base, AUDITOR, "/readyz").await;
+    let v1 = ready["policies"]["ecs"].as_str().unwrap().to_string();
+
+    // A good change: the expiry buffer of ecs grows to 20 days.
+    let path = dir.path().join("retentiond.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replacen("expiry = \"15d\"", "expiry = \"20d\"", 1)).unwrap();
+    d.signal("HUP");
+    notify.wait_for("RELOADING=1");
+    notify.wait_for("READY=1");
+    let (_, ready) = get(&d.base, AUDITOR, "/readyz").await;
+    let v2 = ready["policies"]["ecs"].as_str().unwrap().to_string();
+    assert_ne!(v1, v2, "the new policy is in force");
+    let reloaded: Vec<Value> = audit_kinds(dir.path()).into_iter().filter(|r| r["kind"] == "config.reloaded").collect();
+    assert_eq!(reloaded.len(), 1);
+    assert_eq!(reloaded[0]["data"]["changed"], json!(["ecs"]));
+    assert_eq!(reloaded[0]["data"]["products"]["ecs"], v2.as_str());
+
+    // A broken change: refused with file:line:col, audited, old config stays.
+    let good = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, good.replacen("expiry = \"20d\"", "expiry = \"1h\"", 1)).unwrap();
+    d.signal("HUP");
+    notify.wait_for("RELOADING=1");
+    let ready_msg = notify.wait_for("READY=1");
+    assert!(ready_msg.last().unwrap().contains("reload refused"), "{ready_msg:?}");
+    let failed: Vec<Value> =
+        audit_kinds(dir.path()).into_iter().filter(|r| r["kind"] == "config.reload_failed").collect();
+    assert_eq!(failed.len(), 1);
+    let error = failed[0]["data"]["error"].as_str().unwrap();
+    assert!(error.contains("retentiond.toml:") && error.contains("min_buffer"), "{error}");
+    let (status, ready) = get(&d.base, AUDITOR, "/readyz").await;
+    assert_eq!((status, ready["policies"]["ecs"].as_str()), (200, Some(v2.as_str())), "old config still in force");
+
+    // A change that needs a restart is refused the same way.
+    std::fs::write(&path, good.replace("state_dir = \"state\"", "state_dir = \"elsewhere\"")).unwrap();
+    d.signal("HUP");
+    notify.wait_for("RELOADING=1");
+    notify.wait_for("READY=1");
+    let failed: Vec<Value> =
+        audit_kinds(dir.path()).into_iter().filter(|r| r["kind"] == "config.reload_failed").collect();
+    assert!(failed[1]["data"]["error"].as_str().unwrap().contains("daemon.state_dir cannot change on reload"));
+    assert!(!dir.path().join("elsewhere").exists());
+}
+
+async fn start_slow_deletion(d: &Served, dir: &Path) -> tokio::task::JoinHandle<(u16, Value)> {
+    std::fs::create_dir_all(dir.join("data/t1/r1")).unwrap();
+    let ev = json!({"event_id": "e1", "type": "resource.created", "at": T0, "tenant": "t1", "resource": "r1",
+                    "product": "slowp", "billing": "prepaid", "term_end": "2026-01-02T00:00:00Z"});
+    let (status, v) = post(&d.base, INGEST, "/v1/events", ev).await;
+    assert_eq!(status, 200, "{v}");
+    // The clock answer waits for the calls it started: run it aside.
+    let base = d.base.clone();
+    let clock = tokio::spawn(async move { post(&base, ADMIN, "/v1/admin/clock", json!({"advance": "3d"})).await });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !dir.join("started").exists() {
+        assert!(Instant::now() < deadline, "the slow executor never started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    clock
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_a_running_deletion_finish_and_records_it() {
+    let (dir, port) = setup(2, "30s");
+    let mut d = serve(dir.path(), port, None, None).await;
+    let _clock = start_slow_deletion(&d, dir.path()).await;
+    d.signal("TERM");
+    assert_eq!(d.exit_code(Duration::from_secs(30)), Some(0));
+    assert!(dir.path().join("finished").exists(), "the daemon exited before its call finished");
+    let audit = audit_kinds(dir.path());
+    assert!(
+        audit.iter().any(|r| r["kind"] == "copy.deleted" && r["data"]["store"] == "slow"),
+        "the finished call is recorded before exit"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_retentiond"))
+        .args(["audit", "verify"])
+        .arg(dir.path().join("state"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_past_the_drain_deadline_is_parked_and_resumed_at_the_next_start() {
+    let (dir, port) = setup(4, "1s");
+    let mut d = serve(dir.path(), port, None, None).await;
+    let _clock = start_slow_deletion(&d, dir.path()).await;
+    let stop = Instant::now();
+    d.signal("TERM");
+    assert_eq!(d.exit_code(Duration::from_secs(30)), Some(0));
+    assert!(stop.elapsed() < Duration::from_secs(4), "the drain deadline bounds the stop: {:?}", stop.elapsed());
+    assert!(!audit_kinds(dir.path()).iter().any(|r| r["kind"] == "copy.deleted" && r["data"]["store"] == "slow"));
+    drop(d);
+
+    // Nothing is lost: the stored intent is resumed at the next start.
+    std::fs::remove_file(dir.path().join("started")).unwrap();
+    let d = serve(dir.path(), port, None, None).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, r) = get(&d.base, AUDITOR, "/v1/resources/r1").await;
+        if r["state"] == "purged" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the parked call was not resumed: {r}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!dir.path().join("data/t1/r1").exists());
+}
