@@ -49,6 +49,13 @@ fn check_config_rejects_broken_copies_with_line_and_column() {
         ("expiry = \"15d\"", "expiry = \"15 fortnights\"", "\"15 fortnights\"", "invalid duration"),
         ("expiry = \"15d\"", "expiry = \"1h\"", "\"1h\"", "min_buffer"),
         ("max_fraction = 0.1", "max_fraction = 1.5", "1.5", "max_fraction"),
+        ("reconcile = \"0 */10 * * * *\"", "reconcile = \"*/10 * * * *\"", "\"*/10 * * * *\"", "schedule.reconcile"),
+        (
+            "# [notifier]\n# kind = \"command\"",
+            "[notifier]\nkind = \"carrier-pigeon\"",
+            "\"carrier-pigeon\"",
+            "unknown variant",
+        ),
     ];
     for (from, to, at, needle) in cases {
         let (path, _, _) = broken_copy(dir.path(), from, to);
