@@ -1168,9 +1168,10 @@ impl Resource {
         self.notices.iter().filter(|n| n.send_due().is_some_and(|t| t <= now)).collect()
     }
 
-    /// Records that the notifier confirmed a notice (or, in dry run, that it
-    /// was deliberately not sent): `notice.sent` is written once per key.
-    pub fn notice_sent(&mut self, key: &str, now: Timestamp, dry_run: bool) -> Vec<Effect> {
+    /// Records that the notifier confirmed a notice (`notice.sent`), or,
+    /// with `skipped` giving why, that it was deliberately not sent (no
+    /// notifier, or dry run: `notice.skipped`). Written once per key.
+    pub fn notice_sent(&mut self, key: &str, now: Timestamp, skipped: Option<&str>) -> Vec<Effect> {
         let Some(n) = self.notices.iter_mut().find(|n| n.key == key && n.sent_at.is_none()) else {
             return Vec::new(); // a late duplicate confirmation
         };
@@ -1181,13 +1182,16 @@ impl Resource {
         if let Some(o) = n.offset_secs {
             data["offset"] = json!(humantime::format_duration(std::time::Duration::from_secs(o)).to_string());
         }
-        let kind = n.kind;
-        if dry_run {
-            data["dry_run"] = json!(true);
-        }
-        let what = if dry_run { "not sent (dry run)" } else { "sent" };
-        self.log(now, "notice.sent", format!("{} notice {what}", kind.as_str()));
-        vec![Effect::Record { kind: if dry_run { "notice.skipped" } else { "notice.sent" }, data }]
+        let notice = n.kind;
+        let (kind, what) = match skipped {
+            Some(why) => {
+                data["why"] = json!(why);
+                ("notice.skipped", "not sent")
+            }
+            None => ("notice.sent", "sent"),
+        };
+        self.log(now, kind, format!("{} notice {what}", notice.as_str()));
+        vec![Effect::Record { kind, data }]
     }
 
     /// Records a failed send: retried with the executors' backoff (capped

@@ -57,7 +57,12 @@ struct Counters {
     calls: BTreeMap<(String, &'static str), Calls>,
     /// Who asked -> retries.
     retries: BTreeMap<&'static str, u64>,
+    /// (notice kind, result) -> count.
+    notices: BTreeMap<(&'static str, &'static str), u64>,
 }
+
+/// Notice kinds, for `retentiond_notices_total` (fixed words, never ids).
+const NOTICE_KINDS: [&str; 4] = ["renewal_reminder", "buffer_started", "deletion_warning", "deletion_completed"];
 
 /// The daemon's counters. Cheap to update (one short lock); shared by the
 /// engine and the API.
@@ -131,6 +136,15 @@ impl Metrics {
                 *c.retries.entry("operator").or_default() += n;
             }
             "resource.purged" => c.resources_purged += 1,
+            "notice.sent" | "notice.failed" | "notice.skipped" => {
+                let notice = NOTICE_KINDS.iter().find(|k| data["notice"] == **k).copied().unwrap_or("unknown");
+                let result = match kind {
+                    "notice.sent" => "sent",
+                    "notice.failed" => "failed",
+                    _ => "skipped",
+                };
+                *c.notices.entry((notice, result)).or_default() += 1;
+            }
             _ => {}
         }
     }
@@ -193,6 +207,19 @@ impl Metrics {
         );
         for by in RETRY_BY {
             o.sample("retentiond_retries_total", &[("by", by)], c.retries.get(by).copied().unwrap_or(0));
+        }
+
+        o.family(
+            "retentiond_notices_total",
+            "counter",
+            "Notices to tenants by kind and result: sent (confirmed by the notifier), failed (to be retried), \
+             skipped (no notifier, or dry run).",
+        );
+        for notice in NOTICE_KINDS {
+            for result in ["sent", "failed", "skipped"] {
+                let n = c.notices.get(&(notice, result)).copied().unwrap_or(0);
+                o.sample("retentiond_notices_total", &[("notice", notice), ("result", result)], n);
+            }
         }
 
         o.family("retentiond_executor_calls_total", "counter", "Executor calls by store, action and result.");

@@ -976,7 +976,8 @@ impl Engine {
                     self.notices_in_flight.insert(key.clone());
                     self.to_notify.push((r.id.clone(), key, payload));
                 }
-                (None, _) | (_, true) => fx.extend(r.notice_sent(&key, now, true)),
+                (None, _) => fx.extend(r.notice_sent(&key, now, Some("no [notifier] configured"))),
+                (_, true) => fx.extend(r.notice_sent(&key, now, Some("dry run"))),
             }
         }
         fx
@@ -987,7 +988,7 @@ impl Engine {
         let Some(mut r) = self.store.resource(id)? else { return Ok(()) };
         let now = self.clock.now();
         let fx = match outcome {
-            Ok(()) => r.notice_sent(key, now, false),
+            Ok(()) => r.notice_sent(key, now, None),
             Err(e) => {
                 tracing::warn!(resource = %id, key, error = %e, "notice not sent; will retry");
                 r.notice_failed(key, &e, now)

@@ -106,6 +106,11 @@ async fn notices_go_out_at_exactly_the_configured_times_once_each() {
     assert_eq!(audited.len(), 5);
     assert_eq!(audited.into_iter().collect::<std::collections::BTreeSet<_>>(), keys);
     h.verify_audit();
+
+    // Counted since the last restart: nothing was sent again after it.
+    let m =
+        h.client.get(format!("{}/metrics", h.base)).bearer_auth(AUDITOR).send().await.unwrap().text().await.unwrap();
+    assert!(m.contains("retentiond_notices_total{notice=\"deletion_completed\",result=\"sent\"} 0\n"), "{m}");
 }
 
 #[tokio::test]
@@ -149,6 +154,10 @@ async fn a_failing_notifier_is_retried_and_never_moves_the_deletion() {
     );
     assert_eq!(sent(h.dir.path()).iter().find(|n| n["notice"] == "deletion_warning").unwrap()["offset"], "1day");
     assert_eq!(h.audit_of("notice.sent", "r1").len(), 4);
+    let m =
+        h.client.get(format!("{}/metrics", h.base)).bearer_auth(AUDITOR).send().await.unwrap().text().await.unwrap();
+    assert!(m.contains("retentiond_notices_total{notice=\"deletion_warning\",result=\"sent\"} 1\n"), "{m}");
+    assert!(!m.contains("retentiond_notices_total{notice=\"renewal_reminder\",result=\"failed\"} 0\n"), "{m}");
 }
 
 #[tokio::test]
