@@ -16,7 +16,9 @@ use retentiond::policy::{ProductPolicy, TerminationReason};
 use retentiond::time::Timestamp;
 use std::path::Path;
 
-fn policy() -> ProductPolicy {
+/// The product under test; `notices`: with warnings and a renewal reminder
+/// (the twin without them must delete at exactly the same times).
+fn policy(notices: bool) -> ProductPolicy {
     let text = r#"
 [daemon]
 state_dir = "x"
@@ -36,7 +38,15 @@ buffer = { expiry = "15d", arrears = "10d", termination = "20d", violation = "0s
 arrears_grace = "3d"
 arrears_affects = ["prepaid", "postpaid"]
 "#;
-    retentiond::config::parse(Path::new("/etc/retentiond/test.toml"), text).unwrap().products.remove("p").unwrap()
+    let extra = if notices { "notices = [\"12d\", \"7d\", \"1d\", \"1h\"]\nrenewal_reminder = \"7d\"\n" } else { "" };
+    let text = format!("{text}{extra}");
+    let mut p =
+        retentiond::config::parse(Path::new("/etc/retentiond/test.toml"), &text).unwrap().products.remove("p").unwrap();
+    if !notices {
+        p.renewal_reminder = None;
+        p = p.seal();
+    }
+    p
 }
 
 const AHR_HOURS: i64 = 24;
@@ -55,6 +65,8 @@ enum Op {
     Backup(u16),
     /// The daemon-wide gates change (pause, dry run, guard, clock anomaly).
     Gates { start: bool, dispatch: bool },
+    /// The notifier confirms (true) or fails (false) every pending notice.
+    Notify(bool),
 }
 
 #[derive(Clone, Debug)]
@@ -90,6 +102,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::ExecutorFailed),
         1 => (0u16..3000).prop_map(Op::Backup),
         1 => (any::<bool>(), any::<bool>()).prop_map(|(start, dispatch)| Op::Gates { start, dispatch }),
+        2 => any::<bool>().prop_map(Op::Notify),
     ]
 }
 
@@ -152,7 +165,8 @@ fn ev(n: &mut u32, at: Timestamp, resource: Option<&str>, body: EventBody) -> Ev
 }
 
 fn run(ops: Vec<Op>, prepaid: bool) -> Result<(), TestCaseError> {
-    let policy = policy();
+    let quiet_policy = policy(false);
+    let policy = policy(true);
     let mut rules =
         Rules { after_hold_release: Duration::hours(AHR_HOURS), may_start: true, may_dispatch: true, max_attempts: 3 };
     let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
@@ -162,18 +176,34 @@ fn run(ops: Vec<Op>, prepaid: bool) -> Result<(), TestCaseError> {
     let billing = if prepaid { Billing::Prepaid } else { Billing::Postpaid };
     let created = ev(&mut n, t0, Some("r"), EventBody::Created { product: "p".into(), billing, term_end });
     let mut r = Resource::create(&created, &policy, &[]).unwrap();
+    // The same resource under a policy without notices: every call is made
+    // on both, and their deletions must not differ in any way.
+    let mut quiet = Resource::create(&created, &quiet_policy, &[]).unwrap();
     let mut oracle = Oracle { term_end, ..Default::default() };
     let mut in_flight: Vec<(String, String)> = Vec::new();
     let mut guard_until: Option<Timestamp> = None;
 
     for op in ops {
         let before = r.state;
+        let notices_before = r.notices.len();
         let mut fx = Vec::new();
+        let mut quiet_fx = Vec::new();
         match op {
             Op::Advance(h) => now += Duration::hours(h as i64),
+            Op::Notify(ok) => {
+                let keys: Vec<String> = r.notices_to_send(now).into_iter().map(|n| n.key.clone()).collect();
+                for key in keys {
+                    let more = if ok { r.notice_sent(&key, now, None) } else { r.notice_failed(&key, "exit 1", now) };
+                    prop_assert!(
+                        !more.iter().any(|e| matches!(e, Effect::Dispatch { .. })),
+                        "a notice dispatched a call"
+                    );
+                }
+            }
             Op::ExecutorDone => {
                 if let Some((store, copy)) = in_flight.pop() {
                     fx.extend(r.copy_done(&store, &copy, now));
+                    quiet_fx.extend(quiet.copy_done(&store, &copy, now));
                 }
             }
             Op::Backup(h) => {
@@ -187,6 +217,9 @@ fn run(ops: Vec<Op>, prepaid: bool) -> Result<(), TestCaseError> {
                 if let Ok(more) = r.apply(&e, &policy, rules, now) {
                     fx.extend(more);
                 }
+                if let Ok(more) = quiet.apply(&e, &quiet_policy, rules, now) {
+                    quiet_fx.extend(more);
+                }
             }
             Op::Gates { start, dispatch } => {
                 rules.may_start = start;
@@ -195,6 +228,7 @@ fn run(ops: Vec<Op>, prepaid: bool) -> Result<(), TestCaseError> {
             Op::ExecutorFailed => {
                 if let Some((store, copy)) = in_flight.pop() {
                     fx.extend(r.copy_failed(&store, &copy, "exit 1", now, rules));
+                    quiet_fx.extend(quiet.copy_failed(&store, &copy, "exit 1", now, rules));
                 }
             }
             Op::Event { late, kind } => {
@@ -219,6 +253,11 @@ fn run(ops: Vec<Op>, prepaid: bool) -> Result<(), TestCaseError> {
                 let e = ev(&mut n, at, resource, body.clone());
                 let was_final = r.state.is_final();
                 let deadline_before = oracle.earliest_permitted();
+                let quiet_result = quiet.apply(&e, &quiet_policy, rules, now);
+                prop_assert_eq!(quiet_result.is_ok(), r.clone().apply(&e, &policy, rules, now).is_ok());
+                if let Ok(more) = quiet_result {
+                    quiet_fx.extend(more);
+                }
                 if let Ok(more) = r.apply(&e, &policy, rules, now) {
                     {
                         fx.extend(more);
@@ -288,6 +327,51 @@ fn run(ops: Vec<Op>, prepaid: bool) -> Result<(), TestCaseError> {
         }
         let busy = |s: &str, c: &str| in_flight.iter().any(|(a, b)| a == s && b == c);
         fx.extend(r.advance(&policy, now, rules, &busy));
+        quiet_fx.extend(quiet.advance(&quiet_policy, now, rules, &busy));
+
+        // Notices never delay or hasten anything (issue 5): the twin without
+        // warnings or reminder, whose notices are never confirmed, moves
+        // and deletes exactly alike.
+        let deletion_kinds = |fx: &[Effect]| -> Vec<String> {
+            fx.iter()
+                .filter_map(|e| match e {
+                    Effect::Record { kind, .. } if kind.starts_with("notice.") => None,
+                    Effect::Record { kind, .. } => Some(kind.to_string()),
+                    Effect::Dispatch { store, copy, action } => Some(format!("dispatch {store} {copy} {action}")),
+                })
+                .collect()
+        };
+        prop_assert_eq!(deletion_kinds(&fx), deletion_kinds(&quiet_fx));
+        prop_assert_eq!(r.state, quiet.state);
+        prop_assert_eq!(r.deletion_date(), quiet.deletion_date());
+        prop_assert_eq!(&r.copies, &quiet.copies);
+        prop_assert_eq!(r.not_before, quiet.not_before);
+        prop_assert_eq!(r.deciding.as_ref().map(|b| b.delete_after), quiet.deciding.as_ref().map(|b| b.delete_after));
+
+        // Notices: one per key; a warning only while a buffer runs, no hold
+        // is in force, and its date is still ahead; a reminder only before
+        // the term end, renewal_reminder ahead of it.
+        let mut keys: Vec<&str> = r.notices.iter().map(|n| n.key.as_str()).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        prop_assert_eq!(keys.len(), r.notices.len(), "duplicate notice keys");
+        for n in &r.notices[notices_before..] {
+            use retentiond::lifecycle::NoticeKind;
+            match n.kind {
+                NoticeKind::DeletionWarning => {
+                    let date = n.date.unwrap();
+                    prop_assert!(n.due_at <= now && now < date, "warning {n:?} at {now}");
+                    prop_assert!(oracle.holds.is_empty(), "warning under a hold");
+                    prop_assert_eq!(r.state, State::Retained);
+                }
+                NoticeKind::RenewalReminder => {
+                    let date = n.date.unwrap();
+                    prop_assert!(now < date && n.due_at == date - Duration::days(7), "reminder {n:?} at {now}");
+                }
+                NoticeKind::BufferStarted => prop_assert!(n.due_at <= now),
+                NoticeKind::DeletionCompleted => prop_assert!(r.state.is_final()),
+            }
+        }
 
         let dispatched: Vec<(String, String)> = fx
             .iter()
