@@ -2,9 +2,9 @@
 //! operators and scripts need neither curl nor the JSON shapes by heart.
 //!
 //! Every subcommand is one endpoint (two for `forecast --within` and events
-//! dated "now", which first read the daemon's clock). Output is a readable
-//! table by default and the server's JSON with `--json`. Exit codes, so
-//! scripts can branch:
+//! dated "now", which first read the daemon's clock from /readyz). Output is
+//! a readable table by default and the server's JSON with `--json` (for
+//! `metrics`, its samples as JSON). Exit codes, so scripts can branch:
 //! - 0: done (`restore-check`: restoring is allowed);
 //! - 1: any error (one line on stderr starting `retentiond ctl: `), an event
 //!   `rejected`, or `status` answered "not ready";
@@ -79,8 +79,8 @@ enum CtlCommand {
         /// Deletions due before this time (RFC 3339).
         #[arg(long, value_parser = parse_time, required_unless_present = "within", conflicts_with = "within")]
         before: Option<Timestamp>,
-        /// Deletions due within this long of the daemon's clock ("30d"); needs
-        /// a daemon whose /readyz reports `now`.
+        /// Deletions due within this long of the daemon's clock ("30d", read
+        /// from /readyz; a manual clock may be far from this machine's).
         #[arg(long, value_parser = parse_dur)]
         within: Option<Dur>,
     },
@@ -137,7 +137,8 @@ enum CtlCommand {
     },
     /// Readiness and safeguards (GET /readyz); exit 1 when not ready.
     Status,
-    /// The Prometheus metrics (GET /metrics), as served.
+    /// The Prometheus metrics (GET /metrics), as served; with --json, the
+    /// samples as `{"samples":[{"name","labels","value"}]}`.
     Metrics,
     /// Reschedule a product's resources under its current policy (POST /v1/admin/apply-policy).
     ApplyPolicy {
@@ -193,8 +194,8 @@ struct HoldTarget {
 /// The envelope of an event ctl builds itself.
 #[derive(Args)]
 struct EventOpts {
-    /// When it happened (RFC 3339); default: the daemon's clock if /readyz
-    /// reports it, else this machine's.
+    /// When it happened (RFC 3339); default: the daemon's clock (from
+    /// /readyz; this machine's only for a daemon too old to report it).
     #[arg(long, value_parser = parse_time)]
     at: Option<Timestamp>,
     /// The event id; give the one printed by a failed attempt to retry it
@@ -234,6 +235,7 @@ fn parse_dur(s: &str) -> Result<Dur, String> {
 
 /// What a command produced: text for stdout, the exit code, and perhaps a
 /// line for stderr explaining a non-zero code.
+#[derive(Debug)]
 struct Done {
     out: String,
     code: u8,
@@ -290,9 +292,7 @@ async fn run(args: CtlArgs) -> anyhow::Result<Done> {
                 (Some(t), _) => t,
                 (None, Some(d)) => {
                     let now = api.daemon_now().await?.ok_or_else(|| {
-                        anyhow!(
-                            "--within counts from the daemon's clock, which its /readyz does not report; use --before"
-                        )
+                        anyhow!("--within counts from the daemon's clock, which this (older) daemon does not report; use --before")
                     })?;
                     now + d.to_chrono()
                 }
@@ -338,22 +338,12 @@ async fn run(args: CtlArgs) -> anyhow::Result<Done> {
         }
         CtlCommand::Status => {
             let (status, text) = api.send(Method::GET, "/readyz", &[], None).await?;
-            if status != StatusCode::SERVICE_UNAVAILABLE {
-                check_status(status, &text, "/readyz")?;
-            }
-            let v: Value = serde_json::from_str(&text)
-                .with_context(|| format!("/readyz answered {status} with something that is not JSON"))?;
-            let out = if json_out { pretty(&v) } else { show_status(&v) };
-            if status.is_success() {
-                Ok(Done::ok(out))
-            } else {
-                Ok(Done { out, code: 1, note: Some(format!("not ready ({status})")) })
-            }
+            status_done(status, &text, json_out)
         }
         CtlCommand::Metrics => {
             let (status, text) = api.send(Method::GET, "/metrics", &[], None).await?;
             check_status(status, &text, "/metrics")?;
-            Ok(Done::ok(text))
+            Ok(Done::ok(if json_out { pretty(&metrics_json(&text)?) } else { text }))
         }
         CtlCommand::ApplyPolicy { product } => {
             let v = api.call(Method::POST, "/v1/admin/apply-policy", &[], Some(&json!({"product": product}))).await?;
@@ -426,11 +416,17 @@ impl Api {
     }
 
     /// The daemon's clock reading from /readyz (which may be a manual clock
-    /// far from this machine's), or None if the daemon does not report it.
+    /// far from this machine's), or None for an older daemon that does not
+    /// serve /readyz or reports no `now`. A refused token is an error, not
+    /// a reason to fall back to this machine's clock.
     async fn daemon_now(&self) -> anyhow::Result<Option<Timestamp>> {
         let (status, text) = self.send(Method::GET, "/readyz", &[], None).await?;
         if status == StatusCode::NOT_FOUND {
             return Ok(None);
+        }
+        // Not ready (503) still reports the clock.
+        if status != StatusCode::SERVICE_UNAVAILABLE {
+            check_status(status, &text, "/readyz").context("reading the daemon's clock from /readyz")?;
         }
         let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         Ok(v["now"].as_str().and_then(|s| parse_rfc3339(s).ok()))
@@ -465,12 +461,17 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
 fn base_url(addr: &str) -> anyhow::Result<String> {
     let hint = "expected e.g. http://127.0.0.1:7300 or 127.0.0.1:7300";
     let full = if addr.contains("://") { addr.to_string() } else { format!("http://{addr}") };
+    // An address with a user name or password is never echoed: the
+    // password would land in a terminal's scrollback or a CI log.
+    if addr.contains('@') {
+        bail!("--addr may not hold a user name or password (the token goes in --token-file); {hint}");
+    }
     let url = Url::parse(&full).map_err(|e| anyhow!("--addr {addr:?} is not an address: {e}; {hint}"))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
         bail!("--addr {addr:?} is not an http(s) address; {hint}");
     }
-    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
-        bail!("--addr {addr:?} may not hold a query, fragment or user name; {hint}");
+    if url.query().is_some() || url.fragment().is_some() {
+        bail!("--addr {addr:?} may not hold a query or fragment; {hint}");
     }
     Ok(url.as_str().trim_end_matches('/').to_string())
 }
@@ -673,7 +674,7 @@ async fn hold(api: &Api, json_out: bool, command: HoldCommand) -> anyhow::Result
     let v = api.call(Method::POST, "/v1/events", &[], Some(&ev)).await?;
     let mut done = event_results(&v, json_out);
     if done.code != 0 {
-        done.note = Some(format!("hold.{kind} event {event_id} rejected (see ERROR; --at sets the event's time)"));
+        done.note = Some(format!("hold.{kind} event {event_id} rejected (see its error; --at sets the event's time)"));
     }
     Ok(done)
 }
@@ -863,14 +864,109 @@ fn show_restore_check(v: &Value, allowed: bool) -> String {
     out
 }
 
+/// `ctl status` from /readyz's answer: exit 0 when ready (200), 1 with a
+/// note when not (503, which still carries the body), 1 on any other error.
+fn status_done(status: StatusCode, text: &str, json_out: bool) -> anyhow::Result<Done> {
+    if status != StatusCode::SERVICE_UNAVAILABLE {
+        check_status(status, text, "/readyz")?;
+    }
+    let v: Value = serde_json::from_str(text)
+        .with_context(|| format!("/readyz answered {status} with something that is not JSON"))?;
+    let out = if json_out { pretty(&v) } else { show_status(&v) };
+    if status.is_success() {
+        Ok(Done::ok(out))
+    } else {
+        Ok(Done { out, code: 1, note: Some(format!("not ready ({status})")) })
+    }
+}
+
+/// `key  value` lines; `policies` as `product version` pairs.
 fn show_status(v: &Value) -> String {
     match v.as_object() {
         Some(o) => {
-            let f: Vec<(&str, String)> = o.iter().map(|(k, x)| (k.as_str(), cell(x))).collect();
+            let f: Vec<(&str, String)> = o
+                .iter()
+                .map(|(k, x)| {
+                    let shown = match x.as_object() {
+                        Some(m) if k == "policies" => {
+                            let pairs: Vec<String> =
+                                m.iter().map(|(p, ver)| format!("{} {}", clean(p), cell(ver))).collect();
+                            if pairs.is_empty() {
+                                "-".to_string()
+                            } else {
+                                pairs.join(", ")
+                            }
+                        }
+                        _ => cell(x),
+                    };
+                    (k.as_str(), shown)
+                })
+                .collect();
             fields(&f)
         }
         None => format!("{}\n", cell(v)),
     }
+}
+
+/// The Prometheus text format as JSON for `metrics --json`:
+/// `{"samples":[{"name","labels":{..},"value"}]}` in the served order.
+/// Values are JSON numbers, or strings for NaN and infinities (which JSON
+/// cannot hold); comments and timestamps are left out.
+fn metrics_json(text: &str) -> anyhow::Result<Value> {
+    let mut samples = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let sample = metric_sample(line).ok_or_else(|| anyhow!("/metrics line {}: not a Prometheus sample", i + 1))?;
+        samples.push(sample);
+    }
+    Ok(json!({ "samples": samples }))
+}
+
+/// One sample line: `name{k="v",..} value [timestamp]`.
+fn metric_sample(line: &str) -> Option<Value> {
+    let name_end = line.find(['{', ' ', '\t']).unwrap_or(line.len());
+    let name = &line[..name_end];
+    if name.is_empty() {
+        return None;
+    }
+    let mut labels = serde_json::Map::new();
+    let mut rest = &line[name_end..];
+    if let Some(mut r) = rest.strip_prefix('{') {
+        loop {
+            r = r.trim_start().trim_start_matches(',').trim_start();
+            if let Some(after) = r.strip_prefix('}') {
+                rest = after;
+                break;
+            }
+            let (key, after) = r.split_once('=')?;
+            let mut chars = after.strip_prefix('"')?.char_indices();
+            let mut value = String::new();
+            let end = loop {
+                match chars.next()? {
+                    (_, '\\') => match chars.next()?.1 {
+                        'n' => value.push('\n'),
+                        c => value.push(c),
+                    },
+                    (j, '"') => break j,
+                    (_, c) => value.push(c),
+                }
+            };
+            labels.insert(key.trim().to_string(), json!(value));
+            r = &after[1 + end + 1..];
+        }
+    }
+    let raw = rest.split_whitespace().next()?;
+    let value = match raw {
+        "+Inf" | "-Inf" | "NaN" => json!(raw),
+        _ => match raw.parse::<i64>() {
+            Ok(n) => json!(n),
+            Err(_) => serde_json::Number::from_f64(raw.parse::<f64>().ok()?).map_or_else(|| json!(raw), Value::Number),
+        },
+    };
+    Some(json!({"name": name, "labels": labels, "value": value}))
 }
 
 fn show_apply_policy(v: &Value) -> String {
@@ -992,10 +1088,47 @@ mod tests {
     }
 
     #[test]
+    fn status_is_exit_1_with_the_body_when_not_ready() {
+        let body = r#"{"ready":false,"now":"2026-03-01T00:00:00Z","paused":true,"policies":{"ecs":"ab12"}}"#;
+        let done = status_done(StatusCode::SERVICE_UNAVAILABLE, body, false).unwrap();
+        assert_eq!(done.code, 1);
+        assert_eq!(done.note.as_deref(), Some("not ready (503 Service Unavailable)"));
+        assert!(done.out.contains("ready     false\n") && done.out.contains("policies  ecs ab12\n"), "{}", done.out);
+        let done = status_done(StatusCode::SERVICE_UNAVAILABLE, body, true).unwrap();
+        assert_eq!(serde_json::from_str::<Value>(&done.out).unwrap()["now"], "2026-03-01T00:00:00Z");
+        let err = status_done(StatusCode::UNAUTHORIZED, r#"{"error":"unknown token"}"#, false).unwrap_err();
+        assert!(err.to_string().starts_with("token refused (401): unknown token"), "{err}");
+        let err = status_done(StatusCode::SERVICE_UNAVAILABLE, "upstream down", false).unwrap_err();
+        assert!(format!("{err:#}").starts_with("/readyz answered 503 Service Unavailable with something"), "{err:#}");
+    }
+
+    #[test]
+    fn metrics_text_becomes_json_samples() {
+        let text = "# HELP a_total Things.\n# TYPE a_total counter\na_total{type=\"x\\\"y\",le=\"+Inf\"} 3\n\
+                    b 0.25 1700000000\nc{} NaN\nd{k=\"a\\nb\\\\\"} -Inf\n";
+        let v = metrics_json(text).unwrap();
+        assert_eq!(
+            v,
+            json!({"samples": [
+                {"name": "a_total", "labels": {"type": "x\"y", "le": "+Inf"}, "value": 3},
+                {"name": "b", "labels": {}, "value": 0.25},
+                {"name": "c", "labels": {}, "value": "NaN"},
+                {"name": "d", "labels": {"k": "a\nb\\"}, "value": "-Inf"},
+            ]})
+        );
+        assert!(metrics_json("ok\n").is_err());
+        assert!(metrics_json("a{k=\"v} 1\n").is_err());
+    }
+
+    #[test]
     fn addresses_and_generated_ids() {
         assert_eq!(base_url("127.0.0.1:7300").unwrap(), "http://127.0.0.1:7300");
         assert_eq!(base_url("https://h.example/").unwrap(), "https://h.example");
         assert!(base_url("ftp://h").is_err());
+        for addr in ["http://user:s3cret@h:1", "http://:s3cret@h:1", "s3cret@h:1"] {
+            let err = base_url(addr).unwrap_err().to_string();
+            assert!(err.contains("user name or password") && !err.contains("s3cret"), "{err}");
+        }
         let id = generated_event_id("placed", &"h".repeat(128));
         assert!(retentiond::ids::check_id(&id).is_ok(), "{id}");
         assert!(id.starts_with("ctl-hold-placed-hhh"));

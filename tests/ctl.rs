@@ -1,7 +1,6 @@
-//! `retentiond ctl`: the real binary against the in-process daemon (and, for
-//! endpoints this build does not serve yet, against a small stand-in).
-//! Every assertion is on what a user sees (exit code, the table, stderr) or
-//! on the daemon's state read through the API.
+//! `retentiond ctl`: the real binary against the in-process daemon. Every
+//! assertion is on what a user sees (exit code, the table, stderr) or on the
+//! daemon's state read through the API.
 
 mod common;
 
@@ -456,104 +455,155 @@ async fn restore_check_exits_0_when_allowed_and_3_when_refused() {
     assert_eq!((out.code, &out.json()["allowed"]), (3, &json!(false)), "{out:?}");
 }
 
-/// A stand-in for the endpoints being added in parallel (/readyz with `now`,
-/// /metrics, apply-policy), and /v1/events and /v1/deletions recording what
-/// they were sent, to check the client side of those commands.
-mod standin {
-    use axum::extract::{Query, State};
-    use axum::http::StatusCode;
-    use axum::routing::{get, post};
-    use axum::{Json, Router};
-    use serde_json::{json, Value};
-    use std::collections::HashMap;
-    use std::sync::{Arc, Mutex};
-
-    pub const NOW: &str = "2026-03-01T00:00:00Z";
-
-    #[derive(Clone, Default)]
-    pub struct Seen {
-        pub ready: Arc<Mutex<bool>>,
-        pub posted: Arc<Mutex<Vec<Value>>>,
-    }
-
-    pub async fn start(seen: Seen) -> String {
-        let app = Router::new()
-            .route(
-                "/readyz",
-                get(|State(s): State<Seen>| async move {
-                    let ready = *s.ready.lock().unwrap();
-                    let code = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-                    (code, Json(json!({"ready": ready, "paused": !ready, "guard_tripped": false, "now": NOW})))
-                }),
-            )
-            .route("/metrics", get(|| async { "# TYPE retentiond_resources gauge\nretentiond_resources 3\n" }))
-            .route(
-                "/v1/admin/apply-policy",
-                post(|Json(body): Json<Value>| async move {
-                    Json(json!({"product": body["product"], "policy_version": "ecs@2", "unchanged": 4,
-                                "rescheduled": [{"resource": "r1", "from": "2026-03-10T00:00:00Z",
-                                                 "to": "2026-03-20T00:00:00Z"}]}))
-                }),
-            )
-            .route(
-                "/v1/deletions",
-                get(|Query(q): Query<HashMap<String, String>>| async move {
-                    Json(json!({"before": q["before"], "deletions": []}))
-                }),
-            )
-            .route(
-                "/v1/events",
-                post(|State(s): State<Seen>, Json(body): Json<Value>| async move {
-                    let id = body["event_id"].clone();
-                    s.posted.lock().unwrap().push(body);
-                    Json(json!({"results": [{"event_id": id, "status": "applied"}]}))
-                }),
-            )
-            .with_state(seen);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        format!("http://{addr}")
-    }
+/// The policy versions /readyz reports, by product.
+async fn policies(h: &Harness) -> Value {
+    let (status, v) = h.get_as(AUDITOR, "/readyz").await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    v["policies"].clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn status_metrics_apply_policy_and_the_daemons_now_against_a_stand_in() {
-    let seen = standin::Seen::default();
-    let base = standin::start(seen.clone()).await;
-    let env = [("RETENTIOND_ADDR", base.as_str()), ("RETENTIOND_TOKEN", ADMIN)];
-
-    let out = run(&env, &["status"], None).await;
-    assert_eq!(out.code, 1, "503: {out:?}");
-    assert_eq!(out.field("ready").as_deref(), Some("false"), "{out:?}");
-    assert!(out.stderr.starts_with("retentiond ctl: not ready (503"), "{out:?}");
-    *seen.ready.lock().unwrap() = true;
-    let out = run(&env, &["status"], None).await;
-    assert_eq!(out.code, 0, "{out:?}");
-    assert_eq!(out.field("now").as_deref(), Some(standin::NOW), "{out:?}");
+async fn status_shows_readiness_the_daemons_clock_and_policy_versions() {
+    let h = Harness::start().await;
+    let version = policies(&h).await["ecs"].as_str().unwrap().to_string();
+    let out = ctl(&h, AUDITOR, &["status"]).await;
+    ok(&out);
+    assert_eq!(out.field("ready").as_deref(), Some("true"), "{out:?}");
+    assert_eq!(out.field("now").as_deref(), Some(T0), "the manual clock: {out:?}");
     assert_eq!(out.field("paused").as_deref(), Some("false"), "{out:?}");
+    assert_eq!(out.field("policies"), Some(format!("ecs {version}")), "{out:?}");
+    assert_eq!(out.stderr, "");
 
-    let out = run(&env, &["metrics"], None).await;
-    assert_eq!(out.stdout, "# TYPE retentiond_resources gauge\nretentiond_resources 3\n", "{out:?}");
+    ok(&ctl(&h, OPERATOR, &["pause"]).await);
+    let out = ctl(&h, AUDITOR, &["status", "--json"]).await;
+    ok(&out);
+    assert_eq!(out.json(), h.get_as(AUDITOR, "/readyz").await.1, "the daemon's answer");
+    assert_eq!(out.json()["paused"], true);
+    assert_eq!(out.json()["policies"], json!({ "ecs": version }));
 
-    let out = run(&env, &["apply-policy", "ecs"], None).await;
-    assert_eq!(out.code, 0, "{out:?}");
-    assert!(out.stdout.starts_with("product ecs, policy ecs@2: 1 rescheduled, 4 unchanged\n"), "{out:?}");
-    assert!(out.has_row(&["r1", "2026-03-10T00:00:00Z", "2026-03-20T00:00:00Z"]), "{out:?}");
+    // The billing feed reads nothing.
+    let out = ctl(&h, INGEST, &["status"]).await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.starts_with("retentiond ctl: the token's role may not do this (403): "), "{out:?}");
+}
 
-    // --within counts from the daemon's clock, not this machine's.
-    let out = run(&env, &["forecast", "--within", "30d"], None).await;
-    assert_eq!(out.code, 0, "{out:?}");
-    assert!(out.stdout.starts_with("deletions due before 2026-03-31T00:00:00Z:\n(none)"), "{out:?}");
-    // A hold without --at is dated by the daemon's clock.
-    let out =
-        run(&env, &["hold", "place", "--hold-id", "h1", "--authority", "A", "--reason", "R", "--tenant", "t1"], None)
-            .await;
-    assert_eq!(out.code, 0, "{out:?}");
-    let posted = seen.posted.lock().unwrap().clone();
-    assert_eq!(posted.len(), 1);
-    assert_eq!(posted[0]["at"], standin::NOW, "{posted:?}");
-    assert_eq!(posted[0]["type"], "hold.placed");
-    assert_eq!(posted[0]["tenant"], "t1");
-    assert!(posted[0].get("resource").is_none(), "tenant-wide: {posted:?}");
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_the_served_text_or_its_samples_as_json() {
+    let h = Harness::start().await;
+    h.apply(created("e1", "t1", "r1", "2026-02-01T00:00:00Z")).await;
+    let head = h.audit().last().unwrap()["seq"].as_u64().unwrap();
+    let out = ctl(&h, AUDITOR, &["metrics"]).await;
+    ok(&out);
+    assert!(out.stdout.contains("# TYPE retentiond_audit_head_seq gauge\n"), "{out:?}");
+    assert!(out.stdout.lines().any(|l| l == format!("retentiond_audit_head_seq {head}")), "{out:?}");
+    let served = out.stdout.lines().filter(|l| !l.is_empty() && !l.starts_with('#')).count();
+
+    let out = ctl(&h, AUDITOR, &["--json", "metrics"]).await;
+    ok(&out);
+    let samples = out.json()["samples"].as_array().unwrap().clone();
+    assert_eq!(samples.len(), served, "one JSON sample per served sample");
+    assert!(samples.contains(&json!({"name": "retentiond_audit_head_seq", "labels": {}, "value": head})), "{out:?}");
+    let created = json!({"name": "retentiond_events_total", "labels": {"type": "resource.created", "status": "applied"}, "value": 1});
+    assert!(samples.contains(&created), "{out:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forecast_within_counts_from_the_daemons_clock_not_this_machines() {
+    let h = Harness::start().await;
+    // The manual clock runs years ahead of this machine's: a window counted
+    // from this machine's clock would list nothing.
+    h.set_clock("2040-01-01T00:00:00Z").await;
+    let soon = retentiond::time::parse_rfc3339("2040-01-20T00:00:00Z").unwrap();
+    assert!(chrono::Utc::now() + chrono::Duration::days(30) < soon, "this machine's clock is past 2039");
+    h.apply(created("e1", "t1", "soon", "2040-01-05T00:00:00Z")).await; // deletion due 20 Jan 2040
+    h.apply(created("e2", "t1", "later", "2040-02-10T00:00:00Z")).await; // due 25 Feb 2040
+
+    let out = ctl(&h, AUDITOR, &["forecast", "--within", "30d"]).await;
+    ok(&out);
+    assert!(out.stdout.starts_with("deletions due before 2040-01-31T00:00:00Z:\n"), "{out:?}");
+    assert!(out.has_row(&["2040-01-20T00:00:00Z", "soon", "t1", "active", "expiry", "yes", "-"]), "{out:?}");
+    assert!(!out.stdout.contains("later"), "outside the window: {out:?}");
+    let out = ctl(&h, AUDITOR, &["--json", "forecast", "--within", "30d"]).await;
+    ok(&out);
+    assert_eq!(out.json()["before"], "2040-01-31T00:00:00Z");
+    assert_eq!(out.json()["deletions"].as_array().unwrap().len(), 1, "{out:?}");
+
+    // A refused token is named, not taken for a daemon that cannot tell its clock.
+    let out = ctl(&h, "not-a-known-token", &["forecast", "--within", "30d"]).await;
+    assert_eq!(out.code, 1, "{out:?}");
+    let want = "retentiond ctl: reading the daemon's clock from /readyz: token refused (401): unknown token";
+    assert!(out.stderr.starts_with(want), "{out:?}");
+    assert_eq!(out.stderr.lines().count(), 1, "{out:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hold_without_at_is_dated_by_the_daemons_clock() {
+    let h = Harness::start().await;
+    h.apply(created("e1", "t1", "r1", "2026-02-01T00:00:00Z")).await;
+    let now = "2026-01-10T12:00:00Z";
+    h.set_clock(now).await;
+    // Dated by this machine's clock, the event would be months in the
+    // future and rejected (max_future_skew is 5 minutes).
+    let daemon_now = retentiond::time::parse_rfc3339(now).unwrap();
+    assert!(chrono::Utc::now() > daemon_now + chrono::Duration::hours(1), "this machine's clock is behind 2026");
+
+    let place = ["hold", "place", "--hold-id", "h1", "--authority", "A", "--reason", "R", "--tenant", "t1"];
+    let out = ctl(&h, OPERATOR, &place).await;
+    ok(&out);
+    assert!(out.stdout.lines().any(|l| l.starts_with("ctl-hold-placed-h1-") && l.contains(" applied")), "{out:?}");
+    assert_eq!(
+        h.resource("r1").await["holds"],
+        json!([{"hold_id": "h1", "authority": "A", "reason": "R", "scope": "tenant", "placed_at": now}])
+    );
+    let out = ctl(&h, OPERATOR, &["hold", "release", "--hold-id", "h1", "--tenant", "t1"]).await;
+    ok(&out);
+    assert_eq!(h.resource("r1").await["holds"], json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_policy_after_a_reload_lists_what_moved() {
+    let config = |expiry: &str| {
+        format!("{}\n[safety]\nmin_notice = \"2d\"\n", base_config("")).replacen(
+            "expiry = \"15d\"",
+            &format!("expiry = \"{expiry}\""),
+            1,
+        )
+    };
+    let h = Harness::with_config(&config("15d")).await;
+    h.make_data("t1", "r1");
+    h.apply(created("e1", "t1", "r1", "2026-01-31T00:00:00Z")).await;
+    h.apply(created("e2", "t1", "r2", "2026-06-01T00:00:00Z")).await;
+    h.set_clock("2026-02-01T00:00:00Z").await;
+    assert_eq!(h.resource("r1").await["delete_after"], "2026-02-15T00:00:00Z");
+    let old = policies(&h).await["ecs"].clone();
+
+    // The expiry buffer shrinks from 15 to 5 days; the running buffer keeps
+    // its deadline until the policy is applied.
+    std::fs::write(h.config_path(), config("5d")).unwrap();
+    h.daemon.as_ref().unwrap().reload().await.expect("reload accepted");
+    let new = policies(&h).await["ecs"].as_str().unwrap().to_string();
+    assert_ne!(json!(new), old);
+    assert_eq!(ctl(&h, AUDITOR, &["status"]).await.field("policies"), Some(format!("ecs {new}")));
+    assert_eq!(h.resource("r1").await["delete_after"], "2026-02-15T00:00:00Z");
+
+    let out = ctl(&h, INGEST, &["apply-policy", "ecs"]).await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert_eq!(out.stderr, "retentiond ctl: the token's role may not do this (403): role ingest may not do this\n");
+    let out = ctl(&h, OPERATOR, &["apply-policy", "nosuch"]).await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.starts_with("retentiond ctl: bad request (400): field product: "), "{out:?}");
+    assert!(out.stderr.contains("nosuch") && out.stderr.lines().count() == 1, "{out:?}");
+    assert_eq!(out.stdout, "");
+
+    // Term end 31 Jan + 5 days; the 2-day notice floor (3 Feb) is earlier.
+    let out = ctl(&h, OPERATOR, &["apply-policy", "ecs"]).await;
+    ok(&out);
+    assert!(out.stdout.starts_with(&format!("product ecs, policy {new}: 1 rescheduled, 1 unchanged\n")), "{out:?}");
+    assert!(out.has_row(&["RESOURCE", "FROM", "TO"]), "{out:?}");
+    assert!(out.has_row(&["r1", "2026-02-15T00:00:00Z", "2026-02-05T00:00:00Z"]), "{out:?}");
+    assert_eq!(h.resource("r1").await["delete_after"], "2026-02-05T00:00:00Z");
+    // Nothing is left to move; --json is the daemon's answer.
+    let out = ctl(&h, OPERATOR, &["--json", "apply-policy", "ecs"]).await;
+    ok(&out);
+    assert_eq!(out.json(), json!({"product": "ecs", "policy_version": new, "rescheduled": [], "unchanged": 2}));
 }
