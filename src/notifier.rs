@@ -166,17 +166,8 @@ impl Notifier {
             Notifier::Http(h) => Ok(h.post(key, bytes).await?),
             Notifier::Command { argv, timeout } => {
                 let program = argv.first().cloned().unwrap_or_default();
-                let mut cmd = tokio::process::Command::new(&program);
-                cmd.args(&argv[1..])
-                    .env_clear()
-                    .current_dir("/")
-                    .stdin(Stdio::piped())
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .kill_on_drop(true);
-                if let Some(path) = std::env::var_os("PATH") {
-                    cmd.env("PATH", path);
-                }
+                let mut cmd = crate::executor::sandboxed(&program, &argv[1..]);
+                cmd.stdin(Stdio::piped()).stderr(Stdio::null());
                 let mut child =
                     cmd.spawn().map_err(|source| NotifyError::Spawn { program: program.clone(), source })?;
                 let run = async {

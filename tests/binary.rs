@@ -5,8 +5,7 @@ mod common;
 use common::*;
 use serde_json::json;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_retentiond"))
@@ -72,24 +71,6 @@ fn check_config_rejects_broken_copies_with_line_and_column() {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-struct Served {
-    child: Child,
-    base: String,
-}
-
-/// A failing test must not leave a daemon running (it would also hold the
-/// test's output pipes open).
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Starts `retentiond serve` and waits until /healthz answers.
 async fn serve(config: &Path, port: u16) -> Served {
     let child = bin()
@@ -100,19 +81,7 @@ async fn serve(config: &Path, port: u16) -> Served {
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(r) = client.get(format!("{base}/healthz")).send().await {
-            if r.status().is_success() {
-                break;
-            }
-        }
-        assert!(Instant::now() < deadline, "daemon did not start");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    Served { child, base }
+    Served::wait_healthy(child, format!("http://127.0.0.1:{port}")).await
 }
 
 /// engineering-notes habit 3: a 200 means the event survives kill -9 right after.

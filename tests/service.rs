@@ -8,40 +8,8 @@ use common::*;
 use serde_json::{json, Value};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// The daemon under test; killed if a test fails half-way.
-struct Served {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Served {
-    fn signal(&self, name: &str) {
-        let ok = Command::new("kill").args([&format!("-{name}"), &self.child.id().to_string()]).status().unwrap();
-        assert!(ok.success(), "kill -{name}");
-    }
-
-    /// Waits (bounded) for the process to exit; returns its exit code.
-    fn exit_code(&mut self, within: Duration) -> Option<i32> {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code();
-            }
-            assert!(Instant::now() < deadline, "the daemon did not exit within {within:?}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
 
 /// A fake systemd notify socket: collects what the daemon sends.
 struct NotifySocket {
@@ -75,10 +43,6 @@ impl NotifySocket {
         }
         panic!("no {needle:?} from the daemon; got {seen:?}");
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// A config on `port`, with a `slow` store whose command executor takes
@@ -125,14 +89,7 @@ async fn serve(dir: &Path, port: u16, notify: Option<&NotifySocket>, watchdog_us
         cmd.env("WATCHDOG_USEC", usec.to_string());
     }
     let child = cmd.spawn().unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !client.get(format!("{base}/healthz")).send().await.is_ok_and(|r| r.status().is_success()) {
-        assert!(Instant::now() < deadline, "daemon did not start");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    Served { child, base }
+    Served::wait_healthy(child, format!("http://127.0.0.1:{port}")).await
 }
 
 fn setup(call_secs: u32, drain: &str) -> (tempfile::TempDir, u16) {

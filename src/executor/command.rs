@@ -99,17 +99,8 @@ impl CommandExecutor {
         let program = self.argv[0].clone();
         let args = self.render_args(&program, action, target)?;
 
-        let mut cmd = Command::new(&program);
-        cmd.args(&args)
-            .env_clear()
-            .current_dir("/")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        if let Some(path) = std::env::var_os("PATH") {
-            cmd.env("PATH", path);
-        }
+        let mut cmd = sandboxed(&program, &args);
+        cmd.stdin(Stdio::null()).stderr(Stdio::piped());
         let mut child = cmd.spawn().map_err(|source| ExecError::Spawn { program: program.clone(), source })?;
 
         let now = Instant::now();
@@ -171,6 +162,19 @@ impl CommandExecutor {
         }
         Ok(args)
     }
+}
+
+/// An operator's program as the daemon runs it: directly (never through a
+/// shell), in `/`, with an empty environment but `PATH` (so no secret of
+/// the daemon's leaks into it), stdout discarded, killed if the daemon
+/// stops waiting. The caller sets stdin and stderr.
+pub(crate) fn sandboxed(program: &str, args: &[String]) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.args(args).env_clear().current_dir("/").stdout(Stdio::null()).kill_on_drop(true);
+    if let Some(path) = std::env::var_os("PATH") {
+        cmd.env("PATH", path);
+    }
+    cmd
 }
 
 /// What woke the wait loop.

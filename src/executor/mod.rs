@@ -19,6 +19,7 @@ mod command;
 mod fs;
 mod http;
 
+pub(crate) use command::sandboxed;
 pub use command::CommandExecutor;
 pub use fs::FsExecutor;
 pub use http::{HttpExecutor, SecretSource};

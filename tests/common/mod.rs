@@ -214,3 +214,55 @@ pub fn created(event_id: &str, tenant: &str, resource: &str, term_end: &str) -> 
     json!({"event_id": event_id, "type": "resource.created", "at": T0, "tenant": tenant,
            "resource": resource, "product": "ecs", "billing": "prepaid", "term_end": term_end})
 }
+
+/// A free TCP port on loopback, for a daemon run as its own process.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The real binary, serving; killed on drop, so a failing test never leaves
+/// a daemon running (it would also hold the test's output pipes open).
+pub struct Served {
+    pub child: std::process::Child,
+    pub base: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Served {
+    /// Waits (bounded, 30 s) until `/healthz` answers at `base`.
+    pub async fn wait_healthy(child: std::process::Child, base: String) -> Served {
+        let served = Served { child, base };
+        let client = reqwest::Client::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !client.get(format!("{}/healthz", served.base)).send().await.is_ok_and(|r| r.status().is_success()) {
+            assert!(std::time::Instant::now() < deadline, "daemon did not start");
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        served
+    }
+
+    /// Sends a signal by name (`HUP`, `TERM`) through kill(1).
+    pub fn signal(&self, name: &str) {
+        let pid = self.child.id().to_string();
+        let ok = std::process::Command::new("kill").args([&format!("-{name}"), &pid]).status().unwrap();
+        assert!(ok.success(), "kill -{name}");
+    }
+
+    /// Waits (bounded) for the process to exit; returns its exit code.
+    pub fn exit_code(&mut self, within: std::time::Duration) -> Option<i32> {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            assert!(std::time::Instant::now() < deadline, "the daemon did not exit within {within:?}");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
