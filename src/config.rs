@@ -324,11 +324,11 @@ struct RawSafety {
     #[serde(default)]
     guard: RawGuard,
     #[serde(default = "default_30d")]
-    min_notice: Dur,
+    min_notice: Spanned<Dur>,
 }
 
-fn default_30d() -> Dur {
-    Dur::from_secs(30 * 86_400)
+fn default_30d() -> Spanned<Dur> {
+    Spanned::new(0..0, Dur::from_secs(30 * 86_400))
 }
 
 impl Default for RawSafety {
@@ -531,8 +531,12 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
             max_fraction: fraction,
             min_resources: g.min_resources,
         },
-        min_notice: raw.safety.min_notice,
+        min_notice: *raw.safety.min_notice.get_ref(),
     };
+    let min_notice_span = raw.safety.min_notice.span();
+    if safety.min_notice < Dur::from_secs(86_400) {
+        return Err(err(min_notice_span.clone(), "safety.min_notice must be at least 1 day".into()));
+    }
 
     let mut stores = BTreeMap::new();
     for (name, store) in raw.stores {
@@ -654,6 +658,21 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         let mut notices = product.notices;
         notices.sort_unstable_by(|a, b| b.cmp(a));
         notices.dedup();
+        // A deadline moved by apply-policy is never closer than min_notice,
+        // so every warning can still go out before it.
+        if let Some(longest) = notices.first().filter(|n| **n > safety.min_notice) {
+            return Err(err(
+                min_notice_span.clone(),
+                format!(
+                    "safety.min_notice = \"{}\" is shorter than products.{name}.notices' \"{longest}\": \
+                     a deadline moved by apply-policy could skip that warning",
+                    safety.min_notice
+                ),
+            ));
+        }
+        if notices.iter().any(|n| n.is_zero()) {
+            return Err(err(name_span.clone(), format!("products.{name}.notices: an offset of 0s warns of nothing")));
+        }
         let policy = ProductPolicy {
             name: name.clone(),
             stores: product_stores,

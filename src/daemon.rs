@@ -181,15 +181,30 @@ impl Daemon {
             }
         };
         let new = Arc::new(new);
-        let report = self.engine.reload(new.clone()).await?;
+        // The engine may still refuse (products its resources need are
+        // missing); it audits that itself.
+        let report = match self.engine.reload(new.clone()).await {
+            Ok(report) => report,
+            Err(EngineError::ProductsInUse(why)) => {
+                tracing::error!(error = %why, "reload refused; the config in force stays");
+                return Err(DaemonError::Reload(why));
+            }
+            Err(e) => return Err(e.into()),
+        };
         self.config.set(new.clone());
         self.tokens.set(Arc::new(tokens));
-        if new.schedule != current.schedule {
-            let mut sweeps = self.sweeps.lock().await;
+        let mut sweeps = self.sweeps.lock().await;
+        if new.schedule != current.schedule || sweeps.is_none() {
             if let Some(old) = sweeps.take() {
                 old.stop().await;
             }
-            *sweeps = Some(Sweeps::start(&new.schedule, self.engine.clone()).await?);
+            // The new config is in force either way; a scheduler that cannot
+            // start is logged and tried again at the next reload (deadlines
+            // never depend on the sweeps).
+            match Sweeps::start(&new.schedule, self.engine.clone()).await {
+                Ok(s) => *sweeps = Some(s),
+                Err(e) => tracing::error!(error = %e, "sweeps not running until the next reload"),
+            }
         }
         Ok(report)
     }

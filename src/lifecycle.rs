@@ -276,6 +276,11 @@ pub struct Notice {
     pub attempts: u32,
     /// When to try again after a failure.
     pub next_attempt_at: Option<Timestamp>,
+    /// True when it was dropped unsent because what it announced changed
+    /// while it waited (a renewal, a hold, a new date): `sent_at` then
+    /// holds when it was dropped.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub superseded: bool,
 }
 
 impl Notice {
@@ -597,9 +602,17 @@ impl Resource {
                     match &mut self.arrears {
                         // A repeated notice updates the amount; the earliest start stands.
                         Some(a) => {
-                            a.started_at = a.started_at.min(at);
-                            let grace = later(a.started_at, policy.arrears_grace.to_chrono());
-                            a.grace_ends_at = Some(a.grace_ends_at.map_or(grace, |g| g.min(grace)));
+                            // An earlier-dated notice moves the grace end by
+                            // as much; the grace length stays the one fixed
+                            // when the arrears were first reported (a reload
+                            // since must not shorten it).
+                            let start = a.started_at.min(at);
+                            let moved = a.started_at - start;
+                            a.grace_ends_at = Some(match a.grace_ends_at {
+                                Some(g) => g.checked_sub_signed(moved).unwrap_or(g),
+                                None => later(start, policy.arrears_grace.to_chrono()),
+                            });
+                            a.started_at = start;
                             a.amount = amount.or(a.amount);
                             a.currency = currency.clone().or(a.currency.take());
                         }
@@ -724,7 +737,45 @@ impl Resource {
             }
         }
         self.complete_if_done(now, &mut fx);
+        self.supersede_stale_notices(now, &mut fx);
         fx
+    }
+
+    /// Drops the pending notices whose news is no longer true, so a notice
+    /// that waited (the notifier was down) never tells a tenant who renewed
+    /// that their data will be deleted, or names a date that moved: a
+    /// reminder for a term end that changed or passed into a buffer; a
+    /// warning for a date that moved, a hold, or a deletion that started or
+    /// was cancelled; a buffer start whose buffer is no longer running. A
+    /// buffer start whose deletion date moved is sent with the new date.
+    fn supersede_stale_notices(&mut self, now: Timestamp, fx: &mut Vec<Effect>) {
+        let date = self.deletion_due();
+        let (state, held, term_end, expiry) =
+            (self.state, !self.holds.is_empty(), self.term_end, self.expiry.is_some());
+        let running: Vec<(Cause, Timestamp)> = self.running_buffers().map(|b| (b.cause, b.started_at)).collect();
+        let mut dropped = Vec::new();
+        for n in self.notices.iter_mut().filter(|n| n.sent_at.is_none()) {
+            let current = match n.kind {
+                NoticeKind::RenewalReminder => state == State::Active && !expiry && term_end == n.date,
+                NoticeKind::DeletionWarning => state == State::Retained && !held && date == n.date,
+                NoticeKind::BufferStarted => {
+                    let live = state == State::Retained && n.cause.is_some_and(|c| running.contains(&(c, n.due_at)));
+                    if live {
+                        n.date = date;
+                    }
+                    live
+                }
+                NoticeKind::DeletionCompleted => true,
+            };
+            if !current {
+                n.sent_at = Some(now);
+                n.superseded = true;
+                dropped.push(json!({"key": n.key, "notice": n.kind.as_str(), "date": n.date.map(fmt_rfc3339)}));
+            }
+        }
+        for data in dropped {
+            fx.push(Effect::Record { kind: "notice.superseded", data });
+        }
     }
 
     /// Records an executor's confirmation that a copy is gone.
@@ -1087,6 +1138,7 @@ impl Resource {
             sent_at: None,
             attempts: 0,
             next_attempt_at: None,
+            superseded: false,
         });
     }
 
@@ -1163,6 +1215,24 @@ impl Resource {
         pending.chain(future).min()
     }
 
+    /// True when nothing about this resource can happen any more: purged,
+    /// and no notice waiting. Until then its product must stay configured.
+    pub fn is_settled(&self) -> bool {
+        self.state == State::Purged && self.notices.iter().all(|n| n.sent_at.is_some())
+    }
+
+    /// Fixes the arrears grace end of a record written before it was
+    /// stored, from the policy in force (once, at start). True if changed.
+    pub fn fix_arrears_grace(&mut self, policy: &ProductPolicy) -> bool {
+        match &mut self.arrears {
+            Some(a) if a.buffer.is_none() && a.grace_ends_at.is_none() => {
+                a.grace_ends_at = Some(later(a.started_at, policy.arrears_grace.to_chrono()));
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// The notices whose send (or resend) is due at `now`, by key.
     pub fn notices_to_send(&self, now: Timestamp) -> Vec<&Notice> {
         self.notices.iter().filter(|n| n.send_due().is_some_and(|t| t <= now)).collect()
@@ -1172,9 +1242,12 @@ impl Resource {
     /// with `skipped` giving why, that it was deliberately not sent (no
     /// notifier, or dry run: `notice.skipped`). Written once per key.
     pub fn notice_sent(&mut self, key: &str, now: Timestamp, skipped: Option<&str>) -> Vec<Effect> {
-        let Some(n) = self.notices.iter_mut().find(|n| n.key == key && n.sent_at.is_none()) else {
+        // A notice dropped as stale while its send was under way did go out:
+        // the record says what happened.
+        let Some(n) = self.notices.iter_mut().find(|n| n.key == key && (n.sent_at.is_none() || n.superseded)) else {
             return Vec::new(); // a late duplicate confirmation
         };
+        n.superseded = false;
         n.sent_at = Some(now);
         n.next_attempt_at = None;
         let mut data = json!({"key": n.key, "notice": n.kind.as_str(), "date": n.date.map(fmt_rfc3339),

@@ -136,11 +136,12 @@ impl Metrics {
                 *c.retries.entry("operator").or_default() += n;
             }
             "resource.purged" => c.resources_purged += 1,
-            "notice.sent" | "notice.failed" | "notice.skipped" => {
+            "notice.sent" | "notice.failed" | "notice.skipped" | "notice.superseded" => {
                 let notice = NOTICE_KINDS.iter().find(|k| data["notice"] == **k).copied().unwrap_or("unknown");
                 let result = match kind {
                     "notice.sent" => "sent",
                     "notice.failed" => "failed",
+                    "notice.superseded" => "superseded",
                     _ => "skipped",
                 };
                 *c.notices.entry((notice, result)).or_default() += 1;
@@ -213,10 +214,10 @@ impl Metrics {
             "retentiond_notices_total",
             "counter",
             "Notices to tenants by kind and result: sent (confirmed by the notifier), failed (to be retried), \
-             skipped (no notifier, or dry run).",
+             skipped (no notifier, or dry run), superseded (dropped unsent: what it announced changed).",
         );
         for notice in NOTICE_KINDS {
-            for result in ["sent", "failed", "skipped"] {
+            for result in ["sent", "failed", "skipped", "superseded"] {
                 let n = c.notices.get(&(notice, result)).copied().unwrap_or(0);
                 o.sample("retentiond_notices_total", &[("notice", notice), ("result", result)], n);
             }

@@ -65,6 +65,10 @@ pub enum EngineError {
     /// `apply-policy` named a product that is not configured.
     #[error("product {0:?} is not configured")]
     UnknownProduct(String),
+    /// The config leaves out products that tracked resources still need:
+    /// events about them (a legal hold, a renewal) could not be applied.
+    #[error("{0}")]
+    ProductsInUse(String),
 }
 
 /// A clock move requested through the API (manual clock only).
@@ -490,6 +494,8 @@ impl Engine {
     /// Runs everything that fell due while the daemon was down and makes it
     /// durable; called once before the API opens.
     pub async fn catch_up(&mut self) -> Result<(), EngineError> {
+        self.check_products(&self.config.clone())?.map_err(EngineError::ProductsInUse)?;
+        self.migrate()?;
         // Time spent stopped is downtime, not a clock jump: the first
         // reading is taken as it is.
         let now = self.clock.now();
@@ -668,9 +674,9 @@ impl Engine {
                     self.notice_result(&resource, &key, outcome)?;
                 }
                 Command::Reload { config, reply } => {
-                    let report = self.reload(config)?;
+                    let result = self.reload(config)?;
                     done.push(Box::new(move || {
-                        let _ = reply.send(Ok(report));
+                        let _ = reply.send(result);
                     }));
                 }
                 Command::ReloadFailed { error, reply } => {
@@ -1009,11 +1015,60 @@ impl Engine {
         due_in(&self.config, r)
     }
 
+    /// Err(message) when `config` leaves out a product that a resource not
+    /// yet settled belongs to: without its policy, events about the
+    /// resource (a tenant-wide legal hold, a renewal) could not be applied
+    /// to it, and it would be deleted later as if they had never come.
+    fn check_products(&self, config: &Config) -> Result<Result<(), String>, EngineError> {
+        let mut missing: BTreeMap<String, u64> = BTreeMap::new();
+        self.store.for_each_resource(&mut |r| {
+            if !config.products.contains_key(&r.product) && !r.is_settled() {
+                *missing.entry(r.product).or_default() += 1;
+            }
+        })?;
+        if missing.is_empty() {
+            return Ok(Ok(()));
+        }
+        let list: Vec<String> = missing.iter().map(|(p, n)| format!("{p:?} ({n} resources)")).collect();
+        Ok(Err(format!(
+            "{}: products still in use are missing: {}; keep their [products.*] sections until every resource of them is purged",
+            config.path.display(),
+            list.join(", ")
+        )))
+    }
+
+    /// Brings records written by an older version up to date (at start,
+    /// with the config the daemon starts with).
+    fn migrate(&mut self) -> Result<(), EngineError> {
+        let mut fixed = Vec::new();
+        let config = self.config.clone();
+        self.store.for_each_resource(&mut |mut r| {
+            if let Some(p) = config.products.get(&r.product) {
+                if r.fix_arrears_grace(p) {
+                    fixed.push(r);
+                }
+            }
+        })?;
+        for r in fixed {
+            let due = self.due_of(&r);
+            let mut w = WriteSet::default();
+            w.put_resource(r, due);
+            self.store.commit(w)?;
+        }
+        Ok(())
+    }
+
     /// Puts a new config in force: policies, stores, executors, notifier,
     /// safety settings and schedule. Running buffers keep the deadlines and
     /// policy versions they were set with (a reload never makes a pending
     /// deadline earlier on its own); then every due time is re-derived.
-    fn reload(&mut self, config: Arc<Config>) -> Result<ReloadReport, EngineError> {
+    fn reload(&mut self, config: Arc<Config>) -> Result<Result<ReloadReport, EngineError>, EngineError> {
+        if let Err(why) = self.check_products(&config)? {
+            let mut w = WriteSet::default();
+            self.record(&mut w, self.clock.now(), "config.reload_failed", None, None, json!({ "error": why }));
+            self.store.commit(w)?;
+            return Ok(Err(EngineError::ProductsInUse(why)));
+        }
         let old = self.config.clone();
         let mut report = ReloadReport {
             products: config.products.iter().map(|(n, p)| (n.clone(), p.version.clone())).collect(),
@@ -1039,12 +1094,8 @@ impl Engine {
         self.record(&mut w, now, "config.reloaded", None, None, data);
         self.store.commit(w)?;
         tracing::info!(changed = ?report.changed, added = ?report.added, removed = ?report.removed, "config reloaded");
-        if !report.removed.is_empty() {
-            tracing::error!(removed = ?report.removed,
-                "products left the config: their resources wait (nothing of them is deleted) until they are configured again");
-        }
         self.sweep(SweepKind::Reconcile)?;
-        Ok(report)
+        Ok(Ok(report))
     }
 
     /// Runs one sweep; see [`SweepKind`]. Idempotent: running it twice
@@ -1065,10 +1116,12 @@ impl Engine {
                             crate::lifecycle::CopyState::Restricted | crate::lifecycle::CopyState::Restricting
                         ) && c.expires_at.is_some_and(|t| t <= now)
                     });
-                    if !expired || due.is_some_and(|d| d <= now) {
+                    // Only where the state says the purge is due: a hold or
+                    // `after_hold_release` may rightly keep it waiting.
+                    if !expired {
                         return;
                     }
-                    Some(now)
+                    due_in(&config, &r)
                 }
             };
             if want.map(|t| t.timestamp_millis()) != due.map(|t| t.timestamp_millis()) {

@@ -48,6 +48,8 @@ fn check_config_rejects_broken_copies_with_line_and_column() {
         ("expiry = \"15d\"", "expiry = \"15 fortnights\"", "\"15 fortnights\"", "invalid duration"),
         ("expiry = \"15d\"", "expiry = \"1h\"", "\"1h\"", "min_buffer"),
         ("max_fraction = 0.1", "max_fraction = 1.5", "1.5", "max_fraction"),
+        ("min_notice = \"30d\"", "min_notice = \"5d\"", "\"5d\"", "shorter than products.ecs.notices"),
+        ("min_notice = \"30d\"", "min_notice = \"1h\"", "\"1h\"", "at least 1 day"),
         ("reconcile = \"0 */10 * * * *\"", "reconcile = \"*/10 * * * *\"", "\"*/10 * * * *\"", "schedule.reconcile"),
         (
             "# [notifier]\n# kind = \"command\"",

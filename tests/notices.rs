@@ -133,30 +133,24 @@ async fn a_failing_notifier_is_retried_and_never_moves_the_deletion() {
     h.set_clock("2026-02-15T00:00:00Z").await;
     assert!(!h.data_path("t1", "r1").exists(), "not late either");
 
-    // Once the notifier works again, every pending notice goes out once
-    // (retries back off to an hour, plus up to 25 % jitter). The clock
-    // jumped past the 7d warning's time straight to the 1d one's, so only
-    // the more imminent warning was due.
+    // Once the notifier works again, what is still true goes out once;
+    // the reminder, the buffer start and the warning announced a future
+    // that has passed, so they are dropped (audited), not sent late.
     std::fs::remove_file(h.dir.path().join("fail")).unwrap();
     h.advance("2h").await;
     h.advance("2h").await;
-    let mut got = summary(h.dir.path());
-    got.sort();
-    assert_eq!(
-        got,
-        [
-            "buffer_started 2026-02-15T00:00:00Z",
-            "deletion_completed -",
-            "deletion_warning 2026-02-15T00:00:00Z",
-            "renewal_reminder 2026-01-31T00:00:00Z",
-        ],
-        "all sent once after the outage"
-    );
-    assert_eq!(sent(h.dir.path()).iter().find(|n| n["notice"] == "deletion_warning").unwrap()["offset"], "1day");
-    assert_eq!(h.audit_of("notice.sent", "r1").len(), 4);
+    assert_eq!(summary(h.dir.path()), ["deletion_completed -"]);
+    let mut superseded: Vec<String> = h
+        .audit_of("notice.superseded", "r1")
+        .iter()
+        .map(|r| r["data"]["notice"].as_str().unwrap().to_string())
+        .collect();
+    superseded.sort();
+    assert_eq!(superseded, ["buffer_started", "deletion_warning", "renewal_reminder"]);
+    assert_eq!(h.audit_of("notice.sent", "r1").len(), 1);
     let m =
         h.client.get(format!("{}/metrics", h.base)).bearer_auth(AUDITOR).send().await.unwrap().text().await.unwrap();
-    assert!(m.contains("retentiond_notices_total{notice=\"deletion_warning\",result=\"sent\"} 1\n"), "{m}");
+    assert!(m.contains("retentiond_notices_total{notice=\"deletion_warning\",result=\"superseded\"} 1\n"), "{m}");
     assert!(!m.contains("retentiond_notices_total{notice=\"renewal_reminder\",result=\"failed\"} 0\n"), "{m}");
 }
 
@@ -201,4 +195,30 @@ async fn a_renewal_before_the_reminder_moves_it_and_a_hold_silences_warnings() {
         ["renewal_reminder 2026-03-31T00:00:00Z", "buffer_started 2026-04-15T00:00:00Z"],
         "no warning under a hold"
     );
+}
+
+#[tokio::test]
+async fn a_notice_that_waited_is_dropped_if_its_news_is_no_longer_true() {
+    let h = start().await;
+    std::fs::write(h.dir.path().join("fail"), b"").unwrap();
+    h.apply(created("e1", "t1", "r1", "2026-01-31T00:00:00Z")).await;
+    h.set_clock("2026-01-31T00:00:00Z").await; // the buffer starts; its notice fails
+    assert_eq!(h.audit_of("notice.failed", "r1").len(), 1);
+    h.apply(json!({"event_id": "e2", "type": "resource.renewed", "at": "2026-01-31T00:00:00Z", "tenant": "t1",
+                   "resource": "r1", "term_end": "2027-01-31T00:00:00Z"}))
+        .await;
+    assert_eq!(h.resource("r1").await["state"], "active");
+    std::fs::remove_file(h.dir.path().join("fail")).unwrap();
+    h.advance("2h").await;
+    assert!(
+        summary(h.dir.path()).is_empty(),
+        "a tenant who renewed is not told of a deletion: {:?}",
+        summary(h.dir.path())
+    );
+    let superseded = h.audit_of("notice.superseded", "r1");
+    assert_eq!(superseded.len(), 1);
+    assert_eq!(superseded[0]["data"]["notice"], "buffer_started");
+    // The next term's reminder still comes.
+    h.set_clock("2027-01-24T00:00:00Z").await;
+    assert_eq!(summary(h.dir.path()), ["renewal_reminder 2027-01-31T00:00:00Z"]);
 }

@@ -348,6 +348,23 @@ fn run(ops: Vec<Op>, prepaid: bool) -> Result<(), TestCaseError> {
         prop_assert_eq!(r.not_before, quiet.not_before);
         prop_assert_eq!(r.deciding.as_ref().map(|b| b.delete_after), quiet.deciding.as_ref().map(|b| b.delete_after));
 
+        // No pending notice tells what is no longer true (it is dropped as
+        // superseded instead).
+        for n in r.notices.iter().filter(|n| n.sent_at.is_none()) {
+            use retentiond::lifecycle::NoticeKind;
+            match n.kind {
+                NoticeKind::DeletionWarning => prop_assert!(
+                    r.state == State::Retained && r.holds.is_empty() && n.date == r.deletion_date(),
+                    "stale warning pending: {n:?}"
+                ),
+                NoticeKind::RenewalReminder => prop_assert!(
+                    r.state == State::Active && n.date == r.term_end && r.expiry.is_none(),
+                    "stale reminder pending: {n:?}"
+                ),
+                NoticeKind::BufferStarted => prop_assert!(r.state == State::Retained, "stale buffer notice: {n:?}"),
+                NoticeKind::DeletionCompleted => {}
+            }
+        }
         // Notices: one per key; a warning only while a buffer runs, no hold
         // is in force, and its date is still ahead; a reminder only before
         // the term end, renewal_reminder ahead of it.

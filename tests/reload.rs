@@ -189,3 +189,94 @@ buffer = { expiry = "15d", arrears = "15d", termination = "15d" }
     assert!(!h.dir.path().join("snap/r1/s1").exists(), "purged once found");
     assert_eq!(h.resource("r1").await["state"], "purged");
 }
+
+#[tokio::test]
+async fn a_repeated_arrears_notice_after_reload_keeps_the_grace_fixed_at_first() {
+    let grace = |g: &str| base_config(&format!("arrears_grace = \"{g}\""));
+    let h = Harness::with_config(&grace("3d")).await;
+    h.apply(json!({"event_id": "c1", "type": "resource.created", "at": T0, "tenant": "t1", "resource": "p1",
+                   "product": "ecs", "billing": "postpaid"}))
+        .await;
+    h.apply(json!({"event_id": "a1", "type": "arrears.started", "at": T0, "tenant": "t1", "amount": "10"})).await;
+    reload(&h, &grace("1d")).await;
+    // Billing re-sends the arrears notice with an updated amount, as feeds do.
+    h.set_clock("2026-01-01T12:00:00Z").await;
+    h.apply(json!({"event_id": "a2", "type": "arrears.started", "at": "2026-01-01T12:00:00Z", "tenant": "t1",
+                   "amount": "12"}))
+        .await;
+    h.set_clock("2026-01-03T23:59:59Z").await;
+    assert_eq!(h.resource("p1").await["state"], "active", "the grace fixed on 1 January still runs");
+    h.set_clock("2026-01-04T00:00:00Z").await;
+    assert_eq!(h.resource("p1").await["delete_after"], "2026-01-19T00:00:00Z");
+}
+
+#[tokio::test]
+async fn a_config_without_a_product_still_in_use_is_refused_at_reload_and_start() {
+    let other = "\n[products.other]\nstores = [\"primary\"]\nbuffer = { expiry = \"15d\", arrears = \"15d\", termination = \"15d\" }\n";
+    let with_ecs = base_config(other);
+    let renamed = with_ecs.replacen("[products.ecs]", "[products.ecs_v2]", 1);
+    let mut h = Harness::with_config(&with_ecs).await;
+    h.make_data("t1", "r1");
+    h.apply(created("e1", "t1", "r1", "2026-01-31T00:00:00Z")).await;
+    h.set_clock("2026-02-01T00:00:00Z").await;
+
+    // Renaming the product by mistake would leave r1 without a policy:
+    // a tenant-wide legal hold placed then could not reach it.
+    std::fs::write(h.config_path(), &renamed).unwrap();
+    let err = h.daemon.as_ref().unwrap().reload().await.unwrap_err().to_string();
+    assert!(err.contains("\"ecs\" (1 resources)"), "{err}");
+    let failed = h.audit().into_iter().filter(|r| r["kind"] == "config.reload_failed").count();
+    assert_eq!(failed, 1, "the refusal is audited");
+    let hold = json!({"event_id": "h1", "type": "hold.placed", "at": "2026-02-01T00:00:00Z", "tenant": "t1",
+                      "hold_id": "court-1", "authority": "court", "reason": "litigation"});
+    let (status, v) = h.post_as(OPERATOR, "/v1/events", &hold).await;
+    assert_eq!(status.as_u16(), 200, "{v}");
+    assert_eq!(h.resource("r1").await["holds"][0]["hold_id"], "court-1", "the hold reached the resource");
+    h.set_clock("2026-02-20T00:00:00Z").await;
+    assert!(h.data_path("t1", "r1").exists(), "held");
+
+    // The same config is refused at start, naming what is missing.
+    h.stop().await;
+    let config = retentiond::config::parse(&h.config_path(), &renamed).unwrap();
+    let err = retentiond::daemon::Daemon::start(config).await.err().expect("refused").to_string();
+    assert!(err.contains("products still in use are missing") && err.contains("\"ecs\""), "{err}");
+    h.start_with(&with_ecs).await;
+    assert_eq!(h.resource("r1").await["state"], "retained");
+}
+
+#[tokio::test]
+async fn the_backup_expiry_sweep_leaves_a_held_resource_alone() {
+    let extra = r#"
+[stores.snap]
+class = "backup"
+purge = "at_expiry"
+executor = { kind = "fs", root = "snap", path = "{resource}/{copy}" }
+
+[products.bk]
+stores = ["primary", "snap"]
+buffer = { expiry = "15d", arrears = "15d", termination = "15d" }
+"#;
+    let h = Harness::with_config(&base_config(extra)).await;
+    std::fs::create_dir_all(h.dir.path().join("snap/r1/s1")).unwrap();
+    h.make_data("t1", "r1");
+    h.apply(json!({"event_id": "e1", "type": "resource.created", "at": T0, "tenant": "t1", "resource": "r1",
+                   "product": "bk", "billing": "prepaid", "term_end": "2026-01-31T00:00:00Z"}))
+        .await;
+    h.apply(json!({"event_id": "b1", "type": "backup.created", "at": T0, "tenant": "t1", "resource": "r1",
+                   "store": "snap", "copy": "s1", "expires_at": "2026-03-01T00:00:00Z"}))
+        .await;
+    h.set_clock("2026-02-15T00:00:00Z").await;
+    assert_eq!(h.resource("r1").await["state"], "deleted");
+    let hold = json!({"event_id": "h1", "type": "hold.placed", "at": "2026-02-15T00:00:00Z", "tenant": "t1",
+                      "resource": "r1", "hold_id": "h", "authority": "police", "reason": "inquiry"});
+    let (status, v) = h.post_as(OPERATOR, "/v1/events", &hold).await;
+    assert_eq!(status.as_u16(), 200, "{v}");
+    h.set_clock("2026-03-02T00:00:00Z").await;
+    let engine = &h.daemon.as_ref().unwrap().engine;
+    for _ in 0..3 {
+        assert_eq!(engine.sweep(SweepKind::BackupExpiry).await.unwrap().fixed, 0, "nothing to repair under a hold");
+        h.advance("1h").await;
+    }
+    assert!(h.dir.path().join("snap/r1/s1").exists(), "held: not purged");
+    assert_eq!(h.audit().into_iter().filter(|r| r["kind"] == "sweep.repaired").count(), 0);
+}
