@@ -15,6 +15,12 @@
 //! already started; a settlement that arrives before its arrears notice makes
 //! the older notice moot.
 //!
+//! Notices to the tenant (domain-rules §1.3) are kept here too, as pure
+//! state: the renewal reminder and deletion warnings fall due with time,
+//! buffer starts and completions with transitions, and a pending notice
+//! whose news stops being true is dropped. None of it feeds back into a
+//! deadline: notices never delay or hasten a deletion.
+//!
 //! States (product-spec §6): `active` → `retained` (a buffer running) →
 //! `deleting` → `deleted` → `purged`. Once deletion has started nothing goes
 //! back: deleted data cannot be recovered (general terms 4.1.6).
