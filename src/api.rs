@@ -35,6 +35,8 @@ pub struct ApiState {
     pub tokens: Arc<Shared<Tokens>>,
     /// The daemon's clock (for "as of now" views).
     pub clock: Arc<dyn Clock>,
+    /// The outcome of the last reload (`GET /readyz`), set by the daemon.
+    pub last_reload: Arc<std::sync::Mutex<Option<Value>>>,
     /// The audit log, for `GET /v1/audit`.
     pub audit: Arc<std::sync::Mutex<crate::audit::AuditLog>>,
     /// Counters for `GET /metrics`, shared with the engine.
@@ -503,6 +505,12 @@ async fn post_retry(State(state): State<ApiState>, headers: HeaderMap, body: Byt
         None | Some(Value::Null) => None,
         Some(s) => Some(s.as_str().ok_or_else(|| ApiError::field("store", "must be a string"))?.to_string()),
     };
+    let Some(r) = state.store.resource(resource)? else {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, format!("unknown resource {resource:?}")));
+    };
+    if let Some(s) = store.as_deref().filter(|s| !r.copies.iter().any(|c| c.store == *s)) {
+        return Err(ApiError::field("store", format!("resource {resource:?} has no copy in store {s:?}")));
+    }
     let retried = state.engine.retry(resource.to_string(), store).await?;
     Ok(Json(json!({ "retried": retried })).into_response())
 }
@@ -544,7 +552,9 @@ async fn get_readyz(State(state): State<ApiState>, headers: HeaderMap) -> Result
         "guard_tripped": state.store.flag("guard_tripped")?,
         "clock_anomaly": state.store.flag("clock_anomaly")?,
         "dry_run": config.safety.dry_run,
+        "clock": match config.clock { crate::config::ClockSource::System => "system", _ => "manual" },
         "policies": versions,
+        "last_reload": state.last_reload.lock().unwrap_or_else(|e| e.into_inner()).clone(),
     });
     let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     Ok((status, Json(body)).into_response())

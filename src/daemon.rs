@@ -69,6 +69,7 @@ pub struct Daemon {
     pub config: Arc<Shared<Config>>,
     tokens: Arc<Shared<Tokens>>,
     sweeps: tokio::sync::Mutex<Option<Sweeps>>,
+    last_reload: Arc<std::sync::Mutex<Option<serde_json::Value>>>,
     shutdown: watch::Sender<bool>,
     store: Arc<dyn Store>,
     engine_task: JoinHandle<Result<(), EngineError>>,
@@ -122,12 +123,14 @@ impl Daemon {
         let addr = listener.local_addr().map_err(|source| DaemonError::Listen { addr: config.api.listen, source })?;
         let store_handle = store.clone();
         let live = Arc::new(Shared::new((*config).clone()));
+        let last_reload = Arc::new(std::sync::Mutex::new(None));
         let tokens = Arc::new(Shared::new(tokens));
         let app = router(ApiState {
             engine: handle.clone(),
             store,
             config: live.clone(),
             tokens: tokens.clone(),
+            last_reload: last_reload.clone(),
             clock: clock.clone(),
             audit: audit_log,
             metrics,
@@ -149,6 +152,7 @@ impl Daemon {
             config: live,
             tokens,
             sweeps: tokio::sync::Mutex::new(Some(sweeps)),
+            last_reload,
             shutdown,
             store: store_handle,
             engine_task,
@@ -164,6 +168,19 @@ impl Daemon {
     /// rescheduled. Running buffers keep their deadlines: see
     /// `POST /v1/admin/apply-policy`.
     pub async fn reload(&self) -> Result<ReloadReport, DaemonError> {
+        let result = self.reload_inner().await;
+        let at = crate::time::fmt_rfc3339(self.clock.now());
+        let status = match &result {
+            Ok(r) => {
+                serde_json::json!({"at": at, "ok": true, "changed": r.changed, "added": r.added, "removed": r.removed})
+            }
+            Err(e) => serde_json::json!({"at": at, "ok": false, "error": e.to_string()}),
+        };
+        *self.last_reload.lock().unwrap_or_else(|e| e.into_inner()) = Some(status);
+        result
+    }
+
+    async fn reload_inner(&self) -> Result<ReloadReport, DaemonError> {
         let current = self.config.get();
         let checked = crate::config::load(&current.path)
             .map_err(|e| e.to_string())
