@@ -686,13 +686,16 @@ impl Resource {
 
     /// Moves the resource along by time alone: term ends pass, buffers start
     /// and run out, copies whose (re)try time has come are dispatched. `busy`
-    /// says whether a copy's executor call is already in flight.
+    /// says whether a copy's executor call is already in flight, `sending`
+    /// whether a notice (by key) is with the notifier (it is then not
+    /// dropped as stale: its outcome is recorded when the notifier answers).
     pub fn advance(
         &mut self,
         policy: &ProductPolicy,
         now: Timestamp,
         rules: Rules,
         busy: &dyn Fn(&str, &str) -> bool,
+        sending: &dyn Fn(&str) -> bool,
     ) -> Vec<Effect> {
         let mut fx = Vec::new();
         if !self.state.is_final() {
@@ -743,7 +746,7 @@ impl Resource {
             }
         }
         self.complete_if_done(now, &mut fx);
-        self.supersede_stale_notices(now, &mut fx);
+        self.supersede_stale_notices(now, sending, &mut fx);
         fx
     }
 
@@ -754,13 +757,13 @@ impl Resource {
     /// warning for a date that moved, a hold, or a deletion that started or
     /// was cancelled; a buffer start whose buffer is no longer running. A
     /// buffer start whose deletion date moved is sent with the new date.
-    fn supersede_stale_notices(&mut self, now: Timestamp, fx: &mut Vec<Effect>) {
+    fn supersede_stale_notices(&mut self, now: Timestamp, sending: &dyn Fn(&str) -> bool, fx: &mut Vec<Effect>) {
         let date = self.deletion_due();
         let (state, held, term_end, expiry) =
             (self.state, !self.holds.is_empty(), self.term_end, self.expiry.is_some());
         let running: Vec<(Cause, Timestamp)> = self.running_buffers().map(|b| (b.cause, b.started_at)).collect();
         let mut dropped = Vec::new();
-        for n in self.notices.iter_mut().filter(|n| n.sent_at.is_none()) {
+        for n in self.notices.iter_mut().filter(|n| n.sent_at.is_none() && !sending(&n.key)) {
             let current = match n.kind {
                 NoticeKind::RenewalReminder => state == State::Active && !expiry && term_end == n.date,
                 NoticeKind::DeletionWarning => state == State::Retained && !held && date == n.date,
@@ -1248,12 +1251,9 @@ impl Resource {
     /// with `skipped` giving why, that it was deliberately not sent (no
     /// notifier, or dry run: `notice.skipped`). Written once per key.
     pub fn notice_sent(&mut self, key: &str, now: Timestamp, skipped: Option<&str>) -> Vec<Effect> {
-        // A notice dropped as stale while its send was under way did go out:
-        // the record says what happened.
-        let Some(n) = self.notices.iter_mut().find(|n| n.key == key && (n.sent_at.is_none() || n.superseded)) else {
+        let Some(n) = self.notices.iter_mut().find(|n| n.key == key && n.sent_at.is_none()) else {
             return Vec::new(); // a late duplicate confirmation
         };
-        n.superseded = false;
         n.sent_at = Some(now);
         n.next_attempt_at = None;
         let mut data = json!({"key": n.key, "notice": n.kind.as_str(), "date": n.date.map(fmt_rfc3339),

@@ -1237,7 +1237,8 @@ impl Engine {
         let id = r.id.clone();
         let busy = |store: &str, copy: &str| in_flight.contains(&(id.clone(), store.to_string(), copy.to_string()));
         let rules = Rules { may_start, ..self.rules() };
-        let fx = r.advance(policy, now, rules, &busy);
+        let sending = |key: &str| self.notices_in_flight.contains(key);
+        let fx = r.advance(policy, now, rules, &busy, &sending);
         let mut rest = Vec::new();
         for e in fx {
             match e {

@@ -11,11 +11,12 @@ use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
 /// A notifier script that appends each notice (one JSON line from stdin)
-/// to `sent.jsonl`, or fails while the file `fail` exists.
+/// to `sent.jsonl`, or fails while the file `fail` exists; it takes a
+/// second while the file `slow` exists.
 fn notifier(dir: &Path) -> PathBuf {
     let script = dir.join("notify.sh");
     let body = format!(
-        "#!/bin/sh\nif [ -e {d}/fail ]; then cat >/dev/null; exit 7; fi\ncat >> {d}/sent.jsonl\n",
+        "#!/bin/sh\nif [ -e {d}/slow ]; then sleep 1; fi\nif [ -e {d}/fail ]; then cat >/dev/null; exit 7; fi\ncat >> {d}/sent.jsonl\n",
         d = dir.display()
     );
     std::fs::write(&script, body).unwrap();
@@ -221,4 +222,24 @@ async fn a_notice_that_waited_is_dropped_if_its_news_is_no_longer_true() {
     // The next term's reminder still comes.
     h.set_clock("2027-01-24T00:00:00Z").await;
     assert_eq!(summary(h.dir.path()), ["renewal_reminder 2027-01-31T00:00:00Z"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notice_being_sent_when_its_news_goes_stale_has_one_outcome() {
+    let h = start().await;
+    std::fs::write(h.dir.path().join("slow"), b"").unwrap();
+    // The term ends in 3 days: the reminder is due at once and goes to the
+    // (slow) notifier; time then jumps past the whole buffer.
+    h.apply(created("e1", "t1", "r1", "2026-01-04T00:00:00Z")).await;
+    h.advance("40d").await;
+    h.advance("1h").await;
+    let key = "r1:renewal_reminder:2026-01-04T00:00:00Z";
+    let outcomes: Vec<String> = h
+        .audit()
+        .into_iter()
+        .filter(|r| r["data"]["key"] == key && r["kind"] != "notice.failed")
+        .map(|r| r["kind"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(outcomes, ["notice.sent"], "one outcome per key: the notifier had it");
+    assert_eq!(h.resource("r1").await["state"], "purged");
 }

@@ -326,8 +326,8 @@ fn run(ops: Vec<Op>, prepaid: bool) -> Result<(), TestCaseError> {
             guard_until = None;
         }
         let busy = |s: &str, c: &str| in_flight.iter().any(|(a, b)| a == s && b == c);
-        fx.extend(r.advance(&policy, now, rules, &busy));
-        quiet_fx.extend(quiet.advance(&quiet_policy, now, rules, &busy));
+        fx.extend(r.advance(&policy, now, rules, &busy, &|_| false));
+        quiet_fx.extend(quiet.advance(&quiet_policy, now, rules, &busy, &|_| false));
 
         // Notices never delay or hasten anything (issue 5): the twin without
         // warnings or reminder, whose notices are never confirmed, moves
