@@ -770,16 +770,10 @@ impl fmt::Display for Config {
                 start.map(crate::time::fmt_rfc3339).unwrap_or_else(|| "now".into())
             )?,
         }
-        writeln!(
-            f,
-            "api: {}{}",
-            self.api.listen,
-            if self.api.tokens_file.is_none() {
-                " (no tokens_file: every request but /healthz is refused)"
-            } else {
-                ""
-            }
-        )?;
+        match &self.api.tokens_file {
+            None => writeln!(f, "api: {} (no tokens_file: every request but /healthz is refused)", self.api.listen)?,
+            Some(t) => writeln!(f, "api: {} tokens_file={}", self.api.listen, t.display())?,
+        }
         let s = &self.safety;
         writeln!(
             f,
@@ -817,7 +811,14 @@ impl fmt::Display for Config {
                 StoreClass::Cache => "cache",
                 StoreClass::Backup => "backup",
             };
-            writeln!(f, "store {}: class={class}{purge}", store.name)?;
+            let executor = match &store.executor {
+                ExecutorSpec::Fs { root, path } => format!("fs {}/{path}", root.display()),
+                ExecutorSpec::Command { argv, timeout } => {
+                    format!("command {} (timeout {timeout})", argv.first().map_or("", String::as_str))
+                }
+                ExecutorSpec::Http { url, timeout, .. } => format!("http {url} (timeout {timeout})"),
+            };
+            writeln!(f, "store {}: class={class}{purge} executor={executor}", store.name)?;
         }
         for p in self.products.values() {
             writeln!(f, "product {} (policy {}):", p.name, p.version)?;

@@ -70,7 +70,9 @@ fn init_tracing() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let json = std::env::var("RETENTIOND_LOG_FORMAT").is_ok_and(|v| v == "json");
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colours only on a terminal: the journal and log files get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     if json {
         builder.json().init();
     } else {
@@ -89,8 +91,15 @@ fn main() -> ExitCode {
                         return ExitCode::from(2);
                     }
                 }
-                print!("{c}");
-                println!("ok: {}", config.display());
+                use std::io::Write;
+                // Products still used by stored resources can only be checked
+                // by the daemon that holds the database (at start and reload).
+                let text = format!(
+                    "{c}ok: {}\n(products still used by stored resources are checked when the daemon starts or reloads)\n",
+                    config.display()
+                );
+                // A closed pipe (`check-config | head`) is not an error.
+                let _ = std::io::stdout().write_all(text.as_bytes());
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -160,9 +169,16 @@ fn main() -> ExitCode {
             match serve(config) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    tracing::error!("{e:#}");
-                    eprintln!("retentiond: {e:#}");
-                    ExitCode::FAILURE
+                    // Once, through the log (plain or JSON as configured).
+                    tracing::error!("{}", chain(&e));
+                    // A config the daemon refuses exits 2 like check-config,
+                    // so the unit's RestartPreventExitStatus=2 stops systemd
+                    // from retrying it every few seconds.
+                    if is_config_refusal(&e) {
+                        ExitCode::from(2)
+                    } else {
+                        ExitCode::FAILURE
+                    }
                 }
             }
         }
@@ -213,6 +229,35 @@ fn serve(config: retentiond::config::Config) -> anyhow::Result<()> {
         daemon.shutdown().await.context("shutting down")?;
         tracing::info!("stopped");
         Ok(())
+    })
+}
+
+/// The error and its causes joined with ": ", leaving out a cause whose
+/// text the message before it already carries.
+fn chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+    }
+    out
+}
+
+/// True when the daemon refused to start because of its config (as opposed
+/// to a failure a restart may cure, such as a busy port or a disk error).
+fn is_config_refusal(e: &anyhow::Error) -> bool {
+    use retentiond::daemon::DaemonError;
+    use retentiond::scheduler::EngineError;
+    e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<DaemonError>(),
+            Some(DaemonError::Tokens(_) | DaemonError::Engine(EngineError::ProductsInUse(_)) | DaemonError::Sweeps(_))
+        )
     })
 }
 

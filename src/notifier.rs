@@ -26,7 +26,7 @@ use serde_json::json;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// `[notifier]` as written in the config file.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
@@ -137,6 +137,25 @@ pub enum NotifyError {
     Http(#[from] ExecError),
 }
 
+/// Most stderr read from a notifier program.
+const STDERR_CAP: u64 = 64 * 1024;
+
+/// `: <last 300 characters of stderr>`, control characters escaped, or
+/// nothing when it said nothing.
+fn tail(said: &[u8]) -> String {
+    let text = String::from_utf8_lossy(said);
+    let text = text.trim();
+    if text.is_empty() {
+        return String::new();
+    }
+    let start = text.char_indices().rev().nth(299).map_or(0, |(i, _)| i);
+    let escaped: String = text[start..]
+        .chars()
+        .flat_map(|c| if c.is_control() { c.escape_default().collect() } else { vec![c] })
+        .collect();
+    format!(": {escaped}")
+}
+
 /// The JSON a notifier receives.
 pub fn payload(n: &Notice, tenant: &str, resource: &str, product: &str) -> serde_json::Value {
     json!({
@@ -167,21 +186,28 @@ impl Notifier {
             Notifier::Command { argv, timeout } => {
                 let program = argv.first().cloned().unwrap_or_default();
                 let mut cmd = crate::executor::sandboxed(&program, &argv[1..]);
-                cmd.stdin(Stdio::piped()).stderr(Stdio::null());
+                cmd.stdin(Stdio::piped()).stderr(Stdio::piped());
                 let mut child =
                     cmd.spawn().map_err(|source| NotifyError::Spawn { program: program.clone(), source })?;
+                let stdin = child.stdin.take();
+                let stderr = child.stderr.take();
                 let run = async {
-                    if let Some(mut stdin) = child.stdin.take() {
+                    if let Some(mut stdin) = stdin {
                         // A program that exits without reading is judged by its status.
                         let _ = stdin.write_all(&bytes).await;
                         let _ = stdin.write_all(b"\n").await;
                     }
-                    child.wait().await
+                    // What the program says on stderr, capped, for the error.
+                    let mut said = Vec::new();
+                    if let Some(err) = stderr {
+                        let _ = err.take(STDERR_CAP).read_to_end(&mut said).await;
+                    }
+                    child.wait().await.map(|status| (status, said))
                 };
                 let failed = |what: String| NotifyError::Failed { program: program.clone(), what };
                 match tokio::time::timeout(timeout.0, run).await {
-                    Ok(Ok(status)) if status.success() => Ok(()),
-                    Ok(Ok(status)) => Err(failed(format!("exited with {status}"))),
+                    Ok(Ok((status, _))) if status.success() => Ok(()),
+                    Ok(Ok((status, said))) => Err(failed(format!("exited with {status}{}", tail(&said)))),
                     Ok(Err(e)) => Err(failed(format!("wait failed: {e}"))),
                     Err(_) => Err(failed(format!("no answer within {timeout}"))),
                 }
@@ -222,5 +248,11 @@ mod tests {
             Notifier::Command { argv: vec![script.display().to_string(), "3".into()], timeout: Dur::from_secs(10) };
         let err = failing.send("k", &body).await.unwrap_err().to_string();
         assert!(err.contains("exit status: 3"), "{err}");
+        let loud = dir.path().join("loud.sh");
+        std::fs::write(&loud, "#!/bin/sh\ncat >/dev/null\necho 'smtp down' >&2\nexit 1\n").unwrap();
+        std::fs::set_permissions(&loud, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let n = Notifier::Command { argv: vec![loud.display().to_string()], timeout: Dur::from_secs(10) };
+        let err = n.send("k", &body).await.unwrap_err().to_string();
+        assert!(err.ends_with("exit status: 1: smtp down"), "{err}");
     }
 }

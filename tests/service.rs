@@ -265,3 +265,31 @@ async fn a_call_past_the_drain_deadline_is_parked_and_resumed_at_the_next_start(
     }
     assert!(!dir.path().join("data/t1/r1").exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_the_daemon_refuses_exits_2_with_one_message() {
+    let (dir, port) = setup(0, "30s");
+    let mut d = serve(dir.path(), port, None, None).await;
+    let ev = json!({"event_id": "e1", "type": "resource.created", "at": T0, "tenant": "t1", "resource": "r1",
+                    "product": "slowp", "billing": "prepaid", "term_end": "2026-06-01T00:00:00Z"});
+    assert_eq!(post(&d.base, INGEST, "/v1/events", ev).await.0, 200);
+    d.signal("TERM");
+    assert_eq!(d.exit_code(Duration::from_secs(30)), Some(0));
+
+    // The product r1 needs is gone: the start is refused, exit 2 (the
+    // unit's RestartPreventExitStatus), the reason said once.
+    let path = dir.path().join("retentiond.toml");
+    let text = std::fs::read_to_string(&path).unwrap().replace("[products.slowp]", "[products.renamed]");
+    std::fs::write(&path, text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_retentiond"))
+        .args(["serve", "--config"])
+        .arg(&path)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.matches("products still in use are missing").count(), 1, "{stderr}");
+    assert!(stderr.contains("\"slowp\" (1 resources)"), "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "no colour codes off a terminal: {stderr}");
+}
