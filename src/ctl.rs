@@ -8,7 +8,7 @@
 //! - 0: done (`restore-check`: restoring is allowed);
 //! - 1: any error (one line on stderr starting `retentiond ctl: `), an event
 //!   `rejected`, or `status` answered "not ready";
-//! - 2: usage error (clap);
+//! - 2: usage error (from clap, or `forecast` with neither option);
 //! - 3: `restore-check` refused.
 //!
 //! The token is sent as `Authorization: Bearer` only, and never printed.
@@ -31,7 +31,9 @@ const GLOBAL: &str = "Global options";
 /// subcommand (`ctl resource r1 --json`).
 #[derive(Args)]
 pub struct CtlArgs {
-    /// The daemon's API address: http://HOST:PORT, https://.., or HOST:PORT.
+    /// The daemon's API address: http://HOST:PORT, https://.., or HOST:PORT;
+    /// without a port, port 7300 (the daemon's default), for https too. The
+    /// daemon serves plain http; https only through a TLS proxy in front.
     #[arg(
         long,
         global = true,
@@ -76,12 +78,12 @@ enum CtlCommand {
     },
     /// The deletion forecast (GET /v1/deletions): every deletion due before a time.
     Forecast {
-        /// Deletions due before this time (RFC 3339).
-        #[arg(long, value_parser = parse_time, required_unless_present = "within", conflicts_with = "within")]
+        /// Deletions due before this time (RFC 3339). Give this or --within.
+        #[arg(long, value_name = "RFC3339", value_parser = parse_time, conflicts_with = "within")]
         before: Option<Timestamp>,
         /// Deletions due within this long of the daemon's clock ("30d", read
         /// from /readyz; a manual clock may be far from this machine's).
-        #[arg(long, value_parser = parse_dur)]
+        #[arg(long, value_name = "DURATION", value_parser = parse_dur)]
         within: Option<Dur>,
     },
     /// Place or release a legal hold (posts a hold.placed / hold.released event).
@@ -135,7 +137,9 @@ enum CtlCommand {
         #[arg(long, value_parser = parse_id)]
         tenant: Option<String>,
     },
-    /// Readiness and safeguards (GET /readyz); exit 1 when not ready.
+    /// Readiness, safeguards, the clock source and the last reload (GET
+    /// /readyz); exit 1 when not ready. A refused reload is shown (and noted
+    /// on stderr) but exits 0: the daemon runs on its previous config.
     Status,
     /// The Prometheus metrics (GET /metrics), as served; with --json, the
     /// samples as `{"samples":[{"name","labels","value"}]}`.
@@ -246,6 +250,11 @@ impl Done {
     fn ok(out: String) -> Self {
         Done { out, code: 0, note: None }
     }
+
+    /// A usage error clap cannot express as plainly: exit 2, one line.
+    fn usage(note: &str) -> Self {
+        Done { out: String::new(), code: 2, note: Some(note.to_string()) }
+    }
 }
 
 /// Runs `retentiond ctl` and returns the process's exit code.
@@ -279,6 +288,11 @@ pub fn main(args: CtlArgs) -> ExitCode {
 }
 
 async fn run(args: CtlArgs) -> anyhow::Result<Done> {
+    // Checked here rather than by clap, whose message would name --before
+    // alone.
+    if let CtlCommand::Forecast { before: None, within: None } = args.command {
+        return Ok(Done::usage("forecast: give --before RFC3339 or --within DURATION"));
+    }
     let api = Api::new(&args)?;
     let json_out = args.json;
     match args.command {
@@ -296,7 +310,7 @@ async fn run(args: CtlArgs) -> anyhow::Result<Done> {
                     })?;
                     now + d.to_chrono()
                 }
-                (None, None) => bail!("give --before or --within"),
+                (None, None) => bail!("give --before RFC3339 or --within DURATION"),
             };
             let v = api.call(Method::GET, "/v1/deletions", &[("before", &fmt_rfc3339(before))], None).await?;
             Ok(Done::ok(if json_out { pretty(&v) } else { show_forecast(&v) }))
@@ -434,7 +448,13 @@ impl Api {
 
     fn transport_error(&self, e: &reqwest::Error) -> anyhow::Error {
         let base = &self.base;
-        if e.is_timeout() {
+        if let Some(plain) = base.strip_prefix("https://").filter(|_| is_tls_failure(e)) {
+            anyhow!(
+                "TLS with {base} failed: {}; the daemon serves plain http (on loopback) unless a TLS proxy \
+                 fronts it: for the daemon itself, use --addr http://{plain}",
+                root_cause(e)
+            )
+        } else if e.is_timeout() {
             anyhow!("no answer from {base} within {} (set --timeout)", self.timeout)
         } else if e.is_connect() {
             anyhow!(
@@ -457,7 +477,44 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     last.to_string()
 }
 
-/// `--addr` as a base URL; `host:port` without a scheme means http.
+/// True if a request failed in TLS (not in TCP or DNS): rustls reports a
+/// peer that does not speak TLS (a plain http daemon) as an I/O error of
+/// kind InvalidData (wrapped in another I/O error, whose `source` skips
+/// it), and certificate and handshake problems by name.
+fn is_tls_failure(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(e);
+    while let Some(err) = next {
+        let text = err.to_string().to_lowercase();
+        if ["tls", "certificate", "handshake"].iter().any(|w| text.contains(w)) {
+            return true;
+        }
+        let mut io = err.downcast_ref::<std::io::Error>();
+        while let Some(i) = io {
+            if i.kind() == std::io::ErrorKind::InvalidData {
+                return true;
+            }
+            io = i.get_ref().and_then(|inner| inner.downcast_ref::<std::io::Error>());
+        }
+        next = err.source();
+    }
+    false
+}
+
+/// The port an address without one means: the daemon's default listen port.
+const DEFAULT_PORT: u16 = 7300;
+
+/// True if the address (with a scheme) spells out a port. `Url` cannot
+/// tell: it drops a scheme's default port (`http://h:80` reads as `http://h`).
+fn names_port(full: &str) -> bool {
+    let rest = full.split_once("://").map_or(full, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    // After an IPv6 literal's closing bracket, if any.
+    let tail = authority.rsplit_once(']').map_or(authority, |(_, t)| t);
+    tail.rsplit_once(':').is_some_and(|(_, port)| !port.is_empty())
+}
+
+/// `--addr` as a base URL; `host:port` without a scheme means http, and an
+/// address without a port means port 7300 (not the scheme's 80 or 443).
 fn base_url(addr: &str) -> anyhow::Result<String> {
     let hint = "expected e.g. http://127.0.0.1:7300 or 127.0.0.1:7300";
     let full = if addr.contains("://") { addr.to_string() } else { format!("http://{addr}") };
@@ -466,12 +523,15 @@ fn base_url(addr: &str) -> anyhow::Result<String> {
     if addr.contains('@') {
         bail!("--addr may not hold a user name or password (the token goes in --token-file); {hint}");
     }
-    let url = Url::parse(&full).map_err(|e| anyhow!("--addr {addr:?} is not an address: {e}; {hint}"))?;
+    let mut url = Url::parse(&full).map_err(|e| anyhow!("--addr {addr:?} is not an address: {e}; {hint}"))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
         bail!("--addr {addr:?} is not an http(s) address; {hint}");
     }
     if url.query().is_some() || url.fragment().is_some() {
         bail!("--addr {addr:?} may not hold a query or fragment; {hint}");
+    }
+    if !names_port(&full) {
+        url.set_port(Some(DEFAULT_PORT)).map_err(|()| anyhow!("--addr {addr:?} cannot take a port; {hint}"))?;
     }
     Ok(url.as_str().trim_end_matches('/').to_string())
 }
@@ -540,7 +600,9 @@ fn status_error(status: StatusCode, text: &str, path: &str, locate: &dyn Fn(u64)
             if let Some(f) = v["field"].as_str() {
                 at.push_str(&format!("field {f}: "));
             }
-            anyhow!("bad request ({code}): {at}{message}")
+            // The API stores nothing of a request it answers 400.
+            let stored = if path == "/v1/events" { "; nothing of the request was stored" } else { "" };
+            anyhow!("bad request ({code}): {at}{message}{stored}")
         }
         // An unknown route answers an empty 404: an older daemon.
         StatusCode::NOT_FOUND if v.is_null() => anyhow!("not found ({code}): this daemon does not serve {path}"),
@@ -649,13 +711,7 @@ async fn hold(api: &Api, json_out: bool, command: HoldCommand) -> anyhow::Result
     };
     let tenant = match (&target.tenant, &target.resource) {
         (Some(t), _) => t.clone(),
-        (None, Some(r)) => {
-            let v = api
-                .call(Method::GET, &format!("/v1/resources/{r}"), &[], None)
-                .await
-                .with_context(|| format!("reading resource {r} for its tenant (or give --tenant)"))?;
-            v["tenant"].as_str().ok_or_else(|| anyhow!("resource {r} has no tenant in the answer"))?.to_string()
-        }
+        (None, Some(r)) => tenant_of(api, r, if kind == "placed" { "place" } else { "release" }).await?,
         (None, None) => bail!("give --resource or --tenant"),
     };
     let at = match opts.at {
@@ -674,9 +730,41 @@ async fn hold(api: &Api, json_out: bool, command: HoldCommand) -> anyhow::Result
     let v = api.call(Method::POST, "/v1/events", &[], Some(&ev)).await?;
     let mut done = event_results(&v, json_out);
     if done.code != 0 {
-        done.note = Some(format!("hold.{kind} event {event_id} rejected (see its error; --at sets the event's time)"));
+        let error = v["results"][0]["error"].as_str().unwrap_or("see its error");
+        // The time hint only where the time is the problem (dated too far
+        // ahead of the daemon's clock); other refusals are about the hold.
+        let hint = if error.contains("max_future_skew") { "; --at sets the event's time" } else { "" };
+        done.note = Some(format!("hold.{kind} event {event_id} rejected: {error}{hint}"));
     }
     Ok(done)
+}
+
+/// The tenant of `resource`, read from the daemon for a hold given
+/// --resource without --tenant. `verb` ("place", "release") words a refused
+/// read: a role that may not read resources may not post holds either
+/// (operator or admin), which is what the user needs to hear.
+async fn tenant_of(api: &Api, resource: &str, verb: &str) -> anyhow::Result<String> {
+    let path = format!("/v1/resources/{resource}");
+    let reading = || format!("reading resource {resource} for its tenant");
+    let (status, text) = api.send(Method::GET, &path, &[], None).await.with_context(reading)?;
+    let refused = check_status(status, &text, &path);
+    match status {
+        StatusCode::UNAUTHORIZED => {
+            refused.map_err(|e| anyhow!("{e:#}; to {verb} holds, use an operator or admin token"))?;
+        }
+        StatusCode::FORBIDDEN => {
+            let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+            let why = v["error"].as_str().unwrap_or("forbidden");
+            bail!("the token's role may not {verb} holds (403: {why}); an operator or admin token is needed");
+        }
+        StatusCode::NOT_FOUND => {
+            refused.with_context(|| format!("{} (or give --tenant)", reading()))?;
+        }
+        _ => refused.with_context(reading)?,
+    }
+    let v: Value = serde_json::from_str(&text)
+        .with_context(|| format!("{path} answered {status} with something that is not JSON"))?;
+    Ok(v["tenant"].as_str().ok_or_else(|| anyhow!("resource {resource} has no tenant in the answer"))?.to_string())
 }
 
 /// `ctl-hold-placed-<hold_id>-<unix nanos>`, cut to the 128-character id limit.
@@ -873,10 +961,42 @@ fn status_done(status: StatusCode, text: &str, json_out: bool) -> anyhow::Result
     let v: Value = serde_json::from_str(text)
         .with_context(|| format!("/readyz answered {status} with something that is not JSON"))?;
     let out = if json_out { pretty(&v) } else { show_status(&v) };
+    // A refused reload leaves the daemon ready on its previous config: exit
+    // 0, but say so on stderr too, where it is seen when stdout is not.
+    let refused = (v["last_reload"]["ok"] == false).then(|| {
+        format!(
+            "last reload REFUSED at {}: {}; the previous config stays in force",
+            cell(&v["last_reload"]["at"]),
+            cell(&v["last_reload"]["error"])
+        )
+    });
     if status.is_success() {
-        Ok(Done::ok(out))
+        Ok(Done { out, code: 0, note: refused })
     } else {
-        Ok(Done { out, code: 1, note: Some(format!("not ready ({status})")) })
+        let not_ready = format!("not ready ({status})");
+        let note = refused.map_or_else(|| not_ready.clone(), |r| format!("{not_ready}; {r}"));
+        Ok(Done { out, code: 1, note: Some(note) })
+    }
+}
+
+/// The last reload for `status`: "none since start", "ok at T: changed
+/// ecs; added web", or "REFUSED at T: why".
+fn show_reload(r: &Value) -> String {
+    if r.is_null() {
+        return "none since start".to_string();
+    }
+    match r["ok"].as_bool() {
+        Some(true) => {
+            let moved: Vec<String> = ["changed", "added", "removed"]
+                .iter()
+                .filter(|k| r[**k].as_array().is_some_and(|a| !a.is_empty()))
+                .map(|k| format!("{k} {}", list(&r[*k])))
+                .collect();
+            let moved = if moved.is_empty() { "no policy changed".to_string() } else { moved.join("; ") };
+            format!("ok at {}: {moved}", cell(&r["at"]))
+        }
+        Some(false) => format!("REFUSED at {}: {}", cell(&r["at"]), cell(&r["error"])),
+        None => cell(r),
     }
 }
 
@@ -897,6 +1017,7 @@ fn show_status(v: &Value) -> String {
                                 pairs.join(", ")
                             }
                         }
+                        _ if k == "last_reload" => show_reload(x),
                         _ => cell(x),
                     };
                     (k.as_str(), shown)
@@ -1098,8 +1219,29 @@ mod tests {
         assert_eq!(serde_json::from_str::<Value>(&done.out).unwrap()["now"], "2026-03-01T00:00:00Z");
         let err = status_done(StatusCode::UNAUTHORIZED, r#"{"error":"unknown token"}"#, false).unwrap_err();
         assert!(err.to_string().starts_with("token refused (401): unknown token"), "{err}");
+        // A refused reload: ready, exit 0, the refusal shown and noted.
+        let body = r#"{"ready":true,"clock":"system","last_reload":{"at":"2026-03-01T00:00:00Z","ok":false,"error":"x.toml:3:1: bad\nkey"}}"#;
+        let done = status_done(StatusCode::OK, body, false).unwrap();
+        assert_eq!(done.code, 0);
+        assert!(done.out.contains("clock        system\n"), "{}", done.out);
+        assert!(
+            done.out.contains("last_reload  REFUSED at 2026-03-01T00:00:00Z: x.toml:3:1: bad key\n"),
+            "{}",
+            done.out
+        );
+        assert!(done.note.as_deref().unwrap().starts_with("last reload REFUSED at 2026-03-01T00:00:00Z: x.toml"));
         let err = status_done(StatusCode::SERVICE_UNAVAILABLE, "upstream down", false).unwrap_err();
         assert!(format!("{err:#}").starts_with("/readyz answered 503 Service Unavailable with something"), "{err:#}");
+    }
+
+    #[test]
+    fn the_last_reload_reads_as_one_line() {
+        assert_eq!(show_reload(&Value::Null), "none since start");
+        let ok = json!({"at": "T", "ok": true, "changed": ["ecs", "vm"], "added": [], "removed": ["old"]});
+        assert_eq!(show_reload(&ok), "ok at T: changed ecs,vm; removed old");
+        let same = json!({"at": "T", "ok": true, "changed": [], "added": [], "removed": []});
+        assert_eq!(show_reload(&same), "ok at T: no policy changed");
+        assert_eq!(show_reload(&json!({"at": "T", "ok": false, "error": "e"})), "REFUSED at T: e");
     }
 
     #[test]
@@ -1123,7 +1265,20 @@ mod tests {
     #[test]
     fn addresses_and_generated_ids() {
         assert_eq!(base_url("127.0.0.1:7300").unwrap(), "http://127.0.0.1:7300");
-        assert_eq!(base_url("https://h.example/").unwrap(), "https://h.example");
+        assert_eq!(base_url("https://h.example:8443/").unwrap(), "https://h.example:8443");
+        // No port: the daemon's 7300, not the scheme's 80 or 443.
+        for (addr, want) in [
+            ("localhost", "http://localhost:7300"),
+            ("http://localhost/", "http://localhost:7300"),
+            ("https://h.example", "https://h.example:7300"),
+            ("[::1]", "http://[::1]:7300"),
+            ("localhost:", "http://localhost:7300"),
+            ("http://[::1]:7301", "http://[::1]:7301"),
+            ("http://h:80", "http://h"),
+            ("https://h:443/", "https://h"),
+        ] {
+            assert_eq!(base_url(addr).unwrap(), want, "{addr}");
+        }
         assert!(base_url("ftp://h").is_err());
         for addr in ["http://user:s3cret@h:1", "http://:s3cret@h:1", "s3cret@h:1"] {
             let err = base_url(addr).unwrap_err().to_string();

@@ -140,6 +140,7 @@ async fn a_rejected_event_exits_1_and_a_malformed_one_names_line_and_field() {
     assert_eq!(out.code, 1, "{out:?}");
     assert!(out.stderr.starts_with("retentiond ctl: bad request (400): "), "{out:?}");
     assert!(out.stderr.contains("line 2 of standard input") && out.stderr.contains("field at: "), "{out:?}");
+    assert!(out.stderr.ends_with("; nothing of the request was stored\n"), "{out:?}");
     assert_eq!(out.stderr.lines().count(), 1, "one line: {out:?}");
     assert_eq!(h.get_as(AUDITOR, "/v1/resources/ra").await.0, StatusCode::NOT_FOUND);
 
@@ -229,6 +230,38 @@ async fn an_auditor_may_not_pause() {
     assert_eq!(out.code, 1, "{out:?}");
     assert!(out.stderr.contains("(403): role ingest may not post hold.placed events"), "{out:?}");
     assert_eq!(h.resource("r1").await["holds"], json!([]));
+
+    // With --resource alone the tenant is read first, which ingest may not
+    // do either: the message is about holds, with no --tenant suggestion.
+    let place = ["hold", "place", "--hold-id", "h1", "--authority", "A", "--reason", "R", "--at", T0];
+    let mut args = place.to_vec();
+    args.extend(["--resource", "r1"]);
+    let out = ctl(&h, INGEST, &args).await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert_eq!(
+        out.stderr,
+        "retentiond ctl: the token's role may not place holds (403: role ingest may not do this); \
+         an operator or admin token is needed\n"
+    );
+    let mut args = vec!["hold", "release", "--hold-id", "h1", "--resource", "r1"];
+    args.extend(["--at", T0]);
+    let out = ctl(&h, INGEST, &args).await;
+    assert!(out.stderr.starts_with("retentiond ctl: the token's role may not release holds (403"), "{out:?}");
+    let out = ctl(&h, "unknown-token", &args).await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.starts_with("retentiond ctl: token refused (401): unknown token"), "{out:?}");
+    assert!(out.stderr.contains("operator or admin") && !out.stderr.contains("--tenant"), "{out:?}");
+    // An unknown resource: --tenant is the way round.
+    let mut args = place.to_vec();
+    args.extend(["--resource", "ghost"]);
+    let out = ctl(&h, OPERATOR, &args).await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert_eq!(
+        out.stderr,
+        "retentiond ctl: reading resource ghost for its tenant (or give --tenant): not found (404): \
+         unknown resource \"ghost\"\n"
+    );
+    assert_eq!(h.resource("r1").await["holds"], json!([]));
 }
 
 #[tokio::test]
@@ -247,6 +280,49 @@ async fn connection_refused_names_the_address() {
     assert!(out.stderr.contains("not an http(s) address"), "{out:?}");
 }
 
+/// `--addr HOST` means the daemon's port 7300, not http's 80: a relay on
+/// 127.0.0.2:7300 (a loopback address nothing else here listens on) to the
+/// in-process daemon answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_without_a_port_means_port_7300() {
+    let h = Harness::start().await;
+    let relay = match tokio::net::TcpListener::bind("127.0.0.2:7300").await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("skipped: cannot listen on 127.0.0.2:7300: {e}");
+            return;
+        }
+    };
+    let target = h.base.trim_start_matches("http://").to_string();
+    let relaying = tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = relay.accept().await {
+            let target = target.clone();
+            tokio::spawn(async move {
+                let mut outbound = tokio::net::TcpStream::connect(target).await.unwrap();
+                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+            });
+        }
+    });
+    for addr in ["127.0.0.2", "http://127.0.0.2/"] {
+        let out = run(&[("RETENTIOND_ADDR", addr), ("RETENTIOND_TOKEN", AUDITOR)], &["status"], None).await;
+        ok(&out);
+        assert_eq!(out.field("now").as_deref(), Some(T0), "{out:?}");
+    }
+    relaying.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_to_the_plain_http_daemon_says_to_use_http() {
+    let h = Harness::start().await;
+    let plain = h.base.trim_start_matches("http://");
+    let out = run(&[("RETENTIOND_TOKEN", AUDITOR)], &["--addr", &format!("https://{plain}"), "status"], None).await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.starts_with(&format!("retentiond ctl: TLS with https://{plain} failed: ")), "{out:?}");
+    assert!(out.stderr.contains("plain http") && out.stderr.contains(&format!("use --addr http://{plain}")));
+    assert_eq!(out.stderr.lines().count(), 1, "{out:?}");
+    assert!(!out.stderr.contains(AUDITOR), "{out:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn usage_errors_exit_2() {
     for args in [
@@ -259,6 +335,9 @@ async fn usage_errors_exit_2() {
         let out = run(&[], args, None).await;
         assert_eq!(out.code, 2, "{args:?}: {out:?}");
     }
+    // Not "--before is required": either option will do.
+    let out = run(&[], &["forecast"], None).await;
+    assert_eq!(out.stderr, "retentiond ctl: forecast: give --before RFC3339 or --within DURATION\n");
 }
 
 /// Expiry end to end through ctl: forecast, clock, resource, certificate,
@@ -335,6 +414,24 @@ async fn a_hold_placed_through_ctl_stops_deletion_until_released() {
     let out = ctl(&h, OPERATOR, &args).await;
     ok(&out);
     assert!(out.has_row(&["hp-1", "duplicate"]), "{out:?}");
+    // The same hold again under a new event id: rejected for the hold, and
+    // no hint about the event's time, which is not the problem.
+    *args.last_mut().unwrap() = "hp-2";
+    let out = ctl(&h, OPERATOR, &args).await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.has_row(&["hp-2", "rejected"]), "{out:?}");
+    assert!(out
+        .stderr
+        .starts_with("retentiond ctl: hold.placed event hp-2 rejected: hold \"court-1\" is already placed"));
+    assert!(!out.stderr.contains("--at") && out.stderr.lines().count() == 1, "{out:?}");
+    // Dated a year ahead of the daemon's clock: then --at is the fix.
+    let mut ahead = place.to_vec();
+    ahead[3] = "court-9";
+    ahead.extend(["--resource", "r1", "--at", "2027-01-01T00:00:00Z", "--event-id", "hp-9"]);
+    let out = ctl(&h, OPERATOR, &ahead).await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.starts_with("retentiond ctl: hold.placed event hp-9 rejected: at 2027-01-01T00:00:00Z"));
+    assert!(out.stderr.contains("max_future_skew") && out.stderr.ends_with("; --at sets the event's time\n"));
     let out = ctl(&h, AUDITOR, &["resource", "r1"]).await;
     assert_eq!(out.field("holds").as_deref(), Some("court-1 (resource, District court: case 12)"), "{out:?}");
     let out = ctl(&h, AUDITOR, &["forecast", "--before", "2026-02-01T00:00:00Z"]).await;
@@ -393,6 +490,16 @@ async fn pause_resume_approve_and_retry() {
     let out = ctl(&h, OPERATOR, &["approve"]).await;
     ok(&out);
     assert_eq!(out.stdout, "approved: nothing was stopped\n");
+    // Retrying what does not exist is an error, not "retried 0".
+    let out = ctl(&h, OPERATOR, &["retry", "nope"]).await;
+    assert_eq!((out.code, out.stdout.as_str()), (1, ""), "{out:?}");
+    assert_eq!(out.stderr, "retentiond ctl: not found (404): unknown resource \"nope\"\n");
+    let out = ctl(&h, OPERATOR, &["retry", "r1", "--store", "nosuch"]).await;
+    assert_eq!((out.code, out.stdout.as_str()), (1, ""), "{out:?}");
+    assert_eq!(
+        out.stderr,
+        "retentiond ctl: bad request (400): field store: resource \"r1\" has no copy in store \"nosuch\"\n"
+    );
 
     // The store's volume is gone: the deletion fails once and is stuck.
     std::fs::remove_dir_all(h.dir.path().join("data")).unwrap();
@@ -485,6 +592,30 @@ async fn status_shows_readiness_the_daemons_clock_and_policy_versions() {
     let out = ctl(&h, INGEST, &["status"]).await;
     assert_eq!(out.code, 1, "{out:?}");
     assert!(out.stderr.starts_with("retentiond ctl: the token's role may not do this (403): "), "{out:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_the_clock_and_a_refused_reload_yet_exits_0() {
+    let h = Harness::start().await;
+    let out = ctl(&h, AUDITOR, &["status"]).await;
+    ok(&out);
+    assert_eq!(out.field("clock").as_deref(), Some("manual"), "{out:?}");
+    assert_eq!(out.field("last_reload").as_deref(), Some("none since start"), "{out:?}");
+
+    std::fs::write(h.config_path(), "[daemon\nstate_dir = \"state\"\n").unwrap();
+    h.daemon.as_ref().unwrap().reload().await.expect_err("a broken config is refused");
+    // Ready on the config in force: exit 0, the refusal on stdout and stderr.
+    let out = ctl(&h, AUDITOR, &["status"]).await;
+    ok(&out);
+    assert_eq!(out.field("ready").as_deref(), Some("true"), "{out:?}");
+    let line = out.field("last_reload").unwrap();
+    assert!(line.starts_with(&format!("REFUSED at {T0}: ")) && line.contains("retentiond.toml"), "{out:?}");
+    assert!(out.stderr.starts_with(&format!("retentiond ctl: last reload REFUSED at {T0}: ")), "{out:?}");
+    assert!(out.stderr.ends_with("; the previous config stays in force\n"), "{out:?}");
+    assert_eq!(out.stderr.lines().count(), 1, "{out:?}");
+    let out = ctl(&h, AUDITOR, &["--json", "status"]).await;
+    ok(&out);
+    assert_eq!(out.json()["last_reload"]["ok"], false, "{out:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -583,7 +714,9 @@ async fn apply_policy_after_a_reload_lists_what_moved() {
     h.daemon.as_ref().unwrap().reload().await.expect("reload accepted");
     let new = policies(&h).await["ecs"].as_str().unwrap().to_string();
     assert_ne!(json!(new), old);
-    assert_eq!(ctl(&h, AUDITOR, &["status"]).await.field("policies"), Some(format!("ecs {new}")));
+    let out = ctl(&h, AUDITOR, &["status"]).await;
+    assert_eq!(out.field("policies"), Some(format!("ecs {new}")));
+    assert_eq!(out.field("last_reload").as_deref(), Some("ok at 2026-02-01T00:00:00Z: changed ecs"), "{out:?}");
     assert_eq!(h.resource("r1").await["delete_after"], "2026-02-15T00:00:00Z");
 
     let out = ctl(&h, INGEST, &["apply-policy", "ecs"]).await;
