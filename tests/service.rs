@@ -293,3 +293,57 @@ async fn a_config_the_daemon_refuses_exits_2_with_one_message() {
     assert!(stderr.contains("\"slowp\" (1 resources)"), "{stderr}");
     assert!(!stderr.contains('\u{1b}'), "no colour codes off a terminal: {stderr}");
 }
+
+/// Logs as JSON on request, one object per line, and neither the logs nor
+/// the audit log hold what tenants or authorities wrote (a hold's reason,
+/// an amount owed): identifiers, kinds and times only. SIGINT stops the
+/// daemon like SIGTERM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_and_audit_hold_identifiers_only_and_sigint_stops_cleanly() {
+    let (dir, port) = setup(0, "30s");
+    let log_path = dir.path().join("daemon.log");
+    let child = Command::new(env!("CARGO_BIN_EXE_retentiond"))
+        .args(["serve", "--config"])
+        .arg(dir.path().join("retentiond.toml"))
+        .env("RUST_LOG", "debug")
+        .env("RETENTIOND_LOG_FORMAT", "json")
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(std::fs::File::create(&log_path).unwrap()))
+        .spawn()
+        .unwrap();
+    let mut d = Served::wait_healthy(child, format!("http://127.0.0.1:{port}")).await;
+    std::fs::create_dir_all(dir.path().join("data/t1/r1")).unwrap();
+    let events = json!([
+        {"event_id": "e1", "type": "resource.created", "at": T0, "tenant": "t1", "resource": "r1",
+         "product": "ecs", "billing": "postpaid"},
+        {"event_id": "e2", "type": "arrears.started", "at": T0, "tenant": "t1", "resource": "r1",
+         "amount": "123.45", "currency": "EUR"},
+    ]);
+    assert_eq!(post(&d.base, INGEST, "/v1/events", events).await.0, 200);
+    let hold = json!([
+        {"event_id": "h1", "type": "hold.placed", "at": T0, "tenant": "t1", "hold_id": "case-1",
+         "authority": "Amtsgericht Beispielstadt", "reason": "Verfahren 4711 Mueller gegen Beispiel GmbH"},
+        {"event_id": "h2", "type": "hold.released", "at": T0, "tenant": "t1", "hold_id": "case-1"},
+    ]);
+    assert_eq!(post(&d.base, OPERATOR, "/v1/events", hold).await.0, 200);
+    let (status, v) = post(&d.base, ADMIN, "/v1/admin/clock", json!({"advance": "20d"})).await;
+    assert_eq!(status, 200, "{v}");
+    let (_, r) = get(&d.base, AUDITOR, "/v1/resources/r1").await;
+    assert_eq!(r["state"], "purged", "{r}");
+
+    d.signal("INT");
+    assert_eq!(d.exit_code(Duration::from_secs(30)), Some(0));
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let audit = std::fs::read_to_string(dir.path().join("state/audit.jsonl")).unwrap();
+    assert!(log.lines().count() > 5, "{log}");
+    for line in log.lines() {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+        assert!(v["level"].is_string() && v["timestamp"].is_string(), "{line}");
+    }
+    assert!(log.contains("SIGINT"), "{log}");
+    for secret in ["4711", "Mueller", "Amtsgericht", "123.45", "EUR"] {
+        assert!(!log.contains(secret), "the log holds {secret:?}");
+        assert!(!audit.contains(secret), "the audit log holds {secret:?}");
+    }
+    assert!(audit.contains("\"kind\":\"resource.purged\""), "the scenario ran to the end");
+}
