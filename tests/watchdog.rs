@@ -1,0 +1,154 @@
+//! The watchdog pings only while the scheduler loop is healthy (issue 5):
+//! the engine runs on a store whose flush can be made to hang, as a failing
+//! disk would; while it hangs no WATCHDOG=1 reaches the notify socket, and
+//! the pings resume when it recovers.
+//!
+//! Alone in its test binary: it sets NOTIFY_SOCKET for the process.
+
+use retentiond::audit::{AuditHead, AuditLog, AuditRecord};
+use retentiond::clock::{Clock, ManualClock};
+use retentiond::lifecycle::{Resource, TenantHolds};
+use retentiond::scheduler::Engine;
+use retentiond::store::{EventOutcome, SledStore, Store, StoreError, StoreStats, WriteSet};
+use retentiond::time::Timestamp;
+use std::os::unix::net::UnixDatagram;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A sled store whose `flush` blocks while `stalled` is set.
+struct StallingStore {
+    inner: SledStore,
+    stalled: Arc<AtomicBool>,
+}
+
+impl Store for StallingStore {
+    fn resource(&self, id: &str) -> Result<Option<Resource>, StoreError> {
+        self.inner.resource(id)
+    }
+    fn event(&self, event_id: &str) -> Result<Option<EventOutcome>, StoreError> {
+        self.inner.event(event_id)
+    }
+    fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<(Timestamp, String)>, StoreError> {
+        self.inner.due(now, limit)
+    }
+    fn next_due_after(&self, now: Timestamp) -> Result<Option<Timestamp>, StoreError> {
+        self.inner.next_due_after(now)
+    }
+    fn audit_head(&self) -> Result<AuditHead, StoreError> {
+        self.inner.audit_head()
+    }
+    fn outbox_after(&self, after: u64) -> Result<Vec<AuditRecord>, StoreError> {
+        self.inner.outbox_after(after)
+    }
+    fn clock(&self) -> Result<Option<Timestamp>, StoreError> {
+        self.inner.clock()
+    }
+    fn resource_count(&self) -> Result<u64, StoreError> {
+        self.inner.resource_count()
+    }
+    fn stats(&self) -> Result<StoreStats, StoreError> {
+        self.inner.stats()
+    }
+    fn for_each_resource(&self, f: &mut dyn FnMut(Resource)) -> Result<(), StoreError> {
+        self.inner.for_each_resource(f)
+    }
+    fn for_each_resource_due(&self, f: &mut dyn FnMut(Resource, Option<Timestamp>)) -> Result<(), StoreError> {
+        self.inner.for_each_resource_due(f)
+    }
+    fn tenant_resources(&self, tenant: &str) -> Result<Vec<String>, StoreError> {
+        self.inner.tenant_resources(tenant)
+    }
+    fn tenant_holds(&self, tenant: &str) -> Result<TenantHolds, StoreError> {
+        self.inner.tenant_holds(tenant)
+    }
+    fn certificate(&self, resource: &str) -> Result<Option<serde_json::Value>, StoreError> {
+        self.inner.certificate(resource)
+    }
+    fn flag(&self, name: &str) -> Result<bool, StoreError> {
+        self.inner.flag(name)
+    }
+    fn commit(&self, w: WriteSet) -> Result<(), StoreError> {
+        self.inner.commit(w)
+    }
+    fn flush(&self) -> Result<(), StoreError> {
+        while self.stalled.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        self.inner.flush()
+    }
+}
+
+/// When each WATCHDOG=1 arrived, read for `window`.
+fn pings_during(sock: &UnixDatagram, window: Duration) -> Vec<Instant> {
+    let end = Instant::now() + window;
+    let mut at = Vec::new();
+    let mut buf = [0u8; 512];
+    while Instant::now() < end {
+        if let Ok(n) = sock.recv(&mut buf) {
+            if String::from_utf8_lossy(&buf[..n]).lines().any(|l| l == "WATCHDOG=1") {
+                at.push(Instant::now());
+            }
+        }
+    }
+    at
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watchdog_pings_stop_while_the_loop_is_stuck_and_resume_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock_path = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+    // This binary holds this one test, so no other thread reads the
+    // environment while it is set.
+    std::env::set_var("NOTIFY_SOCKET", &sock_path);
+
+    let text = format!(
+        "[daemon]\nstate_dir = \"{}\"\n[clock]\nsource = \"manual\"\nstart = \"2026-01-01T00:00:00Z\"\n",
+        dir.path().join("state").display()
+    );
+    let config = Arc::new(retentiond::config::parse(&dir.path().join("r.toml"), &text).unwrap());
+    std::fs::create_dir_all(&config.daemon.state_dir).unwrap();
+    let stalled = Arc::new(AtomicBool::new(false));
+    let store: Arc<dyn Store> = Arc::new(StallingStore {
+        inner: SledStore::open(&config.daemon.state_dir.join("db"), 8 << 20).unwrap(),
+        stalled: stalled.clone(),
+    });
+    let audit = AuditLog::open(&config.daemon.state_dir, None).unwrap();
+    let clock: Arc<dyn Clock> =
+        Arc::new(ManualClock::new(retentiond::time::parse_rfc3339("2026-01-01T00:00:00Z").unwrap()));
+    let metrics = Arc::new(retentiond::metrics::Metrics::new());
+    let (mut engine, _handle) = Engine::open(store, audit, clock, config, metrics).unwrap();
+    engine.set_watchdog(Duration::from_millis(20));
+    engine.catch_up().await.unwrap();
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(engine.run(stop_rx));
+
+    let healthy = tokio::task::spawn_blocking({
+        let sock = sock.try_clone().unwrap();
+        move || pings_during(&sock, Duration::from_millis(300))
+    })
+    .await
+    .unwrap();
+    assert!(healthy.len() >= 5, "pings every 20 ms while healthy, got {}", healthy.len());
+
+    // The disk hangs: the next step cannot complete, so no ping may come.
+    stalled.store(true, Ordering::SeqCst);
+    let sock2 = sock.try_clone().unwrap();
+    let stuck = tokio::task::spawn_blocking(move || {
+        // Let a step that had already passed its flush finish first.
+        let _ = pings_during(&sock2, Duration::from_millis(100));
+        pings_during(&sock2, Duration::from_millis(400))
+    })
+    .await
+    .unwrap();
+    assert!(stuck.is_empty(), "{} pings while the loop was stuck", stuck.len());
+
+    stalled.store(false, Ordering::SeqCst);
+    let recovered = tokio::task::spawn_blocking(move || pings_during(&sock, Duration::from_millis(300))).await.unwrap();
+    assert!(!recovered.is_empty(), "pings resume once the loop completes a step again");
+
+    let _ = stop.send(true);
+    task.await.unwrap().unwrap();
+}
