@@ -275,15 +275,20 @@ async fn get_resource(
     }
 }
 
-async fn post_clock(State(state): State<ApiState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
-    require(&state, &headers, Permission::MoveClock)?;
-    let v: Value = serde_json::from_slice(&body).map_err(|e| ApiError::field("body", format!("not JSON: {e}")))?;
-    let obj = v
-        .as_object()
-        .ok_or_else(|| ApiError::field("body", "expected {\"advance\":\"15d\"} or {\"set\":\"RFC3339\"}"))?;
-    if let Some(k) = obj.keys().find(|k| *k != "advance" && *k != "set") {
+/// A request body that must be a JSON object with only the `allowed` keys:
+/// 400 naming `body` (with `shape`, the expected form) or the unknown key.
+fn json_object(body: &[u8], allowed: &[&str], shape: &str) -> Result<serde_json::Map<String, Value>, ApiError> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| ApiError::field("body", format!("not JSON: {e}")))?;
+    let Value::Object(obj) = v else { return Err(ApiError::field("body", shape)) };
+    if let Some(k) = obj.keys().find(|k| !allowed.contains(&k.as_str())) {
         return Err(ApiError::field(k, "unknown field"));
     }
+    Ok(obj)
+}
+
+async fn post_clock(State(state): State<ApiState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+    require(&state, &headers, Permission::MoveClock)?;
+    let obj = json_object(&body, &["advance", "set"], "expected {\"advance\":\"15d\"} or {\"set\":\"RFC3339\"}")?;
     let op = match (obj.get("advance"), obj.get("set")) {
         (Some(a), None) => {
             let s =
@@ -524,11 +529,7 @@ async fn post_apply_policy(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     require(&state, &headers, Permission::Operate)?;
-    let v: Value = serde_json::from_slice(&body).map_err(|e| ApiError::field("body", format!("not JSON: {e}")))?;
-    let obj = v.as_object().ok_or_else(|| ApiError::field("body", "expected {\"product\":\"NAME\"}"))?;
-    if let Some(k) = obj.keys().find(|k| *k != "product") {
-        return Err(ApiError::field(k, "unknown field"));
-    }
+    let obj = json_object(&body, &["product"], "expected {\"product\":\"NAME\"}")?;
     let product = obj.get("product").and_then(Value::as_str).ok_or_else(|| ApiError::field("product", "required"))?;
     crate::ids::check_id(product).map_err(|e| ApiError::field("product", e))?;
     let report = state.engine.apply_policy(product.to_string()).await?;
