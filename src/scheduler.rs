@@ -494,8 +494,16 @@ impl Engine {
     /// Runs everything that fell due while the daemon was down and makes it
     /// durable; called once before the API opens.
     pub async fn catch_up(&mut self) -> Result<(), EngineError> {
-        self.check_products(&self.config.clone())?.map_err(EngineError::ProductsInUse)?;
-        self.migrate()?;
+        // One pass at start: refuse a config missing products in use, and
+        // bring records of an older version up to date.
+        let (missing, outdated) = self.scan_products(&self.config.clone(), true)?;
+        missing.map_err(EngineError::ProductsInUse)?;
+        for r in outdated {
+            let due = self.due_of(&r);
+            let mut w = WriteSet::default();
+            w.put_resource(r, due);
+            self.store.commit(w)?;
+        }
         // Time spent stopped is downtime, not a clock jump: the first
         // reading is taken as it is.
         let now = self.clock.now();
@@ -1020,42 +1028,34 @@ impl Engine {
     /// resource (a tenant-wide legal hold, a renewal) could not be applied
     /// to it, and it would be deleted later as if they had never come.
     fn check_products(&self, config: &Config) -> Result<Result<(), String>, EngineError> {
+        Ok(self.scan_products(config, false)?.0)
+    }
+
+    /// One pass over the store: [`Engine::check_products`]'s answer and,
+    /// with `migrate`, the records an older version wrote that need
+    /// bringing up to date under `config` (their arrears grace end).
+    fn scan_products(
+        &self,
+        config: &Config,
+        migrate: bool,
+    ) -> Result<(Result<(), String>, Vec<Resource>), EngineError> {
         let mut missing: BTreeMap<String, u64> = BTreeMap::new();
-        self.store.for_each_resource(&mut |r| {
-            if !config.products.contains_key(&r.product) && !r.is_settled() {
-                *missing.entry(r.product).or_default() += 1;
-            }
+        let mut outdated = Vec::new();
+        self.store.for_each_resource(&mut |mut r| match config.products.get(&r.product) {
+            None if !r.is_settled() => *missing.entry(r.product).or_default() += 1,
+            Some(p) if migrate && r.fix_arrears_grace(p) => outdated.push(r),
+            _ => {}
         })?;
         if missing.is_empty() {
-            return Ok(Ok(()));
+            return Ok((Ok(()), outdated));
         }
         let list: Vec<String> = missing.iter().map(|(p, n)| format!("{p:?} ({n} resources)")).collect();
-        Ok(Err(format!(
+        let why = format!(
             "{}: products still in use are missing: {}; keep their [products.*] sections until every resource of them is purged",
             config.path.display(),
             list.join(", ")
-        )))
-    }
-
-    /// Brings records written by an older version up to date (at start,
-    /// with the config the daemon starts with).
-    fn migrate(&mut self) -> Result<(), EngineError> {
-        let mut fixed = Vec::new();
-        let config = self.config.clone();
-        self.store.for_each_resource(&mut |mut r| {
-            if let Some(p) = config.products.get(&r.product) {
-                if r.fix_arrears_grace(p) {
-                    fixed.push(r);
-                }
-            }
-        })?;
-        for r in fixed {
-            let due = self.due_of(&r);
-            let mut w = WriteSet::default();
-            w.put_resource(r, due);
-            self.store.commit(w)?;
-        }
-        Ok(())
+        );
+        Ok((Err(why), outdated))
     }
 
     /// Puts a new config in force: policies, stores, executors, notifier,

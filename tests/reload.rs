@@ -116,15 +116,48 @@ async fn a_shorter_arrears_grace_after_reload_does_not_start_the_buffer_sooner()
     assert_eq!((r["state"].as_str(), r["delete_after"].as_str()), (Some("retained"), Some("2026-01-19T00:00:00Z")));
 }
 
-/// Erases a resource's entry in the due index, as a lost write would.
-fn lose_due_entry(h: &Harness, id: &str) {
+/// Rewrites a stopped daemon's record of `id` through `edit` (which also
+/// gives its new due time), as a lost write or an older version would.
+fn rewrite_record(
+    h: &Harness,
+    id: &str,
+    edit: impl FnOnce(&mut retentiond::lifecycle::Resource) -> Option<retentiond::time::Timestamp>,
+) {
     use retentiond::store::{SledStore, Store, WriteSet};
     let store = SledStore::open(&h.state_dir().join("db"), 8 << 20).unwrap();
-    let r = store.resource(id).unwrap().unwrap();
+    let mut r = store.resource(id).unwrap().unwrap();
+    let due = edit(&mut r);
     let mut w = WriteSet::default();
-    w.put_resource(r, None);
+    w.put_resource(r, due);
     store.commit(w).unwrap();
     store.flush().unwrap();
+}
+
+/// Erases a resource's entry in the due index, as a lost write would.
+fn lose_due_entry(h: &Harness, id: &str) {
+    rewrite_record(h, id, |_| None);
+}
+
+#[tokio::test]
+async fn a_record_from_before_grace_ends_were_stored_keeps_its_grace_after_a_reload() {
+    let grace = |g: &str| base_config(&format!("arrears_grace = \"{g}\""));
+    let mut h = Harness::with_config(&grace("3d")).await;
+    h.apply(json!({"event_id": "c1", "type": "resource.created", "at": T0, "tenant": "t1", "resource": "p1",
+                   "product": "ecs", "billing": "postpaid"}))
+        .await;
+    h.apply(json!({"event_id": "a1", "type": "arrears.started", "at": T0, "tenant": "t1"})).await;
+    h.stop().await;
+    // As session 1's version wrote it: no grace end stored.
+    rewrite_record(&h, "p1", |r| {
+        r.arrears.as_mut().unwrap().grace_ends_at = None;
+        Some(retentiond::time::parse_rfc3339("2026-01-04T00:00:00Z").unwrap())
+    });
+    h.start_with(&grace("3d")).await; // fixed at start, under the grace in force
+    reload(&h, &grace("1d")).await;
+    h.set_clock("2026-01-03T23:59:59Z").await;
+    assert_eq!(h.resource("p1").await["state"], "active", "the shorter grace of the reload does not apply");
+    h.set_clock("2026-01-04T00:00:00Z").await;
+    assert_eq!(h.resource("p1").await["state"], "retained");
 }
 
 #[tokio::test]
