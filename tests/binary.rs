@@ -254,22 +254,16 @@ async fn the_agreements_work_on_the_real_binary() {
 /// record it. After restart the copy is done once, with one completion record.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_after_the_executor_succeeded_gives_one_completion_record() {
-    use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     write_tokens(dir.path());
     let data = dir.path().join("data/t1/r1");
     std::fs::create_dir_all(&data).unwrap();
     let mark = dir.path().join("crashed-once");
-    let script = dir.path().join("rm-then-crash");
-    std::fs::write(
-        &script,
-        format!(
-            "#!/bin/sh\nrm -rf \"$1\"\nif [ ! -e {m} ]; then touch {m}; kill -9 $PPID; sleep 5; fi\nexit 0\n",
-            m = mark.display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let body = format!(
+        "rm -rf \"$1\"\nif [ ! -e {m} ]; then touch {m}; kill -9 $PPID; sleep 5; fi\nexit 0",
+        m = mark.display()
+    );
+    let script = script(dir.path(), "rm-then-crash", &body);
     let port = free_port();
     let config = dir.path().join("retentiond.toml");
     let text = base_config("").replace("127.0.0.1:0", &format!("127.0.0.1:{port}")).replace(

@@ -6,16 +6,7 @@ mod common;
 use common::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-
-/// Writes an executable script into `dir`.
-fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-    p
-}
+use std::path::Path;
 
 fn create(id: &str, product: &str) -> Value {
     json!({"event_id": format!("c-{id}"), "type": "resource.created", "at": T0, "tenant": "t1", "resource": id,

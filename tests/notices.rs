@@ -14,23 +14,16 @@ use std::path::{Path, PathBuf};
 /// to `sent.jsonl`, or fails while the file `fail` exists; it takes a
 /// second while the file `slow` exists.
 fn notifier(dir: &Path) -> PathBuf {
-    let script = dir.join("notify.sh");
     let body = format!(
-        "#!/bin/sh\nif [ -e {d}/slow ]; then sleep 1; fi\nif [ -e {d}/fail ]; then cat >/dev/null; exit 7; fi\ncat >> {d}/sent.jsonl\n",
+        "if [ -e {d}/slow ]; then sleep 1; fi\nif [ -e {d}/fail ]; then cat >/dev/null; exit 7; fi\ncat >> {d}/sent.jsonl",
         d = dir.display()
     );
-    std::fs::write(&script, body).unwrap();
-    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    script
+    script(dir, "notify.sh", &body)
 }
 
 /// The notices the script received, in order.
 fn sent(dir: &Path) -> Vec<Value> {
-    std::fs::read_to_string(dir.join("sent.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    read_jsonl(&dir.join("sent.jsonl"))
 }
 
 /// Each received notice as `kind date`, for readable assertions.

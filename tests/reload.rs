@@ -185,9 +185,8 @@ async fn the_reconcile_sweep_repairs_a_lost_deadline() {
     assert!(!h.data_path("t1", "r1").exists());
 }
 
-#[tokio::test]
-async fn the_backup_expiry_sweep_purges_an_expired_restricted_copy_left_waiting() {
-    let extra = r#"
+/// A product whose backups are restricted at deletion, purged at expiry.
+const BACKUPS: &str = r#"
 [stores.snap]
 class = "backup"
 purge = "at_expiry"
@@ -197,21 +196,31 @@ executor = { kind = "fs", root = "snap", path = "{resource}/{copy}" }
 stores = ["primary", "snap"]
 buffer = { expiry = "15d", arrears = "15d", termination = "15d" }
 "#;
-    let mut h = Harness::with_config(&base_config(extra)).await;
+
+/// r1 of product `bk`, its online copy deleted on 15 February, its backup
+/// `snap/r1/s1` (expiring at `expires_at`) restricted.
+async fn deleted_with_restricted_backup(expires_at: &str) -> Harness {
+    let h = Harness::with_config(&base_config(BACKUPS)).await;
     std::fs::create_dir_all(h.dir.path().join("snap/r1/s1")).unwrap();
     h.make_data("t1", "r1");
     h.apply(json!({"event_id": "e1", "type": "resource.created", "at": T0, "tenant": "t1", "resource": "r1",
                    "product": "bk", "billing": "prepaid", "term_end": "2026-01-31T00:00:00Z"}))
         .await;
     h.apply(json!({"event_id": "b1", "type": "backup.created", "at": T0, "tenant": "t1", "resource": "r1",
-                   "store": "snap", "copy": "s1", "expires_at": "2026-04-01T00:00:00Z"}))
+                   "store": "snap", "copy": "s1", "expires_at": expires_at}))
         .await;
     h.set_clock("2026-02-15T00:00:00Z").await;
     let r = h.resource("r1").await;
     assert_eq!(r["state"], "deleted", "{r}");
+    h
+}
+
+#[tokio::test]
+async fn the_backup_expiry_sweep_purges_an_expired_restricted_copy_left_waiting() {
+    let mut h = deleted_with_restricted_backup("2026-04-01T00:00:00Z").await;
     h.stop().await;
     lose_due_entry(&h, "r1");
-    h.start_with(&base_config(extra)).await;
+    h.start_with(&base_config(BACKUPS)).await;
 
     h.set_clock("2026-04-01T00:00:00Z").await;
     assert!(h.dir.path().join("snap/r1/s1").exists(), "the lost entry left it waiting");
@@ -279,27 +288,7 @@ async fn a_config_without_a_product_still_in_use_is_refused_at_reload_and_start(
 
 #[tokio::test]
 async fn the_backup_expiry_sweep_leaves_a_held_resource_alone() {
-    let extra = r#"
-[stores.snap]
-class = "backup"
-purge = "at_expiry"
-executor = { kind = "fs", root = "snap", path = "{resource}/{copy}" }
-
-[products.bk]
-stores = ["primary", "snap"]
-buffer = { expiry = "15d", arrears = "15d", termination = "15d" }
-"#;
-    let h = Harness::with_config(&base_config(extra)).await;
-    std::fs::create_dir_all(h.dir.path().join("snap/r1/s1")).unwrap();
-    h.make_data("t1", "r1");
-    h.apply(json!({"event_id": "e1", "type": "resource.created", "at": T0, "tenant": "t1", "resource": "r1",
-                   "product": "bk", "billing": "prepaid", "term_end": "2026-01-31T00:00:00Z"}))
-        .await;
-    h.apply(json!({"event_id": "b1", "type": "backup.created", "at": T0, "tenant": "t1", "resource": "r1",
-                   "store": "snap", "copy": "s1", "expires_at": "2026-03-01T00:00:00Z"}))
-        .await;
-    h.set_clock("2026-02-15T00:00:00Z").await;
-    assert_eq!(h.resource("r1").await["state"], "deleted");
+    let h = deleted_with_restricted_backup("2026-03-01T00:00:00Z").await;
     let hold = json!({"event_id": "h1", "type": "hold.placed", "at": "2026-02-15T00:00:00Z", "tenant": "t1",
                       "resource": "r1", "hold_id": "h", "authority": "police", "reason": "inquiry"});
     let (status, v) = h.post_as(OPERATOR, "/v1/events", &hold).await;

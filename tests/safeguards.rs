@@ -82,15 +82,9 @@ async fn a_mass_deletion_trips_the_guard() {
 async fn pause_stops_executor_calls_already_queued() {
     let dir = tempfile::tempdir().unwrap();
     let gate = dir.path().join("gate");
-    let script = dir.path().join("gated-rm");
     // Waits until the test opens the gate, then deletes: a slow store.
-    std::fs::write(
-        &script,
-        format!("#!/bin/sh\nwhile [ ! -e {} ]; do sleep 0.01; done\nexec rm -rf -- \"$1/$2/$3\"\n", gate.display()),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let body = format!("while [ ! -e {} ]; do sleep 0.01; done\nexec rm -rf -- \"$1/$2/$3\"", gate.display());
+    let script = script(dir.path(), "gated-rm", &body);
     let cfg = base_config("")
         .replace("state_dir = \"state\"", "state_dir = \"state\"\nexecutor_concurrency = 1")
         .replace(

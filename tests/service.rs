@@ -48,16 +48,11 @@ impl NotifySocket {
 /// A config on `port`, with a `slow` store whose command executor takes
 /// `call_secs` and a product `slowp` using it; `drain` is the drain timeout.
 fn config(dir: &Path, port: u16, call_secs: u32, drain: &str) -> String {
-    let script = dir.join("slow-delete.sh");
-    std::fs::write(
-        &script,
-        format!(
-            "#!/bin/sh\ntouch {d}/started\nsleep {call_secs}\nrm -rf {d}/data/\"$1\"/\"$2\"\ntouch {d}/finished\n",
-            d = dir.display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let body = format!(
+        "touch {d}/started\nsleep {call_secs}\nrm -rf {d}/data/\"$1\"/\"$2\"\ntouch {d}/finished",
+        d = dir.display()
+    );
+    let script = script(dir, "slow-delete.sh", &body);
     let extra = format!(
         r#"
 [stores.slow]
@@ -112,11 +107,7 @@ async fn post(base: &str, token: &str, path: &str, body: Value) -> (u16, Value) 
 }
 
 fn audit_kinds(dir: &Path) -> Vec<Value> {
-    std::fs::read_to_string(dir.join("state/audit.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    read_jsonl(&dir.join("state/audit.jsonl"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

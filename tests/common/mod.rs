@@ -194,8 +194,7 @@ impl Harness {
 
     /// Every audit record in the log file, in order.
     pub fn audit(&self) -> Vec<Value> {
-        let text = std::fs::read_to_string(self.state_dir().join("audit.jsonl")).unwrap_or_default();
-        text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+        read_jsonl(&self.state_dir().join("audit.jsonl"))
     }
 
     /// Audit records of one kind about one resource.
@@ -208,6 +207,20 @@ impl Harness {
         let report = retentiond::audit::verify(&self.state_dir(), None).unwrap_or_else(|f| panic!("audit verify: {f}"));
         report.records
     }
+}
+
+/// Every line of a JSON Lines file (none if it does not exist yet).
+pub fn read_jsonl(path: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+/// Writes an executable `/bin/sh` script `name` into `dir`.
+pub fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    p
 }
 
 pub fn created(event_id: &str, tenant: &str, resource: &str, term_end: &str) -> Value {
