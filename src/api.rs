@@ -71,6 +71,7 @@ impl From<EngineError> for ApiError {
             EngineError::ClockNotManual => ApiError::new(StatusCode::CONFLICT, e.to_string()),
             EngineError::ClockRange => ApiError::field("advance", e.to_string()),
             EngineError::UnknownProduct(_) => ApiError::field("product", e.to_string()),
+            EngineError::BatchMismatch { .. } => ApiError::new(StatusCode::CONFLICT, e.to_string()),
             other => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, other.to_string()),
         }
     }
@@ -175,8 +176,13 @@ async fn post_events(State(state): State<ApiState>, headers: HeaderMap, body: By
 }
 
 fn buffer_json(b: &Buffer) -> Value {
-    json!({"cause": b.cause, "reason": b.reason, "started_at": fmt_rfc3339(b.started_at),
-           "delete_after": fmt_rfc3339(b.delete_after), "policy_version": b.policy_version})
+    let mut v = json!({"cause": b.cause, "reason": b.reason, "started_at": fmt_rfc3339(b.started_at),
+                       "delete_after": fmt_rfc3339(b.delete_after), "policy_version": b.policy_version});
+    if let Some(f) = b.late_floor {
+        // The event came late: the deadline was lifted to this floor.
+        v["late_event_floor"] = json!(fmt_rfc3339(f));
+    }
+    v
 }
 
 /// Parses one event and checks what needs the config (known product,
@@ -392,10 +398,24 @@ async fn get_deletions(
 
 /// Lifts what stopped deletions by itself: a tripped mass-deletion guard and
 /// a clock anomaly. Pause is lifted by resume.
-async fn post_approve(State(state): State<ApiState>, headers: HeaderMap) -> Result<Response, ApiError> {
+/// `POST /v1/admin/approve`, optionally `{"batch_digest": HEX}`: lifts a
+/// tripped guard, releasing exactly the batch it holds (refused with 409 if
+/// the digest names another), and a clock anomaly. Answers what was lifted
+/// and the batch's size and digest.
+async fn post_approve(State(state): State<ApiState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
     require(&state, &headers, Permission::Operate)?;
-    let approved = state.engine.approve().await?;
-    Ok(Json(json!({ "approved": approved })).into_response())
+    let digest = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        let obj = json_object(&body, &["batch_digest"], "expected {} or {\"batch_digest\":\"HEX\"}")?;
+        match obj.get("batch_digest") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(d)) => Some(d.clone()),
+            Some(_) => return Err(ApiError::field("batch_digest", "must be a string")),
+        }
+    };
+    let approval = state.engine.approve(digest).await?;
+    Ok(Json(approval).into_response())
 }
 
 /// `GET /v1/restore-check?resource=ID` or `?tenant=ID`: whether a backup
@@ -551,6 +571,8 @@ async fn get_readyz(State(state): State<ApiState>, headers: HeaderMap) -> Result
         "now": fmt_rfc3339(state.clock.now()),
         "paused": state.store.flag("paused")?,
         "guard_tripped": state.store.flag("guard_tripped")?,
+        "guard_batch": state.store.guard_state()?.held.map(|b| json!({"size": b.size(), "digest": b.digest,
+            "tripped_at": fmt_rfc3339(b.tripped_at), "window": b.window})),
         "clock_anomaly": state.store.flag("clock_anomaly")?,
         "dry_run": config.safety.dry_run,
         "clock": match config.clock { crate::config::ClockSource::System => "system", _ => "manual" },

@@ -65,7 +65,8 @@ pub struct DaemonConfig {
     pub state_dir: PathBuf,
     /// sled's page cache in bytes (memory can reach several times it).
     pub cache_capacity: u64,
-    /// At most this many executor calls run at once.
+    /// At most this many executor calls run at once per store (each store
+    /// has its own pool, so one whose calls hang cannot hold up the others).
     pub executor_concurrency: usize,
     /// Failed executor calls of one copy before it is `stuck` and waits for
     /// an operator's retry.
@@ -87,7 +88,9 @@ pub struct ApiConfig {
     pub tokens_file: Option<PathBuf>,
 }
 
-/// `[safety.guard]`: the mass-deletion guard.
+/// `[safety.guard]`: the mass-deletion guard (see [`crate::guard`]): a
+/// short window against bursts and a long one against a slow drip, each
+/// judged on the whole batch due at once.
 #[derive(Clone, Debug, PartialEq)]
 pub struct GuardConfig {
     /// Sliding window.
@@ -96,8 +99,37 @@ pub struct GuardConfig {
     pub max_resources: u64,
     /// Or more than this fraction of all tracked resources...
     pub max_fraction: f64,
-    /// ...counted only from this many resources on.
+    /// ...counted only from this many resources on (both windows).
     pub min_resources: u64,
+    /// The long window, against deletions spread out to stay under the
+    /// short one's limits (default a day).
+    pub long_window: Dur,
+    /// More starts than this in the long window trips it.
+    pub long_max_resources: u64,
+    /// Or more than this fraction of all tracked resources.
+    pub long_max_fraction: f64,
+}
+
+impl GuardConfig {
+    /// The short window's limits, for [`crate::guard::Guard::judge`].
+    pub fn short(&self) -> crate::guard::WindowLimits {
+        crate::guard::WindowLimits {
+            window: self.window.to_chrono(),
+            max_resources: self.max_resources,
+            max_fraction: self.max_fraction,
+            min_resources: self.min_resources,
+        }
+    }
+
+    /// The long window's limits.
+    pub fn long(&self) -> crate::guard::WindowLimits {
+        crate::guard::WindowLimits {
+            window: self.long_window.to_chrono(),
+            max_resources: self.long_max_resources,
+            max_fraction: self.long_max_fraction,
+            min_resources: self.min_resources,
+        }
+    }
 }
 
 /// `[safety]`.
@@ -115,10 +147,16 @@ pub struct SafetyConfig {
     pub max_clock_jump: Dur,
     /// Mass-deletion guard.
     pub guard: GuardConfig,
+    /// A deletion made due by an event that arrived late (dated far enough
+    /// back that its buffer has already run out) runs no sooner than this
+    /// after the daemon learned of it, so it shows in the forecast and can
+    /// be held (issue: back-dated events skip the buffer). Release is the
+    /// tenant's own instruction and stays immediate (general terms 4.1.4).
+    pub late_event_floor: Dur,
     /// Applying a changed policy to running buffers (`POST
     /// /v1/admin/apply-policy`) never brings a deletion closer than this
-    /// from the moment it is applied (general terms 3.2.8, 7.4: 30 days'
-    /// notice of provider-side changes).
+    /// from the moment it is applied (a change of the terms needs 30
+    /// days' notice: general terms 3.2.9; trial terms 14.2; IoT terms 3.1.1).
     pub min_notice: Dur,
 }
 
@@ -323,6 +361,8 @@ struct RawSafety {
     max_clock_jump: Dur,
     #[serde(default)]
     guard: RawGuard,
+    #[serde(default = "default_24h")]
+    late_event_floor: Dur,
     #[serde(default = "default_30d")]
     min_notice: Spanned<Dur>,
 }
@@ -340,6 +380,7 @@ impl Default for RawSafety {
             max_future_skew: default_5m(),
             max_clock_jump: default_1h(),
             guard: RawGuard::default(),
+            late_event_floor: default_24h(),
             min_notice: default_30d(),
         }
     }
@@ -366,6 +407,12 @@ struct RawGuard {
     max_fraction: Spanned<f64>,
     #[serde(default = "default_min_resources")]
     min_resources: u64,
+    #[serde(default = "default_long_window")]
+    long_window: Spanned<Dur>,
+    #[serde(default = "default_long_max_resources")]
+    long_max_resources: Spanned<u64>,
+    #[serde(default = "default_long_max_fraction")]
+    long_max_fraction: Spanned<f64>,
 }
 
 impl Default for RawGuard {
@@ -375,8 +422,21 @@ impl Default for RawGuard {
             max_resources: default_max_resources(),
             max_fraction: default_max_fraction(),
             min_resources: default_min_resources(),
+            long_window: default_long_window(),
+            long_max_resources: default_long_max_resources(),
+            long_max_fraction: default_long_max_fraction(),
         }
     }
+}
+
+fn default_long_window() -> Spanned<Dur> {
+    Spanned::new(0..0, Dur::from_secs(86_400))
+}
+fn default_long_max_resources() -> Spanned<u64> {
+    Spanned::new(0..0, 3000)
+}
+fn default_long_max_fraction() -> Spanned<f64> {
+    Spanned::new(0..0, 0.25)
 }
 
 fn default_max_resources() -> u64 {
@@ -395,6 +455,8 @@ struct RawStore {
     class: StoreClass,
     #[serde(default)]
     purge: Option<Spanned<PurgeMode>>,
+    #[serde(default)]
+    max_restricted: Option<Spanned<Dur>>,
     executor: Spanned<ExecutorSpec>,
 }
 
@@ -408,15 +470,50 @@ struct RawProduct {
     #[serde(default)]
     notices: Vec<Dur>,
     #[serde(default = "default_reminder")]
-    renewal_reminder: Option<Dur>,
+    renewal_reminder: Spanned<OneOrMany>,
+    #[serde(default = "default_cutoff")]
+    renewal_cutoff: Dur,
     #[serde(default)]
     arrears_affects: Option<Spanned<Vec<String>>>,
     #[serde(default)]
     late_fee_per_day: Option<Spanned<String>>,
 }
 
-fn default_reminder() -> Option<Dur> {
-    Some(Dur::from_secs(7 * 86_400))
+/// One duration or a list of them (`renewal_reminder = "7d"` or
+/// `["14d", "3d"]`).
+enum OneOrMany {
+    One(Dur),
+    Many(Vec<Dur>),
+}
+
+impl<'de> Deserialize<'de> for OneOrMany {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = OneOrMany;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration such as \"7d\" or a list of them")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<OneOrMany, E> {
+                v.parse().map(OneOrMany::One).map_err(E::custom)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<OneOrMany, A::Error> {
+                let mut out = Vec::new();
+                while let Some(d) = seq.next_element::<Dur>()? {
+                    out.push(d);
+                }
+                Ok(OneOrMany::Many(out))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+fn default_reminder() -> Spanned<OneOrMany> {
+    Spanned::new(0..0, OneOrMany::One(Dur::from_secs(7 * 86_400)))
+}
+fn default_cutoff() -> Dur {
+    Dur::from_secs(7 * 86_400)
 }
 
 #[derive(Deserialize)]
@@ -436,6 +533,9 @@ struct RawBuffer {
     #[serde(default)]
     provider_outage: Option<Spanned<Dur>>,
 }
+
+/// Default `max_restricted` of an `at_expiry` backup store, in days.
+const DEFAULT_MAX_RESTRICTED_DAYS: u64 = 90;
 
 /// Reads and validates the config file at `path`.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -519,6 +619,28 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     if !(fraction > 0.0 && fraction <= 1.0) {
         return Err(err(g.max_fraction.span(), "safety.guard.max_fraction must be in (0, 1]".into()));
     }
+    let long_fraction = *g.long_max_fraction.get_ref();
+    if !(long_fraction > 0.0 && long_fraction <= 1.0) {
+        return Err(err(g.long_max_fraction.span(), "safety.guard.long_max_fraction must be in (0, 1]".into()));
+    }
+    if *g.long_window.get_ref() <= g.window {
+        return Err(err(
+            g.long_window.span(),
+            format!(
+                "safety.guard.long_window = \"{}\" must be longer than safety.guard.window = \"{}\"",
+                g.long_window.get_ref(),
+                g.window
+            ),
+        ));
+    }
+    if *g.long_max_resources.get_ref() < g.max_resources {
+        return Err(err(
+            g.long_max_resources.span(),
+            "safety.guard.long_max_resources must be at least safety.guard.max_resources (the long window \
+             contains the short one)"
+                .into(),
+        ));
+    }
     let safety = SafetyConfig {
         dry_run: raw.safety.dry_run,
         min_buffer: raw.safety.min_buffer,
@@ -530,7 +652,11 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
             max_resources: g.max_resources,
             max_fraction: fraction,
             min_resources: g.min_resources,
+            long_window: *g.long_window.get_ref(),
+            long_max_resources: *g.long_max_resources.get_ref(),
+            long_max_fraction: long_fraction,
         },
+        late_event_floor: raw.safety.late_event_floor,
         min_notice: *raw.safety.min_notice.get_ref(),
     };
     let min_notice_span = raw.safety.min_notice.span();
@@ -558,7 +684,24 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
             Some(p) => p.into_inner(),
         };
         let _ = store_span;
-        stores.insert(name.clone(), StorePolicy { name, class: store.class, purge, executor });
+        let max_restricted = match (store.max_restricted, purge) {
+            (Some(m), PurgeMode::AtExpiry) if m.get_ref().is_zero() => {
+                return Err(err(
+                    m.span(),
+                    format!("stores.{name}.max_restricted must be longer than 0s (use purge = \"immediate\")"),
+                ));
+            }
+            (Some(m), PurgeMode::AtExpiry) => Some(*m.get_ref()),
+            (None, PurgeMode::AtExpiry) => Some(Dur::from_secs(DEFAULT_MAX_RESTRICTED_DAYS * 86_400)),
+            (Some(m), PurgeMode::Immediate) => {
+                return Err(err(
+                    m.span(),
+                    format!("stores.{name}.max_restricted is only meaningful with purge = \"at_expiry\""),
+                ));
+            }
+            (None, PurgeMode::Immediate) => None,
+        };
+        stores.insert(name.clone(), StorePolicy { name, class: store.class, purge, max_restricted, executor });
     }
 
     let mut products = BTreeMap::new();
@@ -673,13 +816,30 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         if notices.iter().any(|n| n.is_zero()) {
             return Err(err(name_span.clone(), format!("products.{name}.notices: an offset of 0s warns of nothing")));
         }
+        let reminder_span = product.renewal_reminder.span();
+        let mut renewal_reminder = match product.renewal_reminder.into_inner() {
+            OneOrMany::One(d) => vec![d],
+            OneOrMany::Many(v) => v,
+        };
+        renewal_reminder.sort_unstable_by(|a, b| b.cmp(a));
+        renewal_reminder.dedup();
+        if renewal_reminder.iter().any(|d| d.is_zero()) {
+            return Err(err(
+                reminder_span,
+                format!(
+                    "products.{name}.renewal_reminder: an offset of 0s would remind at the renewal cutoff, \
+                     not before it; use [] for no reminder"
+                ),
+            ));
+        }
         let policy = ProductPolicy {
             name: name.clone(),
             stores: product_stores,
             buffer: Buffers { expiry, arrears, termination: by_reason },
             arrears_grace: product.arrears_grace,
             notices,
-            renewal_reminder: product.renewal_reminder,
+            renewal_reminder,
+            renewal_cutoff: product.renewal_cutoff,
             arrears_affects,
             late_fee_per_day,
             version: String::new(),
@@ -782,9 +942,17 @@ impl fmt::Display for Config {
         )?;
         writeln!(
             f,
-            "guard: window={} max_resources={} max_fraction={} min_resources={}",
-            s.guard.window, s.guard.max_resources, s.guard.max_fraction, s.guard.min_resources
+            "guard: window={} max_resources={} max_fraction={} min_resources={} \
+             long_window={} long_max_resources={} long_max_fraction={}",
+            s.guard.window,
+            s.guard.max_resources,
+            s.guard.max_fraction,
+            s.guard.min_resources,
+            s.guard.long_window,
+            s.guard.long_max_resources,
+            s.guard.long_max_fraction
         )?;
+        writeln!(f, "late_event_floor: {}", s.late_event_floor)?;
         writeln!(f, "min_notice: {} drain_timeout: {}", s.min_notice, self.daemon.drain_timeout)?;
         match &self.notifier {
             None => writeln!(f, "notifier: none (notices are recorded as skipped)")?,
@@ -801,10 +969,10 @@ impl fmt::Display for Config {
             off(&self.schedule.backup_expiry)
         )?;
         for store in self.stores.values() {
-            let purge = if store.class == StoreClass::Backup {
-                format!(" purge={}", if store.purge == PurgeMode::AtExpiry { "at_expiry" } else { "immediate" })
-            } else {
-                String::new()
+            let purge = match (store.class, store.max_restricted) {
+                (StoreClass::Backup, Some(max)) => format!(" purge=at_expiry max_restricted={max}"),
+                (StoreClass::Backup, None) => " purge=immediate".to_string(),
+                _ => String::new(),
             };
             let class = match store.class {
                 StoreClass::Online => "online",
@@ -834,10 +1002,12 @@ impl fmt::Display for Config {
                 p.arrears_affects.iter().map(|b| if *b == Billing::Prepaid { "prepaid" } else { "postpaid" }).collect();
             writeln!(f, "  arrears_affects: [{}]", affects.join(", "))?;
             writeln!(f, "  late_fee_per_day: {}%", (p.late_fee_per_day * Decimal::ONE_HUNDRED).normalize())?;
+            let reminders: Vec<String> = p.renewal_reminder.iter().map(|d| d.to_string()).collect();
             writeln!(
                 f,
-                "  renewal_reminder: {}",
-                p.renewal_reminder.map(|d| d.to_string()).unwrap_or_else(|| "none".into())
+                "  renewal_reminder: [{}] before the renewal cutoff ({} before the term end)",
+                reminders.join(", "),
+                p.renewal_cutoff
             )?;
         }
         Ok(())

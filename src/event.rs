@@ -123,9 +123,18 @@ impl Event {
     }
 
     /// True for events from operations and legal (holds, reinstatement),
-    /// which the `ingest` role may not post (product-spec §3, §5).
+    /// which the `ingest` role may not post (product-spec §3, §5), and for a
+    /// termination for `violation`: a serious breach may purge at once
+    /// (general terms 7.5.2, a zero buffer), an irreversible step that is
+    /// an operator's decision, never a billing feed's alone.
     pub fn is_operator_event(&self) -> bool {
-        matches!(self.body, EventBody::Reinstated | EventBody::HoldPlaced { .. } | EventBody::HoldReleased { .. })
+        matches!(
+            self.body,
+            EventBody::Reinstated
+                | EventBody::HoldPlaced { .. }
+                | EventBody::HoldReleased { .. }
+                | EventBody::Terminated { reason: crate::policy::TerminationReason::Violation }
+        )
     }
 }
 

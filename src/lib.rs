@@ -10,6 +10,7 @@
 //! - [`clock`]: the only way to read wall time (system or manual).
 //! - [`lifecycle`]: the pure state machine: events and `now` in, new state
 //!   and effects out. No I/O, no tokio.
+//! - [`guard`]: the mass-deletion guard, a pure rule judging whole batches.
 //! - [`event`]: parsing and validating events, naming the bad field.
 //! - [`config`], [`policy`]: the TOML file, validated whole into per-product
 //!   policies with versions.
@@ -38,6 +39,7 @@ pub mod daemon;
 pub mod duration;
 pub mod event;
 pub mod executor;
+pub mod guard;
 pub mod ids;
 pub mod lifecycle;
 pub mod metrics;

@@ -138,6 +138,13 @@ pub struct DataCopy {
     /// `removed_by_backup_system`.
     #[serde(default)]
     pub outcome: Option<String>,
+    /// For a restricted backup: when its restriction outlasts the store's
+    /// `max_restricted`, counted from when its deletion was due.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restricted_until: Option<Timestamp>,
+    /// `copy.restriction_overdue` was recorded (once per copy).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub restriction_overdue: bool,
 }
 
 impl DataCopy {
@@ -155,6 +162,8 @@ impl DataCopy {
             stuck: false,
             done_seq: None,
             outcome: None,
+            restricted_until: None,
+            restriction_overdue: false,
         }
     }
 
@@ -180,6 +189,12 @@ pub struct Buffer {
     pub delete_after: Timestamp,
     /// The policy version that set `delete_after`.
     pub policy_version: String,
+    /// Set when the event that caused this buffer arrived so late that its
+    /// deadline had (nearly) passed: `delete_after` was lifted to this, so
+    /// the deletion runs no sooner than `safety.late_event_floor` after the
+    /// daemon learned of it (it shows in the forecast and can be held).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub late_floor: Option<Timestamp>,
 }
 
 /// Unpaid fees on the resource (general terms 2.3).
@@ -199,6 +214,10 @@ pub struct Arrears {
     /// Absent in records written before it existed: the policy decides.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grace_ends_at: Option<Timestamp>,
+    /// See [`Buffer::late_floor`]: set when the notice (or one dated
+    /// earlier) arrived late enough to have made the deletion due.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub late_floor: Option<Timestamp>,
 }
 
 /// An early termination (general terms 7.4, 7.5).
@@ -210,6 +229,9 @@ pub struct Termination {
     pub reason: TerminationReason,
     /// The buffer, once `at` has passed.
     pub buffer: Option<Buffer>,
+    /// See [`Buffer::late_floor`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub late_floor: Option<Timestamp>,
 }
 
 /// A hold: while any covers a resource, nothing of it is deleted
@@ -232,8 +254,9 @@ pub struct Hold {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NoticeKind {
-    /// `renewal_reminder` before the term end, so the tenant can renew in
-    /// time (general terms 7.2.2: renew at least 7 days before).
+    /// Each `renewal_reminder` offset before the renewal cutoff
+    /// (`renewal_cutoff`, 7 days before the term end: general terms
+    /// 2.3.1.3; trial terms 3.2.2), so the tenant can renew in time.
     RenewalReminder,
     /// A buffer started: the data is kept until the deletion date it names.
     BufferStarted,
@@ -327,6 +350,10 @@ pub struct Resource {
     pub term_end: Option<Timestamp>,
     /// The expiry buffer, once the term has ended.
     pub expiry: Option<Buffer>,
+    /// See [`Buffer::late_floor`]: set when the resource was reported with
+    /// a term that had already ended long enough ago to be due.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiry_late_floor: Option<Timestamp>,
     /// Unpaid fees.
     pub arrears: Option<Arrears>,
     /// Latest settlement: an arrears notice dated before it is moot.
@@ -417,6 +444,10 @@ pub struct Rules {
     pub may_dispatch: bool,
     /// Failed calls of one copy before it is `stuck` and waits for an operator.
     pub max_attempts: u32,
+    /// `safety.late_event_floor`: a deletion that a late event makes due
+    /// runs no sooner than this after the event was applied (release
+    /// excepted: the tenant's own instruction, general terms 4.1.4).
+    pub late_event_floor: chrono::Duration,
 }
 
 /// Delay before retrying a failed executor call: 1 min doubling to 1 h.
@@ -442,15 +473,36 @@ pub struct Forecast {
     pub projected: bool,
 }
 
-fn buffer(cause: Cause, reason: Option<TerminationReason>, start: Timestamp, policy: &ProductPolicy) -> Buffer {
+fn buffer(
+    cause: Cause,
+    reason: Option<TerminationReason>,
+    start: Timestamp,
+    late_floor: Option<Timestamp>,
+    policy: &ProductPolicy,
+) -> Buffer {
     let length = policy.buffer.for_cause(cause, reason);
+    let anchored = later(start, length.to_chrono());
     Buffer {
         cause,
         reason,
         started_at: start,
-        delete_after: later(start, length.to_chrono()),
+        delete_after: late_floor.map_or(anchored, |f| f.max(anchored)),
         policy_version: policy.version.clone(),
+        late_floor: late_floor.filter(|f| *f > anchored),
     }
+}
+
+/// The late-event floor for a cause whose buffer (of `length`, starting at
+/// `start`) is learned of at `now`: `Some(floor)` when the event came so
+/// late that the deadline anchored at its own time would fall before
+/// `now + min(late_event_floor, length)`. Event-time semantics stay (the
+/// buffer is still anchored at `start`); only the deletion waits, so it
+/// shows in the forecast and can be held before it runs. A zero buffer
+/// (a violation, by the operator's decision) stays immediate.
+fn late_floor(start: Timestamp, length: crate::duration::Dur, now: Timestamp, rules: Rules) -> Option<Timestamp> {
+    let length = length.to_chrono();
+    let floor = later(now, rules.late_event_floor.min(length));
+    (later(start, length) < floor).then_some(floor)
 }
 
 /// `t + d`, saturating at the end of time rather than panicking: an
@@ -459,10 +511,22 @@ pub fn later(t: Timestamp, d: chrono::Duration) -> Timestamp {
     t.checked_add_signed(d).unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC)
 }
 
+/// `t - d`, saturating at the beginning of time rather than panicking.
+pub fn earlier(t: Timestamp, d: chrono::Duration) -> Timestamp {
+    t.checked_sub_signed(d).unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC)
+}
+
 impl Resource {
-    /// Starts tracking a resource from its `resource.created` event; holds
-    /// already placed on its tenant cover it from the start.
-    pub fn create(ev: &Event, policy: &ProductPolicy, tenant_holds: &[Hold]) -> Result<Resource, Rejection> {
+    /// Starts tracking a resource from its `resource.created` event (applied
+    /// at `now`); holds already placed on its tenant cover it from the start.
+    /// A term end already long past gets the late-event floor.
+    pub fn create(
+        ev: &Event,
+        policy: &ProductPolicy,
+        tenant_holds: &[Hold],
+        now: Timestamp,
+        rules: Rules,
+    ) -> Result<Resource, Rejection> {
         let (EventBody::Created { product, billing, term_end }, Some(id)) = (&ev.body, &ev.resource) else {
             return Err(Rejection {
                 message: format!("unknown resource {:?}", ev.resource.as_deref().unwrap_or("")),
@@ -483,6 +547,7 @@ impl Resource {
             created_at: ev.at,
             term_end: *term_end,
             expiry: None,
+            expiry_late_floor: term_end.and_then(|t| late_floor(t, policy.buffer.expiry, now, rules)),
             arrears: None,
             arrears_settled_at: None,
             termination: None,
@@ -558,7 +623,9 @@ impl Resource {
             }
             EventBody::Terminated { reason } => {
                 self.refuse_if_final("termination")?;
-                if self.reinstated_at.is_some_and(|r| at <= r) {
+                // Equal times are ordered by arrival (the later event wins),
+                // so no applied event is silently lost.
+                if self.reinstated_at.is_some_and(|r| at < r) {
                     self.log(at, "resource.terminated", "termination dated before a later reinstatement: moot".into());
                 } else if let Some(t) = &self.termination {
                     return Err(Rejection::new(format!(
@@ -568,7 +635,9 @@ impl Resource {
                         fmt_rfc3339(t.at)
                     )));
                 } else {
-                    self.termination = Some(Termination { at, reason: *reason, buffer: None });
+                    let length = policy.buffer.for_cause(Cause::Termination, Some(*reason));
+                    let late_floor = late_floor(at, length, now, rules);
+                    self.termination = Some(Termination { at, reason: *reason, buffer: None, late_floor });
                     self.log(at, "resource.terminated", format!("terminated: {}", reason.as_str()));
                 }
             }
@@ -594,15 +663,17 @@ impl Resource {
                 self.refuse_if_final("release")?;
                 if self.release.is_none() {
                     // general terms 4.1.4: the tenant's instruction, no buffer.
-                    let b = buffer(Cause::Release, None, at, policy);
-                    self.scheduled(&b, &mut fx);
+                    let b = buffer(Cause::Release, None, at, None, policy);
+                    self.scheduled(&b, policy, &mut fx);
                     self.release = Some(b);
                     self.log(at, "resource.released", "released by the tenant: delete without buffer".into());
                 }
             }
             EventBody::ArrearsStarted { amount, currency } => {
                 self.refuse_if_final("arrears notice")?;
-                if self.arrears_settled_at.is_some_and(|s| at <= s) {
+                // A notice dated at the same instant as a settlement it
+                // arrived after is new arrears (arrival order breaks ties).
+                if self.arrears_settled_at.is_some_and(|s| at < s) {
                     self.log(at, "arrears.started", "arrears dated before a later settlement: moot".into());
                 } else {
                     match &mut self.arrears {
@@ -618,17 +689,24 @@ impl Resource {
                                 Some(g) => g.checked_sub_signed(moved).unwrap_or(g),
                                 None => later(start, policy.arrears_grace.to_chrono()),
                             });
+                            if moved > chrono::Duration::zero() {
+                                // Learned now that the arrears began earlier.
+                                let grace_end = a.grace_ends_at.unwrap_or(start);
+                                a.late_floor = late_floor(grace_end, policy.buffer.arrears, now, rules);
+                            }
                             a.started_at = start;
                             a.amount = amount.or(a.amount);
                             a.currency = currency.clone().or(a.currency.take());
                         }
                         None => {
+                            let grace_end = later(at, policy.arrears_grace.to_chrono());
                             self.arrears = Some(Arrears {
                                 started_at: at,
                                 amount: *amount,
                                 currency: currency.clone(),
                                 buffer: None,
-                                grace_ends_at: Some(later(at, policy.arrears_grace.to_chrono())),
+                                grace_ends_at: Some(grace_end),
+                                late_floor: late_floor(grace_end, policy.buffer.arrears, now, rules),
                             })
                         }
                     }
@@ -745,9 +823,33 @@ impl Resource {
                 }
             }
         }
+        self.restrictions_overdue(now, &mut fx);
         self.complete_if_done(now, &mut fx);
         self.supersede_stale_notices(now, sending, &mut fx);
         fx
+    }
+
+    /// Records, once per copy, a restricted business backup kept past its
+    /// store's `max_restricted` (domain-rules §2: a bounded exception): an
+    /// operator must act (the backup system cannot delete it, or its expiry
+    /// is set too far out); nothing is deleted by this.
+    fn restrictions_overdue(&mut self, now: Timestamp, fx: &mut Vec<Effect>) {
+        let held = !self.holds.is_empty();
+        let mut overdue = Vec::new();
+        for c in &mut self.copies {
+            let restricted = matches!(c.state, CopyState::Restricted | CopyState::Restricting);
+            if restricted && !c.restriction_overdue && c.restricted_until.is_some_and(|t| t <= now) {
+                c.restriction_overdue = true;
+                overdue.push(json!({"store": c.store, "copy": c.copy, "state": c.state,
+                    "restricted_until": c.restricted_until.map(fmt_rfc3339),
+                    "expires_at": c.expires_at.map(fmt_rfc3339), "held": held}));
+            }
+        }
+        for data in overdue {
+            let what = format!("copy {} in store {} restricted past its limit", data["copy"], data["store"]);
+            self.log(now, "copy.restriction_overdue", what);
+            fx.push(Effect::Record { kind: "copy.restriction_overdue", data });
+        }
     }
 
     /// Drops the pending notices whose news is no longer true, so a notice
@@ -803,9 +905,18 @@ impl Resource {
         c.outcome = Some(kind.trim_start_matches("copy.").to_string());
         c.done_at = Some(now);
         c.next_attempt_at = None;
+        // The copy is done: an error from an earlier attempt no longer
+        // describes it (the failures stay counted in the record).
+        c.last_error = None;
         let mut data = json!({"store": store, "copy": copy, "class": c.class, "failures_before": c.attempts});
         if let Some(exp) = c.expires_at {
             data["expires_at"] = json!(fmt_rfc3339(exp));
+        }
+        if let (CopyState::Restricted, Some(until)) = (c.state, c.restricted_until) {
+            // Why it is kept, and until when that is acceptable.
+            data["reason"] = json!("purge_at_expiry");
+            data["restricted_until"] = json!(fmt_rfc3339(until));
+            data["outlasts_limit"] = json!(c.expires_at.is_some_and(|e| e > until));
         }
         fx.push(Effect::Record { kind, data });
         self.log(now, kind, format!("copy {copy} in store {store} {what}"));
@@ -885,8 +996,7 @@ impl Resource {
                 c.expires_at = Some(*expires_at);
                 if self.state.is_final() {
                     // A backup made while deleting goes the way of the others.
-                    let first = first_step(&c, policy, ev.at);
-                    c.request(first, ev.at);
+                    begin(&mut c, policy, ev.at);
                 }
                 let _ = sp;
                 self.copies.push(c);
@@ -948,7 +1058,12 @@ impl Resource {
     /// policy, so an executor's answer can be recorded whatever the config.
     /// Pending notices count too: they are sent whatever the state.
     pub fn retry_due(&self) -> Option<Timestamp> {
-        let notices = self.notice_due(None);
+        let restricted =
+            || self.copies.iter().filter(|c| matches!(c.state, CopyState::Restricted | CopyState::Restricting));
+        // The restriction limit's alert is not a deletion step: no hold or
+        // not_before delays it.
+        let limits = restricted().filter(|c| !c.restriction_overdue).filter_map(|c| c.restricted_until).min();
+        let notices = self.notice_due(None).into_iter().chain(limits).min();
         if !matches!(self.state, State::Deleting | State::Deleted) || !self.holds.is_empty() {
             return notices;
         }
@@ -957,11 +1072,7 @@ impl Resource {
             .iter()
             .filter(|c| c.state.action().is_some() && !c.stuck)
             .map(|c| c.next_attempt_at.unwrap_or(self.deletion_started_at.unwrap_or(self.created_at)));
-        let expiries = self
-            .copies
-            .iter()
-            .filter(|c| matches!(c.state, CopyState::Restricted | CopyState::Restricting))
-            .filter_map(|c| c.expires_at);
+        let expiries = restricted().filter_map(|c| c.expires_at);
         let copies = calls.chain(expiries).min().map(|due| self.not_before.map_or(due, |nb| nb.max(due)));
         copies.into_iter().chain(notices).min()
     }
@@ -974,7 +1085,7 @@ impl Resource {
         let running = self.running_buffers().map(|b| (b.clone(), false));
         let projected = self.pending_starts(policy).into_iter().map(|(cause, start)| {
             let reason = if cause == Cause::Termination { self.termination.as_ref().map(|t| t.reason) } else { None };
-            (buffer(cause, reason, start, policy), true)
+            (buffer(cause, reason, start, self.late_floor_of(cause), policy), true)
         });
         let (b, projected) = running.chain(projected).min_by_key(|(b, _)| b.delete_after)?;
         let deadline = self.not_before.map_or(b.delete_after, |nb| nb.max(b.delete_after));
@@ -982,7 +1093,8 @@ impl Resource {
     }
 
     /// The late fee accrued on the arrears at `now`: `rate` (a fraction, e.g.
-    /// 0.0005 for 0.05 %) of the amount per whole day (general terms 2.3.2).
+    /// 0.0005 for 0.05 %) of the amount per whole day (general terms 2.3;
+    /// trial terms 3.4).
     pub fn late_fee(&self, rate: Decimal, now: Timestamp) -> Option<(Decimal, i64)> {
         let a = self.arrears.as_ref()?;
         let amount = a.amount?;
@@ -1031,7 +1143,9 @@ impl Resource {
             .chain(self.arrears.as_mut().and_then(|a| a.buffer.as_mut()))
             .chain(self.termination.as_mut().and_then(|t| t.buffer.as_mut()));
         for b in buffers.filter(|b| b.policy_version != policy.version) {
-            let wanted = later(b.started_at, policy.buffer.for_cause(b.cause, b.reason).to_chrono());
+            let anchored = later(b.started_at, policy.buffer.for_cause(b.cause, b.reason).to_chrono());
+            // A late event's floor still holds under the new policy.
+            let wanted = b.late_floor.map_or(anchored, |f| f.max(anchored));
             let new = if wanted >= b.delete_after { wanted } else { b.delete_after.min(wanted.max(floor)) };
             let data = json!({"cause": b.cause, "reason": b.reason, "buffer_started_at": fmt_rfc3339(b.started_at),
                               "from": fmt_rfc3339(b.delete_after), "delete_after": fmt_rfc3339(new),
@@ -1067,6 +1181,16 @@ impl Resource {
             .chain(self.release.iter())
     }
 
+    /// The late-event floor recorded with a cause, if its event came late.
+    fn late_floor_of(&self, cause: Cause) -> Option<Timestamp> {
+        match cause {
+            Cause::Expiry => self.expiry_late_floor,
+            Cause::Arrears => self.arrears.as_ref().and_then(|a| a.late_floor),
+            Cause::Termination => self.termination.as_ref().and_then(|t| t.late_floor),
+            Cause::Release => None,
+        }
+    }
+
     /// Buffers whose cause is known but whose start time is still ahead.
     fn pending_starts(&self, policy: &ProductPolicy) -> Vec<(Cause, Timestamp)> {
         let mut out = Vec::new();
@@ -1098,13 +1222,13 @@ impl Resource {
             }
             started.push((cause, start));
             let reason = self.termination.as_ref().map(|t| t.reason).filter(|_| cause == Cause::Termination);
-            let b = buffer(cause, reason, start, policy);
+            let b = buffer(cause, reason, start, self.late_floor_of(cause), policy);
             fx.push(Effect::Record {
                 kind: "buffer.started",
                 data: json!({"cause": cause, "reason": reason, "buffer_started_at": fmt_rfc3339(start)}),
             });
             self.log(start, "buffer.started", format!("{} buffer started", cause.as_str()));
-            self.scheduled(&b, fx);
+            self.scheduled(&b, policy, fx);
             match cause {
                 Cause::Expiry => self.expiry = Some(b),
                 Cause::Arrears => {
@@ -1160,12 +1284,19 @@ impl Resource {
     /// renewal moved the term end) gives new keys, so the tenant hears of it.
     fn notice_times(&self, policy: &ProductPolicy) -> Vec<(String, NoticeKind, Timestamp, Timestamp, Option<u64>)> {
         let mut out = Vec::new();
-        if let (State::Active, Billing::Prepaid, Some(end), None, Some(r)) =
-            (self.state, self.billing, self.term_end, &self.expiry, policy.renewal_reminder)
+        if let (State::Active, Billing::Prepaid, Some(end), None) =
+            (self.state, self.billing, self.term_end, &self.expiry)
         {
-            let at = end.checked_sub_signed(r.to_chrono()).unwrap_or(end);
-            let key = format!("{}:renewal_reminder:{}", self.id, fmt_rfc3339(end));
-            out.push((key, NoticeKind::RenewalReminder, at, end, None));
+            // domain-rules §1.3: the renewal is due `renewal_cutoff` before
+            // the term end (general terms 2.3.1.3); each reminder comes its
+            // offset before that cutoff.
+            let cutoff = earlier(end, policy.renewal_cutoff.to_chrono());
+            for offset in &policy.renewal_reminder {
+                let at = earlier(cutoff, offset.to_chrono());
+                let secs = offset.0.as_secs();
+                let key = format!("{}:renewal_reminder:{secs}s:{}", self.id, fmt_rfc3339(end));
+                out.push((key, NoticeKind::RenewalReminder, at, end, Some(secs)));
+            }
         }
         if let (State::Retained, true, Some(b), Some(date)) =
             (self.state, self.holds.is_empty(), self.deciding.as_ref(), self.deletion_due())
@@ -1185,40 +1316,49 @@ impl Resource {
 
     /// Queues the time-driven notices due at `now` whose date is still
     /// ahead (a reminder after the term ended, or a warning after the
-    /// deletion started, would announce the past). Of several warnings
-    /// already due for one date (after downtime, or a hold that moved the
-    /// date), only the most imminent is sent: the others say less.
+    /// deletion started, would announce the past). Of several warnings (or
+    /// reminders) already due for one date (after downtime, or a hold that
+    /// moved the date), only the most imminent is sent: the others say less.
     fn time_notices(&mut self, policy: &ProductPolicy, now: Timestamp) {
         let cause = self.deciding.as_ref().map(|b| b.cause);
-        let due: Vec<_> =
-            self.notice_times(policy).into_iter().filter(|(_, _, at, date, _)| *at <= now && now < *date).collect();
-        let latest_warning =
-            due.iter().filter(|n| n.1 == NoticeKind::DeletionWarning).map(|(_, _, at, _, _)| *at).max();
+        let due: Vec<_> = self
+            .notice_times(policy)
+            .into_iter()
+            .filter(|(_, kind, at, date, _)| *at <= now && now < *date && !self.superseded(*kind, *at, *date))
+            .collect();
+        let latest = |k: NoticeKind| due.iter().filter(|n| n.1 == k).map(|(_, _, at, _, _)| *at).max();
+        let (latest_warning, latest_reminder) =
+            (latest(NoticeKind::DeletionWarning), latest(NoticeKind::RenewalReminder));
         for (key, kind, at, date, offset) in due {
-            if kind != NoticeKind::DeletionWarning || Some(at) == latest_warning {
+            let most_imminent = match kind {
+                NoticeKind::DeletionWarning => Some(at) == latest_warning,
+                NoticeKind::RenewalReminder => Some(at) == latest_reminder,
+                _ => true,
+            };
+            if most_imminent {
                 let cause = if kind == NoticeKind::RenewalReminder { Some(Cause::Expiry) } else { cause };
                 self.queue_notice(key, kind, at, Some(date), cause, offset);
             }
         }
     }
 
+    /// True when a notice of `kind` for `date` falling due at `at` will
+    /// never be sent: one of the same kind for the same date, due later,
+    /// is already queued (see [`Resource::time_notices`]).
+    fn superseded(&self, kind: NoticeKind, at: Timestamp, date: Timestamp) -> bool {
+        self.notices.iter().any(|n| n.kind == kind && n.date == Some(date) && n.due_at > at)
+    }
+
     /// The earliest time a notice needs attention: a pending one's (re)send,
     /// or a time-driven one yet to fall due.
     fn notice_due(&self, policy: Option<&ProductPolicy>) -> Option<Timestamp> {
         let pending = self.notices.iter().filter_map(Notice::send_due);
-        // A warning earlier than one already queued for the same date was
-        // superseded by it (see `time_notices`): it will never be sent.
-        let superseded = |at: &Timestamp, date: &Timestamp| {
-            self.notices
-                .iter()
-                .any(|n| n.kind == NoticeKind::DeletionWarning && n.date == Some(*date) && n.due_at > *at)
-        };
         let future = policy
             .map(|p| self.notice_times(p))
             .unwrap_or_default()
             .into_iter()
-            .filter(|(key, _, at, date, _)| {
-                at < date && !self.notices.iter().any(|n| &n.key == key) && !superseded(at, date)
+            .filter(|(key, kind, at, date, _)| {
+                at < date && !self.notices.iter().any(|n| &n.key == key) && !self.superseded(*kind, *at, *date)
             })
             .map(|(_, _, at, _, _)| at);
         pending.chain(future).min()
@@ -1313,14 +1453,16 @@ impl Resource {
         Ok(())
     }
 
-    fn scheduled(&mut self, b: &Buffer, fx: &mut Vec<Effect>) {
-        let buffer = humantime::format_duration((b.delete_after - b.started_at).to_std().unwrap_or_default());
-        fx.push(Effect::Record {
-            kind: "deletion.scheduled",
-            data: json!({"cause": b.cause, "reason": b.reason, "buffer": buffer.to_string(),
-                         "buffer_started_at": fmt_rfc3339(b.started_at),
-                         "delete_after": fmt_rfc3339(b.delete_after), "policy_version": b.policy_version}),
-        });
+    fn scheduled(&mut self, b: &Buffer, policy: &ProductPolicy, fx: &mut Vec<Effect>) {
+        let buffer = humantime::format_duration(policy.buffer.for_cause(b.cause, b.reason).0);
+        let mut data = json!({"cause": b.cause, "reason": b.reason, "buffer": buffer.to_string(),
+                              "buffer_started_at": fmt_rfc3339(b.started_at),
+                              "delete_after": fmt_rfc3339(b.delete_after), "policy_version": b.policy_version});
+        if b.late_floor.is_some() {
+            // The event came late: the deadline was lifted to the floor.
+            data["late_event_floor"] = json!(true);
+        }
+        fx.push(Effect::Record { kind: "deletion.scheduled", data });
         self.log(
             b.started_at,
             "deletion.scheduled",
@@ -1352,7 +1494,7 @@ impl Resource {
         }
         let mut n = 0;
         for c in self.copies.iter_mut().filter(|c| c.state == CopyState::Present) {
-            c.request(first_step(c, policy, now), now);
+            begin(c, policy, now);
             n += 1;
         }
         self.state = State::Deleting;
@@ -1402,6 +1544,17 @@ impl Resource {
     }
 }
 
+/// Asks for a copy's first step (see [`first_step`]) from `now` on; a copy
+/// to be restricted gets the date its restriction may last until.
+fn begin(c: &mut DataCopy, policy: &ProductPolicy, now: Timestamp) {
+    let first = first_step(c, policy, now);
+    if first == CopyState::Restricting {
+        let max = policy.store(&c.store).and_then(|s| s.max_restricted);
+        c.restricted_until = max.map(|m| later(now, m.to_chrono()));
+    }
+    c.request(first, now);
+}
+
 /// The first executor step for a copy when its resource's deletion starts:
 /// online and cache copies and `purge = "immediate"` backups are deleted; a
 /// `purge = "at_expiry"` backup is restricted first, or purged at once if it
@@ -1427,7 +1580,7 @@ fn jitter(resource: &str, store: &str, copy: &str, attempt: u32) -> chrono::Dura
 
 /// Places the hold of a `hold.placed` event on `holds` (of a resource or a
 /// tenant, named by `scope` in messages). Ok(false) when a release of the
-/// same hold dated at or after the placement is already known: the late
+/// same hold dated after the placement is already known: the late
 /// placement is moot. Err for a hold id already in force.
 fn place_hold(
     holds: &mut Vec<Hold>,
@@ -1438,7 +1591,9 @@ fn place_hold(
     let EventBody::HoldPlaced { hold_id, authority, reason } = &ev.body else {
         return Ok(false);
     };
-    if released.iter().any(|(id, rel)| id == hold_id && ev.at <= *rel) {
+    // A placement dated at its release's instant that arrives after it is
+    // a new placement (arrival order breaks ties; the safe side, too).
+    if released.iter().any(|(id, rel)| id == hold_id && ev.at < *rel) {
         return Ok(false);
     }
     if holds.iter().any(|h| &h.hold_id == hold_id) {

@@ -272,6 +272,12 @@ impl Metrics {
             "Backup copies under processing restriction, waiting to be purged at expiry.",
         );
         o.sample("retentiond_copies_restricted", &[], g.store.copies_restricted);
+        o.family(
+            "retentiond_copies_restriction_overdue",
+            "gauge",
+            "Restricted backup copies kept past their store's max_restricted: an operator must act.",
+        );
+        o.sample("retentiond_copies_restriction_overdue", &[], g.store.copies_restriction_overdue);
         o.family("retentiond_audit_head_seq", "gauge", "Sequence number of the last record in the audit file.");
         o.sample("retentiond_audit_head_seq", &[], g.audit_head_seq);
         for (name, on, help) in [

@@ -114,6 +114,13 @@ pub struct StorePolicy {
     pub class: StoreClass,
     /// Backup purge mode (meaningful for class `backup`).
     pub purge: PurgeMode,
+    /// For a `purge = "at_expiry"` backup store: the longest a copy may
+    /// stay restricted instead of deleted, counted from when its deletion
+    /// was due. Business data is to be gone at the buffer's end (general
+    /// terms 4.1.5); a restricted copy is a bounded exception (domain-rules
+    /// §2), so past this an operator is alerted (`copy.restriction_overdue`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_restricted: Option<crate::duration::Dur>,
     /// How copies are deleted.
     pub executor: ExecutorSpec,
 }
@@ -163,14 +170,21 @@ pub struct ProductPolicy {
     pub arrears_grace: Dur,
     /// Warnings before irreversible deletion.
     pub notices: Vec<Dur>,
-    /// Reminder before the term end (domain-rules §1.3).
-    pub renewal_reminder: Option<Dur>,
+    /// Renewal reminders, each this long before the renewal cutoff,
+    /// longest first; empty: no reminder (domain-rules §1.3: the renewal
+    /// is due `renewal_cutoff` before the term end, so the reminder must
+    /// come before that, not at it).
+    pub renewal_reminder: Vec<Dur>,
+    /// How long before the term end the renewal must be paid (general
+    /// terms 2.3.1.3; trial terms 3.2.2: at least 7 days).
+    pub renewal_cutoff: Dur,
     /// Which resources a tenant-wide `arrears.started` affects (by billing;
     /// postpaid by default: pay-as-you-go draws on the balance, general
     /// terms 2.3).
     pub arrears_affects: Vec<Billing>,
     /// Late fee per day as a fraction of the overdue amount (0.0005 for the
-    /// agreements' 0.05 %, general terms 2.3.2). Shown, never charged.
+    /// agreements' 0.05 %, general terms 2.3; trial terms 3.4). Shown,
+    /// never charged.
     pub late_fee_per_day: Decimal,
     /// Hash of everything above; set by [`ProductPolicy::seal`].
     #[serde(skip)]

@@ -20,13 +20,14 @@ use crate::config::Config;
 use crate::duration::Dur;
 use crate::event::{Event, EventBody};
 use crate::executor::{Action, Executor, Target};
+use crate::guard::{Guard, GuardState, HeldBatch, Verdict};
 use crate::lifecycle::{Effect, Rejection, Resource, Rules};
 use crate::notifier::Notifier;
 use crate::store::{EventOutcome, Store, StoreError, WriteSet};
 use crate::time::{fmt_rfc3339, Timestamp};
 use serde::Serialize;
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -62,6 +63,15 @@ pub enum EngineError {
     /// The requested move would leave the representable range of time.
     #[error("the clock cannot be moved that far")]
     ClockRange,
+    /// `approve` named a batch digest that is not the batch the guard holds
+    /// (another batch, or none): nothing was approved.
+    #[error("the guard holds {held}, not batch {given}: nothing was approved")]
+    BatchMismatch {
+        /// The digest the operator gave.
+        given: String,
+        /// What is held now.
+        held: String,
+    },
     /// `apply-policy` named a product that is not configured.
     #[error("product {0:?} is not configured")]
     UnknownProduct(String),
@@ -124,10 +134,14 @@ pub enum Command {
         /// Receives how many copies are retried.
         reply: oneshot::Sender<Result<usize, EngineError>>,
     },
-    /// Lift a tripped guard and a clock anomaly; answered with what was lifted.
+    /// Lift a tripped guard (releasing exactly its held batch) and a clock
+    /// anomaly; answered with what was lifted.
     Approve {
-        /// Receives the names of what was lifted.
-        reply: oneshot::Sender<Result<Vec<&'static str>, EngineError>>,
+        /// The digest of the batch the operator saw; refused if another
+        /// batch is held.
+        batch_digest: Option<String>,
+        /// Receives what was lifted.
+        reply: oneshot::Sender<Result<Approval, EngineError>>,
     },
     /// A notifier call finished: Ok, or why it failed.
     NoticeResult {
@@ -183,6 +197,26 @@ pub enum Command {
         /// What happened.
         outcome: CallOutcome,
     },
+}
+
+/// What `approve` lifted.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Approval {
+    /// `guard` and/or `clock_anomaly`.
+    pub approved: Vec<&'static str>,
+    /// The batch released, if the guard held one: exactly these resources
+    /// may now start deleting (those still due); anything that came due
+    /// since is judged afresh.
+    pub batch: Option<BatchSummary>,
+}
+
+/// A held batch as shown to operators.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BatchSummary {
+    /// How many resources.
+    pub size: usize,
+    /// Hex SHA-256 of the sorted ids (see [`crate::guard::batch_digest`]).
+    pub digest: String,
 }
 
 /// How an executor call ended.
@@ -296,11 +330,10 @@ impl EngineHandle {
         rx.await.map_err(|_| EngineError::Stopped)?
     }
 
-    /// Lifts a tripped mass-deletion guard and a clock anomaly.
-    pub async fn approve(&self) -> Result<Vec<&'static str>, EngineError> {
-        let (reply, rx) = oneshot::channel();
-        self.tx.send(Command::Approve { reply }).await.map_err(|_| EngineError::Stopped)?;
-        rx.await.map_err(|_| EngineError::Stopped)?
+    /// Lifts a tripped mass-deletion guard (releasing exactly the batch it
+    /// holds, checked against `batch_digest` when given) and a clock anomaly.
+    pub async fn approve(&self, batch_digest: Option<String>) -> Result<Approval, EngineError> {
+        self.call(|reply| Command::Approve { batch_digest, reply }).await
     }
 
     async fn call<T>(
@@ -370,8 +403,13 @@ pub struct Engine {
     clock_anomaly: bool,
     /// The mass-deletion guard tripped.
     guard_tripped: bool,
-    /// When resources started deleting, within the guard's window.
-    starts: VecDeque<Timestamp>,
+    /// Deletion starts counted by the mass-deletion guard.
+    guard: Guard,
+    /// The batch the guard holds for approval (durable in the store).
+    held_batch: Option<HeldBatch>,
+    /// Resources of an approved batch that may start without being judged
+    /// again (kept until the next tick that may start deletions).
+    approved: HashSet<String>,
     /// Resources tracked, for the guard's fraction.
     tracked: u64,
     /// The last (wall, monotonic) clock reading, to notice jumps.
@@ -386,7 +424,9 @@ pub struct Engine {
     limits: BTreeMap<String, Duration>,
     /// Counters for `GET /metrics`, shared with the API.
     metrics: Arc<crate::metrics::Metrics>,
-    permits: Arc<Semaphore>,
+    /// Executor call permits, one pool per store, so a store whose calls
+    /// hang cannot hold up deletions in the others.
+    permits: BTreeMap<String, Arc<Semaphore>>,
     /// Where notices go; None: they are recorded as skipped.
     notifier: Option<Arc<Notifier>>,
     /// Notices being sent, by key.
@@ -440,11 +480,12 @@ impl Engine {
         let paused = store.flag("paused")?;
         let clock_anomaly = store.flag("clock_anomaly")?;
         let guard_tripped = store.flag("guard_tripped")?;
+        let guard_state = store.guard_state()?;
         let tracked = store.resource_count()?;
         let limits = call_limits(&config);
         let notifier = config.notifier.as_ref().map(|n| Arc::new(Notifier::from_spec(n)));
         let (tx, rx) = mpsc::channel(4096);
-        let permits = Arc::new(Semaphore::new(config.daemon.executor_concurrency));
+        let permits = BTreeMap::new();
         let notice_permits = Arc::new(Semaphore::new(config.daemon.executor_concurrency));
         let engine = Engine {
             store,
@@ -460,7 +501,10 @@ impl Engine {
             paused,
             clock_anomaly,
             guard_tripped,
-            starts: VecDeque::new(),
+            // Rebuilt from the resources' start times in `catch_up`.
+            guard: Guard::restore(Vec::new(), guard_state.counted_from),
+            held_batch: guard_state.held,
+            approved: HashSet::new(),
             tracked,
             last_reading: None,
             gate: Arc::new(AtomicBool::new(false)),
@@ -496,8 +540,11 @@ impl Engine {
     pub async fn catch_up(&mut self) -> Result<(), EngineError> {
         // One pass at start: refuse a config missing products in use, and
         // bring records of an older version up to date.
-        let (missing, outdated) = self.scan_products(&self.config.clone(), true)?;
+        let (missing, outdated, started) = self.scan_products(&self.config.clone(), true)?;
         missing.map_err(EngineError::ProductsInUse)?;
+        // The guard's windows survive a restart: they are rebuilt from the
+        // resources' own deletion start times (approved ones excepted).
+        self.guard = Guard::restore(started, self.guard.counted_from());
         for r in outdated {
             let due = self.due_of(&r);
             let mut w = WriteSet::default();
@@ -650,28 +697,9 @@ impl Engine {
                     }
                     retry_replies.push((reply, n));
                 }
-                Command::Approve { reply } => {
-                    let mut lifted = Vec::new();
-                    if self.guard_tripped {
-                        lifted.push("guard");
-                    }
-                    if self.clock_anomaly {
-                        lifted.push("clock_anomaly");
-                    }
-                    let now = self.clock.now();
-                    let mut w = WriteSet {
-                        flags: vec![("guard_tripped", false), ("clock_anomaly", false)],
-                        ..Default::default()
-                    };
-                    self.record(&mut w, now, "guard.approved", None, None, json!({ "lifted": lifted }));
-                    self.store.commit(w)?;
-                    self.guard_tripped = false;
-                    self.clock_anomaly = false;
-                    // The starts so far are approved: the window counts afresh.
-                    self.starts.clear();
-                    self.last_reading = Some((now, self.clock.monotonic()));
-                    tracing::warn!(?lifted, "deletions approved by an operator");
-                    approve_replies.push((reply, lifted));
+                Command::Approve { batch_digest, reply } => {
+                    let result = self.approve(batch_digest)?;
+                    approve_replies.push((reply, result));
                 }
                 Command::CopyResult { resource, store, copy, outcome } => {
                     self.in_flight.remove(&(resource.clone(), store.clone(), copy.clone()));
@@ -721,8 +749,8 @@ impl Engine {
         for answer in done {
             answer();
         }
-        for (reply, lifted) in approve_replies {
-            let _ = reply.send(Ok(lifted));
+        for (reply, result) in approve_replies {
+            let _ = reply.send(result);
         }
         for (reply, n) in retry_replies {
             let _ = reply.send(Ok(n));
@@ -743,6 +771,50 @@ impl Engine {
         Ok(())
     }
 
+    /// An operator lifts a tripped guard and a clock anomaly. The held batch
+    /// is released exactly: its resources may start without being judged
+    /// again; anything else is judged afresh against windows that count
+    /// from now (the starts so far were approved).
+    fn approve(&mut self, batch_digest: Option<String>) -> Result<Result<Approval, EngineError>, EngineError> {
+        if let Some(given) = batch_digest {
+            let held = self.held_batch.as_ref().map(|b| b.digest.clone());
+            if held.as_deref() != Some(given.as_str()) {
+                let held = held.map_or_else(|| "no batch".to_string(), |d| format!("batch {d}"));
+                return Ok(Err(EngineError::BatchMismatch { given, held }));
+            }
+        }
+        let mut lifted = Vec::new();
+        if self.guard_tripped {
+            lifted.push("guard");
+        }
+        if self.clock_anomaly {
+            lifted.push("clock_anomaly");
+        }
+        let now = self.clock.now();
+        let batch = self.held_batch.take();
+        let summary = batch.as_ref().map(|b| BatchSummary { size: b.size(), digest: b.digest.clone() });
+        self.guard.approved(now);
+        let state = GuardState { held: None, counted_from: self.guard.counted_from() };
+        let mut w = WriteSet {
+            flags: vec![("guard_tripped", false), ("clock_anomaly", false)],
+            guard: Some(state),
+            ..Default::default()
+        };
+        let mut data = json!({ "lifted": lifted });
+        if let Some(b) = &summary {
+            data["batch_size"] = json!(b.size);
+            data["batch_digest"] = json!(b.digest);
+        }
+        self.record(&mut w, now, "guard.approved", None, None, data);
+        self.store.commit(w)?;
+        self.guard_tripped = false;
+        self.clock_anomaly = false;
+        self.approved = batch.map(|b| b.resources.into_iter().collect()).unwrap_or_default();
+        self.last_reading = Some((now, self.clock.monotonic()));
+        tracing::warn!(?lifted, batch = summary.as_ref().map(|b| b.size), "deletions approved by an operator");
+        Ok(Ok(Approval { approved: lifted, batch: summary }))
+    }
+
     /// The rules the pure lifecycle needs, as of now.
     fn rules(&self) -> Rules {
         Rules {
@@ -750,6 +822,7 @@ impl Engine {
             may_start: !self.config.safety.dry_run && !self.paused && !self.clock_anomaly && !self.guard_tripped,
             may_dispatch: !self.config.safety.dry_run && !self.paused,
             max_attempts: self.config.daemon.max_attempts,
+            late_event_floor: self.config.safety.late_event_floor.to_chrono(),
         }
     }
 
@@ -777,17 +850,43 @@ impl Engine {
         Ok(())
     }
 
-    /// safety.guard: whether one more resource may start deleting now.
-    fn guard_has_room(&mut self, now: Timestamp) -> bool {
-        let g = &self.config.safety.guard;
-        let since = now - g.window.to_chrono();
-        while self.starts.front().is_some_and(|t| *t <= since) {
-            self.starts.pop_front();
+    /// safety.guard: the resources that may start deleting at `now`. The
+    /// whole batch that would start is judged before any of it starts
+    /// (issue: the guard let the first part of a mass deletion through):
+    /// it starts whole, or is held whole and the guard trips. Resources of
+    /// a batch an operator approved start without being judged again.
+    fn judge_starts(&mut self, now: Timestamp) -> Result<HashSet<String>, EngineError> {
+        let rules = Rules { may_start: true, may_dispatch: false, ..self.rules() };
+        let mut fresh = Vec::new();
+        let mut starters = HashSet::new();
+        for (_, id) in self.store.due(now, usize::MAX)? {
+            let Some(r) = self.store.resource(&id)? else { continue };
+            if r.state.is_final() {
+                continue;
+            }
+            let Some(policy) = self.config.products.get(&r.product) else { continue };
+            // What advancing it would do, on a copy: the pure lifecycle has
+            // no side effects, so this is exactly what the tick will do.
+            let mut probe = r.clone();
+            probe.advance(policy, now, rules, &|_, _| true, &|_| true);
+            if probe.state != crate::lifecycle::State::Deleting {
+                continue;
+            }
+            if self.approved.contains(&id) {
+                starters.insert(id);
+            } else {
+                fresh.push(id);
+            }
         }
-        let next = self.starts.len() as u64 + 1;
-        let by_count = next <= g.max_resources;
-        let by_fraction = self.tracked < g.min_resources || next as f64 <= g.max_fraction * self.tracked as f64;
-        by_count && by_fraction
+        // The approval covered the batch as it stood: whatever of it is not
+        // due now (renewed, held) is judged afresh if it comes due again.
+        self.approved.clear();
+        let g = &self.config.safety.guard;
+        match self.guard.judge(now, fresh.clone(), self.tracked, &g.short(), &g.long()) {
+            Verdict::Start => starters.extend(fresh),
+            Verdict::Hold(batch) => self.trip_guard(now, batch)?,
+        }
+        Ok(starters)
     }
 
     /// Applies one event. Time-driven transitions are left to the tick that
@@ -863,7 +962,7 @@ impl Engine {
                     None => Err(Rejection { message: format!("unknown resource {id:?}"), retryable: true }),
                     Some(policy) => {
                         let holds = self.store.tenant_holds(&ev.tenant)?.holds;
-                        Resource::create(ev, policy, &holds).map(|r| {
+                        Resource::create(ev, policy, &holds, now, rules).map(|r| {
                             self.tracked += 1;
                             let due = r.next_due(policy);
                             vec![(r, Vec::new(), due)]
@@ -929,6 +1028,8 @@ impl Engine {
     /// Runs every deadline due at `now`, repeating while transitions make
     /// more work due (an expiry whose buffer has also run out).
     fn tick(&mut self, now: Timestamp) -> Result<(), EngineError> {
+        let allowed = self.rules().may_start;
+        let starters = if allowed { self.judge_starts(now)? } else { HashSet::new() };
         loop {
             let mut changed = false;
             for (due, id) in self.store.due(now, usize::MAX)? {
@@ -938,14 +1039,14 @@ impl Engine {
                     continue;
                 };
                 let before = r.clone();
-                let allowed = self.rules().may_start;
-                let room = allowed && self.guard_has_room(now);
-                let mut fx = self.advance(&mut r, &policy, now, room);
+                // Only the judged batch may start deleting; resources whose
+                // deletion already started go on (purges at expiry are
+                // gated by the daemon-wide switches alone).
+                let may_start = allowed && (before.state.is_final() || starters.contains(&id));
+                let mut fx = self.advance(&mut r, &policy, now, may_start);
                 fx.extend(self.queue_notices(&mut r, &policy, now));
                 if r.state == crate::lifecycle::State::Deleting && before.state != crate::lifecycle::State::Deleting {
-                    self.starts.push_back(now);
-                } else if allowed && !room && r.wants_deletion(now) {
-                    self.trip_guard(now)?;
+                    self.guard.started(now, 1);
                 }
                 let next = r.next_due(&policy);
                 // Rewrite when the state moved, or when the due time changed
@@ -1033,21 +1134,28 @@ impl Engine {
 
     /// One pass over the store: [`Engine::check_products`]'s answer and,
     /// with `migrate`, the records an older version wrote that need
-    /// bringing up to date under `config` (their arrears grace end).
+    /// bringing up to date under `config` (their arrears grace end), and
+    /// the deletion start times within the guard's long window.
+    #[allow(clippy::type_complexity)]
     fn scan_products(
         &self,
         config: &Config,
         migrate: bool,
-    ) -> Result<(Result<(), String>, Vec<Resource>), EngineError> {
+    ) -> Result<(Result<(), String>, Vec<Resource>, Vec<Timestamp>), EngineError> {
         let mut missing: BTreeMap<String, u64> = BTreeMap::new();
         let mut outdated = Vec::new();
-        self.store.for_each_resource(&mut |mut r| match config.products.get(&r.product) {
-            None if !r.is_settled() => *missing.entry(r.product).or_default() += 1,
-            Some(p) if migrate && r.fix_arrears_grace(p) => outdated.push(r),
-            _ => {}
+        let mut started = Vec::new();
+        let since = crate::lifecycle::earlier(self.clock.now(), config.safety.guard.long_window.to_chrono());
+        self.store.for_each_resource(&mut |mut r| {
+            started.extend(r.deletion_started_at.filter(|t| *t > since));
+            match config.products.get(&r.product) {
+                None if !r.is_settled() => *missing.entry(r.product).or_default() += 1,
+                Some(p) if migrate && r.fix_arrears_grace(p) => outdated.push(r),
+                _ => {}
+            }
         })?;
         if missing.is_empty() {
-            return Ok((Ok(()), outdated));
+            return Ok((Ok(()), outdated, started));
         }
         let list: Vec<String> = missing.iter().map(|(p, n)| format!("{p:?} ({n} resources)")).collect();
         let why = format!(
@@ -1055,7 +1163,7 @@ impl Engine {
             config.path.display(),
             list.join(", ")
         );
-        Ok((Err(why), outdated))
+        Ok((Err(why), outdated, started))
     }
 
     /// Puts a new config in force: policies, stores, executors, notifier,
@@ -1209,18 +1317,25 @@ impl Engine {
         }
     }
 
-    /// The mass-deletion guard trips: no further deletion starts until an
-    /// operator approves. Recorded once per trip.
-    fn trip_guard(&mut self, now: Timestamp) -> Result<(), EngineError> {
+    /// The mass-deletion guard trips: the batch is held whole and no
+    /// deletion starts until an operator approves. Recorded once per trip,
+    /// with the batch's size and digest (what the operator approves).
+    fn trip_guard(&mut self, now: Timestamp, batch: HeldBatch) -> Result<(), EngineError> {
         let g = &self.config.safety.guard;
-        let data = json!({"window": g.window.to_string(), "started_in_window": self.starts.len(),
-                          "max_resources": g.max_resources, "max_fraction": g.max_fraction.to_string(),
-                          "tracked": self.tracked});
-        let mut w = WriteSet { flags: vec![("guard_tripped", true)], ..Default::default() };
+        let limits = match batch.window {
+            crate::guard::WindowKind::Short => g.short(),
+            crate::guard::WindowKind::Long => g.long(),
+        };
+        let data = crate::guard::tripped_record(&batch, &limits, self.tracked);
+        let state = GuardState { held: Some(batch.clone()), counted_from: self.guard.counted_from() };
+        let mut w = WriteSet { flags: vec![("guard_tripped", true)], guard: Some(state), ..Default::default() };
         self.record(&mut w, now, "guard.tripped", None, None, data);
         self.store.commit(w)?;
         self.guard_tripped = true;
-        tracing::error!(started = self.starts.len(), "mass-deletion guard tripped: deletions stop until approved");
+        tracing::error!(batch = batch.size(), digest = %batch.digest, window = ?batch.window,
+            started_in_window = batch.started_in_window,
+            "mass-deletion guard tripped: the batch is held whole; deletions stop until approved");
+        self.held_batch = Some(batch);
         Ok(())
     }
 
@@ -1290,6 +1405,10 @@ impl Engine {
         for e in fx {
             match e {
                 Effect::Record { kind, data } => {
+                    if kind == "copy.restriction_overdue" {
+                        tracing::error!(resource = %r.id, store = %data["store"], copy = %data["copy"],
+                            "a restricted backup is kept past its store's max_restricted: purge it or record why");
+                    }
                     let (store, copy) =
                         (data["store"].as_str().map(String::from), data["copy"].as_str().map(String::from));
                     let (tenant, id) = (r.tenant.clone(), r.id.clone());
@@ -1385,7 +1504,8 @@ impl Engine {
         }
         for ((resource, store, copy), tenant, action) in self.to_dispatch.drain(..) {
             let tx = self.tx.clone();
-            let permits = self.permits.clone();
+            let size = self.config.daemon.executor_concurrency;
+            let permits = self.permits.entry(store.clone()).or_insert_with(|| Arc::new(Semaphore::new(size))).clone();
             let Some(executor) = self.executors.get(&store).cloned() else {
                 let outcome = CallOutcome::Failed(format!("store {store:?} is not configured"));
                 tokio::spawn(async move {

@@ -15,6 +15,7 @@
 //! - `o/<seq, 8 bytes big-endian>`: audit records not yet confirmed in the
 //!   audit file (the outbox)
 //! - `m/audit_head`, `m/clock`: the audit chain head, the manual clock reading
+//! - `m/guard`: the mass-deletion guard's held batch and last approval
 //! - `f/<name>`: daemon-wide switches that stop deletions (`paused`,
 //!   `clock_anomaly`, `guard_tripped`), kept across restarts
 //!
@@ -63,6 +64,9 @@ pub struct StoreStats {
     pub copies_stuck: u64,
     /// Backup copies in state `restricted`.
     pub copies_restricted: u64,
+    /// Restricted backup copies kept past their store's `max_restricted`
+    /// (an operator must act).
+    pub copies_restriction_overdue: u64,
     /// Entries in the deadline index.
     pub pending_deadlines: u64,
     /// The earliest entry in the deadline index (possibly already past,
@@ -90,6 +94,8 @@ pub struct WriteSet {
     pub flags: Vec<(&'static str, bool)>,
     /// Deletion certificates issued, by resource.
     pub certificates: Vec<(String, serde_json::Value)>,
+    /// The mass-deletion guard's durable state, when it changed.
+    pub guard: Option<crate::guard::GuardState>,
 }
 
 impl WriteSet {
@@ -110,6 +116,7 @@ impl WriteSet {
             && self.clock.is_none()
             && self.flags.is_empty()
             && self.certificates.is_empty()
+            && self.guard.is_none()
     }
 }
 
@@ -149,6 +156,9 @@ pub trait Store: Send + Sync + 'static {
     /// A daemon-wide switch (`paused`, `clock_anomaly`, `guard_tripped`);
     /// false when never set.
     fn flag(&self, name: &str) -> Result<bool, StoreError>;
+    /// The mass-deletion guard's held batch and last approval (default
+    /// when never written).
+    fn guard_state(&self) -> Result<crate::guard::GuardState, StoreError>;
     /// Applies a write set atomically (visible at once, durable after flush).
     fn commit(&self, w: WriteSet) -> Result<(), StoreError>;
     /// Makes everything committed so far durable (fsync).
@@ -311,6 +321,13 @@ impl Store for SledStore {
             for c in &r.copies {
                 st.copies_stuck += u64::from(c.stuck);
                 st.copies_restricted += u64::from(c.state == crate::lifecycle::CopyState::Restricted);
+                st.copies_restriction_overdue += u64::from(
+                    c.restriction_overdue
+                        && matches!(
+                            c.state,
+                            crate::lifecycle::CopyState::Restricted | crate::lifecycle::CopyState::Restricting
+                        ),
+                );
             }
         })?;
         for k in self.db.scan_prefix(b"d/").keys() {
@@ -364,6 +381,10 @@ impl Store for SledStore {
         Ok(self.get(&[b"f/", name.as_bytes()].concat())?.unwrap_or(false))
     }
 
+    fn guard_state(&self) -> Result<crate::guard::GuardState, StoreError> {
+        Ok(self.get(b"m/guard")?.unwrap_or_default())
+    }
+
     fn commit(&self, w: WriteSet) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         for (r, due) in &w.resources {
@@ -409,6 +430,9 @@ impl Store for SledStore {
         }
         if let Some(t) = w.clock {
             batch.insert(&b"m/clock"[..], encode(&t));
+        }
+        if let Some(g) = &w.guard {
+            batch.insert(&b"m/guard"[..], encode(g));
         }
         self.db.apply_batch(batch).map_err(db_err)
     }

@@ -5,14 +5,14 @@
 //! - term expiry (general terms 7.2.1): `skeleton::expiry_deletes_the_data_after_the_buffer_and_audits_it`,
 //!   and here `buffers_are_set_per_product`
 //! - early termination (7.4, 7.5.1-7.5.3, 8.3): `early_termination_keeps_the_buffer_of_its_reason`
-//! - arrears (2.3, 2.3.2): `tenant_arrears_start_the_buffer_after_the_grace_and_settlement_cancels_it`
+//! - arrears (2.3; trial terms 3.4): `tenant_arrears_start_the_buffer_after_the_grace_and_settlement_cancels_it`
 //! - release (4.1.4): `skeleton::release_deletes_at_once_without_a_buffer`
 //! - buffer then every copy (4.1.5): `deletion_covers_online_and_cache_copies`
 //! - exceptions/holds (4.1.5, privacy 5.8): `a_hold_stops_deletion_until_the_last_is_released_then_waits`
 //! - no recovery (4.1.6): `deleted_data_cannot_be_recovered`, and `skeleton::release_..`
 //! - the cause goes away (§1.2): `reinstatement_cancels_a_termination_buffer`, the arrears test,
 //!   `skeleton::renewal_during_the_expiry_buffer_cancels_the_deletion`
-//! - serious breach purges at once (7.5.2): `serious_breach_may_purge_at_once`
+//! - serious breach purges at once (7.5.2): `serious_breach_may_purge_at_once_by_an_operators_decision`
 //! - per-product policies (7.5.3 vs IoT 7.2.3): `buffers_are_set_per_product`
 
 mod common;
@@ -127,12 +127,25 @@ async fn early_termination_keeps_the_buffer_of_its_reason() {
 
 /// general terms 7.5.2; domain-rules §1.2: a serious breach may purge at
 /// once (a zero violation buffer), every other reason keeps the buffer.
+/// That irreversible step is an operator's decision: the billing feed
+/// (ingest) may not post it, and nothing of its attempt is stored.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn serious_breach_may_purge_at_once() {
+async fn serious_breach_may_purge_at_once_by_an_operators_decision() {
     let h = start().await;
     let data = h.make_data("t1", "r1");
     h.apply(create("r1", "t1", "db", "postpaid")).await;
-    h.apply(event("t", "resource.terminated", T0, "t1", Some("r1"), json!({"reason": "violation"}))).await;
+    let violation = event("t", "resource.terminated", T0, "t1", Some("r1"), json!({"reason": "violation"}));
+    let (status, v) = h.post_as(INGEST, "/v1/events", &violation).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{v}");
+    h.advance("0s").await;
+    assert!(data.exists());
+    assert_eq!(h.resource("r1").await["state"], "active");
+    assert!(h.audit().iter().all(|r| r["data"]["event_id"] != "t"), "nothing of the refused event is stored");
+    // Other reasons stay the billing feed's to report.
+    let agreement = event("t2", "resource.terminated", T0, "t1", Some("r2"), json!({"reason": "agreement"}));
+    let (status, _) = h.post_as(INGEST, "/v1/events", &agreement).await;
+    assert_eq!(status, StatusCode::OK);
+    h.apply_as(OPERATOR, violation).await;
     assert_eq!(h.advance("0s").await, T0);
     assert!(!data.exists());
     let r = h.resource("r1").await;
@@ -141,7 +154,7 @@ async fn serious_breach_may_purge_at_once() {
     assert_eq!(r["delete_after"], T0);
 }
 
-/// general terms 2.3, 2.3.2: arrears of a tenant affect its postpaid
+/// general terms 2.3 (trial terms 3.4): arrears of a tenant affect its postpaid
 /// resources; the buffer starts after arrears_grace; the late fee accrues at
 /// 0.05% a day; settlement cancels the deletion and serves the resource again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -289,7 +302,7 @@ async fn reinstatement_cancels_a_termination_buffer() {
 async fn deleted_data_cannot_be_recovered() {
     let h = start().await;
     h.apply(create("r1", "t1", "db", "postpaid")).await;
-    h.apply(event("t", "resource.terminated", T0, "t1", Some("r1"), json!({"reason": "violation"}))).await;
+    h.apply_as(OPERATOR, event("t", "resource.terminated", T0, "t1", Some("r1"), json!({"reason": "violation"}))).await;
     h.advance("0s").await;
     let (status, v) =
         h.post_as(OPERATOR, "/v1/events", &event("ri", "resource.reinstated", T0, "t1", Some("r1"), json!({}))).await;

@@ -144,6 +144,105 @@ async fn every_copy_goes_and_the_backup_is_restricted_until_purged() {
     assert_eq!(res[0]["status"], "rejected");
 }
 
+/// domain-rules §2: a restricted business backup is a bounded exception.
+/// Past its store's `max_restricted` (counted from when its deletion was
+/// due) an operator is alerted once, in the audit, the metrics and the log;
+/// nothing is deleted early because of it (the purge still waits for expiry).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_restricted_past_its_limit_alerts_an_operator_once() {
+    let tools = tempfile::tempdir().unwrap();
+    let cfg = backup_config(tools.path())
+        .replace("purge = \"at_expiry\"\n", "purge = \"at_expiry\"\nmax_restricted = \"10d\"\n");
+    let h = Harness::with_config(&cfg).await;
+    std::fs::create_dir_all(h.dir.path().join("cache/r1")).unwrap();
+    h.make_data("t1", "r1");
+    let snapshot = tools.path().join("snaps/snap-1");
+    std::fs::write(&snapshot, b"backup of business data").unwrap();
+    h.apply(create("r1", "db")).await;
+    h.apply(json!({"event_id": "b1", "type": "backup.created", "at": T0, "tenant": "t1", "resource": "r1",
+                   "store": "snapshots", "copy": "snap-1", "expires_at": "2026-04-01T00:00:00Z"}))
+        .await;
+    h.set_clock("2026-02-16T00:00:00Z").await;
+    let restricted = h.audit_of("copy.restricted", "r1");
+    assert_eq!(restricted[0]["data"]["restricted_until"], "2026-02-26T00:00:00Z");
+    assert_eq!(restricted[0]["data"]["outlasts_limit"], true, "its expiry lies past the limit");
+    h.set_clock("2026-02-25T23:59:59Z").await;
+    assert!(h.audit_of("copy.restriction_overdue", "r1").is_empty());
+    h.advance("1s").await;
+    let overdue = h.audit_of("copy.restriction_overdue", "r1");
+    assert_eq!(overdue.len(), 1);
+    assert_eq!(overdue[0]["data"]["copy"], "snap-1");
+    let (_, m) = h.get_text(AUDITOR, "/metrics").await;
+    assert!(m.contains("retentiond_copies_restriction_overdue 1\n"), "{m}");
+    h.set_clock("2026-03-31T23:59:59Z").await;
+    assert_eq!(h.audit_of("copy.restriction_overdue", "r1").len(), 1, "once per copy");
+    assert!(snapshot.exists(), "the alert deletes nothing");
+    h.advance("1s").await;
+    assert!(!snapshot.exists());
+    let (_, m) = h.get_text(AUDITOR, "/metrics").await;
+    assert!(m.contains("retentiond_copies_restriction_overdue 0\n"), "{m}");
+}
+
+/// Executor permits are per store: ten hung backup calls cannot hold up an
+/// unrelated `fs` deletion (it used to wait for the whole command timeout).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_store_does_not_delay_the_others() {
+    let tools = tempfile::tempdir().unwrap();
+    let (gate, started) = (tools.path().join("gate"), tools.path().join("started"));
+    let hang = script(
+        tools.path(),
+        "hang",
+        &format!(
+            "echo \"$2\" >> {started}\nwhile [ ! -e {gate} ]; do sleep 0.05; done\nexit 0",
+            started = started.display(),
+            gate = gate.display()
+        ),
+    );
+    let cfg = base_config(&format!(
+        r#"
+[stores.snapshots]
+class = "backup"
+executor = {{ kind = "command", argv = ["{}", "{{resource}}", "{{copy}}"], timeout = "10m" }}
+
+[products.db]
+stores = ["primary", "snapshots"]
+buffer = {{ expiry = "15d", arrears = "15d", termination = "15d" }}
+"#,
+        hang.display()
+    ))
+    .replace("state_dir = \"state\"", "state_dir = \"state\"\nexecutor_concurrency = 2");
+    let h = Harness::with_config(&cfg).await;
+    h.apply(create("r1", "db")).await;
+    for i in 0..10 {
+        h.apply(json!({"event_id": format!("b{i}"), "type": "backup.created", "at": T0, "tenant": "t1",
+                       "resource": "r1", "store": "snapshots", "copy": format!("snap-{i}"),
+                       "expires_at": "2027-01-01T00:00:00Z"}))
+            .await;
+    }
+    let web = h.make_data("t1", "web");
+    h.apply(created("c-web", "t1", "web", "2027-01-01T00:00:00Z")).await;
+    h.apply(json!({"event_id": "x1", "type": "resource.released", "at": T0, "tenant": "t1", "resource": "r1"})).await;
+    let calls = || std::fs::read_to_string(&started).unwrap_or_default().lines().count();
+    let mut waited = 0;
+    while calls() < 2 && waited < 400 {
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        waited += 1;
+    }
+    assert_eq!(calls(), 2, "two backup calls hang, holding the store's permits");
+    h.apply(json!({"event_id": "x2", "type": "resource.released", "at": T0, "tenant": "t1", "resource": "web"})).await;
+    let mut waited = 0;
+    while web.exists() && waited < 400 {
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        waited += 1;
+    }
+    assert!(!web.exists(), "the fs deletion waited behind the hung backup store");
+    assert_eq!(calls(), 2);
+    std::fs::write(&gate, b"open").unwrap();
+    h.advance("0s").await;
+    assert_eq!(calls(), 10);
+    assert_eq!(h.resource("r1").await["state"], "purged");
+}
+
 /// A config whose online store runs `tools/online`, failing as long as the
 /// file `tools/fails` holds a positive count (it counts down).
 fn flaky_config(tools: &Path, timeout: &str) -> String {
@@ -202,6 +301,7 @@ async fn a_failing_executor_is_retried_until_it_succeeds() {
     assert_eq!(c["attempts"], 2);
     let c = next_attempt(&h, "r1").await;
     assert_eq!(c["state"], "deleted");
+    assert!(c["last_error"].is_null(), "a copy that succeeded keeps no error: {c}");
     assert!(!data.exists());
     assert_eq!(h.audit_of("copy.failed", "r1").len(), 2);
     assert_eq!(h.audit_of("copy.deleted", "r1").len(), 1);

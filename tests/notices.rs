@@ -52,10 +52,12 @@ async fn notices_go_out_at_exactly_the_configured_times_once_each() {
     h.make_data("t1", "r1");
     h.apply(created("e1", "t1", "r1", "2026-01-31T00:00:00Z")).await;
 
-    // general terms 7.2.2: the reminder comes renewal_reminder (7d) before the term end.
-    h.set_clock("2026-01-23T23:59:59Z").await;
+    // general terms 2.3.1.3: the renewal is due 7 days before the term end
+    // (2026-01-24); the reminder comes renewal_reminder (7d) before that
+    // cutoff, not at it.
+    h.set_clock("2026-01-16T23:59:59Z").await;
     assert!(summary(h.dir.path()).is_empty(), "nothing before the reminder: {:?}", summary(h.dir.path()));
-    h.set_clock("2026-01-24T00:00:00Z").await;
+    h.set_clock("2026-01-17T00:00:00Z").await;
     assert_eq!(summary(h.dir.path()), ["renewal_reminder 2026-01-31T00:00:00Z"]);
 
     // The term ends: the expiry buffer (15d) starts and names the deletion date.
@@ -226,7 +228,7 @@ async fn a_notice_being_sent_when_its_news_goes_stale_has_one_outcome() {
     h.apply(created("e1", "t1", "r1", "2026-01-04T00:00:00Z")).await;
     h.advance("40d").await;
     h.advance("1h").await;
-    let key = "r1:renewal_reminder:2026-01-04T00:00:00Z";
+    let key = "r1:renewal_reminder:604800s:2026-01-04T00:00:00Z";
     let outcomes: Vec<String> = h
         .audit()
         .into_iter()
@@ -235,4 +237,39 @@ async fn a_notice_being_sent_when_its_news_goes_stale_has_one_outcome() {
         .collect();
     assert_eq!(outcomes, ["notice.sent"], "one outcome per key: the notifier had it");
     assert_eq!(h.resource("r1").await["state"], "purged");
+}
+
+/// domain-rules §1.3: reminders go out before the renewal cutoff (7 days
+/// before the term end), one per configured offset, each once; after
+/// downtime only the most imminent of those already due is sent.
+#[tokio::test]
+async fn renewal_reminders_come_before_the_cutoff_at_each_offset() {
+    let mut h = Harness::start().await;
+    h.stop().await;
+    let script = notifier(h.dir.path());
+    let extra = format!(
+        "renewal_reminder = [\"3d\", \"14d\"]\n\n[notifier]\nkind = \"command\"\nargv = [\"{}\"]\n",
+        script.display()
+    );
+    h.start_with(&base_config(&extra)).await;
+    h.apply(created("e1", "t1", "r1", "2026-03-01T00:00:00Z")).await;
+    // Cutoff 2026-02-22; reminders 14d and 3d before it.
+    h.set_clock("2026-02-07T23:59:59Z").await;
+    assert!(summary(h.dir.path()).is_empty());
+    h.set_clock("2026-02-08T00:00:00Z").await;
+    assert_eq!(summary(h.dir.path()), ["renewal_reminder 2026-03-01T00:00:00Z"]);
+    assert_eq!(sent(h.dir.path())[0]["offset"], "14days");
+    h.set_clock("2026-02-18T23:59:59Z").await;
+    assert_eq!(summary(h.dir.path()).len(), 1);
+    h.set_clock("2026-02-19T00:00:00Z").await;
+    assert_eq!(sent(h.dir.path())[1]["offset"], "3days");
+    h.set_clock("2026-02-28T00:00:00Z").await;
+    assert_eq!(summary(h.dir.path()).len(), 2, "each once");
+
+    // A second resource whose both reminders fell due while nobody looked.
+    h.apply(created("e2", "t1", "r2", "2026-03-10T00:00:00Z")).await;
+    h.advance("1s").await;
+    let r2: Vec<_> = sent(h.dir.path()).into_iter().filter(|n| n["resource"] == "r2").collect();
+    assert_eq!(r2.len(), 1, "only the most imminent: {r2:?}");
+    assert_eq!(r2[0]["offset"], "3days");
 }

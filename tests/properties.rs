@@ -43,20 +43,26 @@ arrears_affects = ["prepaid", "postpaid"]
     let mut p =
         retentiond::config::parse(Path::new("/etc/retentiond/test.toml"), &text).unwrap().products.remove("p").unwrap();
     if !notices {
-        p.renewal_reminder = None;
+        p.renewal_reminder = Vec::new();
         p = p.seal();
     }
     p
 }
 
 const AHR_HOURS: i64 = 24;
+/// `safety.late_event_floor`, in hours.
+const LATE_FLOOR_HOURS: i64 = 24;
 
 #[derive(Clone, Debug)]
 enum Op {
     /// Time passes by this many hours.
     Advance(u16),
-    /// An event dated `late` hours before now (a late arrival).
-    Event { late: u8, kind: Kind },
+    /// An event dated `late` hours before now (a late arrival; up to weeks,
+    /// so some arrive after their whole buffer has run out).
+    Event { late: u16, kind: Kind },
+    /// An event dated at exactly the same instant as the previous event
+    /// (equal timestamps: arrival order must break the tie).
+    Again(Kind),
     /// The executor reports one in-flight copy done.
     ExecutorDone,
     /// The executor reports one in-flight copy failed.
@@ -97,7 +103,9 @@ fn kind() -> impl Strategy<Value = Kind> {
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => (0u16..800).prop_map(Op::Advance),
-        5 => ((0u8..72), kind()).prop_map(|(late, kind)| Op::Event { late, kind }),
+        4 => ((0u16..72), kind()).prop_map(|(late, kind)| Op::Event { late, kind }),
+        1 => ((0u16..1200), kind()).prop_map(|(late, kind)| Op::Event { late, kind }),
+        3 => kind().prop_map(Op::Again),
         2 => Just(Op::ExecutorDone),
         1 => Just(Op::ExecutorFailed),
         1 => (0u16..3000).prop_map(Op::Backup),
@@ -110,9 +118,11 @@ fn op() -> impl Strategy<Value = Op> {
 #[derive(Default, Debug)]
 struct Oracle {
     term_end: Option<Timestamp>,
-    termination: Option<(Timestamp, TerminationReason)>,
+    /// When, why, and the late-event floor it was given.
+    termination: Option<(Timestamp, TerminationReason, Option<Timestamp>)>,
     reinstated: Option<Timestamp>,
-    arrears: Option<Timestamp>,
+    /// When the arrears began, and the late-event floor.
+    arrears: Option<(Timestamp, Option<Timestamp>)>,
     settled: Option<Timestamp>,
     release: Option<Timestamp>,
     holds: Vec<(String, Timestamp)>,
@@ -125,8 +135,8 @@ impl Oracle {
     /// resource is retained rather than active).
     fn any_running(&self, now: Timestamp) -> bool {
         self.term_end.is_some_and(|t| t <= now)
-            || self.termination.is_some_and(|(at, _)| at <= now)
-            || self.arrears.is_some_and(|at| at + Duration::days(3) <= now)
+            || self.termination.is_some_and(|(at, _, _)| at <= now)
+            || self.arrears.is_some_and(|(at, _)| at + Duration::days(3) <= now)
             || self.release.is_some_and(|at| at <= now)
     }
 
@@ -137,22 +147,33 @@ impl Oracle {
         if let Some(t) = self.term_end {
             out.push(t + d(15));
         }
-        if let Some((at, reason)) = self.termination {
-            let buffer = match reason {
-                TerminationReason::Violation => d(0),
-                TerminationReason::Attack => d(30),
-                _ => d(20),
-            };
-            out.push(at + buffer);
+        if let Some((at, reason, floor)) = self.termination {
+            out.push(floor.map_or(at + termination_buffer(reason), |f| f.max(at + termination_buffer(reason))));
         }
-        if let Some(at) = self.arrears {
-            out.push(at + d(3) + d(10));
+        if let Some((at, floor)) = self.arrears {
+            out.push(floor.map_or(at + d(3) + d(10), |f| f.max(at + d(3) + d(10))));
         }
         if let Some(at) = self.release {
             out.push(at);
         }
         out.into_iter().min()
     }
+}
+
+fn termination_buffer(reason: TerminationReason) -> Duration {
+    match reason {
+        TerminationReason::Violation => Duration::days(0),
+        TerminationReason::Attack => Duration::days(30),
+        _ => Duration::days(20),
+    }
+}
+
+/// safety.late_event_floor, kept by the oracle: an event learned of at
+/// `now` whose deadline (`anchored`, after a buffer of `length`) falls
+/// before `now + min(floor, length)` waits until then.
+fn late_floor(anchored: Timestamp, length: Duration, now: Timestamp) -> Option<Timestamp> {
+    let floor = now + Duration::hours(LATE_FLOOR_HOURS).min(length);
+    (anchored < floor).then_some(floor)
 }
 
 fn reason(i: u8) -> TerminationReason {
@@ -167,21 +188,27 @@ fn ev(n: &mut u32, at: Timestamp, resource: Option<&str>, body: EventBody) -> Ev
 fn run(ops: Vec<Op>, prepaid: bool) -> Result<(), TestCaseError> {
     let quiet_policy = policy(false);
     let policy = policy(true);
-    let mut rules =
-        Rules { after_hold_release: Duration::hours(AHR_HOURS), may_start: true, may_dispatch: true, max_attempts: 3 };
+    let mut rules = Rules {
+        after_hold_release: Duration::hours(AHR_HOURS),
+        may_start: true,
+        may_dispatch: true,
+        max_attempts: 3,
+        late_event_floor: Duration::hours(LATE_FLOOR_HOURS),
+    };
     let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
     let mut now = t0;
     let mut n = 0;
     let term_end = if prepaid { Some(t0 + Duration::days(30)) } else { None };
     let billing = if prepaid { Billing::Prepaid } else { Billing::Postpaid };
     let created = ev(&mut n, t0, Some("r"), EventBody::Created { product: "p".into(), billing, term_end });
-    let mut r = Resource::create(&created, &policy, &[]).unwrap();
+    let mut r = Resource::create(&created, &policy, &[], now, rules).unwrap();
     // The same resource under a policy without notices: every call is made
     // on both, and their deletions must not differ in any way.
-    let mut quiet = Resource::create(&created, &quiet_policy, &[]).unwrap();
+    let mut quiet = Resource::create(&created, &quiet_policy, &[], now, rules).unwrap();
     let mut oracle = Oracle { term_end, ..Default::default() };
     let mut in_flight: Vec<(String, String)> = Vec::new();
     let mut guard_until: Option<Timestamp> = None;
+    let mut last_at = t0;
 
     for op in ops {
         let before = r.state;
@@ -231,8 +258,13 @@ fn run(ops: Vec<Op>, prepaid: bool) -> Result<(), TestCaseError> {
                     quiet_fx.extend(quiet.copy_failed(&store, &copy, "exit 1", now, rules));
                 }
             }
-            Op::Event { late, kind } => {
-                let at = (now - Duration::hours(late as i64)).max(t0);
+            Op::Event { .. } | Op::Again(_) => {
+                let (at, kind) = match op {
+                    Op::Event { late, kind } => ((now - Duration::hours(late as i64)).max(t0), kind),
+                    Op::Again(kind) => (last_at, kind),
+                    _ => unreachable!(),
+                };
+                last_at = at;
                 let (resource, body) = match kind {
                     Kind::Renew(h) => (Some("r"), EventBody::Renewed { term_end: at + Duration::hours(h as i64) }),
                     Kind::Terminate(i) => (Some("r"), EventBody::Terminated { reason: reason(i) }),
@@ -274,31 +306,40 @@ fn run(ops: Vec<Op>, prepaid: bool) -> Result<(), TestCaseError> {
                                 }
                                 oracle.term_end = Some(new);
                             }
+                            // Equal times: the event that arrived later wins.
                             EventBody::Terminated { reason } => {
-                                if oracle.reinstated.is_none_or(|r| at > r) && oracle.termination.is_none() {
-                                    oracle.termination = Some((at, reason));
+                                if oracle.reinstated.is_none_or(|r| at >= r) && oracle.termination.is_none() {
+                                    let length = termination_buffer(reason);
+                                    oracle.termination = Some((at, reason, late_floor(at + length, length, now)));
                                 }
                             }
                             EventBody::Reinstated => {
                                 oracle.reinstated = Some(oracle.reinstated.map_or(at, |r| r.max(at)));
-                                if oracle.termination.is_some_and(|(t, _)| t <= at) {
+                                if oracle.termination.is_some_and(|(t, _, _)| t <= at) {
                                     oracle.termination = None;
                                 }
                             }
                             EventBody::Released => oracle.release = oracle.release.or(Some(at)),
                             EventBody::ArrearsStarted { .. } => {
-                                if oracle.settled.is_none_or(|s| at > s) {
-                                    oracle.arrears = Some(oracle.arrears.map_or(at, |a| a.min(at)));
+                                if oracle.settled.is_none_or(|s| at >= s) {
+                                    let floor = |start: Timestamp| {
+                                        late_floor(start + Duration::days(13), Duration::days(10), now)
+                                    };
+                                    oracle.arrears = Some(match oracle.arrears {
+                                        None => (at, floor(at)),
+                                        Some((a, _)) if at < a => (at, floor(at)),
+                                        Some(kept) => kept,
+                                    });
                                 }
                             }
                             EventBody::ArrearsSettled => {
                                 oracle.settled = Some(oracle.settled.map_or(at, |s| s.max(at)));
-                                if oracle.arrears.is_some_and(|a| a <= at) {
+                                if oracle.arrears.is_some_and(|(a, _)| a <= at) {
                                     oracle.arrears = None;
                                 }
                             }
                             EventBody::HoldPlaced { hold_id, .. } => {
-                                if !oracle.released_holds.iter().any(|(id, rel)| *id == hold_id && at <= *rel) {
+                                if !oracle.released_holds.iter().any(|(id, rel)| *id == hold_id && at < *rel) {
                                     oracle.holds.push((hold_id, at));
                                 }
                             }
@@ -383,7 +424,9 @@ fn run(ops: Vec<Op>, prepaid: bool) -> Result<(), TestCaseError> {
                 }
                 NoticeKind::RenewalReminder => {
                     let date = n.date.unwrap();
-                    prop_assert!(now < date && n.due_at == date - Duration::days(7), "reminder {n:?} at {now}");
+                    // Before the renewal cutoff (7 days before the term
+                    // end), by the reminder's 7-day offset.
+                    prop_assert!(now < date && n.due_at == date - Duration::days(14), "reminder {n:?} at {now}");
                 }
                 NoticeKind::BufferStarted => prop_assert!(n.due_at <= now),
                 NoticeKind::DeletionCompleted => prop_assert!(r.state.is_final()),

@@ -68,6 +68,9 @@ impl Store for StallingStore {
     fn flag(&self, name: &str) -> Result<bool, StoreError> {
         self.inner.flag(name)
     }
+    fn guard_state(&self) -> Result<retentiond::guard::GuardState, StoreError> {
+        self.inner.guard_state()
+    }
     fn commit(&self, w: WriteSet) -> Result<(), StoreError> {
         self.inner.commit(w)
     }

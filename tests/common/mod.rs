@@ -149,11 +149,25 @@ impl Harness {
         (status, resp.json().await.unwrap_or(Value::Null))
     }
 
+    /// A GET whose answer is text (`/metrics`).
+    pub async fn get_text(&self, token: &str, path: &str) -> (StatusCode, String) {
+        let resp = self.client.get(format!("{}{path}", self.base)).bearer_auth(token).send().await.unwrap();
+        let status = resp.status();
+        (status, resp.text().await.unwrap_or_default())
+    }
+
     /// Posts events as the billing feed; asserts 200 and returns the results.
     pub async fn events(&self, body: Value) -> Vec<Value> {
         let (status, v) = self.post_as(INGEST, "/v1/events", &body).await;
         assert_eq!(status, StatusCode::OK, "{v}");
         v["results"].as_array().unwrap().clone()
+    }
+
+    /// Posts one event with another role's token and asserts it was applied.
+    pub async fn apply_as(&self, token: &str, body: Value) {
+        let (status, v) = self.post_as(token, "/v1/events", &body).await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        assert_eq!(v["results"][0]["status"], "applied", "{v}");
     }
 
     /// Posts one event and asserts it was applied.
