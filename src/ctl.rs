@@ -95,8 +95,14 @@ enum CtlCommand {
     Pause,
     /// Undo a pause (POST /v1/admin/resume).
     Resume,
-    /// Lift a tripped mass-deletion guard and a clock anomaly (POST /v1/admin/approve).
-    Approve,
+    /// Lift a tripped mass-deletion guard, releasing exactly the batch it
+    /// holds, and a clock anomaly (POST /v1/admin/approve).
+    Approve {
+        /// Approve only if the held batch has this digest (from
+        /// `guard.tripped` or `ctl status`); refused if another is held.
+        #[arg(long, value_name = "DIGEST")]
+        batch: Option<String>,
+    },
     /// Call a resource's stuck copies again (POST /v1/admin/retry).
     Retry {
         /// The resource id.
@@ -318,7 +324,13 @@ async fn run(args: CtlArgs) -> anyhow::Result<Done> {
         CtlCommand::Hold { command } => hold(&api, json_out, command).await,
         CtlCommand::Pause => admin(&api, json_out, "pause", json!({})).await,
         CtlCommand::Resume => admin(&api, json_out, "resume", json!({})).await,
-        CtlCommand::Approve => admin(&api, json_out, "approve", json!({})).await,
+        CtlCommand::Approve { batch } => {
+            let body = match batch {
+                Some(d) => json!({ "batch_digest": d }),
+                None => json!({}),
+            };
+            admin(&api, json_out, "approve", body).await
+        }
         CtlCommand::Retry { resource, store } => {
             admin(&api, json_out, "retry", json!({"resource": resource, "store": store})).await
         }
@@ -786,8 +798,14 @@ async fn admin(api: &Api, json_out: bool, what: &str, body: Value) -> anyhow::Re
     let line = match what {
         "pause" => "paused: no deletion starts and no executor is called until `resume`".to_string(),
         "resume" => "resumed".to_string(),
-        "approve" => match v["approved"].as_array() {
-            Some(a) if !a.is_empty() => format!("approved: {}", list(&v["approved"])),
+        "approve" => match (v["approved"].as_array(), v["batch"].as_object()) {
+            (Some(a), Some(b)) if !a.is_empty() => format!(
+                "approved: {}; released the held batch of {} resources (digest {})",
+                list(&v["approved"]),
+                cell(&b["size"]),
+                cell(&b["digest"])
+            ),
+            (Some(a), _) if !a.is_empty() => format!("approved: {}", list(&v["approved"])),
             _ => "approved: nothing was stopped".to_string(),
         },
         "retry" => format!("retried {} stuck copies", cell(&v["retried"])),
@@ -1018,6 +1036,12 @@ fn show_status(v: &Value) -> String {
                             }
                         }
                         _ if k == "last_reload" => show_reload(x),
+                        Some(b) if k == "guard_batch" => format!(
+                            "{} resources held since {} (digest {}); `ctl approve --batch DIGEST` releases them",
+                            cell(&b["size"]),
+                            cell(&b["tripped_at"]),
+                            cell(&b["digest"])
+                        ),
                         _ => cell(x),
                     };
                     (k.as_str(), shown)

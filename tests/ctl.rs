@@ -740,3 +740,35 @@ async fn apply_policy_after_a_reload_lists_what_moved() {
     ok(&out);
     assert_eq!(out.json(), json!({"product": "ecs", "policy_version": new, "rescheduled": [], "unchanged": 2}));
 }
+
+/// `ctl status` shows a batch the mass-deletion guard holds, and `ctl
+/// approve --batch DIGEST` releases exactly it (another digest: refused).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_and_approve_releases_the_held_batch() {
+    let h = Harness::start().await;
+    let mut created = Vec::new();
+    let mut releases = Vec::new();
+    for i in 0..100 {
+        let r = format!("r{i}");
+        h.make_data("t1", &r);
+        created.push(event(&format!("c{i}"), "resource.created", &r, json!({"product": "ecs", "billing": "postpaid"})));
+        if i < 50 {
+            releases.push(event(&format!("x{i}"), "resource.released", &r, json!({})));
+        }
+    }
+    h.events(json!(created)).await;
+    h.events(json!(releases)).await;
+    let trip = h.audit().into_iter().find(|r| r["kind"] == "guard.tripped").expect("the guard tripped");
+    let digest = trip["data"]["batch_digest"].as_str().unwrap().to_string();
+    let out = ctl(&h, AUDITOR, &["status"]).await;
+    ok(&out);
+    assert!(out.stdout.contains(&format!("50 resources held since {T0} (digest {digest})")), "{out:?}");
+    let out = ctl(&h, OPERATOR, &["approve", "--batch", "abc"]).await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("nothing was approved"), "{out:?}");
+    let out = ctl(&h, OPERATOR, &["approve", "--batch", &digest]).await;
+    ok(&out);
+    assert_eq!(out.stdout, format!("approved: guard; released the held batch of 50 resources (digest {digest})\n"));
+    h.advance("0s").await;
+    assert!((0..50).all(|i| !h.data_path("t1", &format!("r{i}")).exists()));
+}
