@@ -759,6 +759,12 @@ impl Resource {
             }
         }
         self.refresh();
+        // A buffer this event cancelled may start again at once (a late
+        // renewal whose new term end has also passed): the wait after a
+        // hold release then still stands.
+        if !self.pending_starts(policy).iter().any(|(_, t)| *t <= now) {
+            self.forget_not_before_if_active();
+        }
         Ok(fx)
     }
 
@@ -779,6 +785,7 @@ impl Resource {
         if !self.state.is_final() {
             let started = self.start_due_buffers(policy, now, &mut fx);
             self.refresh();
+            self.forget_not_before_if_active();
             // domain-rules §1.3: the tenant is told a buffer started and
             // when the data will be deleted (the earliest running deadline).
             for (cause, at) in started {
@@ -1437,6 +1444,14 @@ impl Resource {
         }
         self.deciding = self.running_buffers().min_by_key(|b| b.delete_after).cloned();
         self.state = if self.deciding.is_some() { State::Retained } else { State::Active };
+    }
+
+    /// Once no buffer runs, an old hold release no longer delays what a new
+    /// cause starts. Only called once every buffer due by now has started:
+    /// clearing it in between (a late renewal cancelling an expiry buffer
+    /// that then starts again from a term end also past) let a deletion
+    /// skip `after_hold_release` (found by the property test).
+    fn forget_not_before_if_active(&mut self) {
         if self.deciding.is_none() {
             self.not_before = None;
         }

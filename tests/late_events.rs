@@ -173,3 +173,24 @@ async fn equal_times_follow_arrival_order_for_terminations_and_holds() {
     assert!(!r1.exists(), "the termination that arrived last stands");
     assert!(r2.exists(), "the hold placed again at its release's instant stands");
 }
+
+/// A late renewal whose new term end has also passed cancels the expiry
+/// buffer and starts it again at once: the wait after the last hold
+/// release (`safety.after_hold_release`) must survive that (found by the
+/// property test: it used to be dropped in between, deleting at once).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_renewal_keeps_the_wait_after_a_hold_release() {
+    let h = Harness::start().await;
+    let data = h.make_data("t1", "r1");
+    h.apply(created("c", "t1", "r1", "2026-01-31T00:00:00Z")).await;
+    let hold = ev("h", "hold.placed", T0, Some("r1"), json!({"hold_id": "h1", "authority": "court", "reason": "x"}));
+    h.apply_as(OPERATOR, hold).await;
+    h.set_clock("2026-03-10T00:00:00Z").await; // the 15-day buffer ran out under the hold
+    h.apply_as(OPERATOR, ev("u", "hold.released", T0, Some("r1"), json!({"hold_id": "h1"}))).await;
+    h.apply(ev("n", "resource.renewed", T0, Some("r1"), json!({"term_end": "2026-02-01T00:00:00Z"}))).await;
+    h.advance("0s").await;
+    assert!(data.exists(), "deleted at once despite after_hold_release");
+    assert_eq!(h.resource("r1").await["not_before"], "2026-03-11T00:00:00Z");
+    h.set_clock("2026-03-11T00:00:00Z").await;
+    assert!(!data.exists());
+}
