@@ -160,9 +160,10 @@ async fn metrics_follow_a_real_scenario() {
     assert_eq!(get(&m, "retentiond_deletions_total{outcome=\"deleted\"}"), 4.0);
     assert_eq!(histogram_count(&m, "primary", "delete"), 4.0);
     // Every resource still active is due at its renewal reminder, 7 days
-    // (the default) before its term end; the earliest term ends 1 February.
+    // (the default) before the renewal cutoff, itself 7 days before the
+    // term end; the earliest term ends 1 February.
     assert_eq!(get(&m, "retentiond_pending_deadlines"), 11.0);
-    assert_eq!(get(&m, "retentiond_next_deadline_timestamp_seconds"), unix("2026-01-25T00:00:00Z"));
+    assert_eq!(get(&m, "retentiond_next_deadline_timestamp_seconds"), unix("2026-01-18T00:00:00Z"));
 
     // Past the buffer of the 1 February term ends: d1, d2 deleted with
     // their backups restricted, f1's cache copy fails, then fails again and
