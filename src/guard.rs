@@ -10,7 +10,9 @@
 //! approves exactly that batch (its size and digest are shown in
 //! `guard.tripped` and in the approve answer). Two windows are counted: a
 //! short one (a burst) and a long one (a slow drip, such as 40 deletions an
-//! hour all day long), each with its own limits.
+//! hour all day long), each with its own limits. Starts an operator
+//! approved are never counted (an approval never resets the windows, so it
+//! cannot open the way for a drip); every other start is.
 
 use crate::time::{fmt_rfc3339, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -56,6 +58,10 @@ pub enum WindowKind {
 pub struct HeldBatch {
     /// The resources that would have started deleting, sorted.
     pub resources: Vec<String>,
+    /// Each resource's deletion date when it was held, in the same order:
+    /// an approval covers that deletion only, not one the resource comes to
+    /// later (after a renewal, say).
+    pub deadlines: Vec<Timestamp>,
     /// Hex SHA-256 of the sorted ids, one per line: what an operator
     /// approves, so an approval cannot release more than was shown.
     pub digest: String,
@@ -68,12 +74,19 @@ pub struct HeldBatch {
 }
 
 impl HeldBatch {
-    /// Holds `resources` (any order) as one batch.
-    pub fn new(mut resources: Vec<String>, now: Timestamp, window: WindowKind, started_in_window: u64) -> HeldBatch {
-        resources.sort();
-        resources.dedup();
+    /// Holds `batch` (resources with their deletion dates, any order) as
+    /// one batch.
+    pub fn new(mut batch: Vec<Candidate>, now: Timestamp, window: WindowKind, started_in_window: u64) -> HeldBatch {
+        batch.sort();
+        batch.dedup_by(|a, b| a.0 == b.0);
+        let (resources, deadlines): (Vec<String>, Vec<Timestamp>) = batch.into_iter().unzip();
         let digest = batch_digest(&resources);
-        HeldBatch { resources, digest, tripped_at: now, window, started_in_window }
+        HeldBatch { resources, deadlines, digest, tripped_at: now, window, started_in_window }
+    }
+
+    /// The resources with the deletion each was held for.
+    pub fn candidates(&self) -> impl Iterator<Item = Candidate> + '_ {
+        self.resources.iter().cloned().zip(self.deadlines.iter().copied())
     }
 
     /// The batch's size.
@@ -82,14 +95,17 @@ impl HeldBatch {
     }
 }
 
-/// What the store keeps of the guard across restarts: the batch held
-/// for approval, and when the counts were last reset by an approval.
+/// A resource that would start deleting, with the deletion date it would
+/// start for.
+pub type Candidate = (String, Timestamp);
+
+/// What the store keeps of the guard across restarts: the batch held for
+/// approval. (The starts counted are the resources' own deletion start
+/// times, approved ones excepted.)
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GuardState {
     /// The batch waiting for an operator's approval, if any.
     pub held: Option<HeldBatch>,
-    /// Starts at or before this were approved and are not counted again.
-    pub counted_from: Option<Timestamp>,
 }
 
 /// The digest of a sorted list of resource ids.
@@ -112,24 +128,20 @@ pub enum Verdict {
 }
 
 /// The starts counted so far, in both windows. What is durable is the
-/// resources' own `deletion_started_at` and the last approval time, so
-/// the counts survive a restart (see [`Guard::restore`]).
+/// resources' own `deletion_started_at` (and whether an operator approved
+/// that start), so the counts survive a restart (see [`Guard::restore`]).
 #[derive(Clone, Debug, Default)]
 pub struct Guard {
     /// Start times within the long window, oldest first.
     starts: VecDeque<Timestamp>,
-    /// Starts at or before this were approved by an operator and are not
-    /// counted again.
-    counted_from: Option<Timestamp>,
 }
 
 impl Guard {
     /// Rebuilds the counts after a restart from the deletion start times of
-    /// the resources and the last approval.
-    pub fn restore(mut started: Vec<Timestamp>, counted_from: Option<Timestamp>) -> Guard {
-        started.retain(|t| counted_from.is_none_or(|c| *t > c));
+    /// the resources whose start was not approved by an operator.
+    pub fn restore(mut started: Vec<Timestamp>) -> Guard {
         started.sort();
-        Guard { starts: started.into(), counted_from }
+        Guard { starts: started.into() }
     }
 
     /// Starts counted in `limits`' window ending at `now`.
@@ -144,7 +156,7 @@ impl Guard {
     pub fn judge(
         &mut self,
         now: Timestamp,
-        batch: Vec<String>,
+        batch: Vec<Candidate>,
         tracked: u64,
         short: &WindowLimits,
         long: &WindowLimits,
@@ -162,20 +174,9 @@ impl Guard {
         Verdict::Start
     }
 
-    /// Counts `n` deletion starts at `now`.
+    /// Counts `n` deletion starts at `now` (not approved ones).
     pub fn started(&mut self, now: Timestamp, n: usize) {
         self.starts.extend(std::iter::repeat_n(now, n));
-    }
-
-    /// An operator approved: the starts so far are not counted again.
-    pub fn approved(&mut self, now: Timestamp) {
-        self.starts.clear();
-        self.counted_from = Some(now);
-    }
-
-    /// When the counts were last reset by an approval.
-    pub fn counted_from(&self) -> Option<Timestamp> {
-        self.counted_from
     }
 
     fn prune(&mut self, now: Timestamp, short: &WindowLimits, long: &WindowLimits) {
@@ -219,8 +220,8 @@ mod tests {
         }
     }
 
-    fn ids(n: usize) -> Vec<String> {
-        (0..n).map(|i| format!("r{i}")).collect()
+    fn ids(n: usize) -> Vec<Candidate> {
+        (0..n).map(|i| (format!("r{i}"), t(0))).collect()
     }
 
     #[test]
@@ -269,7 +270,7 @@ mod tests {
     }
 
     #[test]
-    fn starts_leave_the_window_and_approval_resets_it() {
+    fn starts_leave_the_window() {
         let mut g = Guard::default();
         let (short, long) = (limits(1, 10, 1.0), limits(24, 30, 1.0));
         g.started(t(0), 10);
@@ -278,17 +279,18 @@ mod tests {
         g.started(t(2), 10);
         g.started(t(4), 10);
         assert!(matches!(g.judge(t(6), ids(1), 1000, &short, &long), Verdict::Hold(_)), "30 in a day");
-        g.approved(t(6));
-        assert_eq!(g.judge(t(6), ids(10), 1000, &short, &long), Verdict::Start);
-        let restored = Guard::restore(vec![t(0), t(2), t(7)], Some(t(6)));
-        assert_eq!(restored.count(t(7), &long), 1, "approved starts are not counted after a restart");
+        assert_eq!(g.judge(t(25), ids(10), 1000, &short, &long), Verdict::Start, "the first ten left the day");
+        let restored = Guard::restore(vec![t(7), t(0), t(2)]);
+        assert_eq!(restored.count(t(7), &long), 3);
+        assert_eq!(restored.count(t(7), &short), 1);
     }
 
     #[test]
     fn the_digest_names_the_set_not_its_order() {
-        let a = HeldBatch::new(vec!["b".into(), "a".into()], t(0), WindowKind::Short, 0);
-        let b = HeldBatch::new(vec!["a".into(), "b".into()], t(0), WindowKind::Short, 0);
-        let c = HeldBatch::new(vec!["a".into(), "c".into()], t(0), WindowKind::Short, 0);
+        let c = |ids: &[&str]| ids.iter().map(|i| (i.to_string(), t(0))).collect::<Vec<_>>();
+        let a = HeldBatch::new(c(&["b", "a"]), t(0), WindowKind::Short, 0);
+        let b = HeldBatch::new(c(&["a", "b"]), t(0), WindowKind::Short, 0);
+        let c = HeldBatch::new(c(&["a", "c"]), t(0), WindowKind::Short, 0);
         assert_eq!(a.digest, b.digest);
         assert_ne!(a.digest, c.digest);
     }

@@ -358,10 +358,18 @@ pub struct Resource {
     pub arrears: Option<Arrears>,
     /// Latest settlement: an arrears notice dated before it is moot.
     pub arrears_settled_at: Option<Timestamp>,
+    /// The latest settlement settled a notice (one it found, or one dated
+    /// at its instant that arrived after it): a further notice dated at
+    /// that same instant is new arrears, not the one it settled.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub settlement_spent: bool,
     /// An early termination.
     pub termination: Option<Termination>,
     /// Latest reinstatement: a termination dated before it is moot.
     pub reinstated_at: Option<Timestamp>,
+    /// As `settlement_spent`, for the latest reinstatement.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reinstatement_spent: bool,
     /// The tenant's release (no buffer).
     pub release: Option<Buffer>,
     /// Holds covering it.
@@ -379,6 +387,10 @@ pub struct Resource {
     pub deciding: Option<Buffer>,
     /// When deletion started.
     pub deletion_started_at: Option<Timestamp>,
+    /// The deletion was started by an operator's approval of a batch the
+    /// mass-deletion guard held: it is not counted in the guard's windows.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub guard_approved: bool,
     /// Every known copy of the data.
     pub copies: Vec<DataCopy>,
     /// What happened, oldest first.
@@ -550,8 +562,10 @@ impl Resource {
             expiry_late_floor: term_end.and_then(|t| late_floor(t, policy.buffer.expiry, now, rules)),
             arrears: None,
             arrears_settled_at: None,
+            settlement_spent: false,
             termination: None,
             reinstated_at: None,
+            reinstatement_spent: false,
             release: None,
             holds: tenant_holds.to_vec(),
             released_holds: Vec::new(),
@@ -559,6 +573,7 @@ impl Resource {
             state: State::Active,
             deciding: None,
             deletion_started_at: None,
+            guard_approved: false,
             copies,
             history: Vec::new(),
             notices: Vec::new(),
@@ -623,9 +638,7 @@ impl Resource {
             }
             EventBody::Terminated { reason } => {
                 self.refuse_if_final("termination")?;
-                // Equal times are ordered by arrival (the later event wins),
-                // so no applied event is silently lost.
-                if self.reinstated_at.is_some_and(|r| at < r) {
+                if overtaken(self.reinstated_at, &mut self.reinstatement_spent, at) {
                     self.log(at, "resource.terminated", "termination dated before a later reinstatement: moot".into());
                 } else if let Some(t) = &self.termination {
                     return Err(Rejection::new(format!(
@@ -643,7 +656,10 @@ impl Resource {
             }
             EventBody::Reinstated => {
                 self.refuse_if_final("reinstatement")?;
-                self.reinstated_at = Some(self.reinstated_at.map_or(at, |r| r.max(at)));
+                let previous = self.reinstated_at;
+                self.reinstated_at = Some(previous.map_or(at, |r| r.max(at)));
+                let withdrawn = self.termination.as_ref().is_some_and(|t| t.at <= at);
+                spend(previous, &mut self.reinstatement_spent, at, withdrawn);
                 match self.termination.take_if(|t| t.at <= at) {
                     Some(t) => {
                         if let Some(b) = &t.buffer {
@@ -671,9 +687,7 @@ impl Resource {
             }
             EventBody::ArrearsStarted { amount, currency } => {
                 self.refuse_if_final("arrears notice")?;
-                // A notice dated at the same instant as a settlement it
-                // arrived after is new arrears (arrival order breaks ties).
-                if self.arrears_settled_at.is_some_and(|s| at < s) {
+                if overtaken(self.arrears_settled_at, &mut self.settlement_spent, at) {
                     self.log(at, "arrears.started", "arrears dated before a later settlement: moot".into());
                 } else {
                     match &mut self.arrears {
@@ -715,7 +729,10 @@ impl Resource {
             }
             EventBody::ArrearsSettled => {
                 self.refuse_if_final("settlement")?;
-                self.arrears_settled_at = Some(self.arrears_settled_at.map_or(at, |s| s.max(at)));
+                let previous = self.arrears_settled_at;
+                self.arrears_settled_at = Some(previous.map_or(at, |s| s.max(at)));
+                let settles = self.arrears.as_ref().is_some_and(|a| a.started_at <= at);
+                spend(previous, &mut self.settlement_spent, at, settles);
                 if let Some(a) = self.arrears.take_if(|a| a.started_at <= at) {
                     if let Some(b) = &a.buffer {
                         self.cancelled(at, b, "arrears settled", &mut fx);
@@ -832,7 +849,7 @@ impl Resource {
         }
         self.restrictions_overdue(now, &mut fx);
         self.complete_if_done(now, &mut fx);
-        self.supersede_stale_notices(now, sending, &mut fx);
+        self.supersede_stale_notices(now, policy.renewal_cutoff.to_chrono(), sending, &mut fx);
         fx
     }
 
@@ -865,8 +882,16 @@ impl Resource {
     /// reminder for a term end that changed or passed into a buffer; a
     /// warning for a date that moved, a hold, or a deletion that started or
     /// was cancelled; a buffer start whose buffer is no longer running. A
-    /// buffer start whose deletion date moved is sent with the new date.
-    fn supersede_stale_notices(&mut self, now: Timestamp, sending: &dyn Fn(&str) -> bool, fx: &mut Vec<Effect>) {
+    /// buffer start whose deletion date moved is sent with the new date. A
+    /// reminder whose renewal cutoff passed while it waited would ask for
+    /// a payment that is already late: dropped too.
+    fn supersede_stale_notices(
+        &mut self,
+        now: Timestamp,
+        renewal_cutoff: chrono::Duration,
+        sending: &dyn Fn(&str) -> bool,
+        fx: &mut Vec<Effect>,
+    ) {
         let date = self.deletion_due();
         let (state, held, term_end, expiry) =
             (self.state, !self.holds.is_empty(), self.term_end, self.expiry.is_some());
@@ -874,7 +899,10 @@ impl Resource {
         let mut dropped = Vec::new();
         for n in self.notices.iter_mut().filter(|n| n.sent_at.is_none() && !sending(&n.key)) {
             let current = match n.kind {
-                NoticeKind::RenewalReminder => state == State::Active && !expiry && term_end == n.date,
+                NoticeKind::RenewalReminder => {
+                    let before_cutoff = n.date.is_some_and(|d| now < earlier(d, renewal_cutoff));
+                    state == State::Active && !expiry && term_end == n.date && before_cutoff
+                }
                 NoticeKind::DeletionWarning => state == State::Retained && !held && date == n.date,
                 NoticeKind::BufferStarted => {
                     let live = state == State::Retained && n.cause.is_some_and(|c| running.contains(&(c, n.due_at)));
@@ -1328,10 +1356,17 @@ impl Resource {
     /// moved the date), only the most imminent is sent: the others say less.
     fn time_notices(&mut self, policy: &ProductPolicy, now: Timestamp) {
         let cause = self.deciding.as_ref().map(|b| b.cause);
+        // A reminder is only worth sending before the renewal cutoff.
+        let until = |kind: NoticeKind, date: Timestamp| match kind {
+            NoticeKind::RenewalReminder => earlier(date, policy.renewal_cutoff.to_chrono()),
+            _ => date,
+        };
         let due: Vec<_> = self
             .notice_times(policy)
             .into_iter()
-            .filter(|(_, kind, at, date, _)| *at <= now && now < *date && !self.superseded(*kind, *at, *date))
+            .filter(|(_, kind, at, date, _)| {
+                *at <= now && now < until(*kind, *date) && !self.superseded(*kind, *at, *date)
+            })
             .collect();
         let latest = |k: NoticeKind| due.iter().filter(|n| n.1 == k).map(|(_, _, at, _, _)| *at).max();
         let (latest_warning, latest_reminder) =
@@ -1365,7 +1400,11 @@ impl Resource {
             .unwrap_or_default()
             .into_iter()
             .filter(|(key, kind, at, date, _)| {
-                at < date && !self.notices.iter().any(|n| &n.key == key) && !self.superseded(*kind, *at, *date)
+                let until = match (kind, policy) {
+                    (NoticeKind::RenewalReminder, Some(p)) => earlier(*date, p.renewal_cutoff.to_chrono()),
+                    _ => *date,
+                };
+                at < &until && !self.notices.iter().any(|n| &n.key == key) && !self.superseded(*kind, *at, *date)
             })
             .map(|(_, _, at, _, _)| at);
         pending.chain(future).min()
@@ -1375,6 +1414,23 @@ impl Resource {
     /// and no notice waiting. Until then its product must stay configured.
     pub fn is_settled(&self) -> bool {
         self.state == State::Purged && self.notices.iter().all(|n| n.sent_at.is_some())
+    }
+
+    /// Gives restricted backup copies recorded before `max_restricted`
+    /// existed their limit, counted from the deletion start (once, at
+    /// start), so they are not left out of the alert. True if changed.
+    pub fn fix_restriction_limit(&mut self, policy: &ProductPolicy) -> bool {
+        let Some(start) = self.deletion_started_at else { return false };
+        let mut changed = false;
+        for c in &mut self.copies {
+            let restricted = matches!(c.state, CopyState::Restricted | CopyState::Restricting);
+            let max = policy.store(&c.store).and_then(|s| s.max_restricted);
+            if let (true, None, Some(max)) = (restricted, c.restricted_until, max) {
+                c.restricted_until = Some(later(start, max.to_chrono()));
+                changed = true;
+            }
+        }
+        changed
     }
 
     /// Fixes the arrears grace end of a record written before it was
@@ -1568,6 +1624,35 @@ fn begin(c: &mut DataCopy, policy: &ProductPolicy, now: Timestamp) {
         c.restricted_until = max.map(|m| later(now, m.to_chrono()));
     }
     c.request(first, now);
+}
+
+/// Whether a cause dated `at` is moot because a later (or equal-time)
+/// cancellation already came: a settlement for arrears, a reinstatement
+/// for a termination. Dated before it: moot. Dated at its very instant:
+/// the events are ordered by arrival. If the cancellation found nothing
+/// to cancel, it overtook this event (moot, and the cancellation is now
+/// spent); if it already cancelled something, this one arrived after it
+/// and stands (issue 9: arrears, settlement, arrears again at one instant
+/// must not leave the resource active for ever).
+fn overtaken(cancelled_at: Option<Timestamp>, spent: &mut bool, at: Timestamp) -> bool {
+    match cancelled_at {
+        Some(c) if at < c => true,
+        Some(c) if at == c && !*spent => {
+            *spent = true;
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Records whether a cancellation dated `at` (the latest so far, or equal
+/// to it) cancelled something, for [`overtaken`].
+fn spend(previous: Option<Timestamp>, spent: &mut bool, at: Timestamp, cancels: bool) {
+    match previous {
+        Some(p) if at < p => {}
+        Some(p) if at == p => *spent |= cancels,
+        _ => *spent = cancels,
+    }
 }
 
 /// The first executor step for a copy when its resource's deletion starts:

@@ -115,8 +115,9 @@ pub struct StorePolicy {
     /// Backup purge mode (meaningful for class `backup`).
     pub purge: PurgeMode,
     /// For a `purge = "at_expiry"` backup store: the longest a copy may
-    /// stay restricted instead of deleted, counted from when its deletion
-    /// was due. Business data is to be gone at the buffer's end (general
+    /// stay restricted instead of deleted, counted from when its
+    /// restriction was asked for (the resource's deletion start, or the
+    /// backup's registration if it came later). Business data is to be gone at the buffer's end (general
     /// terms 4.1.5); a restricted copy is a bounded exception (domain-rules
     /// §2), so past this an operator is alerted (`copy.restriction_overdue`).
     #[serde(skip_serializing_if = "Option::is_none")]

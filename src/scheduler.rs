@@ -407,9 +407,10 @@ pub struct Engine {
     guard: Guard,
     /// The batch the guard holds for approval (durable in the store).
     held_batch: Option<HeldBatch>,
-    /// Resources of an approved batch that may start without being judged
-    /// again (kept until the next tick that may start deletions).
-    approved: HashSet<String>,
+    /// Resources of an approved batch, with the deletion date each was held
+    /// for: they may start that deletion (and no other) without being
+    /// judged again, at the next tick that may start deletions.
+    approved: std::collections::HashMap<String, Timestamp>,
     /// Resources tracked, for the guard's fraction.
     tracked: u64,
     /// The last (wall, monotonic) clock reading, to notice jumps.
@@ -502,9 +503,9 @@ impl Engine {
             clock_anomaly,
             guard_tripped,
             // Rebuilt from the resources' start times in `catch_up`.
-            guard: Guard::restore(Vec::new(), guard_state.counted_from),
+            guard: Guard::default(),
             held_batch: guard_state.held,
-            approved: HashSet::new(),
+            approved: Default::default(),
             tracked,
             last_reading: None,
             gate: Arc::new(AtomicBool::new(false)),
@@ -544,7 +545,7 @@ impl Engine {
         missing.map_err(EngineError::ProductsInUse)?;
         // The guard's windows survive a restart: they are rebuilt from the
         // resources' own deletion start times (approved ones excepted).
-        self.guard = Guard::restore(started, self.guard.counted_from());
+        self.guard = Guard::restore(started);
         for r in outdated {
             let due = self.due_of(&r);
             let mut w = WriteSet::default();
@@ -772,9 +773,9 @@ impl Engine {
     }
 
     /// An operator lifts a tripped guard and a clock anomaly. The held batch
-    /// is released exactly: its resources may start without being judged
-    /// again; anything else is judged afresh against windows that count
-    /// from now (the starts so far were approved).
+    /// is released exactly: its resources may start the deletion they were
+    /// held for without being judged again (and are not counted); anything
+    /// else is judged as before. An approval never resets the windows.
     fn approve(&mut self, batch_digest: Option<String>) -> Result<Result<Approval, EngineError>, EngineError> {
         if let Some(given) = batch_digest {
             let held = self.held_batch.as_ref().map(|b| b.digest.clone());
@@ -793,8 +794,7 @@ impl Engine {
         let now = self.clock.now();
         let batch = self.held_batch.take();
         let summary = batch.as_ref().map(|b| BatchSummary { size: b.size(), digest: b.digest.clone() });
-        self.guard.approved(now);
-        let state = GuardState { held: None, counted_from: self.guard.counted_from() };
+        let state = GuardState { held: None };
         let mut w = WriteSet {
             flags: vec![("guard_tripped", false), ("clock_anomaly", false)],
             guard: Some(state),
@@ -809,7 +809,7 @@ impl Engine {
         self.store.commit(w)?;
         self.guard_tripped = false;
         self.clock_anomaly = false;
-        self.approved = batch.map(|b| b.resources.into_iter().collect()).unwrap_or_default();
+        self.approved = batch.map(|b| b.candidates().collect()).unwrap_or_default();
         self.last_reading = Some((now, self.clock.monotonic()));
         tracing::warn!(?lifted, batch = summary.as_ref().map(|b| b.size), "deletions approved by an operator");
         Ok(Ok(Approval { approved: lifted, batch: summary }))
@@ -855,10 +855,10 @@ impl Engine {
     /// (issue: the guard let the first part of a mass deletion through):
     /// it starts whole, or is held whole and the guard trips. Resources of
     /// a batch an operator approved start without being judged again.
-    fn judge_starts(&mut self, now: Timestamp) -> Result<HashSet<String>, EngineError> {
+    fn judge_starts(&mut self, now: Timestamp) -> Result<Starters, EngineError> {
         let rules = Rules { may_start: true, may_dispatch: false, ..self.rules() };
         let mut fresh = Vec::new();
-        let mut starters = HashSet::new();
+        let mut starters = Starters::default();
         for (_, id) in self.store.due(now, usize::MAX)? {
             let Some(r) = self.store.resource(&id)? else { continue };
             if r.state.is_final() {
@@ -869,21 +869,20 @@ impl Engine {
             // no side effects, so this is exactly what the tick will do.
             let mut probe = r.clone();
             probe.advance(policy, now, rules, &|_, _| true, &|_| true);
-            if probe.state != crate::lifecycle::State::Deleting {
-                continue;
-            }
-            if self.approved.contains(&id) {
-                starters.insert(id);
+            let (Some(b), crate::lifecycle::State::Deleting) = (&probe.deciding, probe.state) else { continue };
+            if self.approved.get(&id) == Some(&b.delete_after) {
+                starters.approved.insert(id);
             } else {
-                fresh.push(id);
+                fresh.push((id, b.delete_after));
             }
         }
         // The approval covered the batch as it stood: whatever of it is not
-        // due now (renewed, held) is judged afresh if it comes due again.
+        // due now, or is due for another deletion (renewed, then expired
+        // again), is judged like any other if it comes due.
         self.approved.clear();
         let g = &self.config.safety.guard;
         match self.guard.judge(now, fresh.clone(), self.tracked, &g.short(), &g.long()) {
-            Verdict::Start => starters.extend(fresh),
+            Verdict::Start => starters.judged.extend(fresh.into_iter().map(|(id, _)| id)),
             Verdict::Hold(batch) => self.trip_guard(now, batch)?,
         }
         Ok(starters)
@@ -1029,7 +1028,7 @@ impl Engine {
     /// more work due (an expiry whose buffer has also run out).
     fn tick(&mut self, now: Timestamp) -> Result<(), EngineError> {
         let allowed = self.rules().may_start;
-        let starters = if allowed { self.judge_starts(now)? } else { HashSet::new() };
+        let starters = if allowed { self.judge_starts(now)? } else { Starters::default() };
         loop {
             let mut changed = false;
             for (due, id) in self.store.due(now, usize::MAX)? {
@@ -1046,7 +1045,12 @@ impl Engine {
                 let mut fx = self.advance(&mut r, &policy, now, may_start);
                 fx.extend(self.queue_notices(&mut r, &policy, now));
                 if r.state == crate::lifecycle::State::Deleting && before.state != crate::lifecycle::State::Deleting {
-                    self.guard.started(now, 1);
+                    if starters.approved.contains(&id) {
+                        // An operator approved this start: never counted.
+                        r.guard_approved = true;
+                    } else {
+                        self.guard.started(now, 1);
+                    }
                 }
                 let next = r.next_due(&policy);
                 // Rewrite when the state moved, or when the due time changed
@@ -1147,10 +1151,12 @@ impl Engine {
         let mut started = Vec::new();
         let since = crate::lifecycle::earlier(self.clock.now(), config.safety.guard.long_window.to_chrono());
         self.store.for_each_resource(&mut |mut r| {
-            started.extend(r.deletion_started_at.filter(|t| *t > since));
+            if !r.guard_approved {
+                started.extend(r.deletion_started_at.filter(|t| *t > since));
+            }
             match config.products.get(&r.product) {
                 None if !r.is_settled() => *missing.entry(r.product).or_default() += 1,
-                Some(p) if migrate && r.fix_arrears_grace(p) => outdated.push(r),
+                Some(p) if migrate && (r.fix_arrears_grace(p) | r.fix_restriction_limit(p)) => outdated.push(r),
                 _ => {}
             }
         })?;
@@ -1327,7 +1333,7 @@ impl Engine {
             crate::guard::WindowKind::Long => g.long(),
         };
         let data = crate::guard::tripped_record(&batch, &limits, self.tracked);
-        let state = GuardState { held: Some(batch.clone()), counted_from: self.guard.counted_from() };
+        let state = GuardState { held: Some(batch.clone()) };
         let mut w = WriteSet { flags: vec![("guard_tripped", true)], guard: Some(state), ..Default::default() };
         self.record(&mut w, now, "guard.tripped", None, None, data);
         self.store.commit(w)?;
@@ -1554,6 +1560,20 @@ impl Engine {
             Some(t) => (t - now).to_std().unwrap_or_default().min(MAX_SLEEP),
             None => MAX_SLEEP,
         })
+    }
+}
+
+/// The resources that may start deleting in one tick: judged by the guard,
+/// or released by an operator's approval.
+#[derive(Default)]
+struct Starters {
+    judged: HashSet<String>,
+    approved: HashSet<String>,
+}
+
+impl Starters {
+    fn contains(&self, id: &str) -> bool {
+        self.judged.contains(id) || self.approved.contains(id)
     }
 }
 

@@ -183,6 +183,41 @@ async fn a_backup_restricted_past_its_limit_alerts_an_operator_once() {
     assert!(m.contains("retentiond_copies_restriction_overdue 0\n"), "{m}");
 }
 
+/// Copies restricted by a build without `max_restricted` get their limit
+/// at the next start (counted from the deletion start), so they are not
+/// left out of the alert.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copies_restricted_before_the_limit_existed_get_it_at_start() {
+    let tools = tempfile::tempdir().unwrap();
+    let cfg = backup_config(tools.path())
+        .replace("purge = \"at_expiry\"\n", "purge = \"at_expiry\"\nmax_restricted = \"10d\"\n");
+    let mut h = Harness::with_config(&cfg).await;
+    std::fs::create_dir_all(h.dir.path().join("cache/r1")).unwrap();
+    h.make_data("t1", "r1");
+    h.apply(create("r1", "db")).await;
+    h.apply(json!({"event_id": "b1", "type": "backup.created", "at": T0, "tenant": "t1", "resource": "r1",
+                   "store": "snapshots", "copy": "snap-1", "expires_at": "2026-04-01T00:00:00Z"}))
+        .await;
+    h.set_clock("2026-02-16T00:00:00Z").await;
+    h.stop().await;
+    {
+        // As an older build left it: no limit on the restricted copy.
+        use retentiond::store::Store;
+        let store = retentiond::store::SledStore::open(&h.state_dir().join("db"), 1 << 20).unwrap();
+        let mut r = store.resource("r1").unwrap().unwrap();
+        let snap = r.copies.iter_mut().find(|c| c.copy == "snap-1").unwrap();
+        assert_eq!(snap.state, retentiond::lifecycle::CopyState::Restricted);
+        snap.restricted_until = None;
+        let mut w = retentiond::store::WriteSet::default();
+        w.put_resource(r, Some(retentiond::time::parse_rfc3339("2026-04-01T00:00:00Z").unwrap()));
+        store.commit(w).unwrap();
+        store.flush().unwrap();
+    }
+    h.start_with(&cfg).await;
+    h.set_clock("2026-02-26T00:00:00Z").await;
+    assert_eq!(h.audit_of("copy.restriction_overdue", "r1").len(), 1);
+}
+
 /// Executor permits are per store: ten hung backup calls cannot hold up an
 /// unrelated `fs` deletion (it used to wait for the whole command timeout).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -144,8 +144,8 @@ async fn approve_releases_exactly_the_batch_that_was_shown() {
 
 /// 500 resources released at 40 an hour stay under the short window's
 /// limits (40 < 10 % of 500) but not under the long window's (25 % a
-/// day): the drip is stopped at 120, and a restart does not forget the
-/// starts already counted.
+/// day): the drip is stopped at 120; neither a restart nor an approve with
+/// nothing held forgets the starts already counted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_drip_is_caught_by_the_long_window_across_a_restart() {
     let mut h = Harness::start().await;
@@ -159,6 +159,11 @@ async fn a_slow_drip_is_caught_by_the_long_window_across_a_restart() {
         if hour == 1 {
             h.restart().await;
         }
+        if hour == 2 {
+            // An approve with nothing held lifts nothing and resets no count.
+            let (_, v) = h.post_as(OPERATOR, "/v1/admin/approve", &json!({})).await;
+            assert_eq!(v["approved"], json!([]));
+        }
         h.advance("1h").await;
     }
     assert_eq!(gone(&paths), 120, "three hours of 40 went through; the fourth would pass 25 % of 500 in a day");
@@ -167,4 +172,66 @@ async fn a_slow_drip_is_caught_by_the_long_window_across_a_restart() {
     assert_eq!(trips[0]["data"]["window_kind"], "long");
     assert_eq!(trips[0]["data"]["started_in_window"], 120);
     assert_eq!(trips[0]["data"]["batch_size"], 40);
+}
+
+fn small_guard() -> String {
+    let guard = "[safety.guard]\nwindow = \"1h\"\nmax_resources = 5\nmax_fraction = 1.0\nmin_resources = 1\n\
+                 long_max_resources = 100\n\n[stores.primary]";
+    base_config("").replace("[stores.primary]", guard)
+}
+
+/// Approved starts are never counted, before or after a restart; every
+/// other start is: four that came due after the trip start with the
+/// approved batch (4 <= 5), and the next one still fits, at once and after
+/// a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approved_starts_are_not_counted_and_the_rest_are() {
+    let mut h = Harness::with_config(&small_guard()).await;
+    let paths = resources(&h, 20).await;
+    h.events(json!((0..12).map(|i| release(i, T0)).collect::<Vec<_>>())).await;
+    let now = h.advance("1m").await;
+    h.events(json!((12..16).map(|i| release(i, &now)).collect::<Vec<_>>())).await;
+    assert_eq!(gone(&paths), 0);
+    h.post_as(OPERATOR, "/v1/admin/approve", &json!({})).await;
+    h.advance("0s").await;
+    assert_eq!(gone(&paths), 16, "the approved 12, and the 4 judged on their own");
+    h.restart().await;
+    let now = h.advance("1s").await;
+    h.apply(release(16, &now)).await;
+    h.advance("0s").await;
+    assert_eq!(gone(&paths), 17, "4 counted + 1 = 5: within the limit");
+    assert_eq!(tripped(&h).len(), 1);
+    let now = h.advance("1s").await;
+    h.apply(release(17, &now)).await;
+    assert_eq!(tripped(&h).len(), 2, "the sixth unapproved start in the hour trips it");
+    assert_eq!(tripped(&h)[1]["data"]["started_in_window"], 5);
+}
+
+/// An approval covers the deletion each resource was held for, and only
+/// for the next tick that may start deletions: approved while paused, then
+/// renewed, the same resources expiring again later are a new batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_does_not_cover_a_later_deletion_of_the_same_resources() {
+    let h = Harness::with_config(&small_guard()).await;
+    let mut paths = Vec::new();
+    for i in 0..12 {
+        let r = format!("r{i}");
+        paths.push(h.make_data("t1", &r));
+        h.apply(created(&format!("c{i}"), "t1", &r, "2026-02-01T00:00:00Z")).await;
+    }
+    h.set_clock("2026-02-16T00:00:00Z").await;
+    assert_eq!(tripped(&h).len(), 1);
+    h.post_as(OPERATOR, "/v1/admin/pause", &json!({})).await;
+    let (_, v) = h.post_as(OPERATOR, "/v1/admin/approve", &json!({})).await;
+    assert_eq!(v["batch"]["size"], 12);
+    for i in 0..12 {
+        h.apply(json!({"event_id": format!("n{i}"), "type": "resource.renewed", "at": "2026-02-16T00:00:00Z",
+                       "tenant": "t1", "resource": format!("r{i}"), "term_end": "2026-03-01T00:00:00Z"}))
+            .await;
+    }
+    h.set_clock("2026-03-20T00:00:00Z").await;
+    h.post_as(OPERATOR, "/v1/admin/resume", &json!({})).await;
+    h.advance("0s").await;
+    assert_eq!(gone(&paths), 0, "a deletion nobody approved");
+    assert_eq!(tripped(&h).len(), 2);
 }

@@ -194,3 +194,31 @@ async fn a_late_renewal_keeps_the_wait_after_a_hold_release() {
     h.set_clock("2026-03-11T00:00:00Z").await;
     assert!(!data.exists());
 }
+
+/// A settlement (or a reinstatement) that overtakes its own cause at the
+/// same instant still cancels it: it found nothing to cancel, so the
+/// equal-time notice that arrives after it is the one it settled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancellation_overtaking_its_cause_at_the_same_instant_still_cancels_it() {
+    let h = Harness::start().await;
+    let r1 = h.make_data("t1", "r1");
+    let r2 = h.make_data("t1", "r2");
+    for r in ["r1", "r2"] {
+        h.apply(ev(
+            &format!("c{r}"),
+            "resource.created",
+            T0,
+            Some(r),
+            json!({"product": "ecs", "billing": "postpaid"}),
+        ))
+        .await;
+    }
+    h.apply(ev("s1", "arrears.settled", T0, Some("r1"), json!({}))).await;
+    h.apply(ev("a1", "arrears.started", T0, Some("r1"), json!({}))).await;
+    h.apply_as(OPERATOR, ev("w1", "resource.reinstated", T0, Some("r2"), json!({}))).await;
+    h.apply(ev("t1", "resource.terminated", T0, Some("r2"), json!({"reason": "agreement"}))).await;
+    h.advance("20d").await;
+    assert!(r1.exists() && r2.exists());
+    assert_eq!(h.resource("r1").await["state"], "active");
+    assert_eq!(h.resource("r2").await["state"], "active");
+}

@@ -116,7 +116,7 @@ async fn a_failing_notifier_is_retried_and_never_moves_the_deletion() {
     std::fs::write(h.dir.path().join("fail"), b"").unwrap();
     h.apply(created("e1", "t1", "r1", "2026-01-31T00:00:00Z")).await;
 
-    h.set_clock("2026-01-24T00:00:00Z").await;
+    h.set_clock("2026-01-17T00:00:00Z").await; // the reminder, before the renewal cutoff
     assert!(sent(h.dir.path()).is_empty());
     let failed = h.audit_of("notice.failed", "r1");
     assert_eq!(failed.len(), 1, "the failure is audited");
@@ -155,7 +155,7 @@ async fn after_downtime_only_the_most_imminent_warning_is_sent() {
     let mut h = start().await;
     h.make_data("t1", "r1");
     h.apply(created("e1", "t1", "r1", "2026-01-31T00:00:00Z")).await;
-    h.set_clock("2026-01-24T00:00:00Z").await;
+    h.set_clock("2026-01-17T00:00:00Z").await;
     h.set_clock("2026-01-31T00:00:00Z").await;
     assert_eq!(summary(h.dir.path()).len(), 2, "reminder and buffer start");
     // Down from before the 7d warning to after the 1d one.
@@ -176,12 +176,12 @@ async fn a_renewal_before_the_reminder_moves_it_and_a_hold_silences_warnings() {
     h.apply(json!({"event_id": "e2", "type": "resource.renewed", "at": T0, "tenant": "t1", "resource": "r1",
                    "term_end": "2026-03-31T00:00:00Z"}))
         .await;
-    h.set_clock("2026-01-24T00:00:00Z").await;
+    h.set_clock("2026-01-17T00:00:00Z").await;
     assert!(summary(h.dir.path()).is_empty(), "no reminder for the old term end");
-    h.set_clock("2026-03-24T00:00:00Z").await;
+    h.set_clock("2026-03-17T00:00:00Z").await;
     assert_eq!(summary(h.dir.path()), ["renewal_reminder 2026-03-31T00:00:00Z"]);
 
-    let hold = json!({"event_id": "h1", "type": "hold.placed", "at": "2026-03-24T00:00:00Z", "tenant": "t1",
+    let hold = json!({"event_id": "h1", "type": "hold.placed", "at": "2026-03-17T00:00:00Z", "tenant": "t1",
                       "resource": "r1", "hold_id": "court-1", "authority": "court", "reason": "case"});
     let (status, v) = h.post_as(OPERATOR, "/v1/events", &hold).await;
     assert_eq!((status.as_u16(), v["results"][0]["status"].as_str()), (200, Some("applied")), "{v}");
@@ -215,7 +215,7 @@ async fn a_notice_that_waited_is_dropped_if_its_news_is_no_longer_true() {
     assert_eq!(superseded.len(), 1);
     assert_eq!(superseded[0]["data"]["notice"], "buffer_started");
     // The next term's reminder still comes.
-    h.set_clock("2027-01-24T00:00:00Z").await;
+    h.set_clock("2027-01-17T00:00:00Z").await;
     assert_eq!(summary(h.dir.path()), ["renewal_reminder 2027-01-31T00:00:00Z"]);
 }
 
@@ -223,12 +223,13 @@ async fn a_notice_that_waited_is_dropped_if_its_news_is_no_longer_true() {
 async fn a_notice_being_sent_when_its_news_goes_stale_has_one_outcome() {
     let h = start().await;
     std::fs::write(h.dir.path().join("slow"), b"").unwrap();
-    // The term ends in 3 days: the reminder is due at once and goes to the
-    // (slow) notifier; time then jumps past the whole buffer.
-    h.apply(created("e1", "t1", "r1", "2026-01-04T00:00:00Z")).await;
+    // The term ends in 10 days (its renewal cutoff in 3): the reminder is
+    // due at once and goes to the (slow) notifier; time then jumps past the
+    // whole buffer.
+    h.apply(created("e1", "t1", "r1", "2026-01-11T00:00:00Z")).await;
     h.advance("40d").await;
     h.advance("1h").await;
-    let key = "r1:renewal_reminder:604800s:2026-01-04T00:00:00Z";
+    let key = "r1:renewal_reminder:604800s:2026-01-11T00:00:00Z";
     let outcomes: Vec<String> = h
         .audit()
         .into_iter()
@@ -272,4 +273,15 @@ async fn renewal_reminders_come_before_the_cutoff_at_each_offset() {
     let r2: Vec<_> = sent(h.dir.path()).into_iter().filter(|n| n["resource"] == "r2").collect();
     assert_eq!(r2.len(), 1, "only the most imminent: {r2:?}");
     assert_eq!(r2[0]["offset"], "3days");
+}
+
+/// A resource whose renewal cutoff has already passed gets no reminder: it
+/// would ask for a payment that is already late (domain-rules §1.3).
+#[tokio::test]
+async fn no_reminder_after_the_renewal_cutoff() {
+    let h = start().await;
+    h.apply(created("e1", "t1", "r1", "2026-01-04T00:00:00Z")).await;
+    h.advance("2d").await;
+    assert!(summary(h.dir.path()).is_empty(), "{:?}", summary(h.dir.path()));
+    assert!(h.audit_of("notice.skipped", "r1").is_empty());
 }

@@ -121,9 +121,14 @@ struct Oracle {
     /// When, why, and the late-event floor it was given.
     termination: Option<(Timestamp, TerminationReason, Option<Timestamp>)>,
     reinstated: Option<Timestamp>,
+    /// The latest reinstatement withdrew a termination (one it found, or
+    /// an equal-time one that arrived after it).
+    reinstated_spent: bool,
     /// When the arrears began, and the late-event floor.
     arrears: Option<(Timestamp, Option<Timestamp>)>,
     settled: Option<Timestamp>,
+    /// As `reinstated_spent`, for settlements.
+    settled_spent: bool,
     release: Option<Timestamp>,
     holds: Vec<(String, Timestamp)>,
     released_holds: Vec<(String, Timestamp)>,
@@ -306,22 +311,46 @@ fn run(ops: Vec<Op>, prepaid: bool) -> Result<(), TestCaseError> {
                                 }
                                 oracle.term_end = Some(new);
                             }
-                            // Equal times: the event that arrived later wins.
+                            // Equal times: a cancellation that cancelled nothing
+                            // overtook the cause dated at its instant (moot);
+                            // one that did, came before it (the cause stands).
                             EventBody::Terminated { reason } => {
-                                if oracle.reinstated.is_none_or(|r| at >= r) && oracle.termination.is_none() {
+                                let moot = match oracle.reinstated {
+                                    Some(r) if at < r => true,
+                                    Some(r) if at == r && !oracle.reinstated_spent => {
+                                        oracle.reinstated_spent = true;
+                                        true
+                                    }
+                                    _ => false,
+                                };
+                                if !moot && oracle.termination.is_none() {
                                     let length = termination_buffer(reason);
                                     oracle.termination = Some((at, reason, late_floor(at + length, length, now)));
                                 }
                             }
                             EventBody::Reinstated => {
+                                let withdraws = oracle.termination.is_some_and(|(t, _, _)| t <= at);
+                                match oracle.reinstated {
+                                    Some(r) if at < r => {}
+                                    Some(r) if at == r => oracle.reinstated_spent |= withdraws,
+                                    _ => oracle.reinstated_spent = withdraws,
+                                }
                                 oracle.reinstated = Some(oracle.reinstated.map_or(at, |r| r.max(at)));
-                                if oracle.termination.is_some_and(|(t, _, _)| t <= at) {
+                                if withdraws {
                                     oracle.termination = None;
                                 }
                             }
                             EventBody::Released => oracle.release = oracle.release.or(Some(at)),
                             EventBody::ArrearsStarted { .. } => {
-                                if oracle.settled.is_none_or(|s| at >= s) {
+                                let moot = match oracle.settled {
+                                    Some(s) if at < s => true,
+                                    Some(s) if at == s && !oracle.settled_spent => {
+                                        oracle.settled_spent = true;
+                                        true
+                                    }
+                                    _ => false,
+                                };
+                                if !moot {
                                     let floor = |start: Timestamp| {
                                         late_floor(start + Duration::days(13), Duration::days(10), now)
                                     };
@@ -333,8 +362,14 @@ fn run(ops: Vec<Op>, prepaid: bool) -> Result<(), TestCaseError> {
                                 }
                             }
                             EventBody::ArrearsSettled => {
+                                let settles = oracle.arrears.is_some_and(|(a, _)| a <= at);
+                                match oracle.settled {
+                                    Some(s) if at < s => {}
+                                    Some(s) if at == s => oracle.settled_spent |= settles,
+                                    _ => oracle.settled_spent = settles,
+                                }
                                 oracle.settled = Some(oracle.settled.map_or(at, |s| s.max(at)));
-                                if oracle.arrears.is_some_and(|(a, _)| a <= at) {
+                                if settles {
                                     oracle.arrears = None;
                                 }
                             }
