@@ -225,7 +225,9 @@ pub fn resource_json(r: &Resource, policy: Option<&ProductPolicy>, now: Timestam
             if let Some((fee, days)) = r.late_fee(p.late_fee_per_day, now) {
                 v["late_fee"] = json!(fee);
                 v["late_fee_days"] = json!(days);
-                v["late_fee_per_day"] = json!(format!("{}%", (p.late_fee_per_day * Decimal::ONE_HUNDRED).normalize()));
+                if let Some(percent) = p.late_fee_per_day.checked_mul(Decimal::ONE_HUNDRED) {
+                    v["late_fee_per_day"] = json!(format!("{}%", percent.normalize()));
+                }
             }
         }
         v
@@ -264,7 +266,7 @@ async fn get_resource(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     require(&state, &headers, Permission::Read)?;
-    crate::ids::check_id(&id).map_err(|e| ApiError::field("resource", e))?;
+    crate::ids::check_stored_id(&id).map_err(|e| ApiError::field("resource", e))?;
     match state.store.resource(&id)? {
         Some(r) => {
             let config = state.config.get();
@@ -423,7 +425,7 @@ async fn get_restore_check(
     };
     let answer = match (q.get("resource"), q.get("tenant")) {
         (Some(id), None) => {
-            crate::ids::check_id(id).map_err(|e| ApiError::field("resource", e))?;
+            crate::ids::check_stored_id(id).map_err(|e| ApiError::field("resource", e))?;
             match state.store.resource(id)? {
                 None => json!({"allowed": false, "reason": format!("unknown resource {id}")}),
                 Some(r) => match refusal(&r) {
@@ -433,7 +435,7 @@ async fn get_restore_check(
             }
         }
         (None, Some(t)) => {
-            crate::ids::check_id(t).map_err(|e| ApiError::field("tenant", e))?;
+            crate::ids::check_stored_id(t).map_err(|e| ApiError::field("tenant", e))?;
             let ids = state.store.tenant_resources(t)?;
             let mut refused = Vec::new();
             for id in &ids {
@@ -490,7 +492,7 @@ async fn get_certificate(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     require(&state, &headers, Permission::Read)?;
-    crate::ids::check_id(&id).map_err(|e| ApiError::field("resource", e))?;
+    crate::ids::check_stored_id(&id).map_err(|e| ApiError::field("resource", e))?;
     match state.store.certificate(&id)? {
         Some(c) => Ok(Json(c).into_response()),
         None => {
@@ -505,7 +507,7 @@ async fn post_retry(State(state): State<ApiState>, headers: HeaderMap, body: Byt
     require(&state, &headers, Permission::Operate)?;
     let v: Value = serde_json::from_slice(&body).map_err(|e| ApiError::field("body", format!("not JSON: {e}")))?;
     let resource = v["resource"].as_str().ok_or_else(|| ApiError::field("resource", "required"))?;
-    crate::ids::check_id(resource).map_err(|e| ApiError::field("resource", e))?;
+    crate::ids::check_stored_id(resource).map_err(|e| ApiError::field("resource", e))?;
     let store = match v.get("store") {
         None | Some(Value::Null) => None,
         Some(s) => Some(s.as_str().ok_or_else(|| ApiError::field("store", "must be a string"))?.to_string()),
@@ -581,4 +583,124 @@ async fn get_metrics(State(state): State<ApiState>, headers: HeaderMap) -> Resul
     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
     let text = state.metrics.render(&gauges);
     Ok(([(axum::http::header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Billing, Event, EventBody};
+    use crate::lifecycle::Arrears;
+    use chrono::{DateTime, Utc};
+    use proptest::prelude::*;
+
+    fn policy() -> ProductPolicy {
+        let text = r#"
+[daemon]
+state_dir = "x"
+[stores.primary]
+class = "online"
+executor = { kind = "fs", root = "/srv", path = "{tenant}/{resource}" }
+[products.p]
+stores = ["primary"]
+buffer = { expiry = "15d", arrears = "10d", termination = "20d" }
+"#;
+        crate::config::parse(std::path::Path::new("/etc/retentiond/t.toml"), text)
+            .unwrap()
+            .products
+            .remove("p")
+            .unwrap()
+    }
+
+    /// Any instant chrono can hold, with the ends themselves likely.
+    fn instant() -> impl Strategy<Value = Timestamp> {
+        let (min, max) = (DateTime::<Utc>::MIN_UTC.timestamp(), DateTime::<Utc>::MAX_UTC.timestamp());
+        prop_oneof![
+            Just(DateTime::<Utc>::MIN_UTC),
+            Just(DateTime::<Utc>::MAX_UTC),
+            (0..86_400 * 3i64).prop_map(move |s| DateTime::from_timestamp(min + s, 0).unwrap()),
+            (0..86_400 * 3i64).prop_map(move |s| DateTime::from_timestamp(max - s, 0).unwrap()),
+            (min..=max).prop_map(|s| DateTime::from_timestamp(s, 0).unwrap()),
+        ]
+    }
+
+    /// Any `Decimal`, the 96-bit extremes and every scale included.
+    fn decimal() -> impl Strategy<Value = Decimal> {
+        prop_oneof![
+            Just(Decimal::MAX),
+            Just(Decimal::MIN),
+            Just(Decimal::ZERO),
+            (any::<u32>(), any::<u32>(), any::<u32>(), any::<bool>(), 0..=28u32)
+                .prop_map(|(lo, mid, hi, neg, scale)| Decimal::from_parts(lo, mid, hi, neg, scale)),
+        ]
+    }
+
+    fn resource(created: Timestamp) -> Resource {
+        let ev = Event {
+            event_id: "e1".into(),
+            at: created,
+            tenant: "t1".into(),
+            resource: Some("r1".into()),
+            body: EventBody::Created { product: "p".into(), billing: Billing::Postpaid, term_end: None },
+        };
+        Resource::create(&ev, &policy(), &[]).unwrap()
+    }
+
+    proptest! {
+        /// Issue 9: `arrears.started` with amount 2^96 - 1 and time passing
+        /// made `GET /v1/resources/{id}` drop the connection (a panic in the
+        /// fee's multiplication). Whatever the amount, rate and times, the
+        /// view is built.
+        #[test]
+        fn the_resource_view_never_panics(
+            amount in decimal(),
+            rate in decimal(),
+            created in instant(),
+            started in instant(),
+            term_end in instant(),
+            now in instant(),
+        ) {
+            let mut p = policy();
+            p.late_fee_per_day = rate;
+            let mut r = resource(created);
+            r.term_end = Some(term_end);
+            r.arrears = Some(Arrears {
+                started_at: started,
+                amount: Some(amount),
+                currency: Some("EUR".into()),
+                buffer: None,
+                grace_ends_at: None,
+            });
+            let v = resource_json(&r, Some(&p), now);
+            prop_assert_eq!(&v["resource"], "r1");
+            if let Some((fee, days)) = r.late_fee(rate, now) {
+                prop_assert!(days >= 0);
+                prop_assert_eq!(&v["arrears"]["late_fee_days"], &json!(days));
+                prop_assert_eq!(&v["arrears"]["late_fee"], &json!(fee));
+            } else {
+                prop_assert!(v["arrears"].get("late_fee").is_none());
+            }
+        }
+    }
+
+    #[test]
+    fn the_fee_of_the_issue_9_amount_is_left_out_not_a_panic() {
+        let t0: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let mut r = resource(t0);
+        r.arrears = Some(Arrears {
+            started_at: t0,
+            amount: Some(Decimal::MAX),
+            currency: None,
+            buffer: None,
+            grace_ends_at: None,
+        });
+        // 0.05 % of 2^96 for ten years does not fit in 96 bits.
+        let later = t0 + chrono::Duration::days(3650);
+        assert_eq!(r.late_fee(Decimal::new(5, 4), later), None);
+        let v = resource_json(&r, Some(&policy()), later);
+        assert_eq!(v["arrears"]["amount"], json!(Decimal::MAX));
+        assert!(v["arrears"].get("late_fee").is_none(), "{v}");
+        // An ordinary amount still gets its fee: 0.05 % of 1000 for 3650 days.
+        r.arrears.as_mut().unwrap().amount = Some(Decimal::new(1000, 0));
+        assert_eq!(r.late_fee(Decimal::new(5, 4), later), Some((Decimal::new(182500, 2), 3650)));
+    }
 }

@@ -983,12 +983,16 @@ impl Resource {
 
     /// The late fee accrued on the arrears at `now`: `rate` (a fraction, e.g.
     /// 0.0005 for 0.05 %) of the amount per whole day (general terms 2.3.2).
+    /// None when there is no amount, or when the fee does not fit a
+    /// `Decimal` (an amount stored before amounts were bounded at ingest,
+    /// issue 9): the view then shows no fee rather than a wrong one, and
+    /// never panics.
     pub fn late_fee(&self, rate: Decimal, now: Timestamp) -> Option<(Decimal, i64)> {
         let a = self.arrears.as_ref()?;
         let amount = a.amount?;
-        let days = (now - a.started_at).num_days().max(0);
-        let fee = (amount * rate * Decimal::from(days)).round_dp(amount.scale().max(2));
-        Some((fee, days))
+        let days = now.signed_duration_since(a.started_at).num_days().max(0);
+        let fee = amount.checked_mul(rate)?.checked_mul(Decimal::from(days))?;
+        Some((fee.round_dp(amount.scale().max(2)), days))
     }
 
     /// True when the resource's deletion is due at `now` and nothing of its
