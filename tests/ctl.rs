@@ -740,3 +740,20 @@ async fn apply_policy_after_a_reload_lists_what_moved() {
     ok(&out);
     assert_eq!(out.json(), json!({"product": "ecs", "policy_version": new, "rescheduled": [], "unchanged": 2}));
 }
+
+/// Issue 9: the daemon caps a request at 1,000 events; ctl sends a file as
+/// one request (all or nothing) and says in one line why it was refused.
+#[tokio::test]
+async fn a_file_over_the_batch_limit_is_refused_in_one_line_and_nothing_stored() {
+    let h = Harness::start().await;
+    let lines: Vec<String> = (0..1001)
+        .map(|i| created(&format!("e{i}"), "t1", &format!("r{i}"), "2026-06-01T00:00:00Z").to_string())
+        .collect();
+    let out = ctl_in(&h, INGEST, &["events"], &lines.join("\n")).await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert_eq!(out.stderr.lines().count(), 1, "{out:?}");
+    assert!(out.stderr.starts_with("retentiond ctl: request too large (413): 1001 events"), "{out:?}");
+    assert!(out.stderr.contains("nothing of the request was stored"), "{out:?}");
+    let (status, _) = h.get_as(AUDITOR, "/v1/resources/r0").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
