@@ -86,6 +86,18 @@ pub struct ApiConfig {
     pub listen: SocketAddr,
     /// Hashed bearer tokens; without it every request but `/healthz` is refused.
     pub tokens_file: Option<PathBuf>,
+    /// Connections served at once; more are closed as soon as accepted, so
+    /// idle or slow clients cannot use up the process's file descriptors
+    /// (keep the unit's `LimitNOFILE=` well above it). Fixed until restart.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers, or its body,
+    /// and how long a kept-alive connection may sit idle between requests.
+    pub idle_timeout: Dur,
+    /// Failed authentications (401) from one source address within
+    /// `auth_lockout` before that source is answered 429 for `auth_lockout`.
+    pub max_auth_failures: u32,
+    /// The window in which failures are counted, and the lock-out's length.
+    pub auth_lockout: Dur,
 }
 
 /// `[safety.guard]`: the mass-deletion guard (see [`crate::guard`]): a
@@ -228,6 +240,7 @@ impl Config {
             ("daemon.executor_concurrency", self.daemon.executor_concurrency != new.daemon.executor_concurrency),
             ("clock", self.clock != new.clock),
             ("api.listen", self.api.listen != new.api.listen),
+            ("api.max_connections", self.api.max_connections != new.api.max_connections),
         ];
         let changed: Vec<&str> = fixed.iter().filter(|(_, c)| *c).map(|(k, _)| *k).collect();
         (!changed.is_empty()).then(|| {
@@ -334,12 +347,40 @@ struct RawApi {
     listen: SocketAddr,
     #[serde(default)]
     tokens_file: Option<PathBuf>,
+    #[serde(default = "default_max_connections")]
+    max_connections: Spanned<usize>,
+    #[serde(default = "default_idle_timeout")]
+    idle_timeout: Spanned<Dur>,
+    #[serde(default = "default_max_auth_failures")]
+    max_auth_failures: Spanned<u32>,
+    #[serde(default = "default_auth_lockout")]
+    auth_lockout: Spanned<Dur>,
 }
 
 impl Default for RawApi {
     fn default() -> Self {
-        RawApi { listen: default_listen(), tokens_file: None }
+        RawApi {
+            listen: default_listen(),
+            tokens_file: None,
+            max_connections: default_max_connections(),
+            idle_timeout: default_idle_timeout(),
+            max_auth_failures: default_max_auth_failures(),
+            auth_lockout: default_auth_lockout(),
+        }
     }
+}
+
+fn default_max_connections() -> Spanned<usize> {
+    Spanned::new(0..0, 512)
+}
+fn default_idle_timeout() -> Spanned<Dur> {
+    Spanned::new(0..0, Dur::from_secs(30))
+}
+fn default_max_auth_failures() -> Spanned<u32> {
+    Spanned::new(0..0, 10)
+}
+fn default_auth_lockout() -> Spanned<Dur> {
+    Spanned::new(0..0, Dur::from_secs(60))
 }
 
 fn default_listen() -> SocketAddr {
@@ -612,7 +653,29 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     if daemon.drain_timeout.is_zero() || daemon.drain_timeout > Dur::from_secs(3_600) {
         return Err(err(raw.daemon.drain_timeout.span(), "daemon.drain_timeout must be between 1s and 1h".into()));
     }
-    let api = ApiConfig { listen: raw.api.listen, tokens_file: raw.api.tokens_file.map(resolve) };
+    let a = raw.api;
+    if !(1..=65_536).contains(a.max_connections.get_ref()) {
+        return Err(err(a.max_connections.span(), "api.max_connections must be between 1 and 65536".into()));
+    }
+    let idle = *a.idle_timeout.get_ref();
+    if idle < Dur(std::time::Duration::from_millis(100)) || idle > Dur::from_secs(600) {
+        return Err(err(a.idle_timeout.span(), "api.idle_timeout must be between 100ms and 10m".into()));
+    }
+    if *a.max_auth_failures.get_ref() == 0 {
+        return Err(err(a.max_auth_failures.span(), "api.max_auth_failures must be at least 1".into()));
+    }
+    let lockout = *a.auth_lockout.get_ref();
+    if lockout < Dur::from_secs(1) || lockout > Dur::from_secs(86_400) {
+        return Err(err(a.auth_lockout.span(), "api.auth_lockout must be between 1s and 1d".into()));
+    }
+    let api = ApiConfig {
+        listen: a.listen,
+        tokens_file: a.tokens_file.map(resolve),
+        max_connections: a.max_connections.into_inner(),
+        idle_timeout: idle,
+        max_auth_failures: a.max_auth_failures.into_inner(),
+        auth_lockout: lockout,
+    };
 
     let g = raw.safety.guard;
     let fraction = *g.max_fraction.get_ref();
@@ -934,6 +997,12 @@ impl fmt::Display for Config {
             None => writeln!(f, "api: {} (no tokens_file: every request but /healthz is refused)", self.api.listen)?,
             Some(t) => writeln!(f, "api: {} tokens_file={}", self.api.listen, t.display())?,
         }
+        let a = &self.api;
+        writeln!(
+            f,
+            "api limits: max_connections={} idle_timeout={} max_auth_failures={} auth_lockout={}",
+            a.max_connections, a.idle_timeout, a.max_auth_failures, a.auth_lockout
+        )?;
         let s = &self.safety;
         writeln!(
             f,
@@ -1051,5 +1120,26 @@ mod tests {
         let c = cfg(r#"{ expiry = "3d", arrears = "2d", termination = "3d" }"#).unwrap();
         assert_eq!(a.products["x"].version, b.products["x"].version);
         assert_ne!(a.products["x"].version, c.products["x"].version);
+    }
+
+    #[test]
+    fn api_limits_have_defaults_and_are_checked_with_their_position() {
+        let base = "[daemon]\nstate_dir = \"s\"\n";
+        let c = parse(Path::new("/etc/r.toml"), base).unwrap();
+        assert_eq!(
+            (c.api.max_connections, c.api.idle_timeout, c.api.max_auth_failures, c.api.auth_lockout),
+            (512, Dur::from_secs(30), 10, Dur::from_secs(60))
+        );
+        for (key, value, why) in [
+            ("max_connections", "0", "between 1 and 65536"),
+            ("idle_timeout", "\"10ms\"", "between 100ms and 10m"),
+            ("idle_timeout", "\"1h\"", "between 100ms and 10m"),
+            ("max_auth_failures", "0", "at least 1"),
+            ("auth_lockout", "\"0s\"", "between 1s and 1d"),
+        ] {
+            let text = format!("{base}[api]\n{key} = {value}\n");
+            let e = parse(Path::new("/etc/r.toml"), &text).unwrap_err().to_string();
+            assert!(e.starts_with("/etc/r.toml:4:") && e.contains(&format!("api.{key}")) && e.contains(why), "{e}");
+        }
     }
 }

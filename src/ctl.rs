@@ -231,8 +231,10 @@ enum ClockCommand {
     },
 }
 
+/// The alphabet rule only: ctl also looks up ids stored before new ids were
+/// refused a leading `-`; the daemon refuses such a new id itself (400).
 fn parse_id(s: &str) -> Result<String, String> {
-    retentiond::ids::check_id(s).map(|()| s.to_string()).map_err(str::to_string)
+    retentiond::ids::check_stored_id(s).map(|()| s.to_string()).map_err(str::to_string)
 }
 
 fn parse_time(s: &str) -> Result<Timestamp, String> {
@@ -616,6 +618,14 @@ fn status_error(status: StatusCode, text: &str, path: &str, locate: &dyn Fn(u64)
             let stored = if path == "/v1/events" { "; nothing of the request was stored" } else { "" };
             anyhow!("bad request ({code}): {at}{message}{stored}")
         }
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            let stored = if path == "/v1/events" { "; nothing of the request was stored" } else { "" };
+            anyhow!("request too large ({code}): {message}{stored}")
+        }
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => anyhow!("the daemon refused the body's type ({code}): {message}"),
+        StatusCode::TOO_MANY_REQUESTS => {
+            anyhow!("refused for now ({code}): {message}; check the token of every client on this host")
+        }
         // An unknown route answers an empty 404: an older daemon.
         StatusCode::NOT_FOUND if v.is_null() => anyhow!("not found ({code}): this daemon does not serve {path}"),
         StatusCode::NOT_FOUND => anyhow!("not found ({code}): {message}"),
@@ -661,12 +671,14 @@ fn parse_events(text: &str) -> anyhow::Result<(Value, Vec<usize>)> {
     let mut values: Vec<Value> = Vec::new();
     let mut lines = Vec::new();
     let (mut line, mut counted) = (1, 0);
-    let mut stream = serde_json::Deserializer::from_str(text).into_iter::<Value>();
+    // Strictly: a repeated key is an error here, as at the daemon, rather
+    // than silently sent as its last value.
+    let mut stream = serde_json::Deserializer::from_str(text).into_iter::<retentiond::json::StrictValue>();
     loop {
         let from = stream.byte_offset();
         let start = text.len() - text[from..].trim_start().len();
         let Some(v) = stream.next() else { break };
-        values.push(v?);
+        values.push(v?.0);
         line += text[counted..start].matches('\n').count();
         counted = start;
         lines.push(line);
@@ -1230,6 +1242,26 @@ mod tests {
         let err = format!("{:#}", parse_events("{\"a\":1}\n{\"a\":\n").unwrap_err());
         assert!(err.contains("line 3"), "{err}");
         assert!(parse_events("{\"a\":1}\n[1]").is_err());
+        let err = format!("{:#}", parse_events("{\"a\":1}\n{\"resource\":\"r1\",\"resource\":\"r2\"}\n").unwrap_err());
+        assert!(err.contains("duplicate key \"resource\"") && err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn limits_and_refusals_read_as_one_line() {
+        let cases = [
+            (413, r#"{"error":"1001 events in one request; at most 1000 are accepted: split the batch","limit":"events_per_request","max":1000}"#,
+             "request too large (413): 1001 events in one request; at most 1000 are accepted: split the batch; nothing of the request was stored"),
+            (415, r#"{"error":"Content-Type must be application/json (charset utf-8), not \"text/plain\""}"#,
+             "the daemon refused the body's type (415): Content-Type must be application/json (charset utf-8), not \"text/plain\""),
+            (429, r#"{"error":"too many failed authentications from this address; try again in 42 s"}"#,
+             "refused for now (429): too many failed authentications from this address; try again in 42 s; check the token of every client on this host"),
+        ];
+        for (code, body, want) in cases {
+            let status = StatusCode::from_u16(code).unwrap();
+            let err = check_status(status, body, "/v1/events").unwrap_err().to_string();
+            assert_eq!(err, want);
+            assert!(!err.contains('\n'));
+        }
     }
 
     #[test]

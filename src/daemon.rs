@@ -134,15 +134,10 @@ impl Daemon {
             clock: clock.clone(),
             audit: audit_log,
             metrics,
+            auth_failures: Arc::new(std::sync::Mutex::new(crate::auth::AuthFailures::default())),
         });
-        let mut rx = shutdown_rx;
-        let server_task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.wait_for(|stop| *stop).await;
-                })
-                .await
-        });
+        // Our own accept loop, not axum::serve: connection limit and timeouts (issue 9).
+        let server_task = tokio::spawn(crate::front::serve(listener, app, live.clone(), shutdown_rx));
         let sweeps = Sweeps::start(&config.schedule, handle.clone()).await?;
         tracing::info!(%addr, state_dir = %dir.display(), "retentiond ready");
         Ok(Daemon {

@@ -268,10 +268,26 @@ pub fn parse_event(v: &Value) -> Result<Event, FieldError> {
     Ok(Event { event_id: event_id.into(), at, tenant: tenant.into(), resource, body })
 }
 
+/// The largest overdue amount accepted: 10^15 (a thousand billion in any
+/// currency). With [`MAX_AMOUNT_DECIMALS`] it keeps every amount, and the
+/// late fee computed from it, far inside `Decimal`'s 28 digits (issue 9: an
+/// amount of 2^96 made the resource view overflow).
+pub const MAX_AMOUNT: Decimal = Decimal::from_parts(0xA4C6_8000, 0x0003_8D7E, 0, false, 0);
+
+/// At most this many decimal places in an amount (trailing zeros aside):
+/// enough for every ISO 4217 currency's minor unit.
+pub const MAX_AMOUNT_DECIMALS: u32 = 4;
+
 fn parse_amount(s: &str) -> Result<Decimal, FieldError> {
     let d = Decimal::from_str(s.trim()).map_err(|_| bad("amount", format!("{s:?} is not a decimal amount")))?;
-    if d.is_sign_negative() {
+    if d.is_sign_negative() && !d.is_zero() {
         return Err(bad("amount", "must not be negative"));
+    }
+    if d > MAX_AMOUNT {
+        return Err(bad("amount", format!("must be at most {MAX_AMOUNT}")));
+    }
+    if d.normalize().scale() > MAX_AMOUNT_DECIMALS {
+        return Err(bad("amount", format!("must have at most {MAX_AMOUNT_DECIMALS} decimal places")));
     }
     Ok(d)
 }
@@ -373,10 +389,24 @@ mod tests {
             EventBody::ArrearsStarted { amount: Some(a), .. } => assert_eq!(a.to_string(), "120.50"),
             other => panic!("{other:?}"),
         }
-        for (k, v) in [("amount", json!("12,5")), ("amount", json!("-1")), ("currency", json!("euro"))] {
+        for (k, v) in [
+            ("amount", json!("12,5")),
+            ("amount", json!("-1")),
+            ("amount", json!("79228162514264337593543950335")),
+            ("amount", json!("1000000000000000.01")),
+            ("amount", json!(1e16)),
+            ("amount", json!("0.00001")),
+            ("currency", json!("euro")),
+        ] {
             let mut e = base.clone();
             e[k] = v;
             assert_eq!(parse_event(&e).unwrap_err().field, k);
+        }
+        assert_eq!(MAX_AMOUNT, Decimal::from(1_000_000_000_000_000_i64));
+        for ok in [json!("1000000000000000"), json!("0.0001"), json!("12.50000"), json!(0), json!(99.5)] {
+            let mut e = base.clone();
+            e["amount"] = ok.clone();
+            assert!(parse_event(&e).is_ok(), "{ok}");
         }
         let t = json!({"event_id":"x","type":"resource.terminated","at":"2026-01-01T00:00:00Z","tenant":"t1",
                        "resource":"r1","reason":"boredom"});

@@ -23,7 +23,10 @@
 //! - [`service`]: systemd readiness, watchdog, reload and stop notifications.
 //! - [`audit`]: the hash-chained audit log and its verification;
 //!   [`certificate`]: checking a deletion certificate against it.
-//! - [`api`], [`auth`]: the HTTP API and its tokens and roles.
+//! - [`api`], [`auth`]: the HTTP API and its tokens, roles and lock-out of
+//!   sources that fail to authenticate; [`json`]: request bodies parsed
+//!   strictly (no repeated keys); [`front`]: the connections (limit,
+//!   timeouts, graceful shutdown).
 //! - [`metrics`]: counters and the Prometheus text for `GET /metrics`.
 //! - [`daemon`]: start-up and shutdown in stages.
 #![forbid(unsafe_code)]
@@ -39,8 +42,10 @@ pub mod daemon;
 pub mod duration;
 pub mod event;
 pub mod executor;
+pub mod front;
 pub mod guard;
 pub mod ids;
+pub mod json;
 pub mod lifecycle;
 pub mod metrics;
 pub mod notifier;

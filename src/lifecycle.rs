@@ -699,14 +699,25 @@ impl Resource {
                             // since must not shorten it).
                             let start = a.started_at.min(at);
                             let moved = a.started_at - start;
+                            let known = a.grace_ends_at.map(|g| {
+                                let anchored = later(g, policy.buffer.arrears.to_chrono());
+                                a.late_floor.map_or(anchored, |f| f.max(anchored))
+                            });
                             a.grace_ends_at = Some(match a.grace_ends_at {
                                 Some(g) => g.checked_sub_signed(moved).unwrap_or(g),
                                 None => later(start, policy.arrears_grace.to_chrono()),
                             });
                             if moved > chrono::Duration::zero() {
-                                // Learned now that the arrears began earlier.
+                                // Learned now that the arrears began earlier:
+                                // the floor guards against the earlier date,
+                                // but never pushes the deletion past the date
+                                // already known.
                                 let grace_end = a.grace_ends_at.unwrap_or(start);
-                                a.late_floor = late_floor(grace_end, policy.buffer.arrears, now, rules);
+                                let floor = late_floor(grace_end, policy.buffer.arrears, now, rules);
+                                a.late_floor = match (floor, known) {
+                                    (Some(f), Some(k)) => Some(f.min(k)),
+                                    (f, _) => f,
+                                };
                             }
                             a.started_at = start;
                             a.amount = amount.or(a.amount);
@@ -1130,12 +1141,16 @@ impl Resource {
     /// The late fee accrued on the arrears at `now`: `rate` (a fraction, e.g.
     /// 0.0005 for 0.05 %) of the amount per whole day (general terms 2.3;
     /// trial terms 3.4).
+    /// None when there is no amount, or when the fee does not fit a
+    /// `Decimal` (an amount stored before amounts were bounded at ingest,
+    /// issue 9): the view then shows no fee rather than a wrong one, and
+    /// never panics.
     pub fn late_fee(&self, rate: Decimal, now: Timestamp) -> Option<(Decimal, i64)> {
         let a = self.arrears.as_ref()?;
         let amount = a.amount?;
-        let days = (now - a.started_at).num_days().max(0);
-        let fee = (amount * rate * Decimal::from(days)).round_dp(amount.scale().max(2));
-        Some((fee, days))
+        let days = now.signed_duration_since(a.started_at).num_days().max(0);
+        let fee = amount.checked_mul(rate)?.checked_mul(Decimal::from(days))?;
+        Some((fee.round_dp(amount.scale().max(2)), days))
     }
 
     /// True when the resource's deletion is due at `now` and nothing of its

@@ -772,3 +772,20 @@ async fn status_shows_and_approve_releases_the_held_batch() {
     h.advance("0s").await;
     assert!((0..50).all(|i| !h.data_path("t1", &format!("r{i}")).exists()));
 }
+
+/// Issue 9: the daemon caps a request at 1,000 events; ctl sends a file as
+/// one request (all or nothing) and says in one line why it was refused.
+#[tokio::test]
+async fn a_file_over_the_batch_limit_is_refused_in_one_line_and_nothing_stored() {
+    let h = Harness::start().await;
+    let lines: Vec<String> = (0..1001)
+        .map(|i| created(&format!("e{i}"), "t1", &format!("r{i}"), "2026-06-01T00:00:00Z").to_string())
+        .collect();
+    let out = ctl_in(&h, INGEST, &["events"], &lines.join("\n")).await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert_eq!(out.stderr.lines().count(), 1, "{out:?}");
+    assert!(out.stderr.starts_with("retentiond ctl: request too large (413): 1001 events"), "{out:?}");
+    assert!(out.stderr.contains("nothing of the request was stored"), "{out:?}");
+    let (status, _) = h.get_as(AUDITOR, "/v1/resources/r0").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

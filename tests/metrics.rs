@@ -141,8 +141,15 @@ async fn metrics_follow_a_real_scenario() {
     }
     let (status, _) = h.post_as(INGEST, "/v1/events", &create("bad/id", "ecs", "2026-06-01T00:00:00Z")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    let resp =
-        h.client.post(format!("{}/v1/events", h.base)).bearer_auth(INGEST).body("{not json").send().await.unwrap();
+    let resp = h
+        .client
+        .post(format!("{}/v1/events", h.base))
+        .bearer_auth(INGEST)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
 
     let m = scrape(&h).await;

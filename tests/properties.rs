@@ -356,7 +356,14 @@ fn run(ops: Vec<Op>, prepaid: bool) -> Result<(), TestCaseError> {
                                     };
                                     oracle.arrears = Some(match oracle.arrears {
                                         None => (at, floor(at)),
-                                        Some((a, _)) if at < a => (at, floor(at)),
+                                        // Dated earlier: the floor protects against
+                                        // the earlier date, but never pushes the
+                                        // deletion past what was already known.
+                                        Some((a, old)) if at < a => {
+                                            let known =
+                                                old.map_or(a + Duration::days(13), |f| f.max(a + Duration::days(13)));
+                                            (at, floor(at).map(|f| f.min(known)))
+                                        }
                                         Some(kept) => kept,
                                     });
                                 }

@@ -141,9 +141,10 @@ impl CommandExecutor {
     }
 
     /// Substitutes placeholders into argv[1..]. An argument that would start
-    /// with `-` only because an id does (ids may start with `-`) is refused
-    /// unless a literal `--` argument precedes it, so an id can never turn
-    /// into an option of the operator's program.
+    /// with `-` only because an id does (ids stored before issue 9 may start
+    /// with `-`; new ones may not) is refused unless a literal `--` argument
+    /// precedes it, so an id can never turn into an option of the operator's
+    /// program.
     fn render_args(&self, program: &str, action: Action, target: &Target) -> Result<Vec<String>, ExecError> {
         let mut args = Vec::with_capacity(self.argv.len().saturating_sub(1));
         let mut options_ended = false;

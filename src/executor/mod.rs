@@ -60,8 +60,10 @@ impl fmt::Display for Action {
 }
 
 /// The one copy an action applies to. Every field is an id that passed
-/// [`crate::ids::check_id`]; executors check again before building a path or
-/// an argument from it, because a wrong id here deletes the wrong data.
+/// [`crate::ids::check_id`] when it was stored (or its alphabet rule,
+/// [`crate::ids::check_stored_id`], before issue 9); executors check again
+/// before building a path or an argument from it, because a wrong id here
+/// deletes the wrong data.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Target {
     /// The customer the data belongs to.
@@ -426,7 +428,10 @@ impl Placeholder {
     }
 
     /// The value this placeholder stands for. Id fields are re-checked with
-    /// [`crate::ids::check_id`] so nothing unchecked reaches a path or argv.
+    /// [`crate::ids::check_stored_id`] so nothing unchecked reaches a path or
+    /// argv (the alphabet rule: ids stored before new ids were refused a
+    /// leading `-` must still be deletable; `render_args` keeps them from
+    /// becoming options).
     fn value(self, action: Action, target: &Target) -> Result<&str, ExecError> {
         let value = match self {
             Placeholder::Action => return Ok(action.as_str()),
@@ -435,7 +440,7 @@ impl Placeholder {
             Placeholder::Store => &target.store,
             Placeholder::Copy => &target.copy,
         };
-        crate::ids::check_id(value).map_err(|reason| ExecError::InvalidTarget { field: self.name(), reason })?;
+        crate::ids::check_stored_id(value).map_err(|reason| ExecError::InvalidTarget { field: self.name(), reason })?;
         Ok(value)
     }
 }
