@@ -81,6 +81,7 @@ impl Daemon {
     /// starts serving. Returns once the API accepts connections.
     pub async fn start(config: Config) -> Result<Daemon, DaemonError> {
         let config = Arc::new(config);
+        log_warnings(&config);
         let dir = &config.daemon.state_dir;
         std::fs::create_dir_all(dir)
             .map_err(|source| DaemonError::StateDir { path: dir.display().to_string(), source })?;
@@ -208,6 +209,7 @@ impl Daemon {
             }
             Err(e) => return Err(e.into()),
         };
+        log_warnings(&new);
         self.config.set(new.clone());
         self.tokens.set(Arc::new(tokens));
         let mut sweeps = self.sweeps.lock().await;
@@ -260,6 +262,14 @@ impl Daemon {
             tracing::warn!("the database is still in use after shutdown");
         }
         Ok(())
+    }
+}
+
+/// Settings that weaken a safeguard (see [`Config::warnings`]), logged each
+/// time a config is put in force so they stay visible in the journal.
+fn log_warnings(config: &Config) {
+    for w in &config.warnings {
+        tracing::warn!("{w}");
     }
 }
 

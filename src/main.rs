@@ -91,6 +91,10 @@ fn main() -> ExitCode {
                         return ExitCode::from(2);
                     }
                 }
+                // Valid but weakening a safeguard: said, not refused.
+                for w in &c.warnings {
+                    eprintln!("warning: {w}");
+                }
                 use std::io::Write;
                 // Products still used by stored resources can only be checked
                 // by the daemon that holds the database (at start and reload).

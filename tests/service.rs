@@ -89,7 +89,7 @@ async fn serve(dir: &Path, port: u16, notify: Option<&NotifySocket>, watchdog_us
 
 fn setup(call_secs: u32, drain: &str) -> (tempfile::TempDir, u16) {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    fs_root(&dir.path().join("data"));
     write_tokens(dir.path());
     let port = free_port();
     std::fs::write(dir.path().join("retentiond.toml"), config(dir.path(), port, call_secs, drain)).unwrap();
