@@ -83,8 +83,7 @@ impl Daemon {
         let config = Arc::new(config);
         log_warnings(&config);
         let dir = &config.daemon.state_dir;
-        std::fs::create_dir_all(dir)
-            .map_err(|source| DaemonError::StateDir { path: dir.display().to_string(), source })?;
+        private_state_dir(dir).map_err(|source| DaemonError::StateDir { path: dir.display().to_string(), source })?;
 
         let store: Arc<dyn Store> = Arc::new(SledStore::open(&dir.join("db"), config.daemon.cache_capacity)?);
         let audit = AuditLog::open(dir, Some(config.daemon.audit_segment_bytes))?;
@@ -263,6 +262,41 @@ impl Daemon {
         }
         Ok(())
     }
+}
+
+/// Mode of the state directory: the daemon's user only.
+const STATE_DIR_MODE: u32 = 0o700;
+
+/// Creates the state directory 0700 whatever the umask (its parents as the
+/// umask says), or tightens an existing one to 0700, logging what it was:
+/// it holds the database and the audit log, which name tenants and
+/// resources, and the database keeps what events said (a hold's authority
+/// and reason). Under systemd, `StateDirectoryMode=0700` already does this;
+/// run by hand, a umask of 022 made it 0755. If it cannot be tightened (not
+/// ours), that is logged and the daemon starts anyway: deletions have
+/// deadlines too.
+fn private_state_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    match std::fs::DirBuilder::new().mode(STATE_DIR_MODE).create(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
+        _ => {}
+    }
+    let meta = std::fs::metadata(dir)?;
+    if !meta.is_dir() {
+        return Err(std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory"));
+    }
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode != STATE_DIR_MODE {
+        match std::fs::set_permissions(dir, std::fs::Permissions::from_mode(STATE_DIR_MODE)) {
+            Ok(()) => tracing::warn!(dir = %dir.display(), was = format!("{mode:04o}"), "state_dir tightened to 0700"),
+            Err(e) => tracing::warn!(dir = %dir.display(), mode = format!("{mode:04o}"), error = %e,
+                "state_dir is not 0700 and cannot be changed; other users may read the database and audit log"),
+        }
+    }
+    Ok(())
 }
 
 /// Settings that weaken a safeguard (see [`Config::warnings`]), logged each
