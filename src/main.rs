@@ -40,6 +40,13 @@ enum Command {
     },
     /// Print the SHA-256 of a token read from standard input, for the tokens file.
     HashToken,
+    /// Ask a running daemon to reload its config: sends it SIGHUP. The unit's
+    /// ExecReload= uses it, so reloading needs no kill(1) on the host.
+    Reload {
+        /// The daemon's process id (in the unit: $MAINPID).
+        #[arg(long, value_parser = clap::value_parser!(i32).range(1..))]
+        pid: i32,
+    },
     /// A client of the HTTP API: events, resources, forecast, holds, pause/resume/approve, clock, audit.
     Ctl(ctl::CtlArgs),
 }
@@ -152,6 +159,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Ctl(args) => ctl::main(args),
+        Command::Reload { pid } => reload_command(pid),
         Command::HashToken => {
             let mut token = String::new();
             if std::io::stdin().read_line(&mut token).is_err() || token.trim().is_empty() {
@@ -263,6 +271,26 @@ fn is_config_refusal(e: &anyhow::Error) -> bool {
             Some(DaemonError::Tokens(_) | DaemonError::Engine(EngineError::ProductsInUse(_)) | DaemonError::Sweeps(_))
         )
     })
+}
+
+/// Sends SIGHUP to `pid` (kill(2) through rustix, no unsafe code): the
+/// daemon reloads and reports RELOADING=1 then READY=1 to systemd itself.
+/// Exit 0 once the signal is sent, 1 if it cannot be (no such process, not
+/// ours).
+fn reload_command(pid: i32) -> ExitCode {
+    use rustix::process::{kill_process, Pid, Signal};
+    // clap already refused anything below 1.
+    let Some(target) = Pid::from_raw(pid) else {
+        eprintln!("reload: --pid must be a positive process id");
+        return ExitCode::from(2);
+    };
+    match kill_process(target, Signal::HUP) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("reload: cannot send SIGHUP to process {pid}: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn verify_command(path: &std::path::Path, expected: Option<&retentiond::audit::AuditHead>) -> ExitCode {

@@ -192,6 +192,46 @@ async fn sighup_applies_a_good_config_and_keeps_the_old_one_on_error() {
     assert!(!dir.path().join("elsewhere").exists());
 }
 
+/// `retentiond reload --pid PID`, the unit's ExecReload= (no kill(1)
+/// needed on the host), makes the daemon reload like SIGHUP: RELOADING=1,
+/// then READY=1 with the new policy in force. A pid it cannot signal is an
+/// error, and no pid at all is bad usage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reload_subcommand_makes_the_daemon_reload() {
+    let (dir, port) = setup(0, "30s");
+    let notify = NotifySocket::bind(dir.path());
+    let d = serve(dir.path(), port, Some(&notify), None).await;
+    notify.wait_for("READY=1");
+    let (_, ready) = get(&d.base, AUDITOR, "/readyz").await;
+    let v1 = ready["policies"]["ecs"].as_str().unwrap().to_string();
+    let path = dir.path().join("retentiond.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replacen("expiry = \"15d\"", "expiry = \"20d\"", 1)).unwrap();
+
+    let out = Command::new(env!("CARGO_BIN_EXE_retentiond"))
+        .args(["reload", "--pid", &d.child.id().to_string()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    notify.wait_for("RELOADING=1");
+    notify.wait_for("READY=1");
+    let (_, ready) = get(&d.base, AUDITOR, "/readyz").await;
+    assert_ne!(ready["policies"]["ecs"].as_str().unwrap(), v1, "the new policy is in force");
+
+    // A process that is gone (reaped) cannot be signalled: exit 1, one line.
+    let mut gone = Command::new("true").spawn().unwrap();
+    let gone_pid = gone.id().to_string();
+    gone.wait().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_retentiond")).args(["reload", "--pid", &gone_pid]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.starts_with(&format!("reload: cannot send SIGHUP to process {gone_pid}: ")), "{stderr}");
+    for bad in [&["reload"][..], &["reload", "--pid", "0"], &["reload", "--pid", "-1"]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_retentiond")).args(bad).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+    }
+}
+
 async fn start_slow_deletion(d: &Served, dir: &Path) -> tokio::task::JoinHandle<(u16, Value)> {
     std::fs::create_dir_all(dir.join("data/t1/r1")).unwrap();
     let ev = json!({"event_id": "e1", "type": "resource.created", "at": T0, "tenant": "t1", "resource": "r1",
