@@ -74,16 +74,71 @@ enum AuditCommand {
 }
 
 fn init_tracing() {
+    use tracing_subscriber::fmt::format;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let json = std::env::var("RETENTIOND_LOG_FORMAT").is_ok_and(|v| v == "json");
+    let journal = stderr_is_journal();
     // Colours only on a terminal: the journal and log files get plain text.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let ansi = !journal && std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
+    match (json, journal) {
+        // JSON keeps its own timestamp field; only the prefix is added.
+        (true, true) => builder.json().event_format(JournalPriority(format().json())).init(),
+        (true, false) => builder.json().init(),
+        // journald stamps every line: one timestamp per line, its own.
+        (false, true) => builder.event_format(JournalPriority(format().without_time())).init(),
+        (false, false) => builder.init(),
+    }
+}
+
+/// True when stderr is connected to the journal. systemd sets
+/// `JOURNAL_STREAM=DEV:INODE` (decimal) for the stream it gives the
+/// service; it is compared with stderr's own device and inode, so a process
+/// that merely inherited the variable (a shell started from the service,
+/// stderr redirected to a file) keeps the plain format.
+fn stderr_is_journal() -> bool {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::MetadataExt;
+    let Some(stream) = std::env::var_os("JOURNAL_STREAM") else { return false };
+    let Some((dev, ino)) = stream.to_str().and_then(|s| s.split_once(':')) else { return false };
+    let (Ok(dev), Ok(ino)) = (dev.parse::<u64>(), ino.parse::<u64>()) else { return false };
+    // fstat(2) of fd 2 through a duplicate: std offers no metadata on a
+    // borrowed descriptor, and this needs no unsafe code.
+    let Ok(fd) = std::io::stderr().as_fd().try_clone_to_owned() else { return false };
+    std::fs::File::from(fd).metadata().is_ok_and(|m| m.dev() == dev && m.ino() == ino)
+}
+
+/// Puts the syslog priority of each event in front of its line as `<N>`
+/// (sd-daemon(3)): journald reads it with `SyslogLevelPrefix=yes`, the
+/// default, so `journalctl -p warning` shows warnings and errors.
+/// Without it every line reaches the journal at priority 6 (info).
+struct JournalPriority<F>(F);
+
+impl<S, N, F> tracing_subscriber::fmt::FormatEvent<S, N> for JournalPriority<F>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+    F: tracing_subscriber::fmt::FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        write!(writer, "<{}>", syslog_priority(*event.metadata().level()))?;
+        self.0.format_event(ctx, writer, event)
+    }
+}
+
+/// syslog(3) priorities: err 3, warning 4, info 6, debug 7 (trace too).
+fn syslog_priority(level: tracing::Level) -> u8 {
+    match level {
+        tracing::Level::ERROR => 3,
+        tracing::Level::WARN => 4,
+        tracing::Level::INFO => 6,
+        _ => 7,
     }
 }
 

@@ -381,3 +381,70 @@ async fn json_logs_and_audit_hold_identifiers_only_and_sigint_stops_cleanly() {
     }
     assert!(audit.contains("\"kind\":\"resource.purged\""), "the scenario ran to the end");
 }
+
+/// Runs `serve` on `dir`'s config with stderr going to `log`, `env` set,
+/// until the API answers; then stops it with SIGTERM and returns the log.
+async fn serve_and_read_log(dir: &Path, port: u16, log: &Path, env: &[(&str, &str)]) -> String {
+    let child = Command::new(env!("CARGO_BIN_EXE_retentiond"))
+        .args(["serve", "--config"])
+        .arg(dir.join("retentiond.toml"))
+        .env("RUST_LOG", "info")
+        .env_remove("JOURNAL_STREAM")
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(std::fs::OpenOptions::new().append(true).open(log).unwrap()))
+        .spawn()
+        .unwrap();
+    let mut d = Served::wait_healthy(child, format!("http://127.0.0.1:{port}")).await;
+    d.signal("TERM");
+    assert_eq!(d.exit_code(Duration::from_secs(30)), Some(0));
+    std::fs::read_to_string(log).unwrap()
+}
+
+/// Under journald (JOURNAL_STREAM names stderr's device and inode), each
+/// line starts with its syslog priority, `<4>` for a warning and `<6>` for
+/// info, and carries no timestamp of its own (journald stamps every line);
+/// JSON lines get the prefix too. Without the variable, or when it names
+/// another stream, the plain format with its timestamp stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_journald_log_lines_carry_their_priority_and_no_timestamp() {
+    use std::os::unix::fs::MetadataExt;
+    let (dir, port) = setup(0, "30s");
+    let log = dir.path().join("stderr.log");
+    std::fs::write(&log, "").unwrap();
+    let meta = std::fs::metadata(&log).unwrap();
+    let stream = format!("{}:{}", meta.dev(), meta.ino());
+    // The test config has no [notifier]: the daemon warns about it.
+    let warn = "no [notifier]";
+    let info = "retentiond ready";
+    let is_timestamp = |s: &str| s.len() >= 20 && s.as_bytes()[4] == b'-' && s.as_bytes()[10] == b'T';
+
+    let text = serve_and_read_log(dir.path(), port, &log, &[("JOURNAL_STREAM", &stream)]).await;
+    let warn_line = text.lines().find(|l| l.contains(warn)).unwrap_or_else(|| panic!("{text}"));
+    assert!(warn_line.starts_with("<4>"), "{warn_line}");
+    let info_line = text.lines().find(|l| l.contains(info)).unwrap_or_else(|| panic!("{text}"));
+    assert!(info_line.starts_with("<6>"), "{info_line}");
+    for line in text.lines() {
+        assert!(line.starts_with('<'), "every line has a priority: {line}");
+        let rest = line.split_once('>').unwrap().1.trim_start();
+        assert!(!is_timestamp(rest), "no timestamp of our own: {line}");
+    }
+
+    std::fs::write(&log, "").unwrap();
+    let text =
+        serve_and_read_log(dir.path(), port, &log, &[("JOURNAL_STREAM", &stream), ("RETENTIOND_LOG_FORMAT", "json")])
+            .await;
+    let warn_line = text.lines().find(|l| l.contains(warn)).unwrap_or_else(|| panic!("{text}"));
+    let json: Value = serde_json::from_str(warn_line.strip_prefix("<4>").unwrap_or_else(|| panic!("{warn_line}")))
+        .unwrap_or_else(|e| panic!("{e}: {warn_line}"));
+    assert_eq!(json["level"], "WARN");
+
+    for env in [&[][..], &[("JOURNAL_STREAM", "1:2")][..]] {
+        std::fs::write(&log, "").unwrap();
+        let text = serve_and_read_log(dir.path(), port, &log, env).await;
+        let warn_line = text.lines().find(|l| l.contains(warn)).unwrap_or_else(|| panic!("{text}"));
+        assert!(is_timestamp(warn_line), "the plain format starts with a timestamp: {warn_line}");
+        assert!(warn_line.contains(" WARN "), "{warn_line}");
+        assert!(!text.lines().any(|l| l.starts_with('<')), "{env:?}: {text}");
+    }
+}
