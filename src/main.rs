@@ -153,8 +153,10 @@ fn main() -> ExitCode {
                         return ExitCode::from(2);
                     }
                 }
-                // Valid but weakening a safeguard: said, not refused.
-                for w in &c.warnings {
+                // Valid but weakening a safeguard, or unusable on this
+                // machine: said, not refused (the file may be checked
+                // elsewhere than where it runs).
+                for w in c.warnings.iter().cloned().chain(tls_warnings(&c)) {
                     eprintln!("warning: {w}");
                 }
                 use std::io::Write;
@@ -233,6 +235,9 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
+            for w in tls_warnings(&config) {
+                tracing::warn!("{w}");
+            }
             match serve(config) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -326,6 +331,34 @@ fn is_config_refusal(e: &anyhow::Error) -> bool {
             Some(DaemonError::Tokens(_) | DaemonError::Engine(EngineError::ProductsInUse(_)) | DaemonError::Sweeps(_))
         )
     })
+}
+
+/// The `http` executors and notifier whose client cannot be built on this
+/// machine (an `https://` URL where no CA certificates can be loaded): every
+/// call through them would fail, so it is said up front, naming the store.
+fn tls_warnings(config: &retentiond::config::Config) -> Vec<String> {
+    use retentiond::executor::{tls_problem, ExecutorSpec};
+    use retentiond::notifier::NotifierSpec;
+    let stores = config.stores.values().filter_map(|s| match &s.executor {
+        ExecutorSpec::Http { url, .. } => Some((format!("stores.{}.executor", s.name), url)),
+        _ => None,
+    });
+    let notifier = match &config.notifier {
+        Some(NotifierSpec::Http { url, .. }) => Some(("notifier".to_owned(), url)),
+        _ => None,
+    };
+    stores
+        .chain(notifier)
+        .filter_map(|(what, url)| {
+            tls_problem(url).map(|why| {
+                format!(
+                    "{}: {what}: {why}; every call will fail until a CA bundle is installed \
+                     (or SSL_CERT_FILE / SSL_CERT_DIR name one)",
+                    config.path.display()
+                )
+            })
+        })
+        .collect()
 }
 
 /// Sends SIGHUP to `pid` (kill(2) through rustix, no unsafe code): the

@@ -22,7 +22,7 @@ mod http;
 pub(crate) use command::sandboxed;
 pub use command::CommandExecutor;
 pub use fs::FsExecutor;
-pub use http::{HttpExecutor, SecretSource};
+pub use http::{tls_problem, trust_roots_for, HttpExecutor, SecretSource};
 
 /// What the daemon asks an executor to do to one copy.
 ///
