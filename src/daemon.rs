@@ -67,6 +67,9 @@ pub struct Daemon {
     pub engine: EngineHandle,
     /// The config in force (swapped by [`Daemon::reload`]).
     pub config: Arc<Shared<Config>>,
+    /// What holds deletions back, as the engine last published it (for
+    /// systemd's status line).
+    pub gates: watch::Receiver<crate::service::Gates>,
     tokens: Arc<Shared<Tokens>>,
     sweeps: tokio::sync::Mutex<Option<Sweeps>>,
     last_reload: Arc<std::sync::Mutex<Option<serde_json::Value>>>,
@@ -114,6 +117,7 @@ impl Daemon {
         }
         engine.catch_up().await?;
         let audit_log = engine.audit_log();
+        let gates = engine.gates();
         let (shutdown, shutdown_rx) = watch::channel(false);
         let engine_task = tokio::spawn(engine.run(shutdown_rx.clone()));
 
@@ -150,6 +154,7 @@ impl Daemon {
             clock,
             engine: handle,
             config: live,
+            gates,
             tokens,
             sweeps: tokio::sync::Mutex::new(Some(sweeps)),
             last_reload,

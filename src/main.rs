@@ -267,7 +267,10 @@ fn serve(config: retentiond::config::Config) -> anyhow::Result<()> {
         let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
         let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
         let mut daemon = retentiond::daemon::Daemon::start(config).await.context("starting retentiond")?;
-        service::ready(&format!("serving on {}", daemon.addr));
+        let mut gates = daemon.gates.clone();
+        // The last reload's outcome, kept in the status line until the next.
+        let mut note: Option<String> = None;
+        service::ready(&service::status_line(daemon.addr, *gates.borrow_and_update(), None));
         loop {
             tokio::select! {
                 _ = term.recv() => {
@@ -280,15 +283,20 @@ fn serve(config: retentiond::config::Config) -> anyhow::Result<()> {
                 }
                 _ = hup.recv() => {
                     service::reloading();
-                    let status = match daemon.reload().await {
+                    note = Some(match daemon.reload().await {
                         Ok(report) => {
                             tracing::info!(changed = ?report.changed, "SIGHUP: config reloaded");
-                            format!("serving on {}; config reloaded", daemon.addr)
+                            "config reloaded".to_owned()
                         }
                         // Logged and audited by reload; the old config stays.
-                        Err(e) => format!("serving on {}; {e}", daemon.addr),
-                    };
-                    service::ready(&status);
+                        Err(e) => e.to_string(),
+                    });
+                    service::ready(&service::status_line(daemon.addr, *gates.borrow_and_update(), note.as_deref()));
+                }
+                // A pause, an approve, a tripped guard, a clock anomaly, a
+                // reload switching dry run: the engine published it.
+                Ok(()) = gates.changed() => {
+                    service::status(&service::status_line(daemon.addr, *gates.borrow_and_update(), note.as_deref()));
                 }
                 r = daemon.wait() => {
                     service::stopping();

@@ -28,20 +28,32 @@ impl NotifySocket {
     /// Reads datagrams until one contains `needle`, or fails after 30 s.
     /// Returns every message read, the matching one last.
     fn wait_for(&self, needle: &str) -> Vec<String> {
+        self.wait_until(needle, |l| l == needle)
+    }
+
+    /// Reads datagrams until one has a `STATUS=` line for which `pred`
+    /// holds, or fails after 30 s; returns that status.
+    fn wait_for_status(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let seen = self.wait_until(what, |l| l.strip_prefix("STATUS=").is_some_and(&pred));
+        let last = seen.last().unwrap();
+        last.lines().find_map(|l| l.strip_prefix("STATUS=")).unwrap().to_string()
+    }
+
+    fn wait_until(&self, what: &str, hit: impl Fn(&str) -> bool) -> Vec<String> {
         let deadline = Instant::now() + Duration::from_secs(30);
         let mut seen = Vec::new();
         let mut buf = [0u8; 4096];
         while Instant::now() < deadline {
             if let Ok(n) = self.sock.recv(&mut buf) {
                 let msg = String::from_utf8_lossy(&buf[..n]).to_string();
-                let hit = msg.lines().any(|l| l == needle);
+                let found = msg.lines().any(&hit);
                 seen.push(msg);
-                if hit {
+                if found {
                     return seen;
                 }
             }
         }
-        panic!("no {needle:?} from the daemon; got {seen:?}");
+        panic!("no {what} from the daemon; got {seen:?}");
     }
 }
 
@@ -230,6 +242,47 @@ async fn the_reload_subcommand_makes_the_daemon_reload() {
         let out = Command::new(env!("CARGO_BIN_EXE_retentiond")).args(bad).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{bad:?}");
     }
+}
+
+/// The status line (`systemctl status`) says why nothing is deleted, and
+/// follows changes: a dry-run config, a pause and its resume, a clock
+/// anomaly and its approval, a reload that ends dry run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_line_says_dry_run_paused_and_clock_anomaly_as_they_change() {
+    let (dir, port) = setup(0, "30s");
+    let path = dir.path().join("retentiond.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, format!("{text}\n[safety]\ndry_run = true\n")).unwrap();
+    let notify = NotifySocket::bind(dir.path());
+    let d = serve(dir.path(), port, Some(&notify), None).await;
+    let ready = notify.wait_for("READY=1");
+    let status = ready.last().unwrap().lines().find_map(|l| l.strip_prefix("STATUS=")).unwrap().to_string();
+    assert!(status.starts_with(&format!("serving on 127.0.0.1:{port}")), "{status}");
+    assert!(status.contains("dry run"), "{status}");
+    assert!(!status.contains("paused"), "{status}");
+
+    assert_eq!(post(&d.base, OPERATOR, "/v1/admin/pause", json!({})).await.0, 200);
+    let status = notify.wait_for_status("a paused status", |s| s.contains("paused"));
+    assert!(status.contains("dry run"), "both gates: {status}");
+    assert_eq!(post(&d.base, OPERATOR, "/v1/admin/resume", json!({})).await.0, 200);
+    notify.wait_for_status("the pause lifted", |s| !s.contains("paused") && s.contains("dry run"));
+
+    // Someone sets the clock far ahead: a clock anomaly, until approved.
+    let (status, v) = post(&d.base, ADMIN, "/v1/admin/clock", json!({"set": "2026-06-01T00:00:00Z"})).await;
+    assert_eq!(status, 200, "{v}");
+    notify.wait_for_status("a clock anomaly", |s| s.contains("clock anomaly"));
+    assert_eq!(post(&d.base, OPERATOR, "/v1/admin/approve", json!({})).await.0, 200);
+    notify.wait_for_status("the anomaly approved", |s| !s.contains("clock anomaly"));
+
+    // A reload that ends dry run: the line follows.
+    std::fs::write(&path, text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_retentiond"))
+        .args(["reload", "--pid", &d.child.id().to_string()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let status = notify.wait_for_status("dry run ended", |s| !s.contains("dry run") && s.contains("config reloaded"));
+    assert_eq!(status, format!("serving on 127.0.0.1:{port}; config reloaded"));
 }
 
 async fn start_slow_deletion(d: &Served, dir: &Path) -> tokio::task::JoinHandle<(u16, Value)> {
