@@ -98,6 +98,7 @@ stores = ["primary"]
 buffer = { expiry = "15d", arrears = "15d", termination = "15d" }
 "#;
         std::fs::create_dir_all(dir.path().join("data")).unwrap();
+        std::fs::write(dir.path().join("data/.retentiond-root"), b"").unwrap();
         let path = dir.path().join("retentiond.toml");
         std::fs::write(&path, config).unwrap();
         let daemon = Daemon::start(retentiond::config::load(&path).unwrap()).await.unwrap();

@@ -631,9 +631,30 @@ impl AuditLog {
 /// Opens `audit.jsonl` for reading and appending (every write lands at the
 /// end, whatever the file position), creating it if needed. The caller
 /// fsyncs the directory.
+///
+/// Created 0600 whatever the umask (the rename at rotation keeps the mode,
+/// so segments are 0600 too): the log names tenants and resources, which
+/// only the daemon's user and those it trusts should read. A file an older
+/// version left readable by others is tightened, and that is logged.
 fn open_current(path: &Path) -> Result<File, AuditError> {
-    OpenOptions::new().read(true).append(true).create(true).open(path).map_err(io_err("open", path))
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let file = OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .mode(PRIVATE_FILE_MODE)
+        .open(path)
+        .map_err(io_err("open", path))?;
+    let mode = file.metadata().map_err(io_err("read metadata of", path))?.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        file.set_permissions(fs::Permissions::from_mode(PRIVATE_FILE_MODE)).map_err(io_err("chmod 0600", path))?;
+        tracing::warn!(path = %path.display(), was = format!("{mode:04o}"), "audit log was readable by others; now 0600");
+    }
+    Ok(file)
 }
+
+/// Mode of the audit files: the daemon's user only.
+const PRIVATE_FILE_MODE: u32 = 0o600;
 
 fn sync_dir(dir: &Path) -> Result<(), AuditError> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(io_err("fsync directory", dir))

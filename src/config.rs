@@ -205,6 +205,11 @@ pub struct Config {
     pub notifier: Option<crate::notifier::NotifierSpec>,
     /// `[schedule]`.
     pub schedule: ScheduleConfig,
+    /// Settings that are valid but weaken a safeguard, as
+    /// `PATH:LINE:COL: message` (e.g. an `fs` store with `marker = ""`):
+    /// `check-config` prints them and the daemon logs them, and neither
+    /// refuses the file for them.
+    pub warnings: Vec<String>,
 }
 
 /// A value swapped whole on reload (the config, the tokens): readers take
@@ -727,6 +732,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         return Err(err(min_notice_span.clone(), "safety.min_notice must be at least 1 day".into()));
     }
 
+    let mut warnings = Vec::new();
     let mut stores = BTreeMap::new();
     for (name, store) in raw.stores {
         let (name_span, name) = (name.span(), name.into_inner());
@@ -735,10 +741,21 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         let store = store.into_inner();
         let exec_span = store.executor.span();
         let executor = match store.executor.into_inner() {
-            ExecutorSpec::Fs { root, path } => ExecutorSpec::Fs { root: resolve(root), path },
+            ExecutorSpec::Fs { root, path, marker } => ExecutorSpec::Fs { root: resolve(root), path, marker },
             other => other,
         };
-        executor.validate().map_err(|m| err(exec_span, format!("stores.{name}.executor: {m}")))?;
+        executor.validate().map_err(|m| err(exec_span.clone(), format!("stores.{name}.executor: {m}")))?;
+        if let ExecutorSpec::Fs { root, marker, .. } = &executor {
+            if marker.is_empty() {
+                let (line, col) = line_col(text, exec_span.start);
+                warnings.push(format!(
+                    "{}:{line}:{col}: stores.{name}.executor: marker = \"\" turns off the check that {} is \
+                     the mounted volume: with the volume unmounted, its data would be recorded as deleted",
+                    path.display(),
+                    root.display()
+                ));
+            }
+        }
         let purge = match store.purge {
             None => PurgeMode::Immediate,
             Some(p) if store.class != StoreClass::Backup => {
@@ -943,7 +960,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         backup_expiry: cron("backup_expiry", raw.schedule.backup_expiry)?,
     };
 
-    Ok(Config { path: path.to_path_buf(), daemon, clock, api, safety, stores, products, notifier, schedule })
+    Ok(Config { path: path.to_path_buf(), daemon, clock, api, safety, stores, products, notifier, schedule, warnings })
 }
 
 /// "0.05%" → 0.0005.
@@ -1049,7 +1066,10 @@ impl fmt::Display for Config {
                 StoreClass::Backup => "backup",
             };
             let executor = match &store.executor {
-                ExecutorSpec::Fs { root, path } => format!("fs {}/{path}", root.display()),
+                ExecutorSpec::Fs { root, path, marker } if marker.is_empty() => {
+                    format!("fs {}/{path} (no marker check)", root.display())
+                }
+                ExecutorSpec::Fs { root, path, marker } => format!("fs {}/{path} (marker {marker})", root.display()),
                 ExecutorSpec::Command { argv, timeout } => {
                     format!("command {} (timeout {timeout})", argv.first().map_or("", String::as_str))
                 }
@@ -1141,5 +1161,40 @@ mod tests {
             let e = parse(Path::new("/etc/r.toml"), &text).unwrap_err().to_string();
             assert!(e.starts_with("/etc/r.toml:4:") && e.contains(&format!("api.{key}")) && e.contains(why), "{e}");
         }
+    }
+
+    fn with_executor(executor: &str) -> Result<Config, ConfigError> {
+        let text = format!(
+            "[daemon]\nstate_dir = \"s\"\n[stores.p]\nclass = \"online\"\nexecutor = {executor}\n\
+             [products.x]\nstores = [\"p\"]\nbuffer = {{ expiry = \"2d\", arrears = \"2d\", termination = \"2d\" }}\n"
+        );
+        parse(Path::new("/etc/retentiond/t.toml"), &text)
+    }
+
+    /// The fs marker defaults to `.retentiond-root`, must be a plain file
+    /// name (refused with the executor's position), and `""` is accepted
+    /// with a warning naming the store and the position.
+    #[test]
+    fn fs_marker_default_validation_and_warning() {
+        let c = with_executor(r#"{ kind = "fs", root = "/srv/d", path = "{resource}" }"#).unwrap();
+        assert!(matches!(&c.stores["p"].executor, ExecutorSpec::Fs { marker, .. } if marker == ".retentiond-root"));
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        assert!(c.to_string().contains("fs /srv/d/{resource} (marker .retentiond-root)"), "{c}");
+
+        for bad in ["../up", "a/b", "..", "."] {
+            let err = with_executor(&format!(
+                r#"{{ kind = "fs", root = "/srv/d", path = "{{resource}}", marker = "{bad}" }}"#
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(err.starts_with("/etc/retentiond/t.toml:5:12: stores.p.executor: fs executor: marker"), "{err}");
+        }
+
+        let c = with_executor(r#"{ kind = "fs", root = "/srv/d", path = "{resource}", marker = "" }"#).unwrap();
+        assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+        let w = &c.warnings[0];
+        assert!(w.starts_with("/etc/retentiond/t.toml:5:12: stores.p.executor: marker = \"\""), "{w}");
+        assert!(w.contains("/srv/d"), "{w}");
+        assert!(c.to_string().contains("(no marker check)"), "{c}");
     }
 }

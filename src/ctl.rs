@@ -393,7 +393,8 @@ impl Api {
     fn new(args: &CtlArgs) -> anyhow::Result<Api> {
         let base = base_url(&args.addr)?;
         let token = token(args)?;
-        let client = reqwest::Client::builder()
+        // A plain-http address needs no CA bundle on this machine.
+        let client = retentiond::executor::trust_roots_for(reqwest::Client::builder(), &base)
             // An API client has no business following redirects with a bearer token.
             .redirect(reqwest::redirect::Policy::none())
             .timeout(args.timeout.0)

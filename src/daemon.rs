@@ -67,6 +67,9 @@ pub struct Daemon {
     pub engine: EngineHandle,
     /// The config in force (swapped by [`Daemon::reload`]).
     pub config: Arc<Shared<Config>>,
+    /// What holds deletions back, as the engine last published it (for
+    /// systemd's status line).
+    pub gates: watch::Receiver<crate::service::Gates>,
     tokens: Arc<Shared<Tokens>>,
     sweeps: tokio::sync::Mutex<Option<Sweeps>>,
     last_reload: Arc<std::sync::Mutex<Option<serde_json::Value>>>,
@@ -81,9 +84,9 @@ impl Daemon {
     /// starts serving. Returns once the API accepts connections.
     pub async fn start(config: Config) -> Result<Daemon, DaemonError> {
         let config = Arc::new(config);
+        log_warnings(&config);
         let dir = &config.daemon.state_dir;
-        std::fs::create_dir_all(dir)
-            .map_err(|source| DaemonError::StateDir { path: dir.display().to_string(), source })?;
+        private_state_dir(dir).map_err(|source| DaemonError::StateDir { path: dir.display().to_string(), source })?;
 
         let store: Arc<dyn Store> = Arc::new(SledStore::open(&dir.join("db"), config.daemon.cache_capacity)?);
         let audit = AuditLog::open(dir, Some(config.daemon.audit_segment_bytes))?;
@@ -114,6 +117,7 @@ impl Daemon {
         }
         engine.catch_up().await?;
         let audit_log = engine.audit_log();
+        let gates = engine.gates();
         let (shutdown, shutdown_rx) = watch::channel(false);
         let engine_task = tokio::spawn(engine.run(shutdown_rx.clone()));
 
@@ -145,6 +149,7 @@ impl Daemon {
             clock,
             engine: handle,
             config: live,
+            gates,
             tokens,
             sweeps: tokio::sync::Mutex::new(Some(sweeps)),
             last_reload,
@@ -203,6 +208,7 @@ impl Daemon {
             }
             Err(e) => return Err(e.into()),
         };
+        log_warnings(&new);
         self.config.set(new.clone());
         self.tokens.set(Arc::new(tokens));
         let mut sweeps = self.sweeps.lock().await;
@@ -255,6 +261,49 @@ impl Daemon {
             tracing::warn!("the database is still in use after shutdown");
         }
         Ok(())
+    }
+}
+
+/// Mode of the state directory: the daemon's user only.
+const STATE_DIR_MODE: u32 = 0o700;
+
+/// Creates the state directory 0700 whatever the umask (its parents as the
+/// umask says), or tightens an existing one to 0700, logging what it was:
+/// it holds the database and the audit log, which name tenants and
+/// resources, and the database keeps what events said (a hold's authority
+/// and reason). Under systemd, `StateDirectoryMode=0700` already does this;
+/// run by hand, a umask of 022 made it 0755. If it cannot be tightened (not
+/// ours), that is logged and the daemon starts anyway: deletions have
+/// deadlines too.
+fn private_state_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    match std::fs::DirBuilder::new().mode(STATE_DIR_MODE).create(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
+        _ => {}
+    }
+    let meta = std::fs::metadata(dir)?;
+    if !meta.is_dir() {
+        return Err(std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory"));
+    }
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode != STATE_DIR_MODE {
+        match std::fs::set_permissions(dir, std::fs::Permissions::from_mode(STATE_DIR_MODE)) {
+            Ok(()) => tracing::warn!(dir = %dir.display(), was = format!("{mode:04o}"), "state_dir tightened to 0700"),
+            Err(e) => tracing::warn!(dir = %dir.display(), mode = format!("{mode:04o}"), error = %e,
+                "state_dir is not 0700 and cannot be changed; other users may read the database and audit log"),
+        }
+    }
+    Ok(())
+}
+
+/// Settings that weaken a safeguard (see [`Config::warnings`]), logged each
+/// time a config is put in force so they stay visible in the journal.
+fn log_warnings(config: &Config) {
+    for w in &config.warnings {
+        tracing::warn!("{w}");
     }
 }
 

@@ -40,6 +40,13 @@ enum Command {
     },
     /// Print the SHA-256 of a token read from standard input, for the tokens file.
     HashToken,
+    /// Ask a running daemon to reload its config: sends it SIGHUP. The unit's
+    /// ExecReload= uses it, so reloading needs no kill(1) on the host.
+    Reload {
+        /// The daemon's process id (in the unit: $MAINPID).
+        #[arg(long, value_parser = clap::value_parser!(i32).range(1..))]
+        pid: i32,
+    },
     /// A client of the HTTP API: events, resources, forecast, holds, pause/resume/approve, clock, audit.
     Ctl(ctl::CtlArgs),
 }
@@ -67,16 +74,71 @@ enum AuditCommand {
 }
 
 fn init_tracing() {
+    use tracing_subscriber::fmt::format;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let json = std::env::var("RETENTIOND_LOG_FORMAT").is_ok_and(|v| v == "json");
+    let journal = stderr_is_journal();
     // Colours only on a terminal: the journal and log files get plain text.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let ansi = !journal && std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
+    match (json, journal) {
+        // JSON keeps its own timestamp field; only the prefix is added.
+        (true, true) => builder.json().event_format(JournalPriority(format().json())).init(),
+        (true, false) => builder.json().init(),
+        // journald stamps every line: one timestamp per line, its own.
+        (false, true) => builder.event_format(JournalPriority(format().without_time())).init(),
+        (false, false) => builder.init(),
+    }
+}
+
+/// True when stderr is connected to the journal. systemd sets
+/// `JOURNAL_STREAM=DEV:INODE` (decimal) for the stream it gives the
+/// service; it is compared with stderr's own device and inode, so a process
+/// that merely inherited the variable (a shell started from the service,
+/// stderr redirected to a file) keeps the plain format.
+fn stderr_is_journal() -> bool {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::MetadataExt;
+    let Some(stream) = std::env::var_os("JOURNAL_STREAM") else { return false };
+    let Some((dev, ino)) = stream.to_str().and_then(|s| s.split_once(':')) else { return false };
+    let (Ok(dev), Ok(ino)) = (dev.parse::<u64>(), ino.parse::<u64>()) else { return false };
+    // fstat(2) of fd 2 through a duplicate: std offers no metadata on a
+    // borrowed descriptor, and this needs no unsafe code.
+    let Ok(fd) = std::io::stderr().as_fd().try_clone_to_owned() else { return false };
+    std::fs::File::from(fd).metadata().is_ok_and(|m| m.dev() == dev && m.ino() == ino)
+}
+
+/// Puts the syslog priority of each event in front of its line as `<N>`
+/// (sd-daemon(3)): journald reads it with `SyslogLevelPrefix=yes`, the
+/// default, so `journalctl -p warning` shows warnings and errors.
+/// Without it every line reaches the journal at priority 6 (info).
+struct JournalPriority<F>(F);
+
+impl<S, N, F> tracing_subscriber::fmt::FormatEvent<S, N> for JournalPriority<F>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+    F: tracing_subscriber::fmt::FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        write!(writer, "<{}>", syslog_priority(*event.metadata().level()))?;
+        self.0.format_event(ctx, writer, event)
+    }
+}
+
+/// syslog(3) priorities: err 3, warning 4, info 6, debug 7 (trace too).
+fn syslog_priority(level: tracing::Level) -> u8 {
+    match level {
+        tracing::Level::ERROR => 3,
+        tracing::Level::WARN => 4,
+        tracing::Level::INFO => 6,
+        _ => 7,
     }
 }
 
@@ -90,6 +152,12 @@ fn main() -> ExitCode {
                         eprintln!("{e}");
                         return ExitCode::from(2);
                     }
+                }
+                // Valid but weakening a safeguard, or unusable on this
+                // machine: said, not refused (the file may be checked
+                // elsewhere than where it runs).
+                for w in c.warnings.iter().cloned().chain(tls_warnings(&c)) {
+                    eprintln!("warning: {w}");
                 }
                 use std::io::Write;
                 // Products still used by stored resources can only be checked
@@ -148,6 +216,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Ctl(args) => ctl::main(args),
+        Command::Reload { pid } => reload_command(pid),
         Command::HashToken => {
             let mut token = String::new();
             if std::io::stdin().read_line(&mut token).is_err() || token.trim().is_empty() {
@@ -166,6 +235,9 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
+            for w in tls_warnings(&config) {
+                tracing::warn!("{w}");
+            }
             match serve(config) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -195,7 +267,10 @@ fn serve(config: retentiond::config::Config) -> anyhow::Result<()> {
         let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
         let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
         let mut daemon = retentiond::daemon::Daemon::start(config).await.context("starting retentiond")?;
-        service::ready(&format!("serving on {}", daemon.addr));
+        let mut gates = daemon.gates.clone();
+        // The last reload's outcome, kept in the status line until the next.
+        let mut note: Option<String> = None;
+        service::ready(&service::status_line(daemon.addr, *gates.borrow_and_update(), None));
         loop {
             tokio::select! {
                 _ = term.recv() => {
@@ -208,15 +283,20 @@ fn serve(config: retentiond::config::Config) -> anyhow::Result<()> {
                 }
                 _ = hup.recv() => {
                     service::reloading();
-                    let status = match daemon.reload().await {
+                    note = Some(match daemon.reload().await {
                         Ok(report) => {
                             tracing::info!(changed = ?report.changed, "SIGHUP: config reloaded");
-                            format!("serving on {}; config reloaded", daemon.addr)
+                            "config reloaded".to_owned()
                         }
                         // Logged and audited by reload; the old config stays.
-                        Err(e) => format!("serving on {}; {e}", daemon.addr),
-                    };
-                    service::ready(&status);
+                        Err(e) => e.to_string(),
+                    });
+                    service::ready(&service::status_line(daemon.addr, *gates.borrow_and_update(), note.as_deref()));
+                }
+                // A pause, an approve, a tripped guard, a clock anomaly, a
+                // reload switching dry run: the engine published it.
+                Ok(()) = gates.changed() => {
+                    service::status(&service::status_line(daemon.addr, *gates.borrow_and_update(), note.as_deref()));
                 }
                 r = daemon.wait() => {
                     service::stopping();
@@ -259,6 +339,54 @@ fn is_config_refusal(e: &anyhow::Error) -> bool {
             Some(DaemonError::Tokens(_) | DaemonError::Engine(EngineError::ProductsInUse(_)) | DaemonError::Sweeps(_))
         )
     })
+}
+
+/// The `http` executors and notifier whose client cannot be built on this
+/// machine (an `https://` URL where no CA certificates can be loaded): every
+/// call through them would fail, so it is said up front, naming the store.
+fn tls_warnings(config: &retentiond::config::Config) -> Vec<String> {
+    use retentiond::executor::{tls_problem, ExecutorSpec};
+    use retentiond::notifier::NotifierSpec;
+    let stores = config.stores.values().filter_map(|s| match &s.executor {
+        ExecutorSpec::Http { url, .. } => Some((format!("stores.{}.executor", s.name), url)),
+        _ => None,
+    });
+    let notifier = match &config.notifier {
+        Some(NotifierSpec::Http { url, .. }) => Some(("notifier".to_owned(), url)),
+        _ => None,
+    };
+    stores
+        .chain(notifier)
+        .filter_map(|(what, url)| {
+            tls_problem(url).map(|why| {
+                format!(
+                    "{}: {what}: {why}; every call will fail until a CA bundle is installed \
+                     (or SSL_CERT_FILE / SSL_CERT_DIR name one)",
+                    config.path.display()
+                )
+            })
+        })
+        .collect()
+}
+
+/// Sends SIGHUP to `pid` (kill(2) through rustix, no unsafe code): the
+/// daemon reloads and reports RELOADING=1 then READY=1 to systemd itself.
+/// Exit 0 once the signal is sent, 1 if it cannot be (no such process, not
+/// ours).
+fn reload_command(pid: i32) -> ExitCode {
+    use rustix::process::{kill_process, Pid, Signal};
+    // clap already refused anything below 1.
+    let Some(target) = Pid::from_raw(pid) else {
+        eprintln!("reload: --pid must be a positive process id");
+        return ExitCode::from(2);
+    };
+    match kill_process(target, Signal::HUP) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("reload: cannot send SIGHUP to process {pid}: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn verify_command(path: &std::path::Path, expected: Option<&retentiond::audit::AuditHead>) -> ExitCode {

@@ -439,6 +439,8 @@ pub struct Engine {
     draining: bool,
     /// systemd's watchdog: ping this often, and when next.
     watchdog: Option<(Duration, tokio::time::Instant)>,
+    /// What holds deletions back, for systemd's status line.
+    gates: watch::Sender<crate::service::Gates>,
     tx: mpsc::Sender<Command>,
     rx: mpsc::Receiver<Command>,
 }
@@ -488,6 +490,7 @@ impl Engine {
         let (tx, rx) = mpsc::channel(4096);
         let permits = BTreeMap::new();
         let notice_permits = Arc::new(Semaphore::new(config.daemon.executor_concurrency));
+        let gates = crate::service::Gates { dry_run: config.safety.dry_run, paused, guard_tripped, clock_anomaly };
         let engine = Engine {
             store,
             audit: Arc::new(Mutex::new(audit)),
@@ -519,6 +522,7 @@ impl Engine {
             notice_permits,
             draining: false,
             watchdog: None,
+            gates: watch::Sender::new(gates),
             tx: tx.clone(),
             rx,
         };
@@ -529,6 +533,24 @@ impl Engine {
     /// that completed: a stuck loop or store stops the pings.
     pub fn set_watchdog(&mut self, every: Duration) {
         self.watchdog = Some((every, tokio::time::Instant::now()));
+    }
+
+    /// Follows what holds deletions back (dry run, pause, guard, clock
+    /// anomaly); updated after every step in which it changed.
+    pub fn gates(&self) -> watch::Receiver<crate::service::Gates> {
+        self.gates.subscribe()
+    }
+
+    /// Publishes the gates if a step changed them (a pause, an approve, a
+    /// tripped guard, a clock anomaly, a reload switching dry run).
+    fn publish_gates(&self) {
+        let now = crate::service::Gates {
+            dry_run: self.config.safety.dry_run,
+            paused: self.paused,
+            guard_tripped: self.guard_tripped,
+            clock_anomaly: self.clock_anomaly,
+        };
+        self.gates.send_if_modified(|g| std::mem::replace(g, now) != now);
     }
 
     /// The audit log, for readers (`GET /v1/audit`).
@@ -573,6 +595,7 @@ impl Engine {
     /// receivers are idempotent). Nothing in flight is lost either way.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), EngineError> {
         loop {
+            self.publish_gates();
             let mut sleep = self.sleep_duration()?;
             if let Some((every, next)) = self.watchdog {
                 // Reached only after the previous step completed.

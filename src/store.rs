@@ -219,6 +219,11 @@ impl SledStore {
     /// Opens (or creates) the database under `dir`. sled takes an exclusive
     /// lock: a second daemon on the same state dir fails here.
     pub fn open(dir: &Path, cache_capacity: u64) -> Result<SledStore, StoreError> {
+        // sled would create it as the umask says; the database holds what
+        // events said, so it is the daemon user's only (like the state dir).
+        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+            .create(dir)
+            .map_err(|e| StoreError::Db(format!("creating {}: {e}", dir.display())))?;
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(cache_capacity)

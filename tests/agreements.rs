@@ -35,7 +35,7 @@ late_fee_per_day = "0.05%"
 
 async fn start() -> Harness {
     let h = Harness::with_config(&base_config(PRODUCTS)).await;
-    std::fs::create_dir_all(h.dir.path().join("cache")).unwrap();
+    fs_root(&h.dir.path().join("cache"));
     h
 }
 

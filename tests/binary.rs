@@ -22,6 +22,32 @@ fn check_config_accepts_the_shipped_config_and_prints_its_policies() {
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("product ecs (policy "), "{stdout}");
     assert!(stdout.contains("expiry=15days"), "{stdout}");
+    assert!(stdout.contains("(marker .retentiond-root)"), "{stdout}");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "", "no warnings for the shipped config");
+}
+
+/// `marker = ""` is accepted (exit 0) with a warning on stderr that names
+/// the store and its position; stdout still lists the policies.
+#[test]
+fn check_config_warns_when_the_fs_marker_check_is_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, line, col) = broken_copy(
+        dir.path(),
+        "\"../var/tenant-data\", path = \"{tenant}/{resource}\", marker = \".retentiond-root\"",
+        "\"../var/tenant-data\", path = \"{tenant}/{resource}\", marker = \"\"",
+    );
+    let out = bin().args(["check-config", "--config"]).arg(&path).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("(no marker check)"));
+    // The position is the executor's (the value the marker belongs to).
+    let text = std::fs::read_to_string(&path).unwrap();
+    let exec_line = text.lines().nth(line - 1).unwrap();
+    let exec_col = exec_line.find("{ kind").unwrap() + 1;
+    assert!(col > exec_col);
+    let prefix = format!("warning: {}:{line}:{exec_col}: stores.primary.executor: marker = \"\"", path.display());
+    assert!(stderr.starts_with(&prefix), "expected {prefix:?}, got {stderr:?}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
 }
 
 /// Writes a copy of the shipped config with `from` replaced by `to`, and
@@ -51,6 +77,12 @@ fn check_config_rejects_broken_copies_with_line_and_column() {
         ("min_notice = \"30d\"", "min_notice = \"5d\"", "\"5d\"", "shorter than products.ecs.notices"),
         ("min_notice = \"30d\"", "min_notice = \"1h\"", "\"1h\"", "at least 1 day"),
         ("reconcile = \"0 */10 * * * *\"", "reconcile = \"*/10 * * * *\"", "\"*/10 * * * *\"", "schedule.reconcile"),
+        (
+            "{ kind = \"fs\", root = \"../var/tenant-data\", path = \"{tenant}/{resource}\", marker = \".retentiond-root\" }",
+            "{ kind = \"fs\", root = \"../var/tenant-data\", path = \"{tenant}/{resource}\", marker = \"../up\" }",
+            "{ kind",
+            "marker \"../up\" must be a plain file name",
+        ),
         (
             "# [notifier]\n# kind = \"command\"",
             "[notifier]\nkind = \"carrier-pigeon\"",
@@ -90,7 +122,7 @@ async fn serve(config: &Path, port: u16) -> Served {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_acknowledged_event_survives_sigkill() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    fs_root(&dir.path().join("data"));
     write_tokens(dir.path());
     let port = free_port();
     let config = dir.path().join("retentiond.toml");
@@ -161,6 +193,7 @@ async fn the_agreements_work_on_the_real_binary() {
     std::fs::write(&config, base_config("").replace("127.0.0.1:0", &format!("127.0.0.1:{port}"))).unwrap();
     let client = reqwest::Client::new();
     let d = serve(&config, port).await;
+    fs_root(&dir.path().join("data"));
     let data = |r: &str| dir.path().join("data/t1").join(r);
     for r in ["term", "arr", "exp", "rel"] {
         std::fs::create_dir_all(data(r)).unwrap();

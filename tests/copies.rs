@@ -52,6 +52,7 @@ buffer = {{ expiry = "15d", arrears = "15d", termination = "15d" }}
 async fn every_copy_goes_and_the_backup_is_restricted_until_purged() {
     let tools = tempfile::tempdir().unwrap();
     let h = Harness::with_config(&backup_config(tools.path())).await;
+    fs_root(&h.dir.path().join("cache"));
     std::fs::create_dir_all(h.dir.path().join("cache/r1")).unwrap();
     let online = h.make_data("t1", "r1");
     let snapshot = tools.path().join("snaps/snap-1");
@@ -418,7 +419,7 @@ async fn the_audit_trail_is_served_and_rotated_by_size() {
 async fn a_backup_removed_by_the_backup_system_completes_the_purge() {
     let tools = tempfile::tempdir().unwrap();
     let h = Harness::with_config(&backup_config(tools.path())).await;
-    std::fs::create_dir_all(h.dir.path().join("cache")).unwrap(); // the cache store's root
+    fs_root(&h.dir.path().join("cache"));
     h.apply(create("r1", "db")).await;
     h.apply(json!({"event_id": "b1", "type": "backup.created", "at": T0, "tenant": "t1", "resource": "r1",
                    "store": "snapshots", "copy": "snap-1", "expires_at": "2027-01-01T00:00:00Z"}))
@@ -458,6 +459,7 @@ fn calls(tools: &Path) -> String {
 async fn backup_deleted_cannot_write_off_an_online_copy() {
     let tools = tempfile::tempdir().unwrap();
     let h = Harness::with_config(&backup_config(tools.path())).await;
+    fs_root(&h.dir.path().join("cache"));
     std::fs::create_dir_all(h.dir.path().join("cache/r1")).unwrap();
     let online = h.make_data("t1", "r1");
     h.apply(create("r1", "db")).await;
@@ -481,6 +483,7 @@ async fn backup_deleted_cannot_write_off_an_online_copy() {
 async fn a_clock_jump_does_not_purge_restricted_backups() {
     let tools = tempfile::tempdir().unwrap();
     let h = Harness::with_config(&backup_config(tools.path())).await;
+    fs_root(&h.dir.path().join("cache"));
     std::fs::create_dir_all(h.dir.path().join("cache/r1")).unwrap();
     h.apply(create("r1", "db")).await;
     h.apply(backup("b1", "r1", "snap-1", T0, "2026-06-01T00:00:00Z")).await;
@@ -500,6 +503,7 @@ async fn a_clock_jump_does_not_purge_restricted_backups() {
 async fn a_backup_that_expired_under_a_hold_waits_after_its_release() {
     let tools = tempfile::tempdir().unwrap();
     let h = Harness::with_config(&backup_config(tools.path())).await;
+    fs_root(&h.dir.path().join("cache"));
     std::fs::create_dir_all(h.dir.path().join("cache/r1")).unwrap();
     h.apply(create("r1", "db")).await;
     h.apply(backup("b1", "r1", "snap-1", T0, "2026-03-01T00:00:00Z")).await;
@@ -523,6 +527,7 @@ async fn a_backup_that_expired_under_a_hold_waits_after_its_release() {
 async fn edited_certificates_and_planted_records_do_not_hold() {
     let tools = tempfile::tempdir().unwrap();
     let h = Harness::with_config(&backup_config(tools.path())).await;
+    fs_root(&h.dir.path().join("cache"));
     std::fs::create_dir_all(h.dir.path().join("cache/r1")).unwrap();
     h.apply(create("r1", "db")).await;
     h.apply(backup("b1", "r1", "snap-1", T0, "2026-03-01T00:00:00Z")).await;

@@ -506,7 +506,7 @@ async fn pause_resume_approve_and_retry() {
     h.set_clock("2026-01-25T00:00:00Z").await;
     let out = ctl(&h, AUDITOR, &["resource", "r1"]).await;
     assert!(out.has_row(&["primary", "primary", "online", "deleting", "(stuck)", "1"]), "{out:?}");
-    std::fs::create_dir_all(h.dir.path().join("data")).unwrap(); // the volume is back
+    fs_root(&h.dir.path().join("data")); // the volume is back
     let out = ctl(&h, OPERATOR, &["retry", "r1", "--store", "primary"]).await;
     ok(&out);
     assert_eq!(out.stdout, "retried 1 stuck copies\n");

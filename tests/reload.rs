@@ -201,6 +201,7 @@ buffer = { expiry = "15d", arrears = "15d", termination = "15d" }
 /// `snap/r1/s1` (expiring at `expires_at`) restricted.
 async fn deleted_with_restricted_backup(expires_at: &str) -> Harness {
     let h = Harness::with_config(&base_config(BACKUPS)).await;
+    fs_root(&h.dir.path().join("snap"));
     std::fs::create_dir_all(h.dir.path().join("snap/r1/s1")).unwrap();
     h.make_data("t1", "r1");
     h.apply(json!({"event_id": "e1", "type": "resource.created", "at": T0, "tenant": "t1", "resource": "r1",

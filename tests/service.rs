@@ -28,20 +28,32 @@ impl NotifySocket {
     /// Reads datagrams until one contains `needle`, or fails after 30 s.
     /// Returns every message read, the matching one last.
     fn wait_for(&self, needle: &str) -> Vec<String> {
+        self.wait_until(needle, |l| l == needle)
+    }
+
+    /// Reads datagrams until one has a `STATUS=` line for which `pred`
+    /// holds, or fails after 30 s; returns that status.
+    fn wait_for_status(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let seen = self.wait_until(what, |l| l.strip_prefix("STATUS=").is_some_and(&pred));
+        let last = seen.last().unwrap();
+        last.lines().find_map(|l| l.strip_prefix("STATUS=")).unwrap().to_string()
+    }
+
+    fn wait_until(&self, what: &str, hit: impl Fn(&str) -> bool) -> Vec<String> {
         let deadline = Instant::now() + Duration::from_secs(30);
         let mut seen = Vec::new();
         let mut buf = [0u8; 4096];
         while Instant::now() < deadline {
             if let Ok(n) = self.sock.recv(&mut buf) {
                 let msg = String::from_utf8_lossy(&buf[..n]).to_string();
-                let hit = msg.lines().any(|l| l == needle);
+                let found = msg.lines().any(&hit);
                 seen.push(msg);
-                if hit {
+                if found {
                     return seen;
                 }
             }
         }
-        panic!("no {needle:?} from the daemon; got {seen:?}");
+        panic!("no {what} from the daemon; got {seen:?}");
     }
 }
 
@@ -89,7 +101,7 @@ async fn serve(dir: &Path, port: u16, notify: Option<&NotifySocket>, watchdog_us
 
 fn setup(call_secs: u32, drain: &str) -> (tempfile::TempDir, u16) {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    fs_root(&dir.path().join("data"));
     write_tokens(dir.path());
     let port = free_port();
     std::fs::write(dir.path().join("retentiond.toml"), config(dir.path(), port, call_secs, drain)).unwrap();
@@ -190,6 +202,87 @@ async fn sighup_applies_a_good_config_and_keeps_the_old_one_on_error() {
         audit_kinds(dir.path()).into_iter().filter(|r| r["kind"] == "config.reload_failed").collect();
     assert!(failed[1]["data"]["error"].as_str().unwrap().contains("daemon.state_dir cannot change on reload"));
     assert!(!dir.path().join("elsewhere").exists());
+}
+
+/// `retentiond reload --pid PID`, the unit's ExecReload= (no kill(1)
+/// needed on the host), makes the daemon reload like SIGHUP: RELOADING=1,
+/// then READY=1 with the new policy in force. A pid it cannot signal is an
+/// error, and no pid at all is bad usage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reload_subcommand_makes_the_daemon_reload() {
+    let (dir, port) = setup(0, "30s");
+    let notify = NotifySocket::bind(dir.path());
+    let d = serve(dir.path(), port, Some(&notify), None).await;
+    notify.wait_for("READY=1");
+    let (_, ready) = get(&d.base, AUDITOR, "/readyz").await;
+    let v1 = ready["policies"]["ecs"].as_str().unwrap().to_string();
+    let path = dir.path().join("retentiond.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replacen("expiry = \"15d\"", "expiry = \"20d\"", 1)).unwrap();
+
+    let out = Command::new(env!("CARGO_BIN_EXE_retentiond"))
+        .args(["reload", "--pid", &d.child.id().to_string()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    notify.wait_for("RELOADING=1");
+    notify.wait_for("READY=1");
+    let (_, ready) = get(&d.base, AUDITOR, "/readyz").await;
+    assert_ne!(ready["policies"]["ecs"].as_str().unwrap(), v1, "the new policy is in force");
+
+    // A process that is gone (reaped) cannot be signalled: exit 1, one line.
+    let mut gone = Command::new("true").spawn().unwrap();
+    let gone_pid = gone.id().to_string();
+    gone.wait().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_retentiond")).args(["reload", "--pid", &gone_pid]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.starts_with(&format!("reload: cannot send SIGHUP to process {gone_pid}: ")), "{stderr}");
+    for bad in [&["reload"][..], &["reload", "--pid", "0"], &["reload", "--pid", "-1"]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_retentiond")).args(bad).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+    }
+}
+
+/// The status line (`systemctl status`) says why nothing is deleted, and
+/// follows changes: a dry-run config, a pause and its resume, a clock
+/// anomaly and its approval, a reload that ends dry run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_line_says_dry_run_paused_and_clock_anomaly_as_they_change() {
+    let (dir, port) = setup(0, "30s");
+    let path = dir.path().join("retentiond.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, format!("{text}\n[safety]\ndry_run = true\n")).unwrap();
+    let notify = NotifySocket::bind(dir.path());
+    let d = serve(dir.path(), port, Some(&notify), None).await;
+    let ready = notify.wait_for("READY=1");
+    let status = ready.last().unwrap().lines().find_map(|l| l.strip_prefix("STATUS=")).unwrap().to_string();
+    assert!(status.starts_with(&format!("serving on 127.0.0.1:{port}")), "{status}");
+    assert!(status.contains("dry run"), "{status}");
+    assert!(!status.contains("paused"), "{status}");
+
+    assert_eq!(post(&d.base, OPERATOR, "/v1/admin/pause", json!({})).await.0, 200);
+    let status = notify.wait_for_status("a paused status", |s| s.contains("paused"));
+    assert!(status.contains("dry run"), "both gates: {status}");
+    assert_eq!(post(&d.base, OPERATOR, "/v1/admin/resume", json!({})).await.0, 200);
+    notify.wait_for_status("the pause lifted", |s| !s.contains("paused") && s.contains("dry run"));
+
+    // Someone sets the clock far ahead: a clock anomaly, until approved.
+    let (status, v) = post(&d.base, ADMIN, "/v1/admin/clock", json!({"set": "2026-06-01T00:00:00Z"})).await;
+    assert_eq!(status, 200, "{v}");
+    notify.wait_for_status("a clock anomaly", |s| s.contains("clock anomaly"));
+    assert_eq!(post(&d.base, OPERATOR, "/v1/admin/approve", json!({})).await.0, 200);
+    notify.wait_for_status("the anomaly approved", |s| !s.contains("clock anomaly"));
+
+    // A reload that ends dry run: the line follows.
+    std::fs::write(&path, text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_retentiond"))
+        .args(["reload", "--pid", &d.child.id().to_string()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let status = notify.wait_for_status("dry run ended", |s| !s.contains("dry run") && s.contains("config reloaded"));
+    assert_eq!(status, format!("serving on 127.0.0.1:{port}; config reloaded"));
 }
 
 async fn start_slow_deletion(d: &Served, dir: &Path) -> tokio::task::JoinHandle<(u16, Value)> {
@@ -340,4 +433,71 @@ async fn json_logs_and_audit_hold_identifiers_only_and_sigint_stops_cleanly() {
         assert!(!audit.contains(secret), "the audit log holds {secret:?}");
     }
     assert!(audit.contains("\"kind\":\"resource.purged\""), "the scenario ran to the end");
+}
+
+/// Runs `serve` on `dir`'s config with stderr going to `log`, `env` set,
+/// until the API answers; then stops it with SIGTERM and returns the log.
+async fn serve_and_read_log(dir: &Path, port: u16, log: &Path, env: &[(&str, &str)]) -> String {
+    let child = Command::new(env!("CARGO_BIN_EXE_retentiond"))
+        .args(["serve", "--config"])
+        .arg(dir.join("retentiond.toml"))
+        .env("RUST_LOG", "info")
+        .env_remove("JOURNAL_STREAM")
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(std::fs::OpenOptions::new().append(true).open(log).unwrap()))
+        .spawn()
+        .unwrap();
+    let mut d = Served::wait_healthy(child, format!("http://127.0.0.1:{port}")).await;
+    d.signal("TERM");
+    assert_eq!(d.exit_code(Duration::from_secs(30)), Some(0));
+    std::fs::read_to_string(log).unwrap()
+}
+
+/// Under journald (JOURNAL_STREAM names stderr's device and inode), each
+/// line starts with its syslog priority, `<4>` for a warning and `<6>` for
+/// info, and carries no timestamp of its own (journald stamps every line);
+/// JSON lines get the prefix too. Without the variable, or when it names
+/// another stream, the plain format with its timestamp stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_journald_log_lines_carry_their_priority_and_no_timestamp() {
+    use std::os::unix::fs::MetadataExt;
+    let (dir, port) = setup(0, "30s");
+    let log = dir.path().join("stderr.log");
+    std::fs::write(&log, "").unwrap();
+    let meta = std::fs::metadata(&log).unwrap();
+    let stream = format!("{}:{}", meta.dev(), meta.ino());
+    // The test config has no [notifier]: the daemon warns about it.
+    let warn = "no [notifier]";
+    let info = "retentiond ready";
+    let is_timestamp = |s: &str| s.len() >= 20 && s.as_bytes()[4] == b'-' && s.as_bytes()[10] == b'T';
+
+    let text = serve_and_read_log(dir.path(), port, &log, &[("JOURNAL_STREAM", &stream)]).await;
+    let warn_line = text.lines().find(|l| l.contains(warn)).unwrap_or_else(|| panic!("{text}"));
+    assert!(warn_line.starts_with("<4>"), "{warn_line}");
+    let info_line = text.lines().find(|l| l.contains(info)).unwrap_or_else(|| panic!("{text}"));
+    assert!(info_line.starts_with("<6>"), "{info_line}");
+    for line in text.lines() {
+        assert!(line.starts_with('<'), "every line has a priority: {line}");
+        let rest = line.split_once('>').unwrap().1.trim_start();
+        assert!(!is_timestamp(rest), "no timestamp of our own: {line}");
+    }
+
+    std::fs::write(&log, "").unwrap();
+    let text =
+        serve_and_read_log(dir.path(), port, &log, &[("JOURNAL_STREAM", &stream), ("RETENTIOND_LOG_FORMAT", "json")])
+            .await;
+    let warn_line = text.lines().find(|l| l.contains(warn)).unwrap_or_else(|| panic!("{text}"));
+    let json: Value = serde_json::from_str(warn_line.strip_prefix("<4>").unwrap_or_else(|| panic!("{warn_line}")))
+        .unwrap_or_else(|e| panic!("{e}: {warn_line}"));
+    assert_eq!(json["level"], "WARN");
+
+    for env in [&[][..], &[("JOURNAL_STREAM", "1:2")][..]] {
+        std::fs::write(&log, "").unwrap();
+        let text = serve_and_read_log(dir.path(), port, &log, env).await;
+        let warn_line = text.lines().find(|l| l.contains(warn)).unwrap_or_else(|| panic!("{text}"));
+        assert!(is_timestamp(warn_line), "the plain format starts with a timestamp: {warn_line}");
+        assert!(warn_line.contains(" WARN "), "{warn_line}");
+        assert!(!text.lines().any(|l| l.starts_with('<')), "{env:?}: {text}");
+    }
 }

@@ -5,6 +5,13 @@
 //! The first is checked at config load, again on every render, and once more
 //! against the real filesystem with canonical paths; the second is why the
 //! template must contain `{resource}`.
+//!
+//! A third danger is a root that is not the volume it should be: with the
+//! volume unmounted, `root` is an empty mount point and every path below it
+//! is missing, which would otherwise read as "already deleted" and earn a
+//! certificate for data that is still on the volume. So a marker file must
+//! exist in the root before any call (see [`check_marker`]); it is created
+//! on the mounted volume, so the bare mount point has none.
 
 use std::io;
 use std::path::{Component, Path, PathBuf};
@@ -19,10 +26,22 @@ use super::{contains, parse_template, render, Action, ExecError, Placeholder, Ta
 pub struct FsExecutor {
     root: PathBuf,
     path: String,
+    /// The marker's file name; empty: no check.
+    marker: String,
 }
 
+/// The marker file name used when the config names none.
+pub(super) const DEFAULT_MARKER: &str = ".retentiond-root";
+
 /// Static checks for an `fs` spec; see [`super::ExecutorSpec::validate`].
-pub(super) fn validate(root: &Path, path: &str) -> Result<(), String> {
+pub(super) fn validate(root: &Path, path: &str, marker: &str) -> Result<(), String> {
+    // A name, not a path: checked directly in the root, never below or above it.
+    if !marker.is_empty() && !is_plain_name(marker) {
+        return Err(format!(
+            "fs executor: marker {marker:?} must be a plain file name in root (no \"/\", not \".\" or \"..\"), \
+             or \"\" to turn the check off"
+        ));
+    }
     if root.as_os_str().as_encoded_bytes().contains(&0) {
         return Err("fs executor: root contains a NUL byte".to_owned());
     }
@@ -87,10 +106,11 @@ fn is_plain_name(s: &str) -> bool {
 }
 
 impl FsExecutor {
-    /// An executor for `root/path`. Not validated here: [`FsExecutor::run`]
+    /// An executor for `root/path`, requiring `root/marker` (no check when
+    /// `marker` is empty). Not validated here: [`FsExecutor::run`]
     /// re-validates and refuses an invalid spec.
-    pub fn new(root: PathBuf, path: String) -> FsExecutor {
-        FsExecutor { root, path }
+    pub fn new(root: PathBuf, path: String, marker: String) -> FsExecutor {
+        FsExecutor { root, path, marker }
     }
 
     /// "fs:<root>", for logs.
@@ -99,10 +119,10 @@ impl FsExecutor {
     }
 
     /// Removes the path for `target` (`Delete`, `Purge`). Ok(()) when it did
-    /// not exist or no longer exists afterwards; `Restrict` is refused with
-    /// [`ExecError::UnsupportedAction`].
+    /// not exist or no longer exists afterwards, and only when the root holds
+    /// its marker; `Restrict` is refused with [`ExecError::UnsupportedAction`].
     pub async fn run(&self, action: Action, target: &Target) -> Result<(), ExecError> {
-        validate(&self.root, &self.path).map_err(|reason| ExecError::InvalidSpec { reason })?;
+        validate(&self.root, &self.path, &self.marker).map_err(|reason| ExecError::InvalidSpec { reason })?;
         match action {
             Action::Delete | Action::Purge => {}
             Action::Restrict => {
@@ -111,7 +131,8 @@ impl FsExecutor {
         }
         let components = self.render_components(action, target)?;
         let root = self.root.clone();
-        tokio::task::spawn_blocking(move || remove_below(&root, &components))
+        let marker = self.marker.clone();
+        tokio::task::spawn_blocking(move || remove_below(&root, &marker, &components))
             .await
             .map_err(|e| ExecError::TaskFailed { reason: e.to_string() })?
     }
@@ -142,9 +163,30 @@ fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Exe
     move |source| ExecError::Io { op, path: path.to_path_buf(), source }
 }
 
-/// The blocking part of a run: resolve `root/components...` one level at a
-/// time, staying inside the canonical root, then remove the last component
-/// without following it.
+/// Fails unless `canon_root/marker` is a regular file. `symlink_metadata`
+/// does not follow a symlink: a marker that is a link could point at a file
+/// on another file system (the one holding the mount point) and pass while
+/// the volume is away, so only a regular file directly in the root counts.
+/// The root itself may be a symlink (it was canonicalized): the marker is
+/// looked for where it leads.
+fn check_marker(root: &Path, canon_root: &Path, marker: &str) -> Result<(), ExecError> {
+    if marker.is_empty() {
+        return Ok(());
+    }
+    let path = canon_root.join(marker);
+    match std::fs::symlink_metadata(&path) {
+        Ok(meta) if meta.file_type().is_file() => Ok(()),
+        Ok(_) => Err(ExecError::MarkerNotFile { path }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            Err(ExecError::MarkerMissing { root: root.to_path_buf(), marker: marker.to_owned() })
+        }
+        Err(e) => Err(io_err("inspect marker", &path)(e)),
+    }
+}
+
+/// The blocking part of a run: check the root and its marker, resolve
+/// `root/components...` one level at a time, staying inside the canonical
+/// root, then remove the last component without following it.
 ///
 /// Check-then-act race: every directory on the way is resolved and checked
 /// before the removal, but the removal itself goes by path. A process with
@@ -156,7 +198,7 @@ fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Exe
 /// `O_NOFOLLOW`, or `openat2` with `RESOLVE_BENEATH`), which the crate's
 /// safe-only dependencies do not offer; until then `root` must be writable
 /// only by the daemon and trusted operators.
-fn remove_below(root: &Path, components: &[String]) -> Result<(), ExecError> {
+fn remove_below(root: &Path, marker: &str, components: &[String]) -> Result<(), ExecError> {
     // An unmounted volume or a typo'd root must be an error, never "already
     // deleted": require an existing directory before anything else.
     let meta =
@@ -165,6 +207,7 @@ fn remove_below(root: &Path, components: &[String]) -> Result<(), ExecError> {
         return Err(ExecError::RootNotDirectory { root: root.to_path_buf() });
     }
     let canon_root = std::fs::canonicalize(root).map_err(io_err("canonicalize", root))?;
+    check_marker(root, &canon_root, marker)?;
 
     let Some((name, parents)) = components.split_last() else {
         return Err(ExecError::InvalidSpec { reason: "fs executor: path has no components".to_owned() });
@@ -196,6 +239,9 @@ fn remove_below(root: &Path, components: &[String]) -> Result<(), ExecError> {
     }
 
     let victim = dir.join(name);
+    if !marker.is_empty() && dir == canon_root && name == marker {
+        return Err(ExecError::WouldRemoveMarker { path: victim });
+    }
     let file_type = match std::fs::symlink_metadata(&victim) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(io_err("inspect", &victim)(e)),
@@ -235,12 +281,19 @@ mod tests {
     }
 
     fn exec(root: &Path) -> FsExecutor {
-        FsExecutor::new(root.to_path_buf(), "{tenant}/{resource}".into())
+        FsExecutor::new(root.to_path_buf(), "{tenant}/{resource}".into(), DEFAULT_MARKER.into())
     }
 
-    /// root/t1/{r1,r2} with files inside, r1 nested.
-    fn layout() -> tempfile::TempDir {
+    /// An empty root holding its marker, as a mounted volume does.
+    fn marked_root() -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(DEFAULT_MARKER), b"").unwrap();
+        dir
+    }
+
+    /// root/t1/{r1,r2} with files inside, r1 nested, and the marker.
+    fn layout() -> tempfile::TempDir {
+        let dir = marked_root();
         let root = dir.path();
         fs::create_dir_all(root.join("t1/r1/sub/deeper")).unwrap();
         fs::write(root.join("t1/r1/a.txt"), b"a").unwrap();
@@ -288,7 +341,7 @@ mod tests {
         let outside = tempfile::tempdir().unwrap();
         fs::create_dir(outside.path().join("r1")).unwrap();
         fs::write(outside.path().join("r1/precious.txt"), b"p").unwrap();
-        let dir = tempfile::tempdir().unwrap();
+        let dir = marked_root();
         symlink(outside.path(), dir.path().join("t1")).unwrap();
 
         let err = exec(dir.path()).run(Action::Delete, &target("t1", "r1")).await.unwrap_err();
@@ -302,9 +355,9 @@ mod tests {
         // root/t1 -> outside, and outside/x does not exist: the path leaves
         // the root, so this is refused rather than called "already gone".
         let outside = tempfile::tempdir().unwrap();
-        let dir = tempfile::tempdir().unwrap();
+        let dir = marked_root();
         symlink(outside.path(), dir.path().join("t1")).unwrap();
-        let e = FsExecutor::new(dir.path().into(), "{tenant}/x/{resource}".into());
+        let e = FsExecutor::new(dir.path().into(), "{tenant}/x/{resource}".into(), DEFAULT_MARKER.into());
         let err = e.run(Action::Delete, &target("t1", "r1")).await.unwrap_err();
         assert!(matches!(err, ExecError::PathEscapesRoot { .. }), "{err}");
     }
@@ -321,7 +374,7 @@ mod tests {
 
     #[tokio::test]
     async fn dangling_parent_symlink_is_an_error_not_gone() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = marked_root();
         symlink("/nonexistent-retentiond-test/vol", dir.path().join("t1")).unwrap();
         let err = exec(dir.path()).run(Action::Delete, &target("t1", "r1")).await.unwrap_err();
         assert!(matches!(err, ExecError::Io { op: "canonicalize", .. }), "{err}");
@@ -384,15 +437,112 @@ mod tests {
     async fn unvalidated_bad_spec_does_not_run() {
         let dir = layout();
         // No {resource}: would delete the whole tenant.
-        let e = FsExecutor::new(dir.path().into(), "{tenant}".into());
+        let e = FsExecutor::new(dir.path().into(), "{tenant}".into(), DEFAULT_MARKER.into());
         let err = e.run(Action::Delete, &target("t1", "r1")).await.unwrap_err();
         assert!(matches!(err, ExecError::InvalidSpec { .. }), "{err}");
         assert!(dir.path().join("t1/r1/a.txt").exists());
     }
 
+    /// An unmounted volume: the mount point is an empty directory (or holds
+    /// only what was put there by mistake). Without the marker nothing is
+    /// "already gone": every call fails, whatever the target.
+    #[tokio::test]
+    async fn a_root_without_its_marker_fails_every_call() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = exec(dir.path());
+        for (tenant, resource) in [("t1", "r1"), ("t9", "nope")] {
+            let err = e.run(Action::Delete, &target(tenant, resource)).await.unwrap_err();
+            assert!(matches!(err, ExecError::MarkerMissing { .. }), "{err}");
+            assert!(err.to_string().contains(".retentiond-root"), "{err}");
+        }
+        // Data on the bare mount point is not touched either.
+        fs::create_dir_all(dir.path().join("t1/r1")).unwrap();
+        let err = e.run(Action::Purge, &target("t1", "r1")).await.unwrap_err();
+        assert!(matches!(err, ExecError::MarkerMissing { .. }), "{err}");
+        assert!(dir.path().join("t1/r1").is_dir());
+        // Once the marker is there (the volume is mounted), it works.
+        fs::write(dir.path().join(DEFAULT_MARKER), b"").unwrap();
+        e.run(Action::Purge, &target("t1", "r1")).await.unwrap();
+        assert!(!dir.path().join("t1/r1").exists());
+        assert!(dir.path().join(DEFAULT_MARKER).is_file());
+    }
+
+    /// Only a regular file directly in the root counts: a symlink (which
+    /// could lead to a file on the file system under the mount point) or a
+    /// directory does not.
+    #[tokio::test]
+    async fn the_marker_must_be_a_regular_file_not_a_link_or_directory() {
+        let elsewhere = tempfile::tempdir().unwrap();
+        fs::write(elsewhere.path().join("m"), b"").unwrap();
+        let dir = layout();
+        let marker = dir.path().join(DEFAULT_MARKER);
+        fs::remove_file(&marker).unwrap();
+        symlink(elsewhere.path().join("m"), &marker).unwrap();
+        let err = exec(dir.path()).run(Action::Delete, &target("t1", "r1")).await.unwrap_err();
+        assert!(matches!(err, ExecError::MarkerNotFile { .. }), "{err}");
+        fs::remove_file(&marker).unwrap();
+        fs::create_dir(&marker).unwrap();
+        let err = exec(dir.path()).run(Action::Delete, &target("t1", "r1")).await.unwrap_err();
+        assert!(matches!(err, ExecError::MarkerNotFile { .. }), "{err}");
+        assert!(dir.path().join("t1/r1/a.txt").exists());
+    }
+
+    /// A root reached through a symlink (`/srv/tenant-data -> /mnt/vol`)
+    /// is checked where it leads.
+    #[tokio::test]
+    async fn a_symlinked_root_is_checked_where_it_leads() {
+        let dir = layout();
+        let link_dir = tempfile::tempdir().unwrap();
+        let link = link_dir.path().join("root");
+        symlink(dir.path(), &link).unwrap();
+        exec(&link).run(Action::Delete, &target("t1", "r1")).await.unwrap();
+        assert!(!dir.path().join("t1/r1").exists());
+    }
+
+    /// `marker = ""` turns the check off: a root without any marker works.
+    #[tokio::test]
+    async fn an_empty_marker_turns_the_check_off() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("t1/r1")).unwrap();
+        let e = FsExecutor::new(dir.path().into(), "{tenant}/{resource}".into(), String::new());
+        e.run(Action::Delete, &target("t1", "r1")).await.unwrap();
+        assert!(!dir.path().join("t1/r1").exists());
+    }
+
+    /// A resource named like the marker, with a `{resource}` template
+    /// directly in the root (or through an alias of the root), would remove
+    /// the marker and so the check for every other deletion: refused.
+    #[tokio::test]
+    async fn the_marker_itself_is_never_deleted() {
+        let dir = layout();
+        symlink(dir.path(), dir.path().join("self")).unwrap();
+        let flat = FsExecutor::new(dir.path().into(), "{resource}".into(), DEFAULT_MARKER.into());
+        let err = flat.run(Action::Purge, &target("t1", DEFAULT_MARKER)).await.unwrap_err();
+        assert!(matches!(err, ExecError::WouldRemoveMarker { .. }), "{err}");
+        let err = exec(dir.path()).run(Action::Purge, &target("self", DEFAULT_MARKER)).await.unwrap_err();
+        assert!(matches!(err, ExecError::WouldRemoveMarker { .. }), "{err}");
+        assert!(dir.path().join(DEFAULT_MARKER).is_file());
+        // Deeper down, a file of that name is ordinary data.
+        fs::write(dir.path().join("t1").join(DEFAULT_MARKER), b"x").unwrap();
+        exec(dir.path()).run(Action::Purge, &target("t1", DEFAULT_MARKER)).await.unwrap();
+        assert!(!dir.path().join("t1").join(DEFAULT_MARKER).exists());
+    }
+
+    #[test]
+    fn validate_checks_the_marker_is_a_plain_name() {
+        let v = |marker: &str| validate(Path::new("/srv/d"), "{tenant}/{resource}", marker);
+        for ok in [DEFAULT_MARKER, "", "MOUNTED", "volume.id"] {
+            assert!(v(ok).is_ok(), "{ok:?}");
+        }
+        for bad in ["a/b", "/abs", ".", "..", "sub/", "x\0y"] {
+            let err = v(bad).expect_err(bad);
+            assert!(err.contains("marker") && err.contains("plain file name"), "{bad:?}: {err}");
+        }
+    }
+
     #[test]
     fn validate_rejects_bad_templates() {
-        let ok = |root: &str, path: &str| validate(Path::new(root), path);
+        let ok = |root: &str, path: &str| validate(Path::new(root), path, DEFAULT_MARKER);
         assert!(ok("/srv/d", "{tenant}/{resource}").is_ok());
         assert!(ok("/srv/d", "{resource}").is_ok());
         assert!(ok("/srv/d", "t-{tenant}/{store}/{copy}/r-{resource}.d").is_ok());

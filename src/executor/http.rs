@@ -28,7 +28,8 @@
 //! `https://` URLs use rustls with the platform's trust store. Prefer them
 //! for anything not on loopback: the signature authenticates the request,
 //! but only TLS authenticates the answer, and a forged 2xx would be recorded
-//! as a deletion.
+//! as a deletion. `http://` URLs need no trust store at all (see
+//! [`trust_roots_for`]), so they work on a system without a CA bundle.
 
 use std::path::{Path, PathBuf};
 
@@ -161,6 +162,41 @@ fn check_url(url: &str) -> Result<Url, String> {
     Ok(parsed)
 }
 
+/// Sets the TLS trust of a client for requests to `url`.
+///
+/// reqwest 0.13's `rustls` feature verifies servers with
+/// rustls-platform-verifier, which on Linux loads the system's CA bundle
+/// (through rustls-native-certs, honouring `SSL_CERT_FILE` and
+/// `SSL_CERT_DIR`) when the client is *built*, and fails the build when it
+/// finds none ("No CA certificates were loaded from the system",
+/// seanmonstar/reqwest#2965): even a client only ever used for
+/// `http://127.0.0.1` needed `/etc/ssl/certs`. So a client for a plain
+/// `http://` URL trusts no roots at all ([`reqwest::ClientBuilder::tls_certs_only`]
+/// with none): it never speaks TLS, as every client here refuses redirects
+/// (a redirect to `https://` could not be followed anyway). Any other URL
+/// keeps the platform's roots, and without a CA bundle its client cannot
+/// be built; [`tls_problem`] says so in advance.
+pub fn trust_roots_for(builder: reqwest::ClientBuilder, url: &str) -> reqwest::ClientBuilder {
+    if Url::parse(url).is_ok_and(|u| u.scheme() == "http") {
+        builder.tls_certs_only(std::iter::empty())
+    } else {
+        builder
+    }
+}
+
+/// Why a client for `url` cannot be built on this machine (for `https://`:
+/// no CA certificates could be loaded), or None. `check-config` and the
+/// daemon's start report it, naming the store or notifier, since every
+/// call through such a client would fail.
+pub fn tls_problem(url: &str) -> Option<String> {
+    trust_roots_for(reqwest::Client::builder(), url)
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .err()
+        .map(|e| format!("cannot build an HTTP client for {}: {}", short_url(url), error_chain(&e)))
+}
+
 /// POSTs a signed request per copy; a 2xx answer other than 202 means the
 /// copy is gone (or restricted). The receiving service must be idempotent
 /// by the `Idempotency-Key` header.
@@ -211,7 +247,7 @@ impl HttpExecutor {
     /// re-validates and refuses an invalid spec. `secret` is the result of
     /// choosing between `secret_file` and `secret_env`.
     pub fn new(url: String, secret: Result<SecretSource, String>, timeout: Dur) -> HttpExecutor {
-        let client = reqwest::Client::builder()
+        let client = trust_roots_for(reqwest::Client::builder(), &url)
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
             .timeout(timeout.0)

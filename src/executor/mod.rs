@@ -22,7 +22,7 @@ mod http;
 pub(crate) use command::sandboxed;
 pub use command::CommandExecutor;
 pub use fs::FsExecutor;
-pub use http::{HttpExecutor, SecretSource};
+pub use http::{tls_problem, trust_roots_for, HttpExecutor, SecretSource};
 
 /// What the daemon asks an executor to do to one copy.
 ///
@@ -91,6 +91,13 @@ pub enum ExecutorSpec {
         root: PathBuf,
         /// Relative path template below `root`, e.g. `"{tenant}/{resource}"`.
         path: String,
+        /// A file that must exist directly in `root` (a regular file, not a
+        /// symlink) before any call, so an unmounted volume (an empty mount
+        /// point) or a wrong root fails the call instead of every path in it
+        /// looking "already deleted". Default `".retentiond-root"`; `""`
+        /// turns the check off (`check-config` warns).
+        #[serde(default = "default_marker")]
+        marker: String,
     },
     /// Run an operator-supplied program (never through a shell).
     Command {
@@ -118,6 +125,11 @@ pub enum ExecutorSpec {
     },
 }
 
+/// Default `fs` marker: a dot file, out of the way of tenant directories.
+pub fn default_marker() -> String {
+    fs::DEFAULT_MARKER.to_owned()
+}
+
 /// Default for `command` executors: long enough for a snapshot purge, short
 /// enough that a hung script does not stall the deletion queue for hours.
 fn default_command_timeout() -> Dur {
@@ -137,7 +149,7 @@ impl ExecutorSpec {
     /// message naming the bad part.
     pub fn validate(&self) -> Result<(), String> {
         match self {
-            ExecutorSpec::Fs { root, path } => fs::validate(root, path),
+            ExecutorSpec::Fs { root, path, marker } => fs::validate(root, path, marker),
             ExecutorSpec::Command { argv, timeout } => command::validate(argv, *timeout),
             ExecutorSpec::Http { url, secret_file, secret_env, timeout } => {
                 http::validate(url, &SecretSource::from_spec(secret_file.as_deref(), secret_env.as_deref()), *timeout)
@@ -167,7 +179,9 @@ impl Executor {
     /// [`ExecError::InvalidSpec`] without touching anything.
     pub fn from_spec(spec: &ExecutorSpec) -> Executor {
         match spec {
-            ExecutorSpec::Fs { root, path } => Executor::Fs(FsExecutor::new(root.clone(), path.clone())),
+            ExecutorSpec::Fs { root, path, marker } => {
+                Executor::Fs(FsExecutor::new(root.clone(), path.clone(), marker.clone()))
+            }
             ExecutorSpec::Command { argv, timeout } => Executor::Command(CommandExecutor::new(argv.clone(), *timeout)),
             ExecutorSpec::Http { url, secret_file, secret_env, timeout } => Executor::Http(HttpExecutor::new(
                 url.clone(),
@@ -245,6 +259,35 @@ pub enum ExecError {
     RootNotDirectory {
         /// The configured root.
         root: PathBuf,
+    },
+    /// The `fs` root has no marker file: most likely the volume is not
+    /// mounted and `root` is the empty mount point, where every path would
+    /// look already deleted. Nothing was touched; the call is retried.
+    #[error(
+        "fs root {} has no marker file {marker:?}: is the volume mounted? \
+         (create the marker on the mounted volume, never on the bare mount point)",
+        root.display()
+    )]
+    MarkerMissing {
+        /// The configured root.
+        root: PathBuf,
+        /// The marker's file name.
+        marker: String,
+    },
+    /// The marker exists but is not a regular file directly in the root (a
+    /// symlink could point at a file that exists while the volume does not).
+    #[error("fs marker {} is not a regular file (symlinks are not followed)", path.display())]
+    MarkerNotFile {
+        /// `root/marker`.
+        path: PathBuf,
+    },
+    /// The rendered path is the marker itself (a resource id equal to the
+    /// marker's name): removing it would disable the check for every other
+    /// deletion, so it is refused.
+    #[error("path {} is the fs root's marker; refusing to delete it", path.display())]
+    WouldRemoveMarker {
+        /// `root/marker`.
+        path: PathBuf,
     },
     /// The target's parent resolves (through a symlink) outside the root;
     /// nothing was touched.
@@ -532,7 +575,14 @@ mod tests {
     #[test]
     fn parses_both_kinds_with_default_timeout() {
         let fs = parse(r#"executor = { kind = "fs", root = "/srv/d", path = "{tenant}/{resource}" }"#).unwrap();
-        assert_eq!(fs, ExecutorSpec::Fs { root: "/srv/d".into(), path: "{tenant}/{resource}".into() });
+        assert_eq!(
+            fs,
+            ExecutorSpec::Fs {
+                root: "/srv/d".into(),
+                path: "{tenant}/{resource}".into(),
+                marker: ".retentiond-root".into()
+            }
+        );
         assert!(fs.validate().is_ok());
 
         let cmd = parse(r#"executor = { kind = "command", argv = ["/bin/x", "{resource}"] }"#).unwrap();
@@ -570,6 +620,8 @@ mod tests {
             executor: &'a ExecutorSpec,
         }
         for spec in [
+            ExecutorSpec::Fs { root: "/srv/d".into(), path: "{resource}".into(), marker: "".into() },
+            ExecutorSpec::Fs { root: "/srv/d".into(), path: "{resource}".into(), marker: "MOUNTED".into() },
             ExecutorSpec::Command { argv: vec!["/bin/x".into(), "--r={resource}".into()], timeout: Dur::from_secs(60) },
             ExecutorSpec::Http {
                 url: "http://127.0.0.1:8443/v1/purge".into(),
@@ -634,7 +686,11 @@ mod tests {
 
     #[test]
     fn describe_names_kind_and_location() {
-        let fs = Executor::from_spec(&ExecutorSpec::Fs { root: "/srv/data".into(), path: "{resource}".into() });
+        let fs = Executor::from_spec(&ExecutorSpec::Fs {
+            root: "/srv/data".into(),
+            path: "{resource}".into(),
+            marker: default_marker(),
+        });
         assert_eq!(fs.describe(), "fs:/srv/data");
         let cmd = Executor::from_spec(&ExecutorSpec::Command {
             argv: vec!["/usr/libexec/x".into(), "{resource}".into()],
@@ -652,7 +708,9 @@ mod tests {
 
     #[test]
     fn joined_ids_are_refused_because_they_are_ambiguous() {
-        let fs = |path: &str| ExecutorSpec::Fs { root: "/srv/d".into(), path: path.into() }.validate();
+        let fs = |path: &str| {
+            ExecutorSpec::Fs { root: "/srv/d".into(), path: path.into(), marker: default_marker() }.validate()
+        };
         let cmd = |arg: &str| {
             ExecutorSpec::Command { argv: vec!["/bin/x".into(), arg.into()], timeout: Dur::from_secs(60) }.validate()
         };

@@ -16,7 +16,8 @@ pub const OPERATOR: &str = "test-operator-token";
 /// The clock reading every test starts at.
 pub const T0: &str = "2026-01-01T00:00:00Z";
 
-/// A config with one online fs store under `<dir>/data` and product `ecs`
+/// A config with one online fs store under `<dir>/data` (the harness creates
+/// it with its marker) and product `ecs`
 /// with a 15-day buffer; `extra` is appended (more stores, products, keys).
 pub fn base_config(extra: &str) -> String {
     format!(
@@ -42,6 +43,17 @@ buffer = {{ expiry = "15d", arrears = "15d", termination = "15d", violation = "0
 {extra}
 "#
     )
+}
+
+/// The `fs` executor's default marker file name.
+pub const MARKER: &str = ".retentiond-root";
+
+/// Creates `path` as an `fs` store root, marker included, as an operator
+/// does on the mounted volume (without the marker every deletion fails).
+pub fn fs_root(path: &Path) -> PathBuf {
+    std::fs::create_dir_all(path).unwrap();
+    std::fs::write(path.join(MARKER), b"").unwrap();
+    path.to_path_buf()
 }
 
 pub fn write_tokens(dir: &Path) {
@@ -71,7 +83,7 @@ impl Harness {
 
     pub async fn with_config(config_text: &str) -> Harness {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("data")).unwrap();
+        fs_root(&dir.path().join("data"));
         std::fs::write(dir.path().join("retentiond.toml"), config_text).unwrap();
         write_tokens(dir.path());
         let mut h = Harness { dir, daemon: None, base: String::new(), client: reqwest::Client::new() };
