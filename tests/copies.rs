@@ -584,7 +584,11 @@ async fn a_hold_stops_a_call_queued_for_its_permit() {
     let run = script(
         tools.path(),
         "online",
-        &format!("while [ ! -e {} ]; do sleep 0.01; done\nrm -rf \"$1\"\nexit 0", gate.display()),
+        &format!(
+            "touch {}\nwhile [ ! -e {} ]; do sleep 0.01; done\nrm -rf \"$1\"\nexit 0",
+            tools.path().join("running").display(),
+            gate.display()
+        ),
     );
     let data = tools.path().join("data");
     let cfg =
@@ -606,6 +610,13 @@ async fn a_hold_stops_a_call_queued_for_its_permit() {
         );
     }
     h.events(json!(releases)).await; // one call runs (waiting on the gate), one queues
+                                     // On a loaded machine the first call may not have started yet: wait
+                                     // until it runs, or the hold would (rightly) stop it too.
+    let mut waited = 0;
+    while !tools.path().join("running").exists() && waited < 400 {
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        waited += 1;
+    }
     let holds: Vec<Value> = ["r0", "r1"]
         .iter()
         .map(|r| {
