@@ -7,7 +7,7 @@
 //! `purged_seq` is the resource's `resource.purged` with hash `chain_hash`.
 //! An edited certificate or log fails one of these.
 
-use crate::audit::{verify, AuditRecord};
+use crate::audit::{verify, AuditKind, AuditRecord};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -39,7 +39,7 @@ pub fn check(cert: &Value, log: &Path) -> Result<String, CertificateError> {
         found.get(&seq).cloned().ok_or_else(|| fail(format!("record {seq} is not in the log")))
     };
     let purged = record(purged_seq)?;
-    if purged.kind != "resource.purged" || purged.resource.as_deref() != Some(resource) {
+    if purged.kind != AuditKind::ResourcePurged.as_str() || purged.resource.as_deref() != Some(resource) {
         return Err(fail(format!("record {purged_seq} is not the resource.purged of {resource}")));
     }
     if purged.hash != chain_hash {
@@ -69,9 +69,11 @@ pub fn check(cert: &Value, log: &Path) -> Result<String, CertificateError> {
         let seq = c["audit_seq"].as_u64().ok_or_else(|| fail(format!("copy {} has no audit_seq", c["copy"])))?;
         let r = record(seq)?;
         let kind_ok = match c["outcome"].as_str() {
-            Some("purged") => r.kind == "copy.purged",
-            Some("deleted") => r.kind == "copy.deleted" && r.data.get("by").is_none(),
-            Some("removed_by_backup_system") => r.kind == "copy.deleted" && r.data["by"] == "backup_system",
+            Some("purged") => r.kind == AuditKind::CopyPurged.as_str(),
+            Some("deleted") => r.kind == AuditKind::CopyDeleted.as_str() && r.data.get("by").is_none(),
+            Some("removed_by_backup_system") => {
+                r.kind == AuditKind::CopyDeleted.as_str() && r.data["by"] == "backup_system"
+            }
             _ => false,
         } && Some(r.at.as_str()) == c["at"].as_str();
         if !kind_ok

@@ -21,7 +21,9 @@
 //! - [`notifier`]: how a notice reaches the tenant (`command`, `http`).
 //! - [`sweeps`]: the periodic sweeps on tokio-cron-scheduler (`[schedule]`).
 //! - [`service`]: systemd readiness, watchdog, reload and stop notifications.
-//! - [`audit`]: the hash-chained audit log and its verification;
+//! - [`audit`]: the hash-chained audit log (`audit/`: record and hash,
+//!   canonical JSON, the record kinds as one type, the segmented log,
+//!   verification);
 //!   [`certificate`]: checking a deletion certificate against it.
 //! - [`api`], [`auth`]: the HTTP API and its tokens, roles and lock-out of
 //!   sources that fail to authenticate; [`json`]: request bodies parsed

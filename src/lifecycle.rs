@@ -25,6 +25,7 @@
 //! `deleting` → `deleted` → `purged`. Once deletion has started nothing goes
 //! back: deleted data cannot be recovered (general terms 4.1.6).
 
+use crate::audit::AuditKind;
 use crate::event::{Billing, Event, EventBody};
 use crate::executor::Action;
 use crate::policy::{Cause, ProductPolicy, StoreClass, TerminationReason};
@@ -407,7 +408,7 @@ pub enum Effect {
     /// Write an audit record of this kind about the resource.
     Record {
         /// Audit kind (product-spec §7).
-        kind: &'static str,
+        kind: AuditKind,
         /// Identifiers, times and policy facts only: never business data.
         data: Value,
     },
@@ -759,7 +760,7 @@ impl Resource {
                 if place_hold(&mut self.holds, &self.released_holds, ev, &scope)? {
                     let tenant_wide = ev.resource.is_none();
                     fx.push(Effect::Record {
-                        kind: "hold.placed",
+                        kind: AuditKind::HoldPlaced,
                         data: json!({"hold_id": hold_id, "scope": if tenant_wide { "tenant" } else { "resource" }}),
                     });
                     self.log(at, "hold.placed", format!("hold {hold_id} placed by {authority}"));
@@ -782,7 +783,7 @@ impl Resource {
                     self.not_before = Some(self.not_before.map_or(nb, |old| old.max(nb)));
                     data["not_before"] = json!(fmt_rfc3339(nb));
                 }
-                fx.push(Effect::Record { kind: "hold.released", data });
+                fx.push(Effect::Record { kind: AuditKind::HoldReleased, data });
                 self.log(at, "hold.released", format!("hold {hold_id} released"));
             }
         }
@@ -846,7 +847,7 @@ impl Resource {
                     }
                 }
                 for data in started {
-                    fx.push(Effect::Record { kind: "copy.purge_started", data });
+                    fx.push(Effect::Record { kind: AuditKind::CopyPurgeStarted, data });
                 }
             }
             if rules.may_dispatch {
@@ -883,7 +884,7 @@ impl Resource {
         for data in overdue {
             let what = format!("copy {} in store {} restricted past its limit", data["copy"], data["store"]);
             self.log(now, "copy.restriction_overdue", what);
-            fx.push(Effect::Record { kind: "copy.restriction_overdue", data });
+            fx.push(Effect::Record { kind: AuditKind::CopyRestrictionOverdue, data });
         }
     }
 
@@ -931,7 +932,7 @@ impl Resource {
             }
         }
         for data in dropped {
-            fx.push(Effect::Record { kind: "notice.superseded", data });
+            fx.push(Effect::Record { kind: AuditKind::NoticeSuperseded, data });
         }
     }
 
@@ -942,13 +943,13 @@ impl Resource {
             return fx;
         };
         let (kind, next, what) = match c.state {
-            CopyState::Deleting => ("copy.deleted", CopyState::Deleted, "deleted"),
-            CopyState::Restricting => ("copy.restricted", CopyState::Restricted, "restricted until it expires"),
-            CopyState::Purging => ("copy.purged", CopyState::Deleted, "purged"),
+            CopyState::Deleting => (AuditKind::CopyDeleted, CopyState::Deleted, "deleted"),
+            CopyState::Restricting => (AuditKind::CopyRestricted, CopyState::Restricted, "restricted until it expires"),
+            CopyState::Purging => (AuditKind::CopyPurged, CopyState::Deleted, "purged"),
             _ => return fx, // a late duplicate: the completion is recorded once
         };
         c.state = next;
-        c.outcome = Some(kind.trim_start_matches("copy.").to_string());
+        c.outcome = Some(kind.as_str().trim_start_matches("copy.").to_string());
         c.done_at = Some(now);
         c.next_attempt_at = None;
         // The copy is done: an error from an earlier attempt no longer
@@ -965,7 +966,7 @@ impl Resource {
             data["outlasts_limit"] = json!(c.expires_at.is_some_and(|e| e > until));
         }
         fx.push(Effect::Record { kind, data });
-        self.log(now, kind, format!("copy {copy} in store {store} {what}"));
+        self.log(now, kind.as_str(), format!("copy {copy} in store {store} {what}"));
         self.complete_if_done(now, &mut fx);
         fx
     }
@@ -986,14 +987,14 @@ impl Resource {
             c.stuck = true;
             c.next_attempt_at = None;
             return vec![Effect::Record {
-                kind: "copy.stuck",
+                kind: AuditKind::CopyStuck,
                 data: json!({"store": store, "copy": copy, "action": action, "failures": c.attempts, "error": error}),
             }];
         }
         let next = later(now, retry_delay(c.attempts) + jitter(&id, store, copy, c.attempts));
         c.next_attempt_at = Some(next);
         vec![Effect::Record {
-            kind: "copy.failed",
+            kind: AuditKind::CopyFailed,
             data: json!({"store": store, "copy": copy, "action": action, "failures": c.attempts,
                          "error": error, "retry_at": fmt_rfc3339(next)}),
         }]
@@ -1011,7 +1012,7 @@ impl Resource {
         }
         if !retried.is_empty() {
             self.log(now, "copy.retry", format!("{} stuck copies retried by an operator", retried.len()));
-            fx.push(Effect::Record { kind: "copy.retry", data: json!({ "copies": retried }) });
+            fx.push(Effect::Record { kind: AuditKind::CopyRetry, data: json!({ "copies": retried }) });
         }
         fx
     }
@@ -1047,7 +1048,7 @@ impl Resource {
                 let _ = sp;
                 self.copies.push(c);
                 fx.push(Effect::Record {
-                    kind: "copy.registered",
+                    kind: AuditKind::CopyRegistered,
                     data: json!({"store": store, "copy": copy, "class": "backup", "expires_at": fmt_rfc3339(*expires_at)}),
                 });
                 self.log(ev.at, "backup.created", format!("backup copy {copy} in store {store} registered"));
@@ -1072,7 +1073,7 @@ impl Resource {
                     c.next_attempt_at = None;
                     c.stuck = false;
                     fx.push(Effect::Record {
-                        kind: "copy.deleted",
+                        kind: AuditKind::CopyDeleted,
                         data: json!({"store": store, "copy": copy, "class": "backup", "by": "backup_system"}),
                     });
                     self.log(ev.at, "copy.deleted", format!("backup copy {copy} removed by the backup system"));
@@ -1205,7 +1206,7 @@ impl Resource {
             moved.push((b.cause, new, data));
         }
         for (cause, new, data) in moved {
-            fx.push(Effect::Record { kind: "deletion.rescheduled", data });
+            fx.push(Effect::Record { kind: AuditKind::DeletionRescheduled, data });
             self.log(
                 now,
                 "deletion.rescheduled",
@@ -1274,7 +1275,7 @@ impl Resource {
             let reason = self.termination.as_ref().map(|t| t.reason).filter(|_| cause == Cause::Termination);
             let b = buffer(cause, reason, start, self.late_floor_of(cause), policy);
             fx.push(Effect::Record {
-                kind: "buffer.started",
+                kind: AuditKind::BufferStarted,
                 data: json!({"cause": cause, "reason": reason, "buffer_started_at": fmt_rfc3339(start)}),
             });
             self.log(start, "buffer.started", format!("{} buffer started", cause.as_str()));
@@ -1483,11 +1484,11 @@ impl Resource {
         let (kind, what) = match skipped {
             Some(why) => {
                 data["why"] = json!(why);
-                ("notice.skipped", "not sent")
+                (AuditKind::NoticeSkipped, "not sent")
             }
-            None => ("notice.sent", "sent"),
+            None => (AuditKind::NoticeSent, "sent"),
         };
-        self.log(now, kind, format!("{} notice {what}", notice.as_str()));
+        self.log(now, kind.as_str(), format!("{} notice {what}", notice.as_str()));
         vec![Effect::Record { kind, data }]
     }
 
@@ -1502,7 +1503,7 @@ impl Resource {
         let next = later(now, retry_delay(n.attempts) + jitter(&id, "notice", key, n.attempts));
         n.next_attempt_at = Some(next);
         vec![Effect::Record {
-            kind: "notice.failed",
+            kind: AuditKind::NoticeFailed,
             data: json!({"key": key, "notice": n.kind.as_str(), "failures": n.attempts, "error": error,
                          "retry_at": fmt_rfc3339(next)}),
         }]
@@ -1548,7 +1549,7 @@ impl Resource {
             // The event came late: the deadline was lifted to the floor.
             data["late_event_floor"] = json!(true);
         }
-        fx.push(Effect::Record { kind: "deletion.scheduled", data });
+        fx.push(Effect::Record { kind: AuditKind::DeletionScheduled, data });
         self.log(
             b.started_at,
             "deletion.scheduled",
@@ -1563,7 +1564,7 @@ impl Resource {
 
     fn cancelled(&mut self, at: Timestamp, b: &Buffer, why: &str, fx: &mut Vec<Effect>) {
         fx.push(Effect::Record {
-            kind: "deletion.cancelled",
+            kind: AuditKind::DeletionCancelled,
             data: json!({"cause": b.cause, "delete_after": fmt_rfc3339(b.delete_after), "why": why}),
         });
         self.log(at, "deletion.cancelled", format!("{} deletion cancelled: {why}", b.cause.as_str()));
@@ -1587,7 +1588,7 @@ impl Resource {
         self.deletion_started_at = Some(now);
         let d = self.deciding.clone();
         fx.push(Effect::Record {
-            kind: "deletion.started",
+            kind: AuditKind::DeletionStarted,
             data: json!({"cause": d.as_ref().map(|b| b.cause), "reason": d.as_ref().and_then(|b| b.reason),
                          "delete_after": d.as_ref().map(|b| fmt_rfc3339(b.delete_after)),
                          "policy_version": d.as_ref().map(|b| b.policy_version.clone()), "copies": n}),
@@ -1602,7 +1603,7 @@ impl Resource {
             self.state = State::Deleted;
             let key = format!("{}:deletion_completed", self.id);
             self.queue_notice(key, NoticeKind::DeletionCompleted, now, None, cause, None);
-            fx.push(Effect::Record { kind: "resource.deleted", data: json!({"cause": cause}) });
+            fx.push(Effect::Record { kind: AuditKind::ResourceDeleted, data: json!({"cause": cause}) });
             self.log(now, "resource.deleted", "online and cache copies deleted".into());
         }
         if self.state == State::Deleted && !self.copies.iter().any(pending) {
@@ -1615,7 +1616,7 @@ impl Resource {
                 .map(|c| json!({"store": c.store, "copy": c.copy, "class": c.class, "outcome": c.outcome}))
                 .collect();
             fx.push(Effect::Record {
-                kind: "resource.purged",
+                kind: AuditKind::ResourcePurged,
                 data: json!({"cause": cause, "reason": d.as_ref().and_then(|b| b.reason), "product": self.product,
                              "copies": copies, "policy_version": d.as_ref().map(|b| b.policy_version.clone()),
                              "buffer_started_at": d.as_ref().map(|b| fmt_rfc3339(b.started_at)),

@@ -12,6 +12,7 @@
 //! types): never tenant, resource or copy ids, so neither the metrics nor
 //! their cardinality carry business data.
 
+use crate::audit::AuditKind;
 use crate::store::StoreStats;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -114,15 +115,15 @@ impl Metrics {
 
     /// An audit record was written: counts copy outcomes, purged
     /// resources and retries. Every other kind is ignored.
-    pub fn audit_record(&self, kind: &str, data: &Value) {
+    pub fn audit_record(&self, kind: AuditKind, data: &Value) {
         let mut c = self.lock();
         let outcome = match kind {
-            "copy.deleted" if data["by"] == "backup_system" => Some("removed_by_backup_system"),
-            "copy.deleted" => Some("deleted"),
-            "copy.restricted" => Some("restricted"),
-            "copy.purged" => Some("purged"),
-            "copy.failed" => Some("failed"),
-            "copy.stuck" => Some("stuck"),
+            AuditKind::CopyDeleted if data["by"] == "backup_system" => Some("removed_by_backup_system"),
+            AuditKind::CopyDeleted => Some("deleted"),
+            AuditKind::CopyRestricted => Some("restricted"),
+            AuditKind::CopyPurged => Some("purged"),
+            AuditKind::CopyFailed => Some("failed"),
+            AuditKind::CopyStuck => Some("stuck"),
             _ => None,
         };
         if let Some(o) = outcome {
@@ -130,18 +131,21 @@ impl Metrics {
         }
         match kind {
             // A failed call with a retry scheduled (`copy.stuck` has none).
-            "copy.failed" => *c.retries.entry("backoff").or_default() += 1,
-            "copy.retry" => {
+            AuditKind::CopyFailed => *c.retries.entry("backoff").or_default() += 1,
+            AuditKind::CopyRetry => {
                 let n = data["copies"].as_array().map_or(1, |a| a.len() as u64);
                 *c.retries.entry("operator").or_default() += n;
             }
-            "resource.purged" => c.resources_purged += 1,
-            "notice.sent" | "notice.failed" | "notice.skipped" | "notice.superseded" => {
+            AuditKind::ResourcePurged => c.resources_purged += 1,
+            AuditKind::NoticeSent
+            | AuditKind::NoticeFailed
+            | AuditKind::NoticeSkipped
+            | AuditKind::NoticeSuperseded => {
                 let notice = NOTICE_KINDS.iter().find(|k| data["notice"] == **k).copied().unwrap_or("unknown");
                 let result = match kind {
-                    "notice.sent" => "sent",
-                    "notice.failed" => "failed",
-                    "notice.superseded" => "superseded",
+                    AuditKind::NoticeSent => "sent",
+                    AuditKind::NoticeFailed => "failed",
+                    AuditKind::NoticeSuperseded => "superseded",
                     _ => "skipped",
                 };
                 *c.notices.entry((notice, result)).or_default() += 1;
@@ -511,7 +515,7 @@ mod tests {
             ("resource.purged", json!({})),
             ("event.applied", json!({})),
         ] {
-            m.audit_record(kind, &data);
+            m.audit_record(AuditKind::parse(kind).expect("a known kind"), &data);
         }
         m.executor_call("primary", "delete", true, Duration::from_millis(5));
         m.executor_call("primary", "delete", true, Duration::from_millis(70));

@@ -14,7 +14,7 @@
 //! capped at [`MAX_SLEEP`] so a suspended machine or a changed clock is
 //! noticed, and re-reads the clock on every wake-up.
 
-use crate::audit::{AuditHead, AuditLog, AuditRecord};
+use crate::audit::{AuditHead, AuditKind, AuditLog, AuditRecord};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::duration::Dur;
@@ -698,7 +698,7 @@ impl Engine {
                 Command::Pause { paused, reply } => {
                     let now = self.clock.now();
                     let mut w = WriteSet { flags: vec![("paused", paused)], ..Default::default() };
-                    let kind = if paused { "deletions.paused" } else { "deletions.resumed" };
+                    let kind = if paused { AuditKind::DeletionsPaused } else { AuditKind::DeletionsResumed };
                     self.record(&mut w, now, kind, None, None, json!({}));
                     self.store.commit(w)?;
                     self.paused = paused;
@@ -742,7 +742,7 @@ impl Engine {
                 Command::ReloadFailed { error, reply } => {
                     let now = self.clock.now();
                     let mut w = WriteSet::default();
-                    self.record(&mut w, now, "config.reload_failed", None, None, json!({ "error": error }));
+                    self.record(&mut w, now, AuditKind::ConfigReloadFailed, None, None, json!({ "error": error }));
                     self.store.commit(w)?;
                     done.push(Box::new(move || {
                         let _ = reply.send(Ok(()));
@@ -828,7 +828,7 @@ impl Engine {
             data["batch_size"] = json!(b.size);
             data["batch_digest"] = json!(b.digest);
         }
-        self.record(&mut w, now, "guard.approved", None, None, data);
+        self.record(&mut w, now, AuditKind::GuardApproved, None, None, data);
         self.store.commit(w)?;
         self.guard_tripped = false;
         self.clock_anomaly = false;
@@ -863,7 +863,7 @@ impl Engine {
                 let mut w = WriteSet { flags: vec![("clock_anomaly", true)], ..Default::default() };
                 let data = json!({"expected": fmt_rfc3339(expected), "wall": fmt_rfc3339(wall),
                                   "jump_seconds": jump.num_seconds()});
-                self.record(&mut w, wall, "clock.anomaly", None, None, data);
+                self.record(&mut w, wall, AuditKind::ClockAnomaly, None, None, data);
                 self.store.commit(w)?;
                 self.clock_anomaly = true;
                 tracing::error!(jump_seconds = jump.num_seconds(), "wall clock jumped: deletions stop until approved");
@@ -945,7 +945,7 @@ impl Engine {
                 if ev.resource.is_none() {
                     data["resources"] = json!(changes.len());
                 }
-                self.record(&mut w, now, "event.applied", Some(&ev.tenant), ev.resource.as_deref(), data);
+                self.record(&mut w, now, AuditKind::EventApplied, Some(&ev.tenant), ev.resource.as_deref(), data);
                 for (mut r, fx, due) in changes {
                     self.effects(&mut w, now, &mut r, fx);
                     w.put_resource(r, due);
@@ -955,7 +955,7 @@ impl Engine {
             Err(rejection) => {
                 let mut data = base;
                 data["error"] = json!(rejection.message);
-                self.record(&mut w, now, "event.rejected", Some(&ev.tenant), ev.resource.as_deref(), data);
+                self.record(&mut w, now, AuditKind::EventRejected, Some(&ev.tenant), ev.resource.as_deref(), data);
                 if rejection.retryable {
                     // A later event (the creation, the hold) may make this
                     // one valid: its id stays free so the sender can retry.
@@ -1202,7 +1202,7 @@ impl Engine {
     fn reload(&mut self, config: Arc<Config>) -> Result<Result<ReloadReport, EngineError>, EngineError> {
         if let Err(why) = self.check_products(&config)? {
             let mut w = WriteSet::default();
-            self.record(&mut w, self.clock.now(), "config.reload_failed", None, None, json!({ "error": why }));
+            self.record(&mut w, self.clock.now(), AuditKind::ConfigReloadFailed, None, None, json!({ "error": why }));
             self.store.commit(w)?;
             return Ok(Err(EngineError::ProductsInUse(why)));
         }
@@ -1228,7 +1228,7 @@ impl Engine {
         let data = json!({"path": config.path.display().to_string(), "products": report.products,
                           "changed": report.changed, "added": report.added, "removed": report.removed,
                           "dry_run": config.safety.dry_run});
-        self.record(&mut w, now, "config.reloaded", None, None, data);
+        self.record(&mut w, now, AuditKind::ConfigReloaded, None, None, data);
         self.store.commit(w)?;
         tracing::info!(changed = ?report.changed, added = ?report.added, removed = ?report.removed, "config reloaded");
         self.sweep(SweepKind::Reconcile)?;
@@ -1274,7 +1274,7 @@ impl Engine {
         if report.fixed > 0 {
             let mut w = WriteSet::default();
             let data = json!({"sweep": kind.as_str(), "checked": report.checked, "fixed": report.fixed});
-            self.record(&mut w, now, "sweep.repaired", None, None, data);
+            self.record(&mut w, now, AuditKind::SweepRepaired, None, None, data);
             self.store.commit(w)?;
             tracing::warn!(
                 sweep = kind.as_str(),
@@ -1332,7 +1332,7 @@ impl Engine {
         let mut w = WriteSet::default();
         let data = json!({"product": product, "policy_version": policy.version, "min_notice": self.config.safety.min_notice.to_string(),
                           "rescheduled": report.rescheduled.len(), "unchanged": report.unchanged});
-        self.record(&mut w, now, "policy.applied", None, None, data);
+        self.record(&mut w, now, AuditKind::PolicyApplied, None, None, data);
         self.store.commit(w)?;
         Ok(Ok(report))
     }
@@ -1358,7 +1358,7 @@ impl Engine {
         let data = crate::guard::tripped_record(&batch, &limits, self.tracked);
         let state = GuardState { held: Some(batch.clone()) };
         let mut w = WriteSet { flags: vec![("guard_tripped", true)], guard: Some(state), ..Default::default() };
-        self.record(&mut w, now, "guard.tripped", None, None, data);
+        self.record(&mut w, now, AuditKind::GuardTripped, None, None, data);
         self.store.commit(w)?;
         self.guard_tripped = true;
         tracing::error!(batch = batch.size(), digest = %batch.digest, window = ?batch.window,
@@ -1400,7 +1400,7 @@ impl Engine {
             CallOutcome::Done => r.copy_done(store, copy, now),
             CallOutcome::Failed(e) => {
                 let fx = r.copy_failed(store, copy, e, now, self.rules());
-                if fx.iter().any(|f| matches!(f, Effect::Record { kind: "copy.stuck", .. })) {
+                if fx.iter().any(|f| matches!(f, Effect::Record { kind: AuditKind::CopyStuck, .. })) {
                     tracing::error!(resource = %id, store, copy, error = %e, "executor keeps failing: copy is stuck until an operator retries it");
                 } else {
                     tracing::warn!(resource = %id, store, copy, error = %e, "executor failed; will retry");
@@ -1434,7 +1434,7 @@ impl Engine {
         for e in fx {
             match e {
                 Effect::Record { kind, data } => {
-                    if kind == "copy.restriction_overdue" {
+                    if kind == AuditKind::CopyRestrictionOverdue {
                         tracing::error!(resource = %r.id, store = %data["store"], copy = %data["copy"],
                             "a restricted backup is kept past its store's max_restricted: purge it or record why");
                     }
@@ -1442,7 +1442,7 @@ impl Engine {
                         (data["store"].as_str().map(String::from), data["copy"].as_str().map(String::from));
                     let (tenant, id) = (r.tenant.clone(), r.id.clone());
                     self.record(w, now, kind, Some(&tenant), Some(&id), data);
-                    if matches!(kind, "copy.deleted" | "copy.purged" | "copy.restricted") {
+                    if matches!(kind, AuditKind::CopyDeleted | AuditKind::CopyPurged | AuditKind::CopyRestricted) {
                         if let Some(c) = r
                             .copies
                             .iter_mut()
@@ -1451,7 +1451,7 @@ impl Engine {
                             c.done_seq = Some(self.head.seq);
                         }
                     }
-                    if kind == "resource.purged" {
+                    if kind == AuditKind::ResourcePurged {
                         let cert = certificate(r, &self.config, now, &self.head);
                         w.certificates.push((r.id.clone(), cert));
                     }
@@ -1465,15 +1465,15 @@ impl Engine {
         &mut self,
         w: &mut WriteSet,
         now: Timestamp,
-        kind: &str,
+        kind: AuditKind,
         tenant: Option<&str>,
         resource: Option<&str>,
         data: Value,
     ) {
         self.metrics.audit_record(kind, &data);
-        let rec = AuditRecord::seal(self.head.seq + 1, now, kind, tenant, resource, data, &self.head.hash);
+        let rec = AuditRecord::seal(self.head.seq + 1, now, kind.as_str(), tenant, resource, data, &self.head.hash);
         self.head = AuditHead { seq: rec.seq, hash: rec.hash.clone() };
-        tracing::info!(seq = rec.seq, kind, tenant, resource, "audit");
+        tracing::info!(seq = rec.seq, kind = kind.as_str(), tenant, resource, "audit");
         self.unwritten.push(rec.clone());
         w.audit.push(rec);
     }

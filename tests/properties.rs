@@ -418,7 +418,7 @@ fn run(ops: Vec<Op>, prepaid: bool) -> Result<(), TestCaseError> {
         let deletion_kinds = |fx: &[Effect]| -> Vec<String> {
             fx.iter()
                 .filter_map(|e| match e {
-                    Effect::Record { kind, .. } if kind.starts_with("notice.") => None,
+                    Effect::Record { kind, .. } if kind.as_str().starts_with("notice.") => None,
                     Effect::Record { kind, .. } => Some(kind.to_string()),
                     Effect::Dispatch { store, copy, action } => Some(format!("dispatch {store} {copy} {action}")),
                 })
@@ -491,7 +491,7 @@ fn run(ops: Vec<Op>, prepaid: bool) -> Result<(), TestCaseError> {
                     let c = r.copies.iter().find(|c| &c.store == store && &c.copy == copy).unwrap();
                     prop_assert!(c.expires_at.is_some_and(|t| t <= now), "purge of {copy} before it expires");
                 }
-                Effect::Record { kind: "copy.purge_started", .. } => {
+                Effect::Record { kind: retentiond::audit::AuditKind::CopyPurgeStarted, .. } => {
                     prop_assert!(rules.may_start, "purge started with starts closed");
                 }
                 _ => {}
