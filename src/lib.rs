@@ -9,7 +9,8 @@
 //! # Layout
 //! - [`clock`]: the only way to read wall time (system or manual).
 //! - [`lifecycle`]: the pure state machine: events and `now` in, new state
-//!   and effects out. No I/O, no tokio.
+//!   and effects out. No I/O, no tokio. Split by sub-machine
+//!   (`lifecycle/`: events, deadlines, copies, notices, holds).
 //! - [`guard`]: the mass-deletion guard, a pure rule judging whole batches.
 //! - [`event`]: parsing and validating events, naming the bad field.
 //! - [`config`], [`policy`]: the TOML file, validated whole into per-product
