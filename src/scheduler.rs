@@ -1024,14 +1024,7 @@ impl Engine {
                 tracing::error!(resource = %r.id, product = %r.product, "product is not configured: tenant event skipped");
                 continue;
             };
-            let concerned = match &ev.body {
-                EventBody::ArrearsStarted { .. } => !r.state.is_final() && policy.arrears_affects.contains(&r.billing),
-                EventBody::ArrearsSettled => !r.state.is_final() && policy.arrears_affects.contains(&r.billing),
-                EventBody::HoldPlaced { .. } => r.state != crate::lifecycle::State::Purged,
-                EventBody::HoldReleased { hold_id } => r.holds.iter().any(|h| &h.hold_id == hold_id),
-                _ => false,
-            };
-            if !concerned {
+            if !r.concerned_by_tenant_event(ev, policy) {
                 continue;
             }
             match r.apply(ev, policy, rules, now) {

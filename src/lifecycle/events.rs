@@ -4,6 +4,24 @@
 use super::*;
 
 impl Resource {
+    /// Whether an `arrears.*` or `hold.*` event without a resource (about
+    /// the whole tenant) concerns this resource of the tenant: arrears
+    /// reach the resources whose billing the product marks as affected
+    /// (`arrears_affects`, postpaid by default: pay-as-you-go draws on the
+    /// balance, general terms 2.3) while not yet deleting; a tenant hold
+    /// covers every resource not yet purged (general terms 4.1.5); its
+    /// release, those it covers.
+    pub fn concerned_by_tenant_event(&self, ev: &Event, policy: &ProductPolicy) -> bool {
+        match &ev.body {
+            EventBody::ArrearsStarted { .. } | EventBody::ArrearsSettled => {
+                !self.state.is_final() && policy.arrears_affects.contains(&self.billing)
+            }
+            EventBody::HoldPlaced { .. } => self.state != State::Purged,
+            EventBody::HoldReleased { hold_id } => self.holds.iter().any(|h| &h.hold_id == hold_id),
+            _ => false,
+        }
+    }
+
     /// Starts tracking a resource from its `resource.created` event (applied
     /// at `now`); holds already placed on its tenant cover it from the start.
     /// A term end already long past gets the late-event floor.
@@ -313,5 +331,91 @@ pub(super) fn spend(previous: Option<Timestamp>, spent: &mut bool, at: Timestamp
         Some(p) if at < p => {}
         Some(p) if at == p => *spent |= cancels,
         _ => *spent = cancels,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::parse_rfc3339;
+
+    fn policy() -> ProductPolicy {
+        let text = "[daemon]\nstate_dir = \"s\"\n[stores.p]\nclass = \"online\"\n\
+                    executor = { kind = \"fs\", root = \"/srv\", path = \"{resource}\" }\n\
+                    [products.x]\nstores = [\"p\"]\n\
+                    buffer = { expiry = \"15d\", arrears = \"15d\", termination = \"15d\" }\n";
+        crate::config::parse(std::path::Path::new("/etc/r.toml"), text).unwrap().products.remove("x").unwrap()
+    }
+
+    fn rules() -> Rules {
+        Rules {
+            after_hold_release: chrono::Duration::hours(24),
+            may_start: true,
+            may_dispatch: true,
+            max_attempts: 3,
+            late_event_floor: chrono::Duration::hours(24),
+        }
+    }
+
+    fn ev(id: &str, at: &str, resource: Option<&str>, body: EventBody) -> Event {
+        Event {
+            event_id: id.into(),
+            at: parse_rfc3339(at).unwrap(),
+            tenant: "t".into(),
+            resource: resource.map(String::from),
+            body,
+        }
+    }
+
+    fn resource(billing: Billing) -> Resource {
+        let created = ev(
+            "c",
+            "2026-01-01T00:00:00Z",
+            Some("r"),
+            EventBody::Created {
+                product: "x".into(),
+                billing,
+                term_end: (billing == Billing::Prepaid).then(|| parse_rfc3339("2027-01-01T00:00:00Z").unwrap()),
+            },
+        );
+        Resource::create(&created, &policy(), &[], created.at, rules()).unwrap()
+    }
+
+    /// general terms 2.3: tenant-wide arrears reach the resources whose
+    /// billing the product marks as affected (postpaid by default); a
+    /// tenant hold reaches every resource not purged (general terms 4.1.5).
+    #[test]
+    fn tenant_wide_events_concern_the_resources_the_rules_name() {
+        let arrears = ev("a", "2026-01-02T00:00:00Z", None, EventBody::ArrearsStarted { amount: None, currency: None });
+        let hold = ev(
+            "h",
+            "2026-01-02T00:00:00Z",
+            None,
+            EventBody::HoldPlaced { hold_id: "h1".into(), authority: "court".into(), reason: "case".into() },
+        );
+        let (post, pre) = (resource(Billing::Postpaid), resource(Billing::Prepaid));
+        assert!(post.concerned_by_tenant_event(&arrears, &policy()));
+        assert!(!pre.concerned_by_tenant_event(&arrears, &policy()), "prepaid is not affected by default");
+        assert!(pre.concerned_by_tenant_event(&hold, &policy()));
+        let mut purged = resource(Billing::Postpaid);
+        purged.state = State::Purged;
+        assert!(!purged.concerned_by_tenant_event(&hold, &policy()));
+        assert!(!purged.concerned_by_tenant_event(&arrears, &policy()));
+    }
+
+    /// Issue 9: equal times are ordered by arrival. A settlement that
+    /// settled something lets an equal-time notice arriving after it stand;
+    /// one that found nothing overtook that notice, which is then moot.
+    #[test]
+    fn a_cancellation_at_the_same_instant_is_spent_once() {
+        let t = parse_rfc3339("2026-01-05T00:00:00Z").unwrap();
+        let mut spent = false;
+        spend(None, &mut spent, t, true);
+        assert!(!overtaken(Some(t), &mut spent, t), "it settled earlier arrears: this one stands");
+        let mut spent = false;
+        spend(None, &mut spent, t, false);
+        assert!(overtaken(Some(t), &mut spent, t), "it overtook this one");
+        assert!(!overtaken(Some(t), &mut spent, t), "but only one");
+        assert!(overtaken(Some(t), &mut spent, t - chrono::Duration::seconds(1)), "dated before: moot");
     }
 }
