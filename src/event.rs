@@ -1,23 +1,12 @@
 //! Billing and operations events (product-spec §5): parsed from JSON into
 //! typed values, every malformed field named, before anything is stored.
 
+pub use crate::domain::vocabulary::{Billing, TerminationReason};
 use crate::ids::check_id;
-use crate::policy::TerminationReason;
 use crate::time::{parse_rfc3339, Timestamp};
 use rust_decimal::Decimal;
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::str::FromStr;
-
-/// How a resource is paid for (general terms 2.3).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Billing {
-    /// Subscription: served from activation to `term_end` (general terms 7.2.1).
-    Prepaid,
-    /// Pay-as-you-go, charged per billing period; no term end.
-    Postpaid,
-}
 
 /// What happened, with the fields that kind of event carries.
 #[derive(Clone, Debug, PartialEq)]
@@ -133,7 +122,7 @@ impl Event {
             EventBody::Reinstated
                 | EventBody::HoldPlaced { .. }
                 | EventBody::HoldReleased { .. }
-                | EventBody::Terminated { reason: crate::policy::TerminationReason::Violation }
+                | EventBody::Terminated { reason: TerminationReason::Violation }
         )
     }
 }

@@ -12,6 +12,8 @@
 //!   and effects out. No I/O, no tokio. Split by sub-machine
 //!   (`lifecycle/`: events, deadlines, copies, notices, holds).
 //! - [`guard`]: the mass-deletion guard, a pure rule judging whole batches.
+//! - [`domain`]: the vocabulary (billing, cause, termination reason) that
+//!   events and policies share without importing each other.
 //! - [`event`]: parsing and validating events, naming the bad field.
 //! - [`config`], [`policy`]: the TOML file, validated whole into per-product
 //!   policies with versions.
@@ -42,6 +44,7 @@ pub mod certificate;
 pub mod clock;
 pub mod config;
 pub mod daemon;
+pub mod domain;
 pub mod duration;
 pub mod event;
 pub mod executor;

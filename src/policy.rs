@@ -2,85 +2,13 @@
 //! "the buffer period's length is set by the product's own terms", so every
 //! number here comes from the config file, never from code).
 
+pub use crate::domain::vocabulary::{Billing, Cause, TerminationReason};
 use crate::duration::Dur;
-use crate::event::Billing;
 use crate::executor::ExecutorSpec;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
-
-/// Why a resource's buffer runs: the three ways of domain-rules §1.1 that keep
-/// data for a buffer, plus the tenant's own release (no buffer, general terms
-/// 4.1.4).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Cause {
-    /// The prepaid term ended (general terms 7.2.1).
-    Expiry,
-    /// The service was terminated before its term end (general terms 7.4, 7.5).
-    Termination,
-    /// Fees are unpaid (general terms 2.3).
-    Arrears,
-    /// The tenant released the resource itself (general terms 4.1.4).
-    Release,
-}
-
-impl Cause {
-    /// The name used in events, records and the API.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Cause::Expiry => "expiry",
-            Cause::Termination => "termination",
-            Cause::Arrears => "arrears",
-            Cause::Release => "release",
-        }
-    }
-}
-
-/// Reasons for early termination (general terms 7.4, 7.5.1-7.5.3; trial terms
-/// 9.3; IoT terms 7.2, 7.3).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TerminationReason {
-    /// Both sides agreed (7.5.1).
-    Agreement,
-    /// Serious breach by the tenant: may purge at once (7.5.2).
-    Violation,
-    /// The tenant's site was attacked and endangered the platform (7.5.3).
-    Attack,
-    /// The provider discontinued the product with 30 days' notice (7.4).
-    Discontinued,
-    /// 72 consecutive hours of provider-caused outage (8.3).
-    ProviderOutage,
-}
-
-impl TerminationReason {
-    /// Every reason, for validation and printing.
-    pub const ALL: [TerminationReason; 5] = [
-        TerminationReason::Agreement,
-        TerminationReason::Violation,
-        TerminationReason::Attack,
-        TerminationReason::Discontinued,
-        TerminationReason::ProviderOutage,
-    ];
-
-    /// The name used in events and config keys.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TerminationReason::Agreement => "agreement",
-            TerminationReason::Violation => "violation",
-            TerminationReason::Attack => "attack",
-            TerminationReason::Discontinued => "discontinued",
-            TerminationReason::ProviderOutage => "provider_outage",
-        }
-    }
-
-    /// Parses the event/config name.
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|r| r.as_str() == s)
-    }
-}
 
 /// Where copies of business data live (product-spec §3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
