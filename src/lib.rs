@@ -49,6 +49,7 @@ pub mod json;
 pub mod lifecycle;
 pub mod metrics;
 pub mod notifier;
+pub mod outbound;
 pub mod policy;
 pub mod scheduler;
 pub mod service;

@@ -12,18 +12,18 @@
 //!   `PATH`) with the notice as one JSON object on standard input; exit 0
 //!   means sent. No placeholders: everything is in the JSON.
 //! - `http`: POSTs the same JSON, with the `Idempotency-Key` (the notice's
-//!   key) and HMAC `X-Retentiond-Signature` headers of the `http` executor.
+//!   key) and HMAC `X-Retentiond-Signature` headers: the signed POST of
+//!   [`crate::outbound::http`], which the `http` executor sends too.
 //!
 //! The JSON holds identifiers, dates and the notice kind, never business
 //! data: `{"key","notice","tenant","resource","product","date","cause","offset"}`.
 
 use crate::duration::Dur;
-use crate::executor::{ExecError, HttpExecutor, SecretSource};
 use crate::lifecycle::Notice;
+use crate::outbound::{HttpSpec, PostError, SignedPost};
 use crate::time::fmt_rfc3339;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -40,20 +40,9 @@ pub enum NotifierSpec {
         #[serde(default = "default_timeout")]
         timeout: Dur,
     },
-    /// POST the notice to a messaging service.
-    Http {
-        /// Where to POST.
-        url: String,
-        /// File holding the HMAC secret (exactly one of file and env).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        secret_file: Option<PathBuf>,
-        /// Environment variable holding the HMAC secret.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        secret_env: Option<String>,
-        /// Bound on the whole exchange (default 30s).
-        #[serde(default = "default_timeout")]
-        timeout: Dur,
-    },
+    /// POST the notice to a messaging service, signed like an `http`
+    /// executor's request (same keys, same checks).
+    Http(HttpSpec),
 }
 
 fn default_timeout() -> Dur {
@@ -79,22 +68,14 @@ impl NotifierSpec {
                 }
                 Ok(())
             }
-            NotifierSpec::Http { url, secret_file, secret_env, timeout } => {
-                let e = crate::executor::ExecutorSpec::Http {
-                    url: url.clone(),
-                    secret_file: secret_file.clone(),
-                    secret_env: secret_env.clone(),
-                    timeout: *timeout,
-                };
-                e.validate().map_err(|m| m.replacen("http executor", "notifier", 1))
-            }
+            NotifierSpec::Http(spec) => spec.validate().map_err(|e| format!("notifier: {e}")),
         }
     }
 
     /// The hard limit on one send, after which it counts as failed.
     pub fn limit(&self) -> Duration {
         match self {
-            NotifierSpec::Command { timeout, .. } | NotifierSpec::Http { timeout, .. } => timeout.0,
+            NotifierSpec::Command { timeout, .. } | NotifierSpec::Http(HttpSpec { timeout, .. }) => timeout.0,
         }
     }
 }
@@ -109,8 +90,8 @@ pub enum Notifier {
         /// Time limit.
         timeout: Dur,
     },
-    /// See [`NotifierSpec::Http`]; reuses the `http` executor's signed POST.
-    Http(HttpExecutor),
+    /// See [`NotifierSpec::Http`]: the signed POST the `http` executor sends.
+    Http(SignedPost),
 }
 
 /// Why a notice could not be sent (identifiers and codes only).
@@ -134,7 +115,7 @@ pub enum NotifyError {
     },
     /// The HTTP exchange failed.
     #[error(transparent)]
-    Http(#[from] ExecError),
+    Http(#[from] PostError),
 }
 
 /// Most stderr read from a notifier program.
@@ -170,11 +151,7 @@ impl Notifier {
     pub fn from_spec(spec: &NotifierSpec) -> Notifier {
         match spec {
             NotifierSpec::Command { argv, timeout } => Notifier::Command { argv: argv.clone(), timeout: *timeout },
-            NotifierSpec::Http { url, secret_file, secret_env, timeout } => Notifier::Http(HttpExecutor::new(
-                url.clone(),
-                SecretSource::from_spec(secret_file.as_deref(), secret_env.as_deref()),
-                *timeout,
-            )),
+            NotifierSpec::Http(spec) => Notifier::Http(SignedPost::new(spec.clone())),
         }
     }
 

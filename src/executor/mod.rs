@@ -14,6 +14,7 @@ use std::io;
 use std::path::PathBuf;
 
 use crate::duration::Dur;
+use crate::outbound::{ClientError, HttpSpec, PostError, SecretError};
 
 mod command;
 mod fs;
@@ -22,7 +23,7 @@ mod http;
 pub(crate) use command::sandboxed;
 pub use command::CommandExecutor;
 pub use fs::FsExecutor;
-pub use http::{tls_problem, trust_roots_for, HttpExecutor, SecretSource};
+pub use http::HttpExecutor;
 
 /// What the daemon asks an executor to do to one copy.
 ///
@@ -80,7 +81,8 @@ pub struct Target {
 ///
 /// Unknown keys are rejected (a misspelt `timout` must not silently fall back
 /// to the default). Serde's `deny_unknown_fields` is honoured for internally
-/// tagged enums with struct variants; `tests::unknown_keys_are_rejected`
+/// tagged enums with struct variants, and for the `http` newtype variant by
+/// [`HttpSpec`]'s own `deny_unknown_fields`; `tests::unknown_keys_are_rejected`
 /// proves it for every variant.
 #[derive(Clone, Debug, PartialEq, serde::Deserialize, serde::Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
@@ -108,21 +110,7 @@ pub enum ExecutorSpec {
         timeout: Dur,
     },
     /// POST a signed JSON request to a deletion service (see [`HttpExecutor`]).
-    Http {
-        /// Where to POST, `https://...` or `http://...`.
-        url: String,
-        /// File holding the HMAC-SHA256 secret (absolute path); read at
-        /// every run. Exactly one of `secret_file` and `secret_env`.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        secret_file: Option<PathBuf>,
-        /// Environment variable holding the HMAC-SHA256 secret; read at
-        /// every run. There is deliberately no key for the secret itself.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        secret_env: Option<String>,
-        /// Bound on the whole exchange, connect to answer (default 30s).
-        #[serde(default = "default_http_timeout")]
-        timeout: Dur,
-    },
+    Http(HttpSpec),
 }
 
 /// Default `fs` marker: a dot file, out of the way of tenant directories.
@@ -136,12 +124,6 @@ fn default_command_timeout() -> Dur {
     Dur::from_secs(5 * 60)
 }
 
-/// Default for `http` executors: a deletion service answers within seconds;
-/// a slower one is retried rather than waited for.
-fn default_http_timeout() -> Dur {
-    Dur::from_secs(30)
-}
-
 impl ExecutorSpec {
     /// Static checks at config-load time, so a bad template is refused when
     /// the daemon starts rather than when the first deadline passes (or,
@@ -151,9 +133,7 @@ impl ExecutorSpec {
         match self {
             ExecutorSpec::Fs { root, path, marker } => fs::validate(root, path, marker),
             ExecutorSpec::Command { argv, timeout } => command::validate(argv, *timeout),
-            ExecutorSpec::Http { url, secret_file, secret_env, timeout } => {
-                http::validate(url, &SecretSource::from_spec(secret_file.as_deref(), secret_env.as_deref()), *timeout)
-            }
+            ExecutorSpec::Http(spec) => spec.validate().map_err(|e| format!("http executor: {e}")),
         }
     }
 }
@@ -183,11 +163,7 @@ impl Executor {
                 Executor::Fs(FsExecutor::new(root.clone(), path.clone(), marker.clone()))
             }
             ExecutorSpec::Command { argv, timeout } => Executor::Command(CommandExecutor::new(argv.clone(), *timeout)),
-            ExecutorSpec::Http { url, secret_file, secret_env, timeout } => Executor::Http(HttpExecutor::new(
-                url.clone(),
-                SecretSource::from_spec(secret_file.as_deref(), secret_env.as_deref()),
-                *timeout,
-            )),
+            ExecutorSpec::Http(spec) => Executor::Http(HttpExecutor::new(spec.clone())),
         }
     }
 
@@ -392,23 +368,26 @@ pub enum ExecError {
         /// The tail of its stderr (at most ~2 KiB, control characters escaped).
         stderr: String,
     },
+    /// The `http` executor's client cannot be built on this machine (an
+    /// `https://` URL and no CA certificates); nothing was sent.
+    #[error("executor spec is invalid: {0}")]
+    HttpClient(#[source] ClientError),
+    /// The `http` executor's request body could not be encoded (it holds
+    /// only ids, so this does not happen); nothing was sent.
+    #[error("executor spec is invalid: cannot encode request body: {0}")]
+    RequestBody(#[source] serde_json::Error),
     /// The `http` executor's HMAC secret could not be read, or is empty;
     /// nothing was sent.
-    #[error("cannot use the HMAC secret from {source_desc}: {reason}; nothing was sent")]
-    Secret {
-        /// "file PATH" or "environment variable NAME".
-        source_desc: String,
-        /// What is wrong (an OS error, "not set", "empty").
-        reason: String,
-    },
+    #[error(transparent)]
+    Secret(SecretError),
     /// The request could not be completed (connection refused, reset, DNS,
     /// ...); whether the service acted is unknown, so it is retried.
-    #[error("request to {endpoint} failed: {reason}")]
+    #[error("request to {endpoint} failed: {}", crate::outbound::http::error_chain(source))]
     HttpRequest {
         /// The service's URL without query.
         endpoint: String,
-        /// The transport error and its causes.
-        reason: String,
+        /// The transport error (without the URL, which may hold a query).
+        source: reqwest::Error,
     },
     /// The service did not answer within the timeout; whether it acted is
     /// unknown, so it is retried (with the same idempotency key).
@@ -428,6 +407,21 @@ pub enum ExecError {
         /// The status code.
         status: u16,
     },
+}
+
+/// The signed POST's failures, in the executor's words (`executor spec is
+/// invalid: http executor: ...` for a spec that skipped validation).
+impl From<PostError> for ExecError {
+    fn from(e: PostError) -> ExecError {
+        match e {
+            PostError::Spec(e) => ExecError::InvalidSpec { reason: format!("http executor: {e}") },
+            PostError::Client(e) => ExecError::HttpClient(e),
+            PostError::Secret(e) => ExecError::Secret(e),
+            PostError::Request { endpoint, source } => ExecError::HttpRequest { endpoint, source },
+            PostError::Timeout { endpoint, after } => ExecError::HttpTimeout { endpoint, after },
+            PostError::Status { endpoint, status } => ExecError::HttpStatus { endpoint, status },
+        }
+    }
 }
 
 fn fmt_stderr(stderr: &str) -> String {
@@ -623,18 +617,18 @@ mod tests {
             ExecutorSpec::Fs { root: "/srv/d".into(), path: "{resource}".into(), marker: "".into() },
             ExecutorSpec::Fs { root: "/srv/d".into(), path: "{resource}".into(), marker: "MOUNTED".into() },
             ExecutorSpec::Command { argv: vec!["/bin/x".into(), "--r={resource}".into()], timeout: Dur::from_secs(60) },
-            ExecutorSpec::Http {
+            ExecutorSpec::Http(HttpSpec {
                 url: "http://127.0.0.1:8443/v1/purge".into(),
                 secret_file: Some("/etc/retentiond/purge.key".into()),
                 secret_env: None,
                 timeout: Dur::from_secs(7),
-            },
-            ExecutorSpec::Http {
+            }),
+            ExecutorSpec::Http(HttpSpec {
                 url: "http://127.0.0.1:8443/v1/purge".into(),
                 secret_file: None,
                 secret_env: Some("RETENTIOND_PURGE_KEY".into()),
                 timeout: Dur::from_secs(30),
-            },
+            }),
         ] {
             let text = toml::to_string(&W { executor: &spec }).unwrap();
             assert_eq!(parse(&text).unwrap(), spec, "{text}");
@@ -648,18 +642,18 @@ mod tests {
                 .unwrap();
         assert_eq!(
             spec,
-            ExecutorSpec::Http {
+            ExecutorSpec::Http(HttpSpec {
                 url: "http://127.0.0.1:8443/v1/purge".into(),
                 secret_file: Some("/etc/k".into()),
                 secret_env: None,
                 timeout: Dur::from_secs(30),
-            }
+            })
         );
         assert!(spec.validate().is_ok());
         let spec =
             parse(r#"executor = { kind = "http", url = "http://h/p", secret_env = "K", timeout = "300ms" }"#).unwrap();
         assert!(
-            matches!(spec, ExecutorSpec::Http { timeout, .. } if timeout == Dur(std::time::Duration::from_millis(300)))
+            matches!(spec, ExecutorSpec::Http(HttpSpec { timeout, .. }) if timeout == Dur(std::time::Duration::from_millis(300)))
         );
         assert!(spec.validate().is_ok());
     }
@@ -697,12 +691,12 @@ mod tests {
             timeout: Dur::from_secs(1),
         });
         assert_eq!(cmd.describe(), "command:/usr/libexec/x");
-        let http = Executor::from_spec(&ExecutorSpec::Http {
+        let http = Executor::from_spec(&ExecutorSpec::Http(HttpSpec {
             url: "http://127.0.0.1:8443/v1/purge?k=v".into(),
             secret_file: None,
             secret_env: Some("K".into()),
             timeout: Dur::from_secs(1),
-        });
+        }));
         assert_eq!(http.describe(), "http:http://127.0.0.1:8443/v1/purge");
     }
 
