@@ -9,8 +9,10 @@
 //!
 //! Two kinds, configured in `[notifier]` like executors:
 //! - `command`: runs `argv` (never through a shell, environment cleared but
-//!   `PATH`) with the notice as one JSON object on standard input; exit 0
-//!   means sent. No placeholders: everything is in the JSON.
+//!   `PATH`: the sandboxed child of [`crate::outbound::process`], which the
+//!   `command` executor runs too) with the notice as one JSON object on
+//!   standard input; exit 0 means sent. No placeholders: everything is in
+//!   the JSON.
 //! - `http`: POSTs the same JSON, with the `Idempotency-Key` (the notice's
 //!   key) and HMAC `X-Retentiond-Signature` headers: the signed POST of
 //!   [`crate::outbound::http`], which the `http` executor sends too.
@@ -20,13 +22,12 @@
 
 use crate::duration::Dur;
 use crate::lifecycle::Notice;
-use crate::outbound::{HttpSpec, PostError, SignedPost};
+use crate::outbound::{process, HttpSpec, PostError, ProcessError, SignedPost};
 use crate::time::fmt_rfc3339;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use std::process::Stdio;
+use std::process::ExitStatus;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// `[notifier]` as written in the config file.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
@@ -105,21 +106,38 @@ pub enum NotifyError {
         /// Why.
         source: std::io::Error,
     },
-    /// The program failed or ran too long.
-    #[error("notifier {program}: {what}")]
-    Failed {
+    /// Waiting for the program failed; whether it sent the notice is
+    /// unknown.
+    #[error("notifier {program}: wait failed: {source}")]
+    Wait {
         /// The program.
         program: String,
-        /// Exit status or timeout.
-        what: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The program ran longer than its timeout and was killed.
+    #[error("notifier {program}: no answer within {after}")]
+    Timeout {
+        /// The program.
+        program: String,
+        /// The configured timeout.
+        after: Dur,
+    },
+    /// The program exited with a status other than 0.
+    #[error("notifier {program}: exited with {status}{stderr}")]
+    Exited {
+        /// The program.
+        program: String,
+        /// Its exit status.
+        status: ExitStatus,
+        /// `: <the last 300 characters of its stderr>` (control characters
+        /// escaped), or empty when it said nothing.
+        stderr: String,
     },
     /// The HTTP exchange failed.
     #[error(transparent)]
     Http(#[from] PostError),
 }
-
-/// Most stderr read from a notifier program.
-const STDERR_CAP: u64 = 64 * 1024;
 
 /// `: <last 300 characters of stderr>`, control characters escaped, or
 /// nothing when it said nothing.
@@ -161,32 +179,21 @@ impl Notifier {
         match self {
             Notifier::Http(h) => Ok(h.post(key, bytes).await?),
             Notifier::Command { argv, timeout } => {
-                let program = argv.first().cloned().unwrap_or_default();
-                let mut cmd = crate::executor::sandboxed(&program, &argv[1..]);
-                cmd.stdin(Stdio::piped()).stderr(Stdio::piped());
-                let mut child =
-                    cmd.spawn().map_err(|source| NotifyError::Spawn { program: program.clone(), source })?;
-                let stdin = child.stdin.take();
-                let stderr = child.stderr.take();
-                let run = async {
-                    if let Some(mut stdin) = stdin {
-                        // A program that exits without reading is judged by its status.
-                        let _ = stdin.write_all(&bytes).await;
-                        let _ = stdin.write_all(b"\n").await;
-                    }
-                    // What the program says on stderr, capped, for the error.
-                    let mut said = Vec::new();
-                    if let Some(err) = stderr {
-                        let _ = err.take(STDERR_CAP).read_to_end(&mut said).await;
-                    }
-                    child.wait().await.map(|status| (status, said))
-                };
-                let failed = |what: String| NotifyError::Failed { program: program.clone(), what };
-                match tokio::time::timeout(timeout.0, run).await {
-                    Ok(Ok((status, _))) if status.success() => Ok(()),
-                    Ok(Ok((status, said))) => Err(failed(format!("exited with {status}{}", tail(&said)))),
-                    Ok(Err(e)) => Err(failed(format!("wait failed: {e}"))),
-                    Err(_) => Err(failed(format!("no answer within {timeout}"))),
+                let program = argv.first().map_or("", String::as_str);
+                let mut input = bytes;
+                input.push(b'\n');
+                let exited = process::run(program, argv.get(1..).unwrap_or_default(), Some(&input), *timeout)
+                    .await
+                    .map_err(|e| match e {
+                        ProcessError::Spawn { program, source } => NotifyError::Spawn { program, source },
+                        ProcessError::Wait { program, source } => NotifyError::Wait { program, source },
+                        ProcessError::Timeout { program, after } => NotifyError::Timeout { program, after },
+                    })?;
+                if exited.status.success() {
+                    Ok(())
+                } else {
+                    let stderr = tail(exited.stderr.bytes());
+                    Err(NotifyError::Exited { program: program.to_owned(), status: exited.status, stderr })
                 }
             }
         }
@@ -231,5 +238,24 @@ mod tests {
         let n = Notifier::Command { argv: vec![loud.display().to_string()], timeout: Dur::from_secs(10) };
         let err = n.send("k", &body).await.unwrap_err().to_string();
         assert!(err.ends_with("exit status: 1: smtp down"), "{err}");
+    }
+
+    /// A program that says a lot on stderr (more than any cap on what is
+    /// kept of it) is judged by its exit status: its stderr is read to the
+    /// end, so it is neither blocked on a full pipe nor killed by SIGPIPE.
+    #[tokio::test]
+    async fn a_chatty_program_is_judged_by_its_exit_status() {
+        let script = "cat >/dev/null; i=0; while [ $i -lt 4000 ]; do \
+                      echo 'filler line of about fifty bytes ...........' >&2; i=$((i+1)); done; \
+                      echo 'smtp down' >&2; exit $1";
+        let chatty = |code: &str| Notifier::Command {
+            argv: ["/bin/sh", "-c", script, "sh", code].map(str::to_owned).to_vec(),
+            timeout: Dur::from_secs(20),
+        };
+        let body = json!({"key": "k"});
+        chatty("0").send("k", &body).await.unwrap();
+        let err = chatty("1").send("k", &body).await.unwrap_err().to_string();
+        assert!(err.starts_with("notifier /bin/sh: exited with exit status: 1: "), "{err}");
+        assert!(err.ends_with("...........\\nsmtp down"), "{err}");
     }
 }

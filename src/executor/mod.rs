@@ -14,13 +14,12 @@ use std::io;
 use std::path::PathBuf;
 
 use crate::duration::Dur;
-use crate::outbound::{ClientError, HttpSpec, PostError, SecretError};
+use crate::outbound::{ClientError, HttpSpec, PostError, ProcessError, SecretError};
 
 mod command;
 mod fs;
 mod http;
 
-pub(crate) use command::sandboxed;
 pub use command::CommandExecutor;
 pub use fs::FsExecutor;
 pub use http::HttpExecutor;
@@ -420,6 +419,17 @@ impl From<PostError> for ExecError {
             PostError::Request { endpoint, source } => ExecError::HttpRequest { endpoint, source },
             PostError::Timeout { endpoint, after } => ExecError::HttpTimeout { endpoint, after },
             PostError::Status { endpoint, status } => ExecError::HttpStatus { endpoint, status },
+        }
+    }
+}
+
+/// The child process's failures, in the same words.
+impl From<ProcessError> for ExecError {
+    fn from(e: ProcessError) -> ExecError {
+        match e {
+            ProcessError::Spawn { program, source } => ExecError::Spawn { program, source },
+            ProcessError::Wait { program, source } => ExecError::Wait { program, source },
+            ProcessError::Timeout { program, after } => ExecError::Timeout { program, after },
         }
     }
 }

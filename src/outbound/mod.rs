@@ -21,8 +21,10 @@
 //! them to [`crate::notifier::NotifyError`], each with its own wording.
 
 pub mod http;
+pub mod process;
 
 pub use http::{
     signature, tls_problem, trust_roots_for, ClientError, HttpSpec, HttpSpecError, PostError, Prepared, SecretError,
     SecretProblem, SecretSource, SignedPost, IDEMPOTENCY_HEADER, SIGNATURE_HEADER,
 };
+pub use process::{Exited, ProcessError, StderrTail};
