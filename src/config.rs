@@ -933,7 +933,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         Some(n) => {
             let span = n.span();
             let n = n.into_inner();
-            n.validate().map_err(|m| err(span, m))?;
+            n.validate().map_err(|m| err(span, m.to_string()))?;
             Some(n)
         }
     };

@@ -22,7 +22,7 @@
 
 use crate::duration::Dur;
 use crate::lifecycle::Notice;
-use crate::outbound::{process, HttpSpec, PostError, ProcessError, SignedPost};
+use crate::outbound::{process, HttpSpec, HttpSpecError, PostError, ProcessError, SignedPost};
 use crate::time::fmt_rfc3339;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -50,26 +50,54 @@ fn default_timeout() -> Dur {
     Dur::from_secs(30)
 }
 
+/// What is wrong with `[notifier]`. Display is the one-line message the
+/// config error shows, starting with `notifier: `.
+#[derive(Debug, thiserror::Error)]
+pub enum NotifierSpecError {
+    /// No program.
+    #[error("notifier: argv must not be empty")]
+    EmptyArgv,
+    /// The program is not an absolute path, so it would depend on `PATH`.
+    #[error("notifier: argv[0] {program:?} must be an absolute path")]
+    ProgramRelative {
+        /// argv[0].
+        program: String,
+    },
+    /// An argument looks like a placeholder (or holds a NUL byte): a
+    /// notifier's arguments are fixed, the notice comes on standard input.
+    #[error("notifier: argv[{index}] {arg:?}: no placeholders (the notice comes as JSON on standard input)")]
+    Placeholder {
+        /// Position in argv.
+        index: usize,
+        /// The argument.
+        arg: String,
+    },
+    /// A zero timeout would fail every notice.
+    #[error("notifier: timeout must be greater than zero")]
+    ZeroTimeout,
+    /// The `http` notifier's spec.
+    #[error("notifier: {0}")]
+    Http(#[from] HttpSpecError),
+}
+
 impl NotifierSpec {
     /// Static checks at load time; Err names the bad part.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), NotifierSpecError> {
         match self {
             NotifierSpec::Command { argv, timeout } => {
-                let Some(program) = argv.first() else { return Err("notifier: argv must not be empty".into()) };
+                let Some(program) = argv.first() else { return Err(NotifierSpecError::EmptyArgv) };
                 if !program.starts_with('/') {
-                    return Err(format!("notifier: argv[0] {program:?} must be an absolute path"));
+                    return Err(NotifierSpecError::ProgramRelative { program: program.clone() });
                 }
-                if let Some((i, a)) = argv.iter().enumerate().find(|(_, a)| a.contains('{') || a.contains('\0')) {
-                    return Err(format!(
-                        "notifier: argv[{i}] {a:?}: no placeholders (the notice comes as JSON on standard input)"
-                    ));
+                if let Some((index, a)) = argv.iter().enumerate().find(|(_, a)| a.contains('{') || a.contains('\0')) {
+                    return Err(NotifierSpecError::Placeholder { index, arg: a.clone() });
                 }
                 if timeout.is_zero() {
-                    return Err("notifier: timeout must be greater than zero".into());
+                    return Err(NotifierSpecError::ZeroTimeout);
                 }
                 Ok(())
             }
-            NotifierSpec::Http(spec) => spec.validate().map_err(|e| format!("notifier: {e}")),
+            NotifierSpec::Http(spec) => Ok(spec.validate()?),
         }
     }
 
@@ -211,9 +239,9 @@ mod tests {
             timeout: Dur::from_secs(5),
         };
         assert!(spec(&["/usr/bin/notify", "--mail"]).validate().is_ok());
-        assert!(spec(&[]).validate().unwrap_err().contains("argv must not be empty"));
-        assert!(spec(&["notify"]).validate().unwrap_err().contains("absolute"));
-        assert!(spec(&["/bin/x", "{tenant}"]).validate().unwrap_err().contains("argv[1]"));
+        assert!(spec(&[]).validate().unwrap_err().to_string().contains("argv must not be empty"));
+        assert!(spec(&["notify"]).validate().unwrap_err().to_string().contains("absolute"));
+        assert!(spec(&["/bin/x", "{tenant}"]).validate().unwrap_err().to_string().contains("argv[1]"));
     }
 
     #[tokio::test]

@@ -8,9 +8,63 @@
 
 use std::process::ExitStatus;
 
-use super::{contains, parse_template, render, Action, ExecError, Piece, Placeholder, Target};
+use super::{
+    contains, parse_template, render, Action, ExecError, Piece, Placeholder, SpecError, Target, TemplateError,
+};
 use crate::duration::Dur;
 use crate::outbound::process;
+
+/// What is wrong with a `command` executor's spec (shown after `command
+/// executor: `).
+#[derive(Debug, thiserror::Error)]
+pub enum CommandSpecError {
+    /// No program.
+    #[error("argv must not be empty")]
+    EmptyArgv,
+    /// An empty program name.
+    #[error("argv[0] must not be empty")]
+    EmptyProgram,
+    /// An argument holds a NUL byte, which no argument can.
+    #[error("argv[{index}] {arg:?} contains a NUL byte")]
+    ArgNul {
+        /// Position in argv.
+        index: usize,
+        /// The argument.
+        arg: String,
+    },
+    /// An argument's template does not parse.
+    #[error("argv[{index}]: {source}")]
+    Template {
+        /// Position in argv.
+        index: usize,
+        /// Why.
+        source: TemplateError,
+    },
+    /// The program itself would depend on ids.
+    #[error("argv[0] {program:?} must not contain a placeholder (the program must not depend on ids)")]
+    ProgramPlaceholder {
+        /// argv[0].
+        program: String,
+    },
+    /// Two ids in one argument (or '/'-segment of it) are ambiguous.
+    #[error(
+        "argv[{index}] {arg:?} joins several ids; ids may contain - . _ : \
+         so the result is ambiguous: pass each id as its own argument"
+    )]
+    JoinedIds {
+        /// Position in argv.
+        index: usize,
+        /// The argument.
+        arg: String,
+    },
+    /// No argument names the resource, so the program could not tell which
+    /// one expired.
+    #[error("no argument contains {{resource}}, so the command could not tell which resource expired")]
+    NoResource,
+    /// A zero timeout would fail every run.
+    #[error("timeout must be greater than zero")]
+    ZeroTimeout,
+}
 
 /// Runs `argv` with placeholders substituted; exit 0 means the copy is gone
 /// (or restricted).
@@ -28,42 +82,34 @@ pub struct CommandExecutor {
 }
 
 /// Static checks for a `command` spec; see [`super::ExecutorSpec::validate`].
-pub(super) fn validate(argv: &[String], timeout: Dur) -> Result<(), String> {
+pub(super) fn validate(argv: &[String], timeout: Dur) -> Result<(), CommandSpecError> {
     let Some(program) = argv.first() else {
-        return Err("command executor: argv must not be empty".to_owned());
+        return Err(CommandSpecError::EmptyArgv);
     };
     if program.is_empty() {
-        return Err("command executor: argv[0] must not be empty".to_owned());
+        return Err(CommandSpecError::EmptyProgram);
     }
     let mut has_resource = false;
-    for (i, arg) in argv.iter().enumerate() {
+    for (index, arg) in argv.iter().enumerate() {
         if arg.contains('\0') {
-            return Err(format!("command executor: argv[{i}] {arg:?} contains a NUL byte"));
+            return Err(CommandSpecError::ArgNul { index, arg: arg.clone() });
         }
-        let pieces = parse_template(arg).map_err(|e| format!("command executor: argv[{i}]: {e}"))?;
-        if i == 0 && pieces.iter().any(|p| matches!(p, Piece::Placeholder(_))) {
-            return Err(format!(
-                "command executor: argv[0] {arg:?} must not contain a placeholder \
-                 (the program must not depend on ids)"
-            ));
+        let pieces = parse_template(arg).map_err(|source| CommandSpecError::Template { index, source })?;
+        if index == 0 && pieces.iter().any(|p| matches!(p, Piece::Placeholder(_))) {
+            return Err(CommandSpecError::ProgramPlaceholder { program: arg.clone() });
         }
         // Ids never contain '/', so ids in different '/'-segments stay apart.
         let joined = arg.split('/').any(|seg| parse_template(seg).is_ok_and(|p| super::id_placeholders(&p) > 1));
         if joined {
-            return Err(format!(
-                "command executor: argv[{i}] {arg:?} joins several ids; ids may contain - . _ : \
-                 so the result is ambiguous: pass each id as its own argument"
-            ));
+            return Err(CommandSpecError::JoinedIds { index, arg: arg.clone() });
         }
         has_resource |= contains(&pieces, Placeholder::Resource);
     }
     if !has_resource {
-        return Err("command executor: no argument contains {resource}, \
-             so the command could not tell which resource expired"
-            .to_owned());
+        return Err(CommandSpecError::NoResource);
     }
     if timeout.is_zero() {
-        return Err("command executor: timeout must be greater than zero".to_owned());
+        return Err(CommandSpecError::ZeroTimeout);
     }
     Ok(())
 }
@@ -83,7 +129,7 @@ impl CommandExecutor {
 
     /// Runs the command for `action` on `target`. Ok(()) only on exit code 0.
     pub async fn run(&self, action: Action, target: &Target) -> Result<(), ExecError> {
-        validate(&self.argv, self.timeout).map_err(|reason| ExecError::InvalidSpec { reason })?;
+        validate(&self.argv, self.timeout).map_err(invalid)?;
         let program = self.argv[0].clone();
         let args = self.render_args(&program, action, target)?;
 
@@ -100,7 +146,8 @@ impl CommandExecutor {
         let mut args = Vec::with_capacity(self.argv.len().saturating_sub(1));
         let mut options_ended = false;
         for (index, template) in self.argv.iter().enumerate().skip(1) {
-            let pieces = parse_template(template).map_err(|reason| ExecError::InvalidSpec { reason })?;
+            let pieces =
+                parse_template(template).map_err(|source| invalid(CommandSpecError::Template { index, source }))?;
             let value = render(&pieces, action, target)?;
             if !options_ended && value.starts_with('-') {
                 if let Some(Piece::Placeholder(p)) = pieces.first() {
@@ -114,6 +161,11 @@ impl CommandExecutor {
         }
         Ok(args)
     }
+}
+
+/// A spec found invalid before a run: nothing is started.
+fn invalid(e: CommandSpecError) -> ExecError {
+    ExecError::InvalidSpec { reason: SpecError::Command(e) }
 }
 
 /// Maps an exit status to Ok (code 0) or the matching error.
@@ -341,7 +393,9 @@ mod tests {
 
     #[test]
     fn validate_rejects_bad_argv() {
-        let v = |argv: &[&str]| validate(&argv.iter().map(|s| s.to_string()).collect::<Vec<_>>(), MIN);
+        let v = |argv: &[&str]| {
+            validate(&argv.iter().map(|s| s.to_string()).collect::<Vec<_>>(), MIN).map_err(|e| e.to_string())
+        };
         assert!(v(&["/usr/libexec/p", "{tenant}", "{resource}", "{copy}"]).is_ok());
         assert!(v(&["p", "--r={resource}", "--a={action}", "{store}"]).is_ok());
 
@@ -359,7 +413,7 @@ mod tests {
             assert!(err.contains(needle), "{argv:?}: {err}");
             assert!(!err.contains('\n'), "{err}");
         }
-        let err = validate(&["/bin/p".into(), "{resource}".into()], Dur::from_secs(0)).unwrap_err();
+        let err = validate(&["/bin/p".into(), "{resource}".into()], Dur::from_secs(0)).unwrap_err().to_string();
         assert!(err.contains("timeout"), "{err}");
     }
 

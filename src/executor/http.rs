@@ -391,8 +391,8 @@ mod tests {
         // The secret is not read at validation: a file that does not exist here is fine.
         assert!(spec(Some("/nonexistent/retentiond/purge.key"), None).validate().is_ok());
         assert!(spec(None, Some("RETENTIOND_TEST_SURELY_UNSET_5F1C")).validate().is_ok());
-        assert!(spec(Some("/k"), Some("K")).validate().unwrap_err().contains("not both"));
-        assert!(spec(None, None).validate().unwrap_err().contains("secret_file or secret_env"));
+        assert!(spec(Some("/k"), Some("K")).validate().unwrap_err().to_string().contains("not both"));
+        assert!(spec(None, None).validate().unwrap_err().to_string().contains("secret_file or secret_env"));
     }
 
     #[test]

@@ -334,11 +334,19 @@ fn client_builder(url: &str) -> reqwest::ClientBuilder {
 /// no CA certificates could be loaded), or None. `check-config` and the
 /// daemon's start report it, naming the store or notifier, since every
 /// call through such a client would fail.
-pub fn tls_problem(url: &str) -> Option<String> {
-    client_builder(url)
-        .build()
-        .err()
-        .map(|e| format!("cannot build an HTTP client for {}: {}", short_url(url), error_chain(&e)))
+pub fn tls_problem(url: &str) -> Option<TlsProblem> {
+    client_builder(url).build().err().map(|source| TlsProblem { endpoint: short_url(url), source })
+}
+
+/// A client for an endpoint cannot be built on this machine; see
+/// [`tls_problem`].
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build an HTTP client for {endpoint}: {}", error_chain(source))]
+pub struct TlsProblem {
+    /// The URL without query.
+    endpoint: String,
+    /// reqwest's reason.
+    source: reqwest::Error,
 }
 
 /// `sha256=<hex HMAC-SHA256(secret, body)>`, the signature header's value.

@@ -25,6 +25,6 @@ pub mod process;
 
 pub use http::{
     signature, tls_problem, trust_roots_for, ClientError, HttpSpec, HttpSpecError, PostError, Prepared, SecretError,
-    SecretProblem, SecretSource, SignedPost, IDEMPOTENCY_HEADER, SIGNATURE_HEADER,
+    SecretProblem, SecretSource, SignedPost, TlsProblem, IDEMPOTENCY_HEADER, SIGNATURE_HEADER,
 };
 pub use process::{Exited, ProcessError, StderrTail};
