@@ -60,7 +60,7 @@ pub enum NotifierSpecError {
     /// The program is not an absolute path, so it would depend on `PATH`.
     #[error("notifier: argv[0] {program:?} must be an absolute path")]
     ProgramRelative {
-        /// argv[0].
+        /// `argv[0]`.
         program: String,
     },
     /// An argument looks like a placeholder (or holds a NUL byte): a

@@ -43,7 +43,7 @@ pub enum CommandSpecError {
     /// The program itself would depend on ids.
     #[error("argv[0] {program:?} must not contain a placeholder (the program must not depend on ids)")]
     ProgramPlaceholder {
-        /// argv[0].
+        /// `argv[0]`.
         program: String,
     },
     /// Two ids in one argument (or '/'-segment of it) are ambiguous.

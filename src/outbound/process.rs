@@ -48,7 +48,7 @@ pub enum ProcessError {
     /// The program could not be started (not found, not executable, ...).
     #[error("cannot start {program}: {source}")]
     Spawn {
-        /// The program (argv[0]).
+        /// The program (`argv[0]`).
         program: String,
         /// The underlying OS error.
         source: io::Error,
@@ -56,7 +56,7 @@ pub enum ProcessError {
     /// Waiting for the program failed; its outcome is unknown.
     #[error("waiting for {program} failed: {source}")]
     Wait {
-        /// The program (argv[0]).
+        /// The program (`argv[0]`).
         program: String,
         /// The underlying OS error.
         source: io::Error,
@@ -64,7 +64,7 @@ pub enum ProcessError {
     /// The program ran longer than its timeout and was killed and reaped.
     #[error("{program} timed out after {after} and was killed")]
     Timeout {
-        /// The program (argv[0]).
+        /// The program (`argv[0]`).
         program: String,
         /// The configured timeout.
         after: Dur,
@@ -81,9 +81,9 @@ pub struct Exited {
     pub stderr: StderrTail,
 }
 
-/// Runs `program` with `args` in the [`sandboxed`] way, writes `input` (if
-/// any) to its standard input and closes it, and waits at most `timeout`
-/// for it to exit; on timeout it is killed and reaped, so no zombie or
+/// Runs `program` with `args` the sandboxed way (see `sandboxed`), writes
+/// `input` (if any) to its standard input and closes it, and waits at most
+/// `timeout` for it to exit; on timeout it is killed and reaped, so no zombie or
 /// still-running program is left behind. Processes it forked are not
 /// tracked, so a program should `exec` its long-running step rather than
 /// leave it in the background. Dropping the returned future also kills the
@@ -154,8 +154,8 @@ enum Event {
     TimedOut,
 }
 
-/// The last bytes a child wrote to stderr: at most twice [`STDERR_CAP`]
-/// bytes, of which [`StderrTail::line`] shows the last `STDERR_CAP`.
+/// The last bytes a child wrote to stderr: at most twice `STDERR_CAP`
+/// (2 KiB), of which [`StderrTail::line`] shows the last `STDERR_CAP`.
 #[derive(Debug, Default)]
 pub struct StderrTail {
     kept: Vec<u8>,
@@ -168,7 +168,7 @@ impl StderrTail {
         &self.kept
     }
 
-    /// The last [`STDERR_CAP`] bytes as one line: lossy UTF-8, control
+    /// The last `STDERR_CAP` (2 KiB) bytes as one line: lossy UTF-8, control
     /// characters escaped (so a child cannot forge log lines), trailing
     /// whitespace trimmed, `[...]` in front when the start was cut.
     pub fn line(&self) -> String {
