@@ -933,7 +933,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         Some(n) => {
             let span = n.span();
             let n = n.into_inner();
-            n.validate().map_err(|m| err(span, m))?;
+            n.validate().map_err(|m| err(span, m.to_string()))?;
             Some(n)
         }
     };
@@ -1045,7 +1045,7 @@ impl fmt::Display for Config {
             Some(crate::notifier::NotifierSpec::Command { argv, .. }) => {
                 writeln!(f, "notifier: command {}", argv.first().map_or("", String::as_str))?
             }
-            Some(crate::notifier::NotifierSpec::Http { url, .. }) => writeln!(f, "notifier: http {url}")?,
+            Some(crate::notifier::NotifierSpec::Http(h)) => writeln!(f, "notifier: http {}", h.url)?,
         }
         let off = |c: &Option<String>| c.clone().unwrap_or_else(|| "off".into());
         writeln!(
@@ -1073,7 +1073,7 @@ impl fmt::Display for Config {
                 ExecutorSpec::Command { argv, timeout } => {
                     format!("command {} (timeout {timeout})", argv.first().map_or("", String::as_str))
                 }
-                ExecutorSpec::Http { url, timeout, .. } => format!("http {url} (timeout {timeout})"),
+                ExecutorSpec::Http(h) => format!("http {} (timeout {})", h.url, h.timeout),
             };
             writeln!(f, "store {}: class={class}{purge} executor={executor}", store.name)?;
         }

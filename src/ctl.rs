@@ -394,7 +394,7 @@ impl Api {
         let base = base_url(&args.addr)?;
         let token = token(args)?;
         // A plain-http address needs no CA bundle on this machine.
-        let client = retentiond::executor::trust_roots_for(reqwest::Client::builder(), &base)
+        let client = retentiond::outbound::trust_roots_for(reqwest::Client::builder(), &base)
             // An API client has no business following redirects with a bearer token.
             .redirect(reqwest::redirect::Policy::none())
             .timeout(args.timeout.0)

@@ -22,6 +22,9 @@
 //!   place that sleeps.
 //! - [`executor`]: how a copy is deleted (`fs`, `command`, `http`).
 //! - [`notifier`]: how a notice reaches the tenant (`command`, `http`).
+//! - [`outbound`]: what both of them send: the signed HTTP POST (one
+//!   [`outbound::HttpSpec`] for an `http` executor and notifier) and the
+//!   sandboxed child process (argv, no shell, timeout, kill and reap).
 //! - [`sweeps`]: the periodic sweeps on tokio-cron-scheduler (`[schedule]`).
 //! - [`service`]: systemd readiness, watchdog, reload and stop notifications.
 //! - [`audit`]: the hash-chained audit log (`audit/`: record and hash,
@@ -55,6 +58,7 @@ pub mod json;
 pub mod lifecycle;
 pub mod metrics;
 pub mod notifier;
+pub mod outbound;
 pub mod policy;
 pub mod scheduler;
 pub mod service;

@@ -345,14 +345,15 @@ fn is_config_refusal(e: &anyhow::Error) -> bool {
 /// machine (an `https://` URL where no CA certificates can be loaded): every
 /// call through them would fail, so it is said up front, naming the store.
 fn tls_warnings(config: &retentiond::config::Config) -> Vec<String> {
-    use retentiond::executor::{tls_problem, ExecutorSpec};
+    use retentiond::executor::ExecutorSpec;
     use retentiond::notifier::NotifierSpec;
+    use retentiond::outbound::{tls_problem, HttpSpec};
     let stores = config.stores.values().filter_map(|s| match &s.executor {
-        ExecutorSpec::Http { url, .. } => Some((format!("stores.{}.executor", s.name), url)),
+        ExecutorSpec::Http(HttpSpec { url, .. }) => Some((format!("stores.{}.executor", s.name), url)),
         _ => None,
     });
     let notifier = match &config.notifier {
-        Some(NotifierSpec::Http { url, .. }) => Some(("notifier".to_owned(), url)),
+        Some(NotifierSpec::Http(HttpSpec { url, .. })) => Some(("notifier".to_owned(), url)),
         _ => None,
     };
     stores

@@ -9,24 +9,25 @@
 //!
 //! Two kinds, configured in `[notifier]` like executors:
 //! - `command`: runs `argv` (never through a shell, environment cleared but
-//!   `PATH`) with the notice as one JSON object on standard input; exit 0
-//!   means sent. No placeholders: everything is in the JSON.
+//!   `PATH`: the sandboxed child of [`crate::outbound::process`], which the
+//!   `command` executor runs too) with the notice as one JSON object on
+//!   standard input; exit 0 means sent. No placeholders: everything is in
+//!   the JSON.
 //! - `http`: POSTs the same JSON, with the `Idempotency-Key` (the notice's
-//!   key) and HMAC `X-Retentiond-Signature` headers of the `http` executor.
+//!   key) and HMAC `X-Retentiond-Signature` headers: the signed POST of
+//!   [`crate::outbound::http`], which the `http` executor sends too.
 //!
 //! The JSON holds identifiers, dates and the notice kind, never business
 //! data: `{"key","notice","tenant","resource","product","date","cause","offset"}`.
 
 use crate::duration::Dur;
-use crate::executor::{ExecError, HttpExecutor, SecretSource};
 use crate::lifecycle::Notice;
+use crate::outbound::{process, HttpSpec, HttpSpecError, PostError, ProcessError, SignedPost};
 use crate::time::fmt_rfc3339;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use std::path::PathBuf;
-use std::process::Stdio;
+use std::process::ExitStatus;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// `[notifier]` as written in the config file.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
@@ -40,61 +41,70 @@ pub enum NotifierSpec {
         #[serde(default = "default_timeout")]
         timeout: Dur,
     },
-    /// POST the notice to a messaging service.
-    Http {
-        /// Where to POST.
-        url: String,
-        /// File holding the HMAC secret (exactly one of file and env).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        secret_file: Option<PathBuf>,
-        /// Environment variable holding the HMAC secret.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        secret_env: Option<String>,
-        /// Bound on the whole exchange (default 30s).
-        #[serde(default = "default_timeout")]
-        timeout: Dur,
-    },
+    /// POST the notice to a messaging service, signed like an `http`
+    /// executor's request (same keys, same checks).
+    Http(HttpSpec),
 }
 
 fn default_timeout() -> Dur {
     Dur::from_secs(30)
 }
 
+/// What is wrong with `[notifier]`. Display is the one-line message the
+/// config error shows, starting with `notifier: `.
+#[derive(Debug, thiserror::Error)]
+pub enum NotifierSpecError {
+    /// No program.
+    #[error("notifier: argv must not be empty")]
+    EmptyArgv,
+    /// The program is not an absolute path, so it would depend on `PATH`.
+    #[error("notifier: argv[0] {program:?} must be an absolute path")]
+    ProgramRelative {
+        /// `argv[0]`.
+        program: String,
+    },
+    /// An argument looks like a placeholder (or holds a NUL byte): a
+    /// notifier's arguments are fixed, the notice comes on standard input.
+    #[error("notifier: argv[{index}] {arg:?}: no placeholders (the notice comes as JSON on standard input)")]
+    Placeholder {
+        /// Position in argv.
+        index: usize,
+        /// The argument.
+        arg: String,
+    },
+    /// A zero timeout would fail every notice.
+    #[error("notifier: timeout must be greater than zero")]
+    ZeroTimeout,
+    /// The `http` notifier's spec.
+    #[error("notifier: {0}")]
+    Http(#[from] HttpSpecError),
+}
+
 impl NotifierSpec {
     /// Static checks at load time; Err names the bad part.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), NotifierSpecError> {
         match self {
             NotifierSpec::Command { argv, timeout } => {
-                let Some(program) = argv.first() else { return Err("notifier: argv must not be empty".into()) };
+                let Some(program) = argv.first() else { return Err(NotifierSpecError::EmptyArgv) };
                 if !program.starts_with('/') {
-                    return Err(format!("notifier: argv[0] {program:?} must be an absolute path"));
+                    return Err(NotifierSpecError::ProgramRelative { program: program.clone() });
                 }
-                if let Some((i, a)) = argv.iter().enumerate().find(|(_, a)| a.contains('{') || a.contains('\0')) {
-                    return Err(format!(
-                        "notifier: argv[{i}] {a:?}: no placeholders (the notice comes as JSON on standard input)"
-                    ));
+                if let Some((index, a)) = argv.iter().enumerate().find(|(_, a)| a.contains('{') || a.contains('\0')) {
+                    return Err(NotifierSpecError::Placeholder { index, arg: a.clone() });
                 }
                 if timeout.is_zero() {
-                    return Err("notifier: timeout must be greater than zero".into());
+                    return Err(NotifierSpecError::ZeroTimeout);
                 }
                 Ok(())
             }
-            NotifierSpec::Http { url, secret_file, secret_env, timeout } => {
-                let e = crate::executor::ExecutorSpec::Http {
-                    url: url.clone(),
-                    secret_file: secret_file.clone(),
-                    secret_env: secret_env.clone(),
-                    timeout: *timeout,
-                };
-                e.validate().map_err(|m| m.replacen("http executor", "notifier", 1))
-            }
+            NotifierSpec::Http(spec) => Ok(spec.validate()?),
         }
     }
 
     /// The hard limit on one send, after which it counts as failed.
     pub fn limit(&self) -> Duration {
         match self {
-            NotifierSpec::Command { timeout, .. } | NotifierSpec::Http { timeout, .. } => timeout.0,
+            NotifierSpec::Command { timeout, .. } | NotifierSpec::Http(HttpSpec { timeout, .. }) => timeout.0,
         }
     }
 }
@@ -109,8 +119,8 @@ pub enum Notifier {
         /// Time limit.
         timeout: Dur,
     },
-    /// See [`NotifierSpec::Http`]; reuses the `http` executor's signed POST.
-    Http(HttpExecutor),
+    /// See [`NotifierSpec::Http`]: the signed POST the `http` executor sends.
+    Http(SignedPost),
 }
 
 /// Why a notice could not be sent (identifiers and codes only).
@@ -124,21 +134,38 @@ pub enum NotifyError {
         /// Why.
         source: std::io::Error,
     },
-    /// The program failed or ran too long.
-    #[error("notifier {program}: {what}")]
-    Failed {
+    /// Waiting for the program failed; whether it sent the notice is
+    /// unknown.
+    #[error("notifier {program}: wait failed: {source}")]
+    Wait {
         /// The program.
         program: String,
-        /// Exit status or timeout.
-        what: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The program ran longer than its timeout and was killed.
+    #[error("notifier {program}: no answer within {after}")]
+    Timeout {
+        /// The program.
+        program: String,
+        /// The configured timeout.
+        after: Dur,
+    },
+    /// The program exited with a status other than 0.
+    #[error("notifier {program}: exited with {status}{stderr}")]
+    Exited {
+        /// The program.
+        program: String,
+        /// Its exit status.
+        status: ExitStatus,
+        /// `: <the last 300 characters of its stderr>` (control characters
+        /// escaped), or empty when it said nothing.
+        stderr: String,
     },
     /// The HTTP exchange failed.
     #[error(transparent)]
-    Http(#[from] ExecError),
+    Http(#[from] PostError),
 }
-
-/// Most stderr read from a notifier program.
-const STDERR_CAP: u64 = 64 * 1024;
 
 /// `: <last 300 characters of stderr>`, control characters escaped, or
 /// nothing when it said nothing.
@@ -170,11 +197,7 @@ impl Notifier {
     pub fn from_spec(spec: &NotifierSpec) -> Notifier {
         match spec {
             NotifierSpec::Command { argv, timeout } => Notifier::Command { argv: argv.clone(), timeout: *timeout },
-            NotifierSpec::Http { url, secret_file, secret_env, timeout } => Notifier::Http(HttpExecutor::new(
-                url.clone(),
-                SecretSource::from_spec(secret_file.as_deref(), secret_env.as_deref()),
-                *timeout,
-            )),
+            NotifierSpec::Http(spec) => Notifier::Http(SignedPost::new(spec.clone())),
         }
     }
 
@@ -184,32 +207,21 @@ impl Notifier {
         match self {
             Notifier::Http(h) => Ok(h.post(key, bytes).await?),
             Notifier::Command { argv, timeout } => {
-                let program = argv.first().cloned().unwrap_or_default();
-                let mut cmd = crate::executor::sandboxed(&program, &argv[1..]);
-                cmd.stdin(Stdio::piped()).stderr(Stdio::piped());
-                let mut child =
-                    cmd.spawn().map_err(|source| NotifyError::Spawn { program: program.clone(), source })?;
-                let stdin = child.stdin.take();
-                let stderr = child.stderr.take();
-                let run = async {
-                    if let Some(mut stdin) = stdin {
-                        // A program that exits without reading is judged by its status.
-                        let _ = stdin.write_all(&bytes).await;
-                        let _ = stdin.write_all(b"\n").await;
-                    }
-                    // What the program says on stderr, capped, for the error.
-                    let mut said = Vec::new();
-                    if let Some(err) = stderr {
-                        let _ = err.take(STDERR_CAP).read_to_end(&mut said).await;
-                    }
-                    child.wait().await.map(|status| (status, said))
-                };
-                let failed = |what: String| NotifyError::Failed { program: program.clone(), what };
-                match tokio::time::timeout(timeout.0, run).await {
-                    Ok(Ok((status, _))) if status.success() => Ok(()),
-                    Ok(Ok((status, said))) => Err(failed(format!("exited with {status}{}", tail(&said)))),
-                    Ok(Err(e)) => Err(failed(format!("wait failed: {e}"))),
-                    Err(_) => Err(failed(format!("no answer within {timeout}"))),
+                let program = argv.first().map_or("", String::as_str);
+                let mut input = bytes;
+                input.push(b'\n');
+                let exited = process::run(program, argv.get(1..).unwrap_or_default(), Some(&input), *timeout)
+                    .await
+                    .map_err(|e| match e {
+                        ProcessError::Spawn { program, source } => NotifyError::Spawn { program, source },
+                        ProcessError::Wait { program, source } => NotifyError::Wait { program, source },
+                        ProcessError::Timeout { program, after } => NotifyError::Timeout { program, after },
+                    })?;
+                if exited.status.success() {
+                    Ok(())
+                } else {
+                    let stderr = tail(exited.stderr.bytes());
+                    Err(NotifyError::Exited { program: program.to_owned(), status: exited.status, stderr })
                 }
             }
         }
@@ -227,9 +239,9 @@ mod tests {
             timeout: Dur::from_secs(5),
         };
         assert!(spec(&["/usr/bin/notify", "--mail"]).validate().is_ok());
-        assert!(spec(&[]).validate().unwrap_err().contains("argv must not be empty"));
-        assert!(spec(&["notify"]).validate().unwrap_err().contains("absolute"));
-        assert!(spec(&["/bin/x", "{tenant}"]).validate().unwrap_err().contains("argv[1]"));
+        assert!(spec(&[]).validate().unwrap_err().to_string().contains("argv must not be empty"));
+        assert!(spec(&["notify"]).validate().unwrap_err().to_string().contains("absolute"));
+        assert!(spec(&["/bin/x", "{tenant}"]).validate().unwrap_err().to_string().contains("argv[1]"));
     }
 
     #[tokio::test]
@@ -254,5 +266,24 @@ mod tests {
         let n = Notifier::Command { argv: vec![loud.display().to_string()], timeout: Dur::from_secs(10) };
         let err = n.send("k", &body).await.unwrap_err().to_string();
         assert!(err.ends_with("exit status: 1: smtp down"), "{err}");
+    }
+
+    /// A program that says a lot on stderr (more than any cap on what is
+    /// kept of it) is judged by its exit status: its stderr is read to the
+    /// end, so it is neither blocked on a full pipe nor killed by SIGPIPE.
+    #[tokio::test]
+    async fn a_chatty_program_is_judged_by_its_exit_status() {
+        let script = "cat >/dev/null; i=0; while [ $i -lt 4000 ]; do \
+                      echo 'filler line of about fifty bytes ...........' >&2; i=$((i+1)); done; \
+                      echo 'smtp down' >&2; exit $1";
+        let chatty = |code: &str| Notifier::Command {
+            argv: ["/bin/sh", "-c", script, "sh", code].map(str::to_owned).to_vec(),
+            timeout: Dur::from_secs(20),
+        };
+        let body = json!({"key": "k"});
+        chatty("0").send("k", &body).await.unwrap();
+        let err = chatty("1").send("k", &body).await.unwrap_err().to_string();
+        assert!(err.starts_with("notifier /bin/sh: exited with exit status: 1: "), "{err}");
+        assert!(err.ends_with("...........\\nsmtp down"), "{err}");
     }
 }

@@ -1614,7 +1614,9 @@ fn call_limits(config: &Config) -> BTreeMap<String, Duration> {
         .map(|(name, s)| {
             let limit = match &s.executor {
                 crate::executor::ExecutorSpec::Command { timeout, .. }
-                | crate::executor::ExecutorSpec::Http { timeout, .. } => timeout.0 + Duration::from_secs(60),
+                | crate::executor::ExecutorSpec::Http(crate::outbound::HttpSpec { timeout, .. }) => {
+                    timeout.0 + Duration::from_secs(60)
+                }
                 _ => FS_CALL_LIMIT,
             };
             (name.clone(), limit)

@@ -3,26 +3,68 @@
 //! The program is started from argv directly, never through a shell, so ids
 //! are single arguments whatever they contain. The child gets no stdin, no
 //! inherited environment except `PATH` (the daemon holds secrets in its
-//! environment), and a bounded amount of time.
+//! environment), and a bounded amount of time: the sandboxed child process
+//! of [`crate::outbound::process`], which the `command` notifier runs too.
 
-use std::process::{ExitStatus, Stdio};
-use std::time::Duration;
+use std::process::ExitStatus;
 
-use tokio::io::AsyncReadExt;
-use tokio::process::{ChildStderr, Command};
-use tokio::time::Instant;
-
-use super::{contains, parse_template, render, Action, ExecError, Piece, Placeholder, Target};
+use super::{
+    contains, parse_template, render, Action, ExecError, Piece, Placeholder, SpecError, Target, TemplateError,
+};
 use crate::duration::Dur;
+use crate::outbound::process;
 
-/// How much of the child's stderr is kept for the error message (the tail,
-/// where programs usually print the reason they failed).
-const STDERR_CAP: usize = 2048;
-
-/// How long to keep reading stderr after the child has exited. A grandchild
-/// that inherited the pipe may hold it open indefinitely; the exit status is
-/// what counts, so this only bounds the wait for the last diagnostic lines.
-const STDERR_GRACE: Duration = Duration::from_millis(200);
+/// What is wrong with a `command` executor's spec (shown after `command
+/// executor: `).
+#[derive(Debug, thiserror::Error)]
+pub enum CommandSpecError {
+    /// No program.
+    #[error("argv must not be empty")]
+    EmptyArgv,
+    /// An empty program name.
+    #[error("argv[0] must not be empty")]
+    EmptyProgram,
+    /// An argument holds a NUL byte, which no argument can.
+    #[error("argv[{index}] {arg:?} contains a NUL byte")]
+    ArgNul {
+        /// Position in argv.
+        index: usize,
+        /// The argument.
+        arg: String,
+    },
+    /// An argument's template does not parse.
+    #[error("argv[{index}]: {source}")]
+    Template {
+        /// Position in argv.
+        index: usize,
+        /// Why.
+        source: TemplateError,
+    },
+    /// The program itself would depend on ids.
+    #[error("argv[0] {program:?} must not contain a placeholder (the program must not depend on ids)")]
+    ProgramPlaceholder {
+        /// `argv[0]`.
+        program: String,
+    },
+    /// Two ids in one argument (or '/'-segment of it) are ambiguous.
+    #[error(
+        "argv[{index}] {arg:?} joins several ids; ids may contain - . _ : \
+         so the result is ambiguous: pass each id as its own argument"
+    )]
+    JoinedIds {
+        /// Position in argv.
+        index: usize,
+        /// The argument.
+        arg: String,
+    },
+    /// No argument names the resource, so the program could not tell which
+    /// one expired.
+    #[error("no argument contains {{resource}}, so the command could not tell which resource expired")]
+    NoResource,
+    /// A zero timeout would fail every run.
+    #[error("timeout must be greater than zero")]
+    ZeroTimeout,
+}
 
 /// Runs `argv` with placeholders substituted; exit 0 means the copy is gone
 /// (or restricted).
@@ -40,42 +82,34 @@ pub struct CommandExecutor {
 }
 
 /// Static checks for a `command` spec; see [`super::ExecutorSpec::validate`].
-pub(super) fn validate(argv: &[String], timeout: Dur) -> Result<(), String> {
+pub(super) fn validate(argv: &[String], timeout: Dur) -> Result<(), CommandSpecError> {
     let Some(program) = argv.first() else {
-        return Err("command executor: argv must not be empty".to_owned());
+        return Err(CommandSpecError::EmptyArgv);
     };
     if program.is_empty() {
-        return Err("command executor: argv[0] must not be empty".to_owned());
+        return Err(CommandSpecError::EmptyProgram);
     }
     let mut has_resource = false;
-    for (i, arg) in argv.iter().enumerate() {
+    for (index, arg) in argv.iter().enumerate() {
         if arg.contains('\0') {
-            return Err(format!("command executor: argv[{i}] {arg:?} contains a NUL byte"));
+            return Err(CommandSpecError::ArgNul { index, arg: arg.clone() });
         }
-        let pieces = parse_template(arg).map_err(|e| format!("command executor: argv[{i}]: {e}"))?;
-        if i == 0 && pieces.iter().any(|p| matches!(p, Piece::Placeholder(_))) {
-            return Err(format!(
-                "command executor: argv[0] {arg:?} must not contain a placeholder \
-                 (the program must not depend on ids)"
-            ));
+        let pieces = parse_template(arg).map_err(|source| CommandSpecError::Template { index, source })?;
+        if index == 0 && pieces.iter().any(|p| matches!(p, Piece::Placeholder(_))) {
+            return Err(CommandSpecError::ProgramPlaceholder { program: arg.clone() });
         }
         // Ids never contain '/', so ids in different '/'-segments stay apart.
         let joined = arg.split('/').any(|seg| parse_template(seg).is_ok_and(|p| super::id_placeholders(&p) > 1));
         if joined {
-            return Err(format!(
-                "command executor: argv[{i}] {arg:?} joins several ids; ids may contain - . _ : \
-                 so the result is ambiguous: pass each id as its own argument"
-            ));
+            return Err(CommandSpecError::JoinedIds { index, arg: arg.clone() });
         }
         has_resource |= contains(&pieces, Placeholder::Resource);
     }
     if !has_resource {
-        return Err("command executor: no argument contains {resource}, \
-             so the command could not tell which resource expired"
-            .to_owned());
+        return Err(CommandSpecError::NoResource);
     }
     if timeout.is_zero() {
-        return Err("command executor: timeout must be greater than zero".to_owned());
+        return Err(CommandSpecError::ZeroTimeout);
     }
     Ok(())
 }
@@ -95,49 +129,12 @@ impl CommandExecutor {
 
     /// Runs the command for `action` on `target`. Ok(()) only on exit code 0.
     pub async fn run(&self, action: Action, target: &Target) -> Result<(), ExecError> {
-        validate(&self.argv, self.timeout).map_err(|reason| ExecError::InvalidSpec { reason })?;
+        validate(&self.argv, self.timeout).map_err(invalid)?;
         let program = self.argv[0].clone();
         let args = self.render_args(&program, action, target)?;
 
-        let mut cmd = sandboxed(&program, &args);
-        cmd.stdin(Stdio::null()).stderr(Stdio::piped());
-        let mut child = cmd.spawn().map_err(|source| ExecError::Spawn { program: program.clone(), source })?;
-
-        let now = Instant::now();
-        // A configured timeout of centuries must not overflow the clock.
-        let deadline = now.checked_add(self.timeout.0).unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400));
-        let mut stderr = StderrTail::new(child.stderr.take());
-
-        let status = loop {
-            let event = tokio::select! {
-                status = child.wait() => Event::Exited(status),
-                read = stderr.read_more(), if stderr.is_open() => Event::Read(read),
-                () = tokio::time::sleep_until(deadline) => Event::TimedOut,
-            };
-            match event {
-                Event::Exited(status) => {
-                    break status.map_err(|source| ExecError::Wait { program: program.clone(), source })?
-                }
-                Event::Read(more) => {
-                    if !more {
-                        stderr.close();
-                    }
-                }
-                Event::TimedOut => {
-                    // Kill and reap so no zombie or still-running command is
-                    // left behind. `start_kill` fails only if the child has
-                    // already been reaped, which cannot have happened here;
-                    // `wait` after SIGKILL returns promptly. Either failing
-                    // still leaves kill_on_drop as a backstop.
-                    let _ = child.start_kill();
-                    let _ = child.wait().await;
-                    return Err(ExecError::Timeout { program, after: self.timeout });
-                }
-            }
-        };
-
-        stderr.drain_until(deadline.min(Instant::now() + STDERR_GRACE)).await;
-        check_status(program, status, stderr.into_text())
+        let exited = process::run(&program, &args, None, self.timeout).await?;
+        check_status(program, exited.status, exited.stderr.line())
     }
 
     /// Substitutes placeholders into argv[1..]. An argument that would start
@@ -149,7 +146,8 @@ impl CommandExecutor {
         let mut args = Vec::with_capacity(self.argv.len().saturating_sub(1));
         let mut options_ended = false;
         for (index, template) in self.argv.iter().enumerate().skip(1) {
-            let pieces = parse_template(template).map_err(|reason| ExecError::InvalidSpec { reason })?;
+            let pieces =
+                parse_template(template).map_err(|source| invalid(CommandSpecError::Template { index, source }))?;
             let value = render(&pieces, action, target)?;
             if !options_ended && value.starts_with('-') {
                 if let Some(Piece::Placeholder(p)) = pieces.first() {
@@ -165,24 +163,9 @@ impl CommandExecutor {
     }
 }
 
-/// An operator's program as the daemon runs it: directly (never through a
-/// shell), in `/`, with an empty environment but `PATH` (so no secret of
-/// the daemon's leaks into it), stdout discarded, killed if the daemon
-/// stops waiting. The caller sets stdin and stderr.
-pub(crate) fn sandboxed(program: &str, args: &[String]) -> Command {
-    let mut cmd = Command::new(program);
-    cmd.args(args).env_clear().current_dir("/").stdout(Stdio::null()).kill_on_drop(true);
-    if let Some(path) = std::env::var_os("PATH") {
-        cmd.env("PATH", path);
-    }
-    cmd
-}
-
-/// What woke the wait loop.
-enum Event {
-    Exited(std::io::Result<ExitStatus>),
-    Read(bool),
-    TimedOut,
+/// A spec found invalid before a run: nothing is started.
+fn invalid(e: CommandSpecError) -> ExecError {
+    ExecError::InvalidSpec { reason: SpecError::Command(e) }
 }
 
 /// Maps an exit status to Ok (code 0) or the matching error.
@@ -206,87 +189,13 @@ fn exit_signal(_status: ExitStatus) -> Option<i32> {
     None
 }
 
-/// Reads the child's stderr, keeping only the last [`STDERR_CAP`] bytes.
-///
-/// Reading continues past the cap (and the excess is discarded) so a chatty
-/// child never blocks on a full pipe and then looks like a timeout.
-struct StderrTail {
-    pipe: Option<ChildStderr>,
-    kept: Vec<u8>,
-    truncated: bool,
-    chunk: Box<[u8; 4096]>,
-}
-
-impl StderrTail {
-    fn new(pipe: Option<ChildStderr>) -> StderrTail {
-        StderrTail { pipe, kept: Vec::new(), truncated: false, chunk: Box::new([0; 4096]) }
-    }
-
-    fn is_open(&self) -> bool {
-        self.pipe.is_some()
-    }
-
-    fn close(&mut self) {
-        self.pipe = None;
-    }
-
-    /// Reads one chunk. False at end of stream or on a read error (the
-    /// excerpt is a diagnostic; losing it must not change the outcome).
-    /// Cancel safe: a read that did not complete consumed nothing.
-    async fn read_more(&mut self) -> bool {
-        let Some(pipe) = self.pipe.as_mut() else {
-            return false;
-        };
-        match pipe.read(&mut self.chunk[..]).await {
-            Ok(0) | Err(_) => false,
-            Ok(n) => {
-                self.kept.extend_from_slice(&self.chunk[..n]);
-                if self.kept.len() > 2 * STDERR_CAP {
-                    let excess = self.kept.len() - STDERR_CAP;
-                    self.kept.drain(..excess);
-                    self.truncated = true;
-                }
-                true
-            }
-        }
-    }
-
-    /// Reads until end of stream or `until`, whichever comes first.
-    async fn drain_until(&mut self, until: Instant) {
-        while self.is_open() {
-            match tokio::time::timeout_at(until, self.read_more()).await {
-                Ok(true) => {}
-                Ok(false) | Err(_) => self.close(),
-            }
-        }
-    }
-
-    /// The kept tail as one line: lossy UTF-8, control characters escaped
-    /// (so a child cannot forge log lines), trailing whitespace trimmed.
-    fn into_text(self) -> String {
-        let start = self.kept.len().saturating_sub(STDERR_CAP);
-        let truncated = self.truncated || start > 0;
-        let text = String::from_utf8_lossy(&self.kept[start..]);
-        let mut out = String::with_capacity(text.len() + 8);
-        if truncated {
-            out.push_str("[...]");
-        }
-        for c in text.trim_end().chars() {
-            if c.is_control() {
-                out.extend(c.escape_default());
-            } else {
-                out.push(c);
-            }
-        }
-        out
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::outbound::process::STDERR_CAP;
     use std::os::unix::fs::PermissionsExt;
     use std::path::{Path, PathBuf};
+    use std::time::Duration;
 
     /// Serializes these tests: a script file being written while another
     /// test forks can make exec fail with ETXTBSY, and `set_var` must not
@@ -484,7 +393,9 @@ mod tests {
 
     #[test]
     fn validate_rejects_bad_argv() {
-        let v = |argv: &[&str]| validate(&argv.iter().map(|s| s.to_string()).collect::<Vec<_>>(), MIN);
+        let v = |argv: &[&str]| {
+            validate(&argv.iter().map(|s| s.to_string()).collect::<Vec<_>>(), MIN).map_err(|e| e.to_string())
+        };
         assert!(v(&["/usr/libexec/p", "{tenant}", "{resource}", "{copy}"]).is_ok());
         assert!(v(&["p", "--r={resource}", "--a={action}", "{store}"]).is_ok());
 
@@ -502,7 +413,7 @@ mod tests {
             assert!(err.contains(needle), "{argv:?}: {err}");
             assert!(!err.contains('\n'), "{err}");
         }
-        let err = validate(&["/bin/p".into(), "{resource}".into()], Dur::from_secs(0)).unwrap_err();
+        let err = validate(&["/bin/p".into(), "{resource}".into()], Dur::from_secs(0)).unwrap_err().to_string();
         assert!(err.contains("timeout"), "{err}");
     }
 

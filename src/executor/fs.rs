@@ -16,7 +16,112 @@
 use std::io;
 use std::path::{Component, Path, PathBuf};
 
-use super::{contains, parse_template, render, Action, ExecError, Placeholder, Target};
+use super::{contains, parse_template, render, Action, ExecError, Placeholder, SpecError, Target, TemplateError};
+
+/// What is wrong with an `fs` executor's spec (shown after `fs executor: `).
+#[derive(Debug, thiserror::Error)]
+pub enum FsSpecError {
+    /// The marker is not a single file name directly in the root.
+    #[error(
+        "marker {marker:?} must be a plain file name in root (no \"/\", not \".\" or \"..\"), \
+         or \"\" to turn the check off"
+    )]
+    MarkerNotPlainName {
+        /// The configured marker.
+        marker: String,
+    },
+    /// The root holds a NUL byte, which no path can.
+    #[error("root contains a NUL byte")]
+    RootNul,
+    /// The root is relative, so it would depend on the working directory.
+    #[error("root {} must be an absolute path", root.display())]
+    RootRelative {
+        /// The configured root.
+        root: PathBuf,
+    },
+    /// The root has `.` or `..` components, so it is not the directory it
+    /// seems to name.
+    #[error("root {} must not contain \".\" or \"..\"", root.display())]
+    RootDots {
+        /// The configured root.
+        root: PathBuf,
+    },
+    /// The root is `/`: every file on the machine would be below it.
+    #[error("root {} must not be the filesystem root", root.display())]
+    RootIsFilesystemRoot {
+        /// The configured root.
+        root: PathBuf,
+    },
+    /// The path template is empty.
+    #[error("path must not be empty")]
+    PathEmpty,
+    /// The path template holds a NUL byte.
+    #[error("path {path:?} contains a NUL byte")]
+    PathNul {
+        /// The configured template.
+        path: String,
+    },
+    /// The path template is absolute, so it would leave the root.
+    #[error("path {path:?} must be relative")]
+    PathAbsolute {
+        /// The configured template.
+        path: String,
+    },
+    /// The path template does not parse.
+    #[error("path: {0}")]
+    Template(#[from] TemplateError),
+    /// The path depends on the action, so one copy would have two paths.
+    #[error("path {path:?} must not contain {{action}} (one copy has one path)")]
+    PathHasAction {
+        /// The configured template.
+        path: String,
+    },
+    /// The path does not name the resource, so it would name its siblings
+    /// too.
+    #[error(
+        "path {path:?} must contain {{resource}}, \
+         otherwise expiring one resource would delete its siblings"
+    )]
+    PathWithoutResource {
+        /// The configured template.
+        path: String,
+    },
+    /// `//` or a trailing `/`.
+    #[error("path {path:?} has an empty component (\"//\" or trailing \"/\")")]
+    EmptyComponent {
+        /// The configured template.
+        path: String,
+    },
+    /// A `.` or `..` component, which would not stay one level down.
+    #[error("path {path:?} has a {component:?} component")]
+    DotComponent {
+        /// The configured template.
+        path: String,
+        /// The component.
+        component: String,
+    },
+    /// Two ids in one component are ambiguous.
+    #[error(
+        "path component {component:?} joins several ids; ids may contain - . _ : \
+         so the result is ambiguous (another tenant's data could match): put each in its own component"
+    )]
+    JoinedIds {
+        /// The component.
+        component: String,
+    },
+    /// A component rendered to something other than one plain name (an id
+    /// that passed its checks cannot do this; the check is independent).
+    #[error("path {path:?} renders a component {name:?} that is not a plain name")]
+    RendersNonName {
+        /// The configured template.
+        path: String,
+        /// What the component rendered to.
+        name: String,
+    },
+    /// The path has no component to remove.
+    #[error("path has no components")]
+    NoComponents,
+}
 
 /// Deletes a copy stored as a file or directory tree below a fixed root.
 ///
@@ -34,25 +139,22 @@ pub struct FsExecutor {
 pub(super) const DEFAULT_MARKER: &str = ".retentiond-root";
 
 /// Static checks for an `fs` spec; see [`super::ExecutorSpec::validate`].
-pub(super) fn validate(root: &Path, path: &str, marker: &str) -> Result<(), String> {
+pub(super) fn validate(root: &Path, path: &str, marker: &str) -> Result<(), FsSpecError> {
     // A name, not a path: checked directly in the root, never below or above it.
     if !marker.is_empty() && !is_plain_name(marker) {
-        return Err(format!(
-            "fs executor: marker {marker:?} must be a plain file name in root (no \"/\", not \".\" or \"..\"), \
-             or \"\" to turn the check off"
-        ));
+        return Err(FsSpecError::MarkerNotPlainName { marker: marker.to_owned() });
     }
     if root.as_os_str().as_encoded_bytes().contains(&0) {
-        return Err("fs executor: root contains a NUL byte".to_owned());
+        return Err(FsSpecError::RootNul);
     }
     if !root.is_absolute() {
-        return Err(format!("fs executor: root {} must be an absolute path", root.display()));
+        return Err(FsSpecError::RootRelative { root: root.to_path_buf() });
     }
     if root.components().any(|c| matches!(c, Component::CurDir | Component::ParentDir)) {
-        return Err(format!("fs executor: root {} must not contain \".\" or \"..\"", root.display()));
+        return Err(FsSpecError::RootDots { root: root.to_path_buf() });
     }
     if !root.components().any(|c| matches!(c, Component::Normal(_))) {
-        return Err(format!("fs executor: root {} must not be the filesystem root", root.display()));
+        return Err(FsSpecError::RootIsFilesystemRoot { root: root.to_path_buf() });
     }
     template_components(path)?;
     Ok(())
@@ -60,39 +162,34 @@ pub(super) fn validate(root: &Path, path: &str, marker: &str) -> Result<(), Stri
 
 /// Parses the path template into per-component templates, rejecting
 /// anything that could render to something other than plain names.
-fn template_components(path: &str) -> Result<Vec<Vec<super::Piece<'_>>>, String> {
+fn template_components(path: &str) -> Result<Vec<Vec<super::Piece<'_>>>, FsSpecError> {
+    let owned = || path.to_owned();
     if path.is_empty() {
-        return Err("fs executor: path must not be empty".to_owned());
+        return Err(FsSpecError::PathEmpty);
     }
     if path.contains('\0') {
-        return Err(format!("fs executor: path {path:?} contains a NUL byte"));
+        return Err(FsSpecError::PathNul { path: owned() });
     }
     if path.starts_with('/') {
-        return Err(format!("fs executor: path {path:?} must be relative"));
+        return Err(FsSpecError::PathAbsolute { path: owned() });
     }
     // Whole-template parse first so brace errors name the whole template.
-    let whole = parse_template(path).map_err(|e| format!("fs executor: path: {e}"))?;
+    let whole = parse_template(path)?;
     if contains(&whole, Placeholder::Action) {
-        return Err(format!("fs executor: path {path:?} must not contain {{action}} (one copy has one path)"));
+        return Err(FsSpecError::PathHasAction { path: owned() });
     }
     if !contains(&whole, Placeholder::Resource) {
-        return Err(format!(
-            "fs executor: path {path:?} must contain {{resource}}, \
-             otherwise expiring one resource would delete its siblings"
-        ));
+        return Err(FsSpecError::PathWithoutResource { path: owned() });
     }
     // Ids never contain '/', so splitting the template splits the result.
     path.split('/')
         .map(|component| match component {
-            "" => Err(format!("fs executor: path {path:?} has an empty component (\"//\" or trailing \"/\")")),
-            "." | ".." => Err(format!("fs executor: path {path:?} has a {component:?} component")),
+            "" => Err(FsSpecError::EmptyComponent { path: owned() }),
+            "." | ".." => Err(FsSpecError::DotComponent { path: owned(), component: component.to_owned() }),
             _ => {
-                let pieces = parse_template(component).map_err(|e| format!("fs executor: path: {e}"))?;
+                let pieces = parse_template(component)?;
                 if super::id_placeholders(&pieces) > 1 {
-                    return Err(format!(
-                        "fs executor: path component {component:?} joins several ids; ids may contain - . _ : \
-                         so the result is ambiguous (another tenant's data could match): put each in its own component"
-                    ));
+                    return Err(FsSpecError::JoinedIds { component: component.to_owned() });
                 }
                 Ok(pieces)
             }
@@ -122,7 +219,7 @@ impl FsExecutor {
     /// not exist or no longer exists afterwards, and only when the root holds
     /// its marker; `Restrict` is refused with [`ExecError::UnsupportedAction`].
     pub async fn run(&self, action: Action, target: &Target) -> Result<(), ExecError> {
-        validate(&self.root, &self.path, &self.marker).map_err(|reason| ExecError::InvalidSpec { reason })?;
+        validate(&self.root, &self.path, &self.marker).map_err(invalid)?;
         match action {
             Action::Delete | Action::Purge => {}
             Action::Restrict => {
@@ -134,29 +231,29 @@ impl FsExecutor {
         let marker = self.marker.clone();
         tokio::task::spawn_blocking(move || remove_below(&root, &marker, &components))
             .await
-            .map_err(|e| ExecError::TaskFailed { reason: e.to_string() })?
+            .map_err(|source| ExecError::TaskFailed { source })?
     }
 
     /// Renders each path component and re-checks that it is a plain name,
     /// independently of the id checks, so a bad id can never add or remove
     /// a level.
     fn render_components(&self, action: Action, target: &Target) -> Result<Vec<String>, ExecError> {
-        let templates = template_components(&self.path).map_err(|reason| ExecError::InvalidSpec { reason })?;
+        let templates = template_components(&self.path).map_err(invalid)?;
         let mut out = Vec::with_capacity(templates.len());
         for template in &templates {
             let name = render(template, action, target)?;
             if !is_plain_name(&name) {
-                return Err(ExecError::InvalidSpec {
-                    reason: format!(
-                        "fs executor: path {:?} renders a component {name:?} that is not a plain name",
-                        self.path
-                    ),
-                });
+                return Err(invalid(FsSpecError::RendersNonName { path: self.path.clone(), name }));
             }
             out.push(name);
         }
         Ok(out)
     }
+}
+
+/// A spec found invalid before a run: nothing is touched.
+fn invalid(e: FsSpecError) -> ExecError {
+    ExecError::InvalidSpec { reason: SpecError::Fs(e) }
 }
 
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> ExecError + 'a {
@@ -210,7 +307,7 @@ fn remove_below(root: &Path, marker: &str, components: &[String]) -> Result<(), 
     check_marker(root, &canon_root, marker)?;
 
     let Some((name, parents)) = components.split_last() else {
-        return Err(ExecError::InvalidSpec { reason: "fs executor: path has no components".to_owned() });
+        return Err(invalid(FsSpecError::NoComponents));
     };
 
     // Walk the parent directories one level at a time. Each level that
@@ -530,7 +627,7 @@ mod tests {
 
     #[test]
     fn validate_checks_the_marker_is_a_plain_name() {
-        let v = |marker: &str| validate(Path::new("/srv/d"), "{tenant}/{resource}", marker);
+        let v = |marker: &str| validate(Path::new("/srv/d"), "{tenant}/{resource}", marker).map_err(|e| e.to_string());
         for ok in [DEFAULT_MARKER, "", "MOUNTED", "volume.id"] {
             assert!(v(ok).is_ok(), "{ok:?}");
         }
@@ -542,7 +639,7 @@ mod tests {
 
     #[test]
     fn validate_rejects_bad_templates() {
-        let ok = |root: &str, path: &str| validate(Path::new(root), path, DEFAULT_MARKER);
+        let ok = |root: &str, path: &str| validate(Path::new(root), path, DEFAULT_MARKER).map_err(|e| e.to_string());
         assert!(ok("/srv/d", "{tenant}/{resource}").is_ok());
         assert!(ok("/srv/d", "{resource}").is_ok());
         assert!(ok("/srv/d", "t-{tenant}/{store}/{copy}/r-{resource}.d").is_ok());
