@@ -1,0 +1,182 @@
+//! Durable state, behind the project's own [`Store`] trait, so everything
+//! else speaks in resources, deadlines and event ids, and the engine can be
+//! replaced (engineering-notes: sled lost unflushed writes on a plain crash).
+//!
+//! - [`SledStore`] (`sled.rs`): the daemon's database, the only module that
+//!   imports sled.
+//! - `record`: the keys and versioned record encodings of that database.
+//!
+//! A [`WriteSet`] is applied atomically. Nothing is durable until
+//! [`Store::flush`] returns; callers flush before acknowledging an event or
+//! calling an executor.
+
+mod record;
+mod sled;
+
+pub use self::sled::SledStore;
+pub use record::RecordError;
+
+use crate::audit::{AuditHead, AuditRecord};
+use crate::lifecycle::{CopyState, Resource, TenantHolds};
+use crate::time::Timestamp;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// A storage failure. Every one of them stops deletions (fail closed).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database engine failed (I/O, corruption, lock held by another
+    /// process: sled's message then says "could not acquire lock").
+    #[error("database error: {0}")]
+    Db(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The database directory could not be created.
+    #[error("database error: creating {}: {source}", .path.display())]
+    CreateDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A stored record could not be decoded (unknown version or corrupt).
+    #[error("stored record {key} cannot be read: {reason}")]
+    Decode {
+        /// The record's key.
+        key: String,
+        /// Why.
+        #[source]
+        reason: RecordError,
+    },
+}
+
+/// What became of an event id (so a repeat is answered `duplicate`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventOutcome {
+    /// `applied` or `rejected`.
+    pub status: String,
+    /// The resource it concerned.
+    pub resource: Option<String>,
+}
+
+/// Counts over the whole state, for `GET /metrics` ([`Store::stats`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Resources by state name (`active`, ..., `purged`); absent states are 0.
+    pub resources: BTreeMap<&'static str, u64>,
+    /// Copies whose retries are exhausted (`stuck`).
+    pub copies_stuck: u64,
+    /// Backup copies in state `restricted`.
+    pub copies_restricted: u64,
+    /// Restricted backup copies kept past their store's `max_restricted`
+    /// (an operator must act).
+    pub copies_restriction_overdue: u64,
+    /// Entries in the deadline index.
+    pub pending_deadlines: u64,
+    /// The earliest entry in the deadline index (possibly already past,
+    /// while deletions are paused or stopped).
+    pub next_deadline: Option<Timestamp>,
+}
+
+/// Changes applied together, atomically.
+#[derive(Default, Debug)]
+pub struct WriteSet {
+    /// Resources to write, each with when it is next due (the deadline
+    /// index follows).
+    pub resources: Vec<(Resource, Option<Timestamp>)>,
+    /// Tenant-wide holds to write.
+    pub tenants: Vec<(String, TenantHolds)>,
+    /// Event ids now handled.
+    pub events: Vec<(String, EventOutcome)>,
+    /// New audit records (into the outbox) and the head after them.
+    pub audit: Vec<AuditRecord>,
+    /// Audit records confirmed in the file: remove from the outbox up to here.
+    pub outbox_done_through: Option<u64>,
+    /// New manual clock reading.
+    pub clock: Option<Timestamp>,
+    /// Daemon-wide switches to set (`paused`, `clock_anomaly`, `guard_tripped`).
+    pub flags: Vec<(&'static str, bool)>,
+    /// Deletion certificates issued, by resource.
+    pub certificates: Vec<(String, serde_json::Value)>,
+    /// The mass-deletion guard's durable state, when it changed.
+    pub guard: Option<crate::guard::GuardState>,
+}
+
+impl StoreStats {
+    /// Counts one resource and its copies (every engine's `stats` scan).
+    pub(crate) fn count_resource(&mut self, r: &Resource) {
+        *self.resources.entry(r.state.as_str()).or_default() += 1;
+        for c in &r.copies {
+            self.copies_stuck += u64::from(c.stuck);
+            self.copies_restricted += u64::from(c.state == CopyState::Restricted);
+            self.copies_restriction_overdue +=
+                u64::from(c.restriction_overdue && matches!(c.state, CopyState::Restricted | CopyState::Restricting));
+        }
+    }
+}
+
+impl WriteSet {
+    /// Adds a resource, replacing an earlier version of it in this set, so
+    /// the deadline index is updated from the stored version exactly once.
+    pub fn put_resource(&mut self, r: Resource, due: Option<Timestamp>) {
+        self.resources.retain(|(old, _)| old.id != r.id);
+        self.resources.push((r, due));
+    }
+
+    /// True when there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.resources.is_empty()
+            && self.events.is_empty()
+            && self.audit.is_empty()
+            && self.tenants.is_empty()
+            && self.outbox_done_through.is_none()
+            && self.clock.is_none()
+            && self.flags.is_empty()
+            && self.certificates.is_empty()
+            && self.guard.is_none()
+    }
+}
+
+/// The daemon's durable state.
+pub trait Store: Send + Sync + 'static {
+    /// A resource by id.
+    fn resource(&self, id: &str) -> Result<Option<Resource>, StoreError>;
+    /// The outcome of an event id already handled.
+    fn event(&self, event_id: &str) -> Result<Option<EventOutcome>, StoreError>;
+    /// Resources due at or before `now`, earliest first, at most `limit`.
+    fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<(Timestamp, String)>, StoreError>;
+    /// The earliest deadline strictly after `now`.
+    fn next_due_after(&self, now: Timestamp) -> Result<Option<Timestamp>, StoreError>;
+    /// The audit head as of the last committed write set.
+    fn audit_head(&self) -> Result<AuditHead, StoreError>;
+    /// Outbox records with seq > `after`, oldest first.
+    fn outbox_after(&self, after: u64) -> Result<Vec<AuditRecord>, StoreError>;
+    /// The persisted manual clock reading.
+    fn clock(&self) -> Result<Option<Timestamp>, StoreError>;
+    /// How many resources are tracked.
+    fn resource_count(&self) -> Result<u64, StoreError>;
+    /// Counts for metrics, from one pass over every resource record and
+    /// one over the deadline index's keys: O(resources) per call, every
+    /// record read and decoded, so a scrape costs a full scan.
+    fn stats(&self) -> Result<StoreStats, StoreError>;
+    /// Calls `f` on every resource, in id order (forecast, sweeps).
+    fn for_each_resource(&self, f: &mut dyn FnMut(Resource)) -> Result<(), StoreError>;
+    /// Calls `f` with every resource and its due time in the index (the
+    /// reconcile sweep compares it with what the state says).
+    fn for_each_resource_due(&self, f: &mut dyn FnMut(Resource, Option<Timestamp>)) -> Result<(), StoreError>;
+    /// The ids of a tenant's resources.
+    fn tenant_resources(&self, tenant: &str) -> Result<Vec<String>, StoreError>;
+    /// Holds placed on a whole tenant.
+    fn tenant_holds(&self, tenant: &str) -> Result<TenantHolds, StoreError>;
+    /// The deletion certificate of a purged resource.
+    fn certificate(&self, resource: &str) -> Result<Option<serde_json::Value>, StoreError>;
+    /// A daemon-wide switch (`paused`, `clock_anomaly`, `guard_tripped`);
+    /// false when never set.
+    fn flag(&self, name: &str) -> Result<bool, StoreError>;
+    /// The mass-deletion guard's held batch and last approval (default
+    /// when never written).
+    fn guard_state(&self) -> Result<crate::guard::GuardState, StoreError>;
+    /// Applies a write set atomically (visible at once, durable after flush).
+    fn commit(&self, w: WriteSet) -> Result<(), StoreError>;
+    /// Makes everything committed so far durable (fsync).
+    fn flush(&self) -> Result<(), StoreError>;
+}
