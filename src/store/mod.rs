@@ -49,6 +49,35 @@ pub enum StoreError {
     },
 }
 
+/// A daemon-wide switch that stops every deletion while it is on, kept
+/// across restarts. A type rather than a name, so a misspelt switch cannot
+/// silently read as "off".
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Flag {
+    /// An operator paused deletions.
+    Paused,
+    /// The wall clock jumped against the monotonic clock: deletions wait
+    /// until an operator approves (domain-rules: fail closed on time).
+    ClockAnomaly,
+    /// The mass-deletion guard held a batch: deletions wait for an
+    /// operator's approval.
+    GuardTripped,
+}
+
+impl Flag {
+    /// Every switch.
+    pub const ALL: [Flag; 3] = [Flag::Paused, Flag::ClockAnomaly, Flag::GuardTripped];
+
+    /// The switch's name, as stored (`f/<name>`) and shown in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Flag::Paused => "paused",
+            Flag::ClockAnomaly => "clock_anomaly",
+            Flag::GuardTripped => "guard_tripped",
+        }
+    }
+}
+
 /// What became of an event id (so a repeat is answered `duplicate`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventOutcome {
@@ -93,8 +122,8 @@ pub struct WriteSet {
     pub outbox_done_through: Option<u64>,
     /// New manual clock reading.
     pub clock: Option<Timestamp>,
-    /// Daemon-wide switches to set (`paused`, `clock_anomaly`, `guard_tripped`).
-    pub flags: Vec<(&'static str, bool)>,
+    /// Daemon-wide switches to set.
+    pub flags: Vec<(Flag, bool)>,
     /// Deletion certificates issued, by resource.
     pub certificates: Vec<(String, serde_json::Value)>,
     /// The mass-deletion guard's durable state, when it changed.
@@ -169,9 +198,8 @@ pub trait Store: Send + Sync + 'static {
     fn tenant_holds(&self, tenant: &str) -> Result<TenantHolds, StoreError>;
     /// The deletion certificate of a purged resource.
     fn certificate(&self, resource: &str) -> Result<Option<serde_json::Value>, StoreError>;
-    /// A daemon-wide switch (`paused`, `clock_anomaly`, `guard_tripped`);
-    /// false when never set.
-    fn flag(&self, name: &str) -> Result<bool, StoreError>;
+    /// A daemon-wide switch; false when never set.
+    fn flag(&self, flag: Flag) -> Result<bool, StoreError>;
     /// The mass-deletion guard's held batch and last approval (default
     /// when never written).
     fn guard_state(&self) -> Result<crate::guard::GuardState, StoreError>;

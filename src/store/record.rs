@@ -20,11 +20,12 @@
 //! - `m/audit_head`, `m/clock`: the audit chain head, the manual clock reading
 //! - `m/guard`: the mass-deletion guard's held batch and last approval
 //! - `f/<name>`: daemon-wide switches that stop deletions
-//!   (`paused`, `clock_anomaly`, `guard_tripped`), kept across restarts
+//!   ([`super::Flag::as_str`]), kept across restarts
 //!
 //! Values are JSON. Only the resource record carries a version: the others
 //! are small serde types whose changes so far were additive.
 
+use super::Flag;
 use crate::lifecycle::Resource;
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -115,8 +116,8 @@ pub(crate) fn event_key(id: &str) -> Vec<u8> {
 }
 
 /// `f/<flag name>`: the bytes every build has used for these switches.
-pub(crate) fn flag_key(name: &str) -> Vec<u8> {
-    [b"f/", name.as_bytes()].concat()
+pub(crate) fn flag_key(flag: Flag) -> Vec<u8> {
+    [b"f/", flag.as_str().as_bytes()].concat()
 }
 
 /// `o/<seq>`: big-endian, so the outbox is in seq order.
@@ -200,7 +201,9 @@ mod tests {
         assert_eq!(tenant_holds_key("t1"), b"n/t1");
         assert_eq!(certificate_key("r1"), b"c/r1");
         assert_eq!(event_key("e1"), b"e/e1");
-        assert_eq!(flag_key("paused"), b"f/paused");
+        assert_eq!(flag_key(Flag::Paused), b"f/paused");
+        assert_eq!(flag_key(Flag::ClockAnomaly), b"f/clock_anomaly");
+        assert_eq!(flag_key(Flag::GuardTripped), b"f/guard_tripped");
         assert_eq!(outbox_key(258), b"o/\0\0\0\0\0\0\x01\x02");
         let t = chrono::DateTime::from_timestamp_millis(1).unwrap();
         assert_eq!(DueKey::new(t, "r1").encode(), b"d/\x80\0\0\0\0\0\0\x01/r1");

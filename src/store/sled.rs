@@ -4,7 +4,7 @@
 //! A [`WriteSet`] is one sled batch; [`Store::flush`] is sled's fsync.
 
 use super::record::{self, DueKey, RecordError, ResourceRecord, RESOURCE_RECORD_VERSION};
-use super::{EventOutcome, Store, StoreError, StoreStats, WriteSet};
+use super::{EventOutcome, Flag, Store, StoreError, StoreStats, WriteSet};
 use crate::audit::{AuditHead, AuditRecord};
 use crate::lifecycle::{Resource, TenantHolds};
 use crate::time::Timestamp;
@@ -171,8 +171,8 @@ impl Store for SledStore {
         self.get(&record::certificate_key(resource))
     }
 
-    fn flag(&self, name: &str) -> Result<bool, StoreError> {
-        Ok(self.get(&record::flag_key(name))?.unwrap_or(false))
+    fn flag(&self, flag: Flag) -> Result<bool, StoreError> {
+        Ok(self.get(&record::flag_key(flag))?.unwrap_or(false))
     }
 
     fn guard_state(&self) -> Result<crate::guard::GuardState, StoreError> {
@@ -204,8 +204,8 @@ impl Store for SledStore {
         for (id, cert) in &w.certificates {
             batch.insert(record::certificate_key(id), record::encode(cert));
         }
-        for (name, on) in &w.flags {
-            batch.insert(record::flag_key(name), record::encode(on));
+        for (flag, on) in &w.flags {
+            batch.insert(record::flag_key(*flag), record::encode(on));
         }
         for (id, outcome) in &w.events {
             batch.insert(record::event_key(id), record::encode(outcome));
