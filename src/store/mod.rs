@@ -4,16 +4,20 @@
 //!
 //! - [`SledStore`] (`sled.rs`): the daemon's database, the only module that
 //!   imports sled.
-//! - `record`: the keys and versioned record encodings of that database.
+//! - `record`: the keys and versioned record encodings of that database,
+//!   and the deadline index's order, shared by every engine.
+//! - [`MemoryStore`] (`memory.rs`): maps in memory, for tests.
 //!
 //! A [`WriteSet`] is applied atomically. Nothing is durable until
 //! [`Store::flush`] returns; callers flush before acknowledging an event or
 //! calling an executor.
 
+mod memory;
 mod record;
 mod sled;
 
 pub use self::sled::SledStore;
+pub use memory::MemoryStore;
 pub use record::RecordError;
 
 use crate::audit::{AuditHead, AuditRecord};
