@@ -7,11 +7,15 @@
 //! - `record`: the keys and versioned record encodings of that database,
 //!   and the deadline index's order, shared by every engine.
 //! - [`MemoryStore`] (`memory.rs`): maps in memory, for tests.
+//! - `conformance` (tests only): one test per promise of the [`Store`]
+//!   contract, run against every engine.
 //!
 //! A [`WriteSet`] is applied atomically. Nothing is durable until
 //! [`Store::flush`] returns; callers flush before acknowledging an event or
 //! calling an executor.
 
+#[cfg(test)]
+mod conformance;
 mod memory;
 mod record;
 mod sled;
@@ -169,7 +173,83 @@ impl WriteSet {
     }
 }
 
-/// The daemon's durable state.
+/// The daemon's durable state: what an engine must promise. The engine
+/// (`scheduler`) is the single writer; readers (API handlers, metrics) may
+/// run on other threads at the same time. Every promise below is a test in
+/// `store::conformance`, run against every engine (the test name follows
+/// each promise); a new engine is added there with one line.
+///
+/// Ids are as [`crate::ids`] allows (never containing `/`). A write set
+/// holds each resource at most once ([`WriteSet::put_resource`]).
+///
+/// **Writes.**
+/// - [`commit`](Store::commit) applies a whole [`WriteSet`] or none of it,
+///   and a reader on another thread sees all of it or none of it
+///   (`a_commit_is_seen_whole_or_not_at_all`). When it returns, every part
+///   is readable at once (`a_commit_is_readable_at_once`).
+/// - Nothing is durable before [`flush`](Store::flush) returns; after it
+///   returns, everything committed before survives a crash and a reopen.
+///   Callers flush before acknowledging an event or calling an executor.
+///   (The memory engine keeps nothing past the process; the sled engine's
+///   reopen is tested in `sled.rs`.)
+///
+/// **The deadline index.**
+/// - Each resource has one entry per its record's `due`, in the index while
+///   `due` is `Some` and absent while it is `None`: rewriting a resource
+///   removes its old entry (`the_due_index_follows_each_records_due`).
+/// - Entries are ordered by time, times before 1970 first, ties by resource
+///   id (`the_due_index_is_ordered_by_time_then_resource_id`). Times are
+///   held to the millisecond, rounded down
+///   (`due_times_are_held_to_the_millisecond`).
+/// - [`due(now, limit)`](Store::due) lists entries at or before `now` (an
+///   entry exactly at `now` included), earliest first, at most `limit`
+///   (`due_includes_now_and_stops_at_the_limit`).
+/// - [`next_due_after(now)`](Store::next_due_after) is the earliest entry
+///   strictly after `now` (`next_due_after_is_strictly_after_now`).
+///
+/// **Records.**
+/// - [`resource`](Store::resource) returns the resource as last written;
+///   [`for_each_resource`](Store::for_each_resource) and
+///   [`for_each_resource_due`](Store::for_each_resource_due) visit each
+///   once, in id order, the latter with its index entry
+///   (`resources_are_listed_once_in_id_order`);
+///   [`resource_count`](Store::resource_count) counts each once.
+/// - [`tenant_resources`](Store::tenant_resources) lists the ids of the
+///   resources written with that tenant, in id order, each once, and no
+///   other tenant's (`tenant_resources_lists_that_tenants_resources`). A
+///   resource is listed under the tenant it was first written with.
+/// - Tenant holds, certificates and event outcomes read back as last
+///   written, by key; never written reads as default, `None`, `None`
+///   (`tenant_holds_certificates_and_event_outcomes_read_back_by_key`).
+///
+/// **The audit outbox.**
+/// - [`outbox_after(seq)`](Store::outbox_after) returns the records with a
+///   greater seq, in seq order; `outbox_done_through: Some(seq)` removes
+///   those stored up to and including `seq`
+///   (`the_outbox_is_trimmed_through_a_seq_and_read_after_one`).
+/// - [`audit_head`](Store::audit_head) is the seq and hash of the last
+///   audit record committed (genesis before any), unchanged by write sets
+///   without audit records and by trimming
+///   (`the_audit_head_follows_the_last_committed_record`).
+///
+/// **Daemon state.**
+/// - [`clock`](Store::clock) is the manual clock reading as last written,
+///   to the nanosecond (`the_manual_clock_reading_reads_back`).
+/// - [`guard_state`](Store::guard_state) is the guard state as last
+///   written, default before (`the_guard_state_reads_back`).
+/// - [`flag`](Store::flag) is false for a switch never set, and each
+///   switch reads back as last set, independently of the others
+///   (`flags_default_to_false_and_read_back_each`).
+/// - [`stats`](Store::stats) counts resources by state, stuck, restricted
+///   and overdue copies, and index entries, with the earliest entry even
+///   when past (`stats_count_states_copies_and_deadlines`).
+/// - A fresh store reads empty throughout (`a_fresh_store_is_empty`).
+///
+/// **Failures.** Every failure is a [`StoreError`] and stops deletions. A
+/// stored record this build cannot read, such as a resource record of an
+/// unknown version (`"v":2`), is an error ([`StoreError::Decode`]), never
+/// a guess. Engine-specific: the memory engine holds typed values and has
+/// no versions; the sled engine's refusal is tested in `sled.rs`.
 pub trait Store: Send + Sync + 'static {
     /// A resource by id.
     fn resource(&self, id: &str) -> Result<Option<Resource>, StoreError>;
