@@ -208,11 +208,13 @@ fn a_commit_is_readable_at_once(store: &dyn Store) {
 }
 
 /// A reader on another thread never sees part of a write set: each set
-/// writes a resource, an event and a certificate together, and the reader
-/// looks at them in both orders (a part seen first implies the others).
+/// writes a resource, an event and a certificate together; the reader
+/// watches the next few sets, reading their parts in one order or the
+/// reverse (a part seen implies the parts read after it).
 fn a_commit_is_seen_whole_or_not_at_all(store: &dyn Store) {
-    const SETS: usize = 300;
-    let done = std::sync::atomic::AtomicBool::new(false);
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    const SETS: usize = 1000;
+    let done = AtomicBool::new(false);
     std::thread::scope(|s| {
         s.spawn(|| {
             for i in 0..SETS {
@@ -228,28 +230,39 @@ fn a_commit_is_seen_whole_or_not_at_all(store: &dyn Store) {
                 w.put_resource(resource(&id, "t1"), Some(ts("2026-01-01T00:00:00Z")));
                 store.commit(w).unwrap();
             }
-            done.store(true, std::sync::atomic::Ordering::SeqCst);
+            done.store(true, SeqCst);
         });
-        let mut seen = 0;
-        while seen < SETS {
-            let finished = done.load(std::sync::atomic::Ordering::SeqCst);
-            for i in 0..SETS {
-                let id = format!("r{i}");
-                if i % 2 == 0 {
-                    if store.event(&format!("e{i}")).unwrap().is_some() {
-                        assert!(store.certificate(&id).unwrap().is_some(), "event {i} without its certificate");
-                        assert!(store.resource(&id).unwrap().is_some(), "event {i} without its resource");
-                        seen += 1;
-                    }
-                } else if store.resource(&id).unwrap().is_some() {
-                    assert!(store.certificate(&id).unwrap().is_some(), "resource {i} without its certificate");
-                    assert!(store.event(&format!("e{i}")).unwrap().is_some(), "resource {i} without its event");
-                    seen += 1;
+        // Whether set `i` is visible; panics on a part of it.
+        let seen = |i: usize, event_first: bool| {
+            let id = format!("r{i}");
+            let event = || store.event(&format!("e{i}")).unwrap().is_some();
+            let certificate = || store.certificate(&id).unwrap().is_some();
+            let resource = || store.resource(&id).unwrap().is_some();
+            let parts: [(&str, &dyn Fn() -> bool); 3] = if event_first {
+                [("event", &event), ("certificate", &certificate), ("resource", &resource)]
+            } else {
+                [("resource", &resource), ("certificate", &certificate), ("event", &event)]
+            };
+            let first = parts[0].1();
+            let second = parts[1].1();
+            assert!(!first || second, "set {i}: {} seen, then no {}", parts[0].0, parts[1].0);
+            assert!(!second || parts[2].1(), "set {i}: {} seen, then no {}", parts[1].0, parts[2].0);
+            first
+        };
+        let (mut next, mut pass) = (0, 0u64);
+        while next < SETS {
+            let finished = done.load(SeqCst);
+            pass += 1;
+            let mut all_before = true;
+            let window = next..(next + 4).min(SETS);
+            for i in window {
+                let whole = seen(i, pass % 2 == 0);
+                assert!(whole || !finished, "the writer finished but set {i} is not visible");
+                if whole && all_before {
+                    next = i + 1;
+                } else {
+                    all_before = false;
                 }
-            }
-            if seen < SETS {
-                assert!(!finished, "the writer finished but only {seen} of {SETS} sets are visible");
-                seen = 0;
             }
         }
     });
