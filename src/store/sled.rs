@@ -65,7 +65,7 @@ impl SledStore {
     fn for_each_record(&self, f: &mut dyn FnMut(ResourceRecord)) -> Result<(), StoreError> {
         for kv in self.db.scan_prefix(record::RESOURCE_PREFIX) {
             let (k, v) = kv.map_err(db_err)?;
-            f(record::decode(&v).map_err(|e| decode_err(&k, e))?);
+            f(ResourceRecord::decode(&v).map_err(|e| decode_err(&k, e))?);
         }
         Ok(())
     }
@@ -313,6 +313,10 @@ mod tests {
         let e = store.resource("r1").unwrap_err();
         assert!(matches!(&e, StoreError::Decode { key, reason: RecordError::Version(2) } if key == "r/r1"), "{e:?}");
         assert_eq!(e.to_string(), "stored record r/r1 cannot be read: record version 2 is not supported by this build");
+        // Nor is it read when every resource is visited (sweeps, forecast, metrics).
+        assert!(matches!(store.for_each_resource(&mut |_| ()), Err(StoreError::Decode { .. })));
+        assert!(matches!(store.for_each_resource_due(&mut |_, _| ()), Err(StoreError::Decode { .. })));
+        assert!(matches!(store.stats(), Err(StoreError::Decode { .. })));
         // Rewriting it needs its old index entry: refused too, nothing written.
         let mut w = WriteSet { flags: vec![(Flag::Paused, true)], ..Default::default() };
         w.put_resource(resource("r1"), None);
