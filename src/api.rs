@@ -9,7 +9,7 @@ use crate::event::{parse_event, Event, EventBody};
 use crate::lifecycle::{Buffer, Resource, State as ResourceState};
 use crate::policy::ProductPolicy;
 use crate::scheduler::{ClockOp, EngineError, EngineHandle};
-use crate::store::Store;
+use crate::store::{Flag, Store};
 use crate::time::Timestamp;
 use crate::time::{fmt_rfc3339, parse_rfc3339};
 use axum::body::{Body, Bytes};
@@ -492,7 +492,9 @@ async fn get_deletions(
     let config = state.config.get();
     let dry_run = config.safety.dry_run;
     let mut gates = Vec::new();
-    for (flag, blocker) in [("paused", "paused"), ("clock_anomaly", "clock_anomaly"), ("guard_tripped", "guard")] {
+    for (flag, blocker) in
+        [(Flag::Paused, "paused"), (Flag::ClockAnomaly, "clock_anomaly"), (Flag::GuardTripped, "guard")]
+    {
         if state.store.flag(flag)? {
             gates.push(blocker.to_string());
         }
@@ -735,11 +737,11 @@ async fn get_readyz(State(state): State<ApiState>, Extension(role): Extension<Ro
     let body = json!({
         "ready": healthy,
         "now": fmt_rfc3339(state.clock.now()),
-        "paused": state.store.flag("paused")?,
-        "guard_tripped": state.store.flag("guard_tripped")?,
+        "paused": state.store.flag(Flag::Paused)?,
+        "guard_tripped": state.store.flag(Flag::GuardTripped)?,
         "guard_batch": state.store.guard_state()?.held.map(|b| json!({"size": b.size(), "digest": b.digest,
             "tripped_at": fmt_rfc3339(b.tripped_at), "window": b.window})),
-        "clock_anomaly": state.store.flag("clock_anomaly")?,
+        "clock_anomaly": state.store.flag(Flag::ClockAnomaly)?,
         "dry_run": config.safety.dry_run,
         "clock": match config.clock { crate::config::ClockSource::System => "system", _ => "manual" },
         "policies": versions,
@@ -760,9 +762,9 @@ async fn get_metrics(State(state): State<ApiState>, Extension(role): Extension<R
         Ok(crate::metrics::Gauges {
             store: store.stats()?,
             audit_head_seq,
-            paused: store.flag("paused")?,
-            guard_tripped: store.flag("guard_tripped")?,
-            clock_anomaly: store.flag("clock_anomaly")?,
+            paused: store.flag(Flag::Paused)?,
+            guard_tripped: store.flag(Flag::GuardTripped)?,
+            clock_anomaly: store.flag(Flag::ClockAnomaly)?,
         })
     })
     .await

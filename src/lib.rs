@@ -17,7 +17,10 @@
 //! - [`event`]: parsing and validating events, naming the bad field.
 //! - [`config`], [`policy`]: the TOML file, validated whole into per-product
 //!   policies with versions.
-//! - [`store`]: the only module that imports sled, behind the [`store::Store`] trait.
+//! - [`store`]: durable state behind the [`store::Store`] trait, whose
+//!   contract one suite (`conformance`) proves against every engine:
+//!   `sled` (the database; the only file that imports sled), `memory`
+//!   (for tests); `record`: keys and versioned encodings.
 //! - [`scheduler`]: the engine: the single writer, group commit, and the one
 //!   place that sleeps.
 //! - [`executor`]: how a copy is deleted (`fs`, `command`, `http`).

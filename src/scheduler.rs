@@ -23,7 +23,7 @@ use crate::executor::{Action, Executor, Target};
 use crate::guard::{Guard, GuardState, HeldBatch, Verdict};
 use crate::lifecycle::{Effect, Rejection, Resource, Rules};
 use crate::notifier::Notifier;
-use crate::store::{EventOutcome, Store, StoreError, WriteSet};
+use crate::store::{EventOutcome, Flag, Store, StoreError, WriteSet};
 use crate::time::{fmt_rfc3339, Timestamp};
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -480,9 +480,9 @@ impl Engine {
         }
         store.commit(WriteSet { outbox_done_through: Some(head.seq), ..Default::default() })?;
         let executors = build_executors(&config);
-        let paused = store.flag("paused")?;
-        let clock_anomaly = store.flag("clock_anomaly")?;
-        let guard_tripped = store.flag("guard_tripped")?;
+        let paused = store.flag(Flag::Paused)?;
+        let clock_anomaly = store.flag(Flag::ClockAnomaly)?;
+        let guard_tripped = store.flag(Flag::GuardTripped)?;
         let guard_state = store.guard_state()?;
         let tracked = store.resource_count()?;
         let limits = call_limits(&config);
@@ -697,7 +697,7 @@ impl Engine {
                 },
                 Command::Pause { paused, reply } => {
                     let now = self.clock.now();
-                    let mut w = WriteSet { flags: vec![("paused", paused)], ..Default::default() };
+                    let mut w = WriteSet { flags: vec![(Flag::Paused, paused)], ..Default::default() };
                     let kind = if paused { AuditKind::DeletionsPaused } else { AuditKind::DeletionsResumed };
                     self.record(&mut w, now, kind, None, None, json!({}));
                     self.store.commit(w)?;
@@ -819,7 +819,7 @@ impl Engine {
         let summary = batch.as_ref().map(|b| BatchSummary { size: b.size(), digest: b.digest.clone() });
         let state = GuardState { held: None };
         let mut w = WriteSet {
-            flags: vec![("guard_tripped", false), ("clock_anomaly", false)],
+            flags: vec![(Flag::GuardTripped, false), (Flag::ClockAnomaly, false)],
             guard: Some(state),
             ..Default::default()
         };
@@ -860,7 +860,7 @@ impl Engine {
             let expected = crate::lifecycle::later(w0, elapsed);
             let jump = wall.signed_duration_since(expected);
             if jump.abs() > self.config.safety.max_clock_jump.to_chrono() {
-                let mut w = WriteSet { flags: vec![("clock_anomaly", true)], ..Default::default() };
+                let mut w = WriteSet { flags: vec![(Flag::ClockAnomaly, true)], ..Default::default() };
                 let data = json!({"expected": fmt_rfc3339(expected), "wall": fmt_rfc3339(wall),
                                   "jump_seconds": jump.num_seconds()});
                 self.record(&mut w, wall, AuditKind::ClockAnomaly, None, None, data);
@@ -1350,7 +1350,7 @@ impl Engine {
         };
         let data = crate::guard::tripped_record(&batch, &limits, self.tracked);
         let state = GuardState { held: Some(batch.clone()) };
-        let mut w = WriteSet { flags: vec![("guard_tripped", true)], guard: Some(state), ..Default::default() };
+        let mut w = WriteSet { flags: vec![(Flag::GuardTripped, true)], guard: Some(state), ..Default::default() };
         self.record(&mut w, now, AuditKind::GuardTripped, None, None, data);
         self.store.commit(w)?;
         self.guard_tripped = true;

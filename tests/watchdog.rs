@@ -9,7 +9,7 @@ use retentiond::audit::{AuditHead, AuditLog, AuditRecord};
 use retentiond::clock::{Clock, ManualClock};
 use retentiond::lifecycle::{Resource, TenantHolds};
 use retentiond::scheduler::Engine;
-use retentiond::store::{EventOutcome, SledStore, Store, StoreError, StoreStats, WriteSet};
+use retentiond::store::{EventOutcome, Flag, SledStore, Store, StoreError, StoreStats, WriteSet};
 use retentiond::time::Timestamp;
 use std::os::unix::net::UnixDatagram;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -65,8 +65,8 @@ impl Store for StallingStore {
     fn certificate(&self, resource: &str) -> Result<Option<serde_json::Value>, StoreError> {
         self.inner.certificate(resource)
     }
-    fn flag(&self, name: &str) -> Result<bool, StoreError> {
-        self.inner.flag(name)
+    fn flag(&self, flag: Flag) -> Result<bool, StoreError> {
+        self.inner.flag(flag)
     }
     fn guard_state(&self) -> Result<retentiond::guard::GuardState, StoreError> {
         self.inner.guard_state()

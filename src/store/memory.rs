@@ -1,0 +1,208 @@
+//! An in-memory engine: ordered maps behind one mutex, holding typed values.
+//! For tests and the engine's own unit tests (no directory, no file lock,
+//! nothing to clean up); the conformance suite holds it to the same
+//! contract as the sled engine. It keeps nothing past the process:
+//! [`Store::flush`] has nothing to make durable and returns at once.
+
+use super::record::{DueKey, RecordError};
+use super::{EventOutcome, Flag, Store, StoreError, StoreStats, WriteSet};
+use crate::audit::{AuditHead, AuditRecord};
+use crate::guard::GuardState;
+use crate::lifecycle::{Resource, TenantHolds};
+use crate::time::Timestamp;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Mutex, MutexGuard};
+
+/// The in-memory implementation of [`Store`]. Every call takes the one
+/// lock, so a commit is seen whole or not at all; callbacks run after the
+/// lock is released, on a copy, so they may call the store again.
+#[derive(Default)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+}
+
+/// Everything the sled engine keeps, by the same keys, as typed values.
+#[derive(Default)]
+struct State {
+    /// By resource id: the resource and its due time (the index's entry).
+    resources: BTreeMap<String, (Resource, Option<Timestamp>)>,
+    /// The deadline index, in the order of the sled engine's keys.
+    due: BTreeSet<DueKey>,
+    /// Resource ids by tenant.
+    tenants: BTreeMap<String, BTreeSet<String>>,
+    tenant_holds: BTreeMap<String, TenantHolds>,
+    certificates: BTreeMap<String, serde_json::Value>,
+    events: BTreeMap<String, EventOutcome>,
+    /// Audit records by seq.
+    outbox: BTreeMap<u64, AuditRecord>,
+    audit_head: Option<AuditHead>,
+    clock: Option<Timestamp>,
+    guard: Option<GuardState>,
+    flags: BTreeMap<Flag, bool>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> MemoryStore {
+        MemoryStore::default()
+    }
+
+    /// The state. Nothing panics while holding the lock (commit mutates
+    /// only maps, callbacks run outside it), so a poisoned lock means
+    /// something unforeseen: refuse rather than read a half-applied commit.
+    fn lock(&self) -> Result<MutexGuard<'_, State>, StoreError> {
+        self.state.lock().map_err(|_| StoreError::Db("the in-memory store's lock is poisoned".into()))
+    }
+}
+
+/// A deadline entry's time; as the sled engine, an entry whose time cannot
+/// be represented is a decode error.
+fn entry_at(k: &DueKey) -> Result<Timestamp, StoreError> {
+    k.at().ok_or_else(|| StoreError::Decode {
+        key: format!("d/{}/{}", k.millis, k.resource),
+        reason: RecordError::DueKey,
+    })
+}
+
+impl Store for MemoryStore {
+    fn resource(&self, id: &str) -> Result<Option<Resource>, StoreError> {
+        Ok(self.lock()?.resources.get(id).map(|(r, _)| r.clone()))
+    }
+
+    fn event(&self, event_id: &str) -> Result<Option<EventOutcome>, StoreError> {
+        Ok(self.lock()?.events.get(event_id).cloned())
+    }
+
+    fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<(Timestamp, String)>, StoreError> {
+        let st = self.lock()?;
+        let mut out = Vec::new();
+        for k in &st.due {
+            let t = entry_at(k)?;
+            if t > now || out.len() >= limit {
+                break;
+            }
+            out.push((t, k.resource.clone()));
+        }
+        Ok(out)
+    }
+
+    fn next_due_after(&self, now: Timestamp) -> Result<Option<Timestamp>, StoreError> {
+        let st = self.lock()?;
+        let start = DueKey { millis: now.timestamp_millis().saturating_add(1), resource: String::new() };
+        Ok(st.due.range(start..).filter_map(DueKey::at).find(|t| *t > now))
+    }
+
+    fn audit_head(&self) -> Result<AuditHead, StoreError> {
+        Ok(self.lock()?.audit_head.clone().unwrap_or_else(AuditHead::genesis))
+    }
+
+    fn outbox_after(&self, after: u64) -> Result<Vec<AuditRecord>, StoreError> {
+        // The same bounds as the sled engine's key range.
+        Ok(self.lock()?.outbox.range(after.saturating_add(1)..u64::MAX).map(|(_, r)| r.clone()).collect())
+    }
+
+    fn clock(&self) -> Result<Option<Timestamp>, StoreError> {
+        Ok(self.lock()?.clock)
+    }
+
+    fn resource_count(&self) -> Result<u64, StoreError> {
+        Ok(self.lock()?.resources.len() as u64)
+    }
+
+    fn stats(&self) -> Result<StoreStats, StoreError> {
+        let st = self.lock()?;
+        let mut stats = StoreStats::default();
+        for (r, _) in st.resources.values() {
+            stats.count_resource(r);
+        }
+        stats.pending_deadlines = st.due.len() as u64;
+        stats.next_deadline = st.due.first().and_then(DueKey::at);
+        Ok(stats)
+    }
+
+    fn for_each_resource(&self, f: &mut dyn FnMut(Resource)) -> Result<(), StoreError> {
+        let all: Vec<Resource> = self.lock()?.resources.values().map(|(r, _)| r.clone()).collect();
+        all.into_iter().for_each(f);
+        Ok(())
+    }
+
+    fn for_each_resource_due(&self, f: &mut dyn FnMut(Resource, Option<Timestamp>)) -> Result<(), StoreError> {
+        let all: Vec<(Resource, Option<Timestamp>)> = self.lock()?.resources.values().cloned().collect();
+        all.into_iter().for_each(|(r, due)| f(r, due));
+        Ok(())
+    }
+
+    fn tenant_resources(&self, tenant: &str) -> Result<Vec<String>, StoreError> {
+        Ok(self.lock()?.tenants.get(tenant).map(|ids| ids.iter().cloned().collect()).unwrap_or_default())
+    }
+
+    fn tenant_holds(&self, tenant: &str) -> Result<TenantHolds, StoreError> {
+        Ok(self.lock()?.tenant_holds.get(tenant).cloned().unwrap_or_default())
+    }
+
+    fn certificate(&self, resource: &str) -> Result<Option<serde_json::Value>, StoreError> {
+        Ok(self.lock()?.certificates.get(resource).cloned())
+    }
+
+    fn flag(&self, flag: Flag) -> Result<bool, StoreError> {
+        Ok(self.lock()?.flags.get(&flag).copied().unwrap_or(false))
+    }
+
+    fn guard_state(&self) -> Result<GuardState, StoreError> {
+        Ok(self.lock()?.guard.clone().unwrap_or_default())
+    }
+
+    fn commit(&self, w: WriteSet) -> Result<(), StoreError> {
+        let mut guard = self.lock()?;
+        let st = &mut *guard;
+        // As the sled engine: the index entry removed for a resource is the
+        // one of the version stored before this write set.
+        let stored: Vec<Option<Option<Timestamp>>> =
+            w.resources.iter().map(|(r, _)| st.resources.get(&r.id).map(|(_, due)| *due)).collect();
+        for ((r, due), stored) in w.resources.into_iter().zip(stored) {
+            match stored {
+                Some(old) => {
+                    if let Some(t) = old {
+                        st.due.remove(&DueKey::new(t, &r.id));
+                    }
+                }
+                None => {
+                    st.tenants.entry(r.tenant.clone()).or_default().insert(r.id.clone());
+                }
+            }
+            if let Some(t) = due {
+                st.due.insert(DueKey::new(t, &r.id));
+            }
+            st.resources.insert(r.id.clone(), (r, due));
+        }
+        st.tenant_holds.extend(w.tenants);
+        st.certificates.extend(w.certificates);
+        st.flags.extend(w.flags);
+        st.events.extend(w.events);
+        // Records confirmed in the file are those stored before this write
+        // set (as the sled engine reads them), removed after its new ones
+        // are added.
+        let done: Vec<u64> = match w.outbox_done_through {
+            Some(done) => st.outbox.range(..=done).map(|(seq, _)| *seq).collect(),
+            None => Vec::new(),
+        };
+        if let Some(last) = w.audit.last() {
+            st.audit_head = Some(AuditHead { seq: last.seq, hash: last.hash.clone() });
+        }
+        st.outbox.extend(w.audit.into_iter().map(|r| (r.seq, r)));
+        for seq in done {
+            st.outbox.remove(&seq);
+        }
+        if let Some(t) = w.clock {
+            st.clock = Some(t);
+        }
+        if let Some(g) = w.guard {
+            st.guard = Some(g);
+        }
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}

@@ -1,0 +1,294 @@
+//! Durable state, behind the project's own [`Store`] trait, so everything
+//! else speaks in resources, deadlines and event ids, and the engine can be
+//! replaced (engineering-notes: sled lost unflushed writes on a plain crash).
+//!
+//! - [`SledStore`] (`sled.rs`): the daemon's database, the only module that
+//!   imports sled.
+//! - `record`: the keys and versioned record encodings of that database,
+//!   and the deadline index's order, shared by every engine.
+//! - [`MemoryStore`] (`memory.rs`): maps in memory, for tests.
+//! - `conformance` (tests only): one test per promise of the [`Store`]
+//!   contract, run against every engine.
+//!
+//! A [`WriteSet`] is applied atomically. Nothing is durable until
+//! [`Store::flush`] returns; callers flush before acknowledging an event or
+//! calling an executor.
+
+#[cfg(test)]
+mod conformance;
+mod memory;
+mod record;
+mod sled;
+
+pub use self::sled::SledStore;
+pub use memory::MemoryStore;
+pub use record::RecordError;
+
+use crate::audit::{AuditHead, AuditRecord};
+use crate::lifecycle::{CopyState, Resource, TenantHolds};
+use crate::time::Timestamp;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// A storage failure. Every one of them stops deletions (fail closed).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database engine failed (I/O, corruption, lock held by another
+    /// process: sled's message then says "could not acquire lock").
+    #[error("database error: {0}")]
+    Db(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The database directory could not be created.
+    #[error("database error: creating {}: {source}", .path.display())]
+    CreateDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A stored record could not be decoded (unknown version or corrupt).
+    #[error("stored record {key} cannot be read: {reason}")]
+    Decode {
+        /// The record's key.
+        key: String,
+        /// Why.
+        #[source]
+        reason: RecordError,
+    },
+}
+
+/// A daemon-wide switch that stops every deletion while it is on, kept
+/// across restarts. A type rather than a name, so a misspelt switch cannot
+/// silently read as "off".
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Flag {
+    /// An operator paused deletions.
+    Paused,
+    /// The wall clock jumped against the monotonic clock: deletions wait
+    /// until an operator approves (domain-rules: fail closed on time).
+    ClockAnomaly,
+    /// The mass-deletion guard held a batch: deletions wait for an
+    /// operator's approval.
+    GuardTripped,
+}
+
+impl Flag {
+    /// Every switch.
+    pub const ALL: [Flag; 3] = [Flag::Paused, Flag::ClockAnomaly, Flag::GuardTripped];
+
+    /// The switch's name, as stored (`f/<name>`) and shown in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Flag::Paused => "paused",
+            Flag::ClockAnomaly => "clock_anomaly",
+            Flag::GuardTripped => "guard_tripped",
+        }
+    }
+}
+
+/// What became of an event id (so a repeat is answered `duplicate`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventOutcome {
+    /// `applied` or `rejected`.
+    pub status: String,
+    /// The resource it concerned.
+    pub resource: Option<String>,
+}
+
+/// Counts over the whole state, for `GET /metrics` ([`Store::stats`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Resources by state name (`active`, ..., `purged`); absent states are 0.
+    pub resources: BTreeMap<&'static str, u64>,
+    /// Copies whose retries are exhausted (`stuck`).
+    pub copies_stuck: u64,
+    /// Backup copies in state `restricted`.
+    pub copies_restricted: u64,
+    /// Restricted backup copies kept past their store's `max_restricted`
+    /// (an operator must act).
+    pub copies_restriction_overdue: u64,
+    /// Entries in the deadline index.
+    pub pending_deadlines: u64,
+    /// The earliest entry in the deadline index (possibly already past,
+    /// while deletions are paused or stopped).
+    pub next_deadline: Option<Timestamp>,
+}
+
+/// Changes applied together, atomically.
+#[derive(Default, Debug)]
+pub struct WriteSet {
+    /// Resources to write, each with when it is next due (the deadline
+    /// index follows).
+    pub resources: Vec<(Resource, Option<Timestamp>)>,
+    /// Tenant-wide holds to write.
+    pub tenants: Vec<(String, TenantHolds)>,
+    /// Event ids now handled.
+    pub events: Vec<(String, EventOutcome)>,
+    /// New audit records (into the outbox) and the head after them.
+    pub audit: Vec<AuditRecord>,
+    /// Audit records confirmed in the file: remove from the outbox up to here.
+    pub outbox_done_through: Option<u64>,
+    /// New manual clock reading.
+    pub clock: Option<Timestamp>,
+    /// Daemon-wide switches to set.
+    pub flags: Vec<(Flag, bool)>,
+    /// Deletion certificates issued, by resource.
+    pub certificates: Vec<(String, serde_json::Value)>,
+    /// The mass-deletion guard's durable state, when it changed.
+    pub guard: Option<crate::guard::GuardState>,
+}
+
+impl StoreStats {
+    /// Counts one resource and its copies (every engine's `stats` scan).
+    pub(crate) fn count_resource(&mut self, r: &Resource) {
+        *self.resources.entry(r.state.as_str()).or_default() += 1;
+        for c in &r.copies {
+            self.copies_stuck += u64::from(c.stuck);
+            self.copies_restricted += u64::from(c.state == CopyState::Restricted);
+            self.copies_restriction_overdue +=
+                u64::from(c.restriction_overdue && matches!(c.state, CopyState::Restricted | CopyState::Restricting));
+        }
+    }
+}
+
+impl WriteSet {
+    /// Adds a resource, replacing an earlier version of it in this set, so
+    /// the deadline index is updated from the stored version exactly once.
+    pub fn put_resource(&mut self, r: Resource, due: Option<Timestamp>) {
+        self.resources.retain(|(old, _)| old.id != r.id);
+        self.resources.push((r, due));
+    }
+
+    /// True when there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.resources.is_empty()
+            && self.events.is_empty()
+            && self.audit.is_empty()
+            && self.tenants.is_empty()
+            && self.outbox_done_through.is_none()
+            && self.clock.is_none()
+            && self.flags.is_empty()
+            && self.certificates.is_empty()
+            && self.guard.is_none()
+    }
+}
+
+/// The daemon's durable state: what an engine must promise. The engine
+/// (`scheduler`) is the single writer; readers (API handlers, metrics) may
+/// run on other threads at the same time. Every promise below is a test in
+/// `store::conformance`, run against every engine (the test name follows
+/// each promise); a new engine is added there with one line.
+///
+/// Ids are as [`crate::ids`] allows (never containing `/`). A write set
+/// holds each resource at most once ([`WriteSet::put_resource`]).
+///
+/// **Writes.**
+/// - [`commit`](Store::commit) applies a whole [`WriteSet`] or none of it,
+///   and a reader on another thread sees all of it or none of it
+///   (`a_commit_is_seen_whole_or_not_at_all`). When it returns, every part
+///   is readable at once (`a_commit_is_readable_at_once`).
+/// - Nothing is durable before [`flush`](Store::flush) returns; after it
+///   returns, everything committed before survives a crash and a reopen.
+///   Callers flush before acknowledging an event or calling an executor.
+///   (The memory engine keeps nothing past the process; the sled engine's
+///   reopen is tested in `sled.rs`.)
+///
+/// **The deadline index.**
+/// - Each resource has one entry per its record's `due`, in the index while
+///   `due` is `Some` and absent while it is `None`: rewriting a resource
+///   removes its old entry (`the_due_index_follows_each_records_due`).
+/// - Entries are ordered by time, times before 1970 first, ties by resource
+///   id (`the_due_index_is_ordered_by_time_then_resource_id`). Times are
+///   held to the millisecond, rounded down
+///   (`due_times_are_held_to_the_millisecond`).
+/// - [`due(now, limit)`](Store::due) lists entries at or before `now` (an
+///   entry exactly at `now` included), earliest first, at most `limit`
+///   (`due_includes_now_and_stops_at_the_limit`).
+/// - [`next_due_after(now)`](Store::next_due_after) is the earliest entry
+///   strictly after `now` (`next_due_after_is_strictly_after_now`).
+///
+/// **Records.**
+/// - [`resource`](Store::resource) returns the resource as last written;
+///   [`for_each_resource`](Store::for_each_resource) and
+///   [`for_each_resource_due`](Store::for_each_resource_due) visit each
+///   once, in id order, the latter with its index entry
+///   (`resources_are_listed_once_in_id_order`);
+///   [`resource_count`](Store::resource_count) counts each once.
+/// - [`tenant_resources`](Store::tenant_resources) lists the ids of the
+///   resources written with that tenant, in id order, each once, and no
+///   other tenant's (`tenant_resources_lists_that_tenants_resources`). A
+///   resource is listed under the tenant it was first written with.
+/// - Tenant holds, certificates and event outcomes read back as last
+///   written, by key; never written reads as default, `None`, `None`
+///   (`tenant_holds_certificates_and_event_outcomes_read_back_by_key`).
+///
+/// **The audit outbox.**
+/// - [`outbox_after(seq)`](Store::outbox_after) returns the records with a
+///   greater seq, in seq order; `outbox_done_through: Some(seq)` removes
+///   those stored up to and including `seq`
+///   (`the_outbox_is_trimmed_through_a_seq_and_read_after_one`).
+/// - [`audit_head`](Store::audit_head) is the seq and hash of the last
+///   audit record committed (genesis before any), unchanged by write sets
+///   without audit records and by trimming
+///   (`the_audit_head_follows_the_last_committed_record`).
+///
+/// **Daemon state.**
+/// - [`clock`](Store::clock) is the manual clock reading as last written,
+///   to the nanosecond (`the_manual_clock_reading_reads_back`).
+/// - [`guard_state`](Store::guard_state) is the guard state as last
+///   written, default before (`the_guard_state_reads_back`).
+/// - [`flag`](Store::flag) is false for a switch never set, and each
+///   switch reads back as last set, independently of the others
+///   (`flags_default_to_false_and_read_back_each`).
+/// - [`stats`](Store::stats) counts resources by state, stuck, restricted
+///   and overdue copies, and index entries, with the earliest entry even
+///   when past (`stats_count_states_copies_and_deadlines`).
+/// - A fresh store reads empty throughout (`a_fresh_store_is_empty`).
+///
+/// **Failures.** Every failure is a [`StoreError`] and stops deletions. A
+/// stored record this build cannot read, such as a resource record of an
+/// unknown version (`"v":2`), is an error ([`StoreError::Decode`]), never
+/// a guess. Engine-specific: the memory engine holds typed values and has
+/// no versions; the sled engine's refusal is tested in `sled.rs`.
+pub trait Store: Send + Sync + 'static {
+    /// A resource by id.
+    fn resource(&self, id: &str) -> Result<Option<Resource>, StoreError>;
+    /// The outcome of an event id already handled.
+    fn event(&self, event_id: &str) -> Result<Option<EventOutcome>, StoreError>;
+    /// Resources due at or before `now`, earliest first, at most `limit`.
+    fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<(Timestamp, String)>, StoreError>;
+    /// The earliest deadline strictly after `now`.
+    fn next_due_after(&self, now: Timestamp) -> Result<Option<Timestamp>, StoreError>;
+    /// The audit head as of the last committed write set.
+    fn audit_head(&self) -> Result<AuditHead, StoreError>;
+    /// Outbox records with seq > `after`, oldest first.
+    fn outbox_after(&self, after: u64) -> Result<Vec<AuditRecord>, StoreError>;
+    /// The persisted manual clock reading.
+    fn clock(&self) -> Result<Option<Timestamp>, StoreError>;
+    /// How many resources are tracked.
+    fn resource_count(&self) -> Result<u64, StoreError>;
+    /// Counts for metrics, from one pass over every resource record and
+    /// one over the deadline index's keys: O(resources) per call, every
+    /// record read and decoded, so a scrape costs a full scan.
+    fn stats(&self) -> Result<StoreStats, StoreError>;
+    /// Calls `f` on every resource, in id order (forecast, sweeps).
+    fn for_each_resource(&self, f: &mut dyn FnMut(Resource)) -> Result<(), StoreError>;
+    /// Calls `f` with every resource and its due time in the index (the
+    /// reconcile sweep compares it with what the state says).
+    fn for_each_resource_due(&self, f: &mut dyn FnMut(Resource, Option<Timestamp>)) -> Result<(), StoreError>;
+    /// The ids of a tenant's resources.
+    fn tenant_resources(&self, tenant: &str) -> Result<Vec<String>, StoreError>;
+    /// Holds placed on a whole tenant.
+    fn tenant_holds(&self, tenant: &str) -> Result<TenantHolds, StoreError>;
+    /// The deletion certificate of a purged resource.
+    fn certificate(&self, resource: &str) -> Result<Option<serde_json::Value>, StoreError>;
+    /// A daemon-wide switch; false when never set.
+    fn flag(&self, flag: Flag) -> Result<bool, StoreError>;
+    /// The mass-deletion guard's held batch and last approval (default
+    /// when never written).
+    fn guard_state(&self) -> Result<crate::guard::GuardState, StoreError>;
+    /// Applies a write set atomically (visible at once, durable after flush).
+    fn commit(&self, w: WriteSet) -> Result<(), StoreError>;
+    /// Makes everything committed so far durable (fsync).
+    fn flush(&self) -> Result<(), StoreError>;
+}

@@ -1,0 +1,228 @@
+//! How state is laid out under ordered byte keys and how each record is
+//! encoded: the on-disk format of the sled engine, kept here, apart from
+//! sled itself, so that any other key-value engine writes the same bytes
+//! and an existing database reads the same. The deadline index's order
+//! ([`DueKey`]) is shared by every engine, the in-memory one included.
+//!
+//! One keyspace, keys by prefix (ids never contain `/`, see [`crate::ids`]):
+//! - `r/<resource>`: the resource and its due time, versioned
+//!   (`{"v":1,"due":..,"resource":..}`, [`ResourceRecord`])
+//! - `d/<due millis, 8 bytes big-endian, sign-flipped>/<resource>`: the
+//!   deadline index, ordered by due time then resource id, kept equal to
+//!   each record's `due` by the engine's commit (it removes the old key it
+//!   reads)
+//! - `t/<tenant>/<resource>`: the resources of a tenant
+//! - `n/<tenant>`: holds placed on a whole tenant
+//! - `c/<resource>`: the deletion certificate of a purged resource
+//! - `e/<event_id>`: ids of events already handled, with their outcome
+//! - `o/<seq, 8 bytes big-endian>`: audit records not yet confirmed in the
+//!   audit file (the outbox)
+//! - `m/audit_head`, `m/clock`: the audit chain head, the manual clock reading
+//! - `m/guard`: the mass-deletion guard's held batch and last approval
+//! - `f/<name>`: daemon-wide switches that stop deletions
+//!   ([`super::Flag::as_str`]), kept across restarts
+//!
+//! Values are JSON. Only the resource record carries a version: the others
+//! are small serde types whose changes so far were additive.
+
+use super::Flag;
+use crate::lifecycle::Resource;
+use crate::time::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// The resource record version this build writes and reads. A record of
+/// another version is refused ([`RecordError::Version`]) rather than
+/// guessed at: a misread deadline could delete early.
+pub(crate) const RESOURCE_RECORD_VERSION: u32 = 1;
+
+/// Why a stored record cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// The bytes are not the JSON this build expects (corrupt, or written
+    /// by an incompatible build).
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    /// A resource record of a version this build does not know (written
+    /// by a newer build).
+    #[error("record version {0} is not supported by this build")]
+    Version(u32),
+    /// A deadline index key that does not decode to a time and an id.
+    #[error("bad deadline key")]
+    DueKey,
+}
+
+/// The stored form of a resource: the resource, its due time (what the
+/// deadline index must hold for it), and the format version.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct ResourceRecord {
+    /// [`RESOURCE_RECORD_VERSION`] when written by this build.
+    pub v: u32,
+    /// When the resource is next due, as in the deadline index.
+    pub due: Option<Timestamp>,
+    /// The resource itself.
+    pub resource: Resource,
+}
+
+impl ResourceRecord {
+    /// Decodes a stored record, refusing any version but this build's.
+    pub fn decode(bytes: &[u8]) -> Result<ResourceRecord, RecordError> {
+        let rec: ResourceRecord = serde_json::from_slice(bytes)?;
+        if rec.v != RESOURCE_RECORD_VERSION {
+            return Err(RecordError::Version(rec.v));
+        }
+        Ok(rec)
+    }
+}
+
+/// Prefix of the resource records.
+pub(crate) const RESOURCE_PREFIX: &[u8] = b"r/";
+/// Prefix of the deadline index.
+pub(crate) const DUE_PREFIX: &[u8] = b"d/";
+/// The audit chain head after the last committed write set.
+pub(crate) const AUDIT_HEAD_KEY: &[u8] = b"m/audit_head";
+/// The persisted manual clock reading.
+pub(crate) const CLOCK_KEY: &[u8] = b"m/clock";
+/// The mass-deletion guard's state.
+pub(crate) const GUARD_KEY: &[u8] = b"m/guard";
+
+/// `r/<resource>`.
+pub(crate) fn resource_key(id: &str) -> Vec<u8> {
+    [RESOURCE_PREFIX, id.as_bytes()].concat()
+}
+
+/// `t/<tenant>/`: every key of the tenant's resources starts with it.
+pub(crate) fn tenant_prefix(tenant: &str) -> Vec<u8> {
+    [b"t/", tenant.as_bytes(), b"/"].concat()
+}
+
+/// `t/<tenant>/<resource>`.
+pub(crate) fn tenant_resource_key(tenant: &str, id: &str) -> Vec<u8> {
+    [tenant_prefix(tenant).as_slice(), id.as_bytes()].concat()
+}
+
+/// `n/<tenant>`.
+pub(crate) fn tenant_holds_key(tenant: &str) -> Vec<u8> {
+    [b"n/", tenant.as_bytes()].concat()
+}
+
+/// `c/<resource>`.
+pub(crate) fn certificate_key(id: &str) -> Vec<u8> {
+    [b"c/", id.as_bytes()].concat()
+}
+
+/// `e/<event_id>`.
+pub(crate) fn event_key(id: &str) -> Vec<u8> {
+    [b"e/", id.as_bytes()].concat()
+}
+
+/// `f/<flag name>`: the bytes every build has used for these switches.
+pub(crate) fn flag_key(flag: Flag) -> Vec<u8> {
+    [b"f/", flag.as_str().as_bytes()].concat()
+}
+
+/// `o/<seq>`: big-endian, so the outbox is in seq order.
+pub(crate) fn outbox_key(seq: u64) -> Vec<u8> {
+    let mut k = b"o/".to_vec();
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// An entry of the deadline index: a due time, to the millisecond, and the
+/// resource due then. Ordered by time, then by resource id (byte order),
+/// which is the order of the encoded keys: the engine that stores bytes and
+/// the one that stores these values list deadlines the same way.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct DueKey {
+    /// Milliseconds since 1970 (negative before), rounded down.
+    pub millis: i64,
+    /// The resource due.
+    pub resource: String,
+}
+
+impl DueKey {
+    /// The index entry for `id` due at `due` (held to the millisecond, as
+    /// the stored key is).
+    pub fn new(due: Timestamp, id: &str) -> DueKey {
+        DueKey { millis: due.timestamp_millis(), resource: id.to_owned() }
+    }
+
+    /// The due time, or `None` for millis outside the representable range
+    /// (only a corrupt key has them).
+    pub fn at(&self) -> Option<Timestamp> {
+        chrono::DateTime::from_timestamp_millis(self.millis)
+    }
+
+    /// `d/<millis>/<resource>`.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut k = due_prefix_from(self.millis);
+        k.push(b'/');
+        k.extend_from_slice(self.resource.as_bytes());
+        k
+    }
+
+    /// The entry a `d/` key encodes, `None` when it is malformed.
+    pub fn decode(k: &[u8]) -> Option<DueKey> {
+        let ms = u64::from_be_bytes(k.get(2..10)?.try_into().ok()?) ^ (1 << 63);
+        let id = std::str::from_utf8(k.get(11..)?).ok()?;
+        Some(DueKey { millis: ms as i64, resource: id.to_owned() })
+    }
+}
+
+/// `d/<millis>`: sorts before every index key at `millis` or later, and
+/// after every key before it.
+pub(crate) fn due_prefix_from(millis: i64) -> Vec<u8> {
+    // Flip the sign bit so negative millis sort before positive ones.
+    let ms = (millis as u64) ^ (1 << 63);
+    let mut k = DUE_PREFIX.to_vec();
+    k.extend_from_slice(&ms.to_be_bytes());
+    k
+}
+
+/// Decodes a JSON value stored under `key`.
+pub(crate) fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, RecordError> {
+    Ok(serde_json::from_slice(bytes)?)
+}
+
+/// Encodes a value for storage.
+pub(crate) fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).expect("records serialize")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The key bytes of existing databases, spelled out: a change here is
+    /// a change of format.
+    #[test]
+    fn keys_keep_their_bytes() {
+        assert_eq!(resource_key("r1"), b"r/r1");
+        assert_eq!(tenant_resource_key("t1", "r1"), b"t/t1/r1");
+        assert_eq!(tenant_holds_key("t1"), b"n/t1");
+        assert_eq!(certificate_key("r1"), b"c/r1");
+        assert_eq!(event_key("e1"), b"e/e1");
+        assert_eq!(flag_key(Flag::Paused), b"f/paused");
+        assert_eq!(flag_key(Flag::ClockAnomaly), b"f/clock_anomaly");
+        assert_eq!(flag_key(Flag::GuardTripped), b"f/guard_tripped");
+        assert_eq!(outbox_key(258), b"o/\0\0\0\0\0\0\x01\x02");
+        let t = chrono::DateTime::from_timestamp_millis(1).unwrap();
+        assert_eq!(DueKey::new(t, "r1").encode(), b"d/\x80\0\0\0\0\0\0\x01/r1");
+        let t = chrono::DateTime::from_timestamp_millis(-1).unwrap();
+        assert_eq!(DueKey::new(t, "r1").encode(), b"d/\x7f\xff\xff\xff\xff\xff\xff\xff/r1");
+    }
+
+    /// Encoded keys sort as the entries do, across 1970.
+    #[test]
+    fn due_keys_sort_by_time_then_id() {
+        let at = |ms| chrono::DateTime::from_timestamp_millis(ms).unwrap();
+        let mut entries =
+            vec![DueKey::new(at(5), "b"), DueKey::new(at(-5), "a"), DueKey::new(at(5), "a"), DueKey::new(at(0), "z")];
+        let mut keys: Vec<Vec<u8>> = entries.iter().map(DueKey::encode).collect();
+        entries.sort();
+        keys.sort();
+        let decoded: Vec<DueKey> = keys.iter().map(|k| DueKey::decode(k).unwrap()).collect();
+        assert_eq!(decoded, entries);
+        assert_eq!(entries[0], DueKey::new(at(-5), "a"));
+        assert_eq!(entries[3], DueKey::new(at(5), "b"));
+    }
+}
