@@ -143,14 +143,7 @@ async fn equal_times_follow_arrival_order_for_terminations_and_holds() {
     let r1 = h.make_data("t1", "r1");
     let r2 = h.make_data("t1", "r2");
     for r in ["r1", "r2"] {
-        h.apply(ev(
-            &format!("c{r}"),
-            "resource.created",
-            T0,
-            Some(r),
-            json!({"product": "ecs", "billing": "postpaid"}),
-        ))
-        .await;
+        h.apply(postpaid(r)).await;
     }
     h.apply(ev("t1", "resource.terminated", T0, Some("r1"), json!({"reason": "agreement"}))).await;
     h.apply_as(OPERATOR, ev("w1", "resource.reinstated", T0, Some("r1"), json!({}))).await;
@@ -204,14 +197,7 @@ async fn a_cancellation_overtaking_its_cause_at_the_same_instant_still_cancels_i
     let r1 = h.make_data("t1", "r1");
     let r2 = h.make_data("t1", "r2");
     for r in ["r1", "r2"] {
-        h.apply(ev(
-            &format!("c{r}"),
-            "resource.created",
-            T0,
-            Some(r),
-            json!({"product": "ecs", "billing": "postpaid"}),
-        ))
-        .await;
+        h.apply(postpaid(r)).await;
     }
     h.apply(ev("s1", "arrears.settled", T0, Some("r1"), json!({}))).await;
     h.apply(ev("a1", "arrears.started", T0, Some("r1"), json!({}))).await;
