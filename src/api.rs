@@ -454,7 +454,7 @@ async fn post_clock(
         }
         (None, Some(t)) => {
             let s = t.as_str().ok_or_else(|| ApiError::field("set", "must be an RFC 3339 time"))?;
-            ClockOp::Set(parse_rfc3339(s).map_err(|e| ApiError::field("set", e))?)
+            ClockOp::Set(parse_rfc3339(s).map_err(|e| ApiError::field("set", e.to_string()))?)
         }
         _ => return Err(ApiError::field("body", "give exactly one of \"advance\" or \"set\"")),
     };
@@ -488,7 +488,7 @@ async fn get_deletions(
     }
     let before =
         q.get("before").ok_or_else(|| ApiError::field("before", "required, e.g. ?before=2026-12-31T00:00:00Z"))?;
-    let before = parse_rfc3339(before).map_err(|e| ApiError::field("before", e))?;
+    let before = parse_rfc3339(before).map_err(|e| ApiError::field("before", e.to_string()))?;
     let config = state.config.get();
     let dry_run = config.safety.dry_run;
     let mut gates = Vec::new();

@@ -238,7 +238,7 @@ fn parse_id(s: &str) -> Result<String, String> {
 }
 
 fn parse_time(s: &str) -> Result<Timestamp, String> {
-    parse_rfc3339(s)
+    parse_rfc3339(s).map_err(|e| e.to_string())
 }
 
 fn parse_dur(s: &str) -> Result<Dur, String> {

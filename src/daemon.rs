@@ -194,7 +194,7 @@ impl Daemon {
             Err(why) => {
                 tracing::error!(error = %why, "reload refused; the config in force stays");
                 self.engine.reload_failed(why.clone()).await?;
-                return Err(DaemonError::Reload(why));
+                return Err(DaemonError::Reload(why.to_string()));
             }
         };
         let new = Arc::new(new);
@@ -204,7 +204,7 @@ impl Daemon {
             Ok(report) => report,
             Err(EngineError::ProductsInUse(why)) => {
                 tracing::error!(error = %why, "reload refused; the config in force stays");
-                return Err(DaemonError::Reload(why));
+                return Err(DaemonError::Reload(why.to_string()));
             }
             Err(e) => return Err(e.into()),
         };

@@ -306,7 +306,7 @@ fn id_field<'a>(obj: &'a Map<String, Value>, field: &str) -> Result<&'a str, Fie
 }
 
 fn time_field(obj: &Map<String, Value>, field: &str) -> Result<Timestamp, FieldError> {
-    parse_rfc3339(str_field(obj, field)?).map_err(|e| bad(field, e))
+    parse_rfc3339(str_field(obj, field)?).map_err(|e| bad(field, e.to_string()))
 }
 
 #[cfg(test)]

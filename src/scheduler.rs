@@ -78,7 +78,7 @@ pub enum EngineError {
     /// The config leaves out products that tracked resources still need:
     /// events about them (a legal hold, a renewal) could not be applied.
     #[error("{0}")]
-    ProductsInUse(String),
+    ProductsInUse(ProductsMissing),
 }
 
 /// A clock move requested through the API (manual clock only).
@@ -150,7 +150,7 @@ pub enum Command {
         /// The notice's dedupe key.
         key: String,
         /// What happened.
-        outcome: Result<(), String>,
+        outcome: Result<(), NoticeFailure>,
     },
     /// Put a new, validated config in force (SIGHUP).
     Reload {
@@ -217,6 +217,46 @@ pub struct BatchSummary {
     pub size: usize,
     /// Hex SHA-256 of the sorted ids (see [`crate::guard::batch_digest`]).
     pub digest: String,
+}
+
+/// A config that leaves out products whose resources are not all purged:
+/// without their policy, events about those resources (a tenant-wide legal
+/// hold, a renewal) could not reach them. Refused at start and at reload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProductsMissing {
+    /// The config file.
+    pub path: std::path::PathBuf,
+    /// Each missing product with how many unsettled resources need it.
+    pub products: BTreeMap<String, u64>,
+}
+
+impl std::fmt::Display for ProductsMissing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let list: Vec<String> = self.products.iter().map(|(p, n)| format!("{p:?} ({n} resources)")).collect();
+        write!(
+            f,
+            "{}: products still in use are missing: {}; keep their [products.*] sections until every resource of them is purged",
+            self.path.display(),
+            list.join(", ")
+        )
+    }
+}
+
+impl std::error::Error for ProductsMissing {}
+
+/// Why a notice did not reach the notifier (recorded in `notice.failed`;
+/// the notice is retried).
+#[derive(Debug, thiserror::Error)]
+pub enum NoticeFailure {
+    /// The notifier answered with an error.
+    #[error(transparent)]
+    Notifier(#[from] crate::notifier::NotifyError),
+    /// No answer within the notifier's limit (plus a margin).
+    #[error("no answer within {secs}s")]
+    NoAnswer {
+        /// The limit, in seconds.
+        secs: u64,
+    },
 }
 
 /// How an executor call ended.
@@ -1119,14 +1159,14 @@ impl Engine {
     }
 
     /// Records a notifier's answer; never touches a deadline.
-    fn notice_result(&mut self, id: &str, key: &str, outcome: Result<(), String>) -> Result<(), EngineError> {
+    fn notice_result(&mut self, id: &str, key: &str, outcome: Result<(), NoticeFailure>) -> Result<(), EngineError> {
         let Some(mut r) = self.store.resource(id)? else { return Ok(()) };
         let now = self.clock.now();
         let fx = match outcome {
             Ok(()) => r.notice_sent(key, now, None),
             Err(e) => {
                 tracing::warn!(resource = %id, key, error = %e, "notice not sent; will retry");
-                r.notice_failed(key, &e, now)
+                r.notice_failed(key, &e.to_string(), now)
             }
         };
         let due = self.due_of(&r);
@@ -1148,7 +1188,7 @@ impl Engine {
     /// yet settled belongs to: without its policy, events about the
     /// resource (a tenant-wide legal hold, a renewal) could not be applied
     /// to it, and it would be deleted later as if they had never come.
-    fn check_products(&self, config: &Config) -> Result<Result<(), String>, EngineError> {
+    fn check_products(&self, config: &Config) -> Result<Result<(), ProductsMissing>, EngineError> {
         Ok(self.scan_products(config, false)?.0)
     }
 
@@ -1161,7 +1201,7 @@ impl Engine {
         &self,
         config: &Config,
         migrate: bool,
-    ) -> Result<(Result<(), String>, Vec<Resource>, Vec<Timestamp>), EngineError> {
+    ) -> Result<(Result<(), ProductsMissing>, Vec<Resource>, Vec<Timestamp>), EngineError> {
         let mut missing: BTreeMap<String, u64> = BTreeMap::new();
         let mut outdated = Vec::new();
         let mut started = Vec::new();
@@ -1179,13 +1219,7 @@ impl Engine {
         if missing.is_empty() {
             return Ok((Ok(()), outdated, started));
         }
-        let list: Vec<String> = missing.iter().map(|(p, n)| format!("{p:?} ({n} resources)")).collect();
-        let why = format!(
-            "{}: products still in use are missing: {}; keep their [products.*] sections until every resource of them is purged",
-            config.path.display(),
-            list.join(", ")
-        );
-        Ok((Err(why), outdated, started))
+        Ok((Err(ProductsMissing { path: config.path.clone(), products: missing }), outdated, started))
     }
 
     /// Puts a new config in force: policies, stores, executors, notifier,
@@ -1195,7 +1229,8 @@ impl Engine {
     fn reload(&mut self, config: Arc<Config>) -> Result<Result<ReloadReport, EngineError>, EngineError> {
         if let Err(why) = self.check_products(&config)? {
             let mut w = WriteSet::default();
-            self.record(&mut w, self.clock.now(), AuditKind::ConfigReloadFailed, None, None, json!({ "error": why }));
+            let data = json!({ "error": why.to_string() });
+            self.record(&mut w, self.clock.now(), AuditKind::ConfigReloadFailed, None, None, data);
             self.store.commit(w)?;
             return Ok(Err(EngineError::ProductsInUse(why)));
         }
@@ -1518,8 +1553,8 @@ impl Engine {
                 let _permit = permits.acquire_owned().await;
                 let outcome = match tokio::time::timeout(limit, notifier.send(&key, &payload)).await {
                     Ok(Ok(())) => Ok(()),
-                    Ok(Err(e)) => Err(e.to_string()),
-                    Err(_) => Err(format!("no answer within {}s", limit.as_secs())),
+                    Ok(Err(e)) => Err(NoticeFailure::Notifier(e)),
+                    Err(_) => Err(NoticeFailure::NoAnswer { secs: limit.as_secs() }),
                 };
                 let _ = tx.send(Command::NoticeResult { resource, key, outcome }).await;
             });

@@ -6,12 +6,16 @@ use chrono::{DateTime, SecondsFormat, Utc};
 /// reading in the daemon is one of these.
 pub type Timestamp = DateTime<Utc>;
 
+/// A text that is not an RFC 3339 time; the message shows the form
+/// expected, for the field or key it is reported under.
+#[derive(Debug, thiserror::Error)]
+#[error("not an RFC 3339 time ({0}), e.g. \"2026-01-31T00:00:00Z\"")]
+pub struct TimeError(#[source] chrono::ParseError);
+
 /// Parses RFC 3339 with any offset ("2026-01-01T00:00:00Z",
 /// "2026-01-01T02:00:00+02:00") into UTC.
-pub fn parse_rfc3339(s: &str) -> Result<Timestamp, String> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| format!("not an RFC 3339 time ({e}), e.g. \"2026-01-31T00:00:00Z\""))
+pub fn parse_rfc3339(s: &str) -> Result<Timestamp, TimeError> {
+    DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).map_err(TimeError)
 }
 
 /// Formats as RFC 3339 in UTC with a `Z`, to the second unless sub-second
