@@ -7,10 +7,116 @@
 //! `purged_seq` is the resource's `resource.purged` with hash `chain_hash`.
 //! An edited certificate or log fails one of these.
 
-use crate::audit::{verify, AuditKind, AuditRecord};
+use crate::audit::{verify, AuditHead, AuditKind, AuditRecord};
+use crate::config::Config;
+use crate::lifecycle::Resource;
+use crate::policy::{Cause, StoreClass, TerminationReason};
+use crate::time::{fmt_rfc3339, Timestamp};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+
+/// What a certificate says it is, and the only version this build issues.
+pub const CERTIFICATE_V1: &str = "retentiond deletion certificate v1";
+
+/// The deletion certificate of a purged resource: what was deleted, why,
+/// under which policy, and for each copy its outcome with the audit
+/// sequence number of the record that proves it, plus the chain hash at
+/// completion, so it can be checked against the audit log offline. Issued
+/// and checked by this one type; its JSON is what `GET
+/// /v1/certificates/{id}` serves.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Certificate {
+    /// [`CERTIFICATE_V1`].
+    pub certificate: String,
+    /// The resource.
+    pub resource: String,
+    /// Its tenant.
+    pub tenant: String,
+    /// Its product.
+    pub product: String,
+    /// The cause of the deciding buffer.
+    pub cause: Option<Cause>,
+    /// The termination reason, for a termination.
+    pub reason: Option<TerminationReason>,
+    /// The policy version that set the deadline.
+    pub policy_version: Option<String>,
+    /// When the deciding buffer started.
+    pub buffer_started_at: Option<String>,
+    /// The deadline.
+    pub delete_after: Option<String>,
+    /// When deletion started.
+    pub deletion_started_at: Option<String>,
+    /// When the last copy went.
+    pub purged_at: String,
+    /// Every copy, with its outcome and proof.
+    pub copies: Vec<CertifiedCopy>,
+    /// Sequence number of the `resource.purged` record.
+    pub purged_seq: u64,
+    /// The chain hash at that record.
+    pub chain_hash: String,
+}
+
+/// One copy in a [`Certificate`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertifiedCopy {
+    /// The store.
+    pub store: String,
+    /// The copy's id there.
+    pub copy: String,
+    /// The store's class.
+    pub class: StoreClass,
+    /// `deleted`, `purged` or `removed_by_backup_system`.
+    pub outcome: String,
+    /// When it was confirmed.
+    pub at: Option<String>,
+    /// The audit record that proves it.
+    pub audit_seq: Option<u64>,
+}
+
+impl Certificate {
+    /// The certificate of `r`, purged at `now`, whose `resource.purged`
+    /// record is the chain's `head`.
+    pub fn issue(r: &Resource, config: &Config, now: Timestamp, head: &AuditHead) -> Certificate {
+        let d = r.deciding.as_ref();
+        let copies = r
+            .copies
+            .iter()
+            .map(|c| CertifiedCopy {
+                store: c.store.clone(),
+                copy: c.copy.clone(),
+                class: config.stores.get(&c.store).map(|s| s.class).unwrap_or(c.class),
+                outcome: c.outcome.clone().unwrap_or_else(|| "deleted".into()),
+                at: c.done_at.map(fmt_rfc3339),
+                audit_seq: c.done_seq,
+            })
+            .collect();
+        Certificate {
+            certificate: CERTIFICATE_V1.into(),
+            resource: r.id.clone(),
+            tenant: r.tenant.clone(),
+            product: r.product.clone(),
+            cause: d.map(|b| b.cause),
+            reason: d.and_then(|b| b.reason),
+            policy_version: d.map(|b| b.policy_version.clone()),
+            buffer_started_at: d.map(|b| fmt_rfc3339(b.started_at)),
+            delete_after: d.map(|b| fmt_rfc3339(b.delete_after)),
+            deletion_started_at: r.deletion_started_at.map(fmt_rfc3339),
+            purged_at: fmt_rfc3339(now),
+            copies,
+            purged_seq: head.seq,
+            chain_hash: head.hash.clone(),
+        }
+    }
+
+    /// As stored and served.
+    pub fn to_json(&self) -> Value {
+        serde_json::to_value(self).expect("a certificate serializes")
+    }
+}
 
 /// Why a certificate does not hold against the log.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +130,12 @@ fn fail(msg: impl Into<String>) -> CertificateError {
 /// Checks `cert` against the audit log at `log` (audit.jsonl or its
 /// directory). Ok with a one-line summary.
 pub fn check(cert: &Value, log: &Path) -> Result<String, CertificateError> {
+    // The shape first: a certificate is exactly what `Certificate` issues.
+    let typed: Certificate =
+        serde_json::from_value(cert.clone()).map_err(|e| fail(format!("not a deletion certificate: {e}")))?;
+    if typed.certificate != CERTIFICATE_V1 {
+        return Err(fail(format!("unknown certificate version {:?}", typed.certificate)));
+    }
     let report = verify(log, None).map_err(|f| fail(format!("audit log: {f}")))?;
     let dir = if log.is_dir() { log.to_path_buf() } else { log.parent().unwrap_or(Path::new(".")).to_path_buf() };
     let resource = cert["resource"].as_str().ok_or_else(|| fail("no resource"))?;

@@ -1480,8 +1480,8 @@ impl Engine {
                         }
                     }
                     if kind == AuditKind::ResourcePurged {
-                        let cert = certificate(r, &self.config, now, &self.head);
-                        w.certificates.push((r.id.clone(), cert));
+                        let cert = crate::certificate::Certificate::issue(r, &self.config, now, &self.head);
+                        w.certificates.push((r.id.clone(), cert.to_json()));
                     }
                 }
                 Effect::Dispatch { store, copy, action } => self.queue_call(r, store, copy, action),
@@ -1657,35 +1657,4 @@ fn call_limits(config: &Config) -> BTreeMap<String, Duration> {
             (name.clone(), limit)
         })
         .collect()
-}
-
-/// The deletion certificate (issue: "proof of each deletion"): what was
-/// deleted, why, under which policy, and for each copy its outcome with the
-/// audit sequence number of the record that proves it, plus the chain hash
-/// at completion, so it can be checked against the audit log offline.
-fn certificate(r: &Resource, config: &Config, now: Timestamp, head: &AuditHead) -> Value {
-    let d = r.deciding.as_ref();
-    let copies: Vec<Value> = r
-        .copies
-        .iter()
-        .map(|c| {
-            let class = config.stores.get(&c.store).map(|s| s.class).unwrap_or(c.class);
-            let outcome = c.outcome.as_deref().unwrap_or("deleted");
-            json!({"store": c.store, "copy": c.copy, "class": class, "outcome": outcome,
-                   "at": c.done_at.map(fmt_rfc3339), "audit_seq": c.done_seq})
-        })
-        .collect();
-    json!({
-        "certificate": "retentiond deletion certificate v1",
-        "resource": r.id, "tenant": r.tenant, "product": r.product,
-        "cause": d.map(|b| b.cause), "reason": d.and_then(|b| b.reason),
-        "policy_version": d.map(|b| b.policy_version.clone()),
-        "buffer_started_at": d.map(|b| fmt_rfc3339(b.started_at)),
-        "delete_after": d.map(|b| fmt_rfc3339(b.delete_after)),
-        "deletion_started_at": r.deletion_started_at.map(fmt_rfc3339),
-        "purged_at": fmt_rfc3339(now),
-        "copies": copies,
-        "purged_seq": head.seq,
-        "chain_hash": head.hash,
-    })
 }
