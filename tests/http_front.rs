@@ -233,16 +233,6 @@ async fn a_source_failing_to_authenticate_is_locked_out_then_let_in_again() {
     assert_eq!(h.get_as("not-a-known-token", "/v1/audit").await.0, StatusCode::UNAUTHORIZED);
 }
 
-async fn post_raw(h: &Harness, token: &str, path: &str, content_type: Option<&str>, body: &str) -> (StatusCode, Value) {
-    let mut req = h.client.post(format!("{}{path}", h.base)).bearer_auth(token).body(body.to_string());
-    if let Some(ct) = content_type {
-        req = req.header("content-type", ct);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status();
-    (status, resp.json().await.unwrap_or(Value::Null))
-}
-
 #[tokio::test]
 async fn a_body_must_be_declared_json() {
     let h = Harness::start().await;
@@ -251,14 +241,14 @@ async fn a_body_must_be_declared_json() {
     for ct in
         [None, Some("text/plain"), Some("application/x-www-form-urlencoded"), Some("application/json; charset=latin1")]
     {
-        let (status, v) = post_raw(&h, INGEST, "/v1/events", ct, &body).await;
+        let (status, v) = h.post_raw(INGEST, "/v1/events", ct, &body).await;
         assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{ct:?}: {v}");
         assert!(v["error"].as_str().unwrap().contains("application/json"), "{v}");
     }
-    let (status, _) = post_raw(&h, ADMIN, "/v1/admin/clock", Some("text/plain"), r#"{"advance":"1d"}"#).await;
+    let (status, _) = h.post_raw(ADMIN, "/v1/admin/clock", Some("text/plain"), r#"{"advance":"1d"}"#).await;
     assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert_eq!(h.audit().len(), records, "nothing stored");
-    let (status, v) = post_raw(&h, INGEST, "/v1/events", Some("Application/JSON; charset=UTF-8"), &body).await;
+    let (status, v) = h.post_raw(INGEST, "/v1/events", Some("Application/JSON; charset=UTF-8"), &body).await;
     assert_eq!(status, StatusCode::OK, "{v}");
 }
 
@@ -270,11 +260,11 @@ async fn a_repeated_key_is_refused_naming_it_and_nothing_is_stored() {
         r#"{{"event_id":"e1","type":"resource.created","at":"{T0}","tenant":"t1","resource":"r1","product":"ecs",
             "billing":"prepaid","term_end":"{TERM_END}","resource":"r2"}}"#
     );
-    let (status, v) = post_raw(&h, INGEST, "/v1/events", Some("application/json"), &one).await;
+    let (status, v) = h.post_raw(INGEST, "/v1/events", Some("application/json"), &one).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
     assert_eq!(v, json!({"error": "duplicate key \"resource\"", "field": "resource"}));
     let batch = format!("[{}, {}]", created("e2", "t1", "r3", TERM_END), one);
-    let (status, v) = post_raw(&h, INGEST, "/v1/events", Some("application/json"), &batch).await;
+    let (status, v) = h.post_raw(INGEST, "/v1/events", Some("application/json"), &batch).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
     assert_eq!((v["field"].as_str(), v["index"].as_u64()), (Some("resource"), Some(1)), "{v}");
     for id in ["r1", "r2", "r3"] {
@@ -282,7 +272,7 @@ async fn a_repeated_key_is_refused_naming_it_and_nothing_is_stored() {
     }
     // Admin bodies too: the clock does not move.
     let (status, v) =
-        post_raw(&h, ADMIN, "/v1/admin/clock", Some("application/json"), r#"{"advance":"1d","advance":"30d"}"#).await;
+        h.post_raw(ADMIN, "/v1/admin/clock", Some("application/json"), r#"{"advance":"1d","advance":"30d"}"#).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
     assert_eq!(v["field"], "advance");
     assert_eq!(h.advance("0s").await, T0, "the clock did not move");

@@ -141,16 +141,8 @@ async fn metrics_follow_a_real_scenario() {
     }
     let (status, _) = h.post_as(INGEST, "/v1/events", &create("bad/id", "ecs", "2026-06-01T00:00:00Z")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    let resp = h
-        .client
-        .post(format!("{}/v1/events", h.base))
-        .bearer_auth(INGEST)
-        .header("content-type", "application/json")
-        .body("{not json")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let (status, _) = h.post_raw(INGEST, "/v1/events", Some("application/json"), "{not json").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
 
     let m = scrape(&h).await;
     let ev = |t: &str, s: &str| get(&m, &format!("retentiond_events_total{{type=\"{t}\",status=\"{s}\"}}"));

@@ -216,16 +216,8 @@ async fn a_malformed_event_changes_nothing_and_names_its_field() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(v["field"], "product");
 
-    let resp = h
-        .client
-        .post(format!("{}/v1/events", h.base))
-        .bearer_auth(INGEST)
-        .header("content-type", "application/json")
-        .body("{not json")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let (status, _) = h.post_raw(INGEST, "/v1/events", Some("application/json"), "{not json").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
 
     for id in ["r1", "r2", "r3", "r4"] {
         let (status, _) = h.get_as(AUDITOR, &format!("/v1/resources/{id}")).await;

@@ -161,6 +161,24 @@ impl Harness {
         (status, resp.json().await.unwrap_or(Value::Null))
     }
 
+    /// Posts `body` as is, with `content_type` if given (to send what a
+    /// careless client sends: not JSON, the wrong type, no type).
+    pub async fn post_raw(
+        &self,
+        token: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: &str,
+    ) -> (StatusCode, Value) {
+        let mut req = self.client.post(format!("{}{path}", self.base)).bearer_auth(token).body(body.to_string());
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
     /// A GET whose answer is text (`/metrics`).
     pub async fn get_text(&self, token: &str, path: &str) -> (StatusCode, String) {
         let resp = self.client.get(format!("{}{path}", self.base)).bearer_auth(token).send().await.unwrap();
