@@ -5,9 +5,9 @@
 use crate::auth::{Permission, Role, Tokens};
 use crate::clock::Clock;
 use crate::config::{Config, Shared};
-use crate::event::{parse_event, Event, EventBody};
-use crate::lifecycle::{Buffer, Resource, State as ResourceState};
-use crate::policy::ProductPolicy;
+use crate::domain::event::{parse_event, Event, EventBody};
+use crate::domain::lifecycle::{Buffer, Resource, State as ResourceState};
+use crate::domain::policy::ProductPolicy;
 use crate::scheduler::{ClockOp, EngineError, EngineHandle};
 use crate::store::{Flag, Store};
 use crate::time::Timestamp;
@@ -303,7 +303,7 @@ async fn post_events(
     if let Some(ev) = events.iter().find(|e| !role.allows(permission_for(e))) {
         let what = match ev.body {
             // general terms 7.5.2: it may purge at once; an operator decides.
-            EventBody::Terminated { reason: crate::policy::TerminationReason::Violation } => {
+            EventBody::Terminated { reason: crate::domain::policy::TerminationReason::Violation } => {
                 "resource.terminated events for reason violation (it may purge at once: an operator decides)"
                     .to_string()
             }
@@ -333,7 +333,7 @@ fn buffer_json(b: &Buffer) -> Value {
 fn check_event(config: &Config, item: &Value) -> Result<Event, ApiError> {
     let ev = parse_event(item).map_err(|e| ApiError::field(&e.field, e.error))?;
     if let EventBody::BackupCreated { store, .. } | EventBody::BackupDeleted { store, .. } = &ev.body {
-        if config.stores.get(store).is_none_or(|s| s.class != crate::policy::StoreClass::Backup) {
+        if config.stores.get(store).is_none_or(|s| s.class != crate::domain::policy::StoreClass::Backup) {
             return Err(ApiError::field("store", format!("{store:?} is not a configured store of class backup")));
         }
     }
@@ -708,7 +708,7 @@ async fn post_retry(
 
 /// `POST /v1/admin/apply-policy` `{"product":NAME}`: applies the product's
 /// policy in force to its running buffers (operator; see
-/// [`crate::lifecycle::Resource::reapply_policy`] for the notice floor).
+/// [`crate::domain::lifecycle::Resource::reapply_policy`] for the notice floor).
 async fn post_apply_policy(
     State(state): State<ApiState>,
     Extension(role): Extension<Role>,
@@ -776,8 +776,8 @@ async fn get_metrics(State(state): State<ApiState>, Extension(role): Extension<R
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Billing, Event, EventBody};
-    use crate::lifecycle::Arrears;
+    use crate::domain::event::{Billing, Event, EventBody};
+    use crate::domain::lifecycle::Arrears;
     use chrono::{DateTime, Utc};
     use proptest::prelude::*;
 
@@ -830,7 +830,7 @@ buffer = { expiry = "15d", arrears = "10d", termination = "20d" }
             resource: Some("r1".into()),
             body: EventBody::Created { product: "p".into(), billing: Billing::Postpaid, term_end: None },
         };
-        let rules = crate::lifecycle::Rules {
+        let rules = crate::domain::lifecycle::Rules {
             after_hold_release: chrono::Duration::zero(),
             may_start: true,
             may_dispatch: true,

@@ -9,8 +9,8 @@
 
 use crate::audit::{verify, AuditHead, AuditKind, AuditRecord};
 use crate::config::Config;
-use crate::lifecycle::Resource;
-use crate::policy::{Cause, StoreClass, TerminationReason};
+use crate::domain::lifecycle::Resource;
+use crate::domain::policy::{Cause, StoreClass, TerminationReason};
 use crate::time::{fmt_rfc3339, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

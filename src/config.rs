@@ -6,11 +6,11 @@
 //! in the file are resolved against the directory holding the file, so the
 //! daemon behaves the same whatever directory it is started from.
 
+use crate::domain::event::Billing;
+use crate::domain::policy::{Buffers, ProductPolicy, PurgeMode, StoreClass, StorePolicy, TerminationReason};
 use crate::duration::Dur;
-use crate::event::Billing;
 use crate::executor::ExecutorSpec;
 use crate::ids::check_id;
-use crate::policy::{Buffers, ProductPolicy, PurgeMode, StoreClass, StorePolicy, TerminationReason};
 use crate::time::{parse_rfc3339, Timestamp};
 use rust_decimal::Decimal;
 use serde::Deserialize;
@@ -100,7 +100,7 @@ pub struct ApiConfig {
     pub auth_lockout: Dur,
 }
 
-/// `[safety.guard]`: the mass-deletion guard (see [`crate::guard`]): a
+/// `[safety.guard]`: the mass-deletion guard (see [`crate::domain::guard`]): a
 /// short window against bursts and a long one against a slow drip, each
 /// judged on the whole batch due at once.
 #[derive(Clone, Debug, PartialEq)]
@@ -123,9 +123,9 @@ pub struct GuardConfig {
 }
 
 impl GuardConfig {
-    /// The short window's limits, for [`crate::guard::Guard::judge`].
-    pub fn short(&self) -> crate::guard::WindowLimits {
-        crate::guard::WindowLimits {
+    /// The short window's limits, for [`crate::domain::guard::Guard::judge`].
+    pub fn short(&self) -> crate::domain::guard::WindowLimits {
+        crate::domain::guard::WindowLimits {
             window: self.window.to_chrono(),
             max_resources: self.max_resources,
             max_fraction: self.max_fraction,
@@ -134,8 +134,8 @@ impl GuardConfig {
     }
 
     /// The long window's limits.
-    pub fn long(&self) -> crate::guard::WindowLimits {
-        crate::guard::WindowLimits {
+    pub fn long(&self) -> crate::domain::guard::WindowLimits {
+        crate::domain::guard::WindowLimits {
             window: self.long_window.to_chrono(),
             max_resources: self.long_max_resources,
             max_fraction: self.long_max_fraction,

@@ -8,15 +8,14 @@
 //!
 //! # Layout
 //! - [`clock`]: the only way to read wall time (system or manual).
-//! - [`lifecycle`]: the pure state machine: events and `now` in, new state
-//!   and effects out. No I/O, no tokio. Split by sub-machine
-//!   (`lifecycle/`: events, deadlines, copies, notices, holds).
-//! - [`guard`]: the mass-deletion guard, a pure rule judging whole batches.
-//! - [`domain`]: the vocabulary (billing, cause, termination reason) that
-//!   events and policies share without importing each other.
-//! - [`event`]: parsing and validating events, naming the bad field.
-//! - [`config`], [`policy`]: the TOML file, validated whole into per-product
-//!   policies with versions.
+//! - [`domain`]: everything the agreements decide, free of I/O: the
+//!   vocabulary (billing, cause, termination reason), [`domain::event`]
+//!   (parsing and validating events, naming the bad field),
+//!   [`domain::policy`] (per-product policies with versions),
+//!   [`domain::lifecycle`] (the pure state machine: events and `now` in, new
+//!   state and effects out; split by sub-machine) and [`domain::guard`] (the
+//!   mass-deletion guard judging whole batches).
+//! - [`config`]: the TOML file, validated whole into per-product policies.
 //! - [`store`]: durable state behind the [`store::Store`] trait, whose
 //!   contract one suite (`conformance`) proves against every engine:
 //!   `sled` (the database; the only file that imports sled), `memory`
@@ -52,17 +51,13 @@ pub mod config;
 pub mod daemon;
 pub mod domain;
 pub mod duration;
-pub mod event;
 pub mod executor;
 pub mod front;
-pub mod guard;
 pub mod ids;
 pub mod json;
-pub mod lifecycle;
 pub mod metrics;
 pub mod notifier;
 pub mod outbound;
-pub mod policy;
 pub mod scheduler;
 pub mod service;
 pub mod store;

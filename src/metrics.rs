@@ -109,7 +109,7 @@ impl Metrics {
     /// this build knows (else `unknown`), so callers cannot add label values.
     pub fn invalid_event(&self, item: Option<&Value>) {
         let named = item.and_then(|v| v.get("type")).and_then(Value::as_str);
-        let known = named.and_then(|t| crate::event::TYPES.iter().find(|k| **k == t)).copied();
+        let known = named.and_then(|t| crate::domain::event::TYPES.iter().find(|k| **k == t)).copied();
         self.event(known.unwrap_or("unknown"), "invalid");
     }
 

@@ -1,7 +1,7 @@
 //! The notifier: tells tenants what is about to happen to their data
 //! (domain-rules §1.3; issue 5, notices).
 //!
-//! A notice is kept with its resource (see [`crate::lifecycle::Notice`]) and
+//! A notice is kept with its resource (see [`crate::domain::lifecycle::Notice`]) and
 //! handed to the notifier once its intent is durable; it is marked sent only
 //! when the notifier confirms, so every notice goes out at least once. The
 //! receiver deduplicates on the notice's key, which is stable across
@@ -20,8 +20,8 @@
 //! The JSON holds identifiers, dates and the notice kind, never business
 //! data: `{"key","notice","tenant","resource","product","date","cause","offset"}`.
 
+use crate::domain::lifecycle::Notice;
 use crate::duration::Dur;
-use crate::lifecycle::Notice;
 use crate::outbound::{process, HttpSpec, HttpSpecError, PostError, ProcessError, SignedPost};
 use crate::time::fmt_rfc3339;
 use serde::{Deserialize, Serialize};

@@ -17,11 +17,11 @@
 use crate::audit::{AuditHead, AuditKind, AuditLog, AuditRecord};
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::domain::event::{Event, EventBody};
+use crate::domain::guard::{Guard, GuardState, HeldBatch, Verdict};
+use crate::domain::lifecycle::{Effect, Rejection, Resource, Rules};
 use crate::duration::Dur;
-use crate::event::{Event, EventBody};
 use crate::executor::{Action, Executor, Target};
-use crate::guard::{Guard, GuardState, HeldBatch, Verdict};
-use crate::lifecycle::{Effect, Rejection, Resource, Rules};
 use crate::notifier::Notifier;
 use crate::store::{EventOutcome, Flag, Store, StoreError, WriteSet};
 use crate::time::{fmt_rfc3339, Timestamp};
@@ -215,7 +215,7 @@ pub struct Approval {
 pub struct BatchSummary {
     /// How many resources.
     pub size: usize,
-    /// Hex SHA-256 of the sorted ids (see [`crate::guard::batch_digest`]).
+    /// Hex SHA-256 of the sorted ids (see [`crate::domain::guard::batch_digest`]).
     pub digest: String,
 }
 
@@ -897,7 +897,7 @@ impl Engine {
         let (wall, mono) = (self.clock.now(), self.clock.monotonic());
         if let Some((w0, m0)) = self.last_reading {
             let elapsed = chrono::Duration::from_std(mono.saturating_sub(m0)).unwrap_or(chrono::Duration::MAX);
-            let expected = crate::lifecycle::later(w0, elapsed);
+            let expected = crate::domain::lifecycle::later(w0, elapsed);
             let jump = wall.signed_duration_since(expected);
             if jump.abs() > self.config.safety.max_clock_jump.to_chrono() {
                 let mut w = WriteSet { flags: vec![(Flag::ClockAnomaly, true)], ..Default::default() };
@@ -932,7 +932,7 @@ impl Engine {
             // no side effects, so this is exactly what the tick will do.
             let mut probe = r.clone();
             probe.advance(policy, now, rules, &|_, _| true, &|_| true);
-            let (Some(b), crate::lifecycle::State::Deleting) = (&probe.deciding, probe.state) else { continue };
+            let (Some(b), crate::domain::lifecycle::State::Deleting) = (&probe.deciding, probe.state) else { continue };
             if self.approved.get(&id) == Some(&b.delete_after) {
                 starters.approved.insert(id);
             } else {
@@ -963,7 +963,7 @@ impl Engine {
         // Nothing of an event dated too far ahead is stored, so the sender
         // may retry it once clocks agree.
         let skew = self.config.safety.max_future_skew;
-        if ev.at > crate::lifecycle::later(now, skew.to_chrono()) {
+        if ev.at > crate::domain::lifecycle::later(now, skew.to_chrono()) {
             return Ok(result(
                 "rejected",
                 Some(format!(
@@ -1100,7 +1100,9 @@ impl Engine {
                 let may_start = allowed && (before.state.is_final() || starters.contains(&id));
                 let mut fx = self.advance(&mut r, &policy, now, may_start);
                 fx.extend(self.queue_notices(&mut r, &policy, now));
-                if r.state == crate::lifecycle::State::Deleting && before.state != crate::lifecycle::State::Deleting {
+                if r.state == crate::domain::lifecycle::State::Deleting
+                    && before.state != crate::domain::lifecycle::State::Deleting
+                {
                     if starters.approved.contains(&id) {
                         // An operator approved this start: never counted.
                         r.guard_approved = true;
@@ -1133,7 +1135,7 @@ impl Engine {
     fn queue_notices(
         &mut self,
         r: &mut Resource,
-        policy: &crate::policy::ProductPolicy,
+        policy: &crate::domain::policy::ProductPolicy,
         now: Timestamp,
     ) -> Vec<Effect> {
         let due: Vec<String> = r
@@ -1205,7 +1207,7 @@ impl Engine {
         let mut missing: BTreeMap<String, u64> = BTreeMap::new();
         let mut outdated = Vec::new();
         let mut started = Vec::new();
-        let since = crate::lifecycle::earlier(self.clock.now(), config.safety.guard.long_window.to_chrono());
+        let since = crate::domain::lifecycle::earlier(self.clock.now(), config.safety.guard.long_window.to_chrono());
         self.store.for_each_resource(&mut |mut r| {
             if !r.guard_approved {
                 started.extend(r.deletion_started_at.filter(|t| *t > since));
@@ -1278,7 +1280,8 @@ impl Engine {
                     let expired = r.copies.iter().any(|c| {
                         matches!(
                             c.state,
-                            crate::lifecycle::CopyState::Restricted | crate::lifecycle::CopyState::Restricting
+                            crate::domain::lifecycle::CopyState::Restricted
+                                | crate::domain::lifecycle::CopyState::Restricting
                         ) && c.expires_at.is_some_and(|t| t <= now)
                     });
                     // Only where the state says the purge is due: a hold or
@@ -1380,10 +1383,10 @@ impl Engine {
     fn trip_guard(&mut self, now: Timestamp, batch: HeldBatch) -> Result<(), EngineError> {
         let g = &self.config.safety.guard;
         let limits = match batch.window {
-            crate::guard::WindowKind::Short => g.short(),
-            crate::guard::WindowKind::Long => g.long(),
+            crate::domain::guard::WindowKind::Short => g.short(),
+            crate::domain::guard::WindowKind::Long => g.long(),
         };
-        let data = crate::guard::tripped_record(&batch, &limits, self.tracked);
+        let data = crate::domain::guard::tripped_record(&batch, &limits, self.tracked);
         let state = GuardState { held: Some(batch.clone()) };
         let mut w = WriteSet { flags: vec![(Flag::GuardTripped, true)], guard: Some(state), ..Default::default() };
         self.record(&mut w, now, AuditKind::GuardTripped, None, None, data);
@@ -1401,7 +1404,7 @@ impl Engine {
     fn advance(
         &mut self,
         r: &mut Resource,
-        policy: &crate::policy::ProductPolicy,
+        policy: &crate::domain::policy::ProductPolicy,
         now: Timestamp,
         may_start: bool,
     ) -> Vec<Effect> {

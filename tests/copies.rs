@@ -207,7 +207,7 @@ async fn copies_restricted_before_the_limit_existed_get_it_at_start() {
         let store = retentiond::store::SledStore::open(&h.state_dir().join("db"), 1 << 20).unwrap();
         let mut r = store.resource("r1").unwrap().unwrap();
         let snap = r.copies.iter_mut().find(|c| c.copy == "snap-1").unwrap();
-        assert_eq!(snap.state, retentiond::lifecycle::CopyState::Restricted);
+        assert_eq!(snap.state, retentiond::domain::lifecycle::CopyState::Restricted);
         snap.restricted_until = None;
         let mut w = retentiond::store::WriteSet::default();
         w.put_resource(r, Some(retentiond::time::parse_rfc3339("2026-04-01T00:00:00Z").unwrap()));

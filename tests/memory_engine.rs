@@ -5,7 +5,7 @@
 use retentiond::audit::AuditLog;
 use retentiond::clock::{Clock, ManualClock};
 use retentiond::config::Config;
-use retentiond::lifecycle::State;
+use retentiond::domain::lifecycle::State;
 use retentiond::scheduler::{Engine, EngineError, EngineHandle};
 use retentiond::store::{EventOutcome, Flag, MemoryStore, Store};
 use retentiond::time::{parse_rfc3339, Timestamp};
@@ -79,7 +79,7 @@ impl Running {
 }
 
 async fn ingest(handle: &EngineHandle, events: &[serde_json::Value]) -> Vec<&'static str> {
-    let events = events.iter().map(|e| retentiond::event::parse_event(e).unwrap()).collect();
+    let events = events.iter().map(|e| retentiond::domain::event::parse_event(e).unwrap()).collect();
     handle.ingest(events).await.unwrap().into_iter().map(|r| r.status).collect()
 }
 

@@ -10,9 +10,9 @@
 
 use chrono::{Duration, TimeZone, Utc};
 use proptest::prelude::*;
-use retentiond::event::{Billing, Event, EventBody};
-use retentiond::lifecycle::{Effect, Resource, Rules, State};
-use retentiond::policy::{ProductPolicy, TerminationReason};
+use retentiond::domain::event::{Billing, Event, EventBody};
+use retentiond::domain::lifecycle::{Effect, Resource, Rules, State};
+use retentiond::domain::policy::{ProductPolicy, TerminationReason};
 use retentiond::time::Timestamp;
 use std::path::Path;
 
@@ -434,7 +434,7 @@ fn run(ops: Vec<Op>, prepaid: bool) -> Result<(), TestCaseError> {
         // No pending notice tells what is no longer true (it is dropped as
         // superseded instead).
         for n in r.notices.iter().filter(|n| n.sent_at.is_none()) {
-            use retentiond::lifecycle::NoticeKind;
+            use retentiond::domain::lifecycle::NoticeKind;
             match n.kind {
                 NoticeKind::DeletionWarning => prop_assert!(
                     r.state == State::Retained && r.holds.is_empty() && n.date == r.deletion_date(),
@@ -456,7 +456,7 @@ fn run(ops: Vec<Op>, prepaid: bool) -> Result<(), TestCaseError> {
         keys.dedup();
         prop_assert_eq!(keys.len(), r.notices.len(), "duplicate notice keys");
         for n in &r.notices[notices_before..] {
-            use retentiond::lifecycle::NoticeKind;
+            use retentiond::domain::lifecycle::NoticeKind;
             match n.kind {
                 NoticeKind::DeletionWarning => {
                     let date = n.date.unwrap();

@@ -121,7 +121,7 @@ async fn a_shorter_arrears_grace_after_reload_does_not_start_the_buffer_sooner()
 fn rewrite_record(
     h: &Harness,
     id: &str,
-    edit: impl FnOnce(&mut retentiond::lifecycle::Resource) -> Option<retentiond::time::Timestamp>,
+    edit: impl FnOnce(&mut retentiond::domain::lifecycle::Resource) -> Option<retentiond::time::Timestamp>,
 ) {
     use retentiond::store::{SledStore, Store, WriteSet};
     let store = SledStore::open(&h.state_dir().join("db"), 8 << 20).unwrap();

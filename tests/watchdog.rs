@@ -7,7 +7,7 @@
 
 use retentiond::audit::{AuditHead, AuditLog, AuditRecord};
 use retentiond::clock::{Clock, ManualClock};
-use retentiond::lifecycle::{Resource, TenantHolds};
+use retentiond::domain::lifecycle::{Resource, TenantHolds};
 use retentiond::scheduler::Engine;
 use retentiond::store::{EventOutcome, Flag, SledStore, Store, StoreError, StoreStats, WriteSet};
 use retentiond::time::Timestamp;
@@ -68,7 +68,7 @@ impl Store for StallingStore {
     fn flag(&self, flag: Flag) -> Result<bool, StoreError> {
         self.inner.flag(flag)
     }
-    fn guard_state(&self) -> Result<retentiond::guard::GuardState, StoreError> {
+    fn guard_state(&self) -> Result<retentiond::domain::guard::GuardState, StoreError> {
         self.inner.guard_state()
     }
     fn commit(&self, w: WriteSet) -> Result<(), StoreError> {

@@ -1,4 +1,19 @@
-//! The domain, free of I/O: for now its vocabulary ([`vocabulary`]); the
-//! events, policies, lifecycle and safety rules are to move here (issue 10).
+//! The domain, free of I/O: what the agreements say, as types and pure
+//! functions. Nothing here reads a clock, a file or a socket; time comes in
+//! as `now` (engineering notes: the quinn-proto shape).
+//!
+//! - [`vocabulary`]: the words events and policies share (billing, cause,
+//!   termination reason) so that neither imports the other.
+//! - [`event`]: an event as posted, parsed and validated, naming the bad field.
+//! - [`policy`]: a product's retention policy, with its version.
+//! - [`lifecycle`]: the state machine of one resource, split by sub-machine
+//!   (events, deadlines, copies, notices, holds), and which resources a
+//!   tenant-wide event concerns.
+//! - [`guard`]: the mass-deletion guard, judging whole batches (domain-rules
+//!   §1.2: a deletion that runs too early is the worst failure).
 
+pub mod event;
+pub mod guard;
+pub mod lifecycle;
+pub mod policy;
 pub mod vocabulary;

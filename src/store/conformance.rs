@@ -5,8 +5,8 @@
 
 use super::{EventOutcome, Flag, MemoryStore, SledStore, Store, WriteSet};
 use crate::audit::{AuditHead, AuditRecord};
-use crate::guard::{GuardState, HeldBatch, WindowKind};
-use crate::lifecycle::{Resource, TenantHolds};
+use crate::domain::guard::{GuardState, HeldBatch, WindowKind};
+use crate::domain::lifecycle::{Resource, TenantHolds};
 use crate::time::{parse_rfc3339, Timestamp};
 use serde_json::json;
 
@@ -129,7 +129,7 @@ fn held_batch() -> GuardState {
         held: Some(HeldBatch {
             resources: vec!["r1".into(), "r2".into()],
             deadlines: vec![ts("2026-02-01T00:00:00Z"), ts("2026-02-02T00:00:00Z")],
-            digest: crate::guard::batch_digest(&["r1".into(), "r2".into()]),
+            digest: crate::domain::guard::batch_digest(&["r1".into(), "r2".into()]),
             tripped_at: ts("2026-02-03T00:00:00Z"),
             window: WindowKind::Short,
             started_in_window: 7,

@@ -7,8 +7,8 @@
 use super::record::{DueKey, RecordError};
 use super::{EventOutcome, Flag, Store, StoreError, StoreStats, WriteSet};
 use crate::audit::{AuditHead, AuditRecord};
-use crate::guard::GuardState;
-use crate::lifecycle::{Resource, TenantHolds};
+use crate::domain::guard::GuardState;
+use crate::domain::lifecycle::{Resource, TenantHolds};
 use crate::time::Timestamp;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Mutex, MutexGuard};

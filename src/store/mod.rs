@@ -25,7 +25,7 @@ pub use memory::MemoryStore;
 pub use record::RecordError;
 
 use crate::audit::{AuditHead, AuditRecord};
-use crate::lifecycle::{CopyState, Resource, TenantHolds};
+use crate::domain::lifecycle::{CopyState, Resource, TenantHolds};
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -135,7 +135,7 @@ pub struct WriteSet {
     /// Deletion certificates issued, by resource.
     pub certificates: Vec<(String, serde_json::Value)>,
     /// The mass-deletion guard's durable state, when it changed.
-    pub guard: Option<crate::guard::GuardState>,
+    pub guard: Option<crate::domain::guard::GuardState>,
 }
 
 impl StoreStats {
@@ -286,7 +286,7 @@ pub trait Store: Send + Sync + 'static {
     fn flag(&self, flag: Flag) -> Result<bool, StoreError>;
     /// The mass-deletion guard's held batch and last approval (default
     /// when never written).
-    fn guard_state(&self) -> Result<crate::guard::GuardState, StoreError>;
+    fn guard_state(&self) -> Result<crate::domain::guard::GuardState, StoreError>;
     /// Applies a write set atomically (visible at once, durable after flush).
     fn commit(&self, w: WriteSet) -> Result<(), StoreError>;
     /// Makes everything committed so far durable (fsync).

@@ -26,7 +26,7 @@
 //! are small serde types whose changes so far were additive.
 
 use super::Flag;
-use crate::lifecycle::Resource;
+use crate::domain::lifecycle::Resource;
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
 

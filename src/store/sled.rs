@@ -6,7 +6,7 @@
 use super::record::{self, DueKey, RecordError, ResourceRecord, RESOURCE_RECORD_VERSION};
 use super::{EventOutcome, Flag, Store, StoreError, StoreStats, WriteSet};
 use crate::audit::{AuditHead, AuditRecord};
-use crate::lifecycle::{Resource, TenantHolds};
+use crate::domain::lifecycle::{Resource, TenantHolds};
 use crate::time::Timestamp;
 use serde::Deserialize;
 use std::path::Path;
@@ -175,7 +175,7 @@ impl Store for SledStore {
         Ok(self.get(&record::flag_key(flag))?.unwrap_or(false))
     }
 
-    fn guard_state(&self) -> Result<crate::guard::GuardState, StoreError> {
+    fn guard_state(&self) -> Result<crate::domain::guard::GuardState, StoreError> {
         Ok(self.get(record::GUARD_KEY)?.unwrap_or_default())
     }
 

@@ -35,9 +35,9 @@
 //! back: deleted data cannot be recovered (general terms 4.1.6).
 
 use crate::audit::AuditKind;
-use crate::event::{Billing, Event, EventBody};
+use crate::domain::event::{Billing, Event, EventBody};
+use crate::domain::policy::{Cause, ProductPolicy, StoreClass, TerminationReason};
 use crate::executor::Action;
-use crate::policy::{Cause, ProductPolicy, StoreClass, TerminationReason};
 use crate::time::{fmt_rfc3339, Timestamp};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};

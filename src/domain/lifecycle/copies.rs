@@ -218,7 +218,7 @@ pub(super) fn begin(c: &mut DataCopy, policy: &ProductPolicy, now: Timestamp) {
 /// `purge = "at_expiry"` backup is restricted first, or purged at once if it
 /// has already expired (privacy policy 5.3.3).
 pub(super) fn first_step(c: &DataCopy, policy: &ProductPolicy, now: Timestamp) -> CopyState {
-    let at_expiry = policy.store(&c.store).is_some_and(|s| s.purge == crate::policy::PurgeMode::AtExpiry);
+    let at_expiry = policy.store(&c.store).is_some_and(|s| s.purge == crate::domain::policy::PurgeMode::AtExpiry);
     match (c.class, at_expiry) {
         (StoreClass::Backup, true) if c.expires_at.is_some_and(|t| t <= now) => CopyState::Purging,
         (StoreClass::Backup, true) => CopyState::Restricting,

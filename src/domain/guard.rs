@@ -146,7 +146,7 @@ impl Guard {
 
     /// Starts counted in `limits`' window ending at `now`.
     pub fn count(&self, now: Timestamp, limits: &WindowLimits) -> u64 {
-        let since = crate::lifecycle::earlier(now, limits.window);
+        let since = crate::domain::lifecycle::earlier(now, limits.window);
         self.starts.iter().filter(|t| **t > since && **t <= now).count() as u64
     }
 
@@ -180,7 +180,7 @@ impl Guard {
     }
 
     fn prune(&mut self, now: Timestamp, short: &WindowLimits, long: &WindowLimits) {
-        let since = crate::lifecycle::earlier(now, long.window.max(short.window));
+        let since = crate::domain::lifecycle::earlier(now, long.window.max(short.window));
         while self.starts.front().is_some_and(|t| *t <= since) {
             self.starts.pop_front();
         }
