@@ -8,7 +8,7 @@ use crate::config::{Config, Shared};
 use crate::domain::event::{parse_event, Event, EventBody};
 use crate::domain::lifecycle::{Buffer, Resource, State as ResourceState};
 use crate::domain::policy::ProductPolicy;
-use crate::scheduler::{ClockOp, EngineError, EngineHandle};
+use crate::engine::{ClockOp, EngineError, EngineHandle};
 use crate::store::{Flag, Store};
 use crate::time::Timestamp;
 use crate::time::{fmt_rfc3339, parse_rfc3339};

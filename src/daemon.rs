@@ -7,7 +7,7 @@ use crate::audit::AuditLog;
 use crate::auth::Tokens;
 use crate::clock::{Clock, ManualClock, SystemClock};
 use crate::config::{ClockSource, Config, Shared};
-use crate::scheduler::{Engine, EngineError, EngineHandle, ReloadReport};
+use crate::engine::{Engine, EngineError, EngineHandle, ReloadReport};
 use crate::store::{SledStore, Store};
 use crate::sweeps::Sweeps;
 use std::net::SocketAddr;

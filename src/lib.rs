@@ -20,7 +20,7 @@
 //!   contract one suite (`conformance`) proves against every engine:
 //!   `sled` (the database; the only file that imports sled), `memory`
 //!   (for tests); `record`: keys and versioned encodings.
-//! - [`scheduler`]: the engine: the single writer, group commit, and the one
+//! - [`engine`]: the engine (today one file, to be split): the single writer, group commit, and the one
 //!   place that sleeps.
 //! - [`executor`]: how a copy is deleted (`fs`, `command`, `http`).
 //! - [`notifier`]: how a notice reaches the tenant (`command`, `http`).
@@ -58,7 +58,7 @@ pub mod json;
 pub mod metrics;
 pub mod notifier;
 pub mod outbound;
-pub mod scheduler;
+pub mod engine;
 pub mod service;
 pub mod store;
 pub mod sweeps;

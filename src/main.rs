@@ -332,7 +332,7 @@ fn chain(e: &anyhow::Error) -> String {
 /// to a failure a restart may cure, such as a busy port or a disk error).
 fn is_config_refusal(e: &anyhow::Error) -> bool {
     use retentiond::daemon::DaemonError;
-    use retentiond::scheduler::EngineError;
+    use retentiond::engine::EngineError;
     e.chain().any(|c| {
         matches!(
             c.downcast_ref::<DaemonError>(),

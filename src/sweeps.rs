@@ -6,10 +6,10 @@
 //! lose a deletion. They are coarse, idempotent triggers, which is what
 //! tokio-cron-scheduler is good at (engineering-notes.md: it reads the
 //! system clock itself and cannot run under paused time, so the tests call
-//! [`crate::scheduler::EngineHandle::sweep`] directly).
+//! [`crate::engine::EngineHandle::sweep`] directly).
 
 use crate::config::ScheduleConfig;
-use crate::scheduler::{EngineHandle, SweepKind};
+use crate::engine::{EngineHandle, SweepKind};
 use tokio_cron_scheduler::{Job, JobScheduler};
 
 /// Why the sweeps could not be started.

@@ -6,7 +6,7 @@ use retentiond::audit::AuditLog;
 use retentiond::clock::{Clock, ManualClock};
 use retentiond::config::Config;
 use retentiond::domain::lifecycle::State;
-use retentiond::scheduler::{Engine, EngineError, EngineHandle};
+use retentiond::engine::{Engine, EngineError, EngineHandle};
 use retentiond::store::{EventOutcome, Flag, MemoryStore, Store};
 use retentiond::time::{parse_rfc3339, Timestamp};
 use serde_json::json;

@@ -7,10 +7,10 @@
 mod common;
 
 use common::*;
-use retentiond::scheduler::SweepKind;
+use retentiond::engine::SweepKind;
 use serde_json::{json, Value};
 
-async fn reload(h: &Harness, config_text: &str) -> retentiond::scheduler::ReloadReport {
+async fn reload(h: &Harness, config_text: &str) -> retentiond::engine::ReloadReport {
     std::fs::write(h.config_path(), config_text).unwrap();
     h.daemon.as_ref().unwrap().reload().await.expect("reload accepted")
 }

@@ -8,7 +8,7 @@
 use retentiond::audit::{AuditHead, AuditLog, AuditRecord};
 use retentiond::clock::{Clock, ManualClock};
 use retentiond::domain::lifecycle::{Resource, TenantHolds};
-use retentiond::scheduler::Engine;
+use retentiond::engine::Engine;
 use retentiond::store::{EventOutcome, Flag, SledStore, Store, StoreError, StoreStats, WriteSet};
 use retentiond::time::Timestamp;
 use std::os::unix::net::UnixDatagram;
