@@ -28,7 +28,9 @@
 //! - `deadlines`: buffers, deadlines, starting a deletion, the forecast;
 //! - `copies`: each copy's executor steps, retries, backups;
 //! - `notices`: notices to the tenant;
-//! - `holds`: placing and releasing holds, on a resource or a tenant.
+//! - `holds`: placing and releasing holds, on a resource or a tenant;
+//! - `fixtures` (tests only): the policy, rules and events the unit tests
+//!   of each sub-machine share.
 //!
 //! States (product-spec §6): `active` → `retained` (a buffer running) →
 //! `deleting` → `deleted` → `purged`. Once deletion has started nothing goes
@@ -546,6 +548,8 @@ pub fn earlier(t: Timestamp, d: chrono::Duration) -> Timestamp {
 mod copies;
 mod deadlines;
 mod events;
+#[cfg(test)]
+pub(crate) mod fixtures;
 mod holds;
 mod notices;
 
