@@ -121,7 +121,7 @@ impl CommandExecutor {
         CommandExecutor { argv, timeout }
     }
 
-    /// "command:<argv[0]>", for logs (arguments are left out: they are
+    /// `command:<argv[0]>`, for logs (arguments are left out: they are
     /// templates, and the ids are logged separately).
     pub fn describe(&self) -> String {
         format!("command:{}", self.argv.first().map_or("(empty argv)", String::as_str))

@@ -147,7 +147,7 @@ pub enum ExecError {
          put a \"--\" argument before it in argv"
     )]
     OptionLikeArgument {
-        /// The program (argv[0]).
+        /// The program (`argv[0]`).
         program: String,
         /// Position in argv.
         index: usize,
@@ -165,7 +165,7 @@ pub enum ExecError {
     /// The program exited with a non-zero code.
     #[error("{program} exited with code {code}{}", fmt_stderr(stderr))]
     CommandFailed {
-        /// The program (argv[0]).
+        /// The program (`argv[0]`).
         program: String,
         /// Its exit code.
         code: i32,
@@ -179,7 +179,7 @@ pub enum ExecError {
         fmt_stderr(stderr)
     )]
     CommandKilled {
-        /// The program (argv[0]).
+        /// The program (`argv[0]`).
         program: String,
         /// The signal number, when the platform reports one.
         signal: Option<i32>,
