@@ -346,9 +346,7 @@ mod tests {
     /// backoff (1 minute, then 2, each plus up to 25 % jitter).
     #[test]
     fn a_failed_call_is_retried_with_backoff() {
-        let mut r = postpaid();
-        r.on(day(1), EventBody::Released);
-        r.copy_done("cache", "cache", day(1));
+        let mut r = deleting_primary();
 
         let fx = r.copy_failed("primary", "primary", "exit 3", day(1), rules());
         let c = r.copy("primary", "primary");
@@ -370,9 +368,7 @@ mod tests {
     /// afresh. The resource stays `deleting`: nothing is written off.
     #[test]
     fn after_max_attempts_a_copy_is_stuck_until_an_operator_retries() {
-        let mut r = postpaid();
-        r.on(day(1), EventBody::Released);
-        r.copy_done("cache", "cache", day(1));
+        let mut r = deleting_primary();
         r.copy_failed("primary", "primary", "exit 3", day(1), rules());
         r.copy_failed("primary", "primary", "exit 3", day(1), rules());
         let fx = r.copy_failed("primary", "primary", "exit 3", day(1), rules());

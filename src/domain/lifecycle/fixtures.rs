@@ -107,6 +107,16 @@ pub(crate) fn postpaid() -> Resource {
     created(Billing::Postpaid, None)
 }
 
+/// A postpaid resource released at day 1 (deleted at once, general terms
+/// 4.1.4) whose cache copy is confirmed gone: only `primary` is still
+/// being deleted, its first call made.
+pub(crate) fn deleting_primary() -> Resource {
+    let mut r = postpaid();
+    r.on(day(1), EventBody::Released);
+    r.copy_done("cache", "cache", day(1));
+    r
+}
+
 /// `hold.placed` of `hold_id` by a court.
 pub(crate) fn hold(hold_id: &str) -> EventBody {
     EventBody::HoldPlaced { hold_id: hold_id.into(), authority: "court".into(), reason: "case".into() }

@@ -192,9 +192,7 @@ mod tests {
     /// out `after_hold_release`.
     #[test]
     fn a_hold_placed_while_deleting_stops_further_executor_calls() {
-        let mut r = postpaid();
-        r.on(day(1), EventBody::Released);
-        r.copy_done("cache", "cache", day(1));
+        let mut r = deleting_primary();
         r.copy_failed("primary", "primary", "exit 1", day(1), rules());
         r.on(day(1) + Duration::seconds(30), hold("h1"));
         assert!(calls(&r.tick(day(2))).is_empty());
