@@ -82,13 +82,32 @@ buffer = {{ expiry = "1d", arrears = "1d", termination = "1d" }}
         .replace("state_dir = \"state\"", &format!("state_dir = \"state\"\ndrain_timeout = \"{drain}\""))
 }
 
-async fn serve(dir: &Path, port: u16, notify: Option<&NotifySocket>, watchdog_usec: Option<u64>) -> Served {
+/// `retentiond ARGS...`, the binary under test.
+fn retentiond<I, S>(args: I) -> Command
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_retentiond"));
-    cmd.args(["serve", "--config"])
-        .arg(dir.join("retentiond.toml"))
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
+    cmd.args(args);
+    cmd
+}
+
+/// `retentiond serve` on `dir`'s config, logging at `rust_log`.
+fn serve_command(dir: &Path, rust_log: &str) -> Command {
+    let mut cmd = retentiond(["serve", "--config"]);
+    cmd.arg(dir.join("retentiond.toml")).env("RUST_LOG", rust_log);
+    cmd
+}
+
+/// `retentiond reload --pid PID`, as the unit's ExecReload= runs it.
+fn reload(pid: impl ToString) -> std::process::Output {
+    retentiond(["reload", "--pid", &pid.to_string()]).output().unwrap()
+}
+
+async fn serve(dir: &Path, port: u16, notify: Option<&NotifySocket>, watchdog_usec: Option<u64>) -> Served {
+    let mut cmd = serve_command(dir, "warn");
+    cmd.stdout(Stdio::null()).stderr(Stdio::inherit());
     if let Some(n) = notify {
         cmd.env("NOTIFY_SOCKET", &n.path);
     }
@@ -97,6 +116,15 @@ async fn serve(dir: &Path, port: u16, notify: Option<&NotifySocket>, watchdog_us
     }
     let child = cmd.spawn().unwrap();
     Served::wait_healthy(child, format!("http://127.0.0.1:{port}")).await
+}
+
+/// `setup(0, "30s")` served with a notify socket, READY=1 received.
+async fn serve_ready() -> (tempfile::TempDir, NotifySocket, Served) {
+    let (dir, port) = setup(0, "30s");
+    let notify = NotifySocket::bind(dir.path());
+    let d = serve(dir.path(), port, Some(&notify), None).await;
+    notify.wait_for("READY=1");
+    (dir, notify, d)
 }
 
 fn setup(call_secs: u32, drain: &str) -> (tempfile::TempDir, u16) {
@@ -120,6 +148,24 @@ async fn post(base: &str, token: &str, path: &str, body: Value) -> (u16, Value) 
 
 fn audit_kinds(dir: &Path) -> Vec<Value> {
     read_jsonl(&dir.join("state/audit.jsonl"))
+}
+
+/// The audit records of `kind`, oldest first.
+fn audit_of(dir: &Path, kind: &str) -> Vec<Value> {
+    audit_kinds(dir).into_iter().filter(|r| r["kind"] == kind).collect()
+}
+
+/// The version of product `ecs`'s policy in force, as `/readyz` says.
+async fn ecs_policy(base: &str) -> String {
+    let (_, ready) = get(base, AUDITOR, "/readyz").await;
+    ready["policies"]["ecs"].as_str().unwrap().to_string()
+}
+
+/// A good change to the config: the expiry buffer of ecs grows to 20 days.
+fn lengthen_ecs_expiry(dir: &Path) {
+    let path = dir.join("retentiond.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replacen("expiry = \"15d\"", "expiry = \"20d\"", 1)).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -156,37 +202,29 @@ async fn notifies_ready_watchdog_reloading_and_stopping() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_applies_a_good_config_and_keeps_the_old_one_on_error() {
-    let (dir, port) = setup(0, "30s");
-    let notify = NotifySocket::bind(dir.path());
-    let d = serve(dir.path(), port, Some(&notify), None).await;
-    notify.wait_for("READY=1");
-    let (_, ready) = get(&d.base, AUDITOR, "/readyz").await;
-    let v1 = ready["policies"]["ecs"].as_str().unwrap().to_string();
+    let (dir, notify, d) = serve_ready().await;
+    let v1 = ecs_policy(&d.base).await;
 
-    // A good change: the expiry buffer of ecs grows to 20 days.
-    let path = dir.path().join("retentiond.toml");
-    let text = std::fs::read_to_string(&path).unwrap();
-    std::fs::write(&path, text.replacen("expiry = \"15d\"", "expiry = \"20d\"", 1)).unwrap();
+    lengthen_ecs_expiry(dir.path());
     d.signal("HUP");
     notify.wait_for("RELOADING=1");
     notify.wait_for("READY=1");
-    let (_, ready) = get(&d.base, AUDITOR, "/readyz").await;
-    let v2 = ready["policies"]["ecs"].as_str().unwrap().to_string();
+    let v2 = ecs_policy(&d.base).await;
     assert_ne!(v1, v2, "the new policy is in force");
-    let reloaded: Vec<Value> = audit_kinds(dir.path()).into_iter().filter(|r| r["kind"] == "config.reloaded").collect();
+    let reloaded = audit_of(dir.path(), "config.reloaded");
     assert_eq!(reloaded.len(), 1);
     assert_eq!(reloaded[0]["data"]["changed"], json!(["ecs"]));
     assert_eq!(reloaded[0]["data"]["products"]["ecs"], v2.as_str());
 
     // A broken change: refused with file:line:col, audited, old config stays.
+    let path = dir.path().join("retentiond.toml");
     let good = std::fs::read_to_string(&path).unwrap();
     std::fs::write(&path, good.replacen("expiry = \"20d\"", "expiry = \"1h\"", 1)).unwrap();
     d.signal("HUP");
     notify.wait_for("RELOADING=1");
     let ready_msg = notify.wait_for("READY=1");
     assert!(ready_msg.last().unwrap().contains("reload refused"), "{ready_msg:?}");
-    let failed: Vec<Value> =
-        audit_kinds(dir.path()).into_iter().filter(|r| r["kind"] == "config.reload_failed").collect();
+    let failed = audit_of(dir.path(), "config.reload_failed");
     assert_eq!(failed.len(), 1);
     let error = failed[0]["data"]["error"].as_str().unwrap();
     assert!(error.contains("retentiond.toml:") && error.contains("min_buffer"), "{error}");
@@ -198,8 +236,7 @@ async fn sighup_applies_a_good_config_and_keeps_the_old_one_on_error() {
     d.signal("HUP");
     notify.wait_for("RELOADING=1");
     notify.wait_for("READY=1");
-    let failed: Vec<Value> =
-        audit_kinds(dir.path()).into_iter().filter(|r| r["kind"] == "config.reload_failed").collect();
+    let failed = audit_of(dir.path(), "config.reload_failed");
     assert!(failed[1]["data"]["error"].as_str().unwrap().contains("daemon.state_dir cannot change on reload"));
     assert!(!dir.path().join("elsewhere").exists());
 }
@@ -210,20 +247,11 @@ async fn sighup_applies_a_good_config_and_keeps_the_old_one_on_error() {
 /// error, and no pid at all is bad usage.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_reload_subcommand_makes_the_daemon_reload() {
-    let (dir, port) = setup(0, "30s");
-    let notify = NotifySocket::bind(dir.path());
-    let d = serve(dir.path(), port, Some(&notify), None).await;
-    notify.wait_for("READY=1");
-    let (_, ready) = get(&d.base, AUDITOR, "/readyz").await;
-    let v1 = ready["policies"]["ecs"].as_str().unwrap().to_string();
-    let path = dir.path().join("retentiond.toml");
-    let text = std::fs::read_to_string(&path).unwrap();
-    std::fs::write(&path, text.replacen("expiry = \"15d\"", "expiry = \"20d\"", 1)).unwrap();
+    let (dir, notify, d) = serve_ready().await;
+    let v1 = ecs_policy(&d.base).await;
+    lengthen_ecs_expiry(dir.path());
 
-    let out = Command::new(env!("CARGO_BIN_EXE_retentiond"))
-        .args(["reload", "--pid", &d.child.id().to_string()])
-        .output()
-        .unwrap();
+    let out = reload(d.child.id());
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     notify.wait_for("RELOADING=1");
     notify.wait_for("READY=1");
@@ -234,12 +262,12 @@ async fn the_reload_subcommand_makes_the_daemon_reload() {
     let mut gone = Command::new("true").spawn().unwrap();
     let gone_pid = gone.id().to_string();
     gone.wait().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_retentiond")).args(["reload", "--pid", &gone_pid]).output().unwrap();
+    let out = reload(&gone_pid);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.starts_with(&format!("reload: cannot send SIGHUP to process {gone_pid}: ")), "{stderr}");
     for bad in [&["reload"][..], &["reload", "--pid", "0"], &["reload", "--pid", "-1"]] {
-        let out = Command::new(env!("CARGO_BIN_EXE_retentiond")).args(bad).output().unwrap();
+        let out = retentiond(bad).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{bad:?}");
     }
 }
@@ -276,10 +304,7 @@ async fn the_status_line_says_dry_run_paused_and_clock_anomaly_as_they_change() 
 
     // A reload that ends dry run: the line follows.
     std::fs::write(&path, text).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_retentiond"))
-        .args(["reload", "--pid", &d.child.id().to_string()])
-        .output()
-        .unwrap();
+    let out = reload(d.child.id());
     assert!(out.status.success());
     let status = notify.wait_for_status("dry run ended", |s| !s.contains("dry run") && s.contains("config reloaded"));
     assert_eq!(status, format!("serving on 127.0.0.1:{port}; config reloaded"));
@@ -315,11 +340,7 @@ async fn sigterm_lets_a_running_deletion_finish_and_records_it() {
         audit.iter().any(|r| r["kind"] == "copy.deleted" && r["data"]["store"] == "slow"),
         "the finished call is recorded before exit"
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_retentiond"))
-        .args(["audit", "verify"])
-        .arg(dir.path().join("state"))
-        .output()
-        .unwrap();
+    let out = retentiond(["audit", "verify"]).arg(dir.path().join("state")).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
@@ -365,12 +386,7 @@ async fn a_config_the_daemon_refuses_exits_2_with_one_message() {
     let path = dir.path().join("retentiond.toml");
     let text = std::fs::read_to_string(&path).unwrap().replace("[products.slowp]", "[products.renamed]");
     std::fs::write(&path, text).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_retentiond"))
-        .args(["serve", "--config"])
-        .arg(&path)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
+    let out = serve_command(dir.path(), "warn").output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert_eq!(stderr.matches("products still in use are missing").count(), 1, "{stderr}");
@@ -386,10 +402,7 @@ async fn a_config_the_daemon_refuses_exits_2_with_one_message() {
 async fn json_logs_and_audit_hold_identifiers_only_and_sigint_stops_cleanly() {
     let (dir, port) = setup(0, "30s");
     let log_path = dir.path().join("daemon.log");
-    let child = Command::new(env!("CARGO_BIN_EXE_retentiond"))
-        .args(["serve", "--config"])
-        .arg(dir.path().join("retentiond.toml"))
-        .env("RUST_LOG", "debug")
+    let child = serve_command(dir.path(), "debug")
         .env("RETENTIOND_LOG_FORMAT", "json")
         .stdout(Stdio::null())
         .stderr(Stdio::from(std::fs::File::create(&log_path).unwrap()))
@@ -438,10 +451,7 @@ async fn json_logs_and_audit_hold_identifiers_only_and_sigint_stops_cleanly() {
 /// Runs `serve` on `dir`'s config with stderr going to `log`, `env` set,
 /// until the API answers; then stops it with SIGTERM and returns the log.
 async fn serve_and_read_log(dir: &Path, port: u16, log: &Path, env: &[(&str, &str)]) -> String {
-    let child = Command::new(env!("CARGO_BIN_EXE_retentiond"))
-        .args(["serve", "--config"])
-        .arg(dir.join("retentiond.toml"))
-        .env("RUST_LOG", "info")
+    let child = serve_command(dir, "info")
         .env_remove("JOURNAL_STREAM")
         .envs(env.iter().copied())
         .stdout(Stdio::null())

@@ -141,3 +141,45 @@ impl ProductPolicy {
         self.stores.iter().find(|s| s.name == name)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::lifecycle::fixtures::policy;
+
+    const DAY: u64 = 86_400;
+
+    /// General terms 4.1.4 and 4.1.5: a release has no buffer; expiry,
+    /// arrears and each termination reason keep the product's own; a
+    /// violation may have none (general terms 7.5.2). A termination without
+    /// a reason counts as agreed; a reason missing from the table (never,
+    /// after validation) gets the longest buffer, the safe side.
+    #[test]
+    fn each_cause_gets_the_products_buffer_and_a_release_none() {
+        let b = policy().buffer;
+        let days = |cause, reason| b.for_cause(cause, reason).0.as_secs() / DAY;
+        assert_eq!(days(Cause::Release, None), 0);
+        assert_eq!((days(Cause::Expiry, None), days(Cause::Arrears, None)), (15, 10));
+        assert_eq!(days(Cause::Termination, Some(TerminationReason::Violation)), 0);
+        assert_eq!(days(Cause::Termination, Some(TerminationReason::Attack)), 15);
+        assert_eq!(days(Cause::Termination, None), 15);
+
+        let mut partial = policy().buffer;
+        partial.termination = BTreeMap::from([(TerminationReason::Violation, Dur::from_secs(40 * DAY))]);
+        assert_eq!(partial.for_cause(Cause::Termination, Some(TerminationReason::Attack)).0.as_secs() / DAY, 40);
+    }
+
+    /// Domain-rules §5.2: every deadline is recorded with the version of the
+    /// policy that set it: the same policy keeps its version (across
+    /// restarts), any changed number gives a new one.
+    #[test]
+    fn the_version_follows_the_policys_content() {
+        let v = policy().version;
+        assert_eq!(v.len(), 16);
+        assert!(v.bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_eq!(policy().version, v);
+        let mut changed = policy();
+        changed.arrears_grace = Dur::from_secs(6 * DAY);
+        assert_ne!(changed.seal().version, v);
+    }
+}

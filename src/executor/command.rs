@@ -121,7 +121,7 @@ impl CommandExecutor {
         CommandExecutor { argv, timeout }
     }
 
-    /// "command:<argv[0]>", for logs (arguments are left out: they are
+    /// `command:<argv[0]>`, for logs (arguments are left out: they are
     /// templates, and the ids are logged separately).
     pub fn describe(&self) -> String {
         format!("command:{}", self.argv.first().map_or("(empty argv)", String::as_str))
@@ -193,6 +193,7 @@ fn exit_signal(_status: ExitStatus) -> Option<i32> {
 mod tests {
     use super::*;
     use crate::outbound::process::STDERR_CAP;
+    use crate::outbound::ProcessError;
     use std::os::unix::fs::PermissionsExt;
     use std::path::{Path, PathBuf};
     use std::time::Duration;
@@ -336,7 +337,7 @@ mod tests {
             .await
             .unwrap_err();
         let elapsed = started.elapsed();
-        assert!(matches!(err, ExecError::Timeout { .. }), "{err}");
+        assert!(matches!(err, ExecError::Process(ProcessError::Timeout { .. })), "{err}");
         assert!(elapsed >= Duration::from_millis(300), "{elapsed:?}");
         assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
         let pid = std::fs::read_to_string(&pidfile).unwrap();
@@ -388,7 +389,7 @@ mod tests {
             .run(Action::Delete, &target())
             .await
             .unwrap_err();
-        assert!(matches!(err, ExecError::Spawn { .. }), "{err}");
+        assert!(matches!(err, ExecError::Process(ProcessError::Spawn { .. })), "{err}");
     }
 
     #[test]

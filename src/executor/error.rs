@@ -147,41 +147,25 @@ pub enum ExecError {
          put a \"--\" argument before it in argv"
     )]
     OptionLikeArgument {
-        /// The program (argv[0]).
+        /// The program (`argv[0]`).
         program: String,
         /// Position in argv.
         index: usize,
         /// The id that supplied the leading `-`.
         field: &'static str,
     },
-    /// The program could not be started (not found, not executable, ...).
-    #[error("cannot start {program}: {source}")]
-    Spawn {
-        /// The program (argv[0]).
-        program: String,
-        /// The underlying OS error.
-        source: io::Error,
-    },
-    /// Waiting for the program failed; its outcome is unknown.
-    #[error("waiting for {program} failed: {source}")]
-    Wait {
-        /// The program (argv[0]).
-        program: String,
-        /// The underlying OS error.
-        source: io::Error,
-    },
-    /// The program ran longer than its timeout and was killed and reaped.
-    #[error("{program} timed out after {after} and was killed")]
-    Timeout {
-        /// The program (argv[0]).
-        program: String,
-        /// The configured timeout.
-        after: Dur,
-    },
+    /// The program did not run to its end: it could not be started,
+    /// waiting for it failed, or it outlived its timeout and was killed and
+    /// reaped. These kinds, and their words, are the sandboxed child's
+    /// ([`ProcessError`]), defined once for every caller that runs one; how
+    /// a program that did run to its end exited is the executor's to judge
+    /// ([`ExecError::CommandFailed`], [`ExecError::CommandKilled`]).
+    #[error(transparent)]
+    Process(#[from] ProcessError),
     /// The program exited with a non-zero code.
     #[error("{program} exited with code {code}{}", fmt_stderr(stderr))]
     CommandFailed {
-        /// The program (argv[0]).
+        /// The program (`argv[0]`).
         program: String,
         /// Its exit code.
         code: i32,
@@ -195,7 +179,7 @@ pub enum ExecError {
         fmt_stderr(stderr)
     )]
     CommandKilled {
-        /// The program (argv[0]).
+        /// The program (`argv[0]`).
         program: String,
         /// The signal number, when the platform reports one.
         signal: Option<i32>,
@@ -258,21 +242,34 @@ impl From<PostError> for ExecError {
     }
 }
 
-/// The child process's failures, in the same words.
-impl From<ProcessError> for ExecError {
-    fn from(e: ProcessError) -> ExecError {
-        match e {
-            ProcessError::Spawn { program, source } => ExecError::Spawn { program, source },
-            ProcessError::Wait { program, source } => ExecError::Wait { program, source },
-            ProcessError::Timeout { program, after } => ExecError::Timeout { program, after },
-        }
-    }
-}
-
 fn fmt_stderr(stderr: &str) -> String {
     if stderr.is_empty() {
         String::new()
     } else {
         format!("; stderr: {stderr}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    /// The words recorded in `copy.failed` and `copy.stuck` for a program
+    /// that did not run to its end are the sandboxed child's, byte for byte
+    /// as the executor wrote them before it took them from
+    /// [`ProcessError`], and the OS error stays reachable as the source.
+    #[test]
+    fn a_child_that_did_not_run_to_its_end_reads_as_before() {
+        let os = || io::Error::from(io::ErrorKind::NotFound);
+        let spawn = ExecError::from(ProcessError::Spawn { program: "/usr/bin/p".into(), source: os() });
+        assert_eq!(spawn.to_string(), "cannot start /usr/bin/p: entity not found");
+        assert_eq!(spawn.source().map(|s| s.to_string()).as_deref(), Some("entity not found"));
+        let wait = ExecError::from(ProcessError::Wait { program: "/usr/bin/p".into(), source: os() });
+        assert_eq!(wait.to_string(), "waiting for /usr/bin/p failed: entity not found");
+        let timeout =
+            ExecError::from(ProcessError::Timeout { program: "/usr/bin/p".into(), after: Dur::from_secs(90) });
+        assert_eq!(timeout.to_string(), "/usr/bin/p timed out after 1m 30s and was killed");
+        assert!(timeout.source().is_none());
     }
 }

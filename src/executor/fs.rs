@@ -210,7 +210,7 @@ impl FsExecutor {
         FsExecutor { root, path, marker }
     }
 
-    /// "fs:<root>", for logs.
+    /// `fs:<root>`, for logs.
     pub fn describe(&self) -> String {
         format!("fs:{}", self.root.display())
     }

@@ -61,7 +61,7 @@ impl HttpExecutor {
         HttpExecutor { post: SignedPost::new(spec) }
     }
 
-    /// "http:<scheme>://<host>[:port]<path>", for logs and errors (no query,
+    /// `http:<scheme>://<host>[:port]<path>`, for logs and errors (no query,
     /// which may carry something an operator would rather not log).
     pub fn describe(&self) -> String {
         format!("http:{}", self.post.endpoint())

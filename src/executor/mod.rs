@@ -182,8 +182,8 @@ impl Executor {
         }
     }
 
-    /// Short description for logs ("fs:/srv/data", "command:/usr/libexec/x",
-    /// "http:https://purge.internal/v1/purge");
+    /// Short description for logs (`fs:/srv/data`, `command:/usr/libexec/x`,
+    /// `http:https://purge.internal/v1/purge`);
     /// names the executor without dumping the whole template.
     pub fn describe(&self) -> String {
         match self {

@@ -235,3 +235,195 @@ pub(super) fn jitter(resource: &str, store: &str, copy: &str, attempt: u32) -> c
     let fraction = u16::from_be_bytes([h[0], h[1]]) as i64; // 0..65535
     chrono::Duration::seconds(retry_delay(attempt).num_seconds() * fraction / (4 * 65_536))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixtures::*;
+    use super::*;
+    use chrono::Duration;
+
+    /// A postpaid resource with a `tapes` backup expiring at `expires_at`,
+    /// released at day 2 (so its deletion starts then), whose online and
+    /// cache copies are confirmed gone at once.
+    fn released_with_tape(expires_at: Timestamp) -> Resource {
+        let mut r = postpaid();
+        r.on(day(1), backup("tapes", "t1", expires_at));
+        r.on(day(2), EventBody::Released);
+        r.copy_done("primary", "primary", day(2));
+        r.copy_done("cache", "cache", day(2));
+        r
+    }
+
+    /// General terms 4.1.5: at the buffer's end every copy goes: online,
+    /// cache and each registered backup; a `purge = "immediate"` backup is
+    /// deleted with them, an `at_expiry` one restricted first (privacy
+    /// policy 5.3.3).
+    #[test]
+    fn the_deletion_covers_online_cache_and_every_backup_copy() {
+        let mut r = prepaid(day(30));
+        let fx = r.on(day(5), backup("snap", "s1", day(200)));
+        assert_eq!(record(&fx, AuditKind::CopyRegistered)["expires_at"], rfc(day(200)));
+        r.on(day(6), backup("tapes", "t1", day(200)));
+
+        let fx = r.tick(day(45));
+        assert_eq!(record(&fx, AuditKind::DeletionStarted)["copies"], 4);
+        assert_eq!(
+            calls(&fx),
+            [("primary", Action::Delete), ("cache", Action::Delete), ("s1", Action::Delete), ("t1", Action::Restrict)]
+        );
+    }
+
+    /// Privacy policy 5.3.3: a backup that cannot go at once is restricted
+    /// (no restore, read, copy or export) and purged when it expires; the
+    /// resource is `deleted` meanwhile, `purged` once that copy is gone too,
+    /// with every copy's outcome recorded for the certificate.
+    #[test]
+    fn a_backup_that_cannot_go_at_once_is_restricted_then_purged_at_expiry() {
+        let mut r = released_with_tape(day(20));
+        assert_eq!(r.state, State::Deleted);
+        let fx = r.copy_done("tapes", "t1", day(2));
+        let restricted = record(&fx, AuditKind::CopyRestricted);
+        assert_eq!(
+            (restricted["reason"].as_str(), restricted["outlasts_limit"].as_bool()),
+            (Some("purge_at_expiry"), Some(false))
+        );
+        assert_eq!((r.copy("tapes", "t1").state, r.state), (CopyState::Restricted, State::Deleted));
+
+        assert!(calls(&r.tick(day(20) - Duration::seconds(1))).is_empty());
+        let fx = r.tick(day(20));
+        assert_eq!(record(&fx, AuditKind::CopyPurgeStarted)["expires_at"], rfc(day(20)));
+        assert_eq!(calls(&fx), [("t1", Action::Purge)]);
+
+        let fx = r.copy_done("tapes", "t1", day(20));
+        assert_eq!(kinds(&fx), [AuditKind::CopyPurged, AuditKind::ResourcePurged]);
+        assert_eq!(r.state, State::Purged);
+        let outcomes: Vec<_> = record(&fx, AuditKind::ResourcePurged)["copies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["outcome"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(outcomes, ["deleted", "deleted", "purged"]);
+    }
+
+    /// Privacy policy 5.3.3: an `at_expiry` backup that has already expired
+    /// when the deletion starts has nothing to wait for: it is purged at once.
+    #[test]
+    fn an_expired_backup_is_purged_at_once() {
+        let mut r = postpaid();
+        r.on(day(1), backup("tapes", "t1", day(3)));
+        let fx = r.on(day(5), EventBody::Released);
+        assert!(calls(&fx).contains(&("t1", Action::Purge)), "{fx:?}");
+        assert_eq!(r.copy("tapes", "t1").state, CopyState::Purging);
+    }
+
+    /// Domain-rules §2 (general terms 4.1.5 against privacy policy 5.3.3): a
+    /// restricted business backup is a bounded exception: past the store's
+    /// `max_restricted` (30 days from the deletion start) an operator is
+    /// alerted, once; the alert deletes nothing, the purge still waits for
+    /// the expiry.
+    #[test]
+    fn a_restriction_past_max_restricted_alerts_an_operator_once() {
+        let mut r = released_with_tape(day(200));
+        let fx = r.copy_done("tapes", "t1", day(2));
+        let restricted = record(&fx, AuditKind::CopyRestricted);
+        assert_eq!(
+            (restricted["restricted_until"].as_str(), restricted["outlasts_limit"].as_bool()),
+            (Some(&*rfc(day(32))), Some(true))
+        );
+
+        assert!(!kinds(&r.tick(day(32) - Duration::seconds(1))).contains(&AuditKind::CopyRestrictionOverdue));
+        let fx = r.tick(day(32));
+        let overdue = record(&fx, AuditKind::CopyRestrictionOverdue);
+        assert_eq!((overdue["expires_at"].as_str(), overdue["held"].as_bool()), (Some(&*rfc(day(200))), Some(false)));
+        assert!(calls(&fx).is_empty());
+        assert_eq!(r.copy("tapes", "t1").state, CopyState::Restricted);
+        assert!(!kinds(&r.tick(day(33))).contains(&AuditKind::CopyRestrictionOverdue));
+    }
+
+    /// A failed executor call is never dropped: the copy stays `deleting`,
+    /// keeps the error for operators, and is called again after the
+    /// backoff (1 minute, then 2, each plus up to 25 % jitter).
+    #[test]
+    fn a_failed_call_is_retried_with_backoff() {
+        let mut r = deleting_primary();
+
+        let fx = r.copy_failed("primary", "primary", "exit 3", day(1), rules());
+        let c = r.copy("primary", "primary");
+        assert_eq!((c.state, c.attempts, c.last_error.as_deref()), (CopyState::Deleting, 1, Some("exit 3")));
+        let next = c.next_attempt_at.unwrap();
+        assert!(next >= day(1) + Duration::seconds(60) && next <= day(1) + Duration::seconds(75), "{next}");
+        let failed = record(&fx, AuditKind::CopyFailed);
+        assert_eq!((failed["retry_at"].as_str(), failed["action"].as_str()), (Some(&*rfc(next)), Some("delete")));
+
+        assert!(calls(&r.tick(next - Duration::seconds(1))).is_empty());
+        assert_eq!(calls(&r.tick(next)), [("primary", Action::Delete)]);
+        r.copy_failed("primary", "primary", "exit 3", next, rules());
+        let again = r.copy("primary", "primary").next_attempt_at.unwrap();
+        assert!(again >= next + Duration::seconds(120) && again <= next + Duration::seconds(150), "{again}");
+    }
+
+    /// After `max_attempts` failed calls the copy is stuck: audited, visible,
+    /// and not called again until an operator asks; the retry then starts
+    /// afresh. The resource stays `deleting`: nothing is written off.
+    #[test]
+    fn after_max_attempts_a_copy_is_stuck_until_an_operator_retries() {
+        let mut r = deleting_primary();
+        r.copy_failed("primary", "primary", "exit 3", day(1), rules());
+        r.copy_failed("primary", "primary", "exit 3", day(1), rules());
+        let fx = r.copy_failed("primary", "primary", "exit 3", day(1), rules());
+        assert_eq!(record(&fx, AuditKind::CopyStuck)["failures"], 3);
+        let c = r.copy("primary", "primary");
+        assert_eq!((c.stuck, c.next_attempt_at), (true, None));
+        assert!(calls(&r.tick(day(30))).is_empty());
+        assert_eq!((r.state, r.retry_due()), (State::Deleting, None));
+
+        let fx = r.retry_stuck(None, day(30));
+        assert_eq!(record(&fx, AuditKind::CopyRetry)["copies"], json!([{"store": "primary", "copy": "primary"}]));
+        assert_eq!(r.copy("primary", "primary").attempts, 0);
+        assert_eq!(calls(&r.tick(day(30))), [("primary", Action::Delete)]);
+    }
+
+    /// An executor's confirmation is recorded once: a late duplicate (a
+    /// call repeated after a restart) records nothing more.
+    #[test]
+    fn a_late_duplicate_confirmation_records_nothing() {
+        let mut r = postpaid();
+        r.on(day(1), EventBody::Released);
+        let fx = r.copy_done("primary", "primary", day(1));
+        assert_eq!(record(&fx, AuditKind::CopyDeleted)["store"], "primary");
+        assert!(r.copy_done("primary", "primary", day(2)).is_empty());
+        assert_eq!(r.copy("primary", "primary").done_at, Some(day(1)));
+    }
+
+    /// A restricted backup the backup system removed itself (`backup.deleted`)
+    /// is gone: if it was the last copy the resource is purged. A purged
+    /// resource's certificate says every copy is gone, so a new backup of it
+    /// is refused.
+    #[test]
+    fn the_backup_system_removing_the_last_copy_purges_the_resource() {
+        let mut r = released_with_tape(day(200));
+        r.copy_done("tapes", "t1", day(2));
+        let fx = r.on(day(10), EventBody::BackupDeleted { store: "tapes".into(), copy: "t1".into() });
+        assert_eq!(record(&fx, AuditKind::CopyDeleted)["by"], "backup_system");
+        assert_eq!(r.state, State::Purged);
+        assert_eq!(r.copy("tapes", "t1").outcome.as_deref(), Some("removed_by_backup_system"));
+
+        let refused = r.apply(&on_r(day(11), backup("tapes", "t2", day(200))), &policy(), rules(), day(11));
+        assert!(refused.unwrap_err().message.contains("is purged"));
+    }
+
+    /// Only a backup store takes backups, and only a backup copy can be
+    /// written off by the backup system: an online copy is deleted by its
+    /// executor, never on another system's word.
+    #[test]
+    fn only_backup_copies_are_registered_or_written_off_by_the_backup_system() {
+        let mut r = postpaid();
+        let online = r.apply(&on_r(day(1), backup("primary", "p1", day(200))), &policy(), rules(), day(1));
+        assert!(online.unwrap_err().message.contains("not a backup store"));
+        let gone = EventBody::BackupDeleted { store: "primary".into(), copy: "primary".into() };
+        let refused = r.apply(&on_r(day(1), gone), &policy(), rules(), day(1)).unwrap_err();
+        assert!(refused.retryable && refused.message.contains("not known"), "{refused:?}");
+        assert_eq!(r.copy("primary", "primary").state, CopyState::Present);
+    }
+}

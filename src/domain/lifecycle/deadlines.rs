@@ -401,3 +401,243 @@ impl Resource {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixtures::*;
+    use super::*;
+    use crate::duration::Dur;
+    use crate::executor::Action;
+    use chrono::Duration;
+
+    /// General terms 4.1.5, trial terms 6.4: when the term ends, the data is
+    /// kept for the product's expiry buffer (15 days), recorded with the
+    /// policy version that set it, and not a second less; then deletion
+    /// starts on every online and cache copy.
+    #[test]
+    fn expiry_keeps_the_data_for_the_buffer_then_deletes_every_copy() {
+        let mut r = prepaid(day(30));
+        assert!(r.tick(day(30) - Duration::seconds(1)).is_empty());
+        assert_eq!(r.state, State::Active);
+
+        let fx = r.tick(day(30));
+        assert_eq!(kinds(&fx), [AuditKind::BufferStarted, AuditKind::DeletionScheduled]);
+        assert_eq!(r.state, State::Retained);
+        let b = r.deciding.clone().unwrap();
+        assert_eq!((b.cause, b.started_at, b.delete_after), (Cause::Expiry, day(30), day(45)));
+        assert_eq!(b.policy_version, policy().version);
+        let scheduled = record(&fx, AuditKind::DeletionScheduled);
+        assert_eq!(
+            (scheduled["buffer"].as_str(), scheduled["delete_after"].as_str()),
+            (Some("15days"), Some(&*rfc(day(45))))
+        );
+
+        let fx = r.tick(day(45) - Duration::seconds(1));
+        assert!(!kinds(&fx).contains(&AuditKind::DeletionStarted) && calls(&fx).is_empty());
+        assert_eq!(r.state, State::Retained);
+
+        let fx = r.tick(day(45));
+        assert_eq!(r.state, State::Deleting);
+        assert_eq!(r.deletion_started_at, Some(day(45)));
+        let started = record(&fx, AuditKind::DeletionStarted);
+        assert_eq!((started["cause"].as_str(), started["copies"].as_u64()), (Some("expiry"), Some(2)));
+        assert_eq!(started["policy_version"], policy().version);
+        assert_eq!(calls(&fx), [("primary", Action::Delete), ("cache", Action::Delete)]);
+    }
+
+    /// General terms 4.1.4, trial terms 6.3: a release is the tenant's own
+    /// instruction: deleted at once, with no buffer, and not held back by
+    /// the late-event floor either.
+    #[test]
+    fn a_release_deletes_at_once_without_a_buffer() {
+        let mut r = postpaid();
+        let fx = r.on(day(3), EventBody::Released);
+        assert_eq!(kinds(&fx), [AuditKind::DeletionScheduled, AuditKind::DeletionStarted]);
+        assert_eq!(record(&fx, AuditKind::DeletionScheduled)["buffer"], "0s");
+        assert_eq!(r.deadline(), Some(day(3)));
+        assert_eq!(r.state, State::Deleting);
+        assert_eq!(calls(&fx), [("primary", Action::Delete), ("cache", Action::Delete)]);
+
+        let mut late = postpaid();
+        late.late(day(3), EventBody::Released, day(20));
+        assert_eq!((late.state, late.deletion_started_at), (State::Deleting, Some(day(20))));
+    }
+
+    /// Domain-rules §1.2 (general terms 7.2): a renewal during the buffer
+    /// cancels the scheduled deletion, and the resource is served again.
+    #[test]
+    fn a_renewal_during_the_buffer_cancels_the_deletion() {
+        let mut r = prepaid(day(30));
+        r.tick(day(31));
+        assert_eq!(r.state, State::Retained);
+
+        let fx = r.on(day(32), EventBody::Renewed { term_end: day(400) });
+        let cancelled = record(&fx, AuditKind::DeletionCancelled);
+        assert_eq!((cancelled["cause"].as_str(), cancelled["why"].as_str()), (Some("expiry"), Some("renewed")));
+        assert_eq!((r.state, r.deletion_date()), (State::Active, None));
+        assert!(!kinds(&r.tick(day(45))).contains(&AuditKind::DeletionStarted));
+        assert_eq!(r.state, State::Active);
+    }
+
+    /// General terms 2.3, 4.1.5: unpaid fees start the arrears buffer only
+    /// after the product's grace (5 days), then keep the data for the
+    /// arrears buffer (10 days); paying cancels the deletion (domain-rules
+    /// §1.2), and nothing is left to do.
+    #[test]
+    fn arrears_start_their_buffer_after_the_grace_and_settling_cancels_it() {
+        let mut r = postpaid();
+        r.on(day(1), EventBody::ArrearsStarted { amount: None, currency: None });
+        assert_eq!((r.state, r.next_due(&policy())), (State::Active, Some(day(6))));
+
+        let fx = r.tick(day(6));
+        assert_eq!(record(&fx, AuditKind::BufferStarted)["cause"], "arrears");
+        assert_eq!(r.deadline(), Some(day(16)));
+
+        let fx = r.on(day(10), EventBody::ArrearsSettled);
+        assert_eq!(record(&fx, AuditKind::DeletionCancelled)["why"], "arrears settled");
+        assert_eq!((r.state, r.next_due(&policy())), (State::Active, None));
+    }
+
+    /// General terms 7.5.2: a serious breach may purge at once (the product
+    /// sets a zero buffer for a violation); every other reason keeps the
+    /// product's termination buffer (general terms 7.4, 7.5; domain-rules
+    /// §1.2).
+    #[test]
+    fn a_violation_may_purge_at_once_other_terminations_keep_the_buffer() {
+        let mut breach = postpaid();
+        let fx = breach.on(day(2), EventBody::Terminated { reason: TerminationReason::Violation });
+        assert_eq!(breach.state, State::Deleting);
+        assert_eq!(record(&fx, AuditKind::DeletionStarted)["reason"], "violation");
+
+        let mut attacked = postpaid();
+        attacked.on(day(2), EventBody::Terminated { reason: TerminationReason::Attack });
+        assert_eq!((attacked.state, attacked.deadline()), (State::Retained, Some(day(17))));
+        assert_eq!(attacked.deciding.as_ref().unwrap().reason, Some(TerminationReason::Attack));
+    }
+
+    /// Domain-rules §5.2: each cause keeps its own buffer; the earliest
+    /// running one decides the deletion, and when its cause goes away the
+    /// next one decides.
+    #[test]
+    fn the_earliest_running_buffer_decides_the_deletion() {
+        let mut r = prepaid(day(30));
+        r.on(day(20), EventBody::ArrearsStarted { amount: None, currency: None });
+        r.tick(day(30));
+        assert_eq!(r.expiry.as_ref().map(|b| b.delete_after), Some(day(45)));
+        assert_eq!(r.deciding.as_ref().map(|b| (b.cause, b.delete_after)), Some((Cause::Arrears, day(35))));
+        assert_eq!(r.deletion_date(), Some(day(35)));
+
+        r.on(day(31), EventBody::ArrearsSettled);
+        assert_eq!(r.deciding.as_ref().map(|b| (b.cause, b.delete_after)), Some((Cause::Expiry, day(45))));
+    }
+
+    /// Domain-rules §5.2: the forecast shows a deletion before its buffer
+    /// starts, with the policy version in force, marked projected until the
+    /// term end passes; once deletion has started there is nothing to
+    /// forecast.
+    #[test]
+    fn the_forecast_projects_a_future_term_end_with_the_policy_in_force() {
+        let mut r = prepaid(day(30));
+        let projected = Forecast {
+            cause: Cause::Expiry,
+            reason: None,
+            deadline: day(45),
+            policy_version: policy().version,
+            projected: true,
+        };
+        assert_eq!(r.forecast(&policy()), Some(projected.clone()));
+        r.tick(day(30));
+        assert_eq!(r.forecast(&policy()), Some(Forecast { projected: false, ..projected }));
+        r.tick(day(45));
+        assert_eq!(r.forecast(&policy()), None);
+    }
+
+    /// Domain-rules §1.2 (a deletion that runs too early is the worst
+    /// failure): a termination reported after its buffer has run out stays
+    /// anchored at its own time, but is deleted no sooner than
+    /// `late_event_floor` (a day) after it arrived, so it shows in the
+    /// forecast and can still be held.
+    #[test]
+    fn a_late_termination_waits_out_the_late_event_floor() {
+        let mut r = postpaid();
+        let fx = r.late(day(1), EventBody::Terminated { reason: TerminationReason::Agreement }, day(20));
+        let b = r.deciding.clone().unwrap();
+        assert_eq!((b.started_at, b.delete_after, b.late_floor), (day(1), day(21), Some(day(21))));
+        assert_eq!(record(&fx, AuditKind::DeletionScheduled)["late_event_floor"], true);
+        assert_eq!(r.forecast(&policy()).map(|f| f.deadline), Some(day(21)));
+        assert_eq!(r.state, State::Retained);
+
+        r.tick(day(21));
+        assert_eq!(r.state, State::Deleting);
+    }
+
+    /// Issue 5 (reload), domain-rules §5.2: a running buffer keeps the policy
+    /// version that set it until an operator applies the new one; a longer
+    /// buffer then moves the deletion later, a shorter one no closer than
+    /// `min_notice` from now. A buffer already on that version is left alone.
+    #[test]
+    fn reapplying_a_policy_never_brings_a_deletion_closer_than_min_notice() {
+        let with_expiry = |days: u64| {
+            let mut p = policy();
+            p.buffer.expiry = Dur::from_secs(days * 86_400);
+            p.seal()
+        };
+        let mut r = prepaid(day(30));
+        r.tick(day(30));
+
+        let longer = with_expiry(20);
+        let fx = r.reapply_policy(&longer, day(31), Duration::days(3));
+        let moved = record(&fx, AuditKind::DeletionRescheduled);
+        assert_eq!(
+            (moved["from"].as_str(), moved["delete_after"].as_str()),
+            (Some(&*rfc(day(45))), Some(&*rfc(day(50))))
+        );
+        assert_eq!(
+            r.deciding.as_ref().map(|b| (b.delete_after, b.policy_version.clone())),
+            Some((day(50), longer.version))
+        );
+
+        let shorter = with_expiry(5);
+        r.reapply_policy(&shorter, day(31), Duration::days(10));
+        assert_eq!(r.deadline(), Some(day(41)), "5 days would be day 35: no closer than now + 10 days");
+        assert!(r.reapply_policy(&shorter, day(32), Duration::days(0)).is_empty());
+        assert_eq!(r.deadline(), Some(day(41)));
+    }
+
+    /// Domain-rules §5.3 and the daemon's gates (dry run, pause, a tripped
+    /// guard, a clock anomaly): a due deletion does not start while
+    /// `may_start` is off, though the resource says it wants it; and a
+    /// started one calls no executor while `may_dispatch` is off.
+    #[test]
+    fn no_deletion_starts_and_no_executor_is_called_while_gated() {
+        let mut r = prepaid(day(30));
+        r.tick(day(30));
+        let gated = Rules { may_start: false, may_dispatch: false, ..rules() };
+        let fx = r.advance(&policy(), day(46), gated, &|_, _| false, &|_| false);
+        assert!(!kinds(&fx).contains(&AuditKind::DeletionStarted));
+        assert_eq!(r.state, State::Retained);
+        assert!(r.wants_deletion(day(46)));
+
+        let started = Rules { may_dispatch: false, ..rules() };
+        let fx = r.advance(&policy(), day(46), started, &|_, _| false, &|_| false);
+        assert_eq!(r.state, State::Deleting);
+        assert!(calls(&fx).is_empty());
+        assert_eq!(calls(&r.tick(day(46))).len(), 2);
+    }
+
+    /// General terms 2.3, trial terms 3.4: a late fee of 0.05 % of the
+    /// overdue amount accrues per whole day (shown, never charged); without
+    /// an amount there is no fee.
+    #[test]
+    fn the_late_fee_accrues_per_whole_day_of_arrears() {
+        let mut r = postpaid();
+        let amount = Some(Decimal::new(100_000, 2));
+        r.on(day(1), EventBody::ArrearsStarted { amount, currency: Some("EUR".into()) });
+        let (fee, days) = r.late_fee(policy().late_fee_per_day, day(11) + Duration::hours(12)).unwrap();
+        assert_eq!((fee.to_string(), days), ("5.00".to_string(), 10));
+
+        let mut unknown = postpaid();
+        unknown.on(day(1), EventBody::ArrearsStarted { amount: None, currency: None });
+        assert_eq!(unknown.late_fee(policy().late_fee_per_day, day(11)), None);
+    }
+}

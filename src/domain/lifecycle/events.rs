@@ -336,68 +336,22 @@ pub(super) fn spend(previous: Option<Timestamp>, spent: &mut bool, at: Timestamp
 
 #[cfg(test)]
 mod tests {
+    use super::super::fixtures::*;
     use super::*;
     use crate::time::parse_rfc3339;
-
-    fn policy() -> ProductPolicy {
-        let text = "[daemon]\nstate_dir = \"s\"\n[stores.p]\nclass = \"online\"\n\
-                    executor = { kind = \"fs\", root = \"/srv\", path = \"{resource}\" }\n\
-                    [products.x]\nstores = [\"p\"]\n\
-                    buffer = { expiry = \"15d\", arrears = \"15d\", termination = \"15d\" }\n";
-        crate::config::parse(std::path::Path::new("/etc/r.toml"), text).unwrap().products.remove("x").unwrap()
-    }
-
-    fn rules() -> Rules {
-        Rules {
-            after_hold_release: chrono::Duration::hours(24),
-            may_start: true,
-            may_dispatch: true,
-            max_attempts: 3,
-            late_event_floor: chrono::Duration::hours(24),
-        }
-    }
-
-    fn ev(id: &str, at: &str, resource: Option<&str>, body: EventBody) -> Event {
-        Event {
-            event_id: id.into(),
-            at: parse_rfc3339(at).unwrap(),
-            tenant: "t".into(),
-            resource: resource.map(String::from),
-            body,
-        }
-    }
-
-    fn resource(billing: Billing) -> Resource {
-        let created = ev(
-            "c",
-            "2026-01-01T00:00:00Z",
-            Some("r"),
-            EventBody::Created {
-                product: "x".into(),
-                billing,
-                term_end: (billing == Billing::Prepaid).then(|| parse_rfc3339("2027-01-01T00:00:00Z").unwrap()),
-            },
-        );
-        Resource::create(&created, &policy(), &[], created.at, rules()).unwrap()
-    }
 
     /// general terms 2.3: tenant-wide arrears reach the resources whose
     /// billing the product marks as affected (postpaid by default); a
     /// tenant hold reaches every resource not purged (general terms 4.1.5).
     #[test]
     fn tenant_wide_events_concern_the_resources_the_rules_name() {
-        let arrears = ev("a", "2026-01-02T00:00:00Z", None, EventBody::ArrearsStarted { amount: None, currency: None });
-        let hold = ev(
-            "h",
-            "2026-01-02T00:00:00Z",
-            None,
-            EventBody::HoldPlaced { hold_id: "h1".into(), authority: "court".into(), reason: "case".into() },
-        );
-        let (post, pre) = (resource(Billing::Postpaid), resource(Billing::Prepaid));
+        let arrears = ev("a", day(1), None, EventBody::ArrearsStarted { amount: None, currency: None });
+        let hold = ev("h", day(1), None, hold("h1"));
+        let (post, pre) = (postpaid(), prepaid(day(365)));
         assert!(post.concerned_by_tenant_event(&arrears, &policy()));
         assert!(!pre.concerned_by_tenant_event(&arrears, &policy()), "prepaid is not affected by default");
         assert!(pre.concerned_by_tenant_event(&hold, &policy()));
-        let mut purged = resource(Billing::Postpaid);
+        let mut purged = postpaid();
         purged.state = State::Purged;
         assert!(!purged.concerned_by_tenant_event(&hold, &policy()));
         assert!(!purged.concerned_by_tenant_event(&arrears, &policy()));

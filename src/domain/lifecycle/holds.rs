@@ -76,3 +76,130 @@ impl TenantHolds {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixtures::*;
+    use super::*;
+    use crate::executor::Action;
+    use chrono::Duration;
+
+    fn released(hold_id: &str) -> EventBody {
+        EventBody::HoldReleased { hold_id: hold_id.into() }
+    }
+
+    /// General terms 4.1.5, trial terms 6.4: while a hold covers a resource
+    /// nothing of it is deleted, even long past its deadline.
+    #[test]
+    fn a_hold_stops_the_deletion_past_its_deadline() {
+        let mut r = prepaid(day(30));
+        r.tick(day(30));
+        let fx = r.on(day(40), hold("h1"));
+        assert_eq!(record(&fx, AuditKind::HoldPlaced)["scope"], "resource");
+
+        let fx = r.tick(day(60));
+        assert!(!kinds(&fx).contains(&AuditKind::DeletionStarted));
+        assert_eq!(r.state, State::Retained);
+        assert!(!r.wants_deletion(day(60)));
+    }
+
+    /// `safety.after_hold_release`: when the last hold is lifted after the
+    /// deadline passed under it, the deletion waits a day more, counted from
+    /// the release, so people can react.
+    #[test]
+    fn after_the_last_hold_is_lifted_the_deletion_waits_after_hold_release() {
+        let mut r = prepaid(day(30));
+        r.tick(day(30));
+        r.on(day(40), hold("h1"));
+        let fx = r.on(day(60), released("h1"));
+        let data = record(&fx, AuditKind::HoldReleased);
+        assert_eq!((data["holds_left"].as_u64(), data["not_before"].as_str()), (Some(0), Some(&*rfc(day(61)))));
+        assert_eq!(r.forecast(&policy()).map(|f| f.deadline), Some(day(61)));
+
+        r.tick(day(61) - Duration::seconds(1));
+        assert_eq!(r.state, State::Retained);
+        r.tick(day(61));
+        assert_eq!(r.state, State::Deleting);
+    }
+
+    /// The wait counts from the last hold only: while another hold is in
+    /// force nothing runs, and holds lifted before the deadline add no wait.
+    #[test]
+    fn holds_lifted_before_the_deadline_add_no_wait() {
+        let mut r = prepaid(day(30));
+        r.tick(day(30));
+        r.on(day(31), hold("h1"));
+        r.on(day(31), hold("h2"));
+        let fx = r.on(day(40), released("h1"));
+        assert_eq!(record(&fx, AuditKind::HoldReleased)["holds_left"], 1);
+        let fx = r.on(day(41), released("h2"));
+        assert!(record(&fx, AuditKind::HoldReleased).get("not_before").is_none());
+        assert_eq!(r.not_before, None);
+
+        r.tick(day(45));
+        assert_eq!(r.state, State::Deleting);
+    }
+
+    /// Events arrive out of order: a placement dated before a release
+    /// already known does not revive the hold; a release of a hold not yet
+    /// placed is refused but retryable (its placement may still come); one
+    /// hold id cannot be in force twice. A refused event changes nothing.
+    #[test]
+    fn late_placements_are_moot_and_unknown_releases_retryable() {
+        let mut r = postpaid();
+        r.on(day(1), hold("h1"));
+        let before = r.clone();
+        let twice = r.apply(&on_r(day(2), hold("h1")), &policy(), rules(), day(2)).unwrap_err();
+        assert!(!twice.retryable && twice.message.contains("already placed"), "{twice:?}");
+        assert_eq!(r, before);
+
+        r.on(day(5), released("h1"));
+        let fx = r.on(day(3), hold("h1"));
+        assert!(!kinds(&fx).contains(&AuditKind::HoldPlaced));
+        assert!(r.holds.is_empty());
+
+        let unknown = r.apply(&on_r(day(6), released("h9")), &policy(), rules(), day(6)).unwrap_err();
+        assert!(unknown.retryable, "{unknown:?}");
+    }
+
+    /// General terms 4.1.5: a hold on the whole tenant covers the resources
+    /// created while it is in force; lifting it lifts it from the tenant,
+    /// and a placement dated before that release stays moot.
+    #[test]
+    fn a_tenant_hold_covers_resources_created_later() {
+        let mut tenant = TenantHolds::default();
+        tenant.apply(&ev("h", day(1), None, hold("court-1"))).unwrap();
+        assert!(tenant.apply(&ev("h", day(1), None, hold("court-1"))).is_err());
+
+        let create =
+            on_r(day(2), EventBody::Created { product: "x".into(), billing: Billing::Postpaid, term_end: None });
+        let r = Resource::create(&create, &policy(), &tenant.holds, day(2), rules()).unwrap();
+        assert_eq!(
+            r.holds.iter().map(|h| (h.hold_id.as_str(), h.tenant_wide)).collect::<Vec<_>>(),
+            [("court-1", true)]
+        );
+        let release = ev("hr", day(5), None, released("court-1"));
+        assert!(r.concerned_by_tenant_event(&release, &policy()));
+
+        tenant.apply(&release).unwrap();
+        assert!(tenant.holds.is_empty());
+        tenant.apply(&ev("h", day(3), None, hold("court-1"))).unwrap();
+        assert!(tenant.holds.is_empty(), "dated before its release: moot");
+    }
+
+    /// General terms 4.1.5: a hold placed after deletion started stops every
+    /// further executor call until it is lifted, and then the calls wait
+    /// out `after_hold_release`.
+    #[test]
+    fn a_hold_placed_while_deleting_stops_further_executor_calls() {
+        let mut r = deleting_primary();
+        r.copy_failed("primary", "primary", "exit 1", day(1), rules());
+        r.on(day(1) + Duration::seconds(30), hold("h1"));
+        assert!(calls(&r.tick(day(2))).is_empty());
+        assert_eq!(r.retry_due(), None);
+
+        r.on(day(3), released("h1"));
+        assert!(calls(&r.tick(day(4) - Duration::seconds(1))).is_empty());
+        assert_eq!(calls(&r.tick(day(4))), [("primary", Action::Delete)]);
+    }
+}

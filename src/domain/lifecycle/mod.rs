@@ -28,7 +28,9 @@
 //! - `deadlines`: buffers, deadlines, starting a deletion, the forecast;
 //! - `copies`: each copy's executor steps, retries, backups;
 //! - `notices`: notices to the tenant;
-//! - `holds`: placing and releasing holds, on a resource or a tenant.
+//! - `holds`: placing and releasing holds, on a resource or a tenant;
+//! - `fixtures` (tests only): the policy, rules and events the unit tests
+//!   of each sub-machine share.
 //!
 //! States (product-spec §6): `active` → `retained` (a buffer running) →
 //! `deleting` → `deleted` → `purged`. Once deletion has started nothing goes
@@ -546,9 +548,59 @@ pub fn earlier(t: Timestamp, d: chrono::Duration) -> Timestamp {
 mod copies;
 mod deadlines;
 mod events;
+#[cfg(test)]
+pub(crate) mod fixtures;
 mod holds;
 mod notices;
 
 pub use holds::TenantHolds;
 #[allow(unused_imports)]
 use {copies::*, events::*, holds::*};
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::*;
+    use super::*;
+
+    /// General terms 4.1.6: deleted data cannot be recovered, so once
+    /// deletion has started there is no way back: an event that would serve
+    /// the resource again is refused, naming the clause.
+    #[test]
+    fn once_deletion_started_nothing_goes_back() {
+        let finals: Vec<_> = [State::Active, State::Retained, State::Deleting, State::Deleted, State::Purged]
+            .into_iter()
+            .filter(|s| s.is_final())
+            .collect();
+        assert_eq!(finals, [State::Deleting, State::Deleted, State::Purged]);
+
+        let mut r = prepaid(day(30));
+        r.tick(day(45));
+        assert_eq!(r.state, State::Deleting);
+        let renewal = on_r(day(46), EventBody::Renewed { term_end: day(400) });
+        let refused = r.apply(&renewal, &policy(), rules(), day(46)).unwrap_err();
+        assert!(refused.message.contains("general terms 4.1.6"), "{refused:?}");
+        assert_eq!(r.state, State::Deleting);
+    }
+
+    /// Executor retries back off from one minute, doubling, to at most an
+    /// hour, so a store that is down is not hammered and one that comes
+    /// back is called again within the hour.
+    #[test]
+    fn retries_back_off_from_a_minute_to_an_hour() {
+        let delays: Vec<i64> = [1, 2, 3, 6, 7, 8, 1000].into_iter().map(|n| retry_delay(n).num_seconds()).collect();
+        assert_eq!(delays, [60, 120, 240, 1920, 3600, 3600, 3600]);
+    }
+
+    /// A deadline that cannot be represented fails closed: it saturates at
+    /// the end of time (nothing is deleted) rather than wrapping or panicking.
+    #[test]
+    fn an_unreachable_deadline_saturates_at_the_end_of_time() {
+        let end = chrono::DateTime::<chrono::Utc>::MAX_UTC;
+        assert_eq!(later(end, chrono::Duration::days(1)), end);
+        assert_eq!(
+            earlier(chrono::DateTime::<chrono::Utc>::MIN_UTC, chrono::Duration::days(1)),
+            chrono::DateTime::<chrono::Utc>::MIN_UTC
+        );
+        assert_eq!(later(day(1), chrono::Duration::days(1)), day(2));
+    }
+}

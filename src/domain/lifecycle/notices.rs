@@ -238,3 +238,160 @@ impl Resource {
         }]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixtures::*;
+    use super::*;
+    use chrono::Duration;
+
+    const DAY: u64 = 86_400;
+
+    /// The notices queued so far: each one's kind, due time and offset.
+    fn queued(r: &Resource) -> Vec<(NoticeKind, Timestamp, Option<u64>)> {
+        r.notices.iter().map(|n| (n.kind, n.due_at, n.offset_secs)).collect()
+    }
+
+    /// General terms 2.3.1.3, trial terms 3.2.2: the renewal is due 7 days
+    /// before the term end, so each reminder comes its offset (14 and 3
+    /// days) before that cutoff, not before the term end.
+    #[test]
+    fn renewal_reminders_come_before_the_7_day_cutoff() {
+        let mut r = prepaid(day(60));
+        assert_eq!(r.next_due(&policy()), Some(day(39)), "14 days before day 53");
+        r.tick(day(39));
+        let n = r.notices[0].clone();
+        assert_eq!(queued(&r), [(NoticeKind::RenewalReminder, day(39), Some(14 * DAY))]);
+        assert_eq!((n.date, n.cause), (Some(day(60)), Some(Cause::Expiry)));
+        assert_eq!(n.key, format!("r:renewal_reminder:{}s:{}", 14 * DAY, rfc(day(60))));
+
+        r.notice_sent(&n.key, day(39), None);
+        assert_eq!(r.next_due(&policy()), Some(day(50)), "3 days before day 53");
+        r.tick(day(50));
+        assert_eq!(queued(&r)[1], (NoticeKind::RenewalReminder, day(50), Some(3 * DAY)));
+    }
+
+    /// A reminder is worth sending only before the cutoff: after downtime
+    /// only the most imminent one due is queued, none once the cutoff has
+    /// passed, and one still waiting at the cutoff is dropped unsent (it
+    /// would ask for a payment already late).
+    #[test]
+    fn no_reminder_is_sent_after_the_renewal_cutoff() {
+        let mut r = prepaid(day(60));
+        r.tick(day(51));
+        assert_eq!(queued(&r), [(NoticeKind::RenewalReminder, day(50), Some(3 * DAY))]);
+        let fx = r.tick(day(53));
+        assert_eq!(record(&fx, AuditKind::NoticeSuperseded)["notice"], "renewal_reminder");
+        assert!(r.notices[0].superseded && r.notices_to_send(day(53)).is_empty());
+
+        let mut late = prepaid(day(60));
+        late.tick(day(53));
+        assert!(late.notices.is_empty());
+    }
+
+    /// Domain-rules §1.3, trial terms 11.3 (an electronic notice counts as
+    /// delivered when sent): the tenant is told when a buffer starts, with
+    /// the deletion date, then warned at each of the product's offsets
+    /// (7 days, 1 day) before the deletion, each falling due at its offset.
+    #[test]
+    fn warnings_fall_due_at_the_products_offsets_before_deletion() {
+        let mut r = prepaid(day(30));
+        r.tick(day(30));
+        let started = r.notices[0].clone();
+        assert_eq!(
+            (started.kind, started.date, started.cause),
+            (NoticeKind::BufferStarted, Some(day(45)), Some(Cause::Expiry))
+        );
+        assert_eq!(started.key, format!("r:buffer_started:expiry:{}", rfc(day(30))));
+        r.notice_sent(&started.key, day(30), None);
+
+        assert_eq!(r.next_due(&policy()), Some(day(38)));
+        r.tick(day(38));
+        assert_eq!(queued(&r)[1], (NoticeKind::DeletionWarning, day(38), Some(7 * DAY)));
+        assert_eq!(r.notices[1].date, Some(day(45)));
+        let warning = r.notices[1].key.clone();
+        r.notice_sent(&warning, day(38), None);
+        assert_eq!(r.next_due(&policy()), Some(day(44)));
+        r.tick(day(44));
+        assert_eq!(queued(&r)[2], (NoticeKind::DeletionWarning, day(44), Some(DAY)));
+    }
+
+    /// A notice that waited (the notifier was down) never tells a tenant who
+    /// renewed that the data will be deleted: it is dropped unsent, and the
+    /// drop is audited.
+    #[test]
+    fn a_renewal_drops_the_pending_deletion_notices() {
+        let mut r = prepaid(day(30));
+        r.tick(day(30));
+        r.tick(day(38));
+        assert_eq!(r.notices_to_send(day(38)).len(), 2);
+
+        let fx = r.on(day(39), EventBody::Renewed { term_end: day(400) });
+        let dropped = kinds(&fx).into_iter().filter(|k| *k == AuditKind::NoticeSuperseded).count();
+        assert_eq!(dropped, 2);
+        assert!(r.notices.iter().all(|n| n.superseded && n.sent_at == Some(day(39))));
+        assert!(r.notices_to_send(day(39)).is_empty());
+    }
+
+    /// Issue 5: a notice that cannot be sent is retried with the executors'
+    /// backoff for as long as it takes, and never delays or hastens the
+    /// deletion.
+    #[test]
+    fn a_notice_that_cannot_be_sent_never_moves_the_deletion() {
+        let mut r = prepaid(day(30));
+        r.tick(day(30));
+        let key = r.notices[0].key.clone();
+        let mut fx = Vec::new();
+        for _ in 0..5 {
+            fx = r.notice_failed(&key, "notifier down", day(30));
+        }
+        let failed = record(&fx, AuditKind::NoticeFailed);
+        assert_eq!((failed["failures"].as_u64(), failed["error"].as_str()), (Some(5), Some("notifier down")));
+        let retry = r.notices[0].next_attempt_at.unwrap();
+        assert!(retry >= day(30) + Duration::minutes(16) && retry <= day(30) + Duration::minutes(20), "{retry}");
+        assert_eq!(r.deadline(), Some(day(45)));
+
+        r.tick(day(45));
+        assert_eq!((r.state, r.deletion_started_at), (State::Deleting, Some(day(45))));
+    }
+
+    /// A notice goes out at least once and is recorded once: its key is the
+    /// dedupe record, so a second confirmation records nothing and it is
+    /// never queued again; one deliberately not sent (no notifier, dry run)
+    /// says why.
+    #[test]
+    fn a_notice_is_recorded_once_per_key() {
+        let mut r = prepaid(day(30));
+        r.tick(day(30));
+        r.tick(day(38));
+        let (started, warning) = (r.notices[0].key.clone(), r.notices[1].key.clone());
+
+        let fx = r.notice_sent(&warning, day(38), None);
+        let sent = record(&fx, AuditKind::NoticeSent);
+        assert_eq!((sent["offset"].as_str(), sent["date"].as_str()), (Some("7days"), Some(&*rfc(day(45)))));
+        assert!(r.notice_sent(&warning, day(39), None).is_empty());
+
+        let fx = r.notice_sent(&started, day(38), Some("dry run"));
+        assert_eq!(record(&fx, AuditKind::NoticeSkipped)["why"], "dry run");
+        r.tick(day(39));
+        assert_eq!(r.notices.len(), 2);
+        assert!(r.notices_to_send(day(39)).is_empty());
+    }
+
+    /// Domain-rules §1.3: once the online and cache copies are gone the
+    /// tenant is told; a purged resource is settled (its product may leave
+    /// the config) only when no notice waits any more.
+    #[test]
+    fn the_tenant_is_told_the_deletion_completed_before_the_resource_is_settled() {
+        let mut r = postpaid();
+        r.on(day(1), EventBody::Released);
+        r.copy_done("primary", "primary", day(1));
+        r.copy_done("cache", "cache", day(1));
+        assert_eq!(r.state, State::Purged);
+        assert_eq!(queued(&r), [(NoticeKind::DeletionCompleted, day(1), None)]);
+        assert!(!r.is_settled());
+
+        r.notice_sent("r:deletion_completed", day(1), None);
+        assert!(r.is_settled());
+    }
+}
