@@ -14,13 +14,16 @@ use crate::ids::check_id;
 use crate::time::{parse_rfc3339, Timestamp};
 use rust_decimal::Decimal;
 use std::collections::BTreeMap;
-use std::fmt;
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
 
+mod display;
 mod raw;
+mod shared;
+
+pub use shared::Shared;
 
 use raw::RawConfig;
 
@@ -213,28 +216,6 @@ pub struct Config {
     /// `check-config` prints them and the daemon logs them, and neither
     /// refuses the file for them.
     pub warnings: Vec<String>,
-}
-
-/// A value swapped whole on reload (the config, the tokens): readers take
-/// a snapshot with [`Shared::get`], so one request sees one version.
-#[derive(Debug)]
-pub struct Shared<T>(std::sync::RwLock<std::sync::Arc<T>>);
-
-impl<T> Shared<T> {
-    /// Wraps the first value.
-    pub fn new(value: T) -> Self {
-        Shared(std::sync::RwLock::new(std::sync::Arc::new(value)))
-    }
-
-    /// The value in force now.
-    pub fn get(&self) -> std::sync::Arc<T> {
-        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    /// Puts a new value in force.
-    pub fn set(&self, value: std::sync::Arc<T>) {
-        *self.0.write().unwrap_or_else(|e| e.into_inner()) = value;
-    }
 }
 
 impl Config {
@@ -674,111 +655,6 @@ pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let line = before.matches('\n').count() + 1;
     let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
     (line, before[line_start..].chars().count() + 1)
-}
-
-impl fmt::Display for Config {
-    /// The effective policies, as `check-config` prints them.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "state_dir: {}", self.daemon.state_dir.display())?;
-        match &self.clock {
-            ClockSource::System => writeln!(f, "clock: system")?,
-            ClockSource::Manual { start } => writeln!(
-                f,
-                "clock: manual (start {})",
-                start.map(crate::time::fmt_rfc3339).unwrap_or_else(|| "now".into())
-            )?,
-        }
-        match &self.api.tokens_file {
-            None => writeln!(f, "api: {} (no tokens_file: every request but /healthz is refused)", self.api.listen)?,
-            Some(t) => writeln!(f, "api: {} tokens_file={}", self.api.listen, t.display())?,
-        }
-        let a = &self.api;
-        writeln!(
-            f,
-            "api limits: max_connections={} idle_timeout={} max_auth_failures={} auth_lockout={}",
-            a.max_connections, a.idle_timeout, a.max_auth_failures, a.auth_lockout
-        )?;
-        let s = &self.safety;
-        writeln!(
-            f,
-            "safety: dry_run={} min_buffer={} after_hold_release={} max_future_skew={} max_clock_jump={}",
-            s.dry_run, s.min_buffer, s.after_hold_release, s.max_future_skew, s.max_clock_jump
-        )?;
-        writeln!(
-            f,
-            "guard: window={} max_resources={} max_fraction={} min_resources={} \
-             long_window={} long_max_resources={} long_max_fraction={}",
-            s.guard.window,
-            s.guard.max_resources,
-            s.guard.max_fraction,
-            s.guard.min_resources,
-            s.guard.long_window,
-            s.guard.long_max_resources,
-            s.guard.long_max_fraction
-        )?;
-        writeln!(f, "late_event_floor: {}", s.late_event_floor)?;
-        writeln!(f, "min_notice: {} drain_timeout: {}", s.min_notice, self.daemon.drain_timeout)?;
-        match &self.notifier {
-            None => writeln!(f, "notifier: none (notices are recorded as skipped)")?,
-            Some(crate::notifier::NotifierSpec::Command { argv, .. }) => {
-                writeln!(f, "notifier: command {}", argv.first().map_or("", String::as_str))?
-            }
-            Some(crate::notifier::NotifierSpec::Http(h)) => writeln!(f, "notifier: http {}", h.url)?,
-        }
-        let off = |c: &Option<String>| c.clone().unwrap_or_else(|| "off".into());
-        writeln!(
-            f,
-            "schedule: reconcile=\"{}\" backup_expiry=\"{}\"",
-            off(&self.schedule.reconcile),
-            off(&self.schedule.backup_expiry)
-        )?;
-        for store in self.stores.values() {
-            let purge = match (store.class, store.max_restricted) {
-                (StoreClass::Backup, Some(max)) => format!(" purge=at_expiry max_restricted={max}"),
-                (StoreClass::Backup, None) => " purge=immediate".to_string(),
-                _ => String::new(),
-            };
-            let class = match store.class {
-                StoreClass::Online => "online",
-                StoreClass::Cache => "cache",
-                StoreClass::Backup => "backup",
-            };
-            let executor = match &store.executor {
-                ExecutorSpec::Fs { root, path, marker } if marker.is_empty() => {
-                    format!("fs {}/{path} (no marker check)", root.display())
-                }
-                ExecutorSpec::Fs { root, path, marker } => format!("fs {}/{path} (marker {marker})", root.display()),
-                ExecutorSpec::Command { argv, timeout } => {
-                    format!("command {} (timeout {timeout})", argv.first().map_or("", String::as_str))
-                }
-                ExecutorSpec::Http(h) => format!("http {} (timeout {})", h.url, h.timeout),
-            };
-            writeln!(f, "store {}: class={class}{purge} executor={executor}", store.name)?;
-        }
-        for p in self.products.values() {
-            writeln!(f, "product {} (policy {}):", p.name, p.version)?;
-            writeln!(f, "  stores: {}", p.stores.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", "))?;
-            writeln!(f, "  buffer: expiry={} arrears={}", p.buffer.expiry, p.buffer.arrears)?;
-            let reasons: Vec<String> =
-                p.buffer.termination.iter().map(|(r, d)| format!("{}={d}", r.as_str())).collect();
-            writeln!(f, "  termination: {}", reasons.join(" "))?;
-            writeln!(f, "  arrears_grace: {}", p.arrears_grace)?;
-            let notices: Vec<String> = p.notices.iter().map(|d| d.to_string()).collect();
-            writeln!(f, "  notices: [{}]", notices.join(", "))?;
-            let affects: Vec<&str> =
-                p.arrears_affects.iter().map(|b| if *b == Billing::Prepaid { "prepaid" } else { "postpaid" }).collect();
-            writeln!(f, "  arrears_affects: [{}]", affects.join(", "))?;
-            writeln!(f, "  late_fee_per_day: {}%", (p.late_fee_per_day * Decimal::ONE_HUNDRED).normalize())?;
-            let reminders: Vec<String> = p.renewal_reminder.iter().map(|d| d.to_string()).collect();
-            writeln!(
-                f,
-                "  renewal_reminder: [{}] before the renewal cutoff ({} before the term end)",
-                reminders.join(", "),
-                p.renewal_cutoff
-            )?;
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]
