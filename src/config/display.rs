@@ -2,7 +2,7 @@
 //! policies after defaults and path resolution, one line per setting and
 //! a block per product, so an operator sees what will actually run.
 
-use super::{ClockSource, Config};
+use super::{ClockSource, Config, CronExpr};
 use crate::domain::event::Billing;
 use crate::domain::policy::{ProductPolicy, StoreClass, StorePolicy};
 use crate::executor::ExecutorSpec;
@@ -59,7 +59,9 @@ impl fmt::Display for Config {
             }
             Some(NotifierSpec::Http(h)) => writeln!(f, "notifier: http {}", h.url)?,
         }
-        let off = |c: &Option<String>| c.clone().unwrap_or_else(|| "off".into());
+        fn off(c: &Option<CronExpr>) -> &str {
+            c.as_ref().map_or("off", CronExpr::as_str)
+        }
         writeln!(
             f,
             "schedule: reconcile=\"{}\" backup_expiry=\"{}\"",

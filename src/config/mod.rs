@@ -26,6 +26,7 @@ use crate::domain::policy::{ProductPolicy, StorePolicy};
 use crate::duration::Dur;
 use crate::time::Timestamp;
 use std::collections::BTreeMap;
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -67,6 +68,39 @@ pub enum ConfigError {
         /// What is wrong, naming the key.
         message: String,
     },
+}
+
+/// A setting that is valid but weakens a safeguard (e.g. an `fs` store
+/// with `marker = ""`): `check-config` prints it and the daemon logs it,
+/// and neither refuses the file for it. Shown as `PATH:LINE:COL: message`,
+/// like a [`ConfigError`], so it points at the spot to change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigWarning {
+    /// The file.
+    pub path: PathBuf,
+    /// 1-based line of the setting.
+    pub line: usize,
+    /// 1-based column.
+    pub col: usize,
+    /// What is weakened, naming the key.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: {}", self.path.display(), self.line, self.col, self.message)
+    }
+}
+
+/// Why a new config cannot replace the one in force without a restart:
+/// the settings the running process was built around.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {} cannot change on reload; restart the daemon to apply it", path.display(), keys.join(", "))]
+pub struct ReloadBlocked {
+    /// The config file in force.
+    pub path: PathBuf,
+    /// The keys that differ, e.g. `daemon.state_dir`.
+    pub keys: Vec<&'static str>,
 }
 
 /// Which clock the daemon reads (product-spec §3 `[clock]`).
@@ -201,9 +235,28 @@ pub struct SafetyConfig {
 #[derive(Clone, Debug, PartialEq)]
 pub struct ScheduleConfig {
     /// Re-derives every resource's next deadline from its stored state.
-    pub reconcile: Option<String>,
+    pub reconcile: Option<CronExpr>,
     /// Looks for restricted backups whose expiry has passed.
-    pub backup_expiry: Option<String>,
+    pub backup_expiry: Option<CronExpr>,
+}
+
+/// A cron expression (six fields, seconds first, UTC) that the sweep
+/// scheduler's own parser accepted when the config was checked, so what
+/// `check-config` accepts is what runs. Made only by [`parse`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CronExpr(String);
+
+impl CronExpr {
+    /// The expression as written (trimmed).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for CronExpr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 /// The whole validated config.
@@ -228,18 +281,17 @@ pub struct Config {
     pub notifier: Option<crate::notifier::NotifierSpec>,
     /// `[schedule]`.
     pub schedule: ScheduleConfig,
-    /// Settings that are valid but weaken a safeguard, as
-    /// `PATH:LINE:COL: message` (e.g. an `fs` store with `marker = ""`):
-    /// `check-config` prints them and the daemon logs them, and neither
-    /// refuses the file for them.
-    pub warnings: Vec<String>,
+    /// Settings that are valid but weaken a safeguard: `check-config`
+    /// prints them and the daemon logs them, and neither refuses the file
+    /// for them.
+    pub warnings: Vec<ConfigWarning>,
 }
 
 impl Config {
     /// Why `new` cannot replace this config without a restart, if it
     /// cannot: the state directory, clock, listen address and cache size
     /// are fixed for the life of the process.
-    pub fn reload_blocker(&self, new: &Config) -> Option<String> {
+    pub fn reload_blocker(&self, new: &Config) -> Option<ReloadBlocked> {
         let fixed = [
             ("daemon.state_dir", self.daemon.state_dir != new.daemon.state_dir),
             ("daemon.cache_capacity", self.daemon.cache_capacity != new.daemon.cache_capacity),
@@ -248,14 +300,8 @@ impl Config {
             ("api.listen", self.api.listen != new.api.listen),
             ("api.max_connections", self.api.max_connections != new.api.max_connections),
         ];
-        let changed: Vec<&str> = fixed.iter().filter(|(_, c)| *c).map(|(k, _)| *k).collect();
-        (!changed.is_empty()).then(|| {
-            format!(
-                "{}: {} cannot change on reload; restart the daemon to apply it",
-                self.path.display(),
-                changed.join(", ")
-            )
-        })
+        let keys: Vec<&'static str> = fixed.iter().filter(|(_, c)| *c).map(|(k, _)| *k).collect();
+        (!keys.is_empty()).then(|| ReloadBlocked { path: self.path.clone(), keys })
     }
 }
 
@@ -284,4 +330,27 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     let notifier = runtime::notifier(&origin, raw.notifier)?;
     let schedule = runtime::schedule(&origin, raw.schedule)?;
     Ok(Config { path: path.to_path_buf(), daemon, clock, api, safety, stores, products, notifier, schedule, warnings })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reload that changes what the process was built around is refused
+    /// whole, naming every such key, so the operator restarts once.
+    #[test]
+    fn reload_names_every_setting_that_needs_a_restart() {
+        let path = Path::new("/etc/retentiond/r.toml");
+        let old = parse(path, "[daemon]\nstate_dir = \"/var/a\"\n").unwrap();
+        let same = parse(path, "[daemon]\nstate_dir = \"/var/a\"\n[safety]\ndry_run = true\n").unwrap();
+        assert_eq!(old.reload_blocker(&same), None, "dry_run may change on reload");
+        let new = parse(path, "[daemon]\nstate_dir = \"/var/b\"\n[api]\nlisten = \"127.0.0.1:9\"\n").unwrap();
+        assert_eq!(
+            old.reload_blocker(&new).map(|b| b.to_string()).as_deref(),
+            Some(
+                "/etc/retentiond/r.toml: daemon.state_dir, api.listen cannot change on reload; \
+                 restart the daemon to apply it"
+            )
+        );
+    }
 }

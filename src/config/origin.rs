@@ -3,7 +3,7 @@
 //! file's directory. Every section's validator reports through this, so all
 //! errors and warnings read the same way.
 
-use super::ConfigError;
+use super::{ConfigError, ConfigWarning};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -43,11 +43,10 @@ impl<'a> Origin<'a> {
         self.error(e.span().unwrap_or(0..0), e.message().trim().replace('\n', " "))
     }
 
-    /// A setting accepted but weakening a safeguard, pointing at `span`, as
-    /// `PATH:LINE:COL: message`.
-    pub(super) fn warning(&self, span: Range<usize>, message: String) -> String {
+    /// A setting accepted but weakening a safeguard, pointing at `span`.
+    pub(super) fn warning(&self, span: Range<usize>, message: String) -> ConfigWarning {
         let (line, col) = self.line_col(&span);
-        format!("{}:{line}:{col}: {message}", self.path.display())
+        ConfigWarning { path: self.path.to_path_buf(), line, col, message }
     }
 
     /// `p` as written if absolute, else under the file's directory with `.`

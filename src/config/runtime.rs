@@ -5,7 +5,7 @@
 
 use super::origin::Origin;
 use super::raw::{RawApi, RawClock, RawDaemon, RawSchedule};
-use super::{ApiConfig, ClockSource, ConfigError, DaemonConfig, ScheduleConfig};
+use super::{ApiConfig, ClockSource, ConfigError, CronExpr, DaemonConfig, ScheduleConfig};
 use crate::duration::Dur;
 use crate::notifier::NotifierSpec;
 use crate::time::parse_rfc3339;
@@ -116,7 +116,7 @@ pub(super) fn schedule(origin: &Origin, raw: RawSchedule) -> Result<ScheduleConf
 }
 
 /// One `[schedule]` key.
-fn cron(origin: &Origin, key: &str, v: Option<Spanned<String>>) -> Result<Option<String>, ConfigError> {
+fn cron(origin: &Origin, key: &str, v: Option<Spanned<String>>) -> Result<Option<CronExpr>, ConfigError> {
     let Some(v) = v else { return Ok(None) };
     let expr = v.get_ref().trim();
     if expr == "off" {
@@ -132,7 +132,7 @@ fn cron(origin: &Origin, key: &str, v: Option<Spanned<String>>) -> Result<Option
             ),
         )
     })?;
-    Ok(Some(expr.to_string()))
+    Ok(Some(CronExpr(expr.to_string())))
 }
 
 #[cfg(test)]

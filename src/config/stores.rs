@@ -4,7 +4,7 @@
 
 use super::origin::Origin;
 use super::raw::RawStore;
-use super::ConfigError;
+use super::{ConfigError, ConfigWarning};
 use crate::domain::policy::{PurgeMode, StoreClass, StorePolicy};
 use crate::duration::Dur;
 use crate::executor::ExecutorSpec;
@@ -20,7 +20,7 @@ const DEFAULT_MAX_RESTRICTED_DAYS: u64 = 90;
 pub(super) fn stores(
     origin: &Origin,
     raw: BTreeMap<Spanned<String>, Spanned<RawStore>>,
-) -> Result<(BTreeMap<String, StorePolicy>, Vec<String>), ConfigError> {
+) -> Result<(BTreeMap<String, StorePolicy>, Vec<ConfigWarning>), ConfigError> {
     let mut warnings = Vec::new();
     let mut stores = BTreeMap::new();
     for (name, spanned) in raw {
@@ -37,7 +37,7 @@ pub(super) fn stores(
 /// directory), and `purge` and `max_restricted` only where they mean
 /// something. The warning, if any, is for an `fs` store whose marker check
 /// is off.
-fn store(origin: &Origin, name: String, store: RawStore) -> Result<(StorePolicy, Option<String>), ConfigError> {
+fn store(origin: &Origin, name: String, store: RawStore) -> Result<(StorePolicy, Option<ConfigWarning>), ConfigError> {
     let exec_span = store.executor.span();
     let executor = match store.executor.into_inner() {
         ExecutorSpec::Fs { root, path, marker } => ExecutorSpec::Fs { root: origin.resolve(root), path, marker },
@@ -117,7 +117,7 @@ mod tests {
 
         let c = with_executor(r#"{ kind = "fs", root = "/srv/d", path = "{resource}", marker = "" }"#).unwrap();
         assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
-        let w = &c.warnings[0];
+        let w = c.warnings[0].to_string();
         assert!(w.starts_with("/etc/retentiond/t.toml:5:12: stores.p.executor: marker = \"\""), "{w}");
         assert!(w.contains("/srv/d"), "{w}");
         assert!(c.to_string().contains("(no marker check)"), "{c}");
