@@ -8,9 +8,9 @@
 //!
 //! # Layout
 //! - this file: the validated settings ([`Config`] and one type per
-//!   section), [`ConfigError`], and [`load`] / [`parse`], which read the
-//!   file into `raw` shapes and hand each section to its validator in the
-//!   file's order;
+//!   section), [`ConfigError`], [`ConfigWarning`], [`ReloadBlocked`], and
+//!   [`load`] / [`parse`], which read the file into `raw` shapes and hand
+//!   each section to its validator, one call per section;
 //! - `raw`: the file's keys exactly as written (serde, unknown keys
 //!   refused, defaults, spans kept for positions);
 //! - `origin`: spans to `PATH:LINE:COL`, relative paths to absolute ones;
@@ -289,8 +289,9 @@ pub struct Config {
 
 impl Config {
     /// Why `new` cannot replace this config without a restart, if it
-    /// cannot: the state directory, clock, listen address and cache size
-    /// are fixed for the life of the process.
+    /// cannot: the state directory, cache size, executor pools, clock,
+    /// listen address and connection limit are fixed for the life of the
+    /// process.
     pub fn reload_blocker(&self, new: &Config) -> Option<ReloadBlocked> {
         let fixed = [
             ("daemon.state_dir", self.daemon.state_dir != new.daemon.state_dir),
