@@ -185,7 +185,7 @@ impl Daemon {
         let checked = crate::config::load(&current.path)
             .map_err(|e| e.to_string())
             .and_then(|new| match current.reload_blocker(&new) {
-                Some(why) => Err(why),
+                Some(why) => Err(why.to_string()),
                 None => Ok(new),
             })
             .and_then(|new| load_tokens(&new).map(|t| (new, t)).map_err(|e| e.to_string()));

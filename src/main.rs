@@ -156,7 +156,7 @@ fn main() -> ExitCode {
                 // Valid but weakening a safeguard, or unusable on this
                 // machine: said, not refused (the file may be checked
                 // elsewhere than where it runs).
-                for w in c.warnings.iter().cloned().chain(tls_warnings(&c)) {
+                for w in c.warnings.iter().map(ToString::to_string).chain(tls_warnings(&c)) {
                     eprintln!("warning: {w}");
                 }
                 use std::io::Write;

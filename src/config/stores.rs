@@ -1,0 +1,125 @@
+//! `[stores.*]`: where copies of business data live and how each is
+//! deleted. Every store is checked on its own; products then refer to
+//! them by name.
+
+use super::origin::Origin;
+use super::raw::RawStore;
+use super::{ConfigError, ConfigWarning};
+use crate::domain::policy::{PurgeMode, StoreClass, StorePolicy};
+use crate::duration::Dur;
+use crate::executor::ExecutorSpec;
+use crate::ids::check_id;
+use std::collections::BTreeMap;
+use toml::Spanned;
+
+/// Default `max_restricted` of an `at_expiry` backup store, in days.
+const DEFAULT_MAX_RESTRICTED_DAYS: u64 = 90;
+
+/// Every `[stores.NAME]` by name, with the warnings of those that are
+/// valid but weaken a safeguard.
+pub(super) fn stores(
+    origin: &Origin,
+    raw: BTreeMap<Spanned<String>, Spanned<RawStore>>,
+) -> Result<(BTreeMap<String, StorePolicy>, Vec<ConfigWarning>), ConfigError> {
+    let mut warnings = Vec::new();
+    let mut stores = BTreeMap::new();
+    for (name, spanned) in raw {
+        let (name_span, name) = (name.span(), name.into_inner());
+        check_id(&name).map_err(|m| origin.error(name_span, format!("store name {name:?} {m}")))?;
+        let (policy, warning) = store(origin, name.clone(), spanned.into_inner())?;
+        warnings.extend(warning);
+        stores.insert(name, policy);
+    }
+    Ok((stores, warnings))
+}
+
+/// One store: a valid executor (an `fs` root resolved against the file's
+/// directory), and `purge` and `max_restricted` only where they mean
+/// something. The warning, if any, is for an `fs` store whose marker check
+/// is off.
+fn store(origin: &Origin, name: String, store: RawStore) -> Result<(StorePolicy, Option<ConfigWarning>), ConfigError> {
+    let exec_span = store.executor.span();
+    let executor = match store.executor.into_inner() {
+        ExecutorSpec::Fs { root, path, marker } => ExecutorSpec::Fs { root: origin.resolve(root), path, marker },
+        other => other,
+    };
+    executor.validate().map_err(|m| origin.error(exec_span.clone(), format!("stores.{name}.executor: {m}")))?;
+    let warning = match &executor {
+        ExecutorSpec::Fs { root, marker, .. } if marker.is_empty() => Some(origin.warning(
+            exec_span,
+            format!(
+                "stores.{name}.executor: marker = \"\" turns off the check that {} is \
+                 the mounted volume: with the volume unmounted, its data would be recorded as deleted",
+                root.display()
+            ),
+        )),
+        _ => None,
+    };
+    let purge = match store.purge {
+        None => PurgeMode::Immediate,
+        Some(p) if store.class != StoreClass::Backup => {
+            return Err(origin.error(p.span(), format!("stores.{name}.purge is only meaningful for class \"backup\"")));
+        }
+        Some(p) => p.into_inner(),
+    };
+    let max_restricted = match (store.max_restricted, purge) {
+        (Some(m), PurgeMode::AtExpiry) if m.get_ref().is_zero() => {
+            return Err(origin.error(
+                m.span(),
+                format!("stores.{name}.max_restricted must be longer than 0s (use purge = \"immediate\")"),
+            ));
+        }
+        (Some(m), PurgeMode::AtExpiry) => Some(*m.get_ref()),
+        (None, PurgeMode::AtExpiry) => Some(Dur::from_secs(DEFAULT_MAX_RESTRICTED_DAYS * 86_400)),
+        (Some(m), PurgeMode::Immediate) => {
+            return Err(origin.error(
+                m.span(),
+                format!("stores.{name}.max_restricted is only meaningful with purge = \"at_expiry\""),
+            ));
+        }
+        (None, PurgeMode::Immediate) => None,
+    };
+    Ok((StorePolicy { name, class: store.class, purge, max_restricted, executor }, warning))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{parse, Config};
+    use std::path::Path;
+
+    fn with_executor(executor: &str) -> Result<Config, ConfigError> {
+        let text = format!(
+            "[daemon]\nstate_dir = \"s\"\n[stores.p]\nclass = \"online\"\nexecutor = {executor}\n\
+             [products.x]\nstores = [\"p\"]\nbuffer = {{ expiry = \"2d\", arrears = \"2d\", termination = \"2d\" }}\n"
+        );
+        parse(Path::new("/etc/retentiond/t.toml"), &text)
+    }
+
+    /// The fs marker defaults to `.retentiond-root`, must be a plain file
+    /// name (refused with the executor's position), and `""` is accepted
+    /// with a warning naming the store and the position.
+    #[test]
+    fn fs_marker_default_validation_and_warning() {
+        let c = with_executor(r#"{ kind = "fs", root = "/srv/d", path = "{resource}" }"#).unwrap();
+        assert!(matches!(&c.stores["p"].executor, ExecutorSpec::Fs { marker, .. } if marker == ".retentiond-root"));
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        assert!(c.to_string().contains("fs /srv/d/{resource} (marker .retentiond-root)"), "{c}");
+
+        for bad in ["../up", "a/b", "..", "."] {
+            let err = with_executor(&format!(
+                r#"{{ kind = "fs", root = "/srv/d", path = "{{resource}}", marker = "{bad}" }}"#
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(err.starts_with("/etc/retentiond/t.toml:5:12: stores.p.executor: fs executor: marker"), "{err}");
+        }
+
+        let c = with_executor(r#"{ kind = "fs", root = "/srv/d", path = "{resource}", marker = "" }"#).unwrap();
+        assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+        let w = c.warnings[0].to_string();
+        assert!(w.starts_with("/etc/retentiond/t.toml:5:12: stores.p.executor: marker = \"\""), "{w}");
+        assert!(w.contains("/srv/d"), "{w}");
+        assert!(c.to_string().contains("(no marker check)"), "{c}");
+    }
+}
