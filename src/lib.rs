@@ -15,7 +15,9 @@
 //!   [`domain::lifecycle`] (the pure state machine: events and `now` in, new
 //!   state and effects out; split by sub-machine) and [`domain::guard`] (the
 //!   mass-deletion guard judging whole batches).
-//! - [`config`]: the TOML file, validated whole into per-product policies.
+//! - [`config`]: the TOML file (`config/`): raw serde shapes, one validator
+//!   per section (runtime, safety, stores, products), errors and warnings as
+//!   `PATH:LINE:COL`, and what `check-config` prints.
 //! - [`store`]: durable state behind the [`store::Store`] trait, whose
 //!   contract one suite (`conformance`) proves against every engine:
 //!   `sled` (the database; the only file that imports sled), `memory`
