@@ -1,0 +1,159 @@
+//! The stops that keep deletions from starting, and how they are lifted:
+//! the wall-clock jump check (`safety.max_clock_jump`), the mass-deletion
+//! guard judging each batch of starts (`[safety.guard]`), and an
+//! operator's approval releasing exactly the batch it held.
+
+use super::{Approval, BatchSummary, Engine, EngineError};
+use crate::audit::AuditKind;
+use crate::domain::guard::{GuardState, HeldBatch, Verdict};
+use crate::domain::lifecycle::Rules;
+use crate::store::{Flag, WriteSet};
+use crate::time::{fmt_rfc3339, Timestamp};
+use serde_json::json;
+use std::collections::HashSet;
+
+/// The resources that may start deleting in one tick: judged by the guard,
+/// or released by an operator's approval.
+#[derive(Default)]
+pub(super) struct Starters {
+    pub(super) judged: HashSet<String>,
+    pub(super) approved: HashSet<String>,
+}
+
+impl Starters {
+    pub(super) fn contains(&self, id: &str) -> bool {
+        self.judged.contains(id) || self.approved.contains(id)
+    }
+}
+
+impl Engine {
+    /// safety.max_clock_jump: compares how far the wall clock moved with how
+    /// far the monotonic clock moved since the last step. A gap beyond the
+    /// limit (someone set the clock, NTP stepped it, the machine was
+    /// suspended) stops deletions until an operator approves.
+    pub(super) fn check_clock(&mut self) -> Result<(), EngineError> {
+        let (wall, mono) = (self.clock.now(), self.clock.monotonic());
+        if let Some((w0, m0)) = self.last_reading {
+            let elapsed = chrono::Duration::from_std(mono.saturating_sub(m0)).unwrap_or(chrono::Duration::MAX);
+            let expected = crate::domain::lifecycle::later(w0, elapsed);
+            let jump = wall.signed_duration_since(expected);
+            if jump.abs() > self.config.safety.max_clock_jump.to_chrono() {
+                let mut w = WriteSet { flags: vec![(Flag::ClockAnomaly, true)], ..Default::default() };
+                let data = json!({"expected": fmt_rfc3339(expected), "wall": fmt_rfc3339(wall),
+                                  "jump_seconds": jump.num_seconds()});
+                self.record(&mut w, wall, AuditKind::ClockAnomaly, None, None, data);
+                self.store.commit(w)?;
+                self.clock_anomaly = true;
+                tracing::error!(jump_seconds = jump.num_seconds(), "wall clock jumped: deletions stop until approved");
+            }
+        }
+        self.last_reading = Some((wall, mono));
+        Ok(())
+    }
+
+    /// safety.guard: the resources that may start deleting at `now`. The
+    /// whole batch that would start is judged before any of it starts
+    /// (issue: the guard let the first part of a mass deletion through):
+    /// it starts whole, or is held whole and the guard trips. Resources of
+    /// a batch an operator approved start without being judged again.
+    pub(super) fn judge_starts(&mut self, now: Timestamp) -> Result<Starters, EngineError> {
+        let rules = Rules { may_start: true, may_dispatch: false, ..self.rules() };
+        let mut fresh = Vec::new();
+        let mut starters = Starters::default();
+        for (_, id) in self.store.due(now, usize::MAX)? {
+            let Some(r) = self.store.resource(&id)? else { continue };
+            if r.state.is_final() {
+                continue;
+            }
+            let Some(policy) = self.config.products.get(&r.product) else { continue };
+            // What advancing it would do, on a copy: the pure lifecycle has
+            // no side effects, so this is exactly what the tick will do.
+            let mut probe = r.clone();
+            probe.advance(policy, now, rules, &|_, _| true, &|_| true);
+            let (Some(b), crate::domain::lifecycle::State::Deleting) = (&probe.deciding, probe.state) else { continue };
+            if self.approved.get(&id) == Some(&b.delete_after) {
+                starters.approved.insert(id);
+            } else {
+                fresh.push((id, b.delete_after));
+            }
+        }
+        // The approval covered the batch as it stood: whatever of it is not
+        // due now, or is due for another deletion (renewed, then expired
+        // again), is judged like any other if it comes due.
+        self.approved.clear();
+        let g = &self.config.safety.guard;
+        match self.guard.judge(now, fresh.clone(), self.tracked, &g.short(), &g.long()) {
+            Verdict::Start => starters.judged.extend(fresh.into_iter().map(|(id, _)| id)),
+            Verdict::Hold(batch) => self.trip_guard(now, batch)?,
+        }
+        Ok(starters)
+    }
+
+    /// The mass-deletion guard trips: the batch is held whole and no
+    /// deletion starts until an operator approves. Recorded once per trip,
+    /// with the batch's size and digest (what the operator approves).
+    fn trip_guard(&mut self, now: Timestamp, batch: HeldBatch) -> Result<(), EngineError> {
+        let g = &self.config.safety.guard;
+        let limits = match batch.window {
+            crate::domain::guard::WindowKind::Short => g.short(),
+            crate::domain::guard::WindowKind::Long => g.long(),
+        };
+        let data = crate::domain::guard::tripped_record(&batch, &limits, self.tracked);
+        let state = GuardState { held: Some(batch.clone()) };
+        let mut w = WriteSet { flags: vec![(Flag::GuardTripped, true)], guard: Some(state), ..Default::default() };
+        self.record(&mut w, now, AuditKind::GuardTripped, None, None, data);
+        self.store.commit(w)?;
+        self.guard_tripped = true;
+        tracing::error!(batch = batch.size(), digest = %batch.digest, window = ?batch.window,
+            started_in_window = batch.started_in_window,
+            "mass-deletion guard tripped: the batch is held whole; deletions stop until approved");
+        self.held_batch = Some(batch);
+        Ok(())
+    }
+
+    /// An operator lifts a tripped guard and a clock anomaly. The held batch
+    /// is released exactly: its resources may start the deletion they were
+    /// held for without being judged again (and are not counted); anything
+    /// else is judged as before. An approval never resets the windows.
+    pub(super) fn approve(
+        &mut self,
+        batch_digest: Option<String>,
+    ) -> Result<Result<Approval, EngineError>, EngineError> {
+        if let Some(given) = batch_digest {
+            let held = self.held_batch.as_ref().map(|b| b.digest.clone());
+            if held.as_deref() != Some(given.as_str()) {
+                let held = held.map_or_else(|| "no batch".to_string(), |d| format!("batch {d}"));
+                return Ok(Err(EngineError::BatchMismatch { given, held }));
+            }
+        }
+        let mut lifted = Vec::new();
+        if self.guard_tripped {
+            lifted.push("guard");
+        }
+        if self.clock_anomaly {
+            lifted.push("clock_anomaly");
+        }
+        let now = self.clock.now();
+        let batch = self.held_batch.take();
+        let summary = batch.as_ref().map(|b| BatchSummary { size: b.size(), digest: b.digest.clone() });
+        let state = GuardState { held: None };
+        let mut w = WriteSet {
+            flags: vec![(Flag::GuardTripped, false), (Flag::ClockAnomaly, false)],
+            guard: Some(state),
+            ..Default::default()
+        };
+        let mut data = json!({ "lifted": lifted });
+        if let Some(b) = &summary {
+            data["batch_size"] = json!(b.size);
+            data["batch_digest"] = json!(b.digest);
+        }
+        self.record(&mut w, now, AuditKind::GuardApproved, None, None, data);
+        self.store.commit(w)?;
+        self.guard_tripped = false;
+        self.clock_anomaly = false;
+        self.approved = batch.map(|b| b.candidates().collect()).unwrap_or_default();
+        self.last_reading = Some((now, self.clock.monotonic()));
+        tracing::warn!(?lifted, batch = summary.as_ref().map(|b| b.size), "deletions approved by an operator");
+        Ok(Ok(Approval { approved: lifted, batch: summary }))
+    }
+}
