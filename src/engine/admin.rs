@@ -4,12 +4,10 @@
 //! in use.
 
 use super::deadlines::due_in;
-use super::dispatch::{build_executors, call_limits};
 use super::{Engine, EngineError, PolicyReport, ProductsMissing, ReloadReport, Rescheduled, SweepKind, SweepReport};
 use crate::audit::AuditKind;
 use crate::config::Config;
 use crate::domain::lifecycle::Resource;
-use crate::notifier::Notifier;
 use crate::store::WriteSet;
 use crate::time::{fmt_rfc3339, Timestamp};
 use serde_json::json;
@@ -42,9 +40,8 @@ impl Engine {
             }
         }
         report.removed = old.products.keys().filter(|n| !config.products.contains_key(*n)).cloned().collect();
-        self.executors = build_executors(&config);
-        self.limits = call_limits(&config);
-        self.notifier = config.notifier.as_ref().map(|n| Arc::new(Notifier::from_spec(n)));
+        self.calls.configure(&config);
+        self.notices.configure(&config);
         self.config = config.clone();
         let now = self.clock.now();
         let mut w = WriteSet::default();

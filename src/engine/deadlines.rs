@@ -46,7 +46,7 @@ impl Engine {
                         // An operator approved this start: never counted.
                         r.guard_approved = true;
                     } else {
-                        self.guard.started(now, 1);
+                        self.safety.guard.started(now, 1);
                     }
                 }
                 let next = r.next_due(&policy);
@@ -77,51 +77,19 @@ impl Engine {
         now: Timestamp,
         may_start: bool,
     ) -> Vec<Effect> {
-        let in_flight = &self.in_flight;
         let id = r.id.clone();
-        let busy = |store: &str, copy: &str| in_flight.contains(&(id.clone(), store.to_string(), copy.to_string()));
+        let busy = |store: &str, copy: &str| self.calls.busy(&id, store, copy);
         let rules = Rules { may_start, ..self.rules() };
-        let sending = |key: &str| self.notices_in_flight.contains(key);
+        let sending = |key: &str| self.notices.sending(key);
         let fx = r.advance(policy, now, rules, &busy, &sending);
         let mut rest = Vec::new();
         for e in fx {
             match e {
-                Effect::Dispatch { store, copy, action } => self.queue_call(r, store, copy, action),
+                Effect::Dispatch { store, copy, action } => self.calls.queue(r, store, copy, action),
                 other => rest.push(other),
             }
         }
         rest
-    }
-
-    /// Hands the resource's due notices to the notifier once durable (or,
-    /// without a notifier or in dry run, records them as skipped). Returns
-    /// the effects of skipped ones.
-    fn queue_notices(
-        &mut self,
-        r: &mut Resource,
-        policy: &crate::domain::policy::ProductPolicy,
-        now: Timestamp,
-    ) -> Vec<Effect> {
-        let due: Vec<String> = r
-            .notices_to_send(now)
-            .into_iter()
-            .map(|n| n.key.clone())
-            .filter(|k| !self.notices_in_flight.contains(k))
-            .collect();
-        let mut fx = Vec::new();
-        for key in due {
-            match (&self.notifier, self.config.safety.dry_run) {
-                (Some(_), false) => {
-                    let Some(n) = r.notices.iter().find(|n| n.key == key) else { continue };
-                    let payload = crate::notifier::payload(n, &r.tenant, &r.id, &policy.name);
-                    self.notices_in_flight.insert(key.clone());
-                    self.to_notify.push((r.id.clone(), key, payload));
-                }
-                (None, _) => fx.extend(r.notice_sent(&key, now, Some("no [notifier] configured"))),
-                (_, true) => fx.extend(r.notice_sent(&key, now, Some("dry run"))),
-            }
-        }
-        fx
     }
 
     /// When the resource is next due: by its policy, or, if its product has

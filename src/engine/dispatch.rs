@@ -1,19 +1,20 @@
-//! Executor and notifier calls: queued while their intent is being made
-//! durable, started after the flush, and their outcome recorded when it
-//! comes back as a command (engineering-notes habit 1: persist intent,
-//! act, record the outcome).
+//! Executor calls: queued while their intent is being made durable,
+//! started after the flush, and their outcome recorded when it comes back
+//! as a command (engineering-notes habit 1: persist intent, act, record
+//! the outcome). Executors are idempotent, so a call whose outcome was lost
+//! (a crash, a drain deadline) is simply made again from the stored intent.
 
-use super::{Command, Engine, EngineError, NoticeFailure};
+use super::{Command, Engine, EngineError};
 use crate::audit::AuditKind;
 use crate::config::Config;
 use crate::domain::lifecycle::{Effect, Resource};
 use crate::executor::{Action, Executor, Target};
 use crate::store::WriteSet;
-use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::Semaphore;
+use tokio::sync::{mpsc, Semaphore};
 
 /// Hard limit on one `fs` executor call (a hung mount must not hold a
 /// permit forever); command calls get their own timeout plus a minute.
@@ -31,63 +32,102 @@ pub enum CallOutcome {
     NotRun,
 }
 
+/// A copy's executor call: (resource, store, copy).
 pub(super) type CopyKey = (String, String, String);
 
-/// One executor per configured store.
-pub(super) fn build_executors(config: &Config) -> BTreeMap<String, Arc<Executor>> {
-    config.stores.iter().map(|(name, s)| (name.clone(), Arc::new(Executor::from_spec(&s.executor)))).collect()
+/// The executor calls: queued while their intent is being made durable,
+/// started after the flush, one at a time per copy, each store with its
+/// own permits and time limit.
+pub(super) struct Calls {
+    /// One executor per configured store.
+    executors: BTreeMap<String, Arc<Executor>>,
+    /// Hard time limit per store's executor call.
+    limits: BTreeMap<String, Duration>,
+    /// Executor call permits, one pool per store, so a store whose calls
+    /// hang cannot hold up deletions in the others.
+    permits: BTreeMap<String, Arc<Semaphore>>,
+    /// Calls queued or running: a copy is never called twice at once.
+    pub(super) in_flight: HashSet<CopyKey>,
+    /// Calls to start once their intent is durable, with the tenant.
+    queued: Vec<(CopyKey, String, Action)>,
+    /// Whether deletions may run, shared with queued executor calls so a
+    /// pause reaches calls already waiting for a permit.
+    gate: Arc<AtomicBool>,
+    /// Resources under a hold, shared with queued executor calls so a hold
+    /// placed while a call waits for its permit stops it.
+    held: Arc<Mutex<HashSet<String>>>,
 }
 
-/// The hard time limit of one call, per store.
-pub(super) fn call_limits(config: &Config) -> BTreeMap<String, Duration> {
-    config
-        .stores
-        .iter()
-        .map(|(name, s)| {
-            let limit = match &s.executor {
-                crate::executor::ExecutorSpec::Command { timeout, .. }
-                | crate::executor::ExecutorSpec::Http(crate::outbound::HttpSpec { timeout, .. }) => {
-                    timeout.0 + Duration::from_secs(60)
-                }
-                _ => FS_CALL_LIMIT,
-            };
-            (name.clone(), limit)
-        })
-        .collect()
-}
+impl Calls {
+    /// No call yet, the gate shut until the first step opens it.
+    pub(super) fn new(config: &Config) -> Calls {
+        Calls {
+            executors: build_executors(config),
+            limits: call_limits(config),
+            permits: BTreeMap::new(),
+            in_flight: HashSet::new(),
+            queued: Vec::new(),
+            gate: Arc::new(AtomicBool::new(false)),
+            held: Arc::new(Mutex::new(HashSet::new())),
+        }
+    }
 
-impl Engine {
-    /// Starts the executor calls whose intent is now durable.
-    pub(super) fn dispatch(&mut self) {
-        if self.draining {
-            // Stopping: the intents are stored; the next start calls them.
-            for (key, _, _) in self.to_dispatch.drain(..) {
-                self.in_flight.remove(&key);
-            }
-            for (_, key, _) in self.to_notify.drain(..) {
-                self.notices_in_flight.remove(&key);
-            }
-            return;
+    /// Takes a reloaded config's stores: calls started from now on use
+    /// their executors and limits.
+    pub(super) fn configure(&mut self, config: &Config) {
+        self.executors = build_executors(config);
+        self.limits = call_limits(config);
+    }
+
+    /// Opens or shuts the gate that calls waiting for a permit check.
+    pub(super) fn set_gate(&self, open: bool) {
+        self.gate.store(open, Ordering::SeqCst);
+    }
+
+    /// Whether this copy's call is queued or running.
+    pub(super) fn busy(&self, resource: &str, store: &str, copy: &str) -> bool {
+        self.in_flight.contains(&(resource.to_string(), store.to_string(), copy.to_string()))
+    }
+
+    /// Notes whether `r` is under a hold, for calls waiting for a permit.
+    pub(super) fn note_holds(&self, r: &Resource) {
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        if r.holds.is_empty() {
+            held.remove(&r.id);
+        } else {
+            held.insert(r.id.clone());
         }
-        for (resource, key, payload) in self.to_notify.drain(..) {
-            let Some(notifier) = self.notifier.clone() else { continue };
-            let (tx, permits) = (self.tx.clone(), self.notice_permits.clone());
-            let limit =
-                self.config.notifier.as_ref().map_or(Duration::from_secs(30), |n| n.limit()) + Duration::from_secs(5);
-            tokio::spawn(async move {
-                let _permit = permits.acquire_owned().await;
-                let outcome = match tokio::time::timeout(limit, notifier.send(&key, &payload)).await {
-                    Ok(Ok(())) => Ok(()),
-                    Ok(Err(e)) => Err(NoticeFailure::Notifier(e)),
-                    Err(_) => Err(NoticeFailure::NoAnswer { secs: limit.as_secs() }),
-                };
-                let _ = tx.send(Command::NoticeResult { resource, key, outcome }).await;
-            });
+    }
+
+    /// Queues an executor call to start once the state is durable, marking
+    /// it in flight at once so a second pass does not queue it again.
+    pub(super) fn queue(&mut self, r: &Resource, store: String, copy: String, action: Action) {
+        let key = (r.id.clone(), store, copy);
+        if self.in_flight.insert(key.clone()) {
+            self.queued.push((key, r.tenant.clone(), action));
         }
-        for ((resource, store, copy), tenant, action) in self.to_dispatch.drain(..) {
-            let tx = self.tx.clone();
-            let size = self.config.daemon.executor_concurrency;
-            let permits = self.permits.entry(store.clone()).or_insert_with(|| Arc::new(Semaphore::new(size))).clone();
+    }
+
+    /// Stopping: the queued calls are not started. Their intents are
+    /// stored, so the next start calls them.
+    pub(super) fn park(&mut self) {
+        for (key, _, _) in self.queued.drain(..) {
+            self.in_flight.remove(&key);
+        }
+    }
+
+    /// Starts the queued calls, each reporting back on `tx` as a
+    /// [`Command::CopyResult`].
+    pub(super) fn start(
+        &mut self,
+        tx: &mpsc::Sender<Command>,
+        concurrency: usize,
+        metrics: &Arc<crate::metrics::Metrics>,
+    ) {
+        for ((resource, store, copy), tenant, action) in self.queued.drain(..) {
+            let tx = tx.clone();
+            let permits =
+                self.permits.entry(store.clone()).or_insert_with(|| Arc::new(Semaphore::new(concurrency))).clone();
             let Some(executor) = self.executors.get(&store).cloned() else {
                 let outcome = CallOutcome::Failed(format!("store {store:?} is not configured"));
                 tokio::spawn(async move {
@@ -98,7 +138,7 @@ impl Engine {
             let limit = self.limits.get(&store).copied().unwrap_or(FS_CALL_LIMIT);
             let gate = self.gate.clone();
             let held = self.held.clone();
-            let metrics = self.metrics.clone();
+            let metrics = metrics.clone();
             let target = Target { tenant, resource: resource.clone(), store: store.clone(), copy: copy.clone() };
             tokio::spawn(async move {
                 let _permit = permits.acquire_owned().await;
@@ -128,16 +168,46 @@ impl Engine {
             });
         }
     }
+}
 
-    /// Queues an executor call to start once the state is durable, marking
-    /// it in flight at once so a second pass does not queue it again.
-    pub(super) fn queue_call(&mut self, r: &Resource, store: String, copy: String, action: Action) {
-        let key = (r.id.clone(), store, copy);
-        if self.in_flight.insert(key.clone()) {
-            self.to_dispatch.push((key, r.tenant.clone(), action));
+/// One executor per configured store.
+pub(super) fn build_executors(config: &Config) -> BTreeMap<String, Arc<Executor>> {
+    config.stores.iter().map(|(name, s)| (name.clone(), Arc::new(Executor::from_spec(&s.executor)))).collect()
+}
+
+/// The hard time limit of one call, per store.
+pub(super) fn call_limits(config: &Config) -> BTreeMap<String, Duration> {
+    config
+        .stores
+        .iter()
+        .map(|(name, s)| {
+            let limit = match &s.executor {
+                crate::executor::ExecutorSpec::Command { timeout, .. }
+                | crate::executor::ExecutorSpec::Http(crate::outbound::HttpSpec { timeout, .. }) => {
+                    timeout.0 + Duration::from_secs(60)
+                }
+                _ => FS_CALL_LIMIT,
+            };
+            (name.clone(), limit)
+        })
+        .collect()
+}
+
+impl Engine {
+    /// Starts the executor and notifier calls whose intent is now durable
+    /// (or, when stopping, leaves them stored for the next start).
+    pub(super) fn dispatch(&mut self) {
+        if self.draining {
+            self.calls.park();
+            self.notices.park();
+            return;
         }
+        self.notices.start(&self.tx);
+        self.calls.start(&self.tx, self.config.daemon.executor_concurrency, &self.metrics);
     }
 
+    /// Records an executor's answer: the copy is gone, or the call is
+    /// retried later (stuck after `daemon.max_attempts`).
     pub(super) fn copy_result(
         &mut self,
         id: &str,
@@ -165,30 +235,6 @@ impl Engine {
         // The outcome is recorded even if the product has left the config
         // meanwhile: the copy is gone (or must be retried) either way.
         let due = self.due_of(&r);
-        w.put_resource(r, due);
-        self.store.commit(w)?;
-        Ok(())
-    }
-
-    /// Records a notifier's answer; never touches a deadline.
-    pub(super) fn notice_result(
-        &mut self,
-        id: &str,
-        key: &str,
-        outcome: Result<(), NoticeFailure>,
-    ) -> Result<(), EngineError> {
-        let Some(mut r) = self.store.resource(id)? else { return Ok(()) };
-        let now = self.clock.now();
-        let fx = match outcome {
-            Ok(()) => r.notice_sent(key, now, None),
-            Err(e) => {
-                tracing::warn!(resource = %id, key, error = %e, "notice not sent; will retry");
-                r.notice_failed(key, &e.to_string(), now)
-            }
-        };
-        let due = self.due_of(&r);
-        let mut w = WriteSet::default();
-        self.effects(&mut w, now, &mut r, fx);
         w.put_resource(r, due);
         self.store.commit(w)?;
         Ok(())

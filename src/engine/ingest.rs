@@ -90,7 +90,7 @@ impl Engine {
                     Some(policy) => {
                         let holds = self.store.tenant_holds(&ev.tenant)?.holds;
                         Resource::create(ev, policy, &holds, now, rules).map(|r| {
-                            self.tracked += 1;
+                            self.safety.tracked += 1;
                             let due = r.next_due(policy);
                             vec![(r, Vec::new(), due)]
                         })

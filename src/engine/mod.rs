@@ -26,8 +26,8 @@
 //! - `ingest.rs`: events applied to a resource or a whole tenant.
 //! - `deadlines.rs`: the tick that runs what is due, and how long to sleep.
 //! - `safety.rs`: the clock-jump check, the mass-deletion guard, `approve`.
-//! - `dispatch.rs`: executor and notifier calls, started once their intent
-//!   is durable, and their outcomes.
+//! - `dispatch.rs`: executor calls, started once their intent is durable,
+//!   and their outcomes; `notices.rs`: the same for notices to the tenant.
 //! - `admin.rs`: reload, sweeps, `apply-policy`, the products-in-use check.
 //! - `journal.rs`: effects and audit records into write sets; one flush per
 //!   step.
@@ -39,6 +39,7 @@ mod error;
 mod handle;
 mod ingest;
 mod journal;
+mod notices;
 mod safety;
 mod step;
 
@@ -49,22 +50,20 @@ pub use handle::{
     SweepKind, SweepReport,
 };
 
-use crate::audit::{AuditHead, AuditLog, AuditRecord};
+use crate::audit::AuditLog;
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::domain::guard::{Guard, HeldBatch};
+use crate::domain::guard::Guard;
 use crate::domain::lifecycle::Rules;
-use crate::executor::{Action, Executor};
-use crate::notifier::Notifier;
-use crate::store::{Flag, Store, WriteSet};
+use crate::store::{Store, WriteSet};
 use crate::time::Timestamp;
-use dispatch::{build_executors, call_limits, CopyKey};
-use serde_json::Value;
-use std::collections::{BTreeMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use dispatch::Calls;
+use journal::Journal;
+use notices::Notices;
+use safety::Safety;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot, watch, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// Longest single sleep: a deadline is never missed by more than this if the
 /// clock jumps or the machine was suspended.
@@ -73,58 +72,27 @@ pub const MAX_SLEEP: Duration = Duration::from_secs(30);
 /// The engine's state. Built by [`Engine::open`], run by [`Engine::run`].
 pub struct Engine {
     store: Arc<dyn Store>,
-    audit: Arc<Mutex<AuditLog>>,
     clock: Arc<dyn Clock>,
     config: Arc<Config>,
-    executors: BTreeMap<String, Arc<Executor>>,
-    head: AuditHead,
-    unwritten: Vec<AuditRecord>,
-    in_flight: HashSet<CopyKey>,
-    to_dispatch: Vec<(CopyKey, String, Action)>,
-    clock_waiters: Vec<oneshot::Sender<Result<Timestamp, EngineError>>>,
-    paused: bool,
-    /// A wall-clock jump beyond `safety.max_clock_jump` was seen.
-    clock_anomaly: bool,
-    /// The mass-deletion guard tripped.
-    guard_tripped: bool,
-    /// Deletion starts counted by the mass-deletion guard.
-    guard: Guard,
-    /// The batch the guard holds for approval (durable in the store).
-    held_batch: Option<HeldBatch>,
-    /// Resources of an approved batch, with the deletion date each was held
-    /// for: they may start that deletion (and no other) without being
-    /// judged again, at the next tick that may start deletions.
-    approved: std::collections::HashMap<String, Timestamp>,
-    /// Resources tracked, for the guard's fraction.
-    tracked: u64,
-    /// The last (wall, monotonic) clock reading, to notice jumps.
-    last_reading: Option<(Timestamp, Duration)>,
-    /// Whether deletions may run, shared with queued executor calls so a
-    /// pause reaches calls already waiting for a permit.
-    gate: Arc<AtomicBool>,
-    /// Resources under a hold, shared with queued executor calls so a hold
-    /// placed while a call waits for its permit stops it.
-    held: Arc<Mutex<HashSet<String>>>,
-    /// Hard time limit per store's executor call.
-    limits: BTreeMap<String, Duration>,
     /// Counters for `GET /metrics`, shared with the API.
     metrics: Arc<crate::metrics::Metrics>,
-    /// Executor call permits, one pool per store, so a store whose calls
-    /// hang cannot hold up deletions in the others.
-    permits: BTreeMap<String, Arc<Semaphore>>,
-    /// Where notices go; None: they are recorded as skipped.
-    notifier: Option<Arc<Notifier>>,
-    /// Notices being sent, by key.
-    notices_in_flight: HashSet<String>,
-    /// Notices to send once their intent is durable: resource, key, payload.
-    to_notify: Vec<(String, String, Value)>,
-    notice_permits: Arc<Semaphore>,
+    /// The audit chain and file.
+    journal: Journal,
+    /// What stops deletions: pause, clock anomaly, the guard.
+    safety: Safety,
+    /// Executor calls queued and running.
+    calls: Calls,
+    /// Notifier calls queued and running.
+    notices: Notices,
+    /// `move_clock` callers, answered once due work has run.
+    clock_waiters: Vec<oneshot::Sender<Result<Timestamp, EngineError>>>,
     /// Set on shutdown: no new call starts; running ones are drained.
     draining: bool,
     /// systemd's watchdog: ping this often, and when next.
     watchdog: Option<(Duration, tokio::time::Instant)>,
     /// What holds deletions back, for systemd's status line.
     gates: watch::Sender<crate::service::Gates>,
+    /// For executor and notifier calls to report back on.
     tx: mpsc::Sender<Command>,
     rx: mpsc::Receiver<Command>,
 }
@@ -135,75 +103,27 @@ impl Engine {
     /// executors.
     pub fn open(
         store: Arc<dyn Store>,
-        mut audit: AuditLog,
+        audit: AuditLog,
         clock: Arc<dyn Clock>,
         config: Arc<Config>,
         metrics: Arc<crate::metrics::Metrics>,
     ) -> Result<(Engine, EngineHandle), EngineError> {
-        let head = store.audit_head()?;
-        let file_head = audit.head().clone();
-        if file_head.seq > head.seq {
-            return Err(EngineError::Audit(format!(
-                "audit file is ahead of the database (file seq {}, database seq {}): refusing to start",
-                file_head.seq, head.seq
-            )));
-        }
-        if file_head.seq < head.seq {
-            let missing = store.outbox_after(file_head.seq)?;
-            if missing.first().map(|r| r.seq) != Some(file_head.seq + 1)
-                || missing.last().map(|r| r.seq) != Some(head.seq)
-            {
-                return Err(EngineError::Audit(format!(
-                    "audit records {}..={} are neither in the file nor in the outbox: refusing to start",
-                    file_head.seq + 1,
-                    head.seq
-                )));
-            }
-            audit.append(&missing).map_err(|e| EngineError::Audit(e.to_string()))?;
-            tracing::warn!(records = missing.len(), "re-appended audit records left in the outbox by a crash");
-        }
-        store.commit(WriteSet { outbox_done_through: Some(head.seq), ..Default::default() })?;
-        let executors = build_executors(&config);
-        let paused = store.flag(Flag::Paused)?;
-        let clock_anomaly = store.flag(Flag::ClockAnomaly)?;
-        let guard_tripped = store.flag(Flag::GuardTripped)?;
-        let guard_state = store.guard_state()?;
-        let tracked = store.resource_count()?;
-        let limits = call_limits(&config);
-        let notifier = config.notifier.as_ref().map(|n| Arc::new(Notifier::from_spec(n)));
+        let journal = Journal::open(&*store, audit)?;
+        let calls = Calls::new(&config);
+        let safety = Safety::load(&*store)?;
+        let notices = Notices::new(&config);
         let (tx, rx) = mpsc::channel(4096);
-        let permits = BTreeMap::new();
-        let notice_permits = Arc::new(Semaphore::new(config.daemon.executor_concurrency));
-        let gates = crate::service::Gates { dry_run: config.safety.dry_run, paused, guard_tripped, clock_anomaly };
+        let gates = safety.gates(config.safety.dry_run);
         let engine = Engine {
             store,
-            audit: Arc::new(Mutex::new(audit)),
             clock,
             config,
-            executors,
-            head,
-            unwritten: Vec::new(),
-            in_flight: HashSet::new(),
-            to_dispatch: Vec::new(),
-            clock_waiters: Vec::new(),
-            paused,
-            clock_anomaly,
-            guard_tripped,
-            // Rebuilt from the resources' start times in `catch_up`.
-            guard: Guard::default(),
-            held_batch: guard_state.held,
-            approved: Default::default(),
-            tracked,
-            last_reading: None,
-            gate: Arc::new(AtomicBool::new(false)),
-            held: Arc::new(Mutex::new(HashSet::new())),
-            limits,
             metrics,
-            permits,
-            notifier,
-            notices_in_flight: HashSet::new(),
-            to_notify: Vec::new(),
-            notice_permits,
+            journal,
+            safety,
+            calls,
+            notices,
+            clock_waiters: Vec::new(),
             draining: false,
             watchdog: None,
             gates: watch::Sender::new(gates),
@@ -228,18 +148,13 @@ impl Engine {
     /// Publishes the gates if a step changed them (a pause, an approve, a
     /// tripped guard, a clock anomaly, a reload switching dry run).
     fn publish_gates(&self) {
-        let now = crate::service::Gates {
-            dry_run: self.config.safety.dry_run,
-            paused: self.paused,
-            guard_tripped: self.guard_tripped,
-            clock_anomaly: self.clock_anomaly,
-        };
+        let now = self.safety.gates(self.config.safety.dry_run);
         self.gates.send_if_modified(|g| std::mem::replace(g, now) != now);
     }
 
     /// The audit log, for readers (`GET /v1/audit`).
     pub fn audit_log(&self) -> Arc<Mutex<AuditLog>> {
-        self.audit.clone()
+        self.journal.log.clone()
     }
 
     /// Runs everything that fell due while the daemon was down and makes it
@@ -251,7 +166,7 @@ impl Engine {
         missing.map_err(EngineError::ProductsInUse)?;
         // The guard's windows survive a restart: they are rebuilt from the
         // resources' own deletion start times (approved ones excepted).
-        self.guard = Guard::restore(started);
+        self.safety.guard = Guard::restore(started);
         for r in outdated {
             let due = self.due_of(&r);
             let mut w = WriteSet::default();
@@ -261,9 +176,9 @@ impl Engine {
         // Time spent stopped is downtime, not a clock jump: the first
         // reading is taken as it is.
         let now = self.clock.now();
-        self.last_reading = Some((now, self.clock.monotonic()));
+        self.safety.last_reading = Some((now, self.clock.monotonic()));
         self.tick(now)?;
-        self.gate.store(self.rules().may_dispatch, Ordering::SeqCst);
+        self.calls.set_gate(self.rules().may_dispatch);
         self.make_durable().await?;
         self.dispatch();
         Ok(())
@@ -305,9 +220,9 @@ impl Engine {
             }
         }
         self.draining = true;
-        self.gate.store(false, Ordering::SeqCst);
+        self.calls.set_gate(false);
         let deadline = tokio::time::Instant::now() + self.config.daemon.drain_timeout.0;
-        let running = |e: &Engine| e.in_flight.len() + e.notices_in_flight.len();
+        let running = |e: &Engine| e.calls.in_flight.len() + e.notices.in_flight.len();
         if running(&self) > 0 {
             tracing::info!(calls = running(&self), "draining running calls before stopping");
         }
@@ -333,8 +248,11 @@ impl Engine {
     fn rules(&self) -> Rules {
         Rules {
             after_hold_release: self.config.safety.after_hold_release.to_chrono(),
-            may_start: !self.config.safety.dry_run && !self.paused && !self.clock_anomaly && !self.guard_tripped,
-            may_dispatch: !self.config.safety.dry_run && !self.paused,
+            may_start: !self.config.safety.dry_run
+                && !self.safety.paused
+                && !self.safety.clock_anomaly
+                && !self.safety.guard_tripped,
+            may_dispatch: !self.config.safety.dry_run && !self.safety.paused,
             max_attempts: self.config.daemon.max_attempts,
             late_event_floor: self.config.safety.late_event_floor.to_chrono(),
         }

@@ -5,12 +5,70 @@
 
 use super::{Approval, BatchSummary, Engine, EngineError};
 use crate::audit::AuditKind;
-use crate::domain::guard::{GuardState, HeldBatch, Verdict};
+use crate::domain::guard::{Guard, GuardState, HeldBatch, Verdict};
 use crate::domain::lifecycle::Rules;
-use crate::store::{Flag, WriteSet};
+use crate::store::{Flag, Store, StoreError, WriteSet};
 use crate::time::{fmt_rfc3339, Timestamp};
 use serde_json::json;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+/// The daemon-wide stops on deletion (an operator's pause, a clock
+/// anomaly, a tripped guard; each durable as a store flag) and what the
+/// guard and the clock check keep between steps.
+pub(super) struct Safety {
+    /// An operator paused deletions: no deletion starts, no executor is
+    /// called.
+    pub(super) paused: bool,
+    /// A wall-clock jump beyond `safety.max_clock_jump` was seen.
+    pub(super) clock_anomaly: bool,
+    /// The mass-deletion guard tripped.
+    pub(super) guard_tripped: bool,
+    /// Deletion starts counted by the mass-deletion guard.
+    pub(super) guard: Guard,
+    /// The batch the guard holds for approval (durable in the store).
+    held_batch: Option<HeldBatch>,
+    /// Resources of an approved batch, with the deletion date each was held
+    /// for: they may start that deletion (and no other) without being
+    /// judged again, at the next tick that may start deletions.
+    approved: HashMap<String, Timestamp>,
+    /// Resources tracked, for the guard's fraction.
+    pub(super) tracked: u64,
+    /// The last (wall, monotonic) clock reading, to notice jumps.
+    pub(super) last_reading: Option<(Timestamp, Duration)>,
+}
+
+impl Safety {
+    /// The stops as the store has them. The guard's windows start empty:
+    /// `catch_up` rebuilds them from the resources' start times.
+    pub(super) fn load(store: &dyn Store) -> Result<Safety, StoreError> {
+        let paused = store.flag(Flag::Paused)?;
+        let clock_anomaly = store.flag(Flag::ClockAnomaly)?;
+        let guard_tripped = store.flag(Flag::GuardTripped)?;
+        let guard_state = store.guard_state()?;
+        let tracked = store.resource_count()?;
+        Ok(Safety {
+            paused,
+            clock_anomaly,
+            guard_tripped,
+            guard: Guard::default(),
+            held_batch: guard_state.held,
+            approved: HashMap::new(),
+            tracked,
+            last_reading: None,
+        })
+    }
+
+    /// What holds deletions back, for systemd's status line.
+    pub(super) fn gates(&self, dry_run: bool) -> crate::service::Gates {
+        crate::service::Gates {
+            dry_run,
+            paused: self.paused,
+            guard_tripped: self.guard_tripped,
+            clock_anomaly: self.clock_anomaly,
+        }
+    }
+}
 
 /// The resources that may start deleting in one tick: judged by the guard,
 /// or released by an operator's approval.
@@ -33,7 +91,7 @@ impl Engine {
     /// suspended) stops deletions until an operator approves.
     pub(super) fn check_clock(&mut self) -> Result<(), EngineError> {
         let (wall, mono) = (self.clock.now(), self.clock.monotonic());
-        if let Some((w0, m0)) = self.last_reading {
+        if let Some((w0, m0)) = self.safety.last_reading {
             let elapsed = chrono::Duration::from_std(mono.saturating_sub(m0)).unwrap_or(chrono::Duration::MAX);
             let expected = crate::domain::lifecycle::later(w0, elapsed);
             let jump = wall.signed_duration_since(expected);
@@ -43,11 +101,11 @@ impl Engine {
                                   "jump_seconds": jump.num_seconds()});
                 self.record(&mut w, wall, AuditKind::ClockAnomaly, None, None, data);
                 self.store.commit(w)?;
-                self.clock_anomaly = true;
+                self.safety.clock_anomaly = true;
                 tracing::error!(jump_seconds = jump.num_seconds(), "wall clock jumped: deletions stop until approved");
             }
         }
-        self.last_reading = Some((wall, mono));
+        self.safety.last_reading = Some((wall, mono));
         Ok(())
     }
 
@@ -71,7 +129,7 @@ impl Engine {
             let mut probe = r.clone();
             probe.advance(policy, now, rules, &|_, _| true, &|_| true);
             let (Some(b), crate::domain::lifecycle::State::Deleting) = (&probe.deciding, probe.state) else { continue };
-            if self.approved.get(&id) == Some(&b.delete_after) {
+            if self.safety.approved.get(&id) == Some(&b.delete_after) {
                 starters.approved.insert(id);
             } else {
                 fresh.push((id, b.delete_after));
@@ -80,9 +138,9 @@ impl Engine {
         // The approval covered the batch as it stood: whatever of it is not
         // due now, or is due for another deletion (renewed, then expired
         // again), is judged like any other if it comes due.
-        self.approved.clear();
+        self.safety.approved.clear();
         let g = &self.config.safety.guard;
-        match self.guard.judge(now, fresh.clone(), self.tracked, &g.short(), &g.long()) {
+        match self.safety.guard.judge(now, fresh.clone(), self.safety.tracked, &g.short(), &g.long()) {
             Verdict::Start => starters.judged.extend(fresh.into_iter().map(|(id, _)| id)),
             Verdict::Hold(batch) => self.trip_guard(now, batch)?,
         }
@@ -98,16 +156,16 @@ impl Engine {
             crate::domain::guard::WindowKind::Short => g.short(),
             crate::domain::guard::WindowKind::Long => g.long(),
         };
-        let data = crate::domain::guard::tripped_record(&batch, &limits, self.tracked);
+        let data = crate::domain::guard::tripped_record(&batch, &limits, self.safety.tracked);
         let state = GuardState { held: Some(batch.clone()) };
         let mut w = WriteSet { flags: vec![(Flag::GuardTripped, true)], guard: Some(state), ..Default::default() };
         self.record(&mut w, now, AuditKind::GuardTripped, None, None, data);
         self.store.commit(w)?;
-        self.guard_tripped = true;
+        self.safety.guard_tripped = true;
         tracing::error!(batch = batch.size(), digest = %batch.digest, window = ?batch.window,
             started_in_window = batch.started_in_window,
             "mass-deletion guard tripped: the batch is held whole; deletions stop until approved");
-        self.held_batch = Some(batch);
+        self.safety.held_batch = Some(batch);
         Ok(())
     }
 
@@ -120,21 +178,21 @@ impl Engine {
         batch_digest: Option<String>,
     ) -> Result<Result<Approval, EngineError>, EngineError> {
         if let Some(given) = batch_digest {
-            let held = self.held_batch.as_ref().map(|b| b.digest.clone());
+            let held = self.safety.held_batch.as_ref().map(|b| b.digest.clone());
             if held.as_deref() != Some(given.as_str()) {
                 let held = held.map_or_else(|| "no batch".to_string(), |d| format!("batch {d}"));
                 return Ok(Err(EngineError::BatchMismatch { given, held }));
             }
         }
         let mut lifted = Vec::new();
-        if self.guard_tripped {
+        if self.safety.guard_tripped {
             lifted.push("guard");
         }
-        if self.clock_anomaly {
+        if self.safety.clock_anomaly {
             lifted.push("clock_anomaly");
         }
         let now = self.clock.now();
-        let batch = self.held_batch.take();
+        let batch = self.safety.held_batch.take();
         let summary = batch.as_ref().map(|b| BatchSummary { size: b.size(), digest: b.digest.clone() });
         let state = GuardState { held: None };
         let mut w = WriteSet {
@@ -149,10 +207,10 @@ impl Engine {
         }
         self.record(&mut w, now, AuditKind::GuardApproved, None, None, data);
         self.store.commit(w)?;
-        self.guard_tripped = false;
-        self.clock_anomaly = false;
-        self.approved = batch.map(|b| b.candidates().collect()).unwrap_or_default();
-        self.last_reading = Some((now, self.clock.monotonic()));
+        self.safety.guard_tripped = false;
+        self.safety.clock_anomaly = false;
+        self.safety.approved = batch.map(|b| b.candidates().collect()).unwrap_or_default();
+        self.safety.last_reading = Some((now, self.clock.monotonic()));
         tracing::warn!(?lifted, batch = summary.as_ref().map(|b| b.size), "deletions approved by an operator");
         Ok(Ok(Approval { approved: lifted, batch: summary }))
     }

@@ -8,7 +8,6 @@ use crate::audit::AuditKind;
 use crate::store::{Flag, WriteSet};
 use crate::time::fmt_rfc3339;
 use serde_json::json;
-use std::sync::atomic::Ordering;
 
 /// Most commands applied before one shared flush.
 const GROUP_MAX: usize = 1024;
@@ -70,7 +69,7 @@ impl Engine {
                     let kind = if paused { AuditKind::DeletionsPaused } else { AuditKind::DeletionsResumed };
                     self.record(&mut w, now, kind, None, None, json!({}));
                     self.store.commit(w)?;
-                    self.paused = paused;
+                    self.safety.paused = paused;
                     tracing::warn!(paused, "deletions {}", if paused { "paused" } else { "resumed" });
                     pause_replies.push(reply);
                 }
@@ -95,11 +94,11 @@ impl Engine {
                     approve_replies.push((reply, result));
                 }
                 Command::CopyResult { resource, store, copy, outcome } => {
-                    self.in_flight.remove(&(resource.clone(), store.clone(), copy.clone()));
+                    self.calls.in_flight.remove(&(resource.clone(), store.clone(), copy.clone()));
                     self.copy_result(&resource, &store, &copy, outcome)?;
                 }
                 Command::NoticeResult { resource, key, outcome } => {
-                    self.notices_in_flight.remove(&key);
+                    self.notices.in_flight.remove(&key);
                     self.notice_result(&resource, &key, outcome)?;
                 }
                 Command::Reload { config, reply } => {
@@ -137,7 +136,7 @@ impl Engine {
         self.check_clock()?;
         let now = self.clock.now();
         self.tick(now)?;
-        self.gate.store(self.rules().may_dispatch && !self.draining, Ordering::SeqCst);
+        self.calls.set_gate(self.rules().may_dispatch && !self.draining);
         self.make_durable().await?;
         for answer in done {
             answer();
@@ -155,7 +154,7 @@ impl Engine {
             let _ = reply.send(Ok(()));
         }
         self.dispatch();
-        if self.in_flight.is_empty() && self.notices_in_flight.is_empty() {
+        if self.calls.in_flight.is_empty() && self.notices.in_flight.is_empty() {
             let now = self.clock.now();
             for w in self.clock_waiters.drain(..) {
                 let _ = w.send(Ok(now));
