@@ -7,12 +7,46 @@ use super::deadlines::due_in;
 use super::{Engine, EngineError, PolicyReport, ProductsMissing, ReloadReport, Rescheduled, SweepKind, SweepReport};
 use crate::audit::AuditKind;
 use crate::config::Config;
-use crate::domain::lifecycle::Resource;
+use crate::domain::lifecycle::{CopyState, Resource};
 use crate::store::WriteSet;
 use crate::time::{fmt_rfc3339, Timestamp};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+
+/// What a reload from `old` to `new` changes in the products.
+fn compare(old: &Config, new: &Config) -> ReloadReport {
+    let mut report = ReloadReport {
+        products: new.products.iter().map(|(n, p)| (n.clone(), p.version.clone())).collect(),
+        ..Default::default()
+    };
+    for (name, p) in &new.products {
+        match old.products.get(name) {
+            None => report.added.push(name.clone()),
+            Some(o) if o.version != p.version => report.changed.push(name.clone()),
+            Some(_) => {}
+        }
+    }
+    report.removed = old.products.keys().filter(|n| !new.products.contains_key(*n)).cloned().collect();
+    report
+}
+
+/// The due time sweep `kind` wants for `r` at `now`, or None when the sweep
+/// leaves `r` alone.
+fn sweep_target(kind: SweepKind, config: &Config, r: &Resource, now: Timestamp) -> Option<Option<Timestamp>> {
+    match kind {
+        SweepKind::Reconcile => Some(due_in(config, r)),
+        SweepKind::BackupExpiry => {
+            let expired = r.copies.iter().any(|c| {
+                matches!(c.state, CopyState::Restricted | CopyState::Restricting)
+                    && c.expires_at.is_some_and(|t| t <= now)
+            });
+            // Only where the state says the purge is due: a hold or
+            // `after_hold_release` may rightly keep it waiting.
+            expired.then(|| due_in(config, r))
+        }
+    }
+}
 
 impl Engine {
     /// Puts a new config in force: policies, stores, executors, notifier,
@@ -27,19 +61,7 @@ impl Engine {
             self.store.commit(w)?;
             return Ok(Err(EngineError::ProductsInUse(why)));
         }
-        let old = self.config.clone();
-        let mut report = ReloadReport {
-            products: config.products.iter().map(|(n, p)| (n.clone(), p.version.clone())).collect(),
-            ..Default::default()
-        };
-        for (name, p) in &config.products {
-            match old.products.get(name) {
-                None => report.added.push(name.clone()),
-                Some(o) if o.version != p.version => report.changed.push(name.clone()),
-                Some(_) => {}
-            }
-        }
-        report.removed = old.products.keys().filter(|n| !config.products.contains_key(*n)).cloned().collect();
+        let report = compare(&self.config, &config);
         self.calls.configure(&config);
         self.notices.configure(&config);
         self.config = config.clone();
@@ -55,6 +77,15 @@ impl Engine {
         Ok(Ok(report))
     }
 
+    /// Records a reload that was refused (the old config stays in force).
+    pub(super) fn reload_failed(&mut self, error: String) -> Result<(), EngineError> {
+        let now = self.clock.now();
+        let mut w = WriteSet::default();
+        self.record(&mut w, now, AuditKind::ConfigReloadFailed, None, None, json!({ "error": error }));
+        self.store.commit(w)?;
+        Ok(())
+    }
+
     /// Runs one sweep; see [`SweepKind`]. Idempotent: running it twice
     /// changes nothing the first did not.
     pub(super) fn sweep(&mut self, kind: SweepKind) -> Result<SweepReport, EngineError> {
@@ -64,24 +95,7 @@ impl Engine {
         let config = self.config.clone();
         self.store.for_each_resource_due(&mut |r, due| {
             report.checked += 1;
-            let want = match kind {
-                SweepKind::Reconcile => due_in(&config, &r),
-                SweepKind::BackupExpiry => {
-                    let expired = r.copies.iter().any(|c| {
-                        matches!(
-                            c.state,
-                            crate::domain::lifecycle::CopyState::Restricted
-                                | crate::domain::lifecycle::CopyState::Restricting
-                        ) && c.expires_at.is_some_and(|t| t <= now)
-                    });
-                    // Only where the state says the purge is due: a hold or
-                    // `after_hold_release` may rightly keep it waiting.
-                    if !expired {
-                        return;
-                    }
-                    due_in(&config, &r)
-                }
-            };
+            let Some(want) = sweep_target(kind, &config, &r, now) else { return };
             if want.map(|t| t.timestamp_millis()) != due.map(|t| t.timestamp_millis()) {
                 fixes.push((r, want));
             }

@@ -149,25 +149,32 @@ impl Calls {
                     let _ = tx.send(Command::CopyResult { resource, store, copy, outcome: CallOutcome::NotRun }).await;
                     return;
                 }
-                let started = std::time::Instant::now();
-                let outcome = match tokio::time::timeout(limit, executor.run(action, &target)).await {
-                    Ok(Ok(())) => CallOutcome::Done,
-                    Ok(Err(e)) => CallOutcome::Failed(e.to_string()),
-                    Err(_) => CallOutcome::Failed(format!("no answer within {}s", limit.as_secs())),
-                };
-                tracing::info!(resource = %target.resource, store = %target.store, copy = %target.copy,
-                    action = action.as_str(), ok = matches!(outcome, CallOutcome::Done),
-                    elapsed_ms = started.elapsed().as_millis() as u64, "executor call finished");
-                metrics.executor_call(
-                    &target.store,
-                    action.as_str(),
-                    matches!(outcome, CallOutcome::Done),
-                    started.elapsed(),
-                );
+                let outcome = call(&executor, action, &target, limit, &metrics).await;
                 let _ = tx.send(Command::CopyResult { resource, store, copy, outcome }).await;
             });
         }
     }
+}
+
+/// One executor call, cut off at `limit`, logged and counted.
+async fn call(
+    executor: &Executor,
+    action: Action,
+    target: &Target,
+    limit: Duration,
+    metrics: &crate::metrics::Metrics,
+) -> CallOutcome {
+    let started = std::time::Instant::now();
+    let outcome = match tokio::time::timeout(limit, executor.run(action, target)).await {
+        Ok(Ok(())) => CallOutcome::Done,
+        Ok(Err(e)) => CallOutcome::Failed(e.to_string()),
+        Err(_) => CallOutcome::Failed(format!("no answer within {}s", limit.as_secs())),
+    };
+    tracing::info!(resource = %target.resource, store = %target.store, copy = %target.copy,
+        action = action.as_str(), ok = matches!(outcome, CallOutcome::Done),
+        elapsed_ms = started.elapsed().as_millis() as u64, "executor call finished");
+    metrics.executor_call(&target.store, action.as_str(), matches!(outcome, CallOutcome::Done), started.elapsed());
+    outcome
 }
 
 /// One executor per configured store.
@@ -204,6 +211,25 @@ impl Engine {
         }
         self.notices.start(&self.tx);
         self.calls.start(&self.tx, self.config.daemon.executor_concurrency, &self.metrics);
+    }
+
+    /// An operator retries a resource's stuck copies (all, or one store's);
+    /// returns how many were stuck.
+    pub(super) fn retry(&mut self, resource: &str, store: Option<&str>) -> Result<usize, EngineError> {
+        let now = self.clock.now();
+        let mut n = 0;
+        if let Some(mut r) = self.store.resource(resource)? {
+            n = r.copies.iter().filter(|c| c.stuck && store.is_none_or(|s| s == c.store)).count();
+            let fx = r.retry_stuck(store, now);
+            if !fx.is_empty() {
+                let mut w = WriteSet::default();
+                self.effects(&mut w, now, &mut r, fx);
+                let due = self.due_of(&r);
+                w.put_resource(r, due);
+                self.store.commit(w)?;
+            }
+        }
+        Ok(n)
     }
 
     /// Records an executor's answer: the copy is gone, or the call is

@@ -16,27 +16,31 @@ use serde_json::json;
 type Applied = Result<Vec<(Resource, Vec<Effect>, Option<Timestamp>)>, Rejection>;
 
 impl Engine {
+    /// Applies the events of one request in order, counting each outcome.
+    pub(super) fn ingest(&mut self, events: &[Event]) -> Result<Vec<EventResult>, EngineError> {
+        let now = self.clock.now();
+        let mut results = Vec::with_capacity(events.len());
+        for ev in events {
+            let result = self.ingest_one(ev, now)?;
+            self.metrics.event(ev.type_name(), result.status);
+            results.push(result);
+        }
+        Ok(results)
+    }
+
     /// Applies one event. Time-driven transitions are left to the tick that
     /// follows the whole group, so the events of one request (a replayed
     /// history, say) all land before any deadline is evaluated: a renewal
     /// in the same request as an old creation keeps the resource.
-    pub(super) fn ingest_one(&mut self, ev: &Event, now: Timestamp) -> Result<EventResult, EngineError> {
+    fn ingest_one(&mut self, ev: &Event, now: Timestamp) -> Result<EventResult, EngineError> {
         let result = |status, error: Option<String>| EventResult { event_id: ev.event_id.clone(), status, error };
         if self.store.event(&ev.event_id)?.is_some() {
             return Ok(result("duplicate", None));
         }
         // Nothing of an event dated too far ahead is stored, so the sender
         // may retry it once clocks agree.
-        let skew = self.config.safety.max_future_skew;
-        if ev.at > crate::domain::lifecycle::later(now, skew.to_chrono()) {
-            return Ok(result(
-                "rejected",
-                Some(format!(
-                    "at {} is more than safety.max_future_skew ({skew}) ahead of the daemon's clock ({})",
-                    fmt_rfc3339(ev.at),
-                    fmt_rfc3339(now)
-                )),
-            ));
+        if let Some(why) = self.too_far_ahead(ev, now) {
+            return Ok(result("rejected", Some(why)));
         }
         let mut w = WriteSet::default();
         let outcome = match &ev.resource {
@@ -73,6 +77,19 @@ impl Engine {
         w.events.push((ev.event_id.clone(), EventOutcome { status: status.into(), resource: ev.resource.clone() }));
         self.store.commit(w)?;
         Ok(result(status, error))
+    }
+
+    /// Why `ev` is dated too far ahead of `now` (`safety.max_future_skew`),
+    /// if it is.
+    fn too_far_ahead(&self, ev: &Event, now: Timestamp) -> Option<String> {
+        let skew = self.config.safety.max_future_skew;
+        (ev.at > crate::domain::lifecycle::later(now, skew.to_chrono())).then(|| {
+            format!(
+                "at {} is more than safety.max_future_skew ({skew}) ahead of the daemon's clock ({})",
+                fmt_rfc3339(ev.at),
+                fmt_rfc3339(now)
+            )
+        })
     }
 
     /// Applies a resource-scoped event; returns the changed resource.

@@ -193,40 +193,59 @@ impl Engine {
     /// stored, so the next start calls them again (executors and notifier
     /// receivers are idempotent). Nothing in flight is lost either way.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), EngineError> {
+        self.serve(&mut shutdown).await?;
+        self.drain().await?;
+        self.make_durable().await?;
+        Ok(())
+    }
+
+    /// Commands, deadlines and sleeps until shutdown is asked for (or every
+    /// handle is gone).
+    async fn serve(&mut self, shutdown: &mut watch::Receiver<bool>) -> Result<(), EngineError> {
         loop {
             self.publish_gates();
-            let mut sleep = self.sleep_duration()?;
-            if let Some((every, next)) = self.watchdog {
-                // Reached only after the previous step completed.
-                let now = tokio::time::Instant::now();
-                let next = if now >= next {
-                    crate::service::watchdog_ping();
-                    now + every
-                } else {
-                    next
-                };
-                self.watchdog = Some((every, next));
-                sleep = sleep.min(next - now);
-            }
+            let sleep = self.sleep_duration()?;
+            let sleep = self.pet_watchdog(sleep);
             tokio::select! {
                 biased;
-                changed = shutdown.changed() => if changed.is_err() || *shutdown.borrow() { break },
+                changed = shutdown.changed() => if changed.is_err() || *shutdown.borrow() { return Ok(()) },
                 cmd = self.rx.recv() => {
-                    let Some(cmd) = cmd else { break };
+                    let Some(cmd) = cmd else { return Ok(()) };
                     let cmds = self.gather(cmd);
                     self.step(cmds).await?;
                 }
                 _ = tokio::time::sleep(sleep) => self.step(Vec::new()).await?,
             }
         }
+    }
+
+    /// Pings systemd's watchdog when a ping is due (this is reached only
+    /// after the previous step completed) and shortens `sleep` so the next
+    /// ping is on time.
+    fn pet_watchdog(&mut self, sleep: Duration) -> Duration {
+        let Some((every, next)) = self.watchdog else { return sleep };
+        let now = tokio::time::Instant::now();
+        let next = if now >= next {
+            crate::service::watchdog_ping();
+            now + every
+        } else {
+            next
+        };
+        self.watchdog = Some((every, next));
+        sleep.min(next - now)
+    }
+
+    /// Stopping: no new call starts; the running ones get
+    /// `daemon.drain_timeout` to report back, and are parked after that.
+    async fn drain(&mut self) -> Result<(), EngineError> {
         self.draining = true;
         self.calls.set_gate(false);
         let deadline = tokio::time::Instant::now() + self.config.daemon.drain_timeout.0;
         let running = |e: &Engine| e.calls.in_flight.len() + e.notices.in_flight.len();
-        if running(&self) > 0 {
-            tracing::info!(calls = running(&self), "draining running calls before stopping");
+        if running(self) > 0 {
+            tracing::info!(calls = running(self), "draining running calls before stopping");
         }
-        while running(&self) > 0 {
+        while running(self) > 0 {
             tokio::select! {
                 cmd = self.rx.recv() => {
                     let Some(cmd) = cmd else { break };
@@ -234,13 +253,12 @@ impl Engine {
                     self.step(cmds).await?;
                 }
                 _ = tokio::time::sleep_until(deadline) => {
-                    tracing::warn!(calls = running(&self),
+                    tracing::warn!(calls = running(self),
                         "drain deadline reached: calls still running are parked and resume at the next start");
                     break;
                 }
             }
         }
-        self.make_durable().await?;
         Ok(())
     }
 

@@ -85,6 +85,19 @@ impl Starters {
 }
 
 impl Engine {
+    /// An operator pauses (or resumes) deletions: no deletion starts and no
+    /// executor is called while paused. Durable as a flag, and audited.
+    pub(super) fn set_paused(&mut self, paused: bool) -> Result<(), EngineError> {
+        let now = self.clock.now();
+        let mut w = WriteSet { flags: vec![(Flag::Paused, paused)], ..Default::default() };
+        let kind = if paused { AuditKind::DeletionsPaused } else { AuditKind::DeletionsResumed };
+        self.record(&mut w, now, kind, None, None, json!({}));
+        self.store.commit(w)?;
+        self.safety.paused = paused;
+        tracing::warn!(paused, "deletions {}", if paused { "paused" } else { "resumed" });
+        Ok(())
+    }
+
     /// safety.max_clock_jump: compares how far the wall clock moved with how
     /// far the monotonic clock moved since the last step. A gap beyond the
     /// limit (someone set the clock, NTP stepped it, the machine was

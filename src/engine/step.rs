@@ -3,14 +3,52 @@
 //! durable with one flush; only then are callers answered and executors
 //! called.
 
-use super::{ClockOp, Command, Engine, EngineError};
-use crate::audit::AuditKind;
-use crate::store::{Flag, WriteSet};
-use crate::time::fmt_rfc3339;
-use serde_json::json;
+use super::{Approval, Command, Engine, EngineError, EventResult};
+use tokio::sync::oneshot;
 
 /// Most commands applied before one shared flush.
 const GROUP_MAX: usize = 1024;
+
+/// Where a command's answer goes.
+type Reply<T> = oneshot::Sender<Result<T, EngineError>>;
+
+/// Answers held back until the step is durable (engineering-notes habit 3:
+/// acknowledge only what is durable), sent in this order.
+#[derive(Default)]
+struct Replies {
+    /// Reload, sweep, apply-policy and ping answers, as they came.
+    done: Vec<Box<dyn FnOnce() + Send>>,
+    approve: Vec<(Reply<Approval>, Result<Approval, EngineError>)>,
+    retry: Vec<(Reply<usize>, usize)>,
+    ingest: Vec<(Reply<Vec<EventResult>>, Vec<EventResult>)>,
+    pause: Vec<Reply<()>>,
+}
+
+impl Replies {
+    /// Holds back an answer that is ready but not yet durable.
+    fn later(&mut self, answer: impl FnOnce() + Send + 'static) {
+        self.done.push(Box::new(answer));
+    }
+
+    /// Sends every answer (a caller that gave up is not an error).
+    fn send(self) {
+        for answer in self.done {
+            answer();
+        }
+        for (reply, result) in self.approve {
+            let _ = reply.send(result);
+        }
+        for (reply, n) in self.retry {
+            let _ = reply.send(Ok(n));
+        }
+        for (reply, results) in self.ingest {
+            let _ = reply.send(Ok(results));
+        }
+        for reply in self.pause {
+            let _ = reply.send(Ok(()));
+        }
+    }
+}
 
 impl Engine {
     /// The first command and whatever else is already queued, up to a group.
@@ -28,137 +66,77 @@ impl Engine {
     /// Applies a group of commands and whatever fell due, makes it durable,
     /// then answers and calls executors.
     pub(super) async fn step(&mut self, cmds: Vec<Command>) -> Result<(), EngineError> {
-        let mut ingest_replies = Vec::new();
-        let mut pause_replies = Vec::new();
-        let mut approve_replies = Vec::new();
-        let mut retry_replies = Vec::new();
-        let mut done: Vec<Box<dyn FnOnce() + Send>> = Vec::new();
+        let mut replies = Replies::default();
         for cmd in cmds {
-            match cmd {
-                Command::Ingest { events, reply } => {
-                    let now = self.clock.now();
-                    let mut results = Vec::with_capacity(events.len());
-                    for ev in &events {
-                        let result = self.ingest_one(ev, now)?;
-                        self.metrics.event(ev.type_name(), result.status);
-                        results.push(result);
-                    }
-                    ingest_replies.push((reply, results));
-                }
-                Command::Clock { op, reply } => match self.clock.as_manual() {
-                    None => {
-                        let _ = reply.send(Err(EngineError::ClockNotManual));
-                    }
-                    Some(manual) => {
-                        let now = match op {
-                            ClockOp::Advance(d) => manual.advance(d.to_chrono()),
-                            ClockOp::Set(t) => Some(manual.set(t)),
-                        };
-                        let Some(now) = now else {
-                            let _ = reply.send(Err(EngineError::ClockRange));
-                            continue;
-                        };
-                        self.store.commit(WriteSet { clock: Some(now), ..Default::default() })?;
-                        tracing::info!(now = %fmt_rfc3339(now), "manual clock moved");
-                        self.clock_waiters.push(reply);
-                    }
-                },
-                Command::Pause { paused, reply } => {
-                    let now = self.clock.now();
-                    let mut w = WriteSet { flags: vec![(Flag::Paused, paused)], ..Default::default() };
-                    let kind = if paused { AuditKind::DeletionsPaused } else { AuditKind::DeletionsResumed };
-                    self.record(&mut w, now, kind, None, None, json!({}));
-                    self.store.commit(w)?;
-                    self.safety.paused = paused;
-                    tracing::warn!(paused, "deletions {}", if paused { "paused" } else { "resumed" });
-                    pause_replies.push(reply);
-                }
-                Command::Retry { resource, store, reply } => {
-                    let now = self.clock.now();
-                    let mut n = 0;
-                    if let Some(mut r) = self.store.resource(&resource)? {
-                        n = r.copies.iter().filter(|c| c.stuck && store.as_ref().is_none_or(|s| *s == c.store)).count();
-                        let fx = r.retry_stuck(store.as_deref(), now);
-                        if !fx.is_empty() {
-                            let mut w = WriteSet::default();
-                            self.effects(&mut w, now, &mut r, fx);
-                            let due = self.due_of(&r);
-                            w.put_resource(r, due);
-                            self.store.commit(w)?;
-                        }
-                    }
-                    retry_replies.push((reply, n));
-                }
-                Command::Approve { batch_digest, reply } => {
-                    let result = self.approve(batch_digest)?;
-                    approve_replies.push((reply, result));
-                }
-                Command::CopyResult { resource, store, copy, outcome } => {
-                    self.calls.in_flight.remove(&(resource.clone(), store.clone(), copy.clone()));
-                    self.copy_result(&resource, &store, &copy, outcome)?;
-                }
-                Command::NoticeResult { resource, key, outcome } => {
-                    self.notices.in_flight.remove(&key);
-                    self.notice_result(&resource, &key, outcome)?;
-                }
-                Command::Reload { config, reply } => {
-                    let result = self.reload(config)?;
-                    done.push(Box::new(move || {
-                        let _ = reply.send(result);
-                    }));
-                }
-                Command::ReloadFailed { error, reply } => {
-                    let now = self.clock.now();
-                    let mut w = WriteSet::default();
-                    self.record(&mut w, now, AuditKind::ConfigReloadFailed, None, None, json!({ "error": error }));
-                    self.store.commit(w)?;
-                    done.push(Box::new(move || {
-                        let _ = reply.send(Ok(()));
-                    }));
-                }
-                Command::Sweep { kind, reply } => {
-                    let report = self.sweep(kind)?;
-                    done.push(Box::new(move || {
-                        let _ = reply.send(Ok(report));
-                    }));
-                }
-                Command::ApplyPolicy { product, reply } => {
-                    let result = self.apply_policy(&product)?;
-                    done.push(Box::new(move || {
-                        let _ = reply.send(result);
-                    }));
-                }
-                Command::Ping { reply } => done.push(Box::new(move || {
-                    let _ = reply.send(Ok(()));
-                })),
-            }
+            self.apply(cmd, &mut replies)?;
         }
         self.check_clock()?;
         let now = self.clock.now();
         self.tick(now)?;
         self.calls.set_gate(self.rules().may_dispatch && !self.draining);
         self.make_durable().await?;
-        for answer in done {
-            answer();
-        }
-        for (reply, result) in approve_replies {
-            let _ = reply.send(result);
-        }
-        for (reply, n) in retry_replies {
-            let _ = reply.send(Ok(n));
-        }
-        for (reply, results) in ingest_replies {
-            let _ = reply.send(Ok(results));
-        }
-        for reply in pause_replies {
-            let _ = reply.send(Ok(()));
-        }
+        replies.send();
         self.dispatch();
-        if self.calls.in_flight.is_empty() && self.notices.in_flight.is_empty() {
-            let now = self.clock.now();
-            for w in self.clock_waiters.drain(..) {
-                let _ = w.send(Ok(now));
+        self.answer_clock_waiters();
+        Ok(())
+    }
+
+    /// Applies one command to the store (not yet durable), holding its
+    /// answer back in `replies`.
+    fn apply(&mut self, cmd: Command, replies: &mut Replies) -> Result<(), EngineError> {
+        match cmd {
+            Command::Ingest { events, reply } => {
+                let results = self.ingest(&events)?;
+                replies.ingest.push((reply, results));
             }
+            Command::Clock { op, reply } => self.move_clock(op, reply)?,
+            Command::Pause { paused, reply } => {
+                self.set_paused(paused)?;
+                replies.pause.push(reply);
+            }
+            Command::Retry { resource, store, reply } => {
+                let n = self.retry(&resource, store.as_deref())?;
+                replies.retry.push((reply, n));
+            }
+            Command::Approve { batch_digest, reply } => {
+                let result = self.approve(batch_digest)?;
+                replies.approve.push((reply, result));
+            }
+            Command::CopyResult { resource, store, copy, outcome } => {
+                self.calls.in_flight.remove(&(resource.clone(), store.clone(), copy.clone()));
+                self.copy_result(&resource, &store, &copy, outcome)?;
+            }
+            Command::NoticeResult { resource, key, outcome } => {
+                self.notices.in_flight.remove(&key);
+                self.notice_result(&resource, &key, outcome)?;
+            }
+            Command::Reload { config, reply } => {
+                let result = self.reload(config)?;
+                replies.later(move || {
+                    let _ = reply.send(result);
+                });
+            }
+            Command::ReloadFailed { error, reply } => {
+                self.reload_failed(error)?;
+                replies.later(move || {
+                    let _ = reply.send(Ok(()));
+                });
+            }
+            Command::Sweep { kind, reply } => {
+                let report = self.sweep(kind)?;
+                replies.later(move || {
+                    let _ = reply.send(Ok(report));
+                });
+            }
+            Command::ApplyPolicy { product, reply } => {
+                let result = self.apply_policy(&product)?;
+                replies.later(move || {
+                    let _ = reply.send(result);
+                });
+            }
+            Command::Ping { reply } => replies.later(move || {
+                let _ = reply.send(Ok(()));
+            }),
         }
         Ok(())
     }
