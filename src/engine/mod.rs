@@ -53,6 +53,7 @@ pub use handle::{
 use crate::audit::AuditLog;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::domain::clock_jump::Reading;
 use crate::domain::guard::Guard;
 use crate::domain::lifecycle::Rules;
 use crate::store::{Store, WriteSet};
@@ -176,7 +177,7 @@ impl Engine {
         // Time spent stopped is downtime, not a clock jump: the first
         // reading is taken as it is.
         let now = self.clock.now();
-        self.safety.last_reading = Some((now, self.clock.monotonic()));
+        self.safety.last_reading = Some(Reading { wall: now, mono: self.clock.monotonic() });
         self.tick(now)?;
         self.calls.set_gate(self.rules().may_dispatch);
         self.make_durable().await?;

@@ -5,13 +5,13 @@
 
 use super::{Approval, BatchSummary, Engine, EngineError};
 use crate::audit::AuditKind;
+use crate::domain::clock_jump::{self, Reading};
 use crate::domain::guard::{Guard, GuardState, HeldBatch, Verdict};
 use crate::domain::lifecycle::Rules;
 use crate::store::{Flag, Store, StoreError, WriteSet};
 use crate::time::{fmt_rfc3339, Timestamp};
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
-use std::time::Duration;
 
 /// The daemon-wide stops on deletion (an operator's pause, a clock
 /// anomaly, a tripped guard; each durable as a store flag) and what the
@@ -34,8 +34,8 @@ pub(super) struct Safety {
     approved: HashMap<String, Timestamp>,
     /// Resources tracked, for the guard's fraction.
     pub(super) tracked: u64,
-    /// The last (wall, monotonic) clock reading, to notice jumps.
-    pub(super) last_reading: Option<(Timestamp, Duration)>,
+    /// The last clock reading, to notice jumps.
+    pub(super) last_reading: Option<Reading>,
 }
 
 impl Safety {
@@ -103,22 +103,18 @@ impl Engine {
     /// limit (someone set the clock, NTP stepped it, the machine was
     /// suspended) stops deletions until an operator approves.
     pub(super) fn check_clock(&mut self) -> Result<(), EngineError> {
-        let (wall, mono) = (self.clock.now(), self.clock.monotonic());
-        if let Some((w0, m0)) = self.safety.last_reading {
-            let elapsed = chrono::Duration::from_std(mono.saturating_sub(m0)).unwrap_or(chrono::Duration::MAX);
-            let expected = crate::domain::lifecycle::later(w0, elapsed);
-            let jump = wall.signed_duration_since(expected);
-            if jump.abs() > self.config.safety.max_clock_jump.to_chrono() {
-                let mut w = WriteSet { flags: vec![(Flag::ClockAnomaly, true)], ..Default::default() };
-                let data = json!({"expected": fmt_rfc3339(expected), "wall": fmt_rfc3339(wall),
-                                  "jump_seconds": jump.num_seconds()});
-                self.record(&mut w, wall, AuditKind::ClockAnomaly, None, None, data);
-                self.store.commit(w)?;
-                self.safety.clock_anomaly = true;
-                tracing::error!(jump_seconds = jump.num_seconds(), "wall clock jumped: deletions stop until approved");
-            }
+        let now = Reading { wall: self.clock.now(), mono: self.clock.monotonic() };
+        let max = self.config.safety.max_clock_jump.to_chrono();
+        if let Some(jump) = self.safety.last_reading.and_then(|last| clock_jump::jump(last, now, max)) {
+            let mut w = WriteSet { flags: vec![(Flag::ClockAnomaly, true)], ..Default::default() };
+            let data = json!({"expected": fmt_rfc3339(jump.expected), "wall": fmt_rfc3339(now.wall),
+                              "jump_seconds": jump.by.num_seconds()});
+            self.record(&mut w, now.wall, AuditKind::ClockAnomaly, None, None, data);
+            self.store.commit(w)?;
+            self.safety.clock_anomaly = true;
+            tracing::error!(jump_seconds = jump.by.num_seconds(), "wall clock jumped: deletions stop until approved");
         }
-        self.safety.last_reading = Some((wall, mono));
+        self.safety.last_reading = Some(now);
         Ok(())
     }
 
@@ -223,7 +219,7 @@ impl Engine {
         self.safety.guard_tripped = false;
         self.safety.clock_anomaly = false;
         self.safety.approved = batch.map(|b| b.candidates().collect()).unwrap_or_default();
-        self.safety.last_reading = Some((now, self.clock.monotonic()));
+        self.safety.last_reading = Some(Reading { wall: now, mono: self.clock.monotonic() });
         tracing::warn!(?lifted, batch = summary.as_ref().map(|b| b.size), "deletions approved by an operator");
         Ok(Ok(Approval { approved: lifted, batch: summary }))
     }
