@@ -31,6 +31,7 @@
 //! - `admin.rs`: reload, sweeps, `apply-policy`, the products-in-use check.
 //! - `journal.rs`: effects and audit records into write sets; one flush per
 //!   step.
+//! - `tests.rs`: the engine on the in-memory store, driven step by step.
 
 mod admin;
 mod deadlines;
@@ -42,6 +43,8 @@ mod journal;
 mod notices;
 mod safety;
 mod step;
+#[cfg(test)]
+mod tests;
 
 pub use dispatch::CallOutcome;
 pub use error::{EngineError, NoticeFailure, ProductsMissing};
