@@ -11,7 +11,10 @@
 //!   tenant-wide event concerns.
 //! - [`guard`]: the mass-deletion guard, judging whole batches (domain-rules
 //!   §1.2: a deletion that runs too early is the worst failure).
+//! - [`clock_jump`]: `safety.max_clock_jump`, telling a set, stepped or
+//!   resumed wall clock from time passing, for the same reason.
 
+pub mod clock_jump;
 pub mod event;
 pub mod guard;
 pub mod lifecycle;

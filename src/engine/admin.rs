@@ -1,0 +1,212 @@
+//! Operator and schedule work on the whole store: putting a new config in
+//! force (reload), the periodic sweeps, applying a product's policy to its
+//! running buffers, and the check that a config keeps every product still
+//! in use.
+
+use super::deadlines::due_in;
+use super::{Engine, EngineError, PolicyReport, ProductsMissing, ReloadReport, Rescheduled, SweepKind, SweepReport};
+use crate::audit::AuditKind;
+use crate::config::Config;
+use crate::domain::lifecycle::{CopyState, Resource};
+use crate::store::WriteSet;
+use crate::time::{fmt_rfc3339, Timestamp};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// What a reload from `old` to `new` changes in the products.
+fn compare(old: &Config, new: &Config) -> ReloadReport {
+    let mut report = ReloadReport {
+        products: new.products.iter().map(|(n, p)| (n.clone(), p.version.clone())).collect(),
+        ..Default::default()
+    };
+    for (name, p) in &new.products {
+        match old.products.get(name) {
+            None => report.added.push(name.clone()),
+            Some(o) if o.version != p.version => report.changed.push(name.clone()),
+            Some(_) => {}
+        }
+    }
+    report.removed = old.products.keys().filter(|n| !new.products.contains_key(*n)).cloned().collect();
+    report
+}
+
+/// The due time sweep `kind` wants for `r` at `now`, or None when the sweep
+/// leaves `r` alone.
+fn sweep_target(kind: SweepKind, config: &Config, r: &Resource, now: Timestamp) -> Option<Option<Timestamp>> {
+    match kind {
+        SweepKind::Reconcile => Some(due_in(config, r)),
+        SweepKind::BackupExpiry => {
+            let expired = r.copies.iter().any(|c| {
+                matches!(c.state, CopyState::Restricted | CopyState::Restricting)
+                    && c.expires_at.is_some_and(|t| t <= now)
+            });
+            // Only where the state says the purge is due: a hold or
+            // `after_hold_release` may rightly keep it waiting.
+            expired.then(|| due_in(config, r))
+        }
+    }
+}
+
+impl Engine {
+    /// Puts a new config in force: policies, stores, executors, notifier,
+    /// safety settings and schedule. Running buffers keep the deadlines and
+    /// policy versions they were set with (a reload never makes a pending
+    /// deadline earlier on its own); then every due time is re-derived.
+    pub(super) fn reload(&mut self, config: Arc<Config>) -> Result<Result<ReloadReport, EngineError>, EngineError> {
+        if let Err(why) = self.check_products(&config)? {
+            let mut w = WriteSet::default();
+            let data = json!({ "error": why.to_string() });
+            self.record(&mut w, self.clock.now(), AuditKind::ConfigReloadFailed, None, None, data);
+            self.store.commit(w)?;
+            return Ok(Err(EngineError::ProductsInUse(why)));
+        }
+        let report = compare(&self.config, &config);
+        self.calls.configure(&config);
+        self.notices.configure(&config);
+        self.config = config.clone();
+        let now = self.clock.now();
+        let mut w = WriteSet::default();
+        let data = json!({"path": config.path.display().to_string(), "products": report.products,
+                          "changed": report.changed, "added": report.added, "removed": report.removed,
+                          "dry_run": config.safety.dry_run});
+        self.record(&mut w, now, AuditKind::ConfigReloaded, None, None, data);
+        self.store.commit(w)?;
+        tracing::info!(changed = ?report.changed, added = ?report.added, removed = ?report.removed, "config reloaded");
+        self.sweep(SweepKind::Reconcile)?;
+        Ok(Ok(report))
+    }
+
+    /// Records a reload that was refused (the old config stays in force).
+    pub(super) fn reload_failed(&mut self, error: String) -> Result<(), EngineError> {
+        let now = self.clock.now();
+        let mut w = WriteSet::default();
+        self.record(&mut w, now, AuditKind::ConfigReloadFailed, None, None, json!({ "error": error }));
+        self.store.commit(w)?;
+        Ok(())
+    }
+
+    /// Runs one sweep; see [`SweepKind`]. Idempotent: running it twice
+    /// changes nothing the first did not.
+    pub(super) fn sweep(&mut self, kind: SweepKind) -> Result<SweepReport, EngineError> {
+        let now = self.clock.now();
+        let mut report = SweepReport::default();
+        let mut fixes = Vec::new();
+        let config = self.config.clone();
+        self.store.for_each_resource_due(&mut |r, due| {
+            report.checked += 1;
+            let Some(want) = sweep_target(kind, &config, &r, now) else { return };
+            if want.map(|t| t.timestamp_millis()) != due.map(|t| t.timestamp_millis()) {
+                fixes.push((r, want));
+            }
+        })?;
+        report.fixed = fixes.len() as u64;
+        for (r, want) in fixes {
+            let mut w = WriteSet::default();
+            w.put_resource(r, want);
+            self.store.commit(w)?;
+        }
+        if report.fixed > 0 {
+            let mut w = WriteSet::default();
+            let data = json!({"sweep": kind.as_str(), "checked": report.checked, "fixed": report.fixed});
+            self.record(&mut w, now, AuditKind::SweepRepaired, None, None, data);
+            self.store.commit(w)?;
+            tracing::warn!(
+                sweep = kind.as_str(),
+                checked = report.checked,
+                fixed = report.fixed,
+                "sweep repaired due times"
+            );
+        } else {
+            tracing::debug!(sweep = kind.as_str(), checked = report.checked, "sweep found nothing to repair");
+        }
+        Ok(report)
+    }
+
+    /// The explicit operator action that applies a product's policy in
+    /// force to its running buffers (issue 5, reload): a longer buffer moves
+    /// the deletion later; a shorter one never brings it closer than
+    /// `safety.min_notice` from now, nor earlier than it was.
+    pub(super) fn apply_policy(&mut self, product: &str) -> Result<Result<PolicyReport, EngineError>, EngineError> {
+        let Some(policy) = self.config.products.get(product).cloned() else {
+            return Ok(Err(EngineError::UnknownProduct(product.to_string())));
+        };
+        let now = self.clock.now();
+        let min_notice = self.config.safety.min_notice.to_chrono();
+        let mut report =
+            PolicyReport { product: product.into(), policy_version: policy.version.clone(), ..Default::default() };
+        let mut ids = Vec::new();
+        self.store.for_each_resource(&mut |r| {
+            if r.product == product {
+                ids.push(r.id);
+            }
+        })?;
+        for id in ids {
+            let Some(mut r) = self.store.resource(&id)? else { continue };
+            let before = r.deletion_date();
+            let fx = r.reapply_policy(&policy, now, min_notice);
+            if fx.is_empty() {
+                report.unchanged += 1;
+                continue;
+            }
+            if let (Some(from), Some(to)) = (before, r.deletion_date()) {
+                if from != to {
+                    report.rescheduled.push(Rescheduled {
+                        resource: id.clone(),
+                        from: fmt_rfc3339(from),
+                        to: fmt_rfc3339(to),
+                    });
+                }
+            }
+            let due = r.next_due(&policy);
+            let mut w = WriteSet::default();
+            self.effects(&mut w, now, &mut r, fx);
+            w.put_resource(r, due);
+            self.store.commit(w)?;
+        }
+        let mut w = WriteSet::default();
+        let data = json!({"product": product, "policy_version": policy.version, "min_notice": self.config.safety.min_notice.to_string(),
+                          "rescheduled": report.rescheduled.len(), "unchanged": report.unchanged});
+        self.record(&mut w, now, AuditKind::PolicyApplied, None, None, data);
+        self.store.commit(w)?;
+        Ok(Ok(report))
+    }
+
+    /// Err(message) when `config` leaves out a product that a resource not
+    /// yet settled belongs to: without its policy, events about the
+    /// resource (a tenant-wide legal hold, a renewal) could not be applied
+    /// to it, and it would be deleted later as if they had never come.
+    fn check_products(&self, config: &Config) -> Result<Result<(), ProductsMissing>, EngineError> {
+        Ok(self.scan_products(config, false)?.0)
+    }
+
+    /// One pass over the store: [`Engine::check_products`]'s answer and,
+    /// with `migrate`, the records an older version wrote that need
+    /// bringing up to date under `config` (their arrears grace end), and
+    /// the deletion start times within the guard's long window.
+    #[allow(clippy::type_complexity)]
+    pub(super) fn scan_products(
+        &self,
+        config: &Config,
+        migrate: bool,
+    ) -> Result<(Result<(), ProductsMissing>, Vec<Resource>, Vec<Timestamp>), EngineError> {
+        let mut missing: BTreeMap<String, u64> = BTreeMap::new();
+        let mut outdated = Vec::new();
+        let mut started = Vec::new();
+        let since = crate::domain::lifecycle::earlier(self.clock.now(), config.safety.guard.long_window.to_chrono());
+        self.store.for_each_resource(&mut |mut r| {
+            if !r.guard_approved {
+                started.extend(r.deletion_started_at.filter(|t| *t > since));
+            }
+            match config.products.get(&r.product) {
+                None if !r.is_settled() => *missing.entry(r.product).or_default() += 1,
+                Some(p) if migrate && (r.fix_arrears_grace(p) | r.fix_restriction_limit(p)) => outdated.push(r),
+                _ => {}
+            }
+        })?;
+        if missing.is_empty() {
+            return Ok((Ok(()), outdated, started));
+        }
+        Ok((Err(ProductsMissing { path: config.path.clone(), products: missing }), outdated, started))
+    }
+}

@@ -1,0 +1,268 @@
+//! Executor calls: queued while their intent is being made durable,
+//! started after the flush, and their outcome recorded when it comes back
+//! as a command (engineering-notes habit 1: persist intent, act, record
+//! the outcome). Executors are idempotent, so a call whose outcome was lost
+//! (a crash, a drain deadline) is simply made again from the stored intent.
+
+use super::{Command, Engine, EngineError};
+use crate::audit::AuditKind;
+use crate::config::Config;
+use crate::domain::lifecycle::{Effect, Resource};
+use crate::executor::{Action, Executor, Target};
+use crate::store::WriteSet;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, Semaphore};
+
+/// Hard limit on one `fs` executor call (a hung mount must not hold a
+/// permit forever); command calls get their own timeout plus a minute.
+const FS_CALL_LIMIT: Duration = Duration::from_secs(600);
+
+/// How an executor call ended.
+#[derive(Debug)]
+pub enum CallOutcome {
+    /// The copy is gone.
+    Done,
+    /// It failed (text: identifiers and codes only); retried later.
+    Failed(String),
+    /// Deletions were paused before the call started: not an attempt, the
+    /// copy waits.
+    NotRun,
+}
+
+/// A copy's executor call: (resource, store, copy).
+pub(super) type CopyKey = (String, String, String);
+
+/// The executor calls: queued while their intent is being made durable,
+/// started after the flush, one at a time per copy, each store with its
+/// own permits and time limit.
+pub(super) struct Calls {
+    /// One executor per configured store.
+    executors: BTreeMap<String, Arc<Executor>>,
+    /// Hard time limit per store's executor call.
+    limits: BTreeMap<String, Duration>,
+    /// Executor call permits, one pool per store, so a store whose calls
+    /// hang cannot hold up deletions in the others.
+    permits: BTreeMap<String, Arc<Semaphore>>,
+    /// Calls queued or running: a copy is never called twice at once.
+    pub(super) in_flight: HashSet<CopyKey>,
+    /// Calls to start once their intent is durable, with the tenant.
+    queued: Vec<(CopyKey, String, Action)>,
+    /// Whether deletions may run, shared with queued executor calls so a
+    /// pause reaches calls already waiting for a permit.
+    gate: Arc<AtomicBool>,
+    /// Resources under a hold, shared with queued executor calls so a hold
+    /// placed while a call waits for its permit stops it.
+    held: Arc<Mutex<HashSet<String>>>,
+}
+
+impl Calls {
+    /// No call yet, the gate shut until the first step opens it.
+    pub(super) fn new(config: &Config) -> Calls {
+        Calls {
+            executors: build_executors(config),
+            limits: call_limits(config),
+            permits: BTreeMap::new(),
+            in_flight: HashSet::new(),
+            queued: Vec::new(),
+            gate: Arc::new(AtomicBool::new(false)),
+            held: Arc::new(Mutex::new(HashSet::new())),
+        }
+    }
+
+    /// Takes a reloaded config's stores: calls started from now on use
+    /// their executors and limits.
+    pub(super) fn configure(&mut self, config: &Config) {
+        self.executors = build_executors(config);
+        self.limits = call_limits(config);
+    }
+
+    /// Opens or shuts the gate that calls waiting for a permit check.
+    pub(super) fn set_gate(&self, open: bool) {
+        self.gate.store(open, Ordering::SeqCst);
+    }
+
+    /// Whether this copy's call is queued or running.
+    pub(super) fn busy(&self, resource: &str, store: &str, copy: &str) -> bool {
+        self.in_flight.contains(&(resource.to_string(), store.to_string(), copy.to_string()))
+    }
+
+    /// Notes whether `r` is under a hold, for calls waiting for a permit.
+    pub(super) fn note_holds(&self, r: &Resource) {
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        if r.holds.is_empty() {
+            held.remove(&r.id);
+        } else {
+            held.insert(r.id.clone());
+        }
+    }
+
+    /// Queues an executor call to start once the state is durable, marking
+    /// it in flight at once so a second pass does not queue it again.
+    pub(super) fn queue(&mut self, r: &Resource, store: String, copy: String, action: Action) {
+        let key = (r.id.clone(), store, copy);
+        if self.in_flight.insert(key.clone()) {
+            self.queued.push((key, r.tenant.clone(), action));
+        }
+    }
+
+    /// Stopping: the queued calls are not started. Their intents are
+    /// stored, so the next start calls them.
+    pub(super) fn park(&mut self) {
+        for (key, _, _) in self.queued.drain(..) {
+            self.in_flight.remove(&key);
+        }
+    }
+
+    /// Starts the queued calls, each reporting back on `tx` as a
+    /// [`Command::CopyResult`].
+    pub(super) fn start(
+        &mut self,
+        tx: &mpsc::Sender<Command>,
+        concurrency: usize,
+        metrics: &Arc<crate::metrics::Metrics>,
+    ) {
+        for ((resource, store, copy), tenant, action) in self.queued.drain(..) {
+            let tx = tx.clone();
+            let permits =
+                self.permits.entry(store.clone()).or_insert_with(|| Arc::new(Semaphore::new(concurrency))).clone();
+            let Some(executor) = self.executors.get(&store).cloned() else {
+                let outcome = CallOutcome::Failed(format!("store {store:?} is not configured"));
+                tokio::spawn(async move {
+                    let _ = tx.send(Command::CopyResult { resource, store, copy, outcome }).await;
+                });
+                continue;
+            };
+            let limit = self.limits.get(&store).copied().unwrap_or(FS_CALL_LIMIT);
+            let gate = self.gate.clone();
+            let held = self.held.clone();
+            let metrics = metrics.clone();
+            let target = Target { tenant, resource: resource.clone(), store: store.clone(), copy: copy.clone() };
+            tokio::spawn(async move {
+                let _permit = permits.acquire_owned().await;
+                // A pause that came while this call waited for a permit
+                // stops it here.
+                let is_held = held.lock().unwrap_or_else(|e| e.into_inner()).contains(&resource);
+                if !gate.load(Ordering::SeqCst) || is_held {
+                    let _ = tx.send(Command::CopyResult { resource, store, copy, outcome: CallOutcome::NotRun }).await;
+                    return;
+                }
+                let outcome = call(&executor, action, &target, limit, &metrics).await;
+                let _ = tx.send(Command::CopyResult { resource, store, copy, outcome }).await;
+            });
+        }
+    }
+}
+
+/// One executor call, cut off at `limit`, logged and counted.
+async fn call(
+    executor: &Executor,
+    action: Action,
+    target: &Target,
+    limit: Duration,
+    metrics: &crate::metrics::Metrics,
+) -> CallOutcome {
+    let started = std::time::Instant::now();
+    let outcome = match tokio::time::timeout(limit, executor.run(action, target)).await {
+        Ok(Ok(())) => CallOutcome::Done,
+        Ok(Err(e)) => CallOutcome::Failed(e.to_string()),
+        Err(_) => CallOutcome::Failed(format!("no answer within {}s", limit.as_secs())),
+    };
+    tracing::info!(resource = %target.resource, store = %target.store, copy = %target.copy,
+        action = action.as_str(), ok = matches!(outcome, CallOutcome::Done),
+        elapsed_ms = started.elapsed().as_millis() as u64, "executor call finished");
+    metrics.executor_call(&target.store, action.as_str(), matches!(outcome, CallOutcome::Done), started.elapsed());
+    outcome
+}
+
+/// One executor per configured store.
+pub(super) fn build_executors(config: &Config) -> BTreeMap<String, Arc<Executor>> {
+    config.stores.iter().map(|(name, s)| (name.clone(), Arc::new(Executor::from_spec(&s.executor)))).collect()
+}
+
+/// The hard time limit of one call, per store.
+pub(super) fn call_limits(config: &Config) -> BTreeMap<String, Duration> {
+    config
+        .stores
+        .iter()
+        .map(|(name, s)| {
+            let limit = match &s.executor {
+                crate::executor::ExecutorSpec::Command { timeout, .. }
+                | crate::executor::ExecutorSpec::Http(crate::outbound::HttpSpec { timeout, .. }) => {
+                    timeout.0 + Duration::from_secs(60)
+                }
+                _ => FS_CALL_LIMIT,
+            };
+            (name.clone(), limit)
+        })
+        .collect()
+}
+
+impl Engine {
+    /// Starts the executor and notifier calls whose intent is now durable
+    /// (or, when stopping, leaves them stored for the next start).
+    pub(super) fn dispatch(&mut self) {
+        if self.draining {
+            self.calls.park();
+            self.notices.park();
+            return;
+        }
+        self.notices.start(&self.tx);
+        self.calls.start(&self.tx, self.config.daemon.executor_concurrency, &self.metrics);
+    }
+
+    /// An operator retries a resource's stuck copies (all, or one store's);
+    /// returns how many were stuck.
+    pub(super) fn retry(&mut self, resource: &str, store: Option<&str>) -> Result<usize, EngineError> {
+        let now = self.clock.now();
+        let mut n = 0;
+        if let Some(mut r) = self.store.resource(resource)? {
+            n = r.copies.iter().filter(|c| c.stuck && store.is_none_or(|s| s == c.store)).count();
+            let fx = r.retry_stuck(store, now);
+            if !fx.is_empty() {
+                let mut w = WriteSet::default();
+                self.effects(&mut w, now, &mut r, fx);
+                let due = self.due_of(&r);
+                w.put_resource(r, due);
+                self.store.commit(w)?;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Records an executor's answer: the copy is gone, or the call is
+    /// retried later (stuck after `daemon.max_attempts`).
+    pub(super) fn copy_result(
+        &mut self,
+        id: &str,
+        store: &str,
+        copy: &str,
+        outcome: CallOutcome,
+    ) -> Result<(), EngineError> {
+        let Some(mut r) = self.store.resource(id)? else { return Ok(()) };
+        let now = self.clock.now();
+        let fx = match &outcome {
+            CallOutcome::Done => r.copy_done(store, copy, now),
+            CallOutcome::Failed(e) => {
+                let fx = r.copy_failed(store, copy, e, now, self.rules());
+                if fx.iter().any(|f| matches!(f, Effect::Record { kind: AuditKind::CopyStuck, .. })) {
+                    tracing::error!(resource = %id, store, copy, error = %e, "executor keeps failing: copy is stuck until an operator retries it");
+                } else {
+                    tracing::warn!(resource = %id, store, copy, error = %e, "executor failed; will retry");
+                }
+                fx
+            }
+            CallOutcome::NotRun => return Ok(()),
+        };
+        let mut w = WriteSet::default();
+        self.effects(&mut w, now, &mut r, fx);
+        // The outcome is recorded even if the product has left the config
+        // meanwhile: the copy is gone (or must be retried) either way.
+        let due = self.due_of(&r);
+        w.put_resource(r, due);
+        self.store.commit(w)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,140 @@
+//! The write path every change takes: its effects and audit records go into
+//! the step's write sets (the audit chain sealed in memory as they are
+//! made), and one flush of the store and one append to the audit file make
+//! the whole step durable.
+
+use super::{Engine, EngineError};
+use crate::audit::{AuditHead, AuditKind, AuditLog, AuditRecord};
+use crate::domain::lifecycle::{Effect, Resource};
+use crate::store::{Store, WriteSet};
+use crate::time::Timestamp;
+use serde_json::Value;
+use std::sync::{Arc, Mutex};
+
+/// The audit chain as the engine extends it: each record is sealed (hashed
+/// onto the one before) as it is made and goes into the store's outbox
+/// with the change it records; the file gets the step's records at once.
+pub(super) struct Journal {
+    /// The audit file, shared with readers (`GET /v1/audit`).
+    pub(super) log: Arc<Mutex<AuditLog>>,
+    /// The last record sealed: the next one chains onto it.
+    pub(super) head: AuditHead,
+    /// Records sealed since the last append to the file.
+    unwritten: Vec<AuditRecord>,
+}
+
+impl Journal {
+    /// Brings the audit file level with the database, re-appending the
+    /// records a crash left only in the outbox, and refuses to start when
+    /// the two cannot be reconciled (the file ahead, or records missing
+    /// from both).
+    pub(super) fn open(store: &dyn Store, mut audit: AuditLog) -> Result<Journal, EngineError> {
+        let head = store.audit_head()?;
+        let file_head = audit.head().clone();
+        if file_head.seq > head.seq {
+            return Err(EngineError::Audit(format!(
+                "audit file is ahead of the database (file seq {}, database seq {}): refusing to start",
+                file_head.seq, head.seq
+            )));
+        }
+        if file_head.seq < head.seq {
+            let missing = store.outbox_after(file_head.seq)?;
+            if missing.first().map(|r| r.seq) != Some(file_head.seq + 1)
+                || missing.last().map(|r| r.seq) != Some(head.seq)
+            {
+                return Err(EngineError::Audit(format!(
+                    "audit records {}..={} are neither in the file nor in the outbox: refusing to start",
+                    file_head.seq + 1,
+                    head.seq
+                )));
+            }
+            audit.append(&missing).map_err(|e| EngineError::Audit(e.to_string()))?;
+            tracing::warn!(records = missing.len(), "re-appended audit records left in the outbox by a crash");
+        }
+        store.commit(WriteSet { outbox_done_through: Some(head.seq), ..Default::default() })?;
+        Ok(Journal { log: Arc::new(Mutex::new(audit)), head, unwritten: Vec::new() })
+    }
+}
+
+impl Engine {
+    /// Seals an audit record onto the chain and puts it in `w`, to be
+    /// written with the change it records.
+    pub(super) fn record(
+        &mut self,
+        w: &mut WriteSet,
+        now: Timestamp,
+        kind: AuditKind,
+        tenant: Option<&str>,
+        resource: Option<&str>,
+        data: Value,
+    ) {
+        self.metrics.audit_record(kind, &data);
+        let head = &self.journal.head;
+        let rec = AuditRecord::seal(head.seq + 1, now, kind.as_str(), tenant, resource, data, &head.hash);
+        self.journal.head = AuditHead { seq: rec.seq, hash: rec.hash.clone() };
+        tracing::info!(seq = rec.seq, kind = kind.as_str(), tenant, resource, "audit");
+        self.journal.unwritten.push(rec.clone());
+        w.audit.push(rec);
+    }
+
+    /// Writes the effects' audit records, noting on each copy the sequence
+    /// number that completed it, and issues the deletion certificate when the
+    /// resource is purged.
+    pub(super) fn effects(&mut self, w: &mut WriteSet, now: Timestamp, r: &mut Resource, fx: Vec<Effect>) {
+        self.calls.note_holds(r);
+        for e in fx {
+            match e {
+                Effect::Record { kind, data } => {
+                    if kind == AuditKind::CopyRestrictionOverdue {
+                        tracing::error!(resource = %r.id, store = %data["store"], copy = %data["copy"],
+                            "a restricted backup is kept past its store's max_restricted: purge it or record why");
+                    }
+                    let (store, copy) =
+                        (data["store"].as_str().map(String::from), data["copy"].as_str().map(String::from));
+                    let (tenant, id) = (r.tenant.clone(), r.id.clone());
+                    self.record(w, now, kind, Some(&tenant), Some(&id), data);
+                    if matches!(kind, AuditKind::CopyDeleted | AuditKind::CopyPurged | AuditKind::CopyRestricted) {
+                        if let Some(c) = r
+                            .copies
+                            .iter_mut()
+                            .find(|c| Some(&c.store) == store.as_ref() && Some(&c.copy) == copy.as_ref())
+                        {
+                            c.done_seq = Some(self.journal.head.seq);
+                        }
+                    }
+                    if kind == AuditKind::ResourcePurged {
+                        let cert = crate::certificate::Certificate::issue(r, &self.config, now, &self.journal.head);
+                        w.certificates.push((r.id.clone(), cert.to_json()));
+                    }
+                }
+                Effect::Dispatch { store, copy, action } => self.calls.queue(r, store, copy, action),
+            }
+        }
+    }
+
+    /// One fsync of the database, then one of the audit file, for everything
+    /// applied since the last call.
+    pub(super) async fn make_durable(&mut self) -> Result<(), EngineError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.flush())
+            .await
+            .map_err(|e| EngineError::Audit(format!("flush task failed: {e}")))??;
+        if self.journal.unwritten.is_empty() {
+            return Ok(());
+        }
+        let records = std::mem::take(&mut self.journal.unwritten);
+        let last = records.last().map(|r| r.seq);
+        let audit = self.journal.log.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut log = audit.lock().unwrap_or_else(|e| e.into_inner());
+            log.append(&records)
+        })
+        .await
+        .map_err(|e| EngineError::Audit(format!("audit task failed: {e}")))?
+        .map_err(|e| EngineError::Audit(e.to_string()))?;
+        // Lazily trim the outbox; if this is lost in a crash the records are
+        // skipped on start because the file already holds them.
+        self.store.commit(WriteSet { outbox_done_through: last, ..Default::default() })?;
+        Ok(())
+    }
+}

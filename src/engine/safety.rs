@@ -1,0 +1,226 @@
+//! The stops that keep deletions from starting, and how they are lifted:
+//! the wall-clock jump check (`safety.max_clock_jump`), the mass-deletion
+//! guard judging each batch of starts (`[safety.guard]`), and an
+//! operator's approval releasing exactly the batch it held.
+
+use super::{Approval, BatchSummary, Engine, EngineError};
+use crate::audit::AuditKind;
+use crate::domain::clock_jump::{self, Reading};
+use crate::domain::guard::{Guard, GuardState, HeldBatch, Verdict};
+use crate::domain::lifecycle::Rules;
+use crate::store::{Flag, Store, StoreError, WriteSet};
+use crate::time::{fmt_rfc3339, Timestamp};
+use serde_json::json;
+use std::collections::{HashMap, HashSet};
+
+/// The daemon-wide stops on deletion (an operator's pause, a clock
+/// anomaly, a tripped guard; each durable as a store flag) and what the
+/// guard and the clock check keep between steps.
+pub(super) struct Safety {
+    /// An operator paused deletions: no deletion starts, no executor is
+    /// called.
+    pub(super) paused: bool,
+    /// A wall-clock jump beyond `safety.max_clock_jump` was seen.
+    pub(super) clock_anomaly: bool,
+    /// The mass-deletion guard tripped.
+    pub(super) guard_tripped: bool,
+    /// Deletion starts counted by the mass-deletion guard.
+    pub(super) guard: Guard,
+    /// The batch the guard holds for approval (durable in the store).
+    held_batch: Option<HeldBatch>,
+    /// Resources of an approved batch, with the deletion date each was held
+    /// for: they may start that deletion (and no other) without being
+    /// judged again, at the next tick that may start deletions.
+    approved: HashMap<String, Timestamp>,
+    /// Resources tracked, for the guard's fraction.
+    pub(super) tracked: u64,
+    /// The last clock reading, to notice jumps.
+    pub(super) last_reading: Option<Reading>,
+}
+
+impl Safety {
+    /// The stops as the store has them. The guard's windows start empty:
+    /// `catch_up` rebuilds them from the resources' start times.
+    pub(super) fn load(store: &dyn Store) -> Result<Safety, StoreError> {
+        let paused = store.flag(Flag::Paused)?;
+        let clock_anomaly = store.flag(Flag::ClockAnomaly)?;
+        let guard_tripped = store.flag(Flag::GuardTripped)?;
+        let guard_state = store.guard_state()?;
+        let tracked = store.resource_count()?;
+        Ok(Safety {
+            paused,
+            clock_anomaly,
+            guard_tripped,
+            guard: Guard::default(),
+            held_batch: guard_state.held,
+            approved: HashMap::new(),
+            tracked,
+            last_reading: None,
+        })
+    }
+
+    /// What holds deletions back, for systemd's status line.
+    pub(super) fn gates(&self, dry_run: bool) -> crate::service::Gates {
+        crate::service::Gates {
+            dry_run,
+            paused: self.paused,
+            guard_tripped: self.guard_tripped,
+            clock_anomaly: self.clock_anomaly,
+        }
+    }
+}
+
+/// The resources that may start deleting in one tick: judged by the guard,
+/// or released by an operator's approval.
+#[derive(Default)]
+pub(super) struct Starters {
+    pub(super) judged: HashSet<String>,
+    pub(super) approved: HashSet<String>,
+}
+
+impl Starters {
+    pub(super) fn contains(&self, id: &str) -> bool {
+        self.judged.contains(id) || self.approved.contains(id)
+    }
+}
+
+impl Engine {
+    /// An operator pauses (or resumes) deletions: no deletion starts and no
+    /// executor is called while paused. Durable as a flag, and audited.
+    pub(super) fn set_paused(&mut self, paused: bool) -> Result<(), EngineError> {
+        let now = self.clock.now();
+        let mut w = WriteSet { flags: vec![(Flag::Paused, paused)], ..Default::default() };
+        let kind = if paused { AuditKind::DeletionsPaused } else { AuditKind::DeletionsResumed };
+        self.record(&mut w, now, kind, None, None, json!({}));
+        self.store.commit(w)?;
+        self.safety.paused = paused;
+        tracing::warn!(paused, "deletions {}", if paused { "paused" } else { "resumed" });
+        Ok(())
+    }
+
+    /// safety.max_clock_jump: compares how far the wall clock moved with how
+    /// far the monotonic clock moved since the last step. A gap beyond the
+    /// limit (someone set the clock, NTP stepped it, the machine was
+    /// suspended) stops deletions until an operator approves.
+    pub(super) fn check_clock(&mut self) -> Result<(), EngineError> {
+        let now = Reading { wall: self.clock.now(), mono: self.clock.monotonic() };
+        let max = self.config.safety.max_clock_jump.to_chrono();
+        if let Some(jump) = self.safety.last_reading.and_then(|last| clock_jump::jump(last, now, max)) {
+            let mut w = WriteSet { flags: vec![(Flag::ClockAnomaly, true)], ..Default::default() };
+            let data = json!({"expected": fmt_rfc3339(jump.expected), "wall": fmt_rfc3339(now.wall),
+                              "jump_seconds": jump.by.num_seconds()});
+            self.record(&mut w, now.wall, AuditKind::ClockAnomaly, None, None, data);
+            self.store.commit(w)?;
+            self.safety.clock_anomaly = true;
+            tracing::error!(jump_seconds = jump.by.num_seconds(), "wall clock jumped: deletions stop until approved");
+        }
+        self.safety.last_reading = Some(now);
+        Ok(())
+    }
+
+    /// safety.guard: the resources that may start deleting at `now`. The
+    /// whole batch that would start is judged before any of it starts
+    /// (issue: the guard let the first part of a mass deletion through):
+    /// it starts whole, or is held whole and the guard trips. Resources of
+    /// a batch an operator approved start without being judged again.
+    pub(super) fn judge_starts(&mut self, now: Timestamp) -> Result<Starters, EngineError> {
+        let rules = Rules { may_start: true, may_dispatch: false, ..self.rules() };
+        let mut fresh = Vec::new();
+        let mut starters = Starters::default();
+        for (_, id) in self.store.due(now, usize::MAX)? {
+            let Some(r) = self.store.resource(&id)? else { continue };
+            if r.state.is_final() {
+                continue;
+            }
+            let Some(policy) = self.config.products.get(&r.product) else { continue };
+            // What advancing it would do, on a copy: the pure lifecycle has
+            // no side effects, so this is exactly what the tick will do.
+            let mut probe = r.clone();
+            probe.advance(policy, now, rules, &|_, _| true, &|_| true);
+            let (Some(b), crate::domain::lifecycle::State::Deleting) = (&probe.deciding, probe.state) else { continue };
+            if self.safety.approved.get(&id) == Some(&b.delete_after) {
+                starters.approved.insert(id);
+            } else {
+                fresh.push((id, b.delete_after));
+            }
+        }
+        // The approval covered the batch as it stood: whatever of it is not
+        // due now, or is due for another deletion (renewed, then expired
+        // again), is judged like any other if it comes due.
+        self.safety.approved.clear();
+        let g = &self.config.safety.guard;
+        match self.safety.guard.judge(now, fresh.clone(), self.safety.tracked, &g.short(), &g.long()) {
+            Verdict::Start => starters.judged.extend(fresh.into_iter().map(|(id, _)| id)),
+            Verdict::Hold(batch) => self.trip_guard(now, batch)?,
+        }
+        Ok(starters)
+    }
+
+    /// The mass-deletion guard trips: the batch is held whole and no
+    /// deletion starts until an operator approves. Recorded once per trip,
+    /// with the batch's size and digest (what the operator approves).
+    fn trip_guard(&mut self, now: Timestamp, batch: HeldBatch) -> Result<(), EngineError> {
+        let g = &self.config.safety.guard;
+        let limits = match batch.window {
+            crate::domain::guard::WindowKind::Short => g.short(),
+            crate::domain::guard::WindowKind::Long => g.long(),
+        };
+        let data = crate::domain::guard::tripped_record(&batch, &limits, self.safety.tracked);
+        let state = GuardState { held: Some(batch.clone()) };
+        let mut w = WriteSet { flags: vec![(Flag::GuardTripped, true)], guard: Some(state), ..Default::default() };
+        self.record(&mut w, now, AuditKind::GuardTripped, None, None, data);
+        self.store.commit(w)?;
+        self.safety.guard_tripped = true;
+        tracing::error!(batch = batch.size(), digest = %batch.digest, window = ?batch.window,
+            started_in_window = batch.started_in_window,
+            "mass-deletion guard tripped: the batch is held whole; deletions stop until approved");
+        self.safety.held_batch = Some(batch);
+        Ok(())
+    }
+
+    /// An operator lifts a tripped guard and a clock anomaly. The held batch
+    /// is released exactly: its resources may start the deletion they were
+    /// held for without being judged again (and are not counted); anything
+    /// else is judged as before. An approval never resets the windows.
+    pub(super) fn approve(
+        &mut self,
+        batch_digest: Option<String>,
+    ) -> Result<Result<Approval, EngineError>, EngineError> {
+        if let Some(given) = batch_digest {
+            let held = self.safety.held_batch.as_ref().map(|b| b.digest.clone());
+            if held.as_deref() != Some(given.as_str()) {
+                let held = held.map_or_else(|| "no batch".to_string(), |d| format!("batch {d}"));
+                return Ok(Err(EngineError::BatchMismatch { given, held }));
+            }
+        }
+        let mut lifted = Vec::new();
+        if self.safety.guard_tripped {
+            lifted.push("guard");
+        }
+        if self.safety.clock_anomaly {
+            lifted.push("clock_anomaly");
+        }
+        let now = self.clock.now();
+        let batch = self.safety.held_batch.take();
+        let summary = batch.as_ref().map(|b| BatchSummary { size: b.size(), digest: b.digest.clone() });
+        let state = GuardState { held: None };
+        let mut w = WriteSet {
+            flags: vec![(Flag::GuardTripped, false), (Flag::ClockAnomaly, false)],
+            guard: Some(state),
+            ..Default::default()
+        };
+        let mut data = json!({ "lifted": lifted });
+        if let Some(b) = &summary {
+            data["batch_size"] = json!(b.size);
+            data["batch_digest"] = json!(b.digest);
+        }
+        self.record(&mut w, now, AuditKind::GuardApproved, None, None, data);
+        self.store.commit(w)?;
+        self.safety.guard_tripped = false;
+        self.safety.clock_anomaly = false;
+        self.safety.approved = batch.map(|b| b.candidates().collect()).unwrap_or_default();
+        self.safety.last_reading = Some(Reading { wall: now, mono: self.clock.monotonic() });
+        tracing::warn!(?lifted, batch = summary.as_ref().map(|b| b.size), "deletions approved by an operator");
+        Ok(Ok(Approval { approved: lifted, batch: summary }))
+    }
+}

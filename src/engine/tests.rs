@@ -1,0 +1,483 @@
+//! The engine on the in-memory store, driven step by step: no sockets, no
+//! database directory, no loop sleeping. One temporary directory holds the
+//! audit log (it needs one) and the `fs` stores' roots (an `fs` executor
+//! deletes files). Time moves only by the manual clock.
+//!
+//! Each test names the rule it holds the engine to and checks what a user
+//! would: the resource's state, its copies', the tenant's files and the
+//! audit trail.
+
+use super::*;
+use crate::audit::{AuditHead, AuditRecord};
+use crate::clock::ManualClock;
+use crate::domain::event::Event;
+use crate::domain::guard::GuardState;
+use crate::domain::lifecycle::{CopyState, Resource, State, TenantHolds};
+use crate::duration::Dur;
+use crate::store::{EventOutcome, Flag, MemoryStore, StoreError, StoreStats};
+use crate::time::{fmt_rfc3339, parse_rfc3339};
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use tokio::sync::mpsc::error::TryRecvError as QueueEmpty;
+use tokio::sync::oneshot::error::TryRecvError;
+
+const T0: &str = "2026-01-01T00:00:00Z";
+
+fn t0() -> Timestamp {
+    parse_rfc3339(T0).unwrap()
+}
+
+/// A temporary state directory, a config on it and a store that outlive
+/// any one engine (so a test can re-open one on the same state).
+struct Rig {
+    dir: tempfile::TempDir,
+    store: Arc<MemoryStore>,
+    clock: Arc<ManualClock>,
+    config: Arc<Config>,
+}
+
+impl Rig {
+    /// Product `ecs` keeps a copy in an online store (`primary`, files at
+    /// `data/{tenant}/{resource}`) and a cache (`cache`, at
+    /// `cache/{resource}`), with 15-day buffers; `extra` is appended to
+    /// the config.
+    fn new(extra: &str) -> Rig {
+        let dir = tempfile::tempdir().unwrap();
+        let root = |name: &str| {
+            let p = dir.path().join(name);
+            std::fs::create_dir_all(&p).unwrap();
+            std::fs::write(p.join(".retentiond-root"), "").unwrap();
+            p.display().to_string()
+        };
+        let (data, cache) = (root("data"), root("cache"));
+        let text = format!(
+            r#"
+[daemon]
+state_dir = "{state}"
+
+[clock]
+source = "manual"
+start = "{T0}"
+
+[stores.primary]
+class = "online"
+executor = {{ kind = "fs", root = "{data}", path = "{{tenant}}/{{resource}}" }}
+
+[stores.cache]
+class = "cache"
+executor = {{ kind = "fs", root = "{cache}", path = "{{resource}}" }}
+
+[products.ecs]
+stores = ["primary", "cache"]
+buffer = {{ expiry = "15d", arrears = "15d", termination = "15d", violation = "0s" }}
+{extra}
+"#,
+            state = dir.path().join("state").display(),
+        );
+        let config = crate::config::parse(&dir.path().join("retentiond.toml"), &text).unwrap();
+        std::fs::create_dir_all(&config.daemon.state_dir).unwrap();
+        Rig {
+            dir,
+            store: Arc::new(MemoryStore::new()),
+            clock: Arc::new(ManualClock::new(t0())),
+            config: Arc::new(config),
+        }
+    }
+
+    /// An engine on the rig's store, started as the daemon starts one.
+    async fn open(&self) -> Engine {
+        self.open_on(self.store.clone()).await.0
+    }
+
+    /// An engine on `store`, started as the daemon starts one, with its handle.
+    async fn open_on(&self, store: Arc<dyn Store>) -> (Engine, EngineHandle) {
+        let audit = AuditLog::open(&self.config.daemon.state_dir, None).unwrap();
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let (mut engine, handle) =
+            Engine::open(store, audit, self.clock.clone(), self.config.clone(), metrics).unwrap();
+        engine.catch_up().await.unwrap();
+        (engine, handle)
+    }
+
+    /// The tenant's business data of `resource`: its online copy and its
+    /// cached copy, as files.
+    fn data(&self, resource: &str) -> [PathBuf; 2] {
+        let online = self.dir.path().join("data/t1").join(resource);
+        let cached = self.dir.path().join("cache").join(resource);
+        for p in [&online, &cached] {
+            std::fs::create_dir_all(p).unwrap();
+            std::fs::write(p.join("blob"), b"customer business data").unwrap();
+        }
+        [online, cached]
+    }
+
+    fn resource(&self, id: &str) -> Resource {
+        self.store.resource(id).unwrap().expect("the resource is stored")
+    }
+
+    /// Each copy of the resource: (store, state).
+    fn copies(&self, id: &str) -> Vec<(String, CopyState)> {
+        self.resource(id).copies.into_iter().map(|c| (c.store, c.state)).collect()
+    }
+}
+
+fn exists(paths: &[PathBuf]) -> Vec<bool> {
+    paths.iter().map(|p| p.exists()).collect()
+}
+
+/// The audit kinds recorded about `resource` (None: daemon-wide), in order.
+fn kinds(engine: &Engine, resource: Option<&str>) -> Vec<String> {
+    audit(engine).into_iter().filter(|r| r.resource.as_deref() == resource).map(|r| r.kind).collect()
+}
+
+/// Every record in the audit file.
+fn audit(engine: &Engine) -> Vec<AuditRecord> {
+    let log = engine.audit_log();
+    let log = log.lock().unwrap();
+    log.read_after(0, usize::MAX).unwrap()
+}
+
+/// An event about resource `resource` of tenant `t1`, with `fields` added.
+fn event(id: &str, kind: &str, at: Timestamp, resource: &str, fields: Value) -> Event {
+    let mut v = json!({"event_id": id, "type": kind, "at": fmt_rfc3339(at), "tenant": "t1", "resource": resource});
+    for (k, x) in fields.as_object().unwrap() {
+        v[k] = x.clone();
+    }
+    crate::domain::event::parse_event(&v).unwrap()
+}
+
+fn created(resource: &str) -> Event {
+    event(
+        &format!("c-{resource}"),
+        "resource.created",
+        t0(),
+        resource,
+        json!({"product": "ecs", "billing": "postpaid"}),
+    )
+}
+
+/// Sends a command as [`EngineHandle`] does and runs the engine's steps
+/// until it is answered: its own step, and the steps that record executor
+/// results while a clock move waits for them.
+async fn ask<T>(
+    engine: &mut Engine,
+    make: impl FnOnce(oneshot::Sender<Result<T, EngineError>>) -> Command,
+) -> Result<T, EngineError> {
+    let (reply, mut answer) = oneshot::channel();
+    engine.tx.send(make(reply)).await.unwrap();
+    loop {
+        match answer.try_recv() {
+            Ok(result) => return result,
+            Err(TryRecvError::Closed) => panic!("the engine dropped the reply"),
+            Err(TryRecvError::Empty) => {}
+        }
+        let cmd = match engine.rx.try_recv() {
+            Ok(cmd) => cmd,
+            Err(QueueEmpty::Empty) => {
+                let running = engine.calls.in_flight.len() + engine.notices.in_flight.len();
+                assert!(running > 0, "no answer, no command queued and no call running");
+                engine.rx.recv().await.unwrap()
+            }
+            Err(QueueEmpty::Disconnected) => unreachable!("the engine holds a sender"),
+        };
+        let cmds = engine.gather(cmd);
+        engine.step(cmds).await.unwrap();
+    }
+}
+
+/// Applies events as one request; their statuses.
+async fn ingest(engine: &mut Engine, events: Vec<Event>) -> Vec<&'static str> {
+    let results = ask(engine, |reply| Command::Ingest { events, reply }).await.unwrap();
+    results.into_iter().map(|r| r.status).collect()
+}
+
+/// Moves the manual clock on by `by` (humantime) once the due work,
+/// executor calls included, has run; the new reading.
+async fn advance(engine: &mut Engine, by: &str) -> Timestamp {
+    let op = ClockOp::Advance(by.parse::<Dur>().unwrap());
+    ask(engine, |reply| Command::Clock { op, reply }).await.unwrap()
+}
+
+async fn approve(engine: &mut Engine, batch_digest: Option<String>) -> Result<Approval, EngineError> {
+    ask(engine, |reply| Command::Approve { batch_digest, reply }).await
+}
+
+#[tokio::test]
+async fn general_terms_4_1_5_when_the_buffer_ends_every_copy_is_deleted() {
+    let rig = Rig::new("");
+    let mut engine = rig.open().await;
+    let data = rig.data("r1");
+    let terminated = event("x1", "resource.terminated", t0(), "r1", json!({"reason": "agreement"}));
+    assert_eq!(ingest(&mut engine, vec![created("r1"), terminated]).await, ["applied", "applied"]);
+
+    advance(&mut engine, "14d 23h 59m 59s").await;
+    assert_eq!(rig.resource("r1").state, State::Retained, "kept for the whole buffer");
+    assert_eq!(exists(&data), [true, true]);
+
+    advance(&mut engine, "1s").await;
+    assert_eq!(rig.resource("r1").state, State::Purged);
+    let deleted = vec![("primary".to_string(), CopyState::Deleted), ("cache".to_string(), CopyState::Deleted)];
+    assert_eq!(rig.copies("r1"), deleted, "the cached copy goes with the online one");
+    assert_eq!(exists(&data), [false, false]);
+    let steps: Vec<String> = kinds(&engine, Some("r1"))
+        .into_iter()
+        .filter(|k| k.starts_with("deletion.started") || k.starts_with("copy.") || k.starts_with("resource."))
+        .collect();
+    let expected = ["deletion.started", "copy.deleted", "copy.deleted", "resource.deleted", "resource.purged"];
+    assert_eq!(steps, expected, "every step of the deletion is in the audit trail");
+    assert!(rig.store.certificate("r1").unwrap().is_some(), "the purge is certified");
+}
+
+#[tokio::test]
+async fn general_terms_4_1_4_a_release_deletes_at_once_without_a_buffer() {
+    let rig = Rig::new("");
+    let mut engine = rig.open().await;
+    let data = rig.data("r1");
+    ingest(&mut engine, vec![created("r1")]).await;
+    let now = advance(&mut engine, "3d").await;
+
+    let released = event("x1", "resource.released", now, "r1", json!({}));
+    assert_eq!(ingest(&mut engine, vec![released]).await, ["applied"]);
+    advance(&mut engine, "0s").await; // no time passes: only the calls run
+
+    let r = rig.resource("r1");
+    assert_eq!(r.state, State::Purged);
+    assert_eq!(r.deletion_started_at, Some(now), "deleting started at the release itself");
+    assert_eq!(exists(&data), [false, false]);
+    assert!(!kinds(&engine, Some("r1")).contains(&"buffer.started".to_string()), "no buffer applies");
+}
+
+#[tokio::test]
+async fn general_terms_4_1_5_a_hold_stops_deletion_until_released_and_a_day_has_passed() {
+    let rig = Rig::new("");
+    let mut engine = rig.open().await;
+    let data = rig.data("r1");
+    let terminated = event("x1", "resource.terminated", t0(), "r1", json!({"reason": "agreement"}));
+    let hold = json!({"hold_id": "court-7", "authority": "District court", "reason": "case 7/2026"});
+    let placed = event("h1", "hold.placed", t0(), "r1", hold);
+    assert_eq!(ingest(&mut engine, vec![created("r1"), terminated, placed]).await, ["applied"; 3]);
+
+    let now = advance(&mut engine, "20d").await;
+    assert_eq!(rig.resource("r1").state, State::Retained, "the buffer ended 5 days ago, but a hold covers it");
+    assert_eq!(exists(&data), [true, true]);
+    assert!(!kinds(&engine, Some("r1")).contains(&"deletion.started".to_string()));
+
+    let released = event("h2", "hold.released", now, "r1", json!({"hold_id": "court-7"}));
+    assert_eq!(ingest(&mut engine, vec![released]).await, ["applied"]);
+    advance(&mut engine, "23h 59m 59s").await;
+    assert_eq!(exists(&data), [true, true], "safety.after_hold_release gives people a day to react");
+
+    advance(&mut engine, "1s").await;
+    assert_eq!(rig.resource("r1").state, State::Purged);
+    assert_eq!(exists(&data), [false, false]);
+}
+
+/// The in-memory store, noting which events each flush made durable.
+#[derive(Default)]
+struct FlushLedger {
+    inner: MemoryStore,
+    ledger: Mutex<Ledger>,
+}
+
+#[derive(Default)]
+struct Ledger {
+    /// Event ids committed since the last flush.
+    committed: Vec<String>,
+    /// Event ids committed before a flush.
+    durable: Vec<String>,
+    flushes: usize,
+}
+
+impl FlushLedger {
+    fn flushes(&self) -> usize {
+        self.ledger.lock().unwrap().flushes
+    }
+
+    fn durable(&self, event_id: &str) -> bool {
+        self.ledger.lock().unwrap().durable.iter().any(|e| e == event_id)
+    }
+}
+
+impl Store for FlushLedger {
+    fn resource(&self, id: &str) -> Result<Option<Resource>, StoreError> {
+        self.inner.resource(id)
+    }
+    fn event(&self, event_id: &str) -> Result<Option<EventOutcome>, StoreError> {
+        self.inner.event(event_id)
+    }
+    fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<(Timestamp, String)>, StoreError> {
+        self.inner.due(now, limit)
+    }
+    fn next_due_after(&self, now: Timestamp) -> Result<Option<Timestamp>, StoreError> {
+        self.inner.next_due_after(now)
+    }
+    fn audit_head(&self) -> Result<AuditHead, StoreError> {
+        self.inner.audit_head()
+    }
+    fn outbox_after(&self, after: u64) -> Result<Vec<AuditRecord>, StoreError> {
+        self.inner.outbox_after(after)
+    }
+    fn clock(&self) -> Result<Option<Timestamp>, StoreError> {
+        self.inner.clock()
+    }
+    fn resource_count(&self) -> Result<u64, StoreError> {
+        self.inner.resource_count()
+    }
+    fn stats(&self) -> Result<StoreStats, StoreError> {
+        self.inner.stats()
+    }
+    fn for_each_resource(&self, f: &mut dyn FnMut(Resource)) -> Result<(), StoreError> {
+        self.inner.for_each_resource(f)
+    }
+    fn for_each_resource_due(&self, f: &mut dyn FnMut(Resource, Option<Timestamp>)) -> Result<(), StoreError> {
+        self.inner.for_each_resource_due(f)
+    }
+    fn tenant_resources(&self, tenant: &str) -> Result<Vec<String>, StoreError> {
+        self.inner.tenant_resources(tenant)
+    }
+    fn tenant_holds(&self, tenant: &str) -> Result<TenantHolds, StoreError> {
+        self.inner.tenant_holds(tenant)
+    }
+    fn certificate(&self, resource: &str) -> Result<Option<Value>, StoreError> {
+        self.inner.certificate(resource)
+    }
+    fn flag(&self, flag: Flag) -> Result<bool, StoreError> {
+        self.inner.flag(flag)
+    }
+    fn guard_state(&self) -> Result<GuardState, StoreError> {
+        self.inner.guard_state()
+    }
+    fn commit(&self, w: WriteSet) -> Result<(), StoreError> {
+        let ids: Vec<String> = w.events.iter().map(|(id, _)| id.clone()).collect();
+        self.inner.commit(w)?;
+        self.ledger.lock().unwrap().committed.extend(ids);
+        Ok(())
+    }
+    fn flush(&self) -> Result<(), StoreError> {
+        self.inner.flush()?;
+        let mut ledger = self.ledger.lock().unwrap();
+        let done = std::mem::take(&mut ledger.committed);
+        ledger.durable.extend(done);
+        ledger.flushes += 1;
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn group_commit_requests_posted_together_share_one_flush_and_are_durable_when_answered() {
+    let rig = Rig::new("");
+    let store = Arc::new(FlushLedger::default());
+    let (mut engine, handle) = rig.open_on(store.clone()).await;
+    // Five clients post at once, each its own request, and look in the
+    // store the moment they are answered.
+    let clients: Vec<_> = (0..5)
+        .map(|i| {
+            let (handle, store) = (handle.clone(), store.clone());
+            tokio::spawn(async move {
+                let results = handle.ingest(vec![created(&format!("r{i}"))]).await;
+                (results, store.durable(&format!("c-r{i}")))
+            })
+        })
+        .collect();
+    while engine.rx.len() < clients.len() {
+        tokio::task::yield_now().await;
+    }
+
+    let flushes = store.flushes();
+    let first = engine.rx.recv().await.unwrap();
+    let group = engine.gather(first);
+    assert_eq!(group.len(), 5, "the loop takes every request already waiting");
+    engine.step(group).await.unwrap();
+    assert_eq!(store.flushes(), flushes + 1, "one flush for the whole group");
+
+    for (i, client) in clients.into_iter().enumerate() {
+        let (results, durable) = client.await.unwrap();
+        assert_eq!(results.expect("acknowledged")[0].status, "applied");
+        assert!(durable, "r{i} was answered before it was flushed");
+        assert_eq!(store.resource(&format!("r{i}")).unwrap().map(|r| r.state), Some(State::Active));
+    }
+    assert_eq!(kinds(&engine, Some("r4")), ["event.applied"], "the audit file has every record of the group");
+}
+
+#[tokio::test]
+async fn a_copy_intent_stored_before_the_call_is_resumed_after_reopen() {
+    let rig = Rig::new("");
+    let data = rig.data("r1");
+    let mut engine = rig.open().await;
+    ingest(&mut engine, vec![created("r1")]).await;
+    // The daemon stops before the calls start (the drain deadline passed,
+    // or it was killed): the intent to delete is stored, nothing is called.
+    engine.draining = true;
+    ingest(&mut engine, vec![event("x1", "resource.released", t0(), "r1", json!({}))]).await;
+    assert_eq!(rig.resource("r1").state, State::Deleting);
+    let deleting = vec![("primary".to_string(), CopyState::Deleting), ("cache".to_string(), CopyState::Deleting)];
+    assert_eq!(rig.copies("r1"), deleting);
+    assert_eq!(exists(&data), [true, true], "no executor was called");
+    drop(engine);
+
+    let mut engine = rig.open().await;
+    advance(&mut engine, "0s").await;
+    assert_eq!(rig.resource("r1").state, State::Purged, "the stored intent was carried out at start");
+    assert_eq!(exists(&data), [false, false]);
+    assert_eq!(kinds(&engine, Some("r1")).iter().filter(|k| *k == "copy.deleted").count(), 2);
+    crate::audit::verify(&rig.config.daemon.state_dir, None).expect("one unbroken audit chain across the restart");
+}
+
+#[tokio::test]
+async fn safety_guard_holds_a_whole_batch_until_exactly_that_batch_is_approved() {
+    let guard = "[safety.guard]\nwindow = \"1h\"\nmax_resources = 2\nmax_fraction = 1.0\nmin_resources = 1\n\
+                 long_max_resources = 100\n";
+    let rig = Rig::new(guard);
+    let mut engine = rig.open().await;
+    let ids = ["r0", "r1", "r2"];
+    let data: Vec<PathBuf> = ids.iter().flat_map(|id| rig.data(id)).collect();
+    ingest(&mut engine, ids.iter().map(|id| created(id)).collect()).await;
+    let releases = ids.iter().map(|id| event(&format!("x-{id}"), "resource.released", t0(), id, json!({}))).collect();
+    assert_eq!(ingest(&mut engine, releases).await, ["applied"; 3]);
+    advance(&mut engine, "0s").await;
+
+    assert!(exists(&data).iter().all(|e| *e), "three starts cross the limit of two: none starts");
+    assert!(ids.iter().all(|id| rig.resource(id).state != State::Deleting));
+    assert!(rig.store.flag(Flag::GuardTripped).unwrap());
+    let trips: Vec<AuditRecord> = audit(&engine).into_iter().filter(|r| r.kind == "guard.tripped").collect();
+    assert_eq!(trips.len(), 1);
+    assert_eq!(trips[0].data["batch_size"], 3);
+    let digest = trips[0].data["batch_digest"].as_str().unwrap().to_string();
+
+    let wrong = approve(&mut engine, Some("00".repeat(32))).await;
+    assert!(matches!(wrong, Err(EngineError::BatchMismatch { .. })), "{wrong:?}");
+    assert!(rig.store.flag(Flag::GuardTripped).unwrap(), "a wrong digest approves nothing");
+
+    let approval = approve(&mut engine, Some(digest.clone())).await.unwrap();
+    assert_eq!(approval.approved, ["guard"]);
+    assert_eq!(approval.batch, Some(BatchSummary { size: 3, digest }));
+    advance(&mut engine, "0s").await;
+    assert!(exists(&data).iter().all(|e| !e), "the approved batch goes whole");
+    assert!(ids.iter().all(|id| rig.resource(id).state == State::Purged));
+    assert!(!rig.store.flag(Flag::GuardTripped).unwrap());
+}
+
+#[tokio::test]
+async fn safety_max_clock_jump_a_wall_clock_set_forward_deletes_nothing_until_approved() {
+    let rig = Rig::new("");
+    let mut engine = rig.open().await;
+    let data = rig.data("r1");
+    let terminated = event("x1", "resource.terminated", t0(), "r1", json!({"reason": "agreement"}));
+    ingest(&mut engine, vec![created("r1"), terminated]).await;
+
+    // Someone sets the clock 20 days ahead: the buffer seems to have ended.
+    let op = ClockOp::Set(t0() + chrono::Duration::days(20));
+    ask(&mut engine, |reply| Command::Clock { op, reply }).await.unwrap();
+    assert_eq!(rig.resource("r1").state, State::Retained);
+    assert_eq!(exists(&data), [true, true]);
+    assert!(rig.store.flag(Flag::ClockAnomaly).unwrap());
+    let anomaly = audit(&engine).into_iter().find(|r| r.kind == "clock.anomaly").expect("recorded");
+    assert_eq!(anomaly.data["jump_seconds"], 20 * 86_400);
+
+    // An operator confirms the clock is right.
+    let approval = approve(&mut engine, None).await.unwrap();
+    assert_eq!(approval.approved, ["clock_anomaly"]);
+    advance(&mut engine, "0s").await;
+    assert_eq!(rig.resource("r1").state, State::Purged);
+    assert_eq!(exists(&data), [false, false]);
+}
