@@ -13,8 +13,10 @@
 //!   (parsing and validating events, naming the bad field),
 //!   [`domain::policy`] (per-product policies with versions),
 //!   [`domain::lifecycle`] (the pure state machine: events and `now` in, new
-//!   state and effects out; split by sub-machine) and [`domain::guard`] (the
-//!   mass-deletion guard judging whole batches).
+//!   state and effects out; split by sub-machine), [`domain::guard`] (the
+//!   mass-deletion guard judging whole batches) and [`domain::clock_jump`]
+//!   (`safety.max_clock_jump`: a set, stepped or resumed wall clock told
+//!   apart from time passing).
 //! - [`config`]: the TOML file (`config/`): raw serde shapes, one validator
 //!   per section (runtime, safety, stores, products), errors and warnings as
 //!   `PATH:LINE:COL`, and what `check-config` prints.
@@ -22,8 +24,12 @@
 //!   contract one suite (`conformance`) proves against every engine:
 //!   `sled` (the database; the only file that imports sled), `memory`
 //!   (for tests); `record`: keys and versioned encodings.
-//! - [`engine`]: the engine (today one file, to be split): the single writer, group commit, and the one
-//!   place that sleeps.
+//! - [`engine`]: the single writer and the one place that sleeps, a file
+//!   per concern: the handle and its commands, one group-commit step
+//!   (commands applied, one flush, then answers and calls), ingest,
+//!   deadlines, safety (clock jumps, the guard, approve), executor and
+//!   notifier calls, admin (reload, sweeps, apply-policy) and the audit
+//!   journal; its tests run on the in-memory store.
 //! - [`executor`]: how a copy is deleted (`fs`, `command`, `http`).
 //! - [`notifier`]: how a notice reaches the tenant (`command`, `http`).
 //! - [`outbound`]: what both of them send: the signed HTTP POST (one
