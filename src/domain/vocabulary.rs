@@ -1,5 +1,7 @@
 //! The vocabulary shared by events, policies and the lifecycle: how a
-//! resource is paid for, why a buffer runs, why a resource was terminated.
+//! resource is paid for, why a buffer runs, why a resource was terminated,
+//! and what is to be done to a copy (the lifecycle decides it, an executor
+//! carries it out).
 //! Kept apart so that `event` and `policy` both build on it without
 //! importing each other.
 
@@ -84,5 +86,40 @@ impl TerminationReason {
     /// Parses the event/config name.
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+/// What the daemon asks an executor to do to one copy.
+///
+/// `Delete` and `Purge` both end with the copy gone; they are distinct so a
+/// `command` executor can treat them differently (`{action}` placeholder),
+/// e.g. a soft delete versus scrubbing backups. `Restrict` blocks processing
+/// without deleting, which not every executor can do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// Remove the copy.
+    Delete,
+    /// Restrict processing of the copy without removing it.
+    Restrict,
+    /// Remove the copy for good, including anything a `Delete` may keep.
+    Purge,
+}
+
+impl Action {
+    /// The lowercase word used in config, logs and the `{action}`
+    /// placeholder, so operators' scripts see the same spelling everywhere.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Delete => "delete",
+            Action::Restrict => "restrict",
+            Action::Purge => "purge",
+        }
+    }
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }

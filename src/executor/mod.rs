@@ -9,11 +9,14 @@
 //! the copy is verifiably gone (or restricted). Anything surprising is an
 //! [`ExecError`] for a human to look at, never a silent success.
 
-use std::fmt;
 use std::path::PathBuf;
 
 use crate::duration::Dur;
 use crate::outbound::HttpSpec;
+
+/// The action on a copy is domain vocabulary (the lifecycle decides it);
+/// re-exported here because every executor receives one.
+pub use crate::domain::vocabulary::Action;
 
 mod command;
 mod error;
@@ -27,41 +30,6 @@ pub use fs::{FsExecutor, FsSpecError};
 pub use http::HttpExecutor;
 pub use template::TemplateError;
 use template::{contains, id_placeholders, parse_template, render, Piece, Placeholder};
-
-/// What the daemon asks an executor to do to one copy.
-///
-/// `Delete` and `Purge` both end with the copy gone; they are distinct so a
-/// `command` executor can treat them differently (`{action}` placeholder),
-/// e.g. a soft delete versus scrubbing backups. `Restrict` blocks processing
-/// without deleting, which not every executor can do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Action {
-    /// Remove the copy.
-    Delete,
-    /// Restrict processing of the copy without removing it.
-    Restrict,
-    /// Remove the copy for good, including anything a `Delete` may keep.
-    Purge,
-}
-
-impl Action {
-    /// The lowercase word used in config, logs and the `{action}`
-    /// placeholder, so operators' scripts see the same spelling everywhere.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Delete => "delete",
-            Action::Restrict => "restrict",
-            Action::Purge => "purge",
-        }
-    }
-}
-
-impl fmt::Display for Action {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// The one copy an action applies to. Every field is an id that passed
 /// [`crate::ids::check_id`] when it was stored (or its alphabet rule,

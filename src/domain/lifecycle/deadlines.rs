@@ -406,8 +406,8 @@ impl Resource {
 mod tests {
     use super::super::fixtures::*;
     use super::*;
+    use crate::domain::vocabulary::Action;
     use crate::duration::Dur;
-    use crate::executor::Action;
     use chrono::Duration;
 
     /// General terms 4.1.5, trial terms 6.4: when the term ends, the data is

@@ -81,7 +81,7 @@ impl TenantHolds {
 mod tests {
     use super::super::fixtures::*;
     use super::*;
-    use crate::executor::Action;
+    use crate::domain::vocabulary::Action;
     use chrono::Duration;
 
     fn released(hold_id: &str) -> EventBody {

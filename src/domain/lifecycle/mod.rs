@@ -39,7 +39,7 @@
 use crate::audit::AuditKind;
 use crate::domain::event::{Billing, Event, EventBody};
 use crate::domain::policy::{Cause, ProductPolicy, StoreClass, TerminationReason};
-use crate::executor::Action;
+use crate::domain::vocabulary::Action;
 use crate::time::{fmt_rfc3339, Timestamp};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
