@@ -2,13 +2,13 @@
 //! (`GET /v1/audit`) and a purged resource's deletion certificate
 //! (`GET /v1/certificates/{id}`).
 
-use super::{require, ApiError, ApiState};
+use super::wire::AuditPage;
+use super::{require, sorted, ApiError, ApiState};
 use crate::auth::{Permission, Role};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use serde_json::json;
 
 /// `GET /v1/audit?after_seq=N&limit=M`: audit records after N, oldest first.
 pub(super) async fn get_audit(
@@ -30,7 +30,7 @@ pub(super) async fn get_audit(
     .await
     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
     .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
-    Ok(Json(json!({ "records": records })).into_response())
+    Ok(sorted(&AuditPage { records })?.into_response())
 }
 
 /// `GET /v1/certificates/{resource}`: the deletion certificate of a purged resource.
@@ -42,6 +42,8 @@ pub(super) async fn get_certificate(
     require(role, Permission::Read)?;
     crate::ids::check_stored_id(&id).map_err(|e| ApiError::field("resource", e))?;
     match state.store.certificate(&id)? {
+        // As stored: keys sorted, what `retentiond audit certificate` checks
+        // (ctl reads it as a [`super::wire::Certificate`]).
         Some(c) => Ok(Json(c).into_response()),
         None => {
             Err(ApiError::new(StatusCode::NOT_FOUND, format!("no certificate for {id:?} (not purged yet, or unknown)")))

@@ -6,7 +6,7 @@ use super::{ApiError, ApiState, MAX_BODY_BYTES};
 use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderMap, StatusCode};
 use http_body_util::BodyExt;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// 415 unless the request says its body is JSON: `application/json`,
 /// optionally with `charset=utf-8` (JSON is UTF-8). A missing Content-Type
@@ -68,11 +68,11 @@ pub(super) async fn read_body(state: &ApiState, headers: &HeaderMap, body: Body)
 pub(super) fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
     crate::json::from_slice(body).map_err(|e| match e {
         crate::json::JsonError::DuplicateKey { ref key, index } => {
-            let mut err = ApiError::field(key, e.to_string());
-            if let Some(i) = index {
-                err.body["index"] = json!(i);
+            let err = ApiError::field(key, e.to_string());
+            match index {
+                Some(i) => err.at_index(i),
+                None => err,
             }
-            err
         }
         crate::json::JsonError::Syntax(_) => ApiError::field("body", format!("request body is {e}")),
     })

@@ -1,7 +1,8 @@
 //! `POST /v1/events`: the billing and operations feeds.
 
 use super::body::{parse_json, read_body};
-use super::{require, ApiError, ApiState, MAX_EVENTS_PER_REQUEST};
+use super::wire::{EventResult, EventsAnswer};
+use super::{require, sorted, ApiError, ApiState, MAX_EVENTS_PER_REQUEST};
 use crate::auth::{Permission, Role};
 use crate::config::Config;
 use crate::domain::event::{parse_event, Event, EventBody};
@@ -9,8 +10,8 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
-use serde_json::{json, Value};
+use axum::Extension;
+use serde_json::Value;
 
 fn permission_for(ev: &Event) -> Permission {
     if ev.is_operator_event() {
@@ -49,12 +50,13 @@ pub(super) async fn post_events(
     }
     let mut events = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
-        let ev = check_event(&state.config.get(), item).map_err(|mut err| {
+        let ev = check_event(&state.config.get(), item).map_err(|err| {
             state.metrics.invalid_event(Some(item));
             if batch {
-                err.body["index"] = json!(i);
+                err.at_index(i)
+            } else {
+                err
             }
-            err
         })?;
         events.push(ev);
     }
@@ -73,7 +75,14 @@ pub(super) async fn post_events(
         ));
     }
     let results = state.engine.ingest(events).await?;
-    Ok(Json(json!({ "results": results })).into_response())
+    let answer = EventsAnswer { results: results.into_iter().map(EventResult::from).collect() };
+    Ok(sorted(&answer)?.into_response())
+}
+
+impl From<crate::engine::EventResult> for EventResult {
+    fn from(r: crate::engine::EventResult) -> Self {
+        EventResult { event_id: r.event_id, status: r.status.to_string(), field: None, error: r.error }
+    }
 }
 
 /// Parses one event and checks what needs the config (known product,
@@ -91,4 +100,45 @@ fn check_event(config: &Config, item: &Value) -> Result<Event, ApiError> {
         }
     }
     Ok(ev)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::wire::HoldEvent;
+    use super::*;
+
+    /// The hold events `ctl hold` builds are events the daemon accepts, and
+    /// say what ctl meant.
+    #[test]
+    fn the_hold_events_ctl_builds_parse() {
+        let place = HoldEvent {
+            event_id: "ev-1".into(),
+            kind: "hold.placed".into(),
+            at: "2026-01-05T00:00:00Z".into(),
+            tenant: "t1".into(),
+            hold_id: "court-1".into(),
+            resource: Some("r1".into()),
+            authority: Some("Court".into()),
+            reason: Some("case 7".into()),
+        };
+        let ev = parse_event(&serde_json::to_value(&place).unwrap()).unwrap();
+        assert_eq!((ev.event_id.as_str(), ev.tenant.as_str(), ev.resource.as_deref()), ("ev-1", "t1", Some("r1")));
+        assert!(
+            matches!(&ev.body, EventBody::HoldPlaced { hold_id, authority, reason }
+                if hold_id == "court-1" && authority == "Court" && reason == "case 7"),
+            "{:?}",
+            ev.body
+        );
+        let release = HoldEvent {
+            event_id: "ev-2".into(),
+            kind: "hold.released".into(),
+            resource: None,
+            authority: None,
+            reason: None,
+            ..place
+        };
+        let ev = parse_event(&serde_json::to_value(&release).unwrap()).unwrap();
+        assert_eq!(ev.resource, None, "a hold on the whole tenant");
+        assert!(matches!(&ev.body, EventBody::HoldReleased { hold_id } if hold_id == "court-1"), "{:?}", ev.body);
+    }
 }

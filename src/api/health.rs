@@ -2,15 +2,15 @@
 //! (`GET /healthz`, no token), readiness with the daemon-wide gates
 //! (`GET /readyz`) and the Prometheus metrics (`GET /metrics`).
 
-use super::{require, ApiError, ApiState};
+use super::wire::{ClockKind, GuardBatch, Readiness};
+use super::{require, sorted, ApiError, ApiState};
 use crate::auth::{Permission, Role};
 use crate::store::Flag;
 use crate::time::fmt_rfc3339;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
-use serde_json::{json, Value};
+use axum::Extension;
 
 /// `GET /healthz`: the process answers (no token, no store access).
 pub(super) async fn healthz() -> &'static str {
@@ -28,23 +28,28 @@ pub(super) async fn get_readyz(
     let healthy =
         matches!(tokio::time::timeout(std::time::Duration::from_secs(5), state.engine.ping()).await, Ok(Ok(())));
     let config = state.config.get();
-    let versions: serde_json::Map<String, Value> =
-        config.products.iter().map(|(n, p)| (n.clone(), json!(p.version))).collect();
-    let body = json!({
-        "ready": healthy,
-        "now": fmt_rfc3339(state.clock.now()),
-        "paused": state.store.flag(Flag::Paused)?,
-        "guard_tripped": state.store.flag(Flag::GuardTripped)?,
-        "guard_batch": state.store.guard_state()?.held.map(|b| json!({"size": b.size(), "digest": b.digest,
-            "tripped_at": fmt_rfc3339(b.tripped_at), "window": b.window})),
-        "clock_anomaly": state.store.flag(Flag::ClockAnomaly)?,
-        "dry_run": config.safety.dry_run,
-        "clock": match config.clock { crate::config::ClockSource::System => "system", _ => "manual" },
-        "policies": versions,
-        "last_reload": state.last_reload.lock().unwrap_or_else(|e| e.into_inner()).clone(),
-    });
+    let body = Readiness {
+        ready: healthy,
+        now: Some(fmt_rfc3339(state.clock.now())),
+        paused: Some(state.store.flag(Flag::Paused)?),
+        guard_tripped: Some(state.store.flag(Flag::GuardTripped)?),
+        guard_batch: Some(state.store.guard_state()?.held.map(|b| GuardBatch {
+            size: b.size() as u64,
+            digest: b.digest,
+            tripped_at: fmt_rfc3339(b.tripped_at),
+            window: b.window,
+        })),
+        clock_anomaly: Some(state.store.flag(Flag::ClockAnomaly)?),
+        dry_run: Some(config.safety.dry_run),
+        clock: Some(match config.clock {
+            crate::config::ClockSource::System => ClockKind::System,
+            _ => ClockKind::Manual,
+        }),
+        policies: Some(config.products.iter().map(|(n, p)| (n.clone(), p.version.clone())).collect()),
+        last_reload: Some(state.last_reload.lock().unwrap_or_else(|e| e.into_inner()).clone()),
+    };
     let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    Ok((status, Json(body)).into_response())
+    Ok((status, sorted(&body)?).into_response())
 }
 
 /// `GET /metrics`: the Prometheus text format. Gauges are read here, at

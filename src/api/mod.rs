@@ -12,7 +12,9 @@
 //! - `resources`: a resource, the deletion forecast and the restore check;
 //! - `admin`: clock, pause, resume, approve, retry, apply-policy;
 //! - `audit`: audit records and deletion certificates;
-//! - `health`: `/healthz`, `/readyz` and `/metrics`.
+//! - `health`: `/healthz`, `/readyz` and `/metrics`;
+//! - [`wire`]: every request and answer body `retentiond ctl` sends or reads,
+//!   as types both sides share.
 
 mod admin;
 mod audit;
@@ -20,8 +22,9 @@ mod body;
 mod events;
 mod health;
 mod resources;
+pub mod wire;
 
-pub use resources::resource_json;
+pub use resources::{resource_json, resource_view};
 
 use crate::auth::{Permission, Role, Tokens};
 use crate::clock::Clock;
@@ -34,7 +37,8 @@ use axum::middleware::{from_fn_with_state, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
@@ -63,7 +67,7 @@ pub struct ApiState {
     /// The daemon's clock (for "as of now" views).
     pub clock: Arc<dyn Clock>,
     /// The outcome of the last reload (`GET /readyz`), set by the daemon.
-    pub last_reload: Arc<std::sync::Mutex<Option<Value>>>,
+    pub last_reload: Arc<std::sync::Mutex<Option<wire::LastReload>>>,
     /// The audit log, for `GET /v1/audit`.
     pub audit: Arc<std::sync::Mutex<crate::audit::AuditLog>>,
     /// Counters for `GET /metrics`, shared with the engine.
@@ -72,30 +76,51 @@ pub struct ApiState {
     pub auth_failures: Arc<std::sync::Mutex<crate::auth::AuthFailures>>,
 }
 
-/// An error answer: `{"error":..,"field":..}`.
+/// An error answer: [`wire::ErrorBody`], `{"error":..,"field":..}`.
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
-    body: Value,
+    body: wire::ErrorBody,
 }
 
 impl ApiError {
     fn new(status: StatusCode, error: impl Into<String>) -> Self {
-        ApiError { status, body: json!({"error": error.into()}) }
+        ApiError { status, body: wire::ErrorBody { error: error.into(), ..Default::default() } }
     }
     fn field(field: &str, error: impl Into<String>) -> Self {
-        ApiError { status: StatusCode::BAD_REQUEST, body: json!({"error": error.into(), "field": field}) }
+        let body = wire::ErrorBody { error: error.into(), field: Some(field.to_string()), ..Default::default() };
+        ApiError { status: StatusCode::BAD_REQUEST, body }
     }
     /// 413 naming the limit (`events_per_request` or `bytes_per_request`) and its value.
     fn too_large(limit: &str, max: usize, error: String) -> Self {
-        ApiError { status: StatusCode::PAYLOAD_TOO_LARGE, body: json!({"error": error, "limit": limit, "max": max}) }
+        let body =
+            wire::ErrorBody { error, limit: Some(limit.to_string()), max: Some(max as u64), ..Default::default() };
+        ApiError { status: StatusCode::PAYLOAD_TOO_LARGE, body }
+    }
+    /// The error about the event at `index` of a batch.
+    fn at_index(mut self, index: usize) -> Self {
+        self.body.index = Some(index as u64);
+        self
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(self.body)).into_response()
+        match sorted(&self.body) {
+            Ok(body) => (self.status, body).into_response(),
+            Err(_) => self.status.into_response(),
+        }
     }
+}
+
+/// An answer as JSON with its keys sorted, as every answer built with
+/// `json!` was (serde_json without `preserve_order` keeps a [`Value`]'s keys
+/// sorted): the bytes clients have seen since. Only [`wire::Approval`] and
+/// [`wire::PolicyReport`] go out in declared order instead.
+fn sorted<T: Serialize>(answer: &T) -> Result<Json<Value>, ApiError> {
+    serde_json::to_value(answer)
+        .map(Json)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("the answer could not be built: {e}")))
 }
 
 impl From<EngineError> for ApiError {

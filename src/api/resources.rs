@@ -3,7 +3,11 @@
 //! restored (`GET /v1/restore-check`). Holds show in the resource view;
 //! they are placed and released as events.
 
-use super::{require, ApiError, ApiState};
+use super::wire::{
+    ArrearsView, BufferView, BuffersView, CopyView, Deletion, Deletions, HistoryLine, HoldScope, HoldView, PendingCopy,
+    Refused, ResourceView, RestoreCheck, TerminationView,
+};
+use super::{require, sorted, ApiError, ApiState};
 use crate::auth::{Permission, Role};
 use crate::domain::lifecycle::{Buffer, Resource, State as ResourceState};
 use crate::domain::policy::ProductPolicy;
@@ -12,82 +16,114 @@ use crate::time::{fmt_rfc3339, parse_rfc3339, Timestamp};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
+use axum::Extension;
 use rust_decimal::Decimal;
-use serde_json::{json, Value};
+use serde_json::Value;
 
-fn buffer_json(b: &Buffer) -> Value {
-    let mut v = json!({"cause": b.cause, "reason": b.reason, "started_at": fmt_rfc3339(b.started_at),
-                       "delete_after": fmt_rfc3339(b.delete_after), "policy_version": b.policy_version});
-    if let Some(f) = b.late_floor {
+fn buffer_view(b: &Buffer) -> BufferView {
+    BufferView {
+        cause: b.cause,
+        reason: b.reason,
+        started_at: fmt_rfc3339(b.started_at),
+        delete_after: fmt_rfc3339(b.delete_after),
+        policy_version: b.policy_version.clone(),
         // The event came late: the deadline was lifted to this floor.
-        v["late_event_floor"] = json!(fmt_rfc3339(f));
+        late_event_floor: b.late_floor.map(fmt_rfc3339),
     }
-    v
 }
 
 /// The resource view of product-spec §4, as of `now` (for the late fee).
-pub fn resource_json(r: &Resource, policy: Option<&ProductPolicy>, now: Timestamp) -> Value {
-    let copies: Vec<Value> = r
+pub fn resource_view(r: &Resource, policy: Option<&ProductPolicy>, now: Timestamp) -> ResourceView {
+    let copies = r
         .copies
         .iter()
-        .map(|c| {
-            json!({"store": c.store, "copy": c.copy, "class": c.class, "state": c.state, "stuck": c.stuck,
-                   "attempts": c.attempts, "next_attempt_at": c.next_attempt_at.map(fmt_rfc3339),
-                   "last_error": c.last_error, "done_at": c.done_at.map(fmt_rfc3339),
-                   "expires_at": c.expires_at.map(fmt_rfc3339), "outcome": c.outcome})
+        .map(|c| CopyView {
+            store: c.store.clone(),
+            copy: c.copy.clone(),
+            class: c.class,
+            state: c.state,
+            stuck: c.stuck,
+            attempts: c.attempts,
+            next_attempt_at: c.next_attempt_at.map(fmt_rfc3339),
+            last_error: c.last_error.clone(),
+            done_at: c.done_at.map(fmt_rfc3339),
+            expires_at: c.expires_at.map(fmt_rfc3339),
+            outcome: c.outcome.clone(),
         })
         .collect();
-    let history: Vec<Value> =
-        r.history.iter().map(|h| json!({"at": fmt_rfc3339(h.at), "what": h.what, "detail": h.detail})).collect();
-    let holds: Vec<Value> = r
+    let history = r
+        .history
+        .iter()
+        .map(|h| HistoryLine { at: fmt_rfc3339(h.at), what: h.what.clone(), detail: h.detail.clone() })
+        .collect();
+    let holds = r
         .holds
         .iter()
-        .map(|h| {
-            json!({"hold_id": h.hold_id, "authority": h.authority, "reason": h.reason,
-                   "scope": if h.tenant_wide { "tenant" } else { "resource" }, "placed_at": fmt_rfc3339(h.placed_at)})
+        .map(|h| HoldView {
+            hold_id: h.hold_id.clone(),
+            authority: h.authority.clone(),
+            reason: h.reason.clone(),
+            scope: if h.tenant_wide { HoldScope::Tenant } else { HoldScope::Resource },
+            placed_at: fmt_rfc3339(h.placed_at),
         })
         .collect();
     let arrears = r.arrears.as_ref().map(|a| {
-        let mut v = json!({"started_at": fmt_rfc3339(a.started_at), "amount": a.amount, "currency": a.currency,
-                           "buffer": a.buffer.as_ref().map(buffer_json)});
+        let mut v = ArrearsView {
+            started_at: fmt_rfc3339(a.started_at),
+            amount: a.amount,
+            currency: a.currency.clone(),
+            buffer: a.buffer.as_ref().map(buffer_view),
+            late_fee: None,
+            late_fee_days: None,
+            late_fee_per_day: None,
+        };
         if let Some(p) = policy {
             if let Some((fee, days)) = r.late_fee(p.late_fee_per_day, now) {
-                v["late_fee"] = json!(fee);
-                v["late_fee_days"] = json!(days);
+                v.late_fee = Some(fee);
+                v.late_fee_days = Some(days);
                 if let Some(percent) = p.late_fee_per_day.checked_mul(Decimal::ONE_HUNDRED) {
-                    v["late_fee_per_day"] = json!(format!("{}%", percent.normalize()));
+                    v.late_fee_per_day = Some(format!("{}%", percent.normalize()));
                 }
             }
         }
         v
     });
-    let termination = r
-        .termination
-        .as_ref()
-        .map(|t| json!({"at": fmt_rfc3339(t.at), "reason": t.reason, "buffer": t.buffer.as_ref().map(buffer_json)}));
+    let termination = r.termination.as_ref().map(|t| TerminationView {
+        at: fmt_rfc3339(t.at),
+        reason: t.reason,
+        buffer: t.buffer.as_ref().map(buffer_view),
+    });
     let d = r.deciding.as_ref();
-    json!({
-        "resource": r.id, "tenant": r.tenant, "product": r.product, "billing": r.billing,
-        "created_at": fmt_rfc3339(r.created_at),
-        "term_end": r.term_end.map(fmt_rfc3339),
-        "state": r.state.as_str(),
-        "cause": d.map(|b| b.cause), "reason": d.and_then(|b| b.reason),
-        "buffer_started_at": d.map(|b| fmt_rfc3339(b.started_at)),
-        "delete_after": d.map(|b| fmt_rfc3339(b.delete_after)),
-        "policy_version": d.map(|b| b.policy_version.clone()),
-        "not_before": r.not_before.filter(|_| d.is_some()).map(fmt_rfc3339),
-        "deletion_started_at": r.deletion_started_at.map(fmt_rfc3339),
-        "buffers": {
-            "expiry": r.expiry.as_ref().map(buffer_json),
-            "release": r.release.as_ref().map(buffer_json),
+    ResourceView {
+        resource: r.id.clone(),
+        tenant: r.tenant.clone(),
+        product: r.product.clone(),
+        billing: r.billing,
+        created_at: fmt_rfc3339(r.created_at),
+        term_end: r.term_end.map(fmt_rfc3339),
+        state: r.state,
+        cause: d.map(|b| b.cause),
+        reason: d.and_then(|b| b.reason),
+        buffer_started_at: d.map(|b| fmt_rfc3339(b.started_at)),
+        delete_after: d.map(|b| fmt_rfc3339(b.delete_after)),
+        policy_version: d.map(|b| b.policy_version.clone()),
+        not_before: r.not_before.filter(|_| d.is_some()).map(fmt_rfc3339),
+        deletion_started_at: r.deletion_started_at.map(fmt_rfc3339),
+        buffers: BuffersView {
+            expiry: r.expiry.as_ref().map(buffer_view),
+            release: r.release.as_ref().map(buffer_view),
         },
-        "arrears": arrears,
-        "termination": termination,
-        "holds": holds,
-        "copies": copies,
-        "history": history,
-    })
+        arrears,
+        termination,
+        holds,
+        copies,
+        history,
+    }
+}
+
+/// [`resource_view`] as served: JSON with its keys sorted.
+pub fn resource_json(r: &Resource, policy: Option<&ProductPolicy>, now: Timestamp) -> Value {
+    serde_json::to_value(resource_view(r, policy, now)).expect("a resource view is text, numbers and decimals")
 }
 
 pub(super) async fn get_resource(
@@ -101,7 +137,7 @@ pub(super) async fn get_resource(
         Some(r) => {
             let config = state.config.get();
             let policy = config.products.get(&r.product);
-            Ok(Json(resource_json(&r, policy, state.clock.now())).into_response())
+            Ok(sorted(&resource_view(&r, policy, state.clock.now()))?.into_response())
         }
         None => Err(ApiError::new(StatusCode::NOT_FOUND, format!("unknown resource {id:?}"))),
     }
@@ -141,35 +177,64 @@ pub(super) async fn get_deletions(
         }
         blockers.extend(gates.iter().cloned());
         let item = if r.state == ResourceState::Deleting {
-            let pending: Vec<Value> = r
+            let pending = r
                 .copies
                 .iter()
                 .filter(|c| c.state.action().is_some())
-                .map(|c| {
-                    json!({"store": c.store, "copy": c.copy, "state": c.state, "stuck": c.stuck,
-                                "attempts": c.attempts, "next_attempt_at": c.next_attempt_at.map(fmt_rfc3339),
-                                "last_error": c.last_error})
+                .map(|c| PendingCopy {
+                    store: c.store.clone(),
+                    copy: c.copy.clone(),
+                    state: c.state,
+                    stuck: c.stuck,
+                    attempts: c.attempts,
+                    next_attempt_at: c.next_attempt_at.map(fmt_rfc3339),
+                    last_error: c.last_error.clone(),
                 })
                 .collect();
             let d = r.deciding.as_ref();
-            Some(json!({"resource": r.id, "tenant": r.tenant, "product": r.product, "state": "deleting",
-                        "cause": d.map(|b| b.cause), "reason": d.and_then(|b| b.reason),
-                        "deadline": d.map(|b| fmt_rfc3339(b.delete_after)),
-                        "policy_version": d.map(|b| b.policy_version.clone()),
-                        "projected": false, "blockers": blockers, "pending_copies": pending}))
+            Some(Deletion {
+                resource: r.id.clone(),
+                tenant: r.tenant.clone(),
+                product: r.product.clone(),
+                state: ResourceState::Deleting,
+                cause: d.map(|b| b.cause),
+                reason: Some(d.and_then(|b| b.reason)),
+                deadline: d.map(|b| fmt_rfc3339(b.delete_after)),
+                policy_version: Some(d.map(|b| b.policy_version.clone())),
+                projected: Some(false),
+                blockers,
+                pending_copies: Some(pending),
+            })
         } else {
             match policy {
                 None => {
                     blockers.push(format!("product {} not configured", r.product));
-                    (!r.state.is_final()).then(|| {
-                        json!({"resource": r.id, "tenant": r.tenant, "product": r.product,
-                        "state": r.state.as_str(), "cause": null, "deadline": null, "blockers": blockers})
+                    (!r.state.is_final()).then(|| Deletion {
+                        resource: r.id.clone(),
+                        tenant: r.tenant.clone(),
+                        product: r.product.clone(),
+                        state: r.state,
+                        cause: None,
+                        reason: None,
+                        deadline: None,
+                        policy_version: None,
+                        projected: None,
+                        blockers,
+                        pending_copies: None,
                     })
                 }
-                Some(p) => r.forecast(p).filter(|f| f.deadline < before).map(|f| {
-                    json!({"resource": r.id, "tenant": r.tenant, "product": r.product, "state": r.state.as_str(),
-                           "cause": f.cause, "reason": f.reason, "deadline": fmt_rfc3339(f.deadline),
-                           "policy_version": f.policy_version, "projected": f.projected, "blockers": blockers})
+                Some(p) => r.forecast(p).filter(|f| f.deadline < before).map(|f| Deletion {
+                    resource: r.id.clone(),
+                    tenant: r.tenant.clone(),
+                    product: r.product.clone(),
+                    state: r.state,
+                    cause: Some(f.cause),
+                    reason: Some(f.reason),
+                    deadline: Some(fmt_rfc3339(f.deadline)),
+                    policy_version: Some(Some(f.policy_version)),
+                    projected: Some(f.projected),
+                    blockers,
+                    pending_copies: None,
                 }),
             }
         };
@@ -177,9 +242,9 @@ pub(super) async fn get_deletions(
     })?;
     // By deadline, then resource id, so equal deadlines list in a stable order.
     items.sort_by(|a, b| {
-        (a["deadline"].as_str(), a["resource"].as_str()).cmp(&(b["deadline"].as_str(), b["resource"].as_str()))
+        (a.deadline.as_deref(), a.resource.as_str()).cmp(&(b.deadline.as_deref(), b.resource.as_str()))
     });
-    Ok(Json(json!({"before": fmt_rfc3339(before), "deletions": items})).into_response())
+    Ok(sorted(&Deletions { before: fmt_rfc3339(before), deletions: items })?.into_response())
 }
 
 /// `GET /v1/restore-check?resource=ID` or `?tenant=ID`: whether a backup
@@ -205,14 +270,15 @@ pub(super) async fn get_restore_check(
             ResourceState::Purged => Some(format!("resource {} is purged; nothing of it may be restored", r.id)),
         }
     };
+    let plain = |allowed: bool, reason: String| RestoreCheck { allowed, reason, refused: None };
     let answer = match (q.get("resource"), q.get("tenant")) {
         (Some(id), None) => {
             crate::ids::check_stored_id(id).map_err(|e| ApiError::field("resource", e))?;
             match state.store.resource(id)? {
-                None => json!({"allowed": false, "reason": format!("unknown resource {id}")}),
+                None => plain(false, format!("unknown resource {id}")),
                 Some(r) => match refusal(&r) {
-                    None => json!({"allowed": true, "reason": format!("resource {} is {}", r.id, r.state.as_str())}),
-                    Some(reason) => json!({"allowed": false, "reason": reason}),
+                    None => plain(true, format!("resource {} is {}", r.id, r.state.as_str())),
+                    Some(reason) => plain(false, reason),
                 },
             }
         }
@@ -226,22 +292,22 @@ pub(super) async fn get_restore_check(
                     Some(r) => refusal(&r),
                 };
                 if let Some(reason) = reason {
-                    refused.push(json!({"resource": id, "reason": reason}));
+                    refused.push(Refused { resource: id.clone(), reason });
                 }
             }
             if ids.is_empty() {
                 // Nothing known of the tenant: fail closed, as for an unknown resource.
-                json!({"allowed": false, "reason": format!("unknown tenant {t}")})
+                plain(false, format!("unknown tenant {t}"))
             } else if refused.is_empty() {
-                json!({"allowed": true, "reason": format!("no resource of tenant {t} is deleted or restricted")})
+                plain(true, format!("no resource of tenant {t} is deleted or restricted"))
             } else {
-                json!({"allowed": false, "reason": format!("{} resources of tenant {t} are deleted or restricted", refused.len()),
-                       "refused": refused})
+                let reason = format!("{} resources of tenant {t} are deleted or restricted", refused.len());
+                RestoreCheck { allowed: false, reason, refused: Some(refused) }
             }
         }
         _ => return Err(ApiError::field("resource", "give exactly one of ?resource=ID or ?tenant=ID")),
     };
-    Ok(Json(answer).into_response())
+    Ok(sorted(&answer)?.into_response())
 }
 
 #[cfg(test)]
@@ -251,6 +317,7 @@ mod tests {
     use crate::domain::lifecycle::Arrears;
     use chrono::{DateTime, Utc};
     use proptest::prelude::*;
+    use serde_json::json;
 
     fn policy() -> ProductPolicy {
         let text = r#"
