@@ -1,14 +1,23 @@
-//! What each subcommand does: build the request, send it, and turn the
-//! answer into output and an exit code.
+//! What each subcommand does, one function each: build the request from
+//! the API's wire types, send it, read the answer into its wire type, and
+//! turn it into output (a table, or the daemon's JSON with `--json`) and an
+//! exit code.
 
 use super::args::{ClockCommand, CtlArgs, CtlCommand, HoldCommand};
 use super::render::*;
-use super::transport::{check_status, status_error, Api};
+use super::transport::{check_status, shaped, status_error, Answer, Api};
 use anyhow::{anyhow, bail, Context};
 use reqwest::{Method, StatusCode};
-use retentiond::time::fmt_rfc3339;
-use serde_json::{json, Value};
-use std::fmt::Write as _;
+use retentiond::api::wire::{
+    ApplyPolicyRequest, Approval, ApproveRequest, AuditPage, Certificate, ClockAnswer, ClockRequest, Deletions,
+    ErrorBody, EventsAnswer, HoldEvent, NoArguments, Paused, PolicyReport, Readiness, ResourceView, RestoreCheck,
+    Retried, RetryRequest,
+};
+use retentiond::duration::Dur;
+use retentiond::time::{fmt_rfc3339, Timestamp};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
 
@@ -30,8 +39,14 @@ impl Done {
     pub(super) fn usage(note: &str) -> Self {
         Done { out: String::new(), code: 2, note: Some(note.to_string()) }
     }
+
+    /// The daemon's JSON (`--json`), or the table `show` makes of its wire type.
+    fn shown<T>(answer: &Answer<T>, json_out: bool, show: impl FnOnce(&T) -> String) -> Self {
+        Done::ok(if json_out { pretty(&answer.json) } else { show(&answer.body) })
+    }
 }
 
+/// Runs one subcommand.
 pub(super) async fn run(args: CtlArgs) -> anyhow::Result<Done> {
     // Checked here rather than by clap, whose message would name --before
     // alone.
@@ -42,83 +57,25 @@ pub(super) async fn run(args: CtlArgs) -> anyhow::Result<Done> {
     let json_out = args.json;
     match args.command {
         CtlCommand::Events { file } => events(&api, json_out, file).await,
-        CtlCommand::Resource { id } => {
-            let v = api.call(Method::GET, &format!("/v1/resources/{id}"), &[], None).await?;
-            Ok(Done::ok(if json_out { pretty(&v) } else { show_resource(&v) }))
-        }
-        CtlCommand::Forecast { before, within } => {
-            let before = match (before, within) {
-                (Some(t), _) => t,
-                (None, Some(d)) => {
-                    let now = api.daemon_now().await?.ok_or_else(|| {
-                        anyhow!("--within counts from the daemon's clock, which this (older) daemon does not report; use --before")
-                    })?;
-                    now + d.to_chrono()
-                }
-                (None, None) => bail!("give --before RFC3339 or --within DURATION"),
-            };
-            let v = api.call(Method::GET, "/v1/deletions", &[("before", &fmt_rfc3339(before))], None).await?;
-            Ok(Done::ok(if json_out { pretty(&v) } else { show_forecast(&v) }))
-        }
+        CtlCommand::Resource { id } => resource(&api, json_out, &id).await,
+        CtlCommand::Forecast { before, within } => forecast(&api, json_out, before, within).await,
         CtlCommand::Hold { command } => hold(&api, json_out, command).await,
-        CtlCommand::Pause => admin(&api, json_out, "pause", json!({})).await,
-        CtlCommand::Resume => admin(&api, json_out, "resume", json!({})).await,
-        CtlCommand::Approve { batch } => {
-            let body = match batch {
-                Some(d) => json!({ "batch_digest": d }),
-                None => json!({}),
-            };
-            admin(&api, json_out, "approve", body).await
-        }
-        CtlCommand::Retry { resource, store } => {
-            admin(&api, json_out, "retry", json!({"resource": resource, "store": store})).await
-        }
-        CtlCommand::Clock { command } => {
-            let body = match command {
-                ClockCommand::Advance { by } => json!({"advance": by.to_string()}),
-                ClockCommand::Set { to } => json!({"set": fmt_rfc3339(to)}),
-            };
-            admin(&api, json_out, "clock", body).await
-        }
-        CtlCommand::Audit { after_seq, limit } => {
-            let query = [("after_seq", after_seq.to_string()), ("limit", limit.to_string())];
-            let query: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            let v = api.call(Method::GET, "/v1/audit", &query, None).await?;
-            Ok(Done::ok(if json_out { pretty(&v) } else { show_audit(&v, limit) }))
-        }
-        CtlCommand::Certificate { resource } => {
-            let v = api.call(Method::GET, &format!("/v1/certificates/{resource}"), &[], None).await?;
-            Ok(Done::ok(if json_out { pretty(&v) } else { show_certificate(&v) }))
-        }
-        CtlCommand::RestoreCheck { resource, tenant } => {
-            let query = match (&resource, &tenant) {
-                (Some(r), _) => ("resource", r.as_str()),
-                (None, Some(t)) => ("tenant", t.as_str()),
-                (None, None) => bail!("give --resource or --tenant"),
-            };
-            let v = api.call(Method::GET, "/v1/restore-check", &[query], None).await?;
-            let allowed = v["allowed"].as_bool().ok_or_else(|| anyhow!("the answer has no \"allowed\": {v}"))?;
-            let out = if json_out { pretty(&v) } else { show_restore_check(&v, allowed) };
-            Ok(Done { out, code: if allowed { 0 } else { 3 }, note: None })
-        }
-        CtlCommand::Status => {
-            let (status, text) = api.send(Method::GET, "/readyz", &[], None).await?;
-            status_done(status, &text, json_out)
-        }
-        CtlCommand::Metrics => {
-            let (status, text) = api.send(Method::GET, "/metrics", &[], None).await?;
-            check_status(status, &text, "/metrics")?;
-            Ok(Done::ok(if json_out { pretty(&metrics_json(&text)?) } else { text }))
-        }
-        CtlCommand::ApplyPolicy { product } => {
-            let v = api.call(Method::POST, "/v1/admin/apply-policy", &[], Some(&json!({"product": product}))).await?;
-            Ok(Done::ok(if json_out { pretty(&v) } else { show_apply_policy(&v) }))
-        }
+        CtlCommand::Pause => pause(&api, json_out).await,
+        CtlCommand::Resume => resume(&api, json_out).await,
+        CtlCommand::Approve { batch } => approve(&api, json_out, batch).await,
+        CtlCommand::Retry { resource, store } => retry(&api, json_out, resource, store).await,
+        CtlCommand::Clock { command } => clock(&api, json_out, command).await,
+        CtlCommand::Audit { after_seq, limit } => audit(&api, json_out, after_seq, limit).await,
+        CtlCommand::Certificate { resource } => certificate(&api, json_out, &resource).await,
+        CtlCommand::RestoreCheck { resource, tenant } => restore_check(&api, json_out, resource, tenant).await,
+        CtlCommand::Status => status(&api, json_out).await,
+        CtlCommand::Metrics => metrics(&api, json_out).await,
+        CtlCommand::ApplyPolicy { product } => apply_policy(&api, json_out, product).await,
     }
 }
 
 /// `ctl events`: reads, detects the form, posts, prints the results.
-pub(super) async fn events(api: &Api, json_out: bool, file: Option<PathBuf>) -> anyhow::Result<Done> {
+async fn events(api: &Api, json_out: bool, file: Option<PathBuf>) -> anyhow::Result<Done> {
     let (name, text) = match file.as_deref() {
         Some(p) if p.as_os_str() != "-" => {
             (p.display().to_string(), std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?)
@@ -144,14 +101,15 @@ pub(super) async fn events(api: &Api, json_out: bool, file: Option<PathBuf>) -> 
         None => format!("event #{} of {name}", i + 1),
     };
     status_error(status, &answer, "/v1/events", &locate)?;
-    let v: Value = serde_json::from_str(&answer).context("/v1/events answered with something that is not JSON")?;
-    Ok(event_results(&v, json_out))
+    let json: Value = serde_json::from_str(&answer).context("/v1/events answered with something that is not JSON")?;
+    let body = shaped(&json, "/v1/events")?;
+    Ok(event_results(&Answer { json, body }, json_out))
 }
 
 /// One JSON value (an event or an array, sent as is), or several values in a
 /// row, as JSON Lines are (sent as an array). With several values, also the
 /// line each starts on, so a 400 naming an index can name the line.
-pub(super) fn parse_events(text: &str) -> anyhow::Result<(Value, Vec<usize>)> {
+fn parse_events(text: &str) -> anyhow::Result<(Value, Vec<usize>)> {
     let mut values: Vec<Value> = Vec::new();
     let mut lines = Vec::new();
     let (mut line, mut counted) = (1, 0);
@@ -179,28 +137,10 @@ pub(super) fn parse_events(text: &str) -> anyhow::Result<(Value, Vec<usize>)> {
 }
 
 /// Prints the results of POST /v1/events; exit 1 if any was rejected.
-pub(super) fn event_results(v: &Value, json_out: bool) -> Done {
-    let results = v["results"].as_array().map(Vec::as_slice).unwrap_or_default();
-    let rows: Vec<Vec<String>> = results
-        .iter()
-        .map(|r| {
-            let error = match (r["field"].as_str(), r["error"].as_str()) {
-                (Some(f), Some(e)) => format!("{f}: {e}"),
-                (None, Some(e)) => e.to_string(),
-                _ => String::new(),
-            };
-            vec![cell(&r["event_id"]), cell(&r["status"]), error]
-        })
-        .collect();
-    let count = |s: &str| results.iter().filter(|r| r["status"] == s).count();
-    let rejected = count("rejected");
-    let out = if json_out {
-        pretty(v)
-    } else {
-        let mut out = table(&["EVENT_ID", "STATUS", "ERROR"], &rows);
-        let _ = writeln!(out, "{} applied, {} duplicate, {rejected} rejected", count("applied"), count("duplicate"));
-        out
-    };
+fn event_results(answer: &Answer<EventsAnswer>, json_out: bool) -> Done {
+    let results = &answer.body.results;
+    let out = if json_out { pretty(&answer.json) } else { show_event_results(results) };
+    let rejected = results.iter().filter(|r| r.status == "rejected").count();
     if rejected > 0 {
         Done { out, code: 1, note: Some(format!("{rejected} of {} events rejected", results.len())) }
     } else {
@@ -208,14 +148,37 @@ pub(super) fn event_results(v: &Value, json_out: bool) -> Done {
     }
 }
 
-/// `ctl hold place|release`: builds the event and posts it.
-pub(super) async fn hold(api: &Api, json_out: bool, command: HoldCommand) -> anyhow::Result<Done> {
-    let (kind, hold_id, target, opts, extra) = match command {
-        HoldCommand::Place { hold_id, authority, reason, target, event } => {
-            let extra = json!({"authority": authority, "reason": reason});
-            ("placed", hold_id, target, event, extra)
+/// `ctl resource ID`.
+async fn resource(api: &Api, json_out: bool, id: &str) -> anyhow::Result<Done> {
+    let answer = api.get::<ResourceView>(&format!("/v1/resources/{id}"), &[]).await?;
+    Ok(Done::shown(&answer, json_out, show_resource))
+}
+
+/// `ctl forecast --before T | --within D` (D counted from the daemon's clock).
+async fn forecast(api: &Api, json_out: bool, before: Option<Timestamp>, within: Option<Dur>) -> anyhow::Result<Done> {
+    let before = match (before, within) {
+        (Some(t), _) => t,
+        (None, Some(d)) => {
+            let now = api.daemon_now().await?.ok_or_else(|| {
+                anyhow!(
+                    "--within counts from the daemon's clock, which this (older) daemon does not report; use --before"
+                )
+            })?;
+            now + d.to_chrono()
         }
-        HoldCommand::Release { hold_id, target, event } => ("released", hold_id, target, event, json!({})),
+        (None, None) => bail!("give --before RFC3339 or --within DURATION"),
+    };
+    let answer = api.get::<Deletions>("/v1/deletions", &[("before", &fmt_rfc3339(before))]).await?;
+    Ok(Done::shown(&answer, json_out, show_forecast))
+}
+
+/// `ctl hold place|release`: builds the event and posts it.
+async fn hold(api: &Api, json_out: bool, command: HoldCommand) -> anyhow::Result<Done> {
+    let (kind, hold_id, target, opts, authority, reason) = match command {
+        HoldCommand::Place { hold_id, authority, reason, target, event } => {
+            ("placed", hold_id, target, event, Some(authority), Some(reason))
+        }
+        HoldCommand::Release { hold_id, target, event } => ("released", hold_id, target, event, None, None),
     };
     let tenant = match (&target.tenant, &target.resource) {
         (Some(t), _) => t.clone(),
@@ -227,18 +190,20 @@ pub(super) async fn hold(api: &Api, json_out: bool, command: HoldCommand) -> any
         None => api.daemon_now().await?.unwrap_or_else(chrono::Utc::now),
     };
     let event_id = opts.event_id.unwrap_or_else(|| generated_event_id(kind, &hold_id));
-    let mut ev = json!({"event_id": event_id, "type": format!("hold.{kind}"), "at": fmt_rfc3339(at),
-                        "tenant": tenant, "hold_id": hold_id});
-    if let Some(r) = target.resource {
-        ev["resource"] = json!(r);
-    }
-    if let (Some(o), Some(e)) = (ev.as_object_mut(), extra.as_object()) {
-        o.extend(e.clone());
-    }
-    let v = api.call(Method::POST, "/v1/events", &[], Some(&ev)).await?;
-    let mut done = event_results(&v, json_out);
+    let ev = HoldEvent {
+        event_id: event_id.clone(),
+        kind: format!("hold.{kind}"),
+        at: fmt_rfc3339(at),
+        tenant,
+        hold_id,
+        resource: target.resource,
+        authority,
+        reason,
+    };
+    let answer = api.post::<EventsAnswer>("/v1/events", &ev).await?;
+    let mut done = event_results(&answer, json_out);
     if done.code != 0 {
-        let error = v["results"][0]["error"].as_str().unwrap_or("see its error");
+        let error = answer.body.results.first().and_then(|r| r.error.as_deref()).unwrap_or("see its error");
         // The time hint only where the time is the problem (dated too far
         // ahead of the daemon's clock); other refusals are about the hold.
         let hint = if error.contains("max_future_skew") { "; --at sets the event's time" } else { "" };
@@ -251,7 +216,7 @@ pub(super) async fn hold(api: &Api, json_out: bool, command: HoldCommand) -> any
 /// --resource without --tenant. `verb` ("place", "release") words a refused
 /// read: a role that may not read resources may not post holds either
 /// (operator or admin), which is what the user needs to hear.
-pub(super) async fn tenant_of(api: &Api, resource: &str, verb: &str) -> anyhow::Result<String> {
+async fn tenant_of(api: &Api, resource: &str, verb: &str) -> anyhow::Result<String> {
     let path = format!("/v1/resources/{resource}");
     let reading = || format!("reading resource {resource} for its tenant");
     let (status, text) = api.send(Method::GET, &path, &[], None).await.with_context(reading)?;
@@ -262,7 +227,8 @@ pub(super) async fn tenant_of(api: &Api, resource: &str, verb: &str) -> anyhow::
         }
         StatusCode::FORBIDDEN => {
             let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-            let why = v["error"].as_str().unwrap_or("forbidden");
+            let error = ErrorBody::deserialize(&v).ok().map(|b| b.error);
+            let why = error.as_deref().unwrap_or("forbidden");
             bail!("the token's role may not {verb} holds (403: {why}); an operator or admin token is needed");
         }
         StatusCode::NOT_FOUND => {
@@ -270,9 +236,9 @@ pub(super) async fn tenant_of(api: &Api, resource: &str, verb: &str) -> anyhow::
         }
         _ => refused.with_context(reading)?,
     }
-    let v: Value = serde_json::from_str(&text)
+    let json: Value = serde_json::from_str(&text)
         .with_context(|| format!("{path} answered {status} with something that is not JSON"))?;
-    Ok(v["tenant"].as_str().ok_or_else(|| anyhow!("resource {resource} has no tenant in the answer"))?.to_string())
+    Ok(shaped::<ResourceView>(&json, &path)?.tenant)
 }
 
 /// `ctl-hold-placed-<hold_id>-<unix nanos>`, cut to the 128-character id limit.
@@ -285,30 +251,101 @@ pub(super) fn generated_event_id(kind: &str, hold_id: &str) -> String {
     format!("{prefix}{}{suffix}", &hold_id[..hold_id.len().min(room)])
 }
 
-/// `ctl pause|resume|approve|retry|clock`: POST /v1/admin/WHAT.
-pub(super) async fn admin(api: &Api, json_out: bool, what: &str, body: Value) -> anyhow::Result<Done> {
-    let v = api.call(Method::POST, &format!("/v1/admin/{what}"), &[], Some(&body)).await?;
-    if json_out {
-        return Ok(Done::ok(pretty(&v)));
-    }
-    let line = match what {
-        "pause" => "paused: no deletion starts and no executor is called until `resume`".to_string(),
-        "resume" => "resumed".to_string(),
-        "approve" => match (v["approved"].as_array(), v["batch"].as_object()) {
-            (Some(a), Some(b)) if !a.is_empty() => format!(
-                "approved: {}; released the held batch of {} resources (digest {})",
-                list(&v["approved"]),
-                cell(&b["size"]),
-                cell(&b["digest"])
-            ),
-            (Some(a), _) if !a.is_empty() => format!("approved: {}", list(&v["approved"])),
-            _ => "approved: nothing was stopped".to_string(),
-        },
-        "retry" => format!("retried {} stuck copies", cell(&v["retried"])),
-        "clock" => format!("now: {}", cell(&v["now"])),
-        _ => pretty(&v),
+/// `POST /v1/admin/WHAT` with `body`: the daemon's JSON with `--json`,
+/// else the one line `line` makes of the answer.
+async fn admin<T: DeserializeOwned>(
+    api: &Api,
+    json_out: bool,
+    what: &str,
+    body: &impl Serialize,
+    line: impl FnOnce(&T) -> String,
+) -> anyhow::Result<Done> {
+    let answer = api.post::<T>(&format!("/v1/admin/{what}"), body).await?;
+    Ok(Done::shown(&answer, json_out, |a| format!("{}\n", line(a))))
+}
+
+/// `ctl pause`.
+async fn pause(api: &Api, json_out: bool) -> anyhow::Result<Done> {
+    admin(api, json_out, "pause", &NoArguments {}, |_: &Paused| {
+        "paused: no deletion starts and no executor is called until `resume`".to_string()
+    })
+    .await
+}
+
+/// `ctl resume`.
+async fn resume(api: &Api, json_out: bool) -> anyhow::Result<Done> {
+    admin(api, json_out, "resume", &NoArguments {}, |_: &Paused| "resumed".to_string()).await
+}
+
+/// `ctl approve [--batch DIGEST]`.
+async fn approve(api: &Api, json_out: bool, batch: Option<String>) -> anyhow::Result<Done> {
+    admin(api, json_out, "approve", &ApproveRequest { batch_digest: batch }, |a: &Approval| match &a.batch {
+        Some(b) if !a.approved.is_empty() => format!(
+            "approved: {}; released the held batch of {} resources (digest {})",
+            list(&a.approved),
+            cell(&b.size),
+            cell(&b.digest)
+        ),
+        _ if !a.approved.is_empty() => format!("approved: {}", list(&a.approved)),
+        _ => "approved: nothing was stopped".to_string(),
+    })
+    .await
+}
+
+/// `ctl retry RESOURCE [--store STORE]`.
+async fn retry(api: &Api, json_out: bool, resource: String, store: Option<String>) -> anyhow::Result<Done> {
+    admin(api, json_out, "retry", &RetryRequest { resource, store }, |r: &Retried| {
+        format!("retried {} stuck copies", cell(&r.retried))
+    })
+    .await
+}
+
+/// `ctl clock advance|set`.
+async fn clock(api: &Api, json_out: bool, command: ClockCommand) -> anyhow::Result<Done> {
+    let body = match command {
+        ClockCommand::Advance { by } => ClockRequest::Advance(by.to_string()),
+        ClockCommand::Set { to } => ClockRequest::Set(fmt_rfc3339(to)),
     };
-    Ok(Done::ok(format!("{line}\n")))
+    admin(api, json_out, "clock", &body, |c: &ClockAnswer| format!("now: {}", cell(&c.now))).await
+}
+
+/// `ctl audit [--after-seq N] [--limit M]`.
+async fn audit(api: &Api, json_out: bool, after_seq: u64, limit: u64) -> anyhow::Result<Done> {
+    let query = [("after_seq", after_seq.to_string()), ("limit", limit.to_string())];
+    let query: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let answer = api.get::<AuditPage>("/v1/audit", &query).await?;
+    Ok(Done::shown(&answer, json_out, |page| show_audit(page, limit)))
+}
+
+/// `ctl certificate RESOURCE`: with `--json`, the certificate as served,
+/// for `retentiond audit certificate --file`.
+async fn certificate(api: &Api, json_out: bool, resource: &str) -> anyhow::Result<Done> {
+    let answer = api.get::<Certificate>(&format!("/v1/certificates/{resource}"), &[]).await?;
+    Ok(Done::shown(&answer, json_out, show_certificate))
+}
+
+/// `ctl restore-check --resource ID | --tenant ID`: exit 0 when allowed, 3
+/// when refused.
+async fn restore_check(
+    api: &Api,
+    json_out: bool,
+    resource: Option<String>,
+    tenant: Option<String>,
+) -> anyhow::Result<Done> {
+    let query = match (&resource, &tenant) {
+        (Some(r), _) => ("resource", r.as_str()),
+        (None, Some(t)) => ("tenant", t.as_str()),
+        (None, None) => bail!("give --resource or --tenant"),
+    };
+    let answer = api.get::<RestoreCheck>("/v1/restore-check", &[query]).await?;
+    let code = if answer.body.allowed { 0 } else { 3 };
+    Ok(Done { code, ..Done::shown(&answer, json_out, show_restore_check) })
+}
+
+/// `ctl status`.
+async fn status(api: &Api, json_out: bool) -> anyhow::Result<Done> {
+    let (status, text) = api.send(Method::GET, "/readyz", &[], None).await?;
+    status_done(status, &text, json_out)
 }
 
 /// `ctl status` from /readyz's answer: exit 0 when ready (200), 1 with a
@@ -317,17 +354,14 @@ pub(super) fn status_done(status: StatusCode, text: &str, json_out: bool) -> any
     if status != StatusCode::SERVICE_UNAVAILABLE {
         check_status(status, text, "/readyz")?;
     }
-    let v: Value = serde_json::from_str(text)
+    let json: Value = serde_json::from_str(text)
         .with_context(|| format!("/readyz answered {status} with something that is not JSON"))?;
-    let out = if json_out { pretty(&v) } else { show_status(&v) };
+    let ready: Readiness = shaped(&json, "/readyz")?;
+    let out = if json_out { pretty(&json) } else { show_status(&ready) };
     // A refused reload leaves the daemon ready on its previous config: exit
     // 0, but say so on stderr too, where it is seen when stdout is not.
-    let refused = (v["last_reload"]["ok"] == false).then(|| {
-        format!(
-            "last reload REFUSED at {}: {}; the previous config stays in force",
-            cell(&v["last_reload"]["at"]),
-            cell(&v["last_reload"]["error"])
-        )
+    let refused = ready.last_reload.flatten().filter(|r| !r.ok).map(|r| {
+        format!("last reload REFUSED at {}: {}; the previous config stays in force", cell(&r.at), cell(&r.error))
     });
     if status.is_success() {
         Ok(Done { out, code: 0, note: refused })
@@ -336,6 +370,19 @@ pub(super) fn status_done(status: StatusCode, text: &str, json_out: bool) -> any
         let note = refused.map_or_else(|| not_ready.clone(), |r| format!("{not_ready}; {r}"));
         Ok(Done { out, code: 1, note: Some(note) })
     }
+}
+
+/// `ctl metrics`: the Prometheus text as served, or its samples as JSON.
+async fn metrics(api: &Api, json_out: bool) -> anyhow::Result<Done> {
+    let (status, text) = api.send(Method::GET, "/metrics", &[], None).await?;
+    check_status(status, &text, "/metrics")?;
+    Ok(Done::ok(if json_out { pretty(&metrics_json(&text)?) } else { text }))
+}
+
+/// `ctl apply-policy PRODUCT`.
+async fn apply_policy(api: &Api, json_out: bool, product: String) -> anyhow::Result<Done> {
+    let answer = api.post::<PolicyReport>("/v1/admin/apply-policy", &ApplyPolicyRequest { product }).await?;
+    Ok(Done::shown(&answer, json_out, show_apply_policy))
 }
 
 #[cfg(test)]

@@ -1,161 +1,160 @@
-//! Output: tables and `key  value` lines for people, the server's JSON
-//! (pretty) for `--json`. The one place output is aligned and server text
-//! is made safe for a terminal.
+//! Output: tables and `key  value` lines for people, made from the API's
+//! wire types (`--json` prints the daemon's JSON as served instead). The
+//! one place output is aligned and server text is made safe for a terminal.
 
 use anyhow::anyhow;
+use retentiond::api::wire::{
+    AuditPage, Certificate, Deletions, EventResult, LastReload, PolicyReport, Readiness, ResourceView, RestoreCheck,
+};
+use serde::Serialize;
 use serde_json::{json, Value};
 use std::fmt::Write as _;
 
-pub(super) fn show_resource(v: &Value) -> String {
-    let holds: Vec<String> = v["holds"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|h| {
-            format!(
-                "{} ({}, {}: {})",
-                cell(&h["hold_id"]),
-                cell(&h["scope"]),
-                cell(&h["authority"]),
-                cell(&h["reason"])
-            )
+/// The results of `POST /v1/events`, with a count of each outcome.
+pub(super) fn show_event_results(results: &[EventResult]) -> String {
+    let rows: Vec<Vec<String>> = results
+        .iter()
+        .map(|r| {
+            let error = match (&r.field, &r.error) {
+                (Some(f), Some(e)) => format!("{f}: {e}"),
+                (None, Some(e)) => e.to_string(),
+                _ => String::new(),
+            };
+            vec![cell(&r.event_id), cell(&r.status), error]
         })
         .collect();
+    let count = |s: &str| results.iter().filter(|r| r.status == s).count();
+    let mut out = table(&["EVENT_ID", "STATUS", "ERROR"], &rows);
+    let _ =
+        writeln!(out, "{} applied, {} duplicate, {} rejected", count("applied"), count("duplicate"), count("rejected"));
+    out
+}
+
+pub(super) fn show_resource(v: &ResourceView) -> String {
+    let holds: Vec<String> = v
+        .holds
+        .iter()
+        .map(|h| format!("{} ({}, {}: {})", cell(&h.hold_id), cell(&h.scope), cell(&h.authority), cell(&h.reason)))
+        .collect();
     let mut f = vec![
-        ("resource", cell(&v["resource"])),
-        ("tenant", cell(&v["tenant"])),
-        ("product", format!("{} ({})", cell(&v["product"]), cell(&v["billing"]))),
-        ("term_end", cell(&v["term_end"])),
-        ("state", cell(&v["state"])),
-        ("cause", with_reason(&v["cause"], &v["reason"])),
-        ("buffer_started_at", cell(&v["buffer_started_at"])),
-        ("delete_after", cell(&v["delete_after"])),
-        ("policy_version", cell(&v["policy_version"])),
+        ("resource", cell(&v.resource)),
+        ("tenant", cell(&v.tenant)),
+        ("product", format!("{} ({})", cell(&v.product), cell(&v.billing))),
+        ("term_end", cell(&v.term_end)),
+        ("state", cell(&v.state)),
+        ("cause", with_reason(&v.cause, v.reason.as_ref())),
+        ("buffer_started_at", cell(&v.buffer_started_at)),
+        ("delete_after", cell(&v.delete_after)),
+        ("policy_version", cell(&v.policy_version)),
     ];
-    if !v["not_before"].is_null() {
-        f.push(("not_before", cell(&v["not_before"])));
+    if v.not_before.is_some() {
+        f.push(("not_before", cell(&v.not_before)));
     }
-    if !v["deletion_started_at"].is_null() {
-        f.push(("deletion_started", cell(&v["deletion_started_at"])));
+    if v.deletion_started_at.is_some() {
+        f.push(("deletion_started", cell(&v.deletion_started_at)));
     }
-    if let Some(a) = v["arrears"].as_object() {
-        let mut s = format!("since {}", cell(&a["started_at"]));
-        if !a["amount"].is_null() {
-            let _ = write!(s, ", {} {}", cell(&a["amount"]), cell(&a["currency"]));
+    if let Some(a) = &v.arrears {
+        let mut s = format!("since {}", cell(&a.started_at));
+        if a.amount.is_some() {
+            let _ = write!(s, ", {} {}", cell(&a.amount), cell(&a.currency));
         }
-        if let Some(fee) = a.get("late_fee") {
+        if let Some(fee) = &a.late_fee {
             let _ = write!(s, ", late fee so far {}", cell(fee));
         }
         f.push(("arrears", s));
     }
     f.push(("holds", if holds.is_empty() { "none".to_string() } else { holds.join("; ") }));
     let mut out = fields(&f);
-    let copies: Vec<Vec<String>> = v["copies"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let copies: Vec<Vec<String>> = v
+        .copies
+        .iter()
         .map(|c| {
-            let state = if c["stuck"] == true { format!("{} (stuck)", cell(&c["state"])) } else { cell(&c["state"]) };
+            let state = if c.stuck { format!("{} (stuck)", cell(&c.state)) } else { cell(&c.state) };
             vec![
-                cell(&c["store"]),
-                cell(&c["copy"]),
-                cell(&c["class"]),
+                cell(&c.store),
+                cell(&c.copy),
+                cell(&c.class),
                 state,
-                cell(&c["attempts"]),
-                cell(&c["done_at"]),
-                cell(&c["last_error"]),
+                cell(&c.attempts),
+                cell(&c.done_at),
+                cell(&c.last_error),
             ]
         })
         .collect();
     out.push_str("\ncopies:\n");
     out.push_str(&table(&["STORE", "COPY", "CLASS", "STATE", "ATTEMPTS", "DONE_AT", "LAST_ERROR"], &copies));
-    let history: Vec<Vec<String>> = v["history"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|h| vec![cell(&h["at"]), cell(&h["what"]), cell(&h["detail"])])
-        .collect();
+    let history: Vec<Vec<String>> =
+        v.history.iter().map(|h| vec![cell(&h.at), cell(&h.what), cell(&h.detail)]).collect();
     out.push_str("\nhistory:\n");
     out.push_str(&table(&["AT", "WHAT", "DETAIL"], &history));
     out
 }
 
-pub(super) fn show_forecast(v: &Value) -> String {
-    let rows: Vec<Vec<String>> = v["deletions"]
-        .as_array()
-        .into_iter()
-        .flatten()
+pub(super) fn show_forecast(v: &Deletions) -> String {
+    let rows: Vec<Vec<String>> = v
+        .deletions
+        .iter()
         .map(|d| {
             vec![
-                cell(&d["deadline"]),
-                cell(&d["resource"]),
-                cell(&d["tenant"]),
-                cell(&d["state"]),
-                with_reason(&d["cause"], &d["reason"]),
-                if d["projected"] == true { "yes".into() } else { "no".into() },
-                list(&d["blockers"]),
+                cell(&d.deadline),
+                cell(&d.resource),
+                cell(&d.tenant),
+                cell(&d.state),
+                with_reason(&d.cause, d.reason.flatten().as_ref()),
+                if d.projected == Some(true) { "yes".into() } else { "no".into() },
+                list(&d.blockers),
             ]
         })
         .collect();
-    let mut out = format!("deletions due before {}:\n", cell(&v["before"]));
+    let mut out = format!("deletions due before {}:\n", cell(&v.before));
     out.push_str(&table(&["DEADLINE", "RESOURCE", "TENANT", "STATE", "CAUSE", "PROJECTED", "BLOCKERS"], &rows));
     out
 }
 
-pub(super) fn show_audit(v: &Value, limit: u64) -> String {
-    let records = v["records"].as_array().map(Vec::as_slice).unwrap_or_default();
-    let rows: Vec<Vec<String>> = records
+pub(super) fn show_audit(v: &AuditPage, limit: u64) -> String {
+    let rows: Vec<Vec<String>> = v
+        .records
         .iter()
-        .map(|r| vec![cell(&r["seq"]), cell(&r["at"]), cell(&r["kind"]), cell(&r["tenant"]), cell(&r["resource"])])
+        .map(|r| vec![cell(&r.seq), cell(&r.at), cell(&r.kind), cell(&r.tenant), cell(&r.resource)])
         .collect();
     let mut out = table(&["SEQ", "AT", "KIND", "TENANT", "RESOURCE"], &rows);
-    if records.len() as u64 >= limit {
-        if let Some(last) = records.last() {
-            let _ = writeln!(out, "(more may follow: --after-seq {})", cell(&last["seq"]));
+    if v.records.len() as u64 >= limit {
+        if let Some(last) = v.records.last() {
+            let _ = writeln!(out, "(more may follow: --after-seq {})", cell(&last.seq));
         }
     }
     out
 }
 
-pub(super) fn show_certificate(v: &Value) -> String {
+pub(super) fn show_certificate(v: &Certificate) -> String {
     let mut out = fields(&[
-        ("certificate", cell(&v["certificate"])),
-        ("resource", cell(&v["resource"])),
-        ("tenant", cell(&v["tenant"])),
-        ("product", cell(&v["product"])),
-        ("cause", with_reason(&v["cause"], &v["reason"])),
-        ("policy_version", cell(&v["policy_version"])),
-        ("buffer_started_at", cell(&v["buffer_started_at"])),
-        ("delete_after", cell(&v["delete_after"])),
-        ("deletion_started", cell(&v["deletion_started_at"])),
-        ("purged_at", cell(&v["purged_at"])),
-        ("purged_seq", cell(&v["purged_seq"])),
-        ("chain_hash", cell(&v["chain_hash"])),
+        ("certificate", cell(&v.certificate)),
+        ("resource", cell(&v.resource)),
+        ("tenant", cell(&v.tenant)),
+        ("product", cell(&v.product)),
+        ("cause", with_reason(&v.cause, v.reason.as_ref())),
+        ("policy_version", cell(&v.policy_version)),
+        ("buffer_started_at", cell(&v.buffer_started_at)),
+        ("delete_after", cell(&v.delete_after)),
+        ("deletion_started", cell(&v.deletion_started_at)),
+        ("purged_at", cell(&v.purged_at)),
+        ("purged_seq", cell(&v.purged_seq)),
+        ("chain_hash", cell(&v.chain_hash)),
     ]);
-    let copies: Vec<Vec<String>> = v["copies"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|c| {
-            vec![
-                cell(&c["store"]),
-                cell(&c["copy"]),
-                cell(&c["class"]),
-                cell(&c["outcome"]),
-                cell(&c["at"]),
-                cell(&c["audit_seq"]),
-            ]
-        })
+    let copies: Vec<Vec<String>> = v
+        .copies
+        .iter()
+        .map(|c| vec![cell(&c.store), cell(&c.copy), cell(&c.class), cell(&c.outcome), cell(&c.at), cell(&c.audit_seq)])
         .collect();
     out.push_str("\ncopies:\n");
     out.push_str(&table(&["STORE", "COPY", "CLASS", "OUTCOME", "AT", "AUDIT_SEQ"], &copies));
     out
 }
 
-pub(super) fn show_restore_check(v: &Value, allowed: bool) -> String {
-    let mut out = format!("{}: {}\n", if allowed { "allowed" } else { "refused" }, cell(&v["reason"]));
-    if let Some(refused) = v["refused"].as_array().filter(|r| !r.is_empty()) {
-        let rows: Vec<Vec<String>> = refused.iter().map(|r| vec![cell(&r["resource"]), cell(&r["reason"])]).collect();
+pub(super) fn show_restore_check(v: &RestoreCheck) -> String {
+    let mut out = format!("{}: {}\n", if v.allowed { "allowed" } else { "refused" }, cell(&v.reason));
+    if let Some(refused) = v.refused.as_ref().filter(|r| !r.is_empty()) {
+        let rows: Vec<Vec<String>> = refused.iter().map(|r| vec![cell(&r.resource), cell(&r.reason)]).collect();
         out.push_str(&table(&["RESOURCE", "REASON"], &rows));
     }
     out
@@ -163,58 +162,57 @@ pub(super) fn show_restore_check(v: &Value, allowed: bool) -> String {
 
 /// The last reload for `status`: "none since start", "ok at T: changed
 /// ecs; added web", or "REFUSED at T: why".
-pub(super) fn show_reload(r: &Value) -> String {
-    if r.is_null() {
-        return "none since start".to_string();
-    }
-    match r["ok"].as_bool() {
-        Some(true) => {
-            let moved: Vec<String> = ["changed", "added", "removed"]
-                .iter()
-                .filter(|k| r[**k].as_array().is_some_and(|a| !a.is_empty()))
-                .map(|k| format!("{k} {}", list(&r[*k])))
-                .collect();
-            let moved = if moved.is_empty() { "no policy changed".to_string() } else { moved.join("; ") };
-            format!("ok at {}: {moved}", cell(&r["at"]))
-        }
-        Some(false) => format!("REFUSED at {}: {}", cell(&r["at"]), cell(&r["error"])),
-        None => cell(r),
+pub(super) fn show_reload(r: Option<&LastReload>) -> String {
+    let Some(r) = r else { return "none since start".to_string() };
+    if r.ok {
+        let moved: Vec<String> = [("changed", &r.changed), ("added", &r.added), ("removed", &r.removed)]
+            .into_iter()
+            .filter_map(|(k, names)| names.as_ref().filter(|n| !n.is_empty()).map(|n| format!("{k} {}", list(n))))
+            .collect();
+        let moved = if moved.is_empty() { "no policy changed".to_string() } else { moved.join("; ") };
+        format!("ok at {}: {moved}", cell(&r.at))
+    } else {
+        format!("REFUSED at {}: {}", cell(&r.at), cell(&r.error))
     }
 }
 
-/// `key  value` lines; `policies` as `product version` pairs.
-pub(super) fn show_status(v: &Value) -> String {
-    match v.as_object() {
-        Some(o) => {
-            let f: Vec<(&str, String)> = o
-                .iter()
-                .map(|(k, x)| {
-                    let shown = match x.as_object() {
-                        Some(m) if k == "policies" => {
-                            let pairs: Vec<String> =
-                                m.iter().map(|(p, ver)| format!("{} {}", clean(p), cell(ver))).collect();
-                            if pairs.is_empty() {
-                                "-".to_string()
-                            } else {
-                                pairs.join(", ")
-                            }
-                        }
-                        _ if k == "last_reload" => show_reload(x),
-                        Some(b) if k == "guard_batch" => format!(
-                            "{} resources held since {} (digest {}); `ctl approve --batch DIGEST` releases them",
-                            cell(&b["size"]),
-                            cell(&b["tripped_at"]),
-                            cell(&b["digest"])
-                        ),
-                        _ => cell(x),
-                    };
-                    (k.as_str(), shown)
-                })
-                .collect();
-            fields(&f)
-        }
-        None => format!("{}\n", cell(v)),
-    }
+/// `key  value` lines for what /readyz reports, keys in alphabetical order
+/// (as served); a field the daemon leaves out has no line.
+pub(super) fn show_status(v: &Readiness) -> String {
+    let mut f: Vec<(&str, String)> = Vec::new();
+    let mut line = |key, shown: Option<String>| f.extend(shown.map(|s| (key, s)));
+    line("clock", v.clock.as_ref().map(cell));
+    line("clock_anomaly", v.clock_anomaly.as_ref().map(cell));
+    line("dry_run", v.dry_run.as_ref().map(cell));
+    line(
+        "guard_batch",
+        v.guard_batch.as_ref().map(|batch| match batch {
+            Some(b) => format!(
+                "{} resources held since {} (digest {}); `ctl approve --batch DIGEST` releases them",
+                cell(&b.size),
+                cell(&b.tripped_at),
+                cell(&b.digest)
+            ),
+            None => cell(&Value::Null),
+        }),
+    );
+    line("guard_tripped", v.guard_tripped.as_ref().map(cell));
+    line("last_reload", v.last_reload.as_ref().map(|r| show_reload(r.as_ref())));
+    line("now", v.now.as_ref().map(cell));
+    line("paused", v.paused.as_ref().map(cell));
+    line(
+        "policies",
+        v.policies.as_ref().map(|m| {
+            let pairs: Vec<String> = m.iter().map(|(p, ver)| format!("{} {}", clean(p), cell(ver))).collect();
+            if pairs.is_empty() {
+                "-".to_string()
+            } else {
+                pairs.join(", ")
+            }
+        }),
+    );
+    line("ready", Some(cell(&v.ready)));
+    fields(&f)
 }
 
 /// The Prometheus text format as JSON for `metrics --json`:
@@ -278,19 +276,15 @@ pub(super) fn metric_sample(line: &str) -> Option<Value> {
     Some(json!({"name": name, "labels": labels, "value": value}))
 }
 
-pub(super) fn show_apply_policy(v: &Value) -> String {
-    let rows: Vec<Vec<String>> = v["rescheduled"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|r| vec![cell(&r["resource"]), cell(&r["from"]), cell(&r["to"])])
-        .collect();
+pub(super) fn show_apply_policy(v: &PolicyReport) -> String {
+    let rows: Vec<Vec<String>> =
+        v.rescheduled.iter().map(|r| vec![cell(&r.resource), cell(&r.from), cell(&r.to)]).collect();
     let mut out = format!(
         "product {}, policy {}: {} rescheduled, {} unchanged\n",
-        cell(&v["product"]),
-        cell(&v["policy_version"]),
+        cell(&v.product),
+        cell(&v.policy_version),
         rows.len(),
-        cell(&v["unchanged"])
+        cell(&v.unchanged)
     );
     out.push_str(&table(&["RESOURCE", "FROM", "TO"], &rows));
     out
@@ -304,31 +298,33 @@ pub(super) fn pretty(v: &Value) -> String {
 
 // Table and field layout: the one place output is aligned.
 
-/// A JSON value as a table cell: strings bare, null as "-", arrays joined
-/// with commas, objects as compact JSON; control characters replaced.
-pub(super) fn cell(v: &Value) -> String {
+/// A wire value as a table cell, written as the daemon writes it: strings
+/// bare, null as "-", arrays joined with commas, objects as compact JSON;
+/// control characters replaced.
+pub(super) fn cell<T: Serialize + ?Sized>(v: &T) -> String {
+    value_cell(&serde_json::to_value(v).unwrap_or(Value::Null))
+}
+
+fn value_cell(v: &Value) -> String {
     match v {
         Value::Null => "-".to_string(),
         Value::String(s) => clean(s),
-        Value::Array(_) => list(v),
+        Value::Array(a) if a.is_empty() => "-".to_string(),
+        Value::Array(a) => a.iter().map(value_cell).collect::<Vec<_>>().join(","),
         other => clean(&other.to_string()),
     }
 }
 
-/// An array as "a,b", "-" when empty.
-pub(super) fn list(v: &Value) -> String {
-    match v.as_array() {
-        Some(a) if !a.is_empty() => a.iter().map(cell).collect::<Vec<_>>().join(","),
-        _ => "-".to_string(),
-    }
+/// A list as "a,b", "-" when empty.
+pub(super) fn list<T: Serialize>(items: &[T]) -> String {
+    cell(items)
 }
 
 /// "cause (reason)", or just "cause".
-pub(super) fn with_reason(cause: &Value, reason: &Value) -> String {
-    if reason.is_null() {
-        cell(cause)
-    } else {
-        format!("{} ({})", cell(cause), cell(reason))
+pub(super) fn with_reason<C: Serialize, R: Serialize>(cause: &C, reason: Option<&R>) -> String {
+    match reason {
+        None => cell(cause),
+        Some(r) => format!("{} ({})", cell(cause), cell(r)),
     }
 }
 
@@ -382,6 +378,11 @@ mod tests {
         assert_eq!(t, "A    LONGER\nxyz  1\nq    22\n");
         assert_eq!(table(&["A"], &[]), "(none)\n");
         assert_eq!(cell(&json!("a\nb\u{1b}[31m")), "a b [31m");
+    }
+
+    /// The last reload as ctl reads it from /readyz's JSON.
+    fn show_reload(r: &Value) -> String {
+        super::show_reload(serde_json::from_value::<Option<LastReload>>(r.clone()).unwrap().as_ref())
     }
 
     #[test]

@@ -1,13 +1,31 @@
 //! Talking to the daemon: the address, the token, one HTTP client per
-//! command, and how a refused or failed request becomes one line on stderr
-//! (and exit 1).
+//! command, answers read into the API's wire types, and how a refused or
+//! failed request becomes one line on stderr (and exit 1).
 
 use super::args::CtlArgs;
 use anyhow::{anyhow, bail, Context};
 use reqwest::{Method, StatusCode, Url};
+use retentiond::api::wire::{ErrorBody, Readiness};
 use retentiond::duration::Dur;
 use retentiond::time::{parse_rfc3339, Timestamp};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+/// A 2xx answer twice: the JSON as served (what `--json` prints, keys and
+/// all) and the same read into its wire type (what tables show).
+pub(super) struct Answer<T> {
+    /// As served.
+    pub(super) json: Value,
+    /// As read.
+    pub(super) body: T,
+}
+
+/// An answer's JSON read into its wire type `T`. One of another shape (a
+/// daemon of another version that changed it) is an error naming `path`.
+pub(super) fn shaped<T: DeserializeOwned>(json: &Value, path: &str) -> anyhow::Result<T> {
+    T::deserialize(json).with_context(|| format!("{path} answered in a form this ctl cannot read"))
+}
 
 /// The daemon's address and token, and one HTTP client for the command.
 pub(super) struct Api {
@@ -59,18 +77,41 @@ impl Api {
         Ok((status, text))
     }
 
-    /// Sends one request and returns the JSON of a 2xx answer; any other
-    /// status is an error carrying the server's message.
-    pub(super) async fn call(
+    /// `GET path?query`, answered with a `T`.
+    pub(super) async fn get<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> anyhow::Result<Answer<T>> {
+        self.call(Method::GET, path, query, None).await
+    }
+
+    /// `POST path` with `body`, answered with a `T`. The body goes out as a
+    /// JSON value, keys sorted, as ctl has always sent it.
+    pub(super) async fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+    ) -> anyhow::Result<Answer<T>> {
+        let body = serde_json::to_value(body).with_context(|| format!("building the body for {path}"))?;
+        self.call(Method::POST, path, &[], Some(&body)).await
+    }
+
+    /// Sends one request and returns a 2xx answer; any other status is an
+    /// error carrying the server's message.
+    async fn call<T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
         query: &[(&str, &str)],
         body: Option<&Value>,
-    ) -> anyhow::Result<Value> {
+    ) -> anyhow::Result<Answer<T>> {
         let (status, text) = self.send(method, path, query, body).await?;
         check_status(status, &text, path)?;
-        serde_json::from_str(&text).with_context(|| format!("{path} answered {status} with something that is not JSON"))
+        let json = serde_json::from_str(&text)
+            .with_context(|| format!("{path} answered {status} with something that is not JSON"))?;
+        let body = shaped(&json, path)?;
+        Ok(Answer { json, body })
     }
 
     /// The daemon's clock reading from /readyz (which may be a manual clock
@@ -87,7 +128,8 @@ impl Api {
             check_status(status, &text, "/readyz").context("reading the daemon's clock from /readyz")?;
         }
         let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Ok(v["now"].as_str().and_then(|s| parse_rfc3339(s).ok()))
+        let now = Readiness::deserialize(&v).ok().and_then(|r| r.now);
+        Ok(now.and_then(|s| parse_rfc3339(&s).ok()))
     }
 
     fn transport_error(&self, e: &reqwest::Error) -> anyhow::Error {
@@ -230,8 +272,9 @@ pub(super) fn status_error(
         return Ok(());
     }
     let v: Value = serde_json::from_str(text).unwrap_or(Value::Null);
-    let message = match v["error"].as_str() {
-        Some(e) => e.to_string(),
+    let body = ErrorBody::deserialize(&v).ok();
+    let message = match &body {
+        Some(b) => b.error.clone(),
         None if text.trim().is_empty() => status.canonical_reason().unwrap_or("no message").to_string(),
         None => text.trim().chars().take(200).collect(),
     };
@@ -243,10 +286,10 @@ pub(super) fn status_error(
         StatusCode::FORBIDDEN => anyhow!("the token's role may not do this ({code}): {message}"),
         StatusCode::BAD_REQUEST => {
             let mut at = String::new();
-            if let Some(i) = v["index"].as_u64() {
+            if let Some(i) = body.as_ref().and_then(|b| b.index) {
                 at.push_str(&format!("{}, ", locate(i)));
             }
-            if let Some(f) = v["field"].as_str() {
+            if let Some(f) = body.as_ref().and_then(|b| b.field.as_deref()) {
                 at.push_str(&format!("field {f}: "));
             }
             // The API stores nothing of a request it answers 400.
