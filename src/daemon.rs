@@ -72,7 +72,7 @@ pub struct Daemon {
     pub gates: watch::Receiver<crate::service::Gates>,
     tokens: Arc<Shared<Tokens>>,
     sweeps: tokio::sync::Mutex<Option<Sweeps>>,
-    last_reload: Arc<std::sync::Mutex<Option<serde_json::Value>>>,
+    last_reload: Arc<std::sync::Mutex<Option<crate::api::wire::LastReload>>>,
     shutdown: watch::Sender<bool>,
     store: Arc<dyn Store>,
     engine_task: JoinHandle<Result<(), EngineError>>,
@@ -171,10 +171,22 @@ impl Daemon {
         let result = self.reload_inner().await;
         let at = crate::time::fmt_rfc3339(self.clock.now());
         let status = match &result {
-            Ok(r) => {
-                serde_json::json!({"at": at, "ok": true, "changed": r.changed, "added": r.added, "removed": r.removed})
-            }
-            Err(e) => serde_json::json!({"at": at, "ok": false, "error": e.to_string()}),
+            Ok(r) => crate::api::wire::LastReload {
+                at,
+                ok: true,
+                changed: Some(r.changed.clone()),
+                added: Some(r.added.clone()),
+                removed: Some(r.removed.clone()),
+                error: None,
+            },
+            Err(e) => crate::api::wire::LastReload {
+                at,
+                ok: false,
+                changed: None,
+                added: None,
+                removed: None,
+                error: Some(e.to_string()),
+            },
         };
         *self.last_reload.lock().unwrap_or_else(|e| e.into_inner()) = Some(status);
         result

@@ -3,6 +3,9 @@
 //! daemon's state read through the API.
 
 mod common;
+// Whole tables pinned, apart from the behaviour tested here.
+#[path = "ctl/tables.rs"]
+mod tables;
 
 use common::*;
 use reqwest::StatusCode;

@@ -1,0 +1,144 @@
+//! `POST /v1/events`: the billing and operations feeds.
+
+use super::body::{parse_json, read_body};
+use super::wire::{EventResult, EventsAnswer};
+use super::{require, sorted, ApiError, ApiState, MAX_EVENTS_PER_REQUEST};
+use crate::auth::{Permission, Role};
+use crate::config::Config;
+use crate::domain::event::{parse_event, Event, EventBody};
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use serde_json::Value;
+
+fn permission_for(ev: &Event) -> Permission {
+    if ev.is_operator_event() {
+        Permission::PostOperatorEvent
+    } else {
+        Permission::PostBillingEvent
+    }
+}
+
+pub(super) async fn post_events(
+    State(state): State<ApiState>,
+    Extension(role): Extension<Role>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    // Every role but auditor may post some events: refused before the body is read.
+    require(role, Permission::PostBillingEvent)?;
+    let body = read_body(&state, &headers, body).await?;
+    let value = parse_json(&body).inspect_err(|_| state.metrics.invalid_event(None))?;
+    let (items, batch) = match value {
+        Value::Array(items) => (items, true),
+        one => (vec![one], false),
+    };
+    if items.is_empty() {
+        return Err(ApiError::field("body", "no events in the request"));
+    }
+    if items.len() > MAX_EVENTS_PER_REQUEST {
+        return Err(ApiError::too_large(
+            "events_per_request",
+            MAX_EVENTS_PER_REQUEST,
+            format!(
+                "{} events in one request; at most {MAX_EVENTS_PER_REQUEST} are accepted: split the batch",
+                items.len()
+            ),
+        ));
+    }
+    let mut events = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let ev = check_event(&state.config.get(), item).map_err(|err| {
+            state.metrics.invalid_event(Some(item));
+            if batch {
+                err.at_index(i)
+            } else {
+                err
+            }
+        })?;
+        events.push(ev);
+    }
+    if let Some(ev) = events.iter().find(|e| !role.allows(permission_for(e))) {
+        let what = match ev.body {
+            // general terms 7.5.2: it may purge at once; an operator decides.
+            EventBody::Terminated { reason: crate::domain::policy::TerminationReason::Violation } => {
+                "resource.terminated events for reason violation (it may purge at once: an operator decides)"
+                    .to_string()
+            }
+            _ => format!("{} events", ev.type_name()),
+        };
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("role {} may not post {what}; nothing was stored", format!("{role:?}").to_lowercase()),
+        ));
+    }
+    let results = state.engine.ingest(events).await?;
+    let answer = EventsAnswer { results: results.into_iter().map(EventResult::from).collect() };
+    Ok(sorted(&answer)?.into_response())
+}
+
+impl From<crate::engine::EventResult> for EventResult {
+    fn from(r: crate::engine::EventResult) -> Self {
+        EventResult { event_id: r.event_id, status: r.status.to_string(), field: None, error: r.error }
+    }
+}
+
+/// Parses one event and checks what needs the config (known product,
+/// backup store): a 400 naming the field, before anything is stored.
+fn check_event(config: &Config, item: &Value) -> Result<Event, ApiError> {
+    let ev = parse_event(item).map_err(|e| ApiError::field(&e.field, e.error))?;
+    if let EventBody::BackupCreated { store, .. } | EventBody::BackupDeleted { store, .. } = &ev.body {
+        if config.stores.get(store).is_none_or(|s| s.class != crate::domain::policy::StoreClass::Backup) {
+            return Err(ApiError::field("store", format!("{store:?} is not a configured store of class backup")));
+        }
+    }
+    if let EventBody::Created { product, .. } = &ev.body {
+        if !config.products.contains_key(product) {
+            return Err(ApiError::field("product", format!("unknown product {product:?}")));
+        }
+    }
+    Ok(ev)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::wire::HoldEvent;
+    use super::*;
+
+    /// The hold events `ctl hold` builds are events the daemon accepts, and
+    /// say what ctl meant.
+    #[test]
+    fn the_hold_events_ctl_builds_parse() {
+        let place = HoldEvent {
+            event_id: "ev-1".into(),
+            kind: "hold.placed".into(),
+            at: "2026-01-05T00:00:00Z".into(),
+            tenant: "t1".into(),
+            hold_id: "court-1".into(),
+            resource: Some("r1".into()),
+            authority: Some("Court".into()),
+            reason: Some("case 7".into()),
+        };
+        let ev = parse_event(&serde_json::to_value(&place).unwrap()).unwrap();
+        assert_eq!((ev.event_id.as_str(), ev.tenant.as_str(), ev.resource.as_deref()), ("ev-1", "t1", Some("r1")));
+        assert!(
+            matches!(&ev.body, EventBody::HoldPlaced { hold_id, authority, reason }
+                if hold_id == "court-1" && authority == "Court" && reason == "case 7"),
+            "{:?}",
+            ev.body
+        );
+        let release = HoldEvent {
+            event_id: "ev-2".into(),
+            kind: "hold.released".into(),
+            resource: None,
+            authority: None,
+            reason: None,
+            ..place
+        };
+        let ev = parse_event(&serde_json::to_value(&release).unwrap()).unwrap();
+        assert_eq!(ev.resource, None, "a hold on the whole tenant");
+        assert!(matches!(&ev.body, EventBody::HoldReleased { hold_id } if hold_id == "court-1"), "{:?}", ev.body);
+    }
+}

@@ -1,0 +1,78 @@
+//! The daemon's health as probes and scrapers see it: liveness
+//! (`GET /healthz`, no token), readiness with the daemon-wide gates
+//! (`GET /readyz`) and the Prometheus metrics (`GET /metrics`).
+
+use super::wire::{ClockKind, GuardBatch, Readiness};
+use super::{require, sorted, ApiError, ApiState};
+use crate::auth::{Permission, Role};
+use crate::store::Flag;
+use crate::time::fmt_rfc3339;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+
+/// `GET /healthz`: the process answers (no token, no store access).
+pub(super) async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// `GET /readyz`: 200 when the engine completes a step within 5 s (its
+/// loop and store are healthy), with the daemon-wide gates and the policy
+/// versions in force; 503 otherwise (stopping, or stuck).
+pub(super) async fn get_readyz(
+    State(state): State<ApiState>,
+    Extension(role): Extension<Role>,
+) -> Result<Response, ApiError> {
+    require(role, Permission::Read)?;
+    let healthy =
+        matches!(tokio::time::timeout(std::time::Duration::from_secs(5), state.engine.ping()).await, Ok(Ok(())));
+    let config = state.config.get();
+    let body = Readiness {
+        ready: healthy,
+        now: Some(fmt_rfc3339(state.clock.now())),
+        paused: Some(state.store.flag(Flag::Paused)?),
+        guard_tripped: Some(state.store.flag(Flag::GuardTripped)?),
+        guard_batch: Some(state.store.guard_state()?.held.map(|b| GuardBatch {
+            size: b.size() as u64,
+            digest: b.digest,
+            tripped_at: fmt_rfc3339(b.tripped_at),
+            window: b.window,
+        })),
+        clock_anomaly: Some(state.store.flag(Flag::ClockAnomaly)?),
+        dry_run: Some(config.safety.dry_run),
+        clock: Some(match config.clock {
+            crate::config::ClockSource::System => ClockKind::System,
+            _ => ClockKind::Manual,
+        }),
+        policies: Some(config.products.iter().map(|(n, p)| (n.clone(), p.version.clone())).collect()),
+        last_reload: Some(state.last_reload.lock().unwrap_or_else(|e| e.into_inner()).clone()),
+    };
+    let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    Ok((status, sorted(&body)?).into_response())
+}
+
+/// `GET /metrics`: the Prometheus text format. Gauges are read here, at
+/// scrape time: one full scan of the store (O(resources)), the switches,
+/// and the audit file's head.
+pub(super) async fn get_metrics(
+    State(state): State<ApiState>,
+    Extension(role): Extension<Role>,
+) -> Result<Response, ApiError> {
+    require(role, Permission::Read)?;
+    let (store, audit) = (state.store.clone(), state.audit.clone());
+    let gauges = tokio::task::spawn_blocking(move || -> Result<_, crate::store::StoreError> {
+        let audit_head_seq = audit.lock().unwrap_or_else(|e| e.into_inner()).head().seq;
+        Ok(crate::metrics::Gauges {
+            store: store.stats()?,
+            audit_head_seq,
+            paused: store.flag(Flag::Paused)?,
+            guard_tripped: store.flag(Flag::GuardTripped)?,
+            clock_anomaly: store.flag(Flag::ClockAnomaly)?,
+        })
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    let text = state.metrics.render(&gauges);
+    Ok(([(axum::http::header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response())
+}

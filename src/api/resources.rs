@@ -1,0 +1,441 @@
+//! What is known of resources: one resource (`GET /v1/resources/{id}`),
+//! the deletion forecast (`GET /v1/deletions`) and whether a backup may be
+//! restored (`GET /v1/restore-check`). Holds show in the resource view;
+//! they are placed and released as events.
+
+use super::wire::{
+    ArrearsView, BufferView, BuffersView, CopyView, Deletion, Deletions, HistoryLine, HoldScope, HoldView, PendingCopy,
+    Refused, ResourceView, RestoreCheck, TerminationView,
+};
+use super::{require, sorted, ApiError, ApiState};
+use crate::auth::{Permission, Role};
+use crate::domain::lifecycle::{Buffer, Resource, State as ResourceState};
+use crate::domain::policy::ProductPolicy;
+use crate::store::Flag;
+use crate::time::{fmt_rfc3339, parse_rfc3339, Timestamp};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use rust_decimal::Decimal;
+use serde_json::Value;
+
+fn buffer_view(b: &Buffer) -> BufferView {
+    BufferView {
+        cause: b.cause,
+        reason: b.reason,
+        started_at: fmt_rfc3339(b.started_at),
+        delete_after: fmt_rfc3339(b.delete_after),
+        policy_version: b.policy_version.clone(),
+        // The event came late: the deadline was lifted to this floor.
+        late_event_floor: b.late_floor.map(fmt_rfc3339),
+    }
+}
+
+/// The resource view of product-spec §4, as of `now` (for the late fee).
+pub fn resource_view(r: &Resource, policy: Option<&ProductPolicy>, now: Timestamp) -> ResourceView {
+    let copies = r
+        .copies
+        .iter()
+        .map(|c| CopyView {
+            store: c.store.clone(),
+            copy: c.copy.clone(),
+            class: c.class,
+            state: c.state,
+            stuck: c.stuck,
+            attempts: c.attempts,
+            next_attempt_at: c.next_attempt_at.map(fmt_rfc3339),
+            last_error: c.last_error.clone(),
+            done_at: c.done_at.map(fmt_rfc3339),
+            expires_at: c.expires_at.map(fmt_rfc3339),
+            outcome: c.outcome.clone(),
+        })
+        .collect();
+    let history = r
+        .history
+        .iter()
+        .map(|h| HistoryLine { at: fmt_rfc3339(h.at), what: h.what.clone(), detail: h.detail.clone() })
+        .collect();
+    let holds = r
+        .holds
+        .iter()
+        .map(|h| HoldView {
+            hold_id: h.hold_id.clone(),
+            authority: h.authority.clone(),
+            reason: h.reason.clone(),
+            scope: if h.tenant_wide { HoldScope::Tenant } else { HoldScope::Resource },
+            placed_at: fmt_rfc3339(h.placed_at),
+        })
+        .collect();
+    let arrears = r.arrears.as_ref().map(|a| {
+        let mut v = ArrearsView {
+            started_at: fmt_rfc3339(a.started_at),
+            amount: a.amount,
+            currency: a.currency.clone(),
+            buffer: a.buffer.as_ref().map(buffer_view),
+            late_fee: None,
+            late_fee_days: None,
+            late_fee_per_day: None,
+        };
+        if let Some(p) = policy {
+            if let Some((fee, days)) = r.late_fee(p.late_fee_per_day, now) {
+                v.late_fee = Some(fee);
+                v.late_fee_days = Some(days);
+                if let Some(percent) = p.late_fee_per_day.checked_mul(Decimal::ONE_HUNDRED) {
+                    v.late_fee_per_day = Some(format!("{}%", percent.normalize()));
+                }
+            }
+        }
+        v
+    });
+    let termination = r.termination.as_ref().map(|t| TerminationView {
+        at: fmt_rfc3339(t.at),
+        reason: t.reason,
+        buffer: t.buffer.as_ref().map(buffer_view),
+    });
+    let d = r.deciding.as_ref();
+    ResourceView {
+        resource: r.id.clone(),
+        tenant: r.tenant.clone(),
+        product: r.product.clone(),
+        billing: r.billing,
+        created_at: fmt_rfc3339(r.created_at),
+        term_end: r.term_end.map(fmt_rfc3339),
+        state: r.state,
+        cause: d.map(|b| b.cause),
+        reason: d.and_then(|b| b.reason),
+        buffer_started_at: d.map(|b| fmt_rfc3339(b.started_at)),
+        delete_after: d.map(|b| fmt_rfc3339(b.delete_after)),
+        policy_version: d.map(|b| b.policy_version.clone()),
+        not_before: r.not_before.filter(|_| d.is_some()).map(fmt_rfc3339),
+        deletion_started_at: r.deletion_started_at.map(fmt_rfc3339),
+        buffers: BuffersView {
+            expiry: r.expiry.as_ref().map(buffer_view),
+            release: r.release.as_ref().map(buffer_view),
+        },
+        arrears,
+        termination,
+        holds,
+        copies,
+        history,
+    }
+}
+
+/// [`resource_view`] as served: JSON with its keys sorted.
+pub fn resource_json(r: &Resource, policy: Option<&ProductPolicy>, now: Timestamp) -> Value {
+    serde_json::to_value(resource_view(r, policy, now)).expect("a resource view is text, numbers and decimals")
+}
+
+pub(super) async fn get_resource(
+    State(state): State<ApiState>,
+    Extension(role): Extension<Role>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    require(role, Permission::Read)?;
+    crate::ids::check_stored_id(&id).map_err(|e| ApiError::field("resource", e))?;
+    match state.store.resource(&id)? {
+        Some(r) => {
+            let config = state.config.get();
+            let policy = config.products.get(&r.product);
+            Ok(sorted(&resource_view(&r, policy, state.clock.now()))?.into_response())
+        }
+        None => Err(ApiError::new(StatusCode::NOT_FOUND, format!("unknown resource {id:?}"))),
+    }
+}
+
+/// `GET /v1/deletions?before=T`: every deletion due before T (running or
+/// projected from a future term end), with cause, deadline, policy and what
+/// blocks it; deletions already under way are listed with their copies.
+pub(super) async fn get_deletions(
+    State(state): State<ApiState>,
+    Extension(role): Extension<Role>,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    require(role, Permission::Read)?;
+    if let Some(k) = q.keys().find(|k| *k != "before") {
+        return Err(ApiError::field(k, "unknown query parameter"));
+    }
+    let before =
+        q.get("before").ok_or_else(|| ApiError::field("before", "required, e.g. ?before=2026-12-31T00:00:00Z"))?;
+    let before = parse_rfc3339(before).map_err(|e| ApiError::field("before", e.to_string()))?;
+    let config = state.config.get();
+    let dry_run = config.safety.dry_run;
+    let mut gates = Vec::new();
+    for (flag, blocker) in
+        [(Flag::Paused, "paused"), (Flag::ClockAnomaly, "clock_anomaly"), (Flag::GuardTripped, "guard")]
+    {
+        if state.store.flag(flag)? {
+            gates.push(blocker.to_string());
+        }
+    }
+    let mut items = Vec::new();
+    state.store.for_each_resource(&mut |r| {
+        let policy = config.products.get(&r.product);
+        let mut blockers: Vec<String> = r.holds.iter().map(|h| format!("hold:{}", h.hold_id)).collect();
+        if dry_run {
+            blockers.push("dry_run".into());
+        }
+        blockers.extend(gates.iter().cloned());
+        let item = if r.state == ResourceState::Deleting {
+            let pending = r
+                .copies
+                .iter()
+                .filter(|c| c.state.action().is_some())
+                .map(|c| PendingCopy {
+                    store: c.store.clone(),
+                    copy: c.copy.clone(),
+                    state: c.state,
+                    stuck: c.stuck,
+                    attempts: c.attempts,
+                    next_attempt_at: c.next_attempt_at.map(fmt_rfc3339),
+                    last_error: c.last_error.clone(),
+                })
+                .collect();
+            let d = r.deciding.as_ref();
+            Some(Deletion {
+                resource: r.id.clone(),
+                tenant: r.tenant.clone(),
+                product: r.product.clone(),
+                state: ResourceState::Deleting,
+                cause: d.map(|b| b.cause),
+                reason: Some(d.and_then(|b| b.reason)),
+                deadline: d.map(|b| fmt_rfc3339(b.delete_after)),
+                policy_version: Some(d.map(|b| b.policy_version.clone())),
+                projected: Some(false),
+                blockers,
+                pending_copies: Some(pending),
+            })
+        } else {
+            match policy {
+                None => {
+                    blockers.push(format!("product {} not configured", r.product));
+                    (!r.state.is_final()).then(|| Deletion {
+                        resource: r.id.clone(),
+                        tenant: r.tenant.clone(),
+                        product: r.product.clone(),
+                        state: r.state,
+                        cause: None,
+                        reason: None,
+                        deadline: None,
+                        policy_version: None,
+                        projected: None,
+                        blockers,
+                        pending_copies: None,
+                    })
+                }
+                Some(p) => r.forecast(p).filter(|f| f.deadline < before).map(|f| Deletion {
+                    resource: r.id.clone(),
+                    tenant: r.tenant.clone(),
+                    product: r.product.clone(),
+                    state: r.state,
+                    cause: Some(f.cause),
+                    reason: Some(f.reason),
+                    deadline: Some(fmt_rfc3339(f.deadline)),
+                    policy_version: Some(Some(f.policy_version)),
+                    projected: Some(f.projected),
+                    blockers,
+                    pending_copies: None,
+                }),
+            }
+        };
+        items.extend(item);
+    })?;
+    // By deadline, then resource id, so equal deadlines list in a stable order.
+    items.sort_by(|a, b| {
+        (a.deadline.as_deref(), a.resource.as_str()).cmp(&(b.deadline.as_deref(), b.resource.as_str()))
+    });
+    Ok(sorted(&Deletions { before: fmt_rfc3339(before), deletions: items })?.into_response())
+}
+
+/// `GET /v1/restore-check?resource=ID` or `?tenant=ID`: whether a backup
+/// system may restore data (privacy policy 5.3.3: a restricted copy may not
+/// be restored; general terms 4.1.6: deleted data stays deleted). Unknown
+/// resources are refused: fail closed.
+pub(super) async fn get_restore_check(
+    State(state): State<ApiState>,
+    Extension(role): Extension<Role>,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    require(role, Permission::Read)?;
+    if let Some(k) = q.keys().find(|k| *k != "resource" && *k != "tenant") {
+        return Err(ApiError::field(k, "unknown query parameter"));
+    }
+    let refusal = |r: &Resource| -> Option<String> {
+        match r.state {
+            ResourceState::Active | ResourceState::Retained => None,
+            ResourceState::Deleting => Some(format!("resource {} is being deleted; its backups are restricted", r.id)),
+            ResourceState::Deleted => {
+                Some(format!("resource {} is deleted; its remaining backups are restricted until purged", r.id))
+            }
+            ResourceState::Purged => Some(format!("resource {} is purged; nothing of it may be restored", r.id)),
+        }
+    };
+    let plain = |allowed: bool, reason: String| RestoreCheck { allowed, reason, refused: None };
+    let answer = match (q.get("resource"), q.get("tenant")) {
+        (Some(id), None) => {
+            crate::ids::check_stored_id(id).map_err(|e| ApiError::field("resource", e))?;
+            match state.store.resource(id)? {
+                None => plain(false, format!("unknown resource {id}")),
+                Some(r) => match refusal(&r) {
+                    None => plain(true, format!("resource {} is {}", r.id, r.state.as_str())),
+                    Some(reason) => plain(false, reason),
+                },
+            }
+        }
+        (None, Some(t)) => {
+            crate::ids::check_stored_id(t).map_err(|e| ApiError::field("tenant", e))?;
+            let ids = state.store.tenant_resources(t)?;
+            let mut refused = Vec::new();
+            for id in &ids {
+                let reason = match state.store.resource(id)? {
+                    None => Some(format!("resource {id} cannot be read")),
+                    Some(r) => refusal(&r),
+                };
+                if let Some(reason) = reason {
+                    refused.push(Refused { resource: id.clone(), reason });
+                }
+            }
+            if ids.is_empty() {
+                // Nothing known of the tenant: fail closed, as for an unknown resource.
+                plain(false, format!("unknown tenant {t}"))
+            } else if refused.is_empty() {
+                plain(true, format!("no resource of tenant {t} is deleted or restricted"))
+            } else {
+                let reason = format!("{} resources of tenant {t} are deleted or restricted", refused.len());
+                RestoreCheck { allowed: false, reason, refused: Some(refused) }
+            }
+        }
+        _ => return Err(ApiError::field("resource", "give exactly one of ?resource=ID or ?tenant=ID")),
+    };
+    Ok(sorted(&answer)?.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::event::{Billing, Event, EventBody};
+    use crate::domain::lifecycle::Arrears;
+    use chrono::{DateTime, Utc};
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn policy() -> ProductPolicy {
+        let text = r#"
+[daemon]
+state_dir = "x"
+[stores.primary]
+class = "online"
+executor = { kind = "fs", root = "/srv", path = "{tenant}/{resource}" }
+[products.p]
+stores = ["primary"]
+buffer = { expiry = "15d", arrears = "10d", termination = "20d" }
+"#;
+        crate::config::parse(std::path::Path::new("/etc/retentiond/t.toml"), text)
+            .unwrap()
+            .products
+            .remove("p")
+            .unwrap()
+    }
+
+    /// Any instant chrono can hold, with the ends themselves likely.
+    fn instant() -> impl Strategy<Value = Timestamp> {
+        let (min, max) = (DateTime::<Utc>::MIN_UTC.timestamp(), DateTime::<Utc>::MAX_UTC.timestamp());
+        prop_oneof![
+            Just(DateTime::<Utc>::MIN_UTC),
+            Just(DateTime::<Utc>::MAX_UTC),
+            (0..86_400 * 3i64).prop_map(move |s| DateTime::from_timestamp(min + s, 0).unwrap()),
+            (0..86_400 * 3i64).prop_map(move |s| DateTime::from_timestamp(max - s, 0).unwrap()),
+            (min..=max).prop_map(|s| DateTime::from_timestamp(s, 0).unwrap()),
+        ]
+    }
+
+    /// Any `Decimal`, the 96-bit extremes and every scale included.
+    fn decimal() -> impl Strategy<Value = Decimal> {
+        prop_oneof![
+            Just(Decimal::MAX),
+            Just(Decimal::MIN),
+            Just(Decimal::ZERO),
+            (any::<u32>(), any::<u32>(), any::<u32>(), any::<bool>(), 0..=28u32)
+                .prop_map(|(lo, mid, hi, neg, scale)| Decimal::from_parts(lo, mid, hi, neg, scale)),
+        ]
+    }
+
+    fn resource(created: Timestamp) -> Resource {
+        let ev = Event {
+            event_id: "e1".into(),
+            at: created,
+            tenant: "t1".into(),
+            resource: Some("r1".into()),
+            body: EventBody::Created { product: "p".into(), billing: Billing::Postpaid, term_end: None },
+        };
+        let rules = crate::domain::lifecycle::Rules {
+            after_hold_release: chrono::Duration::zero(),
+            may_start: true,
+            may_dispatch: true,
+            max_attempts: 1,
+            late_event_floor: chrono::Duration::zero(),
+        };
+        Resource::create(&ev, &policy(), &[], created, rules).unwrap()
+    }
+
+    proptest! {
+        /// Issue 9: `arrears.started` with amount 2^96 - 1 and time passing
+        /// made `GET /v1/resources/{id}` drop the connection (a panic in the
+        /// fee's multiplication). Whatever the amount, rate and times, the
+        /// view is built.
+        #[test]
+        fn the_resource_view_never_panics(
+            amount in decimal(),
+            rate in decimal(),
+            created in instant(),
+            started in instant(),
+            term_end in instant(),
+            now in instant(),
+        ) {
+            let mut p = policy();
+            p.late_fee_per_day = rate;
+            let mut r = resource(created);
+            r.term_end = Some(term_end);
+            r.arrears = Some(Arrears {
+                started_at: started,
+                amount: Some(amount),
+                currency: Some("EUR".into()),
+                buffer: None,
+                grace_ends_at: None,
+                late_floor: None,
+            });
+            let v = resource_json(&r, Some(&p), now);
+            prop_assert_eq!(&v["resource"], "r1");
+            if let Some((fee, days)) = r.late_fee(rate, now) {
+                prop_assert!(days >= 0);
+                prop_assert_eq!(&v["arrears"]["late_fee_days"], &json!(days));
+                prop_assert_eq!(&v["arrears"]["late_fee"], &json!(fee));
+            } else {
+                prop_assert!(v["arrears"].get("late_fee").is_none());
+            }
+        }
+    }
+
+    #[test]
+    fn the_fee_of_the_issue_9_amount_is_left_out_not_a_panic() {
+        let t0: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let mut r = resource(t0);
+        r.arrears = Some(Arrears {
+            started_at: t0,
+            amount: Some(Decimal::MAX),
+            currency: None,
+            buffer: None,
+            grace_ends_at: None,
+            late_floor: None,
+        });
+        // 0.05 % of 2^96 for ten years does not fit in 96 bits.
+        let later = t0 + chrono::Duration::days(3650);
+        assert_eq!(r.late_fee(Decimal::new(5, 4), later), None);
+        let v = resource_json(&r, Some(&policy()), later);
+        assert_eq!(v["arrears"]["amount"], json!(Decimal::MAX));
+        assert!(v["arrears"].get("late_fee").is_none(), "{v}");
+        // An ordinary amount still gets its fee: 0.05 % of 1000 for 3650 days.
+        r.arrears.as_mut().unwrap().amount = Some(Decimal::new(1000, 0));
+        assert_eq!(r.late_fee(Decimal::new(5, 4), later), Some((Decimal::new(182500, 2), 3650)));
+    }
+}

@@ -1,0 +1,228 @@
+//! `retentiond ctl`'s command line (clap): the global flags and one
+//! subcommand per endpoint.
+
+use clap::{Args, Subcommand};
+use retentiond::duration::Dur;
+use retentiond::time::{parse_rfc3339, Timestamp};
+use std::path::PathBuf;
+
+/// The help heading of the flags every `ctl` subcommand takes.
+const GLOBAL: &str = "Global options";
+
+/// `retentiond ctl`'s flags. They are global, so they may also follow the
+/// subcommand (`ctl resource r1 --json`).
+#[derive(Args)]
+pub struct CtlArgs {
+    /// The daemon's API address: http://HOST:PORT, https://.., or HOST:PORT;
+    /// without a port, port 7300 (the daemon's default), for https too. The
+    /// daemon serves plain http; https only through a TLS proxy in front.
+    #[arg(
+        long,
+        global = true,
+        env = "RETENTIOND_ADDR",
+        hide_env_values = true,
+        default_value = "http://127.0.0.1:7300",
+        help_heading = GLOBAL
+    )]
+    pub(super) addr: String,
+    /// The bearer token [env: RETENTIOND_TOKEN]. Visible in `ps`: prefer
+    /// --token-file or the variable.
+    #[arg(long, global = true, conflicts_with = "token_file", help_heading = GLOBAL)]
+    pub(super) token: Option<String>,
+    /// A file holding the bearer token (surrounding whitespace ignored)
+    /// [env: RETENTIOND_TOKEN_FILE].
+    #[arg(long, global = true, help_heading = GLOBAL)]
+    pub(super) token_file: Option<PathBuf>,
+    /// Print the server's JSON answer (pretty) instead of tables.
+    #[arg(long, global = true, help_heading = GLOBAL)]
+    pub(super) json: bool,
+    /// Give up on a request after this long ("30s", "2m").
+    #[arg(long, global = true, default_value = "30s", value_parser = parse_dur, help_heading = GLOBAL)]
+    pub(super) timeout: Dur,
+    #[command(subcommand)]
+    pub(super) command: CtlCommand,
+}
+
+/// One subcommand per endpoint.
+#[derive(Subcommand)]
+pub(super) enum CtlCommand {
+    /// Post events (POST /v1/events) from FILE or standard input ("-"): one
+    /// JSON event, a JSON array, or JSON Lines. Exit 1 if any is rejected.
+    Events {
+        /// The file; standard input when absent or "-".
+        file: Option<PathBuf>,
+    },
+    /// Show a resource (GET /v1/resources/ID): state, deadline, holds, copies, history.
+    Resource {
+        /// The resource id.
+        #[arg(value_parser = parse_id)]
+        id: String,
+    },
+    /// The deletion forecast (GET /v1/deletions): every deletion due before a time.
+    Forecast {
+        /// Deletions due before this time (RFC 3339). Give this or --within.
+        #[arg(long, value_name = "RFC3339", value_parser = parse_time, conflicts_with = "within")]
+        before: Option<Timestamp>,
+        /// Deletions due within this long of the daemon's clock ("30d", read
+        /// from /readyz; a manual clock may be far from this machine's).
+        #[arg(long, value_name = "DURATION", value_parser = parse_dur)]
+        within: Option<Dur>,
+    },
+    /// Place or release a legal hold (posts a hold.placed / hold.released event).
+    Hold {
+        #[command(subcommand)]
+        command: HoldCommand,
+    },
+    /// Stop every deletion and executor call (POST /v1/admin/pause).
+    Pause,
+    /// Undo a pause (POST /v1/admin/resume).
+    Resume,
+    /// Lift a tripped mass-deletion guard, releasing exactly the batch it
+    /// holds, and a clock anomaly (POST /v1/admin/approve).
+    Approve {
+        /// Approve only if the held batch has this digest (from
+        /// `guard.tripped` or `ctl status`); refused if another is held.
+        #[arg(long, value_name = "DIGEST")]
+        batch: Option<String>,
+    },
+    /// Call a resource's stuck copies again (POST /v1/admin/retry).
+    Retry {
+        /// The resource id.
+        #[arg(value_parser = parse_id)]
+        resource: String,
+        /// Only the copy in this store.
+        #[arg(long, value_parser = parse_id)]
+        store: Option<String>,
+    },
+    /// Move a manual clock (POST /v1/admin/clock; admin only).
+    Clock {
+        #[command(subcommand)]
+        command: ClockCommand,
+    },
+    /// Audit records after a sequence number, oldest first (GET /v1/audit).
+    Audit {
+        /// Only records after this one.
+        #[arg(long, default_value_t = 0)]
+        after_seq: u64,
+        /// At most this many records (the daemon caps it at 10000).
+        #[arg(long, default_value_t = 1000)]
+        limit: u64,
+    },
+    /// A purged resource's deletion certificate (GET /v1/certificates/ID). With
+    /// --json, the certificate itself, for `retentiond audit certificate --file`.
+    Certificate {
+        /// The resource id.
+        #[arg(value_parser = parse_id)]
+        resource: String,
+    },
+    /// May a backup of a resource or tenant be restored? (GET /v1/restore-check)
+    /// Exit 0 when allowed, 3 when refused.
+    RestoreCheck {
+        /// The resource id.
+        #[arg(long, value_parser = parse_id, required_unless_present = "tenant", conflicts_with = "tenant")]
+        resource: Option<String>,
+        /// The tenant id (a whole-tenant restore).
+        #[arg(long, value_parser = parse_id)]
+        tenant: Option<String>,
+    },
+    /// Readiness, safeguards, the clock source and the last reload (GET
+    /// /readyz); exit 1 when not ready. A refused reload is shown (and noted
+    /// on stderr) but exits 0: the daemon runs on its previous config.
+    Status,
+    /// The Prometheus metrics (GET /metrics), as served; with --json, the
+    /// samples as `{"samples":[{"name","labels","value"}]}`.
+    Metrics,
+    /// Reschedule a product's resources under its current policy (POST /v1/admin/apply-policy).
+    ApplyPolicy {
+        /// The product name.
+        #[arg(value_parser = parse_id)]
+        product: String,
+    },
+}
+
+/// `ctl hold ...`.
+#[derive(Subcommand)]
+pub(super) enum HoldCommand {
+    /// Place a hold: nothing it covers is deleted until it is released.
+    Place {
+        /// The hold's id.
+        #[arg(long, value_parser = parse_id)]
+        hold_id: String,
+        /// Who demands it (court, regulator, legal team).
+        #[arg(long)]
+        authority: String,
+        /// Why, as the authority gives it.
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        target: HoldTarget,
+        #[command(flatten)]
+        event: EventOpts,
+    },
+    /// Release a hold.
+    Release {
+        /// The hold's id.
+        #[arg(long, value_parser = parse_id)]
+        hold_id: String,
+        #[command(flatten)]
+        target: HoldTarget,
+        #[command(flatten)]
+        event: EventOpts,
+    },
+}
+
+/// What a hold covers: one resource, or (without --resource) the whole tenant.
+#[derive(Args)]
+pub(super) struct HoldTarget {
+    /// The resource; leave out to cover the whole tenant.
+    #[arg(long, value_parser = parse_id)]
+    pub(super) resource: Option<String>,
+    /// The tenant; with --resource it may be left out and is then read from
+    /// the resource.
+    #[arg(long, value_parser = parse_id, required_unless_present = "resource")]
+    pub(super) tenant: Option<String>,
+}
+
+/// The envelope of an event ctl builds itself.
+#[derive(Args)]
+pub(super) struct EventOpts {
+    /// When it happened (RFC 3339); default: the daemon's clock (from
+    /// /readyz; this machine's only for a daemon too old to report it).
+    #[arg(long, value_parser = parse_time)]
+    pub(super) at: Option<Timestamp>,
+    /// The event id; give the one printed by a failed attempt to retry it
+    /// without posting it twice.
+    #[arg(long, value_parser = parse_id)]
+    pub(super) event_id: Option<String>,
+}
+
+/// `ctl clock ...`.
+#[derive(Subcommand)]
+pub(super) enum ClockCommand {
+    /// Let time pass ("15d", "36h"): wall and monotonic readings move together.
+    Advance {
+        /// How long.
+        #[arg(value_parser = parse_dur)]
+        by: Dur,
+    },
+    /// Set the wall reading alone, as someone setting a machine's clock.
+    Set {
+        /// The new reading (RFC 3339).
+        #[arg(value_parser = parse_time)]
+        to: Timestamp,
+    },
+}
+
+/// The alphabet rule only: ctl also looks up ids stored before new ids were
+/// refused a leading `-`; the daemon refuses such a new id itself (400).
+pub(super) fn parse_id(s: &str) -> Result<String, String> {
+    retentiond::ids::check_stored_id(s).map(|()| s.to_string()).map_err(str::to_string)
+}
+
+pub(super) fn parse_time(s: &str) -> Result<Timestamp, String> {
+    parse_rfc3339(s).map_err(|e| e.to_string())
+}
+
+pub(super) fn parse_dur(s: &str) -> Result<Dur, String> {
+    s.parse()
+}
