@@ -40,11 +40,18 @@
 //! - [`audit`]: the hash-chained audit log (`audit/`: record and hash,
 //!   canonical JSON, the record kinds as one type, the segmented log,
 //!   verification);
-//!   [`certificate`]: checking a deletion certificate against it.
-//! - [`api`], [`auth`]: the HTTP API and its tokens, roles and lock-out of
-//!   sources that fail to authenticate; [`json`]: request bodies parsed
-//!   strictly (no repeated keys); [`front`]: the connections (limit,
-//!   timeouts, graceful shutdown).
+//!   [`certificate`]: the deletion certificate, issued and checked against
+//!   the log by the same type (kept outside `audit/`, which depends on
+//!   nothing but time, because it reads the config and the lifecycle).
+//! - [`api`], [`auth`]: the HTTP API (`api/`: router, authentication and
+//!   errors; one file per area: events, resources with forecast and
+//!   restore-check, admin, audit and certificates, health) with
+//!   [`api::wire`], every request and answer body as types that
+//!   `retentiond ctl` (in the binary, `src/ctl/`: arguments, transport,
+//!   commands, rendering) reads too, so client and server cannot drift;
+//!   its tokens, roles and lock-out of sources that fail to authenticate;
+//!   [`json`]: request bodies parsed strictly (no repeated keys);
+//!   [`front`]: the connections (limit, timeouts, graceful shutdown).
 //! - [`metrics`]: counters and the Prometheus text for `GET /metrics`.
 //! - [`daemon`]: start-up and shutdown in stages.
 #![forbid(unsafe_code)]
