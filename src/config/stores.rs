@@ -123,3 +123,42 @@ mod tests {
         assert!(c.to_string().contains("(no marker check)"), "{c}");
     }
 }
+
+#[cfg(test)]
+mod version_pins {
+    use crate::config::parse;
+    use std::path::Path;
+
+    /// Domain-rules §5.2: every deadline records the policy version that set
+    /// it, and an unchanged policy keeps its version across restarts and
+    /// upgrades. The version hashes the policy with its stores' executors,
+    /// so these pins (taken before the executor spec left the domain's
+    /// policy type) prove that moving code does not change a version.
+    #[test]
+    fn policy_versions_do_not_change_when_the_code_moves() {
+        let text = r#"
+[daemon]
+state_dir = "s"
+[stores.p]
+class = "online"
+executor = { kind = "fs", root = "/srv/data", path = "{tenant}/{resource}" }
+[stores.c]
+class = "cache"
+executor = { kind = "command", argv = ["/usr/bin/purge", "{resource}", "{action}"], timeout = "90s" }
+[stores.b]
+class = "backup"
+purge = "at_expiry"
+executor = { kind = "http", url = "https://purge.internal/v1/purge", secret_env = "PURGE_KEY" }
+[products.x]
+stores = ["p", "c", "b"]
+buffer = { expiry = "15d", arrears = "10d", termination = "20d", violation = "0s" }
+notices = ["7d", "1d"]
+[products.y]
+stores = ["p"]
+buffer = { expiry = "2d", arrears = "2d", termination = "2d" }
+"#;
+        let c = parse(Path::new("/etc/retentiond/t.toml"), text).unwrap();
+        let versions: Vec<(&str, &str)> = c.products.iter().map(|(n, p)| (n.as_str(), p.version.as_str())).collect();
+        assert_eq!(versions, vec![("x", "14106f20971c5da8"), ("y", "6e61d5f282cfda15")]);
+    }
+}
