@@ -348,8 +348,8 @@ fn tls_warnings(config: &retentiond::config::Config) -> Vec<String> {
     use retentiond::executor::ExecutorSpec;
     use retentiond::notifier::NotifierSpec;
     use retentiond::outbound::{tls_problem, HttpSpec};
-    let stores = config.stores.values().filter_map(|s| match &s.executor {
-        ExecutorSpec::Http(HttpSpec { url, .. }) => Some((format!("stores.{}.executor", s.name), url)),
+    let stores = config.executors.iter().filter_map(|(name, spec)| match spec {
+        ExecutorSpec::Http(HttpSpec { url, .. }) => Some((format!("stores.{name}.executor"), url)),
         _ => None,
     });
     let notifier = match &config.notifier {

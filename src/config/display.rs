@@ -68,8 +68,9 @@ impl fmt::Display for Config {
             off(&self.schedule.reconcile),
             off(&self.schedule.backup_expiry)
         )?;
-        for store in self.stores.values() {
-            write_store(f, store)?;
+        for (name, store) in &self.stores {
+            // Both maps are built together from [stores.*], name for name.
+            write_store(f, store, &self.executors[name])?;
         }
         for p in self.products.values() {
             write_product(f, p)?;
@@ -80,7 +81,7 @@ impl fmt::Display for Config {
 
 /// One line per store: its class, how a backup's copies are purged, and
 /// what its executor will touch.
-fn write_store(f: &mut fmt::Formatter<'_>, store: &StorePolicy) -> fmt::Result {
+fn write_store(f: &mut fmt::Formatter<'_>, store: &StorePolicy, executor: &ExecutorSpec) -> fmt::Result {
     let purge = match (store.class, store.max_restricted) {
         (StoreClass::Backup, Some(max)) => format!(" purge=at_expiry max_restricted={max}"),
         (StoreClass::Backup, None) => " purge=immediate".to_string(),
@@ -91,7 +92,7 @@ fn write_store(f: &mut fmt::Formatter<'_>, store: &StorePolicy) -> fmt::Result {
         StoreClass::Cache => "cache",
         StoreClass::Backup => "backup",
     };
-    let executor = match &store.executor {
+    let executor = match executor {
         ExecutorSpec::Fs { root, path, marker } if marker.is_empty() => {
             format!("fs {}/{path} (no marker check)", root.display())
         }

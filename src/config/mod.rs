@@ -272,8 +272,11 @@ pub struct Config {
     pub api: ApiConfig,
     /// `[safety]`.
     pub safety: SafetyConfig,
-    /// `[stores.*]` by name.
+    /// `[stores.*]` by name: what the domain knows of each store.
     pub stores: BTreeMap<String, StorePolicy>,
+    /// Each store's executor, by store name: how its copies are deleted
+    /// (kept apart from [`StorePolicy`], whose domain never calls one).
+    pub executors: BTreeMap<String, crate::executor::ExecutorSpec>,
     /// `[products.*]` by name, each sealed with its version.
     pub products: BTreeMap<String, ProductPolicy>,
     /// `[notifier]`: where notices go; without it notices are recorded as
@@ -325,12 +328,24 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     let api = runtime::api(&origin, raw.api)?;
     let min_notice_at = raw.safety.min_notice.span();
     let safety = safety::safety(&origin, raw.safety)?;
-    let (stores, warnings) = stores::stores(&origin, raw.stores)?;
+    let stores::Stores { policies: stores, executors, warnings } = stores::stores(&origin, raw.stores)?;
     let rules = products::Rules { origin: &origin, stores: &stores, safety: &safety, min_notice_at };
     let products = products::products(&rules, raw.products)?;
     let notifier = runtime::notifier(&origin, raw.notifier)?;
     let schedule = runtime::schedule(&origin, raw.schedule)?;
-    Ok(Config { path: path.to_path_buf(), daemon, clock, api, safety, stores, products, notifier, schedule, warnings })
+    Ok(Config {
+        path: path.to_path_buf(),
+        daemon,
+        clock,
+        api,
+        safety,
+        stores,
+        executors,
+        products,
+        notifier,
+        schedule,
+        warnings,
+    })
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 use super::origin::Origin;
 use super::raw::RawStore;
 use super::{ConfigError, ConfigWarning};
-use crate::domain::policy::{PurgeMode, StoreClass, StorePolicy};
+use crate::domain::policy::{ExecutorRef, PurgeMode, StoreClass, StorePolicy};
 use crate::duration::Dur;
 use crate::executor::ExecutorSpec;
 use crate::ids::check_id;
@@ -15,29 +15,41 @@ use toml::Spanned;
 /// Default `max_restricted` of an `at_expiry` backup store, in days.
 const DEFAULT_MAX_RESTRICTED_DAYS: u64 = 90;
 
-/// Every `[stores.NAME]` by name, with the warnings of those that are
-/// valid but weaken a safeguard.
+/// The valid `[stores.*]`: each store's policy and its executor's typed
+/// spec, by name, and the warnings of stores that are valid but weaken a
+/// safeguard.
+pub(super) struct Stores {
+    pub(super) policies: BTreeMap<String, StorePolicy>,
+    pub(super) executors: BTreeMap<String, ExecutorSpec>,
+    pub(super) warnings: Vec<ConfigWarning>,
+}
+
+/// Every `[stores.NAME]` by name.
 pub(super) fn stores(
     origin: &Origin,
     raw: BTreeMap<Spanned<String>, Spanned<RawStore>>,
-) -> Result<(BTreeMap<String, StorePolicy>, Vec<ConfigWarning>), ConfigError> {
-    let mut warnings = Vec::new();
-    let mut stores = BTreeMap::new();
+) -> Result<Stores, ConfigError> {
+    let mut out = Stores { policies: BTreeMap::new(), executors: BTreeMap::new(), warnings: Vec::new() };
     for (name, spanned) in raw {
         let (name_span, name) = (name.span(), name.into_inner());
         check_id(&name).map_err(|m| origin.error(name_span, format!("store name {name:?} {m}")))?;
-        let (policy, warning) = store(origin, name.clone(), spanned.into_inner())?;
-        warnings.extend(warning);
-        stores.insert(name, policy);
+        let (policy, executor, warning) = store(origin, name.clone(), spanned.into_inner())?;
+        out.warnings.extend(warning);
+        out.policies.insert(name.clone(), policy);
+        out.executors.insert(name, executor);
     }
-    Ok((stores, warnings))
+    Ok(out)
 }
 
 /// One store: a valid executor (an `fs` root resolved against the file's
 /// directory), and `purge` and `max_restricted` only where they mean
 /// something. The warning, if any, is for an `fs` store whose marker check
 /// is off.
-fn store(origin: &Origin, name: String, store: RawStore) -> Result<(StorePolicy, Option<ConfigWarning>), ConfigError> {
+fn store(
+    origin: &Origin,
+    name: String,
+    store: RawStore,
+) -> Result<(StorePolicy, ExecutorSpec, Option<ConfigWarning>), ConfigError> {
     let exec_span = store.executor.span();
     let executor = match store.executor.into_inner() {
         ExecutorSpec::Fs { root, path, marker } => ExecutorSpec::Fs { root: origin.resolve(root), path, marker },
@@ -79,7 +91,8 @@ fn store(origin: &Origin, name: String, store: RawStore) -> Result<(StorePolicy,
         }
         (None, PurgeMode::Immediate) => None,
     };
-    Ok((StorePolicy { name, class: store.class, purge, max_restricted, executor }, warning))
+    let policy = StorePolicy { name, class: store.class, purge, max_restricted, executor: ExecutorRef::of(&executor) };
+    Ok((policy, executor, warning))
 }
 
 #[cfg(test)]
@@ -102,7 +115,7 @@ mod tests {
     #[test]
     fn fs_marker_default_validation_and_warning() {
         let c = with_executor(r#"{ kind = "fs", root = "/srv/d", path = "{resource}" }"#).unwrap();
-        assert!(matches!(&c.stores["p"].executor, ExecutorSpec::Fs { marker, .. } if marker == ".retentiond-root"));
+        assert!(matches!(&c.executors["p"], ExecutorSpec::Fs { marker, .. } if marker == ".retentiond-root"));
         assert!(c.warnings.is_empty(), "{:?}", c.warnings);
         assert!(c.to_string().contains("fs /srv/d/{resource} (marker .retentiond-root)"), "{c}");
 

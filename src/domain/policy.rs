@@ -4,7 +4,6 @@
 
 pub use crate::domain::vocabulary::{Billing, Cause, TerminationReason};
 use crate::duration::Dur;
-use crate::executor::ExecutorSpec;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -50,8 +49,37 @@ pub struct StorePolicy {
     /// §2), so past this an operator is alerted (`copy.restriction_overdue`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_restricted: Option<crate::duration::Dur>,
-    /// How copies are deleted.
-    pub executor: ExecutorSpec,
+    /// How copies are deleted, opaque to the domain (see [`ExecutorRef`]).
+    pub executor: ExecutorRef,
+}
+
+/// A store's executor as the policy sees it: the executor's spec in its
+/// serialized form, nothing more. The policy's version hashes it (a store
+/// that deletes differently is a new policy, domain-rules §5.2), but no rule
+/// reads it: the typed spec is `Config::executors`, from which only the
+/// engine builds executors. Opaque so the domain does not import the
+/// executors, which carry out the domain's actions.
+#[derive(Clone, Debug)]
+pub struct ExecutorRef(Box<serde_json::value::RawValue>);
+
+impl ExecutorRef {
+    /// The serialized form of an executor's spec, exactly as serde writes
+    /// it inline (so versions sealed before this type existed are kept).
+    pub fn of(spec: &impl Serialize) -> ExecutorRef {
+        ExecutorRef(serde_json::value::to_raw_value(spec).expect("an executor spec serializes"))
+    }
+}
+
+impl PartialEq for ExecutorRef {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.get() == other.0.get()
+    }
+}
+
+impl Serialize for ExecutorRef {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
 }
 
 /// Buffer lengths by cause and termination reason for one product.

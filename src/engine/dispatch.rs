@@ -179,16 +179,16 @@ async fn call(
 
 /// One executor per configured store.
 pub(super) fn build_executors(config: &Config) -> BTreeMap<String, Arc<Executor>> {
-    config.stores.iter().map(|(name, s)| (name.clone(), Arc::new(Executor::from_spec(&s.executor)))).collect()
+    config.executors.iter().map(|(name, spec)| (name.clone(), Arc::new(Executor::from_spec(spec)))).collect()
 }
 
 /// The hard time limit of one call, per store.
 pub(super) fn call_limits(config: &Config) -> BTreeMap<String, Duration> {
     config
-        .stores
+        .executors
         .iter()
-        .map(|(name, s)| {
-            let limit = match &s.executor {
+        .map(|(name, spec)| {
+            let limit = match spec {
                 crate::executor::ExecutorSpec::Command { timeout, .. }
                 | crate::executor::ExecutorSpec::Http(crate::outbound::HttpSpec { timeout, .. }) => {
                     timeout.0 + Duration::from_secs(60)

@@ -610,7 +610,7 @@ mod tests {
         let with_store = crate::config::parse(path, &store("")).unwrap();
         let with_notifier = crate::config::parse(path, &notifier("")).unwrap();
         let want = spec("http://h/p", None, Some("K"), Dur::from_secs(30));
-        assert_eq!(with_store.stores["p"].executor, crate::executor::ExecutorSpec::Http(want.clone()));
+        assert_eq!(with_store.executors["p"], crate::executor::ExecutorSpec::Http(want.clone()));
         assert_eq!(with_notifier.notifier, Some(crate::notifier::NotifierSpec::Http(want)));
 
         #[derive(serde::Serialize)]
@@ -619,7 +619,7 @@ mod tests {
             notifier: &'a Option<crate::notifier::NotifierSpec>,
         }
         let text =
-            toml::to_string(&Written { executor: &with_store.stores["p"].executor, notifier: &with_notifier.notifier })
+            toml::to_string(&Written { executor: &with_store.executors["p"], notifier: &with_notifier.notifier })
                 .unwrap();
         let table = "kind = \"http\"\nurl = \"http://h/p\"\nsecret_env = \"K\"\ntimeout = \"30s\"\n";
         assert_eq!(text, format!("[executor]\n{table}\n[notifier]\n{table}"));

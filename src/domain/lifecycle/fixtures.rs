@@ -33,7 +33,11 @@ fn store(name: &str, class: StoreClass, purge: PurgeMode, max_restricted: Option
         class,
         purge,
         max_restricted: max_restricted.map(|d| Dur::from_secs(d * DAY)),
-        executor: ExecutorSpec::Fs { root: "/srv".into(), path: "{tenant}/{resource}".into(), marker: String::new() },
+        executor: crate::domain::policy::ExecutorRef::of(&ExecutorSpec::Fs {
+            root: "/srv".into(),
+            path: "{tenant}/{resource}".into(),
+            marker: String::new(),
+        }),
     }
 }
 
