@@ -58,7 +58,7 @@ impl Engine {
             let mut w = WriteSet::default();
             let data = json!({ "error": why.to_string() });
             self.record(&mut w, self.clock.now(), AuditKind::ConfigReloadFailed, None, None, data);
-            self.store.commit(w)?;
+            self.commit(w)?;
             return Ok(Err(EngineError::ProductsInUse(why)));
         }
         let report = compare(&self.config, &config);
@@ -71,7 +71,7 @@ impl Engine {
                           "changed": report.changed, "added": report.added, "removed": report.removed,
                           "dry_run": config.safety.dry_run});
         self.record(&mut w, now, AuditKind::ConfigReloaded, None, None, data);
-        self.store.commit(w)?;
+        self.commit(w)?;
         tracing::info!(changed = ?report.changed, added = ?report.added, removed = ?report.removed, "config reloaded");
         self.sweep(SweepKind::Reconcile)?;
         Ok(Ok(report))
@@ -82,7 +82,7 @@ impl Engine {
         let now = self.clock.now();
         let mut w = WriteSet::default();
         self.record(&mut w, now, AuditKind::ConfigReloadFailed, None, None, json!({ "error": error }));
-        self.store.commit(w)?;
+        self.commit(w)?;
         Ok(())
     }
 
@@ -100,17 +100,20 @@ impl Engine {
                 fixes.push((r, want));
             }
         })?;
+        // A resource with calls in flight is indexed at its lease's end on
+        // purpose (see Engine::commit): not a fault to repair.
+        fixes.retain(|(r, _)| !self.calls.resource_busy(&r.id));
         report.fixed = fixes.len() as u64;
         for (r, want) in fixes {
             let mut w = WriteSet::default();
             w.put_resource(r, want);
-            self.store.commit(w)?;
+            self.commit(w)?;
         }
         if report.fixed > 0 {
             let mut w = WriteSet::default();
             let data = json!({"sweep": kind.as_str(), "checked": report.checked, "fixed": report.fixed});
             self.record(&mut w, now, AuditKind::SweepRepaired, None, None, data);
-            self.store.commit(w)?;
+            self.commit(w)?;
             tracing::warn!(
                 sweep = kind.as_str(),
                 checked = report.checked,
@@ -162,13 +165,13 @@ impl Engine {
             let mut w = WriteSet::default();
             self.effects(&mut w, now, &mut r, fx);
             w.put_resource(r, due);
-            self.store.commit(w)?;
+            self.commit(w)?;
         }
         let mut w = WriteSet::default();
         let data = json!({"product": product, "policy_version": policy.version, "min_notice": self.config.safety.min_notice.to_string(),
                           "rescheduled": report.rescheduled.len(), "unchanged": report.unchanged});
         self.record(&mut w, now, AuditKind::PolicyApplied, None, None, data);
-        self.store.commit(w)?;
+        self.commit(w)?;
         Ok(Ok(report))
     }
 

@@ -23,11 +23,18 @@ impl Engine {
     /// Runs every deadline due at `now`, repeating while transitions make
     /// more work due (an expiry whose buffer has also run out).
     pub(super) fn tick(&mut self, now: Timestamp) -> Result<(), EngineError> {
+        self.tick_through(now, now)
+    }
+
+    /// [`Engine::tick`], looking at every resource indexed up to `horizon`
+    /// (later than `now` at start: the leases of calls the previous run left
+    /// in flight). What the lifecycle does is decided at `now` alone.
+    pub(super) fn tick_through(&mut self, now: Timestamp, horizon: Timestamp) -> Result<(), EngineError> {
         let allowed = self.rules().may_start;
         let starters = if allowed { self.judge_starts(now)? } else { Starters::default() };
         loop {
             let mut changed = false;
-            for (due, id) in self.store.due(now, usize::MAX)? {
+            for (due, id) in self.store.due(horizon, usize::MAX)? {
                 changed |= self.run_deadline(&id, due, now, allowed, &starters)?;
             }
             if !changed {
@@ -77,7 +84,7 @@ impl Engine {
             let mut w = WriteSet::default();
             self.effects(&mut w, now, &mut r, fx);
             w.put_resource(r, next);
-            self.store.commit(w)?;
+            self.commit(w)?;
         }
         Ok(changed)
     }
@@ -132,7 +139,7 @@ impl Engine {
             let _ = reply.send(Err(EngineError::ClockRange));
             return Ok(());
         };
-        self.store.commit(WriteSet { clock: Some(now), ..Default::default() })?;
+        self.commit(WriteSet { clock: Some(now), ..Default::default() })?;
         tracing::info!(now = %fmt_rfc3339(now), "manual clock moved");
         self.clock_waiters.push(reply);
         Ok(())
@@ -141,7 +148,7 @@ impl Engine {
     /// Answers the clock movers once no call is in flight: the work their
     /// move made due has run, or waits on a retry.
     pub(super) fn answer_clock_waiters(&mut self) {
-        if self.calls.in_flight.is_empty() && self.notices.in_flight.is_empty() {
+        if self.calls.is_empty() && self.notices.in_flight.is_empty() {
             let now = self.clock.now();
             for w in self.clock_waiters.drain(..) {
                 let _ = w.send(Ok(now));

@@ -10,7 +10,7 @@ use crate::config::Config;
 use crate::domain::lifecycle::{Effect, Resource};
 use crate::executor::{Action, Executor, Target};
 use crate::store::WriteSet;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -19,6 +19,11 @@ use tokio::sync::{mpsc, Semaphore};
 /// Hard limit on one `fs` executor call (a hung mount must not hold a
 /// permit forever); command calls get their own timeout plus a minute.
 const FS_CALL_LIMIT: Duration = Duration::from_secs(600);
+
+/// At start, entries indexed up to this far ahead are looked at at once
+/// (at least: [`Calls::lease`] may be longer), so calls left in flight by
+/// the previous run resume at once even if its stores' limits were longer.
+pub(super) const RESUME_HORIZON: Duration = Duration::from_secs(6 * 3600);
 
 /// How an executor call ended.
 #[derive(Debug)]
@@ -47,7 +52,10 @@ pub(super) struct Calls {
     /// hang cannot hold up deletions in the others.
     permits: BTreeMap<String, Arc<Semaphore>>,
     /// Calls queued or running: a copy is never called twice at once.
-    pub(super) in_flight: HashSet<CopyKey>,
+    in_flight: HashSet<CopyKey>,
+    /// How many of them each resource has, so whether a resource is busy
+    /// is one lookup (see [`Calls::lease`]).
+    busy_resources: HashMap<String, usize>,
     /// Calls to start once their intent is durable, with the tenant.
     queued: Vec<(CopyKey, String, Action)>,
     /// Whether deletions may run, shared with queued executor calls so a
@@ -66,6 +74,7 @@ impl Calls {
             limits: call_limits(config),
             permits: BTreeMap::new(),
             in_flight: HashSet::new(),
+            busy_resources: HashMap::new(),
             queued: Vec::new(),
             gate: Arc::new(AtomicBool::new(false)),
             held: Arc::new(Mutex::new(HashSet::new())),
@@ -89,6 +98,46 @@ impl Calls {
         self.in_flight.contains(&(resource.to_string(), store.to_string(), copy.to_string()))
     }
 
+    /// Whether any call of this resource is queued or running.
+    pub(super) fn resource_busy(&self, resource: &str) -> bool {
+        self.busy_resources.contains_key(resource)
+    }
+
+    /// Calls queued or running.
+    pub(super) fn len(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// Whether no call is queued or running.
+    pub(super) fn is_empty(&self) -> bool {
+        self.in_flight.is_empty()
+    }
+
+    /// How far ahead a resource with a call queued or running is indexed:
+    /// the longest a call may take (the stores' hard limits). Its copies
+    /// are being deleted, so the deadline index need not offer it to every
+    /// step meanwhile (issue 11: re-reading every resource in flight at
+    /// every step made a burst of N deletions cost N² reads); the call's
+    /// outcome puts it back at its lifecycle due time. Should the daemon
+    /// die first, the next start looks this far ahead (and at least
+    /// [`RESUME_HORIZON`]) and resumes it at once.
+    pub(super) fn lease(&self) -> Duration {
+        self.limits.values().copied().max().unwrap_or(FS_CALL_LIMIT).max(FS_CALL_LIMIT)
+    }
+
+    /// A call has reported back (or was never started): the copy is no
+    /// longer in flight.
+    pub(super) fn finish(&mut self, key: &CopyKey) {
+        if self.in_flight.remove(key) {
+            if let Some(n) = self.busy_resources.get_mut(&key.0) {
+                *n -= 1;
+                if *n == 0 {
+                    self.busy_resources.remove(&key.0);
+                }
+            }
+        }
+    }
+
     /// Notes whether `r` is under a hold, for calls waiting for a permit.
     pub(super) fn note_holds(&self, r: &Resource) {
         let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
@@ -104,6 +153,7 @@ impl Calls {
     pub(super) fn queue(&mut self, r: &Resource, store: String, copy: String, action: Action) {
         let key = (r.id.clone(), store, copy);
         if self.in_flight.insert(key.clone()) {
+            *self.busy_resources.entry(key.0.clone()).or_default() += 1;
             self.queued.push((key, r.tenant.clone(), action));
         }
     }
@@ -111,8 +161,8 @@ impl Calls {
     /// Stopping: the queued calls are not started. Their intents are
     /// stored, so the next start calls them.
     pub(super) fn park(&mut self) {
-        for (key, _, _) in self.queued.drain(..) {
-            self.in_flight.remove(&key);
+        for (key, _, _) in std::mem::take(&mut self.queued) {
+            self.finish(&key);
         }
     }
 
@@ -226,7 +276,7 @@ impl Engine {
                 self.effects(&mut w, now, &mut r, fx);
                 let due = self.due_of(&r);
                 w.put_resource(r, due);
-                self.store.commit(w)?;
+                self.commit(w)?;
             }
         }
         Ok(n)
@@ -254,7 +304,18 @@ impl Engine {
                 }
                 fx
             }
-            CallOutcome::NotRun => return Ok(()),
+            CallOutcome::NotRun => {
+                // Paused or held while it waited for a permit: nothing
+                // changed, but its index entry is the lease of a call that
+                // will not report again: put it back at its due time.
+                if !self.calls.resource_busy(id) {
+                    let due = self.due_of(&r);
+                    let mut w = WriteSet::default();
+                    w.put_resource(r, due);
+                    self.commit(w)?;
+                }
+                return Ok(());
+            }
         };
         let mut w = WriteSet::default();
         self.effects(&mut w, now, &mut r, fx);
@@ -262,7 +323,7 @@ impl Engine {
         // meanwhile: the copy is gone (or must be retried) either way.
         let due = self.due_of(&r);
         w.put_resource(r, due);
-        self.store.commit(w)?;
+        self.commit(w)?;
         Ok(())
     }
 }

@@ -68,14 +68,14 @@ impl Engine {
                 if rejection.retryable {
                     // A later event (the creation, the hold) may make this
                     // one valid: its id stays free so the sender can retry.
-                    self.store.commit(w)?;
+                    self.commit(w)?;
                     return Ok(result("rejected", Some(rejection.message)));
                 }
                 ("rejected", Some(rejection.message))
             }
         };
         w.events.push((ev.event_id.clone(), EventOutcome { status: status.into(), resource: ev.resource.clone() }));
-        self.store.commit(w)?;
+        self.commit(w)?;
         Ok(result(status, error))
     }
 

@@ -57,6 +57,25 @@ impl Journal {
 }
 
 impl Engine {
+    /// Writes `w` to the store, every engine write but the outbox's going
+    /// through here. A resource with an executor call still queued or
+    /// running is indexed at the end of its lease ([`super::dispatch::Calls::lease`])
+    /// instead of its lifecycle due time: its copies are being deleted, and
+    /// the call's outcome indexes it again. Only the index entry moves, never
+    /// a deadline: the lifecycle decides what is due whenever it is read.
+    pub(super) fn commit(&mut self, mut w: WriteSet) -> Result<(), EngineError> {
+        if !self.calls.is_empty() && w.resources.iter().any(|(r, _)| self.calls.resource_busy(&r.id)) {
+            let until = later(self.clock.now(), self.calls.lease());
+            for (r, due) in &mut w.resources {
+                if self.calls.resource_busy(&r.id) {
+                    *due = Some(until);
+                }
+            }
+        }
+        self.store.commit(w)?;
+        Ok(())
+    }
+
     /// Seals an audit record onto the chain and puts it in `w`, to be
     /// written with the change it records.
     pub(super) fn record(
@@ -137,4 +156,10 @@ impl Engine {
         self.store.commit(WriteSet { outbox_done_through: last, ..Default::default() })?;
         Ok(())
     }
+}
+
+/// `now` plus `d`, or `now` itself where that would leave the time range
+/// (an index entry due at once is re-read; one never reached would be lost).
+pub(super) fn later(now: Timestamp, d: std::time::Duration) -> Timestamp {
+    chrono::Duration::from_std(d).ok().and_then(|d| now.checked_add_signed(d)).unwrap_or(now)
 }

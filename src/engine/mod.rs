@@ -175,13 +175,16 @@ impl Engine {
             let due = self.due_of(&r);
             let mut w = WriteSet::default();
             w.put_resource(r, due);
-            self.store.commit(w)?;
+            self.commit(w)?;
         }
         // Time spent stopped is downtime, not a clock jump: the first
         // reading is taken as it is.
         let now = self.clock.now();
         self.safety.last_reading = Some(Reading { wall: now, mono: self.clock.monotonic() });
-        self.tick(now)?;
+        // Calls the previous run left in flight are indexed at their
+        // lease's end: look that far ahead so they resume at once.
+        let ahead = self.calls.lease().max(dispatch::RESUME_HORIZON);
+        self.tick_through(now, journal::later(now, ahead))?;
         self.calls.set_gate(self.rules().may_dispatch);
         self.make_durable().await?;
         self.dispatch();
@@ -245,7 +248,7 @@ impl Engine {
         self.draining = true;
         self.calls.set_gate(false);
         let deadline = tokio::time::Instant::now() + self.config.daemon.drain_timeout.0;
-        let running = |e: &Engine| e.calls.in_flight.len() + e.notices.in_flight.len();
+        let running = |e: &Engine| e.calls.len() + e.notices.in_flight.len();
         if running(self) > 0 {
             tracing::info!(calls = running(self), "draining running calls before stopping");
         }

@@ -128,7 +128,7 @@ impl Engine {
         let mut w = WriteSet::default();
         self.effects(&mut w, now, &mut r, fx);
         w.put_resource(r, due);
-        self.store.commit(w)?;
+        self.commit(w)?;
         Ok(())
     }
 }

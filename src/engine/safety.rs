@@ -92,7 +92,7 @@ impl Engine {
         let mut w = WriteSet { flags: vec![(Flag::Paused, paused)], ..Default::default() };
         let kind = if paused { AuditKind::DeletionsPaused } else { AuditKind::DeletionsResumed };
         self.record(&mut w, now, kind, None, None, json!({}));
-        self.store.commit(w)?;
+        self.commit(w)?;
         self.safety.paused = paused;
         tracing::warn!(paused, "deletions {}", if paused { "paused" } else { "resumed" });
         Ok(())
@@ -110,7 +110,7 @@ impl Engine {
             let data = json!({"expected": fmt_rfc3339(jump.expected), "wall": fmt_rfc3339(now.wall),
                               "jump_seconds": jump.by.num_seconds()});
             self.record(&mut w, now.wall, AuditKind::ClockAnomaly, None, None, data);
-            self.store.commit(w)?;
+            self.commit(w)?;
             self.safety.clock_anomaly = true;
             tracing::error!(jump_seconds = jump.by.num_seconds(), "wall clock jumped: deletions stop until approved");
         }
@@ -169,7 +169,7 @@ impl Engine {
         let state = GuardState { held: Some(batch.clone()) };
         let mut w = WriteSet { flags: vec![(Flag::GuardTripped, true)], guard: Some(state), ..Default::default() };
         self.record(&mut w, now, AuditKind::GuardTripped, None, None, data);
-        self.store.commit(w)?;
+        self.commit(w)?;
         self.safety.guard_tripped = true;
         tracing::error!(batch = batch.size(), digest = %batch.digest, window = ?batch.window,
             started_in_window = batch.started_in_window,
@@ -215,7 +215,7 @@ impl Engine {
             data["batch_digest"] = json!(b.digest);
         }
         self.record(&mut w, now, AuditKind::GuardApproved, None, None, data);
-        self.store.commit(w)?;
+        self.commit(w)?;
         self.safety.guard_tripped = false;
         self.safety.clock_anomaly = false;
         self.safety.approved = batch.map(|b| b.candidates().collect()).unwrap_or_default();

@@ -103,7 +103,7 @@ impl Engine {
                 replies.approve.push((reply, result));
             }
             Command::CopyResult { resource, store, copy, outcome } => {
-                self.calls.in_flight.remove(&(resource.clone(), store.clone(), copy.clone()));
+                self.calls.finish(&(resource.clone(), store.clone(), copy.clone()));
                 self.copy_result(&resource, &store, &copy, outcome)?;
             }
             Command::NoticeResult { resource, key, outcome } => {

@@ -174,7 +174,7 @@ async fn ask<T>(
         let cmd = match engine.rx.try_recv() {
             Ok(cmd) => cmd,
             Err(QueueEmpty::Empty) => {
-                let running = engine.calls.in_flight.len() + engine.notices.in_flight.len();
+                let running = engine.calls.len() + engine.notices.in_flight.len();
                 assert!(running > 0, "no answer, no command queued and no call running");
                 engine.rx.recv().await.unwrap()
             }
@@ -479,5 +479,70 @@ async fn safety_max_clock_jump_a_wall_clock_set_forward_deletes_nothing_until_ap
     assert_eq!(approval.approved, ["clock_anomaly"]);
     advance(&mut engine, "0s").await;
     assert_eq!(rig.resource("r1").state, State::Purged);
+    assert_eq!(exists(&data), [false, false]);
+}
+
+/// Steps the engine through one request without running what it spawned:
+/// the executor calls it started are queued on their tasks, not yet run.
+async fn step_only<T>(engine: &mut Engine, make: impl FnOnce(oneshot::Sender<Result<T, EngineError>>) -> Command) {
+    let (reply, _answer) = oneshot::channel();
+    engine.tx.send(make(reply)).await.unwrap();
+    let first = engine.rx.recv().await.unwrap();
+    let cmds = engine.gather(first);
+    engine.step(cmds).await.unwrap();
+}
+
+/// Every resource the deadline index offers at or before `t`.
+fn offered(rig: &Rig, t: Timestamp) -> Vec<String> {
+    rig.store.due(t, usize::MAX).unwrap().into_iter().map(|(_, id)| id).collect()
+}
+
+#[tokio::test]
+async fn issue_11_a_resource_whose_copies_are_being_deleted_leaves_the_due_index_until_its_calls_report() {
+    let rig = Rig::new("");
+    let data = rig.data("r1");
+    let mut engine = rig.open().await;
+    ingest(&mut engine, vec![created("r1")]).await;
+    let released = vec![event("x1", "resource.released", t0(), "r1", json!({}))];
+    step_only(&mut engine, |reply| Command::Ingest { events: released, reply }).await;
+
+    assert_eq!(rig.resource("r1").state, State::Deleting);
+    assert_eq!(engine.calls.len(), 2, "both copies' calls are queued");
+    assert!(offered(&rig, t0()).is_empty(), "a step does not re-read a resource whose calls are in flight");
+    let lease_end = t0() + chrono::Duration::from_std(engine.calls.lease()).unwrap();
+    assert_eq!(rig.store.next_due_after(t0()).unwrap(), Some(lease_end), "it is indexed at its lease's end");
+
+    advance(&mut engine, "0s").await; // the calls run and report
+    assert_eq!(rig.resource("r1").state, State::Purged);
+    assert_eq!(exists(&data), [false, false]);
+    assert!(offered(&rig, t0() + chrono::Duration::days(3650)).is_empty(), "purged: nothing left to index");
+}
+
+#[tokio::test]
+async fn issue_11_a_call_stopped_by_a_pause_while_it_waited_puts_its_resource_back_at_its_due_time() {
+    let rig = Rig::new("");
+    let data = rig.data("r1");
+    let mut engine = rig.open().await;
+    ingest(&mut engine, vec![created("r1")]).await;
+    let released = vec![event("x1", "resource.released", t0(), "r1", json!({}))];
+    step_only(&mut engine, |reply| Command::Ingest { events: released, reply }).await;
+    assert!(offered(&rig, t0()).is_empty());
+
+    // A pause reaches the calls while they wait for their permits: they
+    // report that they did not run.
+    engine.calls.set_gate(false);
+    while !engine.calls.is_empty() {
+        let first = engine.rx.recv().await.unwrap();
+        let cmds = engine.gather(first);
+        // Keep the gate shut for the step (as a stored pause would).
+        engine.safety.paused = true;
+        engine.step(cmds).await.unwrap();
+    }
+    assert_eq!(exists(&data), [true, true], "nothing was called");
+    assert_eq!(offered(&rig, t0()), ["r1"], "its intent is due again, not parked until the lease ends");
+
+    engine.safety.paused = false;
+    advance(&mut engine, "0s").await;
+    assert_eq!(rig.resource("r1").state, State::Purged, "resumed without waiting for a lease");
     assert_eq!(exists(&data), [false, false]);
 }
