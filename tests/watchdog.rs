@@ -1,86 +1,18 @@
-//! The watchdog pings only while the scheduler loop is healthy (issue 5):
+//! The watchdog pings only while the engine loop is healthy (issue 5):
 //! the engine runs on a store whose flush can be made to hang, as a failing
 //! disk would; while it hangs no WATCHDOG=1 reaches the notify socket, and
 //! the pings resume when it recovers.
 //!
 //! Alone in its test binary: it sets NOTIFY_SOCKET for the process.
 
-use retentiond::audit::{AuditHead, AuditLog, AuditRecord};
+use retentiond::audit::AuditLog;
 use retentiond::clock::{Clock, ManualClock};
-use retentiond::domain::lifecycle::{Resource, TenantHolds};
 use retentiond::engine::Engine;
-use retentiond::store::{EventOutcome, Flag, SledStore, Store, StoreError, StoreStats, WriteSet};
-use retentiond::time::Timestamp;
+use retentiond::store::{Hooked, SledStore, Store};
 use std::os::unix::net::UnixDatagram;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// A sled store whose `flush` blocks while `stalled` is set.
-struct StallingStore {
-    inner: SledStore,
-    stalled: Arc<AtomicBool>,
-}
-
-impl Store for StallingStore {
-    fn resource(&self, id: &str) -> Result<Option<Resource>, StoreError> {
-        self.inner.resource(id)
-    }
-    fn event(&self, event_id: &str) -> Result<Option<EventOutcome>, StoreError> {
-        self.inner.event(event_id)
-    }
-    fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<(Timestamp, String)>, StoreError> {
-        self.inner.due(now, limit)
-    }
-    fn next_due_after(&self, now: Timestamp) -> Result<Option<Timestamp>, StoreError> {
-        self.inner.next_due_after(now)
-    }
-    fn audit_head(&self) -> Result<AuditHead, StoreError> {
-        self.inner.audit_head()
-    }
-    fn outbox_after(&self, after: u64) -> Result<Vec<AuditRecord>, StoreError> {
-        self.inner.outbox_after(after)
-    }
-    fn clock(&self) -> Result<Option<Timestamp>, StoreError> {
-        self.inner.clock()
-    }
-    fn resource_count(&self) -> Result<u64, StoreError> {
-        self.inner.resource_count()
-    }
-    fn stats(&self) -> Result<StoreStats, StoreError> {
-        self.inner.stats()
-    }
-    fn for_each_resource(&self, f: &mut dyn FnMut(Resource)) -> Result<(), StoreError> {
-        self.inner.for_each_resource(f)
-    }
-    fn for_each_resource_due(&self, f: &mut dyn FnMut(Resource, Option<Timestamp>)) -> Result<(), StoreError> {
-        self.inner.for_each_resource_due(f)
-    }
-    fn tenant_resources(&self, tenant: &str) -> Result<Vec<String>, StoreError> {
-        self.inner.tenant_resources(tenant)
-    }
-    fn tenant_holds(&self, tenant: &str) -> Result<TenantHolds, StoreError> {
-        self.inner.tenant_holds(tenant)
-    }
-    fn certificate(&self, resource: &str) -> Result<Option<serde_json::Value>, StoreError> {
-        self.inner.certificate(resource)
-    }
-    fn flag(&self, flag: Flag) -> Result<bool, StoreError> {
-        self.inner.flag(flag)
-    }
-    fn guard_state(&self) -> Result<retentiond::domain::guard::GuardState, StoreError> {
-        self.inner.guard_state()
-    }
-    fn commit(&self, w: WriteSet) -> Result<(), StoreError> {
-        self.inner.commit(w)
-    }
-    fn flush(&self) -> Result<(), StoreError> {
-        while self.stalled.load(Ordering::SeqCst) {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        self.inner.flush()
-    }
-}
 
 /// When each WATCHDOG=1 arrived, read for `window`.
 fn pings_during(sock: &UnixDatagram, window: Duration) -> Vec<Instant> {
@@ -114,10 +46,16 @@ async fn watchdog_pings_stop_while_the_loop_is_stuck_and_resume_after() {
     let config = Arc::new(retentiond::config::parse(&dir.path().join("r.toml"), &text).unwrap());
     std::fs::create_dir_all(&config.daemon.state_dir).unwrap();
     let stalled = Arc::new(AtomicBool::new(false));
-    let store: Arc<dyn Store> = Arc::new(StallingStore {
-        inner: SledStore::open(&config.daemon.state_dir.join("db"), 8 << 20).unwrap(),
-        stalled: stalled.clone(),
-    });
+    // A sled store whose flush blocks while `stalled` is set, as a failing
+    // disk's would.
+    let stall = stalled.clone();
+    let store: Arc<dyn Store> = Arc::new(
+        Hooked::new(SledStore::open(&config.daemon.state_dir.join("db"), 8 << 20).unwrap()).before_flush(move || {
+            while stall.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }),
+    );
     let audit = AuditLog::open(&config.daemon.state_dir, None).unwrap();
     let clock: Arc<dyn Clock> =
         Arc::new(ManualClock::new(retentiond::time::parse_rfc3339("2026-01-01T00:00:00Z").unwrap()));

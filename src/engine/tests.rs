@@ -8,13 +8,12 @@
 //! audit trail.
 
 use super::*;
-use crate::audit::{AuditHead, AuditRecord};
+use crate::audit::AuditRecord;
 use crate::clock::ManualClock;
 use crate::domain::event::Event;
-use crate::domain::guard::GuardState;
-use crate::domain::lifecycle::{CopyState, Resource, State, TenantHolds};
+use crate::domain::lifecycle::{CopyState, Resource, State};
 use crate::duration::Dur;
-use crate::store::{EventOutcome, Flag, MemoryStore, StoreError, StoreStats};
+use crate::store::{Flag, Hooked, MemoryStore};
 use crate::time::{fmt_rfc3339, parse_rfc3339};
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -272,13 +271,7 @@ async fn general_terms_4_1_5_a_hold_stops_deletion_until_released_and_a_day_has_
     assert_eq!(exists(&data), [false, false]);
 }
 
-/// The in-memory store, noting which events each flush made durable.
-#[derive(Default)]
-struct FlushLedger {
-    inner: MemoryStore,
-    ledger: Mutex<Ledger>,
-}
-
+/// Which events each flush made durable, noted by hooks on the store.
 #[derive(Default)]
 struct Ledger {
     /// Event ids committed since the last flush.
@@ -288,94 +281,38 @@ struct Ledger {
     flushes: usize,
 }
 
-impl FlushLedger {
-    fn flushes(&self) -> usize {
-        self.ledger.lock().unwrap().flushes
-    }
-
-    fn durable(&self, event_id: &str) -> bool {
-        self.ledger.lock().unwrap().durable.iter().any(|e| e == event_id)
-    }
-}
-
-impl Store for FlushLedger {
-    fn resource(&self, id: &str) -> Result<Option<Resource>, StoreError> {
-        self.inner.resource(id)
-    }
-    fn event(&self, event_id: &str) -> Result<Option<EventOutcome>, StoreError> {
-        self.inner.event(event_id)
-    }
-    fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<(Timestamp, String)>, StoreError> {
-        self.inner.due(now, limit)
-    }
-    fn next_due_after(&self, now: Timestamp) -> Result<Option<Timestamp>, StoreError> {
-        self.inner.next_due_after(now)
-    }
-    fn audit_head(&self) -> Result<AuditHead, StoreError> {
-        self.inner.audit_head()
-    }
-    fn outbox_after(&self, after: u64) -> Result<Vec<AuditRecord>, StoreError> {
-        self.inner.outbox_after(after)
-    }
-    fn clock(&self) -> Result<Option<Timestamp>, StoreError> {
-        self.inner.clock()
-    }
-    fn resource_count(&self) -> Result<u64, StoreError> {
-        self.inner.resource_count()
-    }
-    fn stats(&self) -> Result<StoreStats, StoreError> {
-        self.inner.stats()
-    }
-    fn for_each_resource(&self, f: &mut dyn FnMut(Resource)) -> Result<(), StoreError> {
-        self.inner.for_each_resource(f)
-    }
-    fn for_each_resource_due(&self, f: &mut dyn FnMut(Resource, Option<Timestamp>)) -> Result<(), StoreError> {
-        self.inner.for_each_resource_due(f)
-    }
-    fn tenant_resources(&self, tenant: &str) -> Result<Vec<String>, StoreError> {
-        self.inner.tenant_resources(tenant)
-    }
-    fn tenant_holds(&self, tenant: &str) -> Result<TenantHolds, StoreError> {
-        self.inner.tenant_holds(tenant)
-    }
-    fn certificate(&self, resource: &str) -> Result<Option<Value>, StoreError> {
-        self.inner.certificate(resource)
-    }
-    fn flag(&self, flag: Flag) -> Result<bool, StoreError> {
-        self.inner.flag(flag)
-    }
-    fn guard_state(&self) -> Result<GuardState, StoreError> {
-        self.inner.guard_state()
-    }
-    fn commit(&self, w: WriteSet) -> Result<(), StoreError> {
-        let ids: Vec<String> = w.events.iter().map(|(id, _)| id.clone()).collect();
-        self.inner.commit(w)?;
-        self.ledger.lock().unwrap().committed.extend(ids);
-        Ok(())
-    }
-    fn flush(&self) -> Result<(), StoreError> {
-        self.inner.flush()?;
-        let mut ledger = self.ledger.lock().unwrap();
-        let done = std::mem::take(&mut ledger.committed);
-        ledger.durable.extend(done);
-        ledger.flushes += 1;
-        Ok(())
-    }
+/// The in-memory store, with a ledger of what each flush made durable.
+fn flush_ledger() -> (Arc<Hooked<MemoryStore>>, Arc<Mutex<Ledger>>) {
+    let ledger = Arc::new(Mutex::new(Ledger::default()));
+    let (on_commit, on_flush) = (ledger.clone(), ledger.clone());
+    let store = Hooked::new(MemoryStore::new())
+        .before_commit(move |w| {
+            on_commit.lock().unwrap().committed.extend(w.events.iter().map(|(id, _)| id.clone()));
+        })
+        .after_flush(move || {
+            let mut l = on_flush.lock().unwrap();
+            let done = std::mem::take(&mut l.committed);
+            l.durable.extend(done);
+            l.flushes += 1;
+        });
+    (Arc::new(store), ledger)
 }
 
 #[tokio::test]
 async fn group_commit_requests_posted_together_share_one_flush_and_are_durable_when_answered() {
     let rig = Rig::new("");
-    let store = Arc::new(FlushLedger::default());
+    let (store, ledger) = flush_ledger();
     let (mut engine, handle) = rig.open_on(store.clone()).await;
+    let flushes = || ledger.lock().unwrap().flushes;
     // Five clients post at once, each its own request, and look in the
     // store the moment they are answered.
     let clients: Vec<_> = (0..5)
         .map(|i| {
-            let (handle, store) = (handle.clone(), store.clone());
+            let (handle, ledger) = (handle.clone(), ledger.clone());
             tokio::spawn(async move {
                 let results = handle.ingest(vec![created(&format!("r{i}"))]).await;
-                (results, store.durable(&format!("c-r{i}")))
+                let durable = ledger.lock().unwrap().durable.contains(&format!("c-r{i}"));
+                (results, durable)
             })
         })
         .collect();
@@ -383,12 +320,12 @@ async fn group_commit_requests_posted_together_share_one_flush_and_are_durable_w
         tokio::task::yield_now().await;
     }
 
-    let flushes = store.flushes();
+    let before = flushes();
     let first = engine.rx.recv().await.unwrap();
     let group = engine.gather(first);
     assert_eq!(group.len(), 5, "the loop takes every request already waiting");
     engine.step(group).await.unwrap();
-    assert_eq!(store.flushes(), flushes + 1, "one flush for the whole group");
+    assert_eq!(flushes(), before + 1, "one flush for the whole group");
 
     for (i, client) in clients.into_iter().enumerate() {
         let (results, durable) = client.await.unwrap();

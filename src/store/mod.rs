@@ -7,6 +7,8 @@
 //! - `record`: the keys and versioned record encodings of that database,
 //!   and the deadline index's order, shared by every engine.
 //! - [`MemoryStore`] (`memory.rs`): maps in memory, for tests.
+//! - [`Hooked`] (`hooked.rs`): any engine with callbacks around its writes,
+//!   for tests that watch or stall them.
 //! - `conformance` (tests only): one test per promise of the [`Store`]
 //!   contract, run against every engine.
 //!
@@ -16,11 +18,13 @@
 
 #[cfg(test)]
 mod conformance;
+mod hooked;
 mod memory;
 mod record;
 mod sled;
 
 pub use self::sled::SledStore;
+pub use hooked::Hooked;
 pub use memory::MemoryStore;
 pub use record::RecordError;
 
