@@ -429,6 +429,18 @@ async fn step_only<T>(engine: &mut Engine, make: impl FnOnce(oneshot::Sender<Res
     engine.step(cmds).await.unwrap();
 }
 
+/// Resource `r1` of the rig, released: its deletion started and its two
+/// copies' calls queued on their tasks, not yet run. The engine, and the
+/// copies' files.
+async fn released_with_calls_queued(rig: &Rig) -> (Engine, [PathBuf; 2]) {
+    let data = rig.data("r1");
+    let mut engine = rig.open().await;
+    ingest(&mut engine, vec![created("r1")]).await;
+    let released = vec![event("x1", "resource.released", t0(), "r1", json!({}))];
+    step_only(&mut engine, |reply| Command::Ingest { events: released, reply }).await;
+    (engine, data)
+}
+
 /// Every resource the deadline index offers at or before `t`.
 fn offered(rig: &Rig, t: Timestamp) -> Vec<String> {
     rig.store.due(t, usize::MAX).unwrap().into_iter().map(|(_, id)| id).collect()
@@ -437,11 +449,7 @@ fn offered(rig: &Rig, t: Timestamp) -> Vec<String> {
 #[tokio::test]
 async fn issue_11_a_resource_whose_copies_are_being_deleted_leaves_the_due_index_until_its_calls_report() {
     let rig = Rig::new("");
-    let data = rig.data("r1");
-    let mut engine = rig.open().await;
-    ingest(&mut engine, vec![created("r1")]).await;
-    let released = vec![event("x1", "resource.released", t0(), "r1", json!({}))];
-    step_only(&mut engine, |reply| Command::Ingest { events: released, reply }).await;
+    let (mut engine, data) = released_with_calls_queued(&rig).await;
 
     assert_eq!(rig.resource("r1").state, State::Deleting);
     assert_eq!(engine.calls.len(), 2, "both copies' calls are queued");
@@ -458,11 +466,7 @@ async fn issue_11_a_resource_whose_copies_are_being_deleted_leaves_the_due_index
 #[tokio::test]
 async fn issue_11_a_call_stopped_by_a_pause_while_it_waited_puts_its_resource_back_at_its_due_time() {
     let rig = Rig::new("");
-    let data = rig.data("r1");
-    let mut engine = rig.open().await;
-    ingest(&mut engine, vec![created("r1")]).await;
-    let released = vec![event("x1", "resource.released", t0(), "r1", json!({}))];
-    step_only(&mut engine, |reply| Command::Ingest { events: released, reply }).await;
+    let (mut engine, data) = released_with_calls_queued(&rig).await;
     assert!(offered(&rig, t0()).is_empty());
 
     // A pause reaches the calls while they wait for their permits: they

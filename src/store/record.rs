@@ -19,6 +19,8 @@
 //!   audit file (the outbox)
 //! - `m/audit_head`, `m/clock`: the audit chain head, the manual clock reading
 //! - `m/guard`: the mass-deletion guard's held batch and last approval
+//! - `m/stats`: the gauges of [`super::StoreStats`] as counters, written by
+//!   every commit that writes a resource ([`StatsRecord`])
 //! - `f/<name>`: daemon-wide switches that stop deletions
 //!   ([`super::Flag::as_str`]), kept across restarts
 //!
@@ -71,6 +73,68 @@ impl ResourceRecord {
             return Err(RecordError::Version(rec.v));
         }
         Ok(rec)
+    }
+}
+
+/// The stored counters of [`super::StoreStats`] (all but the earliest
+/// deadline, which the index's first key gives), so `GET /metrics` reads
+/// one key instead of decoding every resource (issue 11: 15 s at a million
+/// resources). Written in the same batch as the records they count.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct StatsRecord {
+    /// [`STATS_RECORD_VERSION`].
+    pub v: u32,
+    /// Resources by state name.
+    pub resources: std::collections::BTreeMap<String, u64>,
+    /// See [`super::StoreStats`].
+    pub copies_stuck: u64,
+    /// See [`super::StoreStats`].
+    pub copies_restricted: u64,
+    /// See [`super::StoreStats`].
+    pub copies_restriction_overdue: u64,
+    /// Entries in the deadline index.
+    pub pending_deadlines: u64,
+}
+
+/// The counters' record version; another is recounted, not trusted.
+pub(crate) const STATS_RECORD_VERSION: u32 = 1;
+
+/// Where the counters are kept.
+pub(crate) const STATS_KEY: &[u8] = b"m/stats";
+
+impl StatsRecord {
+    /// The stored form of `st`.
+    pub fn of(st: &super::StoreStats) -> StatsRecord {
+        StatsRecord {
+            v: STATS_RECORD_VERSION,
+            resources: st.resources.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            copies_stuck: st.copies_stuck,
+            copies_restricted: st.copies_restricted,
+            copies_restriction_overdue: st.copies_restriction_overdue,
+            pending_deadlines: st.pending_deadlines,
+        }
+    }
+
+    /// The counters, or None when they cannot be trusted (another version,
+    /// a state this build does not know): the caller recounts.
+    pub fn counts(self) -> Option<super::StoreStats> {
+        if self.v != STATS_RECORD_VERSION {
+            return None;
+        }
+        let mut resources = std::collections::BTreeMap::new();
+        for (name, n) in self.resources {
+            let state: crate::domain::lifecycle::State =
+                serde_json::from_value(serde_json::Value::String(name)).ok()?;
+            resources.insert(state.as_str(), n);
+        }
+        Some(super::StoreStats {
+            resources,
+            copies_stuck: self.copies_stuck,
+            copies_restricted: self.copies_restricted,
+            copies_restriction_overdue: self.copies_restriction_overdue,
+            pending_deadlines: self.pending_deadlines,
+            next_deadline: None,
+        })
     }
 }
 

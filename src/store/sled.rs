@@ -14,6 +14,9 @@ use std::path::Path;
 /// The sled implementation.
 pub struct SledStore {
     db: sled::Db,
+    /// The counters as last committed (see [`record::StatsRecord`]); only
+    /// the engine's single writer changes them, inside `commit`.
+    counts: std::sync::Mutex<StoreStats>,
 }
 
 fn db_err(e: sled::Error) -> StoreError {
@@ -43,7 +46,28 @@ impl SledStore {
             .mode(sled::Mode::HighThroughput)
             .open()
             .map_err(db_err)?;
-        Ok(SledStore { db })
+        let mut store = SledStore { db, counts: std::sync::Mutex::new(StoreStats::default()) };
+        store.counts = std::sync::Mutex::new(store.stored_counts()?);
+        Ok(store)
+    }
+
+    /// The counters as stored, or recounted (one scan) where a database
+    /// has none yet (written by an older build) or none this build trusts;
+    /// a recount is stored, so it happens once.
+    fn stored_counts(&self) -> Result<StoreStats, StoreError> {
+        if let Some(counts) = self.get::<record::StatsRecord>(record::STATS_KEY)?.and_then(record::StatsRecord::counts)
+        {
+            return Ok(counts);
+        }
+        let mut st = StoreStats::default();
+        self.for_each_resource(&mut |r| st.count_resource(&r))?;
+        st.pending_deadlines = self.db.scan_prefix(record::DUE_PREFIX).keys().count() as u64;
+        self.db.insert(record::STATS_KEY, record::encode(&record::StatsRecord::of(&st))).map_err(db_err)?;
+        Ok(st)
+    }
+
+    fn counts(&self) -> std::sync::MutexGuard<'_, StoreStats> {
+        self.counts.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn record(&self, id: &str) -> Result<Option<ResourceRecord>, StoreError> {
@@ -128,19 +152,14 @@ impl Store for SledStore {
     }
 
     fn resource_count(&self) -> Result<u64, StoreError> {
-        Ok(self.db.scan_prefix(record::RESOURCE_PREFIX).keys().count() as u64)
+        Ok(self.counts().resources.values().sum())
     }
 
     fn stats(&self) -> Result<StoreStats, StoreError> {
-        let mut st = StoreStats::default();
-        self.for_each_resource(&mut |r| st.count_resource(&r))?;
-        for k in self.db.scan_prefix(record::DUE_PREFIX).keys() {
-            let k = k.map_err(db_err)?;
-            if st.next_deadline.is_none() {
-                // The index is ordered by due time: the first key is the earliest.
-                st.next_deadline = DueKey::decode(&k).and_then(|d| d.at());
-            }
-            st.pending_deadlines += 1;
+        let mut st = self.counts().clone();
+        // The index is ordered by due time: its first key is the earliest.
+        if let Some(k) = self.db.scan_prefix(record::DUE_PREFIX).keys().next() {
+            st.next_deadline = DueKey::decode(&k.map_err(db_err)?).and_then(|d| d.at());
         }
         Ok(st)
     }
@@ -181,20 +200,26 @@ impl Store for SledStore {
 
     fn commit(&self, w: WriteSet) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
+        let mut counts = (!w.resources.is_empty()).then(|| self.counts().clone());
         for (r, due) in &w.resources {
             // Keep the index equal to the records' due times: drop the old
-            // entry, add the new.
+            // entry, add the new; count the old record out, the new in.
+            let counts = counts.as_mut().expect("counted when resources are written");
             match self.record(&r.id)? {
                 Some(old) => {
                     if let Some(t) = old.due {
                         batch.remove(DueKey::new(t, &r.id).encode());
+                        counts.pending_deadlines = counts.pending_deadlines.saturating_sub(1);
                     }
+                    counts.tally(&old.resource, false);
                 }
                 None => batch.insert(record::tenant_resource_key(&r.tenant, &r.id), &[] as &[u8]),
             }
             if let Some(t) = due {
                 batch.insert(DueKey::new(*t, &r.id).encode(), &[] as &[u8]);
+                counts.pending_deadlines += 1;
             }
+            counts.tally(r, true);
             let rec = ResourceRecord { v: RESOURCE_RECORD_VERSION, due: *due, resource: r.clone() };
             batch.insert(record::resource_key(&r.id), record::encode(&rec));
         }
@@ -228,7 +253,14 @@ impl Store for SledStore {
         if let Some(g) = &w.guard {
             batch.insert(record::GUARD_KEY, record::encode(g));
         }
-        self.db.apply_batch(batch).map_err(db_err)
+        if let Some(c) = &counts {
+            batch.insert(record::STATS_KEY, record::encode(&record::StatsRecord::of(c)));
+        }
+        self.db.apply_batch(batch).map_err(db_err)?;
+        if let Some(c) = counts {
+            *self.counts() = c;
+        }
+        Ok(())
     }
 
     fn flush(&self) -> Result<(), StoreError> {
@@ -260,6 +292,42 @@ mod tests {
 
     fn ts(s: &str) -> Timestamp {
         parse_rfc3339(s).expect("test time")
+    }
+
+    /// Issue 11: the counters behind `stats` are stored with the records
+    /// they count, so after a reopen they still equal a recount, and a
+    /// database written before they existed (no `m/stats` key) is recounted
+    /// once, at open.
+    #[test]
+    fn counters_survive_a_reopen_and_are_rebuilt_where_missing() {
+        use crate::store::conformance::{random_resource, recount};
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir);
+        let mut seed = 7u64;
+        let mut next = move |n: u64| {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (seed >> 33) % n
+        };
+        for i in 0..200 {
+            let mut w = WriteSet::default();
+            let (r, due) = random_resource(&format!("r{}", i % 60), &mut next);
+            w.put_resource(r, due);
+            store.commit(w).unwrap();
+        }
+        store.flush().unwrap();
+        let want = recount(&store);
+        assert_eq!(store.stats().unwrap(), want);
+        drop(store);
+
+        let store = open(&dir);
+        assert_eq!(store.stats().unwrap(), want, "the stored counters, read back");
+        store.db.remove(record::STATS_KEY).unwrap();
+        store.flush().unwrap();
+        drop(store);
+
+        let store = open(&dir);
+        assert!(store.db.get(record::STATS_KEY).unwrap().is_some(), "recounted and stored at open");
+        assert_eq!(store.stats().unwrap(), want, "an older database's counters are recounted");
     }
 
     /// What was committed and flushed is there after the database is
@@ -313,10 +381,13 @@ mod tests {
         let e = store.resource("r1").unwrap_err();
         assert!(matches!(&e, StoreError::Decode { key, reason: RecordError::Version(2) } if key == "r/r1"), "{e:?}");
         assert_eq!(e.to_string(), "stored record r/r1 cannot be read: record version 2 is not supported by this build");
-        // Nor is it read when every resource is visited (sweeps, forecast, metrics).
+        // Nor is it read when every resource is visited (sweeps, forecast).
         assert!(matches!(store.for_each_resource(&mut |_| ()), Err(StoreError::Decode { .. })));
         assert!(matches!(store.for_each_resource_due(&mut |_, _| ()), Err(StoreError::Decode { .. })));
-        assert!(matches!(store.stats(), Err(StoreError::Decode { .. })));
+        // Metrics no longer visit records (issue 11: counters kept by each
+        // commit), so they read nothing of it: the count is the one the
+        // last commit left.
+        assert_eq!(store.stats().unwrap().resources.get("active"), Some(&1));
         // Rewriting it needs its old index entry: refused too, nothing written.
         let mut w = WriteSet { flags: vec![(Flag::Paused, true)], ..Default::default() };
         w.put_resource(resource("r1"), None);
