@@ -92,6 +92,12 @@ pub struct Engine {
     clock_waiters: Vec<oneshot::Sender<Result<Timestamp, EngineError>>>,
     /// Set on shutdown: no new call starts; running ones are drained.
     draining: bool,
+    /// Sweeps asked for and not yet done, run a slice at a time between
+    /// commands (see [`admin::SweepRun`]).
+    sweeps: std::collections::VecDeque<admin::SweepRun>,
+    /// Resources a sweep reads per slice ([`admin::SWEEP_SLICE`]; tests
+    /// make it small).
+    sweep_slice: usize,
     /// systemd's watchdog: ping this often, and when next.
     watchdog: Option<(Duration, tokio::time::Instant)>,
     /// What holds deletions back, for systemd's status line.
@@ -129,6 +135,8 @@ impl Engine {
             notices,
             clock_waiters: Vec::new(),
             draining: false,
+            sweeps: std::collections::VecDeque::new(),
+            sweep_slice: admin::SWEEP_SLICE,
             watchdog: None,
             gates: watch::Sender::new(gates),
             tx: tx.clone(),
@@ -221,6 +229,9 @@ impl Engine {
                     let cmds = self.gather(cmd);
                     self.step(cmds).await?;
                 }
+                // Commands waiting go first (biased): a sweep advances a
+                // slice only when none is.
+                _ = std::future::ready(()), if !self.sweeps.is_empty() => self.sweep_step().await?,
                 _ = tokio::time::sleep(sleep) => self.step(Vec::new()).await?,
             }
         }

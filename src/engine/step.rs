@@ -122,12 +122,7 @@ impl Engine {
                     let _ = reply.send(Ok(()));
                 });
             }
-            Command::Sweep { kind, reply } => {
-                let report = self.sweep(kind)?;
-                replies.later(move || {
-                    let _ = reply.send(Ok(report));
-                });
-            }
+            Command::Sweep { kind, reply } => self.sweeps.push_back(super::admin::SweepRun::new(kind, Some(reply))),
             Command::ApplyPolicy { product, reply } => {
                 let result = self.apply_policy(&product)?;
                 replies.later(move || {

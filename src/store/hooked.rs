@@ -88,6 +88,13 @@ impl<S: Store> Store for Hooked<S> {
     fn for_each_resource_due(&self, f: &mut dyn FnMut(Resource, Option<Timestamp>)) -> Result<(), StoreError> {
         self.inner.for_each_resource_due(f)
     }
+    fn resources_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(Resource, Option<Timestamp>)>, StoreError> {
+        self.inner.resources_after(after, limit)
+    }
     fn tenant_resources(&self, tenant: &str) -> Result<Vec<String>, StoreError> {
         self.inner.tenant_resources(tenant)
     }

@@ -132,6 +132,17 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    fn resources_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(Resource, Option<Timestamp>)>, StoreError> {
+        use std::ops::Bound;
+        let st = self.lock()?;
+        let start = after.map_or(Bound::Unbounded, |id| Bound::Excluded(id.to_string()));
+        Ok(st.resources.range((start, Bound::Unbounded)).take(limit).map(|(_, v)| v.clone()).collect())
+    }
+
     fn tenant_resources(&self, tenant: &str) -> Result<Vec<String>, StoreError> {
         Ok(self.lock()?.tenants.get(tenant).map(|ids| ids.iter().cloned().collect()).unwrap_or_default())
     }

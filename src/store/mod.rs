@@ -232,6 +232,9 @@ impl WriteSet {
 ///   [`for_each_resource_due`](Store::for_each_resource_due) visit each
 ///   once, in id order, the latter with its index entry
 ///   (`resources_are_listed_once_in_id_order`);
+///   [`resources_after`](Store::resources_after) gives them in slices, each
+///   starting strictly after the id it is given
+///   (`slices_after_an_id_cover_every_resource_once`);
 ///   [`resource_count`](Store::resource_count) counts each once.
 /// - [`tenant_resources`](Store::tenant_resources) lists the ids of the
 ///   resources written with that tenant, in id order, each once, and no
@@ -297,6 +300,14 @@ pub trait Store: Send + Sync + 'static {
     /// Calls `f` with every resource and its due time in the index (the
     /// reconcile sweep compares it with what the state says).
     fn for_each_resource_due(&self, f: &mut dyn FnMut(Resource, Option<Timestamp>)) -> Result<(), StoreError>;
+    /// At most `limit` resources with their due times, in id order, from
+    /// the first id after `after` (from the start without one): a sweep
+    /// reads the state in slices, letting requests in between (issue 11).
+    fn resources_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(Resource, Option<Timestamp>)>, StoreError>;
     /// The ids of a tenant's resources.
     fn tenant_resources(&self, tenant: &str) -> Result<Vec<String>, StoreError>;
     /// Holds placed on a whole tenant.

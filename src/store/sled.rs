@@ -172,6 +172,28 @@ impl Store for SledStore {
         self.for_each_record(&mut |rec| f(rec.resource, rec.due))
     }
 
+    fn resources_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(Resource, Option<Timestamp>)>, StoreError> {
+        use std::ops::Bound;
+        let start = match after {
+            Some(id) => Bound::Excluded(sled::IVec::from(record::resource_key(id))),
+            None => Bound::Included(sled::IVec::from(record::RESOURCE_PREFIX)),
+        };
+        let mut out = Vec::new();
+        for kv in self.db.range::<sled::IVec, _>((start, Bound::Unbounded)) {
+            let (k, v) = kv.map_err(db_err)?;
+            if !k.starts_with(record::RESOURCE_PREFIX) || out.len() >= limit {
+                break;
+            }
+            let rec = ResourceRecord::decode(&v).map_err(|e| decode_err(&k, e))?;
+            out.push((rec.resource, rec.due));
+        }
+        Ok(out)
+    }
+
     fn tenant_resources(&self, tenant: &str) -> Result<Vec<String>, StoreError> {
         let prefix = record::tenant_prefix(tenant);
         let mut out = Vec::new();
