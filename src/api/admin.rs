@@ -52,23 +52,24 @@ fn clock_op(body: &[u8]) -> Result<ClockOp, ApiError> {
 
 /// `POST /v1/admin/pause`: no deletion starts and no executor is called
 /// until resumed (any body is ignored).
-pub(super) async fn post_pause(
-    State(state): State<ApiState>,
-    Extension(role): Extension<Role>,
-) -> Result<Response, ApiError> {
-    require(role, Permission::Operate)?;
-    state.engine.set_paused(true).await?;
-    Ok(sorted(&Paused { paused: true })?.into_response())
+pub(super) async fn post_pause(state: State<ApiState>, role: Extension<Role>) -> Result<Response, ApiError> {
+    set_paused(state, role, true).await
 }
 
 /// `POST /v1/admin/resume`: undoes a pause.
-pub(super) async fn post_resume(
+pub(super) async fn post_resume(state: State<ApiState>, role: Extension<Role>) -> Result<Response, ApiError> {
+    set_paused(state, role, false).await
+}
+
+/// Pause and resume: an operator's switch, answered once it is durable.
+async fn set_paused(
     State(state): State<ApiState>,
     Extension(role): Extension<Role>,
+    paused: bool,
 ) -> Result<Response, ApiError> {
     require(role, Permission::Operate)?;
-    state.engine.set_paused(false).await?;
-    Ok(sorted(&Paused { paused: false })?.into_response())
+    state.engine.set_paused(paused).await?;
+    Ok(sorted(&Paused { paused })?.into_response())
 }
 
 /// Lifts what stopped deletions by itself: a tripped mass-deletion guard and
