@@ -11,9 +11,6 @@ use crate::time::{fmt_rfc3339, Timestamp};
 use std::time::Duration;
 use tokio::sync::oneshot;
 
-/// Resources written per store batch while deadlines run.
-const TICK_WRITE_CHUNK: usize = 1000;
-
 /// See [`Engine::due_of`].
 pub(super) fn due_in(config: &Config, r: &Resource) -> Option<Timestamp> {
     match config.products.get(&r.product) {
@@ -37,20 +34,8 @@ impl Engine {
         let starters = if allowed { self.judge_starts(now)? } else { Starters::default() };
         loop {
             let mut changed = false;
-            // One write for many resources (issue 11: a burst of N
-            // deadlines cost N store batches), in chunks so a burst never
-            // holds all of them in one write set. Each resource is read
-            // once a pass, and nothing is durable before the step's flush
-            // either way.
-            let mut w = WriteSet::default();
             for (due, id) in self.store.due(horizon, usize::MAX)? {
-                changed |= self.run_deadline(&id, due, now, allowed, &starters, &mut w)?;
-                if w.resources.len() >= TICK_WRITE_CHUNK {
-                    self.commit(std::mem::take(&mut w))?;
-                }
-            }
-            if !w.resources.is_empty() || !w.audit.is_empty() {
-                self.commit(w)?;
+                changed |= self.run_deadline(&id, due, now, allowed, &starters)?;
             }
             if !changed {
                 return Ok(());
@@ -58,9 +43,9 @@ impl Engine {
         }
     }
 
-    /// Runs one resource's deadline (indexed at `due`), its writes into
-    /// `w`; true when its state moved. `allowed`: deletions may start at
-    /// all; `starters`: the ones that may start now.
+    /// Runs one resource's deadline (indexed at `due`); true when its state
+    /// moved. `allowed`: deletions may start at all; `starters`: the ones
+    /// that may start now.
     fn run_deadline(
         &mut self,
         id: &str,
@@ -68,7 +53,6 @@ impl Engine {
         now: Timestamp,
         allowed: bool,
         starters: &Starters,
-        w: &mut WriteSet,
     ) -> Result<bool, EngineError> {
         let Some(mut r) = self.store.resource(id)? else { return Ok(false) };
         let Some(policy) = self.config.products.get(&r.product).cloned() else {
@@ -97,8 +81,10 @@ impl Engine {
         let moved = next.map(|t| t.timestamp_millis()) != Some(due.timestamp_millis());
         let changed = r != before;
         if changed || moved {
-            self.effects(w, now, &mut r, fx);
+            let mut w = WriteSet::default();
+            self.effects(&mut w, now, &mut r, fx);
             w.put_resource(r, next);
+            self.commit(w)?;
         }
         Ok(changed)
     }
