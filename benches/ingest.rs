@@ -41,16 +41,8 @@ fn main() {
         let client = common::client(clients);
         let peer = Peer::open().await;
         for round in 1..=rounds {
-            let mut d = ChildDaemon::prepare(|port| {
-                config_text(
-                    port,
-                    "",
-                    "source = \"manual\"\nstart = \"2026-01-01T00:00:00Z\"",
-                    "",
-                    "buffer = { expiry = \"15d\", arrears = \"15d\", termination = \"15d\" }",
-                    "",
-                )
-            });
+            let mut d =
+                ChildDaemon::prepare(|port| config_text(port, "", common::MANUAL_CLOCK, "", common::BUFFERS_15D, ""));
             d.start(&client).await;
             let ours_single = post_all(&d.base, &client, single, 1, clients, created("single")).await;
             let ours_batched = post_all(&d.base, &client, batched, batch, 4, created("batch")).await;

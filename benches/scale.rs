@@ -123,9 +123,9 @@ fn main() {
             config_text(
                 port,
                 "",
-                "source = \"manual\"\nstart = \"2026-01-01T00:00:00Z\"",
+                common::MANUAL_CLOCK,
                 "",
-                "buffer = { expiry = \"15d\", arrears = \"15d\", termination = \"15d\" }",
+                common::BUFFERS_15D,
                 &format!("[schedule]\nreconcile = \"{}\"\nbackup_expiry = \"off\"", cron(every)),
             )
         });

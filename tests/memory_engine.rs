@@ -104,7 +104,7 @@ async fn events_applied_by_the_engine_are_in_the_memory_store() {
     );
     // The buffer's end is in the deadline index, no later than 15 days on.
     let mut dues = Vec::new();
-    store.for_each_resource_due(&mut |r, due| dues.push((r.id, due))).unwrap();
+    dues.extend(store.resources_after(None, usize::MAX).unwrap().into_iter().map(|(r, due)| (r.id, due)));
     let [(id, Some(due))] = &dues[..] else { panic!("one deadline expected: {dues:?}") };
     assert_eq!(id, "r1");
     assert!(*due > ts(T0) && *due <= ts("2026-01-16T00:00:00Z"), "{due}");

@@ -19,6 +19,13 @@ use std::time::{Duration, Instant};
 /// read everything and move a manual clock).
 pub const TOKEN: &str = "bench-token";
 
+/// A manual clock at 2026-01-01 (for [`config_text`]'s clock): no
+/// deadline fires while a bench that does not want it runs.
+pub const MANUAL_CLOCK: &str = "source = \"manual\"\nstart = \"2026-01-01T00:00:00Z\"";
+
+/// The product's 15-day buffers (for [`config_text`]'s product).
+pub const BUFFERS_15D: &str = "buffer = { expiry = \"15d\", arrears = \"15d\", termination = \"15d\" }";
+
 /// A number from the environment, or the default.
 pub fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)

@@ -163,7 +163,7 @@ fn a_fresh_store_is_empty(store: &dyn Store) {
     assert_eq!(store.stats().unwrap(), super::StoreStats::default());
     let mut visited = 0;
     store.for_each_resource(&mut |_| visited += 1).unwrap();
-    store.for_each_resource_due(&mut |_, _| visited += 1).unwrap();
+    visited += store.resources_after(None, usize::MAX).unwrap().len();
     assert_eq!(visited, 0);
     assert_eq!(store.tenant_resources("t1").unwrap(), Vec::<String>::new());
     assert_eq!(store.tenant_holds("t1").unwrap(), TenantHolds::default());
@@ -289,7 +289,7 @@ fn the_due_index_follows_each_records_due(store: &dyn Store) {
     assert_eq!(all_due(store), vec![entry("2026-01-05T00:00:00Z", "r2"), entry("2026-01-30T00:00:00Z", "r1")]);
 
     let mut dues = Vec::new();
-    store.for_each_resource_due(&mut |r, due| dues.push((r.id, due))).unwrap();
+    dues.extend(store.resources_after(None, usize::MAX).unwrap().into_iter().map(|(r, due)| (r.id, due)));
     assert_eq!(
         dues,
         vec![("r1".into(), Some(ts("2026-01-30T00:00:00Z"))), ("r2".into(), Some(ts("2026-01-05T00:00:00Z")))]
@@ -344,7 +344,7 @@ fn due_times_are_held_to_the_millisecond(store: &dyn Store) {
     assert_eq!(store.next_due_after(ts("2026-01-01T00:00:00.1229Z")).unwrap(), Some(ts("2026-01-01T00:00:00.123Z")));
     assert_eq!(store.due(ts("2026-01-01T00:00:00.123Z"), 10).unwrap().len(), 2);
     let mut dues = Vec::new();
-    store.for_each_resource_due(&mut |_, due| dues.push(due)).unwrap();
+    dues.extend(store.resources_after(None, usize::MAX).unwrap().into_iter().map(|(_, due)| due));
     assert_eq!(dues, vec![Some(ts("2026-01-01T00:00:00.123456789Z")), Some(ts("1969-12-31T23:59:59.000500Z"))]);
 }
 
@@ -401,7 +401,7 @@ fn resources_are_listed_once_in_id_order(store: &dyn Store) {
     store.for_each_resource(&mut |r| ids.push((r.id, r.product))).unwrap();
     assert_eq!(ids, vec![("r1".into(), "p".into()), ("r10".into(), "p".into()), ("r2".into(), "q".into())]);
     let mut dues = Vec::new();
-    store.for_each_resource_due(&mut |r, due| dues.push((r.id, due))).unwrap();
+    dues.extend(store.resources_after(None, usize::MAX).unwrap().into_iter().map(|(r, due)| (r.id, due)));
     assert_eq!(
         dues,
         vec![

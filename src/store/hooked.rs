@@ -85,9 +85,6 @@ impl<S: Store> Store for Hooked<S> {
     fn for_each_resource(&self, f: &mut dyn FnMut(Resource)) -> Result<(), StoreError> {
         self.inner.for_each_resource(f)
     }
-    fn for_each_resource_due(&self, f: &mut dyn FnMut(Resource, Option<Timestamp>)) -> Result<(), StoreError> {
-        self.inner.for_each_resource_due(f)
-    }
     fn resources_after(
         &self,
         after: Option<&str>,

@@ -126,12 +126,6 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    fn for_each_resource_due(&self, f: &mut dyn FnMut(Resource, Option<Timestamp>)) -> Result<(), StoreError> {
-        let all: Vec<(Resource, Option<Timestamp>)> = self.lock()?.resources.values().cloned().collect();
-        all.into_iter().for_each(|(r, due)| f(r, due));
-        Ok(())
-    }
-
     fn resources_after(
         &self,
         after: Option<&str>,

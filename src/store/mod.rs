@@ -228,12 +228,11 @@ impl WriteSet {
 ///
 /// **Records.**
 /// - [`resource`](Store::resource) returns the resource as last written;
-///   [`for_each_resource`](Store::for_each_resource) and
-///   [`for_each_resource_due`](Store::for_each_resource_due) visit each
-///   once, in id order, the latter with its index entry
-///   (`resources_are_listed_once_in_id_order`);
-///   [`resources_after`](Store::resources_after) gives them in slices, each
-///   starting strictly after the id it is given
+///   [`for_each_resource`](Store::for_each_resource) visits each once, in
+///   id order; [`resources_after`](Store::resources_after) gives them with
+///   their index entries, in id order
+///   (`resources_are_listed_once_in_id_order`), in slices each starting
+///   strictly after the id it is given
 ///   (`slices_after_an_id_cover_every_resource_once`);
 ///   [`resource_count`](Store::resource_count) counts each once.
 /// - [`tenant_resources`](Store::tenant_resources) lists the ids of the
@@ -297,9 +296,6 @@ pub trait Store: Send + Sync + 'static {
     fn stats(&self) -> Result<StoreStats, StoreError>;
     /// Calls `f` on every resource, in id order (forecast, sweeps).
     fn for_each_resource(&self, f: &mut dyn FnMut(Resource)) -> Result<(), StoreError>;
-    /// Calls `f` with every resource and its due time in the index (the
-    /// reconcile sweep compares it with what the state says).
-    fn for_each_resource_due(&self, f: &mut dyn FnMut(Resource, Option<Timestamp>)) -> Result<(), StoreError>;
     /// At most `limit` resources with their due times, in id order, from
     /// the first id after `after` (from the start without one): a sweep
     /// reads the state in slices, letting requests in between (issue 11).
