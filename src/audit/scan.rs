@@ -52,6 +52,19 @@ impl ScannedLine<'_> {
 /// certainly canonical (see the module documentation).
 pub(super) fn scan_line(line: &[u8]) -> Option<ScannedLine<'_>> {
     std::str::from_utf8(line).ok()?;
+    match scan_record(line)? {
+        (scanned, end) if end == line.len() => Some(scanned),
+        _ => None,
+    }
+}
+
+/// Scans the record at the start of `bytes`, which must be valid UTF-8
+/// (the caller checks a whole run of lines at once); returns it and where
+/// it ends (after its closing brace). It never reads past the line's end:
+/// a `'\n'` is a control character, which nothing in the grammar accepts,
+/// so the caller only has to check that a `'\n'` follows.
+pub(super) fn scan_record(bytes: &[u8]) -> Option<(ScannedLine<'_>, usize)> {
+    let line = bytes;
     let mut c = Cursor { b: line, i: 0 };
     c.lit(b"{\"at\":")?;
     c.string()?;
@@ -72,13 +85,11 @@ pub(super) fn scan_line(line: &[u8]) -> Option<ScannedLine<'_>> {
     c.lit(b",\"tenant\":")?;
     c.string_or_null()?;
     c.lit(b"}")?;
-    if c.i != line.len() {
-        return None;
-    }
-    let digest = Sha256::new().chain_update(&line[..hash_member]).chain_update(&line[after_hash..]).finalize();
+    let end = c.i;
+    let digest = Sha256::new().chain_update(&line[..hash_member]).chain_update(&line[after_hash..end]).finalize();
     let mut computed = [0u8; 64];
     hex::encode_to_slice(digest, &mut computed).ok()?;
-    Some(ScannedLine { seq, prev, hash, computed })
+    Some((ScannedLine { seq, prev, hash, computed }, end))
 }
 
 /// A position in the line.
@@ -108,6 +119,7 @@ impl<'a> Cursor<'a> {
         let start = self.i;
         let mut escaped = false;
         loop {
+            self.skip_plain();
             let b = self.peek()?;
             self.i += 1;
             match b {
@@ -143,6 +155,24 @@ impl<'a> Cursor<'a> {
                 0x00..=0x1f => return None,
                 _ => {}
             }
+        }
+    }
+
+    /// Skips string bytes that need no escape (anything but `"`, `\\` and
+    /// controls), eight at a time: most of a line is such bytes.
+    fn skip_plain(&mut self) {
+        const ONES: u64 = 0x0101_0101_0101_0101;
+        const HIGH: u64 = 0x8080_8080_8080_8080;
+        let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+        while let Some(word) = self.b.get(self.i..self.i + 8) {
+            let x = u64::from_le_bytes([word[0], word[1], word[2], word[3], word[4], word[5], word[6], word[7]]);
+            // A byte below 0x20, or equal to '"' or '\\', stops the skip
+            // (bytes of 0x80 and above are never below 0x20).
+            let below_space = x.wrapping_sub(ONES * 0x20) & !x & HIGH;
+            if below_space | has_zero(x ^ (ONES * u64::from(b'"'))) | has_zero(x ^ (ONES * u64::from(b'\\'))) != 0 {
+                return;
+            }
+            self.i += 8;
         }
     }
 

@@ -198,19 +198,11 @@ pub(super) fn verify_file_in_chunks(
         while !eof && read_error.is_none() {
             // Past `chunk` only while no line has ended yet: grow by doubling.
             let want = if buf.len() < chunk { chunk } else { buf.len() * 2 };
-            let filled = buf.len();
-            buf.resize(want, 0);
-            match file.read(&mut buf[filled..]) {
-                Ok(0) => {
-                    buf.truncate(filled);
-                    eof = true;
-                }
-                Ok(n) => buf.truncate(filled + n),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => buf.truncate(filled),
-                Err(e) => {
-                    buf.truncate(filled);
-                    read_error = Some(e);
-                }
+            let limit = u64::try_from(want - buf.len()).unwrap_or(u64::MAX);
+            match Read::by_ref(&mut file).take(limit).read_to_end(&mut buf) {
+                Ok(0) => eof = true,
+                Ok(_) => {}
+                Err(e) => read_error = Some(e),
             }
             complete = buf.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
             if buf.len() >= chunk && complete > 0 {
@@ -319,10 +311,18 @@ fn scan_part(part: &[u8]) -> PartScan<'_> {
     let mut lines = 0u64;
     let mut first: Option<(u64, &[u8])> = None;
     let mut last: Option<(u64, [u8; 64])> = None;
-    for line in part.split_inclusive(|&b| b == b'\n') {
-        let Some(rec) = scan::scan_line(&line[..line.len() - 1]) else {
+    if std::str::from_utf8(part).is_err() {
+        return PartScan::Unproven;
+    }
+    let mut pos = 0;
+    while pos < part.len() {
+        let Some((rec, len)) = scan::scan_record(&part[pos..]) else {
             return PartScan::Unproven;
         };
+        if part.get(pos + len) != Some(&b'\n') {
+            return PartScan::Unproven;
+        }
+        pos += len + 1;
         if !rec.hash_recomputes() {
             return PartScan::Unproven;
         }

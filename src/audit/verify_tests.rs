@@ -378,3 +378,23 @@ fn verify_names_a_bad_record_in_the_middle_of_a_segment() {
         format!("{}:501: record seq {seq}: hash does not match the record's contents (altered)", segment.display())
     );
 }
+
+/// The eight-bytes-at-a-time skip inside strings stops at every byte that
+/// matters, wherever it falls in the word.
+#[test]
+fn scanner_sees_quotes_backslashes_and_controls_at_every_offset() {
+    let line = chain(2)[1].to_line();
+    let line = line.trim_end_matches('\n');
+    for offset in 0..20 {
+        let pad = "a".repeat(offset);
+        for special in ["\u{0}", "\u{1f}", "\n", "\"", "\\"] {
+            let edited = line.replacen("\"primary\"", &format!("\"{pad}{special}aaaaaaaaa\""), 1);
+            assert_eq!(scan::scan_line(edited.as_bytes()), None, "{offset} {special:?}");
+        }
+        for ordinary in [" ", "\u{7f}", "\u{e9}", "\u{1F600}", "~"] {
+            let edited = line.replacen("\"primary\"", &format!("\"{pad}{ordinary}aaaaaaaaa\""), 1);
+            let scanned = scan::scan_line(edited.as_bytes()).expect("an ordinary character");
+            assert!(!scanned.hash_recomputes(), "the edit changed the contents");
+        }
+    }
+}
