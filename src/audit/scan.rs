@@ -49,7 +49,9 @@ impl ScannedLine<'_> {
 }
 
 /// Scans one line (without its `'\n'`); `None` when the line is not
-/// certainly canonical (see the module documentation).
+/// certainly canonical (see the module documentation). The tests' view of
+/// [`scan_record`]: verify itself scans whole runs of lines.
+#[cfg(test)]
 pub(super) fn scan_line(line: &[u8]) -> Option<ScannedLine<'_>> {
     std::str::from_utf8(line).ok()?;
     match scan_record(line)? {

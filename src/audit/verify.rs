@@ -186,9 +186,10 @@ pub(super) fn verify_file_in_chunks(
     records: &mut u64,
     chunk: usize,
 ) -> Result<u64, VerifyFailure> {
+    let chunk = chunk.max(1);
     let mut file = File::open(path).map_err(|e| VerifyFailure::new(path, 0, None, format!("cannot read: {e}")))?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
-    let mut buf: Vec<u8> = Vec::with_capacity(chunk.max(1));
+    let mut buf: Vec<u8> = Vec::with_capacity(chunk);
     let mut line_no = 0u64;
     loop {
         // Top the buffer up to `chunk` bytes (more when one line is longer).

@@ -69,8 +69,9 @@ fn chunked(path: &Path, expected: Option<&AuditHead>, chunk: usize) -> Outcome {
     Ok((lines, head, records))
 }
 
-/// Chunk sizes that put edges inside lines, at line ends, and nowhere.
-const CHUNKS: [usize; 7] = [1, 5, 200, 700, 1_500, 9_000, 1 << 22];
+/// Chunk sizes that put edges inside lines, at line ends, and nowhere (0
+/// reads a byte at a time rather than nothing).
+const CHUNKS: [usize; 8] = [0, 1, 5, 200, 700, 1_500, 9_000, 1 << 22];
 
 /// Writes `text` as a log and asserts every chunk size agrees with the
 /// sequential reference; returns that outcome.
