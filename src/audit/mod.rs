@@ -62,9 +62,12 @@ mod canonical;
 mod kind;
 mod log;
 mod record;
+mod scan;
 #[cfg(test)]
 mod tests;
 mod verify;
+#[cfg(test)]
+mod verify_tests;
 
 pub use canonical::canonical_json;
 pub use kind::AuditKind;
