@@ -495,6 +495,48 @@ mod tests {
         assert_eq!(store.stats().unwrap(), want, "an older database's counters are recounted");
     }
 
+    /// Issue 11: a database written before the secondary indexes existed
+    /// (no `m/indexes` marker, no `h/`, `s/` or `m/products` keys) has them
+    /// built from its records once, at open; after that they are read back.
+    #[test]
+    fn secondary_indexes_are_built_once_for_an_older_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir);
+        let mut deleting = resource("r2");
+        deleting.state = crate::domain::lifecycle::State::Deleting;
+        deleting.deletion_started_at = Some(ts("2026-03-01T00:00:00Z"));
+        let mut w = WriteSet::default();
+        w.put_resource(resource("r1"), Some(ts("2026-03-01T00:00:00Z")));
+        w.put_resource(deleting, None);
+        store.commit(w).unwrap();
+        let want = (
+            store.held_or_deleting(None, 10).unwrap(),
+            store.products_in_use().unwrap(),
+            store.deletions_started_after(ts("2026-01-01T00:00:00Z")).unwrap(),
+        );
+        assert_eq!(want.0, ["r2"]);
+        assert_eq!(want.1.get("p"), Some(&2));
+        // As an older build left it.
+        for prefix in [&b"h/"[..], b"s/"] {
+            for k in store.db.scan_prefix(prefix).keys() {
+                store.db.remove(k.unwrap()).unwrap();
+            }
+        }
+        store.db.remove(indexes::INDEXES_KEY).unwrap();
+        store.db.remove(indexes::PRODUCTS_KEY).unwrap();
+        store.flush().unwrap();
+        drop(store);
+
+        let store = open(&dir);
+        let got = (
+            store.held_or_deleting(None, 10).unwrap(),
+            store.products_in_use().unwrap(),
+            store.deletions_started_after(ts("2026-01-01T00:00:00Z")).unwrap(),
+        );
+        assert_eq!(got, want);
+        assert!(store.db.get(indexes::INDEXES_KEY).unwrap().is_some(), "built once: the marker is stored");
+    }
+
     /// What was committed and flushed is there after the database is
     /// closed and opened again (as after a restart).
     #[test]
