@@ -57,6 +57,7 @@ macro_rules! conformance_suite {
             products_in_use_counts_unsettled_resources,
             deletions_started_after_lists_unapproved_starts,
             the_secondary_indexes_equal_a_recount_after_any_sequence_of_commits,
+            needing_migration_lists_records_an_older_build_left_incomplete,
         );
     };
     (@promises $engine:ident, $fresh:path; $($promise:ident),+ $(,)?) => {
@@ -751,10 +752,11 @@ fn deletions_started_after_lists_unapproved_starts(store: &dyn Store) {
     let at = |v: &[&str]| v.iter().map(|s| ts(s)).collect::<Vec<_>>();
     let since = ts("2026-02-15T00:00:00Z");
     assert_eq!(store.deletions_started_after(since).unwrap(), at(&["2026-03-01T00:00:00Z", "2026-03-02T00:00:00Z"]));
-    // Held to the millisecond: a start in `since`'s millisecond is listed.
+    // Held to the millisecond, rounded up: never earlier than it was.
     put(store, started(deleting("f"), "2026-02-15T00:00:00.000400Z", false), None);
     let got = store.deletions_started_after(ts("2026-02-15T00:00:00.000300Z")).unwrap();
-    assert_eq!(got[0], ts("2026-02-15T00:00:00Z"));
+    assert_eq!(got[0], ts("2026-02-15T00:00:00.001Z"));
+    assert_eq!(store.deletions_started_after(ts("2026-02-15T00:00:00.001Z")).unwrap().len(), 2, "f is not after");
     put(store, started(deleting("b"), "2026-03-01T00:00:00Z", true), None);
     put(store, deleting("f"), None);
     assert_eq!(store.deletions_started_after(since).unwrap(), at(&["2026-03-02T00:00:00Z"]));
@@ -772,6 +774,16 @@ fn random_indexed_resource(id: &str, next: &mut impl FnMut(u64) -> u64) -> (Reso
     if next(2) == 0 {
         r = started(r, "2026-03-01T00:00:00Z", next(2) == 0);
         r.deletion_started_at = r.deletion_started_at.map(|t| t + chrono::Duration::minutes(next(1000) as i64));
+    }
+    if next(4) == 0 {
+        r.arrears = Some(crate::domain::lifecycle::Arrears {
+            started_at: ts("2026-01-01T00:00:00Z"),
+            amount: None,
+            currency: None,
+            buffer: None,
+            grace_ends_at: (next(2) == 0).then(|| ts("2026-01-04T00:00:00Z")),
+            late_floor: None,
+        });
     }
     if next(3) == 0 {
         r.notices.push(crate::domain::lifecycle::Notice {
@@ -791,11 +803,17 @@ fn random_indexed_resource(id: &str, next: &mut impl FnMut(u64) -> u64) -> (Reso
 }
 
 /// What the secondary indexes must equal: the records, read one by one.
-fn recount_indexes(store: &dyn Store) -> (Vec<String>, std::collections::BTreeMap<String, u64>, Vec<Timestamp>) {
+type Indexes = (Vec<String>, std::collections::BTreeMap<String, u64>, Vec<Timestamp>, Vec<String>);
+
+fn recount_indexes(store: &dyn Store) -> Indexes {
     use crate::store::indexes;
     let (mut held, mut products, mut starts) = (Vec::new(), std::collections::BTreeMap::new(), Vec::new());
+    let mut migrate = Vec::new();
     store
         .for_each_resource(&mut |r| {
+            if indexes::needs_migration(&r) {
+                migrate.push(r.id.clone());
+            }
             if indexes::held_or_deleting(&r) {
                 held.push(r.id.clone());
             }
@@ -807,7 +825,7 @@ fn recount_indexes(store: &dyn Store) -> (Vec<String>, std::collections::BTreeMa
         })
         .expect("resources");
     starts.sort();
-    (held, products, starts)
+    (held, products, starts, migrate)
 }
 
 /// The held-or-deleting index, the product counts and the deletion starts
@@ -827,6 +845,7 @@ fn the_secondary_indexes_equal_a_recount_after_any_sequence_of_commits(store: &d
             store.held_or_deleting(None, usize::MAX).unwrap(),
             store.products_in_use().unwrap(),
             store.deletions_started_after(since).unwrap(),
+            store.needing_migration().unwrap(),
         )
     };
     for step in 0..300 {
@@ -841,4 +860,38 @@ fn the_secondary_indexes_equal_a_recount_after_any_sequence_of_commits(store: &d
         }
     }
     assert_eq!(read(store), recount_indexes(store));
+}
+
+/// Records with arrears but no grace end (and no buffer yet), or with a
+/// restricted copy without a limit after their deletion started, are
+/// listed; filled in, they leave the list.
+fn needing_migration_lists_records_an_older_build_left_incomplete(store: &dyn Store) {
+    let arrears = |grace: Option<&str>| crate::domain::lifecycle::Arrears {
+        started_at: ts("2026-01-01T00:00:00Z"),
+        amount: None,
+        currency: None,
+        buffer: None,
+        grace_ends_at: grace.map(ts),
+        late_floor: None,
+    };
+    let mut a = resource("a", "t1");
+    a.arrears = Some(arrears(None));
+    put(store, a.clone(), None);
+    let mut b = resource("b", "t1");
+    b.arrears = Some(arrears(Some("2026-01-04T00:00:00Z")));
+    put(store, b, None);
+    let restricted = json!([copy("snap", "restricted", false, false)]);
+    put(store, started(resource_with("c", "t1", "deleted", restricted.clone()), "2026-02-01T00:00:00Z", false), None);
+    put(store, resource_with("d", "t1", "deleted", restricted), None);
+    assert_eq!(store.needing_migration().unwrap(), ["a", "c"]);
+    a.arrears = Some(arrears(Some("2026-01-04T00:00:00Z")));
+    put(store, a, None);
+    let mut c = started(
+        resource_with("c", "t1", "deleted", json!([copy("snap", "restricted", false, false)])),
+        "2026-02-01T00:00:00Z",
+        false,
+    );
+    c.copies[0].restricted_until = Some(ts("2026-03-01T00:00:00Z"));
+    put(store, c, None);
+    assert!(store.needing_migration().unwrap().is_empty());
 }

@@ -137,6 +137,9 @@ impl<S: Store> Store for Hooked<S> {
     fn products_in_use(&self) -> Result<std::collections::BTreeMap<String, u64>, StoreError> {
         self.inner.products_in_use()
     }
+    fn needing_migration(&self) -> Result<Vec<String>, StoreError> {
+        self.inner.needing_migration()
+    }
     fn deletions_started_after(&self, since: Timestamp) -> Result<Vec<Timestamp>, StoreError> {
         self.inner.deletions_started_after(since)
     }

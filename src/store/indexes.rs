@@ -9,6 +9,8 @@
 //!   way is indexed by its copies' retries, if at all).
 //! - `s/<millis, 8 bytes big-endian, sign-flipped>/<resource>`: deletion
 //!   start times that count for the mass-deletion guard ([`guard_start`]).
+//! - `u/<resource>`: records an older build wrote without what this build
+//!   stores with them ([`needs_migration`]), brought up to date at start.
 //! - `m/products`: resources not yet settled, by product
 //!   ([`unsettled_product`]), as counters updated by every commit that
 //!   writes a resource.
@@ -31,6 +33,8 @@ pub(crate) const PRODUCTS_KEY: &[u8] = b"m/products";
 pub(crate) const HELD_PREFIX: &[u8] = b"h/";
 /// Prefix of the deletion starts the guard counts.
 pub(crate) const STARTS_PREFIX: &[u8] = b"s/";
+/// Prefix of the records that may need bringing up to date.
+pub(crate) const MIGRATE_PREFIX: &[u8] = b"u/";
 
 /// True when the forecast must find `r` outside the deadline index: a
 /// resource not yet deleting that a hold covers (its index entry, if any,
@@ -44,6 +48,27 @@ pub(crate) fn held_or_deleting(r: &Resource) -> bool {
         State::Active | State::Retained => !r.holds.is_empty(),
         State::Deleted | State::Purged => false,
     }
+}
+
+/// True when `r` may lack what this build stores with a record and older
+/// ones did not, which start-up fills in from the config in force: an
+/// arrears grace end ([`Resource::fix_arrears_grace`]), or the restriction
+/// limit of a restricted backup copy ([`Resource::fix_restriction_limit`];
+/// a copy whose store sets no limit stays listed, and is looked at again
+/// at each start, in case a later config sets one).
+pub(crate) fn needs_migration(r: &Resource) -> bool {
+    use crate::domain::lifecycle::CopyState;
+    let grace = r.arrears.as_ref().is_some_and(|a| a.buffer.is_none() && a.grace_ends_at.is_none());
+    let limit = r.deletion_started_at.is_some()
+        && r.copies
+            .iter()
+            .any(|c| matches!(c.state, CopyState::Restricted | CopyState::Restricting) && c.restricted_until.is_none());
+    grace || limit
+}
+
+/// `u/<resource>`.
+pub(crate) fn migrate_key(id: &str) -> Vec<u8> {
+    [MIGRATE_PREFIX, id.as_bytes()].concat()
 }
 
 /// When `r`'s deletion started, if that start counts for the guard's
@@ -74,10 +99,17 @@ pub(crate) fn held_key(id: &str) -> Vec<u8> {
     [HELD_PREFIX, id.as_bytes()].concat()
 }
 
+/// `t` in whole milliseconds, rounded up: a start is never restored
+/// earlier than it was, so the guard's windows may count it a millisecond
+/// longer, never shorter (fail closed).
+pub(crate) fn ceil_millis(t: Timestamp) -> i64 {
+    t.timestamp_millis() + i64::from(t.timestamp_subsec_nanos() % 1_000_000 != 0)
+}
+
 /// `s/<millis>/<resource>`, in time order then id (the deadline index's
-/// encoding under another prefix).
+/// encoding under another prefix), the time rounded up ([`ceil_millis`]).
 pub(crate) fn start_key(t: Timestamp, id: &str) -> Vec<u8> {
-    let mut k = starts_from(t.timestamp_millis());
+    let mut k = starts_from(ceil_millis(t));
     k.push(b'/');
     k.extend_from_slice(id.as_bytes());
     k
@@ -100,7 +132,8 @@ pub(crate) fn start_at(k: &[u8]) -> Option<Timestamp> {
 pub(crate) fn keys_of(r: &Resource) -> Vec<Vec<u8>> {
     let held = held_or_deleting(r).then(|| held_key(&r.id));
     let start = guard_start(r).map(|t| start_key(t, &r.id));
-    held.into_iter().chain(start).collect()
+    let migrate = needs_migration(r).then(|| migrate_key(&r.id));
+    held.into_iter().chain(start).chain(migrate).collect()
 }
 
 /// The stored form of the product counts.
@@ -127,6 +160,7 @@ mod tests {
     #[test]
     fn keys_keep_their_bytes() {
         assert_eq!(held_key("r1"), b"h/r1");
+        assert_eq!(migrate_key("r1"), b"u/r1");
         let t = chrono::DateTime::from_timestamp_millis(1).unwrap();
         assert_eq!(start_key(t, "r1"), b"s/\x80\0\0\0\0\0\0\x01/r1");
         assert_eq!(start_at(&start_key(t, "r1")), Some(t));

@@ -42,10 +42,13 @@ struct State {
     flags: BTreeMap<Flag, bool>,
     /// The held-or-deleting index (see `indexes.rs`), by id.
     held: BTreeSet<String>,
-    /// Deletion starts the guard counts, as the sled engine orders them.
+    /// Deletion starts the guard counts, as the sled engine keys them
+    /// (rounded up to the millisecond).
     starts: BTreeSet<DueKey>,
     /// Unsettled resources by product.
     products: BTreeMap<String, u64>,
+    /// Records that may need bringing up to date, by id.
+    migrate: BTreeSet<String>,
 }
 
 impl MemoryStore {
@@ -75,8 +78,9 @@ impl State {
     /// Takes `r`'s entries out of the secondary indexes.
     fn unindex(&mut self, r: &Resource) {
         self.held.remove(&r.id);
+        self.migrate.remove(&r.id);
         if let Some(t) = indexes::guard_start(r) {
-            self.starts.remove(&DueKey::new(t, &r.id));
+            self.starts.remove(&DueKey { millis: indexes::ceil_millis(t), resource: r.id.clone() });
         }
         indexes::tally_product(&mut self.products, r, false);
     }
@@ -86,8 +90,11 @@ impl State {
         if indexes::held_or_deleting(r) {
             self.held.insert(r.id.clone());
         }
+        if indexes::needs_migration(r) {
+            self.migrate.insert(r.id.clone());
+        }
         if let Some(t) = indexes::guard_start(r) {
-            self.starts.insert(DueKey::new(t, &r.id));
+            self.starts.insert(DueKey { millis: indexes::ceil_millis(t), resource: r.id.clone() });
         }
         indexes::tally_product(&mut self.products, r, true);
     }
@@ -279,9 +286,13 @@ impl Store for MemoryStore {
         Ok(self.lock()?.products.clone())
     }
 
+    fn needing_migration(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self.lock()?.migrate.iter().cloned().collect())
+    }
+
     fn deletions_started_after(&self, since: Timestamp) -> Result<Vec<Timestamp>, StoreError> {
         let st = self.lock()?;
         let from = DueKey { millis: since.timestamp_millis(), resource: String::new() };
-        Ok(st.starts.range(from..).filter_map(DueKey::at).collect())
+        Ok(st.starts.range(from..).filter_map(DueKey::at).filter(|t| *t > since).collect())
     }
 }

@@ -288,9 +288,14 @@ impl WriteSet {
 ///   with none (`products_in_use_counts_unsettled_resources`).
 /// - [`deletions_started_after(since)`](Store::deletions_started_after)
 ///   gives the deletion start times of the resources whose start an
-///   operator did not approve, held to the millisecond (rounded down),
-///   earliest first: every one strictly after `since`, and none before
-///   `since`'s millisecond (`deletions_started_after_lists_unapproved_starts`).
+///   operator did not approve, held to the millisecond (rounded up, so
+///   never earlier than they were), earliest first: every one strictly
+///   after `since`, as held (`deletions_started_after_lists_unapproved_starts`).
+/// - [`needing_migration`](Store::needing_migration) lists, in id order,
+///   the resources with arrears but neither a grace end nor a buffer, or a
+///   restricted (or restricting) copy without a restriction limit after
+///   their deletion started, and no other
+///   (`needing_migration_lists_records_an_older_build_left_incomplete`).
 ///
 /// **Failures.** Every failure is a [`StoreError`] and stops deletions. A
 /// stored record this build cannot read, such as a resource record of an
@@ -360,9 +365,13 @@ pub trait Store: Send + Sync + 'static {
     /// Resources not yet settled, by product: the products a config must
     /// keep (read at start and reload instead of every record).
     fn products_in_use(&self) -> Result<BTreeMap<String, u64>, StoreError>;
-    /// Deletion start times from `since`'s millisecond on that count for
-    /// the mass-deletion guard (not approved by an operator), earliest
-    /// first: the guard's windows after a restart (the guard itself drops
-    /// those outside its windows).
+    /// Deletion start times strictly after `since` (rounded up to the
+    /// millisecond) that count for the mass-deletion guard (not approved
+    /// by an operator), earliest first: the guard's windows after a
+    /// restart.
     fn deletions_started_after(&self, since: Timestamp) -> Result<Vec<Timestamp>, StoreError>;
+    /// Ids of the records that may lack what this build stores and an
+    /// older one did not (an arrears grace end, a restriction limit): the
+    /// ones start-up brings up to date, instead of reading every record.
+    fn needing_migration(&self) -> Result<Vec<String>, StoreError>;
 }

@@ -341,12 +341,27 @@ impl Store for SledStore {
         Ok(self.products().clone())
     }
 
+    fn needing_migration(&self) -> Result<Vec<String>, StoreError> {
+        let start = std::ops::Bound::Included(indexes::MIGRATE_PREFIX.to_vec());
+        let mut out = Vec::new();
+        for k in self.keys_from(indexes::MIGRATE_PREFIX, start) {
+            let k = k?;
+            let id = std::str::from_utf8(&k[indexes::MIGRATE_PREFIX.len()..])
+                .map_err(|_| decode_err(&k, RecordError::DueKey))?;
+            out.push(id.to_owned());
+        }
+        Ok(out)
+    }
+
     fn deletions_started_after(&self, since: Timestamp) -> Result<Vec<Timestamp>, StoreError> {
         let start = std::ops::Bound::Included(indexes::starts_from(since.timestamp_millis()));
         let mut out = Vec::new();
         for k in self.keys_from(indexes::STARTS_PREFIX, start) {
             let k = k?;
-            out.push(indexes::start_at(&k).ok_or_else(|| decode_err(&k, RecordError::DueKey))?);
+            let t = indexes::start_at(&k).ok_or_else(|| decode_err(&k, RecordError::DueKey))?;
+            if t > since {
+                out.push(t);
+            }
         }
         Ok(out)
     }
@@ -394,7 +409,7 @@ impl SledStore {
             let stored: Option<indexes::ProductsRecord> = self.get(indexes::PRODUCTS_KEY)?;
             return Ok(stored.map(|p| p.products).unwrap_or_default());
         }
-        for prefix in [indexes::HELD_PREFIX, indexes::STARTS_PREFIX] {
+        for prefix in [indexes::HELD_PREFIX, indexes::STARTS_PREFIX, indexes::MIGRATE_PREFIX] {
             for k in self.db.scan_prefix(prefix).keys() {
                 self.db.remove(k.map_err(db_err)?).map_err(db_err)?;
             }
