@@ -6,6 +6,9 @@
 //!   imports sled.
 //! - `record`: the keys and versioned record encodings of that database,
 //!   and the deadline index's order, shared by every engine.
+//! - `indexes`: the indexes kept from each record beside the deadline
+//!   index (held or deleting, deletion starts, records to bring up to
+//!   date, unsettled resources by product), for the forecast and start-up.
 //! - [`MemoryStore`] (`memory.rs`): maps in memory, for tests.
 //! - [`Hooked`] (`hooked.rs`): any engine with callbacks around its writes,
 //!   for tests that watch or stall them.
