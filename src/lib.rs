@@ -23,7 +23,9 @@
 //! - [`store`]: durable state behind the [`store::Store`] trait, whose
 //!   contract one suite (`conformance`) proves against every engine:
 //!   `sled` (the database; the only file that imports sled), `memory`
-//!   (for tests); `record`: keys and versioned encodings.
+//!   (for tests); `record`: keys and versioned encodings; `indexes`: what
+//!   each record adds beside the deadline index (for the forecast and
+//!   start-up).
 //! - [`engine`]: the single writer and the one place that sleeps, a file
 //!   per concern: the handle and its commands, one group-commit step
 //!   (commands applied, one flush, then answers and calls), ingest,

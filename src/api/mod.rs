@@ -10,6 +10,8 @@
 //!   bounded, parsed strictly);
 //! - `events`: `POST /v1/events`;
 //! - `resources`: a resource, the deletion forecast and the restore check;
+//! - [`forecast`]: the forecast read from the store's indexes, whole or by
+//!   pages;
 //! - `admin`: clock, pause, resume, approve, retry, apply-policy;
 //! - `audit`: audit records and deletion certificates;
 //! - `health`: `/healthz`, `/readyz` and `/metrics`;
@@ -20,6 +22,7 @@ mod admin;
 mod audit;
 mod body;
 mod events;
+pub mod forecast;
 mod health;
 mod resources;
 pub mod wire;

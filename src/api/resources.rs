@@ -4,14 +4,13 @@
 //! they are placed and released as events.
 
 use super::wire::{
-    ArrearsView, BufferView, BuffersView, CopyView, Deletion, Deletions, HistoryLine, HoldScope, HoldView, PendingCopy,
-    Refused, ResourceView, RestoreCheck, TerminationView,
+    ArrearsView, BufferView, BuffersView, CopyView, Deletions, HistoryLine, HoldScope, HoldView, Refused, ResourceView,
+    RestoreCheck, TerminationView,
 };
-use super::{require, sorted, ApiError, ApiState};
+use super::{forecast, require, sorted, ApiError, ApiState};
 use crate::auth::{Permission, Role};
 use crate::domain::lifecycle::{Buffer, Resource, State as ResourceState};
 use crate::domain::policy::ProductPolicy;
-use crate::store::Flag;
 use crate::time::{fmt_rfc3339, parse_rfc3339, Timestamp};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -143,108 +142,44 @@ pub(super) async fn get_resource(
     }
 }
 
-/// `GET /v1/deletions?before=T`: every deletion due before T (running or
-/// projected from a future term end), with cause, deadline, policy and what
-/// blocks it; deletions already under way are listed with their copies.
+/// `GET /v1/deletions?before=T[&limit=N][&after=TOKEN]`: every deletion
+/// due before T (running or projected from a future term end), with
+/// cause, deadline, policy and what blocks it; deletions already under way
+/// are listed with their copies. Read from the indexes (see
+/// [`super::forecast`]) on a blocking thread, so a long answer holds up no
+/// other request; with `limit`, a page, and `next` when more may follow.
 pub(super) async fn get_deletions(
     State(state): State<ApiState>,
     Extension(role): Extension<Role>,
     axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     require(role, Permission::Read)?;
-    if let Some(k) = q.keys().find(|k| *k != "before") {
+    if let Some(k) = q.keys().find(|k| !["before", "limit", "after"].contains(&k.as_str())) {
         return Err(ApiError::field(k, "unknown query parameter"));
     }
     let before =
         q.get("before").ok_or_else(|| ApiError::field("before", "required, e.g. ?before=2026-12-31T00:00:00Z"))?;
     let before = parse_rfc3339(before).map_err(|e| ApiError::field("before", e.to_string()))?;
+    let limit = match q.get("limit") {
+        None => None,
+        Some(n) => match n.parse::<usize>() {
+            Ok(n) if (1..=forecast::MAX_PAGE).contains(&n) => Some(n),
+            _ => return Err(ApiError::field("limit", format!("a whole number from 1 to {}", forecast::MAX_PAGE))),
+        },
+    };
+    let after = match q.get("after") {
+        None => None,
+        Some(_) if limit.is_none() => return Err(ApiError::field("after", "only with limit")),
+        Some(t) => Some(t.parse::<forecast::Cursor>().map_err(|e| ApiError::field("after", e.to_string()))?),
+    };
     let config = state.config.get();
-    let dry_run = config.safety.dry_run;
-    let mut gates = Vec::new();
-    for (flag, blocker) in
-        [(Flag::Paused, "paused"), (Flag::ClockAnomaly, "clock_anomaly"), (Flag::GuardTripped, "guard")]
-    {
-        if state.store.flag(flag)? {
-            gates.push(blocker.to_string());
-        }
-    }
-    let mut items = Vec::new();
-    state.store.for_each_resource(&mut |r| {
-        let policy = config.products.get(&r.product);
-        let mut blockers: Vec<String> = r.holds.iter().map(|h| format!("hold:{}", h.hold_id)).collect();
-        if dry_run {
-            blockers.push("dry_run".into());
-        }
-        blockers.extend(gates.iter().cloned());
-        let item = if r.state == ResourceState::Deleting {
-            let pending = r
-                .copies
-                .iter()
-                .filter(|c| c.state.action().is_some())
-                .map(|c| PendingCopy {
-                    store: c.store.clone(),
-                    copy: c.copy.clone(),
-                    state: c.state,
-                    stuck: c.stuck,
-                    attempts: c.attempts,
-                    next_attempt_at: c.next_attempt_at.map(fmt_rfc3339),
-                    last_error: c.last_error.clone(),
-                })
-                .collect();
-            let d = r.deciding.as_ref();
-            Some(Deletion {
-                resource: r.id.clone(),
-                tenant: r.tenant.clone(),
-                product: r.product.clone(),
-                state: ResourceState::Deleting,
-                cause: d.map(|b| b.cause),
-                reason: Some(d.and_then(|b| b.reason)),
-                deadline: d.map(|b| fmt_rfc3339(b.delete_after)),
-                policy_version: Some(d.map(|b| b.policy_version.clone())),
-                projected: Some(false),
-                blockers,
-                pending_copies: Some(pending),
-            })
-        } else {
-            match policy {
-                None => {
-                    blockers.push(format!("product {} not configured", r.product));
-                    (!r.state.is_final()).then(|| Deletion {
-                        resource: r.id.clone(),
-                        tenant: r.tenant.clone(),
-                        product: r.product.clone(),
-                        state: r.state,
-                        cause: None,
-                        reason: None,
-                        deadline: None,
-                        policy_version: None,
-                        projected: None,
-                        blockers,
-                        pending_copies: None,
-                    })
-                }
-                Some(p) => r.forecast(p).filter(|f| f.deadline < before).map(|f| Deletion {
-                    resource: r.id.clone(),
-                    tenant: r.tenant.clone(),
-                    product: r.product.clone(),
-                    state: r.state,
-                    cause: Some(f.cause),
-                    reason: Some(f.reason),
-                    deadline: Some(fmt_rfc3339(f.deadline)),
-                    policy_version: Some(Some(f.policy_version)),
-                    projected: Some(f.projected),
-                    blockers,
-                    pending_copies: None,
-                }),
-            }
-        };
-        items.extend(item);
-    })?;
-    // By deadline, then resource id, so equal deadlines list in a stable order.
-    items.sort_by(|a, b| {
-        (a.deadline.as_deref(), a.resource.as_str()).cmp(&(b.deadline.as_deref(), b.resource.as_str()))
-    });
-    Ok(sorted(&Deletions { before: fmt_rfc3339(before), deletions: items })?.into_response())
+    let store = state.store.clone();
+    let (deletions, next) =
+        tokio::task::spawn_blocking(move || forecast::read(&*store, &config, before, after.as_ref(), limit))
+            .await
+            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("the forecast failed: {e}")))??;
+    let next = next.map(|c| c.to_string());
+    Ok(sorted(&Deletions { before: fmt_rfc3339(before), deletions, next })?.into_response())
 }
 
 /// `GET /v1/restore-check?resource=ID` or `?tenant=ID`: whether a backup

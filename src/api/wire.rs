@@ -290,8 +290,13 @@ pub struct HistoryLine {
 pub struct Deletions {
     /// The time asked about.
     pub before: String,
-    /// The deletions, by deadline, then resource id.
+    /// The deletions, by deadline, then resource id (a page: those of the
+    /// page, in that order).
     pub deletions: Vec<Deletion>,
+    /// Asked with `limit`: the token for the next page (`after=`), absent
+    /// when this page is the last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
 }
 
 /// One deletion in the forecast: under way, running, or projected from a

@@ -168,9 +168,27 @@ async fn forecast(api: &Api, json_out: bool, before: Option<Timestamp>, within: 
         }
         (None, None) => bail!("give --before RFC3339 or --within DURATION"),
     };
-    let answer = api.get::<Deletions>("/v1/deletions", &[("before", &fmt_rfc3339(before))]).await?;
+    let before = fmt_rfc3339(before);
+    let mut answer = api.get::<Deletions>("/v1/deletions", &[("before", &before), ("limit", FORECAST_PAGE)]).await?;
+    // Every page, each after the one before, then one answer in deadline
+    // order, as the daemon gives it whole (issue 11: pages keep each
+    // request short at any size).
+    while let Some(next) = answer.body.next.take() {
+        let page = api
+            .get::<Deletions>("/v1/deletions", &[("before", &before), ("limit", FORECAST_PAGE), ("after", &next)])
+            .await?;
+        answer.body.deletions.extend(page.body.deletions);
+        answer.body.next = page.body.next;
+    }
+    answer.body.deletions.sort_by(|a, b| {
+        (a.deadline.as_deref(), a.resource.as_str()).cmp(&(b.deadline.as_deref(), b.resource.as_str()))
+    });
+    answer.json = serde_json::to_value(&answer.body).context("the forecast read back")?;
     Ok(Done::shown(&answer, json_out, show_forecast))
 }
+
+/// Deletions per page `ctl forecast` asks for.
+const FORECAST_PAGE: &str = "1000";
 
 /// `ctl hold place|release`: builds the event and posts it.
 async fn hold(api: &Api, json_out: bool, command: HoldCommand) -> anyhow::Result<Done> {

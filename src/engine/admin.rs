@@ -228,37 +228,37 @@ impl Engine {
     /// yet settled belongs to: without its policy, events about the
     /// resource (a tenant-wide legal hold, a renewal) could not be applied
     /// to it, and it would be deleted later as if they had never come.
-    fn check_products(&self, config: &Config) -> Result<Result<(), ProductsMissing>, EngineError> {
-        Ok(self.scan_products(config, false)?.0)
+    /// Read from the store's counts of unsettled resources by product, not
+    /// from every record (issue 11).
+    pub(super) fn check_products(&self, config: &Config) -> Result<Result<(), ProductsMissing>, EngineError> {
+        let missing: BTreeMap<String, u64> =
+            self.store.products_in_use()?.into_iter().filter(|(p, _)| !config.products.contains_key(p)).collect();
+        if missing.is_empty() {
+            return Ok(Ok(()));
+        }
+        Ok(Err(ProductsMissing { path: config.path.clone(), products: missing }))
     }
 
-    /// One pass over the store: [`Engine::check_products`]'s answer and,
-    /// with `migrate`, the records an older version wrote that need
-    /// bringing up to date under `config` (their arrears grace end), and
-    /// the deletion start times within the guard's long window.
-    #[allow(clippy::type_complexity)]
-    pub(super) fn scan_products(
-        &self,
-        config: &Config,
-        migrate: bool,
-    ) -> Result<(Result<(), ProductsMissing>, Vec<Resource>, Vec<Timestamp>), EngineError> {
-        let mut missing: BTreeMap<String, u64> = BTreeMap::new();
+    /// The records an older version wrote that need bringing up to date
+    /// under `config` (their arrears grace end, restriction limits), read
+    /// from the store's list of such records rather than every record.
+    pub(super) fn outdated_records(&self, config: &Config) -> Result<Vec<Resource>, EngineError> {
         let mut outdated = Vec::new();
-        let mut started = Vec::new();
-        let since = crate::domain::lifecycle::earlier(self.clock.now(), config.safety.guard.long_window.to_chrono());
-        self.store.for_each_resource(&mut |mut r| {
-            if !r.guard_approved {
-                started.extend(r.deletion_started_at.filter(|t| *t > since));
+        for id in self.store.needing_migration()? {
+            let Some(mut r) = self.store.resource(&id)? else { continue };
+            if let Some(p) = config.products.get(&r.product) {
+                if r.fix_arrears_grace(p) | r.fix_restriction_limit(p) {
+                    outdated.push(r);
+                }
             }
-            match config.products.get(&r.product) {
-                None if !r.is_settled() => *missing.entry(r.product).or_default() += 1,
-                Some(p) if migrate && (r.fix_arrears_grace(p) | r.fix_restriction_limit(p)) => outdated.push(r),
-                _ => {}
-            }
-        })?;
-        if missing.is_empty() {
-            return Ok((Ok(()), outdated, started));
         }
-        Ok((Err(ProductsMissing { path: config.path.clone(), products: missing }), outdated, started))
+        Ok(outdated)
+    }
+
+    /// The deletion start times within the guard's long window, approved
+    /// ones excepted, from the store's index of deletion starts.
+    pub(super) fn recent_starts(&self, config: &Config) -> Result<Vec<Timestamp>, EngineError> {
+        let since = crate::domain::lifecycle::earlier(self.clock.now(), config.safety.guard.long_window.to_chrono());
+        Ok(self.store.deletions_started_after(since)?)
     }
 }

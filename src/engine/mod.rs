@@ -172,13 +172,15 @@ impl Engine {
     /// Runs everything that fell due while the daemon was down and makes it
     /// durable; called once before the API opens.
     pub async fn catch_up(&mut self) -> Result<(), EngineError> {
-        // One pass at start: refuse a config missing products in use, and
-        // bring records of an older version up to date.
-        let (missing, outdated, started) = self.scan_products(&self.config.clone(), true)?;
-        missing.map_err(EngineError::ProductsInUse)?;
+        // Read from the store's indexes, not from every record (issue 11):
+        // refuse a config missing products in use, and bring records of an
+        // older version up to date.
+        let config = self.config.clone();
+        self.check_products(&config)?.map_err(EngineError::ProductsInUse)?;
+        let outdated = self.outdated_records(&config)?;
         // The guard's windows survive a restart: they are rebuilt from the
         // resources' own deletion start times (approved ones excepted).
-        self.safety.guard = Guard::restore(started);
+        self.safety.guard = Guard::restore(self.recent_starts(&config)?);
         for r in outdated {
             let due = self.due_of(&r);
             let mut w = WriteSet::default();

@@ -52,6 +52,12 @@ macro_rules! conformance_suite {
             flags_default_to_false_and_read_back_each,
             stats_count_states_copies_and_deadlines,
             stats_equal_a_recount_after_any_sequence_of_commits,
+            due_before_pages_through_the_index_once,
+            held_or_deleting_lists_held_and_deleting_resources,
+            products_in_use_counts_unsettled_resources,
+            deletions_started_after_lists_unapproved_starts,
+            the_secondary_indexes_equal_a_recount_after_any_sequence_of_commits,
+            needing_migration_lists_records_an_older_build_left_incomplete,
         );
     };
     (@promises $engine:ident, $fresh:path; $($promise:ident),+ $(,)?) => {
@@ -66,6 +72,9 @@ macro_rules! conformance_suite {
         }
     };
 }
+
+mod secondary;
+use secondary::*;
 
 conformance_suite!(sled, super::fresh_sled);
 conformance_suite!(memory, super::fresh_memory);

@@ -123,4 +123,24 @@ impl<S: Store> Store for Hooked<S> {
         }
         Ok(())
     }
+    fn due_before(
+        &self,
+        until: Timestamp,
+        after: Option<(Timestamp, &str)>,
+        limit: usize,
+    ) -> Result<Vec<(Timestamp, String)>, StoreError> {
+        self.inner.due_before(until, after, limit)
+    }
+    fn held_or_deleting(&self, after: Option<&str>, limit: usize) -> Result<Vec<String>, StoreError> {
+        self.inner.held_or_deleting(after, limit)
+    }
+    fn products_in_use(&self) -> Result<std::collections::BTreeMap<String, u64>, StoreError> {
+        self.inner.products_in_use()
+    }
+    fn needing_migration(&self) -> Result<Vec<String>, StoreError> {
+        self.inner.needing_migration()
+    }
+    fn deletions_started_after(&self, since: Timestamp) -> Result<Vec<Timestamp>, StoreError> {
+        self.inner.deletions_started_after(since)
+    }
 }

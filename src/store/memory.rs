@@ -4,6 +4,7 @@
 //! contract as the sled engine. It keeps nothing past the process:
 //! [`Store::flush`] has nothing to make durable and returns at once.
 
+use super::indexes;
 use super::record::{DueKey, RecordError};
 use super::{EventOutcome, Flag, Store, StoreError, StoreStats, WriteSet};
 use crate::audit::{AuditHead, AuditRecord};
@@ -39,6 +40,15 @@ struct State {
     clock: Option<Timestamp>,
     guard: Option<GuardState>,
     flags: BTreeMap<Flag, bool>,
+    /// The held-or-deleting index (see `indexes.rs`), by id.
+    held: BTreeSet<String>,
+    /// Deletion starts the guard counts, as the sled engine keys them
+    /// (rounded up to the millisecond).
+    starts: BTreeSet<DueKey>,
+    /// Unsettled resources by product.
+    products: BTreeMap<String, u64>,
+    /// Records that may need bringing up to date, by id.
+    migrate: BTreeSet<String>,
 }
 
 impl MemoryStore {
@@ -62,6 +72,32 @@ fn entry_at(k: &DueKey) -> Result<Timestamp, StoreError> {
         key: format!("d/{}/{}", k.millis, k.resource),
         reason: RecordError::DueKey,
     })
+}
+
+impl State {
+    /// Takes `r`'s entries out of the secondary indexes.
+    fn unindex(&mut self, r: &Resource) {
+        self.held.remove(&r.id);
+        self.migrate.remove(&r.id);
+        if let Some(t) = indexes::guard_start(r) {
+            self.starts.remove(&DueKey { millis: indexes::ceil_millis(t), resource: r.id.clone() });
+        }
+        indexes::tally_product(&mut self.products, r, false);
+    }
+
+    /// Puts `r`'s entries into the secondary indexes.
+    fn index(&mut self, r: &Resource) {
+        if indexes::held_or_deleting(r) {
+            self.held.insert(r.id.clone());
+        }
+        if indexes::needs_migration(r) {
+            self.migrate.insert(r.id.clone());
+        }
+        if let Some(t) = indexes::guard_start(r) {
+            self.starts.insert(DueKey { millis: indexes::ceil_millis(t), resource: r.id.clone() });
+        }
+        indexes::tally_product(&mut self.products, r, true);
+    }
 }
 
 impl Store for MemoryStore {
@@ -164,6 +200,14 @@ impl Store for MemoryStore {
         // one of the version stored before this write set.
         let stored: Vec<Option<Option<Timestamp>>> =
             w.resources.iter().map(|(r, _)| st.resources.get(&r.id).map(|(_, due)| *due)).collect();
+        for (r, _) in &w.resources {
+            // The secondary indexes follow the record, as in the sled engine.
+            if let Some((old, _)) = st.resources.get(&r.id) {
+                let old = old.clone();
+                st.unindex(&old);
+            }
+            st.index(r);
+        }
         for ((r, due), stored) in w.resources.into_iter().zip(stored) {
             match stored {
                 Some(old) => {
@@ -209,5 +253,46 @@ impl Store for MemoryStore {
 
     fn flush(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    fn due_before(
+        &self,
+        until: Timestamp,
+        after: Option<(Timestamp, &str)>,
+        limit: usize,
+    ) -> Result<Vec<(Timestamp, String)>, StoreError> {
+        use std::ops::Bound;
+        let st = self.lock()?;
+        let start = after.map_or(Bound::Unbounded, |(t, id)| Bound::Excluded(DueKey::new(t, id)));
+        let mut out = Vec::new();
+        for k in st.due.range((start, Bound::Unbounded)) {
+            let t = entry_at(k)?;
+            if t >= until || out.len() >= limit {
+                break;
+            }
+            out.push((t, k.resource.clone()));
+        }
+        Ok(out)
+    }
+
+    fn held_or_deleting(&self, after: Option<&str>, limit: usize) -> Result<Vec<String>, StoreError> {
+        use std::ops::Bound;
+        let st = self.lock()?;
+        let start = after.map_or(Bound::Unbounded, |id| Bound::Excluded(id.to_string()));
+        Ok(st.held.range((start, Bound::Unbounded)).take(limit).cloned().collect())
+    }
+
+    fn products_in_use(&self) -> Result<BTreeMap<String, u64>, StoreError> {
+        Ok(self.lock()?.products.clone())
+    }
+
+    fn needing_migration(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self.lock()?.migrate.iter().cloned().collect())
+    }
+
+    fn deletions_started_after(&self, since: Timestamp) -> Result<Vec<Timestamp>, StoreError> {
+        let st = self.lock()?;
+        let from = DueKey { millis: since.timestamp_millis(), resource: String::new() };
+        Ok(st.starts.range(from..).filter_map(DueKey::at).filter(|t| *t > since).collect())
     }
 }

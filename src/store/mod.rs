@@ -6,6 +6,9 @@
 //!   imports sled.
 //! - `record`: the keys and versioned record encodings of that database,
 //!   and the deadline index's order, shared by every engine.
+//! - `indexes`: the indexes kept from each record beside the deadline
+//!   index (held or deleting, deletion starts, records to bring up to
+//!   date, unsettled resources by product), for the forecast and start-up.
 //! - [`MemoryStore`] (`memory.rs`): maps in memory, for tests.
 //! - [`Hooked`] (`hooked.rs`): any engine with callbacks around its writes,
 //!   for tests that watch or stall them.
@@ -19,12 +22,14 @@
 #[cfg(test)]
 mod conformance;
 mod hooked;
+pub(crate) mod indexes;
 mod memory;
 mod record;
 mod sled;
 
 pub use self::sled::SledStore;
 pub use hooked::Hooked;
+pub(crate) use indexes::held_or_deleting;
 pub use memory::MemoryStore;
 pub use record::RecordError;
 
@@ -268,6 +273,33 @@ impl WriteSet {
 ///   (`stats_equal_a_recount_after_any_sequence_of_commits`).
 /// - A fresh store reads empty throughout (`a_fresh_store_is_empty`).
 ///
+/// **Indexes for the forecast and start-up** (issue 11: neither scans
+/// every record). Each is kept from the records by every commit, like the
+/// deadline index, and read back equal to a recount of the records
+/// (`the_secondary_indexes_equal_a_recount_after_any_sequence_of_commits`).
+/// - [`due_before(until, after, limit)`](Store::due_before) lists deadline
+///   index entries strictly before `until` and strictly after the entry
+///   `after`, in index order, at most `limit`; pages that each start after
+///   the last entry of the one before list every entry before `until` once
+///   (`due_before_pages_through_the_index_once`).
+/// - [`held_or_deleting`](Store::held_or_deleting) lists, in id order, from
+///   the first id after `after`, at most `limit`, the ids of the resources
+///   that are `deleting`, or `active` or `retained` with a hold, and no
+///   other (`held_or_deleting_lists_held_and_deleting_resources`).
+/// - [`products_in_use`](Store::products_in_use) counts the resources not
+///   yet settled ([`Resource::is_settled`]) by product, leaving out products
+///   with none (`products_in_use_counts_unsettled_resources`).
+/// - [`deletions_started_after(since)`](Store::deletions_started_after)
+///   gives the deletion start times of the resources whose start an
+///   operator did not approve, held to the millisecond (rounded up, so
+///   never earlier than they were), earliest first: every one strictly
+///   after `since`, as held (`deletions_started_after_lists_unapproved_starts`).
+/// - [`needing_migration`](Store::needing_migration) lists, in id order,
+///   the resources with arrears but neither a grace end nor a buffer, or a
+///   restricted (or restricting) copy without a restriction limit after
+///   their deletion started, and no other
+///   (`needing_migration_lists_records_an_older_build_left_incomplete`).
+///
 /// **Failures.** Every failure is a [`StoreError`] and stops deletions. A
 /// stored record this build cannot read, such as a resource record of an
 /// unknown version (`"v":2`), is an error ([`StoreError::Decode`]), never
@@ -319,4 +351,30 @@ pub trait Store: Send + Sync + 'static {
     fn commit(&self, w: WriteSet) -> Result<(), StoreError>;
     /// Makes everything committed so far durable (fsync).
     fn flush(&self) -> Result<(), StoreError>;
+    /// Deadline index entries strictly before `until`, after the entry
+    /// `after` (as returned here or by [`Store::due`]), earliest first, at
+    /// most `limit`: the forecast reads the index a page at a time.
+    fn due_before(
+        &self,
+        until: Timestamp,
+        after: Option<(Timestamp, &str)>,
+        limit: usize,
+    ) -> Result<Vec<(Timestamp, String)>, StoreError>;
+    /// Ids of the resources whose deletion the deadline index does not
+    /// place (held and not yet deleting, or deleting), in id order, from
+    /// the first id after `after`, at most `limit` (the forecast lists them
+    /// whatever their entry).
+    fn held_or_deleting(&self, after: Option<&str>, limit: usize) -> Result<Vec<String>, StoreError>;
+    /// Resources not yet settled, by product: the products a config must
+    /// keep (read at start and reload instead of every record).
+    fn products_in_use(&self) -> Result<BTreeMap<String, u64>, StoreError>;
+    /// Deletion start times strictly after `since` (rounded up to the
+    /// millisecond) that count for the mass-deletion guard (not approved
+    /// by an operator), earliest first: the guard's windows after a
+    /// restart.
+    fn deletions_started_after(&self, since: Timestamp) -> Result<Vec<Timestamp>, StoreError>;
+    /// Ids of the records that may lack what this build stores and an
+    /// older one did not (an arrears grace end, a restriction limit): the
+    /// ones start-up brings up to date, instead of reading every record.
+    fn needing_migration(&self) -> Result<Vec<String>, StoreError>;
 }

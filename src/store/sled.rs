@@ -3,6 +3,7 @@
 //! be replaced one day), writing the keys and records of [`super::record`].
 //! A [`WriteSet`] is one sled batch; [`Store::flush`] is sled's fsync.
 
+use super::indexes;
 use super::record::{self, DueKey, RecordError, ResourceRecord, RESOURCE_RECORD_VERSION};
 use super::{EventOutcome, Flag, Store, StoreError, StoreStats, WriteSet};
 use crate::audit::{AuditHead, AuditRecord};
@@ -17,6 +18,9 @@ pub struct SledStore {
     /// The counters as last committed (see [`record::StatsRecord`]); only
     /// the engine's single writer changes them, inside `commit`.
     counts: std::sync::Mutex<StoreStats>,
+    /// Unsettled resources by product as last committed (`m/products`,
+    /// see `indexes.rs`); changed only inside `commit`.
+    products: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
 }
 
 fn db_err(e: sled::Error) -> StoreError {
@@ -46,8 +50,9 @@ impl SledStore {
             .mode(sled::Mode::HighThroughput)
             .open()
             .map_err(db_err)?;
-        let mut store = SledStore { db, counts: std::sync::Mutex::new(StoreStats::default()) };
+        let mut store = SledStore { db, counts: Default::default(), products: Default::default() };
         store.counts = std::sync::Mutex::new(store.stored_counts()?);
+        store.products = std::sync::Mutex::new(store.stored_indexes()?);
         Ok(store)
     }
 
@@ -219,11 +224,14 @@ impl Store for SledStore {
     fn commit(&self, w: WriteSet) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         let mut counts = (!w.resources.is_empty()).then(|| self.counts().clone());
+        let mut products = (!w.resources.is_empty()).then(|| self.products().clone());
         for (r, due) in &w.resources {
             // Keep the index equal to the records' due times: drop the old
             // entry, add the new; count the old record out, the new in.
             let counts = counts.as_mut().expect("counted when resources are written");
-            match self.record(&r.id)? {
+            let stored = self.record(&r.id)?;
+            self.reindex(&mut batch, products.as_mut(), stored.as_ref().map(|o| &o.resource), r);
+            match stored {
                 Some(old) => {
                     if let Some(t) = old.due {
                         batch.remove(DueKey::new(t, &r.id).encode());
@@ -274,15 +282,169 @@ impl Store for SledStore {
         if let Some(c) = &counts {
             batch.insert(record::STATS_KEY, record::encode(&record::StatsRecord::of(c)));
         }
+        if let Some(p) = &products {
+            batch.insert(indexes::PRODUCTS_KEY, record::encode(&indexes::ProductsRecord::of(p)));
+        }
         self.db.apply_batch(batch).map_err(db_err)?;
         if let Some(c) = counts {
             *self.counts() = c;
+        }
+        if let Some(p) = products {
+            *self.products() = p;
         }
         Ok(())
     }
 
     fn flush(&self) -> Result<(), StoreError> {
         self.db.flush().map(|_| ()).map_err(db_err)
+    }
+
+    fn due_before(
+        &self,
+        until: Timestamp,
+        after: Option<(Timestamp, &str)>,
+        limit: usize,
+    ) -> Result<Vec<(Timestamp, String)>, StoreError> {
+        use std::ops::Bound;
+        let start = match after {
+            Some((t, id)) => Bound::Excluded(DueKey::new(t, id).encode()),
+            None => Bound::Included(record::DUE_PREFIX.to_vec()),
+        };
+        let mut out = Vec::new();
+        for k in self.keys_from(record::DUE_PREFIX, start) {
+            let (t, id) = due_entry(&k?)?;
+            if t >= until || out.len() >= limit {
+                break;
+            }
+            out.push((t, id));
+        }
+        Ok(out)
+    }
+
+    fn held_or_deleting(&self, after: Option<&str>, limit: usize) -> Result<Vec<String>, StoreError> {
+        use std::ops::Bound;
+        let start = match after {
+            Some(id) => Bound::Excluded(indexes::held_key(id)),
+            None => Bound::Included(indexes::HELD_PREFIX.to_vec()),
+        };
+        let mut out = Vec::new();
+        for k in self.keys_from(indexes::HELD_PREFIX, start).take(limit) {
+            let k = k?;
+            let id = std::str::from_utf8(&k[indexes::HELD_PREFIX.len()..])
+                .map_err(|_| decode_err(&k, RecordError::DueKey))?;
+            out.push(id.to_owned());
+        }
+        Ok(out)
+    }
+
+    fn products_in_use(&self) -> Result<std::collections::BTreeMap<String, u64>, StoreError> {
+        Ok(self.products().clone())
+    }
+
+    fn needing_migration(&self) -> Result<Vec<String>, StoreError> {
+        let start = std::ops::Bound::Included(indexes::MIGRATE_PREFIX.to_vec());
+        let mut out = Vec::new();
+        for k in self.keys_from(indexes::MIGRATE_PREFIX, start) {
+            let k = k?;
+            let id = std::str::from_utf8(&k[indexes::MIGRATE_PREFIX.len()..])
+                .map_err(|_| decode_err(&k, RecordError::DueKey))?;
+            out.push(id.to_owned());
+        }
+        Ok(out)
+    }
+
+    fn deletions_started_after(&self, since: Timestamp) -> Result<Vec<Timestamp>, StoreError> {
+        let start = std::ops::Bound::Included(indexes::starts_from(since.timestamp_millis()));
+        let mut out = Vec::new();
+        for k in self.keys_from(indexes::STARTS_PREFIX, start) {
+            let k = k?;
+            let t = indexes::start_at(&k).ok_or_else(|| decode_err(&k, RecordError::DueKey))?;
+            if t > since {
+                out.push(t);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The secondary indexes of `indexes.rs`.
+impl SledStore {
+    fn products(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<String, u64>> {
+        self.products.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Puts into `batch` what the secondary indexes need when the record
+    /// of `new` replaces `old`: the old keys removed, then the new added
+    /// (a sled batch keeps the last operation on a key), and the product
+    /// counts moved from the old record to the new.
+    fn reindex(
+        &self,
+        batch: &mut sled::Batch,
+        products: Option<&mut std::collections::BTreeMap<String, u64>>,
+        old: Option<&Resource>,
+        new: &Resource,
+    ) {
+        for k in old.map(indexes::keys_of).unwrap_or_default() {
+            batch.remove(k);
+        }
+        for k in indexes::keys_of(new) {
+            batch.insert(k, &[] as &[u8]);
+        }
+        if let Some(products) = products {
+            if let Some(old) = old {
+                indexes::tally_product(products, old, false);
+            }
+            indexes::tally_product(products, new, true);
+        }
+    }
+
+    /// The product counts as stored, after building every secondary index
+    /// from the records where the database has not got them in this
+    /// build's version (written by an older build): once, at open, a
+    /// thousand records a batch, the marker written last so an
+    /// interrupted build is done again whole.
+    fn stored_indexes(&self) -> Result<std::collections::BTreeMap<String, u64>, StoreError> {
+        let marker: Option<u32> = self.get(indexes::INDEXES_KEY)?;
+        if marker == Some(indexes::INDEXES_VERSION) {
+            let stored: Option<indexes::ProductsRecord> = self.get(indexes::PRODUCTS_KEY)?;
+            return Ok(stored.map(|p| p.products).unwrap_or_default());
+        }
+        for prefix in [indexes::HELD_PREFIX, indexes::STARTS_PREFIX, indexes::MIGRATE_PREFIX] {
+            for k in self.db.scan_prefix(prefix).keys() {
+                self.db.remove(k.map_err(db_err)?).map_err(db_err)?;
+            }
+        }
+        let mut products = std::collections::BTreeMap::new();
+        let mut batch = sled::Batch::default();
+        let mut in_batch = 0;
+        for kv in self.db.scan_prefix(record::RESOURCE_PREFIX) {
+            let (k, v) = kv.map_err(db_err)?;
+            let rec = ResourceRecord::decode(&v).map_err(|e| decode_err(&k, e))?;
+            self.reindex(&mut batch, Some(&mut products), None, &rec.resource);
+            in_batch += 1;
+            if in_batch == 1000 {
+                self.db.apply_batch(std::mem::take(&mut batch)).map_err(db_err)?;
+                in_batch = 0;
+            }
+        }
+        batch.insert(indexes::PRODUCTS_KEY, record::encode(&indexes::ProductsRecord::of(&products)));
+        batch.insert(indexes::INDEXES_KEY, record::encode(&indexes::INDEXES_VERSION));
+        self.db.apply_batch(batch).map_err(db_err)?;
+        Ok(products)
+    }
+
+    /// Keys under `prefix` from `start` on (excluded or included), in order.
+    fn keys_from(
+        &self,
+        prefix: &'static [u8],
+        start: std::ops::Bound<Vec<u8>>,
+    ) -> impl Iterator<Item = Result<sled::IVec, StoreError>> {
+        let start = start.map(sled::IVec::from);
+        self.db
+            .range::<sled::IVec, _>((start, std::ops::Bound::Unbounded))
+            .keys()
+            .map(|k| k.map_err(db_err))
+            .take_while(move |k| k.as_ref().map_or(true, |k| k.starts_with(prefix)))
     }
 }
 
@@ -346,6 +508,48 @@ mod tests {
         let store = open(&dir);
         assert!(store.db.get(record::STATS_KEY).unwrap().is_some(), "recounted and stored at open");
         assert_eq!(store.stats().unwrap(), want, "an older database's counters are recounted");
+    }
+
+    /// Issue 11: a database written before the secondary indexes existed
+    /// (no `m/indexes` marker, no `h/`, `s/` or `m/products` keys) has them
+    /// built from its records once, at open; after that they are read back.
+    #[test]
+    fn secondary_indexes_are_built_once_for_an_older_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir);
+        let mut deleting = resource("r2");
+        deleting.state = crate::domain::lifecycle::State::Deleting;
+        deleting.deletion_started_at = Some(ts("2026-03-01T00:00:00Z"));
+        let mut w = WriteSet::default();
+        w.put_resource(resource("r1"), Some(ts("2026-03-01T00:00:00Z")));
+        w.put_resource(deleting, None);
+        store.commit(w).unwrap();
+        let want = (
+            store.held_or_deleting(None, 10).unwrap(),
+            store.products_in_use().unwrap(),
+            store.deletions_started_after(ts("2026-01-01T00:00:00Z")).unwrap(),
+        );
+        assert_eq!(want.0, ["r2"]);
+        assert_eq!(want.1.get("p"), Some(&2));
+        // As an older build left it.
+        for prefix in [&b"h/"[..], b"s/"] {
+            for k in store.db.scan_prefix(prefix).keys() {
+                store.db.remove(k.unwrap()).unwrap();
+            }
+        }
+        store.db.remove(indexes::INDEXES_KEY).unwrap();
+        store.db.remove(indexes::PRODUCTS_KEY).unwrap();
+        store.flush().unwrap();
+        drop(store);
+
+        let store = open(&dir);
+        let got = (
+            store.held_or_deleting(None, 10).unwrap(),
+            store.products_in_use().unwrap(),
+            store.deletions_started_after(ts("2026-01-01T00:00:00Z")).unwrap(),
+        );
+        assert_eq!(got, want);
+        assert!(store.db.get(indexes::INDEXES_KEY).unwrap().is_some(), "built once: the marker is stored");
     }
 
     /// What was committed and flushed is there after the database is
