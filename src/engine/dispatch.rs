@@ -10,14 +10,14 @@ use crate::config::Config;
 use crate::domain::lifecycle::{Effect, Resource};
 use crate::executor::{Action, Executor, Target};
 use crate::store::WriteSet;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::mpsc;
 
 /// Hard limit on one `fs` executor call (a hung mount must not hold a
-/// permit forever); command calls get their own timeout plus a minute.
+/// place forever); command calls get their own timeout plus a minute.
 const FS_CALL_LIMIT: Duration = Duration::from_secs(600);
 
 /// At start, entries indexed up to this far ahead are looked at at once
@@ -42,27 +42,31 @@ pub(super) type CopyKey = (String, String, String);
 
 /// The executor calls: queued while their intent is being made durable,
 /// started after the flush, one at a time per copy, each store with its
-/// own permits and time limit.
+/// own limit of running calls and time limit.
 pub(super) struct Calls {
     /// One executor per configured store.
     executors: BTreeMap<String, Arc<Executor>>,
     /// Hard time limit per store's executor call.
     limits: BTreeMap<String, Duration>,
-    /// Executor call permits, one pool per store, so a store whose calls
-    /// hang cannot hold up deletions in the others.
-    permits: BTreeMap<String, Arc<Semaphore>>,
+    /// Calls running, per store: at most `daemon.executor_concurrency`
+    /// each, so a store whose calls hang cannot hold up deletions in the
+    /// others.
+    running: HashMap<String, usize>,
     /// Calls queued or running: a copy is never called twice at once.
     in_flight: HashSet<CopyKey>,
     /// How many of them each resource has, so whether a resource is busy
     /// is one lookup (see [`Calls::lease`]).
     busy_resources: HashMap<String, usize>,
-    /// Calls to start once their intent is durable, with the tenant.
-    queued: Vec<(CopyKey, String, Action)>,
+    /// Calls whose intent is durable (or is being made so) waiting for a
+    /// place among their store's running calls, with the tenant, per store,
+    /// oldest first. Only the running ones have a task (issue 11: 100,000
+    /// deletions due at once spawned 100,000 tasks waiting on permits).
+    queued: BTreeMap<String, VecDeque<(CopyKey, String, Action)>>,
     /// Whether deletions may run, shared with queued executor calls so a
-    /// pause reaches calls already waiting for a permit.
+    /// pause reaches calls already waiting for their turn.
     gate: Arc<AtomicBool>,
     /// Resources under a hold, shared with queued executor calls so a hold
-    /// placed while a call waits for its permit stops it.
+    /// placed while a call waits for its turn stops it.
     held: Arc<Mutex<HashSet<String>>>,
 }
 
@@ -72,10 +76,10 @@ impl Calls {
         Calls {
             executors: build_executors(config),
             limits: call_limits(config),
-            permits: BTreeMap::new(),
+            running: HashMap::new(),
             in_flight: HashSet::new(),
             busy_resources: HashMap::new(),
-            queued: Vec::new(),
+            queued: BTreeMap::new(),
             gate: Arc::new(AtomicBool::new(false)),
             held: Arc::new(Mutex::new(HashSet::new())),
         }
@@ -88,7 +92,7 @@ impl Calls {
         self.limits = call_limits(config);
     }
 
-    /// Opens or shuts the gate that calls waiting for a permit check.
+    /// Opens or shuts the gate that calls check as they start.
     pub(super) fn set_gate(&self, open: bool) {
         self.gate.store(open, Ordering::SeqCst);
     }
@@ -125,9 +129,18 @@ impl Calls {
         self.limits.values().copied().max().unwrap_or(FS_CALL_LIMIT).max(FS_CALL_LIMIT)
     }
 
-    /// A call has reported back (or was never started): the copy is no
-    /// longer in flight.
+    /// A call has reported back: the copy is no longer in flight, and its
+    /// store may start another.
     pub(super) fn finish(&mut self, key: &CopyKey) {
+        if let Some(n) = self.running.get_mut(&key.1) {
+            *n = n.saturating_sub(1);
+        }
+        self.release(key);
+    }
+
+    /// The copy is no longer in flight (its call reported back or was never
+    /// started).
+    fn release(&mut self, key: &CopyKey) {
         if self.in_flight.remove(key) {
             if let Some(n) = self.busy_resources.get_mut(&key.0) {
                 *n -= 1;
@@ -138,7 +151,7 @@ impl Calls {
         }
     }
 
-    /// Notes whether `r` is under a hold, for calls waiting for a permit.
+    /// Notes whether `r` is under a hold, for calls waiting for their turn.
     pub(super) fn note_holds(&self, r: &Resource) {
         let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
         if r.holds.is_empty() {
@@ -154,30 +167,39 @@ impl Calls {
         let key = (r.id.clone(), store, copy);
         if self.in_flight.insert(key.clone()) {
             *self.busy_resources.entry(key.0.clone()).or_default() += 1;
-            self.queued.push((key, r.tenant.clone(), action));
+            self.queued.entry(key.1.clone()).or_default().push_back((key, r.tenant.clone(), action));
         }
     }
 
     /// Stopping: the queued calls are not started. Their intents are
     /// stored, so the next start calls them.
     pub(super) fn park(&mut self) {
-        for (key, _, _) in std::mem::take(&mut self.queued) {
-            self.finish(&key);
+        for (key, _, _) in std::mem::take(&mut self.queued).into_values().flatten() {
+            self.release(&key);
         }
     }
 
-    /// Starts the queued calls, each reporting back on `tx` as a
-    /// [`Command::CopyResult`].
+    /// Starts queued calls while their store runs fewer than `concurrency`,
+    /// each reporting back on `tx` as a [`Command::CopyResult`] (called
+    /// after every step, so each answer makes room for the next call).
     pub(super) fn start(
         &mut self,
         tx: &mpsc::Sender<Command>,
         concurrency: usize,
         metrics: &Arc<crate::metrics::Metrics>,
     ) {
-        for ((resource, store, copy), tenant, action) in self.queued.drain(..) {
+        let mut starting = Vec::new();
+        for (store, queue) in &mut self.queued {
+            let running = self.running.entry(store.clone()).or_default();
+            while *running < concurrency.max(1) {
+                let Some(call) = queue.pop_front() else { break };
+                *running += 1;
+                starting.push(call);
+            }
+        }
+        self.queued.retain(|_, q| !q.is_empty());
+        for ((resource, store, copy), tenant, action) in starting {
             let tx = tx.clone();
-            let permits =
-                self.permits.entry(store.clone()).or_insert_with(|| Arc::new(Semaphore::new(concurrency))).clone();
             let Some(executor) = self.executors.get(&store).cloned() else {
                 let outcome = CallOutcome::Failed(format!("store {store:?} is not configured"));
                 tokio::spawn(async move {
@@ -191,9 +213,8 @@ impl Calls {
             let metrics = metrics.clone();
             let target = Target { tenant, resource: resource.clone(), store: store.clone(), copy: copy.clone() };
             tokio::spawn(async move {
-                let _permit = permits.acquire_owned().await;
-                // A pause that came while this call waited for a permit
-                // stops it here.
+                // A pause or a hold that came while this call waited for
+                // its turn stops it here.
                 let is_held = held.lock().unwrap_or_else(|e| e.into_inner()).contains(&resource);
                 if !gate.load(Ordering::SeqCst) || is_held {
                     let _ = tx.send(Command::CopyResult { resource, store, copy, outcome: CallOutcome::NotRun }).await;
@@ -268,7 +289,7 @@ impl Engine {
     pub(super) fn retry(&mut self, resource: &str, store: Option<&str>) -> Result<usize, EngineError> {
         let now = self.clock.now();
         let mut n = 0;
-        if let Some(mut r) = self.store.resource(resource)? {
+        if let Some(mut r) = self.read_resource(resource)? {
             n = r.copies.iter().filter(|c| c.stuck && store.is_none_or(|s| s == c.store)).count();
             let fx = r.retry_stuck(store, now);
             if !fx.is_empty() {
@@ -291,7 +312,7 @@ impl Engine {
         copy: &str,
         outcome: CallOutcome,
     ) -> Result<(), EngineError> {
-        let Some(mut r) = self.store.resource(id)? else { return Ok(()) };
+        let Some(mut r) = self.read_resource(id)? else { return Ok(()) };
         let now = self.clock.now();
         let fx = match &outcome {
             CallOutcome::Done => r.copy_done(store, copy, now),
@@ -305,7 +326,7 @@ impl Engine {
                 fx
             }
             CallOutcome::NotRun => {
-                // Paused or held while it waited for a permit: nothing
+                // Paused or held while it waited for its turn: nothing
                 // changed, but its index entry is the lease of a call that
                 // will not report again: put it back at its due time.
                 if !self.calls.resource_busy(id) {
