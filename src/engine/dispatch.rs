@@ -48,20 +48,18 @@ pub(super) struct Calls {
     executors: BTreeMap<String, Arc<Executor>>,
     /// Hard time limit per store's executor call.
     limits: BTreeMap<String, Duration>,
-    /// Calls running, per store: at most `daemon.executor_concurrency`
-    /// each, so a store whose calls hang cannot hold up deletions in the
-    /// others.
-    running: HashMap<String, usize>,
+    /// Per store, the calls whose intent is durable and the tasks running
+    /// them: at most `daemon.executor_concurrency` each, so a store whose
+    /// calls hang cannot hold up deletions in the others.
+    lanes: BTreeMap<String, Arc<Lane>>,
     /// Calls queued or running: a copy is never called twice at once.
     in_flight: HashSet<CopyKey>,
     /// How many of them each resource has, so whether a resource is busy
     /// is one lookup (see [`Calls::lease`]).
     busy_resources: HashMap<String, usize>,
-    /// Calls whose intent is durable (or is being made so) waiting for a
-    /// place among their store's running calls, with the tenant, per store,
-    /// oldest first. Only the running ones have a task (issue 11: 100,000
-    /// deletions due at once spawned 100,000 tasks waiting on permits).
-    queued: BTreeMap<String, VecDeque<(CopyKey, String, Action)>>,
+    /// Calls queued in this step, whose intent is being made durable, with
+    /// the tenant; [`Calls::start`] hands them to their store's lane.
+    queued: Vec<Call>,
     /// Whether deletions may run, shared with queued executor calls so a
     /// pause reaches calls already waiting for their turn.
     gate: Arc<AtomicBool>,
@@ -76,10 +74,10 @@ impl Calls {
         Calls {
             executors: build_executors(config),
             limits: call_limits(config),
-            running: HashMap::new(),
+            lanes: BTreeMap::new(),
             in_flight: HashSet::new(),
             busy_resources: HashMap::new(),
-            queued: BTreeMap::new(),
+            queued: Vec::new(),
             gate: Arc::new(AtomicBool::new(false)),
             held: Arc::new(Mutex::new(HashSet::new())),
         }
@@ -90,6 +88,11 @@ impl Calls {
     pub(super) fn configure(&mut self, config: &Config) {
         self.executors = build_executors(config);
         self.limits = call_limits(config);
+        for (store, lane) in &self.lanes {
+            let mut st = lane.lock();
+            st.executor = self.executors.get(store).cloned();
+            st.limit = self.limits.get(store).copied().unwrap_or(FS_CALL_LIMIT);
+        }
     }
 
     /// Opens or shuts the gate that calls check as they start.
@@ -129,18 +132,9 @@ impl Calls {
         self.limits.values().copied().max().unwrap_or(FS_CALL_LIMIT).max(FS_CALL_LIMIT)
     }
 
-    /// A call has reported back: the copy is no longer in flight, and its
-    /// store may start another.
-    pub(super) fn finish(&mut self, key: &CopyKey) {
-        if let Some(n) = self.running.get_mut(&key.1) {
-            *n = n.saturating_sub(1);
-        }
-        self.release(key);
-    }
-
     /// The copy is no longer in flight (its call reported back or was never
     /// started).
-    fn release(&mut self, key: &CopyKey) {
+    pub(super) fn finish(&mut self, key: &CopyKey) {
         if self.in_flight.remove(key) {
             if let Some(n) = self.busy_resources.get_mut(&key.0) {
                 *n -= 1;
@@ -167,68 +161,150 @@ impl Calls {
         let key = (r.id.clone(), store, copy);
         if self.in_flight.insert(key.clone()) {
             *self.busy_resources.entry(key.0.clone()).or_default() += 1;
-            self.queued.entry(key.1.clone()).or_default().push_back((key, r.tenant.clone(), action));
+            self.queued.push(Call { key, tenant: r.tenant.clone(), action });
         }
     }
 
     /// Stopping: the queued calls are not started. Their intents are
     /// stored, so the next start calls them.
     pub(super) fn park(&mut self) {
-        for (key, _, _) in std::mem::take(&mut self.queued).into_values().flatten() {
-            self.release(&key);
+        let mut parked = std::mem::take(&mut self.queued);
+        for lane in self.lanes.values() {
+            parked.extend(lane.lock().waiting.drain(..));
+        }
+        for call in parked {
+            self.finish(&call.key);
         }
     }
 
-    /// Starts queued calls while their store runs fewer than `concurrency`,
-    /// each reporting back on `tx` as a [`Command::CopyResult`] (called
-    /// after every step, so each answer makes room for the next call).
+    /// Hands the calls queued in this step, now durable, to their stores'
+    /// lanes, starting a lane task where the store runs fewer than
+    /// `concurrency`. A lane task runs its store's calls one after another
+    /// as long as any wait, each reporting back on `tx` as a
+    /// [`Command::CopyResult`]: a store's calls follow each other at once,
+    /// not at the pace of the engine's steps, and only the running ones have
+    /// a task (issue 11: 100,000 deletions due at once spawned 100,000 tasks
+    /// waiting on permits).
     pub(super) fn start(
         &mut self,
         tx: &mpsc::Sender<Command>,
         concurrency: usize,
         metrics: &Arc<crate::metrics::Metrics>,
     ) {
-        let mut starting = Vec::new();
-        for (store, queue) in &mut self.queued {
-            let running = self.running.entry(store.clone()).or_default();
-            while *running < concurrency.max(1) {
-                let Some(call) = queue.pop_front() else { break };
-                *running += 1;
-                starting.push(call);
+        for call in self.queued.drain(..) {
+            let store = call.key.1.clone();
+            let lane = self
+                .lanes
+                .entry(store.clone())
+                .or_insert_with(|| {
+                    Arc::new(Lane {
+                        state: Mutex::new(LaneState {
+                            waiting: VecDeque::new(),
+                            workers: 0,
+                            executor: self.executors.get(&store).cloned(),
+                            limit: self.limits.get(&store).copied().unwrap_or(FS_CALL_LIMIT),
+                        }),
+                    })
+                })
+                .clone();
+            let spawn = {
+                let mut st = lane.lock();
+                st.waiting.push_back(call);
+                let spawn = st.workers < concurrency.max(1);
+                if spawn {
+                    st.workers += 1;
+                }
+                spawn
+            };
+            if spawn {
+                let run = LaneTask {
+                    lane,
+                    tx: tx.clone(),
+                    gate: self.gate.clone(),
+                    held: self.held.clone(),
+                    metrics: metrics.clone(),
+                };
+                tokio::spawn(run.run());
             }
         }
-        self.queued.retain(|_, q| !q.is_empty());
-        for ((resource, store, copy), tenant, action) in starting {
-            let tx = tx.clone();
-            let Some(executor) = self.executors.get(&store).cloned() else {
-                let outcome = CallOutcome::Failed(format!("store {store:?} is not configured"));
-                tokio::spawn(async move {
-                    let _ = tx.send(Command::CopyResult { resource, store, copy, outcome }).await;
-                });
-                continue;
-            };
-            let limit = self.limits.get(&store).copied().unwrap_or(FS_CALL_LIMIT);
-            let gate = self.gate.clone();
-            let held = self.held.clone();
-            let metrics = metrics.clone();
-            let target = Target { tenant, resource: resource.clone(), store: store.clone(), copy: copy.clone() };
-            tokio::spawn(async move {
-                // A pause or a hold that came while this call waited for
-                // its turn stops it here.
-                let is_held = held.lock().unwrap_or_else(|e| e.into_inner()).contains(&resource);
-                if !gate.load(Ordering::SeqCst) || is_held {
-                    let _ = tx.send(Command::CopyResult { resource, store, copy, outcome: CallOutcome::NotRun }).await;
-                    return;
+    }
+}
+
+/// An executor call to make: the copy, its tenant, what to do.
+pub(super) struct Call {
+    key: CopyKey,
+    tenant: String,
+    action: Action,
+}
+
+/// One store's calls whose intent is durable, waiting their turn, and how
+/// many tasks run them.
+pub(super) struct Lane {
+    state: Mutex<LaneState>,
+}
+
+struct LaneState {
+    /// Oldest first.
+    waiting: VecDeque<Call>,
+    /// Lane tasks running (at most `daemon.executor_concurrency`).
+    workers: usize,
+    /// The store's executor (None: the store left the config).
+    executor: Option<Arc<Executor>>,
+    /// The hard time limit of one call.
+    limit: Duration,
+}
+
+impl Lane {
+    fn lock(&self) -> std::sync::MutexGuard<'_, LaneState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A task that makes a lane's calls while any wait.
+struct LaneTask {
+    lane: Arc<Lane>,
+    tx: mpsc::Sender<Command>,
+    gate: Arc<AtomicBool>,
+    held: Arc<Mutex<HashSet<String>>>,
+    metrics: Arc<crate::metrics::Metrics>,
+}
+
+impl LaneTask {
+    async fn run(self) {
+        loop {
+            // Taking the next call and leaving when none waits happen under
+            // the lane's lock, as does `start`'s check of `workers`: a call
+            // handed over as the last task leaves finds a task.
+            let (call, executor, limit) = {
+                let mut st = self.lane.lock();
+                match st.waiting.pop_front() {
+                    Some(call) => (call, st.executor.clone(), st.limit),
+                    None => {
+                        st.workers -= 1;
+                        return;
+                    }
                 }
-                let outcome = call(&executor, action, &target, limit, &metrics).await;
-                let _ = tx.send(Command::CopyResult { resource, store, copy, outcome }).await;
-            });
+            };
+            let Call { key: (resource, store, copy), tenant, action } = call;
+            // A pause or a hold that came while this call waited for its
+            // turn stops it here.
+            let is_held = self.held.lock().unwrap_or_else(|e| e.into_inner()).contains(&resource);
+            let outcome = match executor {
+                None => CallOutcome::Failed(format!("store {store:?} is not configured")),
+                Some(_) if !self.gate.load(Ordering::SeqCst) || is_held => CallOutcome::NotRun,
+                Some(executor) => {
+                    let target =
+                        Target { tenant, resource: resource.clone(), store: store.clone(), copy: copy.clone() };
+                    call_executor(&executor, action, &target, limit, &self.metrics).await
+                }
+            };
+            let _ = self.tx.send(Command::CopyResult { resource, store, copy, outcome }).await;
         }
     }
 }
 
 /// One executor call, cut off at `limit`, logged and counted.
-async fn call(
+async fn call_executor(
     executor: &Executor,
     action: Action,
     target: &Target,
