@@ -200,7 +200,7 @@ fn main() {
         d.stop();
 
         let started = Instant::now();
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_retentiond"))
+        let out = std::process::Command::new(common::binary())
             .args(["audit", "verify"])
             .arg(d.state().join("audit.jsonl"))
             .output()

@@ -77,7 +77,12 @@ impl Machine {
             })
             .map(|kib| format!("{} GiB", kib / 1024 / 1024))
             .unwrap_or_default();
-        let build = if cfg!(debug_assertions) { "debug build (a smoke run, not a figure)" } else { "release build" };
+        let mut build =
+            if cfg!(debug_assertions) { "debug build (a smoke run, not a figure)" } else { "release build" }
+                .to_string();
+        if let Some(bin) = std::env::var_os("BENCH_BIN") {
+            build = format!("{build}, daemon binary {}", std::path::Path::new(&bin).display());
+        }
         format!(
             "{}, commit {}, {cores} cores, {mem}, {build}; load average {} at start, {} at end",
             self.started,
@@ -254,6 +259,16 @@ pub struct ChildDaemon {
     child: Option<std::process::Child>,
 }
 
+/// The daemon binary under test: this build's, or the one `BENCH_BIN`
+/// names (another build, so a before and an after run alternate in one
+/// sitting against the same peer).
+pub fn binary() -> std::path::PathBuf {
+    match std::env::var_os("BENCH_BIN") {
+        Some(p) => p.into(),
+        None => env!("CARGO_BIN_EXE_retentiond").into(),
+    }
+}
+
 /// A free local port (bound, read, released).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -284,7 +299,7 @@ impl ChildDaemon {
     /// `/readyz` answered 200.
     pub async fn start(&mut self, client: &reqwest::Client) -> Duration {
         let started = Instant::now();
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_retentiond"))
+        let child = std::process::Command::new(binary())
             .args(["serve", "--config"])
             .arg(self.dir.path().join("retentiond.toml"))
             .env("RUST_LOG", "error")

@@ -76,6 +76,8 @@ impl Engine {
     /// policy versions they were set with (a reload never makes a pending
     /// deadline earlier on its own); then every due time is re-derived.
     pub(super) fn reload(&mut self, config: Arc<Config>) -> Result<Result<ReloadReport, EngineError>, EngineError> {
+        // The products check scans the store: the group's writes first.
+        self.settle()?;
         if let Err(why) = self.check_products(&config)? {
             let mut w = WriteSet::default();
             let data = json!({ "error": why.to_string() });
@@ -137,6 +139,7 @@ impl Engine {
     /// Reads and repairs one slice of `run`; true when it has read every
     /// resource (the repairs are then recorded, once, with the totals).
     fn sweep_slice(&mut self, run: &mut SweepRun) -> Result<bool, EngineError> {
+        self.settle()?;
         let now = self.clock.now();
         let slice = self.store.resources_after(run.after.as_deref(), self.sweep_slice)?;
         let done = slice.len() < self.sweep_slice;
@@ -188,13 +191,14 @@ impl Engine {
         let mut report =
             PolicyReport { product: product.into(), policy_version: policy.version.clone(), ..Default::default() };
         let mut ids = Vec::new();
+        self.settle()?;
         self.store.for_each_resource(&mut |r| {
             if r.product == product {
                 ids.push(r.id);
             }
         })?;
         for id in ids {
-            let Some(mut r) = self.store.resource(&id)? else { continue };
+            let Some(mut r) = self.read_resource(&id)? else { continue };
             let before = r.deletion_date();
             let fx = r.reapply_policy(&policy, now, min_notice);
             if fx.is_empty() {
@@ -245,7 +249,7 @@ impl Engine {
     pub(super) fn outdated_records(&self, config: &Config) -> Result<Vec<Resource>, EngineError> {
         let mut outdated = Vec::new();
         for id in self.store.needing_migration()? {
-            let Some(mut r) = self.store.resource(&id)? else { continue };
+            let Some(mut r) = self.read_resource(&id)? else { continue };
             if let Some(p) = config.products.get(&r.product) {
                 if r.fix_arrears_grace(p) | r.fix_restriction_limit(p) {
                     outdated.push(r);

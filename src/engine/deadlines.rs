@@ -11,6 +11,9 @@ use crate::time::{fmt_rfc3339, Timestamp};
 use std::time::Duration;
 use tokio::sync::oneshot;
 
+/// Deadline index entries the tick reads, runs and writes back at a time.
+pub(super) const TICK_SLICE: usize = 1000;
+
 /// See [`Engine::due_of`].
 pub(super) fn due_in(config: &Config, r: &Resource) -> Option<Timestamp> {
     match config.products.get(&r.product) {
@@ -29,13 +32,25 @@ impl Engine {
     /// [`Engine::tick`], looking at every resource indexed up to `horizon`
     /// (later than `now` at start: the leases of calls the previous run left
     /// in flight). What the lifecycle does is decided at `now` alone.
+    ///
+    /// The index is read in slices of [`TICK_SLICE`] entries, each slice's
+    /// changes written to the store in one commit before the next is read
+    /// (issue 11: a burst of 100,000 due at once is never read whole, nor
+    /// written one resource at a time).
     pub(super) fn tick_through(&mut self, now: Timestamp, horizon: Timestamp) -> Result<(), EngineError> {
+        // The index is read from the store: the group's writes first.
+        self.settle()?;
         let allowed = self.rules().may_start;
         let starters = if allowed { self.judge_starts(now)? } else { Starters::default() };
         loop {
             let mut changed = false;
-            for (due, id) in self.store.due(horizon, usize::MAX)? {
-                changed |= self.run_deadline(&id, due, now, allowed, &starters)?;
+            let mut slice = self.store.due(horizon, TICK_SLICE)?;
+            while let Some((last_due, last_id)) = slice.last().cloned() {
+                for (due, id) in slice {
+                    changed |= self.run_deadline(&id, due, now, allowed, &starters)?;
+                }
+                self.settle()?;
+                slice = self.store.due_after((last_due, &last_id), horizon, TICK_SLICE)?;
             }
             if !changed {
                 return Ok(());
@@ -54,7 +69,7 @@ impl Engine {
         allowed: bool,
         starters: &Starters,
     ) -> Result<bool, EngineError> {
-        let Some(mut r) = self.store.resource(id)? else { return Ok(false) };
+        let Some(mut r) = self.read_resource(id)? else { return Ok(false) };
         let Some(policy) = self.config.products.get(&r.product).cloned() else {
             tracing::error!(resource = %r.id, product = %r.product, "product is not configured: deadline not run");
             return Ok(false);

@@ -10,14 +10,14 @@ use crate::config::Config;
 use crate::domain::lifecycle::{Effect, Resource};
 use crate::executor::{Action, Executor, Target};
 use crate::store::WriteSet;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::mpsc;
 
 /// Hard limit on one `fs` executor call (a hung mount must not hold a
-/// permit forever); command calls get their own timeout plus a minute.
+/// place forever); command calls get their own timeout plus a minute.
 const FS_CALL_LIMIT: Duration = Duration::from_secs(600);
 
 /// At start, entries indexed up to this far ahead are looked at at once
@@ -42,27 +42,29 @@ pub(super) type CopyKey = (String, String, String);
 
 /// The executor calls: queued while their intent is being made durable,
 /// started after the flush, one at a time per copy, each store with its
-/// own permits and time limit.
+/// own limit of running calls and time limit.
 pub(super) struct Calls {
     /// One executor per configured store.
     executors: BTreeMap<String, Arc<Executor>>,
     /// Hard time limit per store's executor call.
     limits: BTreeMap<String, Duration>,
-    /// Executor call permits, one pool per store, so a store whose calls
-    /// hang cannot hold up deletions in the others.
-    permits: BTreeMap<String, Arc<Semaphore>>,
+    /// Per store, the calls whose intent is durable and the tasks running
+    /// them: at most `daemon.executor_concurrency` each, so a store whose
+    /// calls hang cannot hold up deletions in the others.
+    lanes: BTreeMap<String, Arc<Lane>>,
     /// Calls queued or running: a copy is never called twice at once.
     in_flight: HashSet<CopyKey>,
     /// How many of them each resource has, so whether a resource is busy
     /// is one lookup (see [`Calls::lease`]).
     busy_resources: HashMap<String, usize>,
-    /// Calls to start once their intent is durable, with the tenant.
-    queued: Vec<(CopyKey, String, Action)>,
+    /// Calls queued in this step, whose intent is being made durable, with
+    /// the tenant; [`Calls::start`] hands them to their store's lane.
+    queued: Vec<Call>,
     /// Whether deletions may run, shared with queued executor calls so a
-    /// pause reaches calls already waiting for a permit.
+    /// pause reaches calls already waiting for their turn.
     gate: Arc<AtomicBool>,
     /// Resources under a hold, shared with queued executor calls so a hold
-    /// placed while a call waits for its permit stops it.
+    /// placed while a call waits for its turn stops it.
     held: Arc<Mutex<HashSet<String>>>,
 }
 
@@ -72,7 +74,7 @@ impl Calls {
         Calls {
             executors: build_executors(config),
             limits: call_limits(config),
-            permits: BTreeMap::new(),
+            lanes: BTreeMap::new(),
             in_flight: HashSet::new(),
             busy_resources: HashMap::new(),
             queued: Vec::new(),
@@ -86,9 +88,14 @@ impl Calls {
     pub(super) fn configure(&mut self, config: &Config) {
         self.executors = build_executors(config);
         self.limits = call_limits(config);
+        for (store, lane) in &self.lanes {
+            let mut st = lane.lock();
+            st.executor = self.executors.get(store).cloned();
+            st.limit = self.limits.get(store).copied().unwrap_or(FS_CALL_LIMIT);
+        }
     }
 
-    /// Opens or shuts the gate that calls waiting for a permit check.
+    /// Opens or shuts the gate that calls check as they start.
     pub(super) fn set_gate(&self, open: bool) {
         self.gate.store(open, Ordering::SeqCst);
     }
@@ -125,8 +132,8 @@ impl Calls {
         self.limits.values().copied().max().unwrap_or(FS_CALL_LIMIT).max(FS_CALL_LIMIT)
     }
 
-    /// A call has reported back (or was never started): the copy is no
-    /// longer in flight.
+    /// The copy is no longer in flight (its call reported back or was never
+    /// started).
     pub(super) fn finish(&mut self, key: &CopyKey) {
         if self.in_flight.remove(key) {
             if let Some(n) = self.busy_resources.get_mut(&key.0) {
@@ -138,7 +145,7 @@ impl Calls {
         }
     }
 
-    /// Notes whether `r` is under a hold, for calls waiting for a permit.
+    /// Notes whether `r` is under a hold, for calls waiting for their turn.
     pub(super) fn note_holds(&self, r: &Resource) {
         let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
         if r.holds.is_empty() {
@@ -154,60 +161,150 @@ impl Calls {
         let key = (r.id.clone(), store, copy);
         if self.in_flight.insert(key.clone()) {
             *self.busy_resources.entry(key.0.clone()).or_default() += 1;
-            self.queued.push((key, r.tenant.clone(), action));
+            self.queued.push(Call { key, tenant: r.tenant.clone(), action });
         }
     }
 
     /// Stopping: the queued calls are not started. Their intents are
     /// stored, so the next start calls them.
     pub(super) fn park(&mut self) {
-        for (key, _, _) in std::mem::take(&mut self.queued) {
-            self.finish(&key);
+        let mut parked = std::mem::take(&mut self.queued);
+        for lane in self.lanes.values() {
+            parked.extend(lane.lock().waiting.drain(..));
+        }
+        for call in parked {
+            self.finish(&call.key);
         }
     }
 
-    /// Starts the queued calls, each reporting back on `tx` as a
-    /// [`Command::CopyResult`].
+    /// Hands the calls queued in this step, now durable, to their stores'
+    /// lanes, starting a lane task where the store runs fewer than
+    /// `concurrency`. A lane task runs its store's calls one after another
+    /// as long as any wait, each reporting back on `tx` as a
+    /// [`Command::CopyResult`]: a store's calls follow each other at once,
+    /// not at the pace of the engine's steps, and only the running ones have
+    /// a task (issue 11: 100,000 deletions due at once spawned 100,000 tasks
+    /// waiting on permits).
     pub(super) fn start(
         &mut self,
         tx: &mpsc::Sender<Command>,
         concurrency: usize,
         metrics: &Arc<crate::metrics::Metrics>,
     ) {
-        for ((resource, store, copy), tenant, action) in self.queued.drain(..) {
-            let tx = tx.clone();
-            let permits =
-                self.permits.entry(store.clone()).or_insert_with(|| Arc::new(Semaphore::new(concurrency))).clone();
-            let Some(executor) = self.executors.get(&store).cloned() else {
-                let outcome = CallOutcome::Failed(format!("store {store:?} is not configured"));
-                tokio::spawn(async move {
-                    let _ = tx.send(Command::CopyResult { resource, store, copy, outcome }).await;
-                });
-                continue;
-            };
-            let limit = self.limits.get(&store).copied().unwrap_or(FS_CALL_LIMIT);
-            let gate = self.gate.clone();
-            let held = self.held.clone();
-            let metrics = metrics.clone();
-            let target = Target { tenant, resource: resource.clone(), store: store.clone(), copy: copy.clone() };
-            tokio::spawn(async move {
-                let _permit = permits.acquire_owned().await;
-                // A pause that came while this call waited for a permit
-                // stops it here.
-                let is_held = held.lock().unwrap_or_else(|e| e.into_inner()).contains(&resource);
-                if !gate.load(Ordering::SeqCst) || is_held {
-                    let _ = tx.send(Command::CopyResult { resource, store, copy, outcome: CallOutcome::NotRun }).await;
-                    return;
+        for call in self.queued.drain(..) {
+            let store = call.key.1.clone();
+            let lane = self
+                .lanes
+                .entry(store.clone())
+                .or_insert_with(|| {
+                    Arc::new(Lane {
+                        state: Mutex::new(LaneState {
+                            waiting: VecDeque::new(),
+                            workers: 0,
+                            executor: self.executors.get(&store).cloned(),
+                            limit: self.limits.get(&store).copied().unwrap_or(FS_CALL_LIMIT),
+                        }),
+                    })
+                })
+                .clone();
+            let spawn = {
+                let mut st = lane.lock();
+                st.waiting.push_back(call);
+                let spawn = st.workers < concurrency.max(1);
+                if spawn {
+                    st.workers += 1;
                 }
-                let outcome = call(&executor, action, &target, limit, &metrics).await;
-                let _ = tx.send(Command::CopyResult { resource, store, copy, outcome }).await;
-            });
+                spawn
+            };
+            if spawn {
+                let run = LaneTask {
+                    lane,
+                    tx: tx.clone(),
+                    gate: self.gate.clone(),
+                    held: self.held.clone(),
+                    metrics: metrics.clone(),
+                };
+                tokio::spawn(run.run());
+            }
+        }
+    }
+}
+
+/// An executor call to make: the copy, its tenant, what to do.
+pub(super) struct Call {
+    key: CopyKey,
+    tenant: String,
+    action: Action,
+}
+
+/// One store's calls whose intent is durable, waiting their turn, and how
+/// many tasks run them.
+pub(super) struct Lane {
+    state: Mutex<LaneState>,
+}
+
+struct LaneState {
+    /// Oldest first.
+    waiting: VecDeque<Call>,
+    /// Lane tasks running (at most `daemon.executor_concurrency`).
+    workers: usize,
+    /// The store's executor (None: the store left the config).
+    executor: Option<Arc<Executor>>,
+    /// The hard time limit of one call.
+    limit: Duration,
+}
+
+impl Lane {
+    fn lock(&self) -> std::sync::MutexGuard<'_, LaneState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A task that makes a lane's calls while any wait.
+struct LaneTask {
+    lane: Arc<Lane>,
+    tx: mpsc::Sender<Command>,
+    gate: Arc<AtomicBool>,
+    held: Arc<Mutex<HashSet<String>>>,
+    metrics: Arc<crate::metrics::Metrics>,
+}
+
+impl LaneTask {
+    async fn run(self) {
+        loop {
+            // Taking the next call and leaving when none waits happen under
+            // the lane's lock, as does `start`'s check of `workers`: a call
+            // handed over as the last task leaves finds a task.
+            let (call, executor, limit) = {
+                let mut st = self.lane.lock();
+                match st.waiting.pop_front() {
+                    Some(call) => (call, st.executor.clone(), st.limit),
+                    None => {
+                        st.workers -= 1;
+                        return;
+                    }
+                }
+            };
+            let Call { key: (resource, store, copy), tenant, action } = call;
+            // A pause or a hold that came while this call waited for its
+            // turn stops it here.
+            let is_held = self.held.lock().unwrap_or_else(|e| e.into_inner()).contains(&resource);
+            let outcome = match executor {
+                None => CallOutcome::Failed(format!("store {store:?} is not configured")),
+                Some(_) if !self.gate.load(Ordering::SeqCst) || is_held => CallOutcome::NotRun,
+                Some(executor) => {
+                    let target =
+                        Target { tenant, resource: resource.clone(), store: store.clone(), copy: copy.clone() };
+                    call_executor(&executor, action, &target, limit, &self.metrics).await
+                }
+            };
+            let _ = self.tx.send(Command::CopyResult { resource, store, copy, outcome }).await;
         }
     }
 }
 
 /// One executor call, cut off at `limit`, logged and counted.
-async fn call(
+async fn call_executor(
     executor: &Executor,
     action: Action,
     target: &Target,
@@ -268,7 +365,7 @@ impl Engine {
     pub(super) fn retry(&mut self, resource: &str, store: Option<&str>) -> Result<usize, EngineError> {
         let now = self.clock.now();
         let mut n = 0;
-        if let Some(mut r) = self.store.resource(resource)? {
+        if let Some(mut r) = self.read_resource(resource)? {
             n = r.copies.iter().filter(|c| c.stuck && store.is_none_or(|s| s == c.store)).count();
             let fx = r.retry_stuck(store, now);
             if !fx.is_empty() {
@@ -291,7 +388,7 @@ impl Engine {
         copy: &str,
         outcome: CallOutcome,
     ) -> Result<(), EngineError> {
-        let Some(mut r) = self.store.resource(id)? else { return Ok(()) };
+        let Some(mut r) = self.read_resource(id)? else { return Ok(()) };
         let now = self.clock.now();
         let fx = match &outcome {
             CallOutcome::Done => r.copy_done(store, copy, now),
@@ -305,7 +402,7 @@ impl Engine {
                 fx
             }
             CallOutcome::NotRun => {
-                // Paused or held while it waited for a permit: nothing
+                // Paused or held while it waited for its turn: nothing
                 // changed, but its index entry is the lease of a call that
                 // will not report again: put it back at its due time.
                 if !self.calls.resource_busy(id) {

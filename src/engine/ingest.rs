@@ -34,7 +34,7 @@ impl Engine {
     /// in the same request as an old creation keeps the resource.
     fn ingest_one(&mut self, ev: &Event, now: Timestamp) -> Result<EventResult, EngineError> {
         let result = |status, error: Option<String>| EventResult { event_id: ev.event_id.clone(), status, error };
-        if self.store.event(&ev.event_id)?.is_some() {
+        if self.pending.event(&*self.store, &ev.event_id)?.is_some() {
             return Ok(result("duplicate", None));
         }
         // Nothing of an event dated too far ahead is stored, so the sender
@@ -96,7 +96,7 @@ impl Engine {
     fn apply_to_resource(&mut self, ev: &Event, id: &str, now: Timestamp) -> Result<Applied, EngineError> {
         let config = self.config.clone();
         let rules = self.rules();
-        let applied = match self.store.resource(id)? {
+        let applied = match self.read_resource(id)? {
             None => {
                 let policy = match &ev.body {
                     EventBody::Created { product, .. } => config.products.get(product),
@@ -105,7 +105,7 @@ impl Engine {
                 match policy {
                     None => Err(Rejection { message: format!("unknown resource {id:?}"), retryable: true }),
                     Some(policy) => {
-                        let holds = self.store.tenant_holds(&ev.tenant)?.holds;
+                        let holds = self.pending.tenant_holds(&*self.store, &ev.tenant)?.holds;
                         Resource::create(ev, policy, &holds, now, rules).map(|r| {
                             self.safety.tracked += 1;
                             let due = r.next_due(policy);
@@ -133,15 +133,15 @@ impl Engine {
         let config = self.config.clone();
         let rules = self.rules();
         if matches!(ev.body, EventBody::HoldPlaced { .. } | EventBody::HoldReleased { .. }) {
-            let mut holds = self.store.tenant_holds(&ev.tenant)?;
+            let mut holds = self.pending.tenant_holds(&*self.store, &ev.tenant)?;
             if let Err(rejection) = holds.apply(ev) {
                 return Ok(Err(rejection));
             }
             w.tenants.push((ev.tenant.clone(), holds));
         }
         let mut changes = Vec::new();
-        for id in self.store.tenant_resources(&ev.tenant)? {
-            let Some(mut r) = self.store.resource(&id)? else { continue };
+        for id in self.pending.tenant_resources(&*self.store, &ev.tenant)? {
+            let Some(mut r) = self.read_resource(&id)? else { continue };
             let Some(policy) = config.products.get(&r.product) else {
                 tracing::error!(resource = %r.id, product = %r.product, "product is not configured: tenant event skipped");
                 continue;

@@ -57,8 +57,9 @@ impl Journal {
 }
 
 impl Engine {
-    /// Writes `w` to the store, every engine write but the outbox's going
-    /// through here. A resource with an executor call still queued or
+    /// Adds `w` to the step's pending writes ([`super::pending`]), every
+    /// engine write going through here; [`Engine::settle`] hands them to the
+    /// store in one commit. A resource with an executor call still queued or
     /// running is indexed at the end of its lease ([`super::dispatch::Calls::lease`])
     /// instead of its lifecycle due time: its copies are being deleted, and
     /// the call's outcome indexes it again. Only the index entry moves, never
@@ -72,8 +73,25 @@ impl Engine {
                 }
             }
         }
-        self.store.commit(w)?;
+        self.pending.merge(w);
         Ok(())
+    }
+
+    /// Writes the pending changes to the store in one commit (not yet
+    /// durable: [`Engine::make_durable`] flushes). Called before every read
+    /// of the deadline index or scan of the records, which see the store
+    /// alone, and before the flush.
+    pub(super) fn settle(&mut self) -> Result<(), EngineError> {
+        if !self.pending.is_empty() {
+            self.store.commit(self.pending.take())?;
+        }
+        Ok(())
+    }
+
+    /// A resource as last written: this step's pending writes first, then
+    /// the store.
+    pub(super) fn read_resource(&self, id: &str) -> Result<Option<Resource>, EngineError> {
+        Ok(self.pending.resource(&*self.store, id)?)
     }
 
     /// Seals an audit record onto the chain and puts it in `w`, to be
@@ -131,9 +149,11 @@ impl Engine {
         }
     }
 
-    /// One fsync of the database, then one of the audit file, for everything
-    /// applied since the last call.
+    /// One store commit of the pending writes, one fsync of the database,
+    /// then one of the audit file, for everything applied since the last
+    /// call.
     pub(super) async fn make_durable(&mut self) -> Result<(), EngineError> {
+        self.settle()?;
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || store.flush())
             .await
@@ -151,9 +171,10 @@ impl Engine {
         .await
         .map_err(|e| EngineError::Audit(format!("audit task failed: {e}")))?
         .map_err(|e| EngineError::Audit(e.to_string()))?;
-        // Lazily trim the outbox; if this is lost in a crash the records are
-        // skipped on start because the file already holds them.
-        self.store.commit(WriteSet { outbox_done_through: last, ..Default::default() })?;
+        // Lazily trim the outbox, with the next step's writes; if this is
+        // lost in a crash the records are skipped on start because the file
+        // already holds them.
+        self.pending.merge(WriteSet { outbox_done_through: last, ..Default::default() });
         Ok(())
     }
 }

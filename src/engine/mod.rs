@@ -4,9 +4,10 @@
 //! Every change (an event, a deadline, an executor's answer, a clock move)
 //! arrives as a [`Command`] on one channel and is applied in order, so there
 //! are no concurrent writers and no optimistic retries. Commands that arrive
-//! together share one flush (group commit): each is applied to the store at
-//! once, then one fsync of the database and one of the audit file make them
-//! all durable, and only then are callers answered and executors called
+//! together share one store write and one flush (group commit): their
+//! changes are merged as they are applied (later commands of the group read
+//! the earlier ones' writes), written to the store in one commit, then one
+//! fsync of the database and one of the audit file make them all durable, and only then are callers answered and executors called
 //! (engineering-notes habits 1 and 3: persist intent, act, record outcome;
 //! acknowledge only what is durable).
 //!
@@ -30,7 +31,8 @@
 //!   and their outcomes; `notices.rs`: the same for notices to the tenant.
 //! - `admin.rs`: reload, sweeps, `apply-policy`, the products-in-use check.
 //! - `journal.rs`: effects and audit records into write sets; one flush per
-//!   step.
+//!   step. `pending.rs`: a step's writes merged into one store commit, and
+//!   the reads that see them.
 //! - `tests.rs`: the engine on the in-memory store, driven step by step.
 
 mod admin;
@@ -41,6 +43,7 @@ mod handle;
 mod ingest;
 mod journal;
 mod notices;
+mod pending;
 mod safety;
 mod step;
 #[cfg(test)]
@@ -82,6 +85,9 @@ pub struct Engine {
     metrics: Arc<crate::metrics::Metrics>,
     /// The audit chain and file.
     journal: Journal,
+    /// Writes not yet handed to the store (one commit per step or slice,
+    /// issue 11); every read of a record goes through it.
+    pending: pending::Pending,
     /// What stops deletions: pause, clock anomaly, the guard.
     safety: Safety,
     /// Executor calls queued and running.
@@ -130,6 +136,7 @@ impl Engine {
             config,
             metrics,
             journal,
+            pending: pending::Pending::default(),
             safety,
             calls,
             notices,
@@ -175,6 +182,7 @@ impl Engine {
         // Read from the store's indexes, not from every record (issue 11):
         // refuse a config missing products in use, and bring records of an
         // older version up to date.
+        self.settle()?;
         let config = self.config.clone();
         self.check_products(&config)?.map_err(EngineError::ProductsInUse)?;
         let outdated = self.outdated_records(&config)?;

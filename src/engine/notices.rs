@@ -115,7 +115,7 @@ impl Engine {
         key: &str,
         outcome: Result<(), NoticeFailure>,
     ) -> Result<(), EngineError> {
-        let Some(mut r) = self.store.resource(id)? else { return Ok(()) };
+        let Some(mut r) = self.read_resource(id)? else { return Ok(()) };
         let now = self.clock.now();
         let fx = match outcome {
             Ok(()) => r.notice_sent(key, now, None),

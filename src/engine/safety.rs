@@ -128,7 +128,7 @@ impl Engine {
         let mut fresh = Vec::new();
         let mut starters = Starters::default();
         for (_, id) in self.store.due(now, usize::MAX)? {
-            let Some(r) = self.store.resource(&id)? else { continue };
+            let Some(r) = self.read_resource(&id)? else { continue };
             if r.state.is_final() {
                 continue;
             }

@@ -40,6 +40,7 @@ macro_rules! conformance_suite {
             the_due_index_is_ordered_by_time_then_resource_id,
             due_times_are_held_to_the_millisecond,
             due_includes_now_and_stops_at_the_limit,
+            due_after_an_entry_continues_in_index_order,
             next_due_after_is_strictly_after_now,
             resources_are_listed_once_in_id_order,
             slices_after_an_id_cover_every_resource_once,
@@ -377,6 +378,51 @@ fn due_includes_now_and_stops_at_the_limit(store: &dyn Store) {
     );
     assert_eq!(due("2027-01-01T00:00:00Z", 0), vec![]);
     assert_eq!(due("2027-01-01T00:00:00Z", 3).len(), 3);
+}
+
+/// `due_after(entry, now, limit)`: the entries of `due(now, ..)` strictly
+/// after `entry` in index order (time, then id), so slices read one after
+/// another list every entry once; an entry exactly at `now` is included.
+fn due_after_an_entry_continues_in_index_order(store: &dyn Store) {
+    put(store, resource("b", "t1"), Some("2026-01-01T00:00:00Z"));
+    put(store, resource("a", "t1"), Some("2026-01-01T00:00:00Z"));
+    put(store, resource("c", "t1"), Some("2026-01-01T00:00:00Z"));
+    put(store, resource("z", "t1"), Some("2026-01-02T00:00:00Z"));
+    put(store, resource("y", "t1"), Some("2026-01-03T00:00:00Z"));
+    let day1 = ts("2026-01-01T00:00:00Z");
+    let after = |t: &str, id: &str, now: &str, limit| store.due_after((ts(t), id), ts(now), limit).unwrap();
+    // Same time, later ids; then later times, whatever their ids.
+    assert_eq!(
+        after("2026-01-01T00:00:00Z", "a", "2026-01-02T00:00:00Z", 10),
+        vec![
+            entry("2026-01-01T00:00:00Z", "b"),
+            entry("2026-01-01T00:00:00Z", "c"),
+            entry("2026-01-02T00:00:00Z", "z")
+        ]
+    );
+    // An entry that is not in the index is a position all the same.
+    assert_eq!(
+        after("2026-01-01T00:00:00Z", "bb", "2026-01-01T00:00:00Z", 10),
+        vec![entry("2026-01-01T00:00:00Z", "c")]
+    );
+    // The last entry: nothing after it.
+    assert_eq!(after("2026-01-03T00:00:00Z", "y", "2027-01-01T00:00:00Z", 10), vec![]);
+    // Slices of two, each after the last one read, cover `due` exactly once.
+    let now = ts("2026-01-02T00:00:00Z");
+    let mut read: Vec<(crate::time::Timestamp, String)> = store.due(now, 2).unwrap();
+    loop {
+        let (t, id) = read.last().cloned().unwrap();
+        let next = store.due_after((t, &id), now, 2).unwrap();
+        if next.is_empty() {
+            break;
+        }
+        read.extend(next);
+    }
+    assert_eq!(read, store.due(now, usize::MAX).unwrap());
+    assert_eq!(read.len(), 4);
+    assert_eq!(read[0], (day1, "a".to_string()));
+    // The limit holds.
+    assert_eq!(after("2025-01-01T00:00:00Z", "", "2027-01-01T00:00:00Z", 1), vec![entry("2026-01-01T00:00:00Z", "a")]);
 }
 
 /// `next_due_after(now)`: the earliest entry strictly after `now`; an entry

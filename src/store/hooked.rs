@@ -64,6 +64,14 @@ impl<S: Store> Store for Hooked<S> {
     fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<(Timestamp, String)>, StoreError> {
         self.inner.due(now, limit)
     }
+    fn due_after(
+        &self,
+        after: (Timestamp, &str),
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<(Timestamp, String)>, StoreError> {
+        self.inner.due_after(after, now, limit)
+    }
     fn next_due_after(&self, now: Timestamp) -> Result<Option<Timestamp>, StoreError> {
         self.inner.next_due_after(now)
     }

@@ -122,6 +122,25 @@ impl Store for MemoryStore {
         Ok(out)
     }
 
+    fn due_after(
+        &self,
+        after: (Timestamp, &str),
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<(Timestamp, String)>, StoreError> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let st = self.lock()?;
+        let mut out = Vec::new();
+        for k in st.due.range((Excluded(DueKey::new(after.0, after.1)), Unbounded)) {
+            let t = entry_at(k)?;
+            if t > now || out.len() >= limit {
+                break;
+            }
+            out.push((t, k.resource.clone()));
+        }
+        Ok(out)
+    }
+
     fn next_due_after(&self, now: Timestamp) -> Result<Option<Timestamp>, StoreError> {
         let st = self.lock()?;
         let start = DueKey { millis: now.timestamp_millis().saturating_add(1), resource: String::new() };

@@ -228,6 +228,10 @@ impl WriteSet {
 /// - [`due(now, limit)`](Store::due) lists entries at or before `now` (an
 ///   entry exactly at `now` included), earliest first, at most `limit`
 ///   (`due_includes_now_and_stops_at_the_limit`).
+/// - [`due_after(entry, now, limit)`](Store::due_after) lists the same
+///   entries as `due`, but only those ordered strictly after `entry`, so a
+///   caller reading slices sees each entry once
+///   (`due_after_an_entry_continues_in_index_order`).
 /// - [`next_due_after(now)`](Store::next_due_after) is the earliest entry
 ///   strictly after `now` (`next_due_after_is_strictly_after_now`).
 ///
@@ -312,6 +316,16 @@ pub trait Store: Send + Sync + 'static {
     fn event(&self, event_id: &str) -> Result<Option<EventOutcome>, StoreError>;
     /// Resources due at or before `now`, earliest first, at most `limit`.
     fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<(Timestamp, String)>, StoreError>;
+    /// Resources due at or before `now` whose entry comes strictly after
+    /// `after` (the last entry a caller read), earliest first, at most
+    /// `limit`: the tick reads a burst of deadlines in slices, so 100,000
+    /// due at once are never held in memory together (issue 11).
+    fn due_after(
+        &self,
+        after: (Timestamp, &str),
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<(Timestamp, String)>, StoreError>;
     /// The earliest deadline strictly after `now`.
     fn next_due_after(&self, now: Timestamp) -> Result<Option<Timestamp>, StoreError>;
     /// The audit head as of the last committed write set.

@@ -122,6 +122,31 @@ impl Store for SledStore {
         Ok(out)
     }
 
+    fn due_after(
+        &self,
+        after: (Timestamp, &str),
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<(Timestamp, String)>, StoreError> {
+        // The first key after `after`'s: ids hold no 0 byte, so appending
+        // one gives the least key greater than it.
+        let mut start = DueKey::new(after.0, after.1).encode();
+        start.push(0);
+        let mut out = Vec::new();
+        for kv in self.db.range(start..) {
+            let (k, _) = kv.map_err(db_err)?;
+            if !k.starts_with(record::DUE_PREFIX) {
+                break;
+            }
+            let (t, id) = due_entry(&k)?;
+            if t > now || out.len() >= limit {
+                break;
+            }
+            out.push((t, id));
+        }
+        Ok(out)
+    }
+
     fn next_due_after(&self, now: Timestamp) -> Result<Option<Timestamp>, StoreError> {
         // Every id at the next millisecond and later.
         let start = record::due_prefix_from(now.timestamp_millis().saturating_add(1));
