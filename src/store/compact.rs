@@ -117,14 +117,29 @@ const WORDS: &[&str] = &[
     "buffer_started",
     "deletion_warning",
     "deletion_completed",
+    // Audit kinds not above (the outbox's records).
+    "event.applied",
+    "event.rejected",
+    "copy.registered",
+    "notice.failed",
+    "notice.superseded",
+    "deletions.paused",
+    "deletions.resumed",
+    "guard.tripped",
+    "guard.approved",
+    "clock.anomaly",
+    "config.reloaded",
+    "config.reload_failed",
+    "policy.applied",
+    "sweep.repaired",
 ];
 
 /// A time: seconds since 1970 and nanoseconds (chrono's own split, leap
 /// seconds included).
 #[derive(Serialize, Deserialize)]
-struct Ts(i64, u32);
+pub(super) struct Ts(i64, u32);
 
-fn ts(t: Timestamp) -> Ts {
+pub(super) fn ts(t: Timestamp) -> Ts {
     Ts(t.timestamp(), t.timestamp_subsec_nanos())
 }
 
@@ -133,7 +148,7 @@ fn opt_ts(t: Option<Timestamp>) -> Option<Ts> {
 }
 
 impl Ts {
-    fn get(self) -> Result<Timestamp, RecordError> {
+    pub(super) fn get(self) -> Result<Timestamp, RecordError> {
         chrono::DateTime::from_timestamp(self.0, self.1).ok_or(RecordError::Field("time"))
     }
 }
@@ -144,7 +159,7 @@ fn get_ts(t: Option<Ts>) -> Result<Option<Timestamp>, RecordError> {
 
 /// A string that is often one of [`WORDS`].
 #[derive(Serialize, Deserialize)]
-enum Text {
+pub(super) enum Text {
     /// An index into [`WORDS`].
     Word(u16),
     /// Any other string.
@@ -155,7 +170,7 @@ fn word_index(s: &str) -> Option<u16> {
     WORDS.iter().position(|w| *w == s).map(|i| i as u16)
 }
 
-fn text(s: &str) -> Text {
+pub(super) fn text(s: &str) -> Text {
     word_index(s).map_or_else(|| Text::Own(s.to_owned()), Text::Word)
 }
 
@@ -164,7 +179,7 @@ fn word(i: u16) -> Result<&'static str, RecordError> {
 }
 
 impl Text {
-    fn get(self) -> Result<String, RecordError> {
+    pub(super) fn get(self) -> Result<String, RecordError> {
         match self {
             Text::Word(i) => word(i).map(str::to_owned),
             Text::Own(s) => Ok(s),
@@ -185,7 +200,7 @@ enum Piece {
 
 /// The RFC 3339 time that `s` starts with, and its length, when
 /// [`fmt_rfc3339`] gives back exactly those bytes.
-fn time_prefix(s: &str) -> Option<(Timestamp, usize)> {
+pub(super) fn time_prefix(s: &str) -> Option<(Timestamp, usize)> {
     let b = s.as_bytes();
     let shape = b"dddd-dd-ddTdd:dd:dd";
     if b.len() < shape.len() + 1
@@ -710,17 +725,20 @@ pub(crate) fn decode_outcome(body: &[u8]) -> Result<EventOutcome, RecordError> {
     Ok(EventOutcome { status: o.status.get()?, resource: o.resource })
 }
 
-fn versioned<T: Serialize>(v: &T) -> Vec<u8> {
+pub(super) fn versioned<T: Serialize>(v: &T) -> Vec<u8> {
     postcard::to_extend(v, vec![V2]).expect("records serialize")
 }
 
 /// Decodes `body`, refusing bytes left over (a record is one value).
-fn whole<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, RecordError> {
+pub(super) fn whole<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, RecordError> {
     match postcard::take_from_bytes(body)? {
         (v, []) => Ok(v),
         _ => Err(RecordError::Field("trailing bytes")),
     }
 }
+
+mod outbox;
+pub(crate) use outbox::{decode_audit, encode_audit};
 
 #[cfg(test)]
 mod tests;

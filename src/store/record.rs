@@ -18,7 +18,7 @@
 //! - `e/<event_id>`: ids of events already handled, with their outcome
 //!   (compact, version 2; JSON in older builds, still read)
 //! - `o/<seq, 8 bytes big-endian>`: audit records not yet confirmed in the
-//!   audit file (the outbox)
+//!   audit file (the outbox; compact, version 2; JSON in older builds)
 //! - `m/audit_head`, `m/clock`: the audit chain head, the manual clock reading
 //! - `m/guard`: the mass-deletion guard's held batch and last approval
 //! - `m/stats`: the gauges of [`super::StoreStats`] as counters, written by
@@ -26,8 +26,8 @@
 //! - `f/<name>`: daemon-wide switches that stop deletions
 //!   ([`super::Flag::as_str`]), kept across restarts
 //!
-//! The two records written once per resource and once per event (`r/`,
-//! `e/`) are compact and versioned by their leading byte (JSON ones, of
+//! The records written once per resource and once per event (`r/`, `e/`,
+//! `o/`) are compact and versioned by their leading byte (JSON ones, of
 //! older builds, begin with `{`). The other values are JSON: few keys,
 //! small serde types whose changes so far were additive.
 
@@ -117,6 +117,22 @@ pub(crate) fn decode_outcome(bytes: &[u8]) -> Result<super::EventOutcome, Record
         Some(other) => Err(RecordError::Version(u32::from(*other))),
         None => Err(RecordError::Field("empty record")),
     }
+}
+
+/// Decodes an outbox record (`o/<seq>`): JSON as version 1 wrote it, or
+/// version 2; any other version is refused.
+pub(crate) fn decode_audit(bytes: &[u8]) -> Result<crate::audit::AuditRecord, RecordError> {
+    match bytes.first() {
+        Some(b'{') => Ok(serde_json::from_slice(bytes)?),
+        Some(&compact::V2) => compact::decode_audit(&bytes[1..]),
+        Some(other) => Err(RecordError::Version(u32::from(*other))),
+        None => Err(RecordError::Field("empty record")),
+    }
+}
+
+/// The bytes of an outbox record this build writes: version 2.
+pub(crate) fn encode_audit(r: &crate::audit::AuditRecord) -> Vec<u8> {
+    compact::encode_audit(r)
 }
 
 /// The bytes of an event outcome this build writes: version 2.

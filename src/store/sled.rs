@@ -151,7 +151,7 @@ impl Store for SledStore {
         let mut out = Vec::new();
         for kv in self.db.range(record::outbox_key(after.saturating_add(1))..record::outbox_key(u64::MAX)) {
             let (k, v) = kv.map_err(db_err)?;
-            out.push(record::decode(&v).map_err(|e| decode_err(&k, e))?);
+            out.push(record::decode_audit(&v).map_err(|e| decode_err(&k, e))?);
         }
         Ok(out)
     }
@@ -263,7 +263,7 @@ impl Store for SledStore {
         }
         if let Some(last) = w.audit.last() {
             for rec in &w.audit {
-                batch.insert(record::outbox_key(rec.seq), record::encode(rec));
+                batch.insert(record::outbox_key(rec.seq), record::encode_audit(rec));
             }
             batch.insert(record::AUDIT_HEAD_KEY, record::encode(&AuditHead { seq: last.seq, hash: last.hash.clone() }));
         }
@@ -456,6 +456,10 @@ mod tests {
         assert!(old.starts_with(br#"{"v":1,"due":"2026-03-01T00:00:00Z","resource":{"id":"r1","#));
         store.db.insert(b"r/r1", old.clone()).unwrap();
         store.db.insert(b"e/e1", &br#"{"status":"applied","resource":"r1"}"#[..]).unwrap();
+        let data = serde_json::json!({"event_id": "e1", "type": "resource.created"});
+        let audit =
+            AuditRecord::seal(1, ts("2026-01-01T00:00:00Z"), "event.applied", Some("t1"), Some("r1"), data, "00");
+        store.db.insert(record::outbox_key(1), serde_json::to_vec(&audit).unwrap()).unwrap();
         store.flush().unwrap();
         drop(store);
 
@@ -464,11 +468,17 @@ mod tests {
         assert_eq!(store.resources_after(None, 10).unwrap(), vec![(r1.clone(), Some(due))]);
         let outcome = EventOutcome { status: "applied".into(), resource: Some("r1".into()) };
         assert_eq!(store.event("e1").unwrap(), Some(outcome.clone()));
+        assert_eq!(store.outbox_after(0).unwrap(), vec![audit.clone()], "a JSON outbox record is replayed");
 
         let later = ts("2026-04-01T00:00:00Z");
-        let mut w = WriteSet { events: vec![("e1".into(), outcome.clone())], ..Default::default() };
+        let next =
+            AuditRecord::seal(2, later, "event.applied", Some("t1"), Some("r1"), serde_json::json!({}), &audit.hash);
+        let mut w =
+            WriteSet { events: vec![("e1".into(), outcome.clone())], audit: vec![next.clone()], ..Default::default() };
         w.put_resource(r1.clone(), Some(later));
         store.commit(w).unwrap();
+        assert_eq!(store.db.get(record::outbox_key(2)).unwrap().unwrap()[0], 2);
+        assert_eq!(store.outbox_after(0).unwrap(), vec![audit, next], "old and new, in seq order");
         let new = store.db.get(b"r/r1").unwrap().unwrap();
         assert_eq!(new[0], 2, "rewritten as version 2");
         assert!(new.len() * 4 < old.len(), "{} bytes compact, {} as JSON", new.len(), old.len());
