@@ -12,7 +12,8 @@
 //! Half the resources are prepaid with term ends spread over 2026 (so the
 //! due index is full and a month's forecast holds about 1/24 of them), half
 //! postpaid. The clock is manual, so none fires; the reconcile sweep runs on
-//! its cron (every BENCH_SWEEP_EVERY seconds, default 120).
+//! its cron (every BENCH_SWEEP_EVERY seconds, default 120). BENCH_CACHE sets
+//! the daemon's `cache_capacity` in bytes (default: the daemon's own).
 
 mod common;
 
@@ -115,6 +116,7 @@ fn main() {
     // for a third of that, then the scrape and the forecast run alone.
     let every = env_usize("BENCH_SWEEP_EVERY", if quick() { 20 } else { 120 }) as u64;
     let sweep_window = Duration::from_secs(every / 3);
+    let daemon = std::env::var("BENCH_CACHE").map(|c| format!("cache_capacity = {c}")).unwrap_or_default();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let mut report = Report::new(&format!("scale, {} resources", thousands(n as u64)), &["figure", "value"]);
@@ -122,7 +124,7 @@ fn main() {
         let mut d = ChildDaemon::prepare(|port| {
             config_text(
                 port,
-                "",
+                &daemon,
                 common::MANUAL_CLOCK,
                 "",
                 common::BUFFERS_15D,

@@ -120,7 +120,9 @@ pub enum ClockSource {
 pub struct DaemonConfig {
     /// Holds the sled database and the audit log.
     pub state_dir: PathBuf,
-    /// sled's page cache in bytes (memory can reach several times it).
+    /// sled's page cache in bytes (memory can reach several times it);
+    /// lower it where memory is short (the default's measurements are in
+    /// docs/benchmarks.md).
     pub cache_capacity: u64,
     /// At most this many executor calls run at once per store (each store
     /// has its own pool, so one whose calls hang cannot hold up the others).

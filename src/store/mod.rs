@@ -9,6 +9,8 @@
 //! - `indexes`: the indexes kept from each record beside the deadline
 //!   index (held or deleting, deletion starts, records to bring up to
 //!   date, unsettled resources by product), for the forecast and start-up.
+//! - `compact`: the compact (version 2) encoding of the records written
+//!   once per resource and per event (issue 11: bytes a resource on disk).
 //! - [`MemoryStore`] (`memory.rs`): maps in memory, for tests.
 //! - [`Hooked`] (`hooked.rs`): any engine with callbacks around its writes,
 //!   for tests that watch or stall them.
@@ -19,6 +21,7 @@
 //! [`Store::flush`] returns; callers flush before acknowledging an event or
 //! calling an executor.
 
+mod compact;
 #[cfg(test)]
 mod conformance;
 mod hooked;
@@ -306,9 +309,12 @@ impl WriteSet {
 ///
 /// **Failures.** Every failure is a [`StoreError`] and stops deletions. A
 /// stored record this build cannot read, such as a resource record of an
-/// unknown version (`"v":2`), is an error ([`StoreError::Decode`]), never
-/// a guess. Engine-specific: the memory engine holds typed values and has
-/// no versions; the sled engine's refusal is tested in `sled.rs`.
+/// unknown version (a compact record's leading byte past 2, or JSON with
+/// `"v"` other than 1), is an error ([`StoreError::Decode`]), never a
+/// guess; records of the versions before are still read, and written in
+/// the current one. Engine-specific: the memory engine holds typed values
+/// and has no versions; the sled engine's refusal and migration are tested
+/// in `sled.rs`.
 pub trait Store: Send + Sync + 'static {
     /// A resource by id.
     fn resource(&self, id: &str) -> Result<Option<Resource>, StoreError>;

@@ -6,7 +6,8 @@
 //!
 //! One keyspace, keys by prefix (ids never contain `/`, see [`crate::ids`]):
 //! - `r/<resource>`: the resource and its due time, versioned
-//!   (`{"v":1,"due":..,"resource":..}`, [`ResourceRecord`])
+//!   ([`ResourceRecord`]: compact, version 2, see [`super::compact`]; older
+//!   builds wrote JSON `{"v":1,"due":..,"resource":..}`, still read)
 //! - `d/<due millis, 8 bytes big-endian, sign-flipped>/<resource>`: the
 //!   deadline index, ordered by due time then resource id, kept equal to
 //!   each record's `due` by the engine's commit (it removes the old key it
@@ -15,8 +16,9 @@
 //! - `n/<tenant>`: holds placed on a whole tenant
 //! - `c/<resource>`: the deletion certificate of a purged resource
 //! - `e/<event_id>`: ids of events already handled, with their outcome
+//!   (compact, version 2; JSON in older builds, still read)
 //! - `o/<seq, 8 bytes big-endian>`: audit records not yet confirmed in the
-//!   audit file (the outbox)
+//!   audit file (the outbox; compact, version 2; JSON in older builds)
 //! - `m/audit_head`, `m/clock`: the audit chain head, the manual clock reading
 //! - `m/guard`: the mass-deletion guard's held batch and last approval
 //! - `m/stats`: the gauges of [`super::StoreStats`] as counters, written by
@@ -24,18 +26,15 @@
 //! - `f/<name>`: daemon-wide switches that stop deletions
 //!   ([`super::Flag::as_str`]), kept across restarts
 //!
-//! Values are JSON. Only the resource record carries a version: the others
-//! are small serde types whose changes so far were additive.
+//! The records written once per resource and once per event (`r/`, `e/`,
+//! `o/`) are compact and versioned by their leading byte (JSON ones, of
+//! older builds, begin with `{`). The other values are JSON: few keys,
+//! small serde types whose changes so far were additive.
 
-use super::Flag;
+use super::{compact, Flag};
 use crate::domain::lifecycle::Resource;
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
-
-/// The resource record version this build writes and reads. A record of
-/// another version is refused ([`RecordError::Version`]) rather than
-/// guessed at: a misread deadline could delete early.
-pub(crate) const RESOURCE_RECORD_VERSION: u32 = 1;
 
 /// Why a stored record cannot be read.
 #[derive(Debug, thiserror::Error)]
@@ -44,8 +43,15 @@ pub enum RecordError {
     /// by an incompatible build).
     #[error(transparent)]
     Json(#[from] serde_json::Error),
-    /// A resource record of a version this build does not know (written
-    /// by a newer build).
+    /// The bytes are not a compact (v2) record: cut short or corrupt.
+    #[error("not a version 2 record: {0}")]
+    Binary(#[from] postcard::Error),
+    /// A compact record whose field holds a value no build writes (an
+    /// unknown code, a time out of range, bytes left over).
+    #[error("version 2 record with a bad {0}")]
+    Field(&'static str),
+    /// A record of a version this build does not know (written by a newer
+    /// build): for the compact records, their leading byte.
     #[error("record version {0} is not supported by this build")]
     Version(u32),
     /// A deadline index key that does not decode to a time and an id.
@@ -53,27 +59,85 @@ pub enum RecordError {
     DueKey,
 }
 
-/// The stored form of a resource: the resource, its due time (what the
-/// deadline index must hold for it), and the format version.
-#[derive(Serialize, Deserialize)]
+/// A resource record as read: the resource and its due time (what the
+/// deadline index must hold for it). Written as [`super::compact`] says.
 pub(crate) struct ResourceRecord {
-    /// [`RESOURCE_RECORD_VERSION`] when written by this build.
-    pub v: u32,
     /// When the resource is next due, as in the deadline index.
     pub due: Option<Timestamp>,
     /// The resource itself.
     pub resource: Resource,
 }
 
+/// The version 1 form, JSON, written by builds before the compact one:
+/// still read, never written.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct ResourceRecordV1 {
+    /// 1.
+    pub v: u32,
+    /// See [`ResourceRecord::due`].
+    pub due: Option<Timestamp>,
+    /// See [`ResourceRecord::resource`].
+    pub resource: Resource,
+}
+
 impl ResourceRecord {
-    /// Decodes a stored record, refusing any version but this build's.
-    pub fn decode(bytes: &[u8]) -> Result<ResourceRecord, RecordError> {
-        let rec: ResourceRecord = serde_json::from_slice(bytes)?;
-        if rec.v != RESOURCE_RECORD_VERSION {
-            return Err(RecordError::Version(rec.v));
+    /// Decodes the stored record of resource `id` (its key's id: the
+    /// compact form does not repeat it), of version 1 or 2, refusing any
+    /// other.
+    pub fn decode(id: &str, bytes: &[u8]) -> Result<ResourceRecord, RecordError> {
+        match bytes.first() {
+            Some(b'{') => {
+                let rec: ResourceRecordV1 = serde_json::from_slice(bytes)?;
+                if rec.v != 1 {
+                    return Err(RecordError::Version(rec.v));
+                }
+                Ok(ResourceRecord { due: rec.due, resource: rec.resource })
+            }
+            Some(&compact::V2) => {
+                let (resource, due) = compact::decode_resource(id, &bytes[1..])?;
+                Ok(ResourceRecord { due, resource })
+            }
+            Some(other) => Err(RecordError::Version(u32::from(*other))),
+            None => Err(RecordError::Field("empty record")),
         }
-        Ok(rec)
     }
+
+    /// The bytes this build writes: version 2.
+    pub fn encode(resource: &Resource, due: Option<Timestamp>) -> Vec<u8> {
+        compact::encode_resource(resource, due)
+    }
+}
+
+/// Decodes an event outcome (`e/<event_id>`): JSON as version 1 wrote it,
+/// or version 2; any other version is refused.
+pub(crate) fn decode_outcome(bytes: &[u8]) -> Result<super::EventOutcome, RecordError> {
+    match bytes.first() {
+        Some(b'{') => Ok(serde_json::from_slice(bytes)?),
+        Some(&compact::V2) => compact::decode_outcome(&bytes[1..]),
+        Some(other) => Err(RecordError::Version(u32::from(*other))),
+        None => Err(RecordError::Field("empty record")),
+    }
+}
+
+/// Decodes an outbox record (`o/<seq>`): JSON as version 1 wrote it, or
+/// version 2; any other version is refused.
+pub(crate) fn decode_audit(bytes: &[u8]) -> Result<crate::audit::AuditRecord, RecordError> {
+    match bytes.first() {
+        Some(b'{') => Ok(serde_json::from_slice(bytes)?),
+        Some(&compact::V2) => compact::decode_audit(&bytes[1..]),
+        Some(other) => Err(RecordError::Version(u32::from(*other))),
+        None => Err(RecordError::Field("empty record")),
+    }
+}
+
+/// The bytes of an outbox record this build writes: version 2.
+pub(crate) fn encode_audit(r: &crate::audit::AuditRecord) -> Vec<u8> {
+    compact::encode_audit(r)
+}
+
+/// The bytes of an event outcome this build writes: version 2.
+pub(crate) fn encode_outcome(o: &super::EventOutcome) -> Vec<u8> {
+    compact::encode_outcome(o)
 }
 
 /// The stored counters of [`super::StoreStats`] (all but the earliest

@@ -4,7 +4,7 @@
 //! A [`WriteSet`] is one sled batch; [`Store::flush`] is sled's fsync.
 
 use super::indexes;
-use super::record::{self, DueKey, RecordError, ResourceRecord, RESOURCE_RECORD_VERSION};
+use super::record::{self, DueKey, RecordError, ResourceRecord};
 use super::{EventOutcome, Flag, Store, StoreError, StoreStats, WriteSet};
 use crate::audit::{AuditHead, AuditRecord};
 use crate::domain::lifecycle::{Resource, TenantHolds};
@@ -29,6 +29,11 @@ fn db_err(e: sled::Error) -> StoreError {
 
 fn decode_err(key: &[u8], reason: RecordError) -> StoreError {
     StoreError::Decode { key: String::from_utf8_lossy(key).into_owned(), reason }
+}
+
+/// The resource id of an `r/` key (ids are UTF-8: [`crate::ids`]).
+fn resource_id(k: &[u8]) -> Result<&str, StoreError> {
+    std::str::from_utf8(&k[record::RESOURCE_PREFIX.len()..]).map_err(|_| decode_err(k, RecordError::Field("key")))
 }
 
 fn due_entry(k: &[u8]) -> Result<(Timestamp, String), StoreError> {
@@ -79,7 +84,7 @@ impl SledStore {
         let key = record::resource_key(id);
         match self.db.get(&key).map_err(db_err)? {
             None => Ok(None),
-            Some(v) => ResourceRecord::decode(&v).map(Some).map_err(|e| decode_err(&key, e)),
+            Some(v) => ResourceRecord::decode(id, &v).map(Some).map_err(|e| decode_err(&key, e)),
         }
     }
 
@@ -94,7 +99,7 @@ impl SledStore {
     fn for_each_record(&self, f: &mut dyn FnMut(ResourceRecord)) -> Result<(), StoreError> {
         for kv in self.db.scan_prefix(record::RESOURCE_PREFIX) {
             let (k, v) = kv.map_err(db_err)?;
-            f(ResourceRecord::decode(&v).map_err(|e| decode_err(&k, e))?);
+            f(ResourceRecord::decode(resource_id(&k)?, &v).map_err(|e| decode_err(&k, e))?);
         }
         Ok(())
     }
@@ -106,7 +111,11 @@ impl Store for SledStore {
     }
 
     fn event(&self, event_id: &str) -> Result<Option<EventOutcome>, StoreError> {
-        self.get(&record::event_key(event_id))
+        let key = record::event_key(event_id);
+        match self.db.get(&key).map_err(db_err)? {
+            None => Ok(None),
+            Some(v) => record::decode_outcome(&v).map(Some).map_err(|e| decode_err(&key, e)),
+        }
     }
 
     fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<(Timestamp, String)>, StoreError> {
@@ -172,7 +181,7 @@ impl Store for SledStore {
         let mut out = Vec::new();
         for kv in self.db.range(record::outbox_key(after.saturating_add(1))..record::outbox_key(u64::MAX)) {
             let (k, v) = kv.map_err(db_err)?;
-            out.push(record::decode(&v).map_err(|e| decode_err(&k, e))?);
+            out.push(record::decode_audit(&v).map_err(|e| decode_err(&k, e))?);
         }
         Ok(out)
     }
@@ -214,7 +223,7 @@ impl Store for SledStore {
             if !k.starts_with(record::RESOURCE_PREFIX) || out.len() >= limit {
                 break;
             }
-            let rec = ResourceRecord::decode(&v).map_err(|e| decode_err(&k, e))?;
+            let rec = ResourceRecord::decode(resource_id(&k)?, &v).map_err(|e| decode_err(&k, e))?;
             out.push((rec.resource, rec.due));
         }
         Ok(out)
@@ -271,8 +280,7 @@ impl Store for SledStore {
                 counts.pending_deadlines += 1;
             }
             counts.tally(r, true);
-            let rec = ResourceRecord { v: RESOURCE_RECORD_VERSION, due: *due, resource: r.clone() };
-            batch.insert(record::resource_key(&r.id), record::encode(&rec));
+            batch.insert(record::resource_key(&r.id), ResourceRecord::encode(r, *due));
         }
         for (tenant, holds) in &w.tenants {
             batch.insert(record::tenant_holds_key(tenant), record::encode(holds));
@@ -284,11 +292,11 @@ impl Store for SledStore {
             batch.insert(record::flag_key(*flag), record::encode(on));
         }
         for (id, outcome) in &w.events {
-            batch.insert(record::event_key(id), record::encode(outcome));
+            batch.insert(record::event_key(id), record::encode_outcome(outcome));
         }
         if let Some(last) = w.audit.last() {
             for rec in &w.audit {
-                batch.insert(record::outbox_key(rec.seq), record::encode(rec));
+                batch.insert(record::outbox_key(rec.seq), record::encode_audit(rec));
             }
             batch.insert(record::AUDIT_HEAD_KEY, record::encode(&AuditHead { seq: last.seq, hash: last.hash.clone() }));
         }
@@ -444,7 +452,7 @@ impl SledStore {
         let mut in_batch = 0;
         for kv in self.db.scan_prefix(record::RESOURCE_PREFIX) {
             let (k, v) = kv.map_err(db_err)?;
-            let rec = ResourceRecord::decode(&v).map_err(|e| decode_err(&k, e))?;
+            let rec = ResourceRecord::decode(resource_id(&k)?, &v).map_err(|e| decode_err(&k, e))?;
             self.reindex(&mut batch, Some(&mut products), None, &rec.resource);
             in_batch += 1;
             if in_batch == 1000 {
@@ -479,7 +487,7 @@ impl SledStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Flag;
+    use crate::store::{EventOutcome, Flag};
     use crate::time::parse_rfc3339;
 
     fn open(dir: &tempfile::TempDir) -> SledStore {
@@ -612,7 +620,9 @@ mod tests {
     }
 
     /// A resource record of another version is an error naming the key,
-    /// never read as if it were this build's.
+    /// never read as if it were this build's: a compact record of a newer
+    /// version (its leading byte), and a JSON one claiming a version other
+    /// than 1.
     #[test]
     fn a_resource_record_of_an_unknown_version_is_a_decode_error() {
         let dir = tempfile::tempdir().unwrap();
@@ -621,13 +631,14 @@ mod tests {
         w.put_resource(resource("r1"), None);
         store.commit(w).unwrap();
         let stored = store.db.get(b"r/r1").unwrap().unwrap();
-        let v2 = String::from_utf8(stored.to_vec()).unwrap().replacen(r#"{"v":1,"#, r#"{"v":2,"#, 1);
-        assert!(v2.starts_with(r#"{"v":2,"#), "{v2}");
-        store.db.insert(b"r/r1", v2.as_bytes()).unwrap();
+        assert_eq!(stored[0], 2, "this build writes version 2");
+        let mut v3 = stored.to_vec();
+        v3[0] = 3;
+        store.db.insert(b"r/r1", v3).unwrap();
 
         let e = store.resource("r1").unwrap_err();
-        assert!(matches!(&e, StoreError::Decode { key, reason: RecordError::Version(2) } if key == "r/r1"), "{e:?}");
-        assert_eq!(e.to_string(), "stored record r/r1 cannot be read: record version 2 is not supported by this build");
+        assert!(matches!(&e, StoreError::Decode { key, reason: RecordError::Version(3) } if key == "r/r1"), "{e:?}");
+        assert_eq!(e.to_string(), "stored record r/r1 cannot be read: record version 3 is not supported by this build");
         // Nor is it read when every resource is visited (sweeps, forecast).
         assert!(matches!(store.for_each_resource(&mut |_| ()), Err(StoreError::Decode { .. })));
         assert!(matches!(store.resources_after(None, usize::MAX), Err(StoreError::Decode { .. })));
@@ -640,6 +651,70 @@ mod tests {
         w.put_resource(resource("r1"), None);
         assert!(matches!(store.commit(w), Err(StoreError::Decode { .. })));
         assert!(!store.flag(Flag::Paused).unwrap(), "a refused write set leaves nothing behind");
+
+        let v1 = record::ResourceRecordV1 { v: 7, due: None, resource: resource("r1") };
+        store.db.insert(b"r/r1", serde_json::to_vec(&v1).unwrap()).unwrap();
+        assert!(matches!(store.resource("r1"), Err(StoreError::Decode { reason: RecordError::Version(7), .. })));
+        store.db.insert(b"r/r1", &[] as &[u8]).unwrap();
+        assert!(matches!(store.resource("r1"), Err(StoreError::Decode { .. })), "an empty value is no record");
+        store.db.insert(b"e/e1", &b"\x03\x00\x1b\x00"[..]).unwrap();
+        assert!(matches!(store.event("e1"), Err(StoreError::Decode { reason: RecordError::Version(3), .. })));
+    }
+
+    /// The migration path: records written by a build before the compact
+    /// encoding (JSON, version 1) read back as they were written, and the
+    /// next write of the resource stores it compact, its index entry moved
+    /// as for any record; event outcomes likewise.
+    #[test]
+    fn version_1_records_read_back_and_are_rewritten_compact() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir);
+        let mut r1 = resource("r1");
+        r1.history.push(crate::domain::lifecycle::HistoryEntry {
+            at: ts("2026-01-01T00:00:00Z"),
+            what: "resource.created".into(),
+            detail: "created (p, postpaid)".into(),
+        });
+        let due = ts("2026-03-01T00:00:00Z");
+        let mut w = WriteSet::default();
+        w.put_resource(r1.clone(), Some(due));
+        store.commit(w).unwrap();
+        // As the builds before wrote them (`record::encode` of these types).
+        let v1 = record::ResourceRecordV1 { v: 1, due: Some(due), resource: r1.clone() };
+        let old = serde_json::to_vec(&v1).unwrap();
+        assert!(old.starts_with(br#"{"v":1,"due":"2026-03-01T00:00:00Z","resource":{"id":"r1","#));
+        store.db.insert(b"r/r1", old.clone()).unwrap();
+        store.db.insert(b"e/e1", &br#"{"status":"applied","resource":"r1"}"#[..]).unwrap();
+        let data = serde_json::json!({"event_id": "e1", "type": "resource.created"});
+        let audit =
+            AuditRecord::seal(1, ts("2026-01-01T00:00:00Z"), "event.applied", Some("t1"), Some("r1"), data, "00");
+        store.db.insert(record::outbox_key(1), serde_json::to_vec(&audit).unwrap()).unwrap();
+        store.flush().unwrap();
+        drop(store);
+
+        let store = open(&dir);
+        assert_eq!(store.resource("r1").unwrap(), Some(r1.clone()));
+        assert_eq!(store.resources_after(None, 10).unwrap(), vec![(r1.clone(), Some(due))]);
+        let outcome = EventOutcome { status: "applied".into(), resource: Some("r1".into()) };
+        assert_eq!(store.event("e1").unwrap(), Some(outcome.clone()));
+        assert_eq!(store.outbox_after(0).unwrap(), vec![audit.clone()], "a JSON outbox record is replayed");
+
+        let later = ts("2026-04-01T00:00:00Z");
+        let next =
+            AuditRecord::seal(2, later, "event.applied", Some("t1"), Some("r1"), serde_json::json!({}), &audit.hash);
+        let mut w =
+            WriteSet { events: vec![("e1".into(), outcome.clone())], audit: vec![next.clone()], ..Default::default() };
+        w.put_resource(r1.clone(), Some(later));
+        store.commit(w).unwrap();
+        assert_eq!(store.db.get(record::outbox_key(2)).unwrap().unwrap()[0], 2);
+        assert_eq!(store.outbox_after(0).unwrap(), vec![audit, next], "old and new, in seq order");
+        let new = store.db.get(b"r/r1").unwrap().unwrap();
+        assert_eq!(new[0], 2, "rewritten as version 2");
+        assert!(new.len() * 4 < old.len(), "{} bytes compact, {} as JSON", new.len(), old.len());
+        assert_eq!(store.db.get(b"e/e1").unwrap().unwrap()[0], 2);
+        assert_eq!(store.resource("r1").unwrap(), Some(r1));
+        assert_eq!(store.event("e1").unwrap(), Some(outcome));
+        assert_eq!(store.due(later, 10).unwrap(), vec![(later, "r1".into())], "the old entry is gone");
     }
 
     /// Bytes that are not a record are an error too.
