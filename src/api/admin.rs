@@ -126,7 +126,11 @@ pub(super) async fn post_retry(
 ) -> Result<Response, ApiError> {
     require(role, Permission::Operate)?;
     let (resource, store) = retry_target(&read_body(&state, &headers, body).await?)?;
-    let Some(r) = state.store.resource(&resource)? else {
+    let found = {
+        let id = resource.clone();
+        state.read(move |s| Ok(s.resource(&id)?)).await?
+    };
+    let Some(r) = found else {
         return Err(ApiError::new(StatusCode::NOT_FOUND, format!("unknown resource {resource:?}")));
     };
     if let Some(s) = store.as_deref().filter(|s| !r.copies.iter().any(|c| c.store == *s)) {

@@ -41,7 +41,11 @@ pub(super) async fn get_certificate(
 ) -> Result<Response, ApiError> {
     require(role, Permission::Read)?;
     crate::ids::check_stored_id(&id).map_err(|e| ApiError::field("resource", e))?;
-    match state.store.certificate(&id)? {
+    let found = {
+        let id = id.clone();
+        state.read(move |s| Ok(s.certificate(&id)?)).await?
+    };
+    match found {
         // As stored: keys sorted, what `retentiond audit certificate` checks
         // (ctl reads it as a [`super::wire::Certificate`]).
         Some(c) => Ok(Json(c).into_response()),

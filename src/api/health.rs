@@ -28,18 +28,23 @@ pub(super) async fn get_readyz(
     let healthy =
         matches!(tokio::time::timeout(std::time::Duration::from_secs(5), state.engine.ping()).await, Ok(Ok(())));
     let config = state.config.get();
+    let (paused, guard_tripped, clock_anomaly, guard) = state
+        .read(|s| {
+            Ok((s.flag(Flag::Paused)?, s.flag(Flag::GuardTripped)?, s.flag(Flag::ClockAnomaly)?, s.guard_state()?))
+        })
+        .await?;
     let body = Readiness {
         ready: healthy,
         now: Some(fmt_rfc3339(state.clock.now())),
-        paused: Some(state.store.flag(Flag::Paused)?),
-        guard_tripped: Some(state.store.flag(Flag::GuardTripped)?),
-        guard_batch: Some(state.store.guard_state()?.held.map(|b| GuardBatch {
+        paused: Some(paused),
+        guard_tripped: Some(guard_tripped),
+        guard_batch: Some(guard.held.map(|b| GuardBatch {
             size: b.size() as u64,
             digest: b.digest,
             tripped_at: fmt_rfc3339(b.tripped_at),
             window: b.window,
         })),
-        clock_anomaly: Some(state.store.flag(Flag::ClockAnomaly)?),
+        clock_anomaly: Some(clock_anomaly),
         dry_run: Some(config.safety.dry_run),
         clock: Some(match config.clock {
             crate::config::ClockSource::System => ClockKind::System,

@@ -79,6 +79,21 @@ pub struct ApiState {
     pub auth_failures: Arc<std::sync::Mutex<crate::auth::AuthFailures>>,
 }
 
+impl ApiState {
+    /// Runs `f` on the store on a blocking thread: a read that waits on the
+    /// disk holds no tokio worker, so other requests are answered meanwhile
+    /// (issue 11: reads never block the workers).
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn Store) -> Result<T, ApiError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || f(&*store))
+            .await
+            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("store read failed: {e}")))?
+    }
+}
+
 /// An error answer: [`wire::ErrorBody`], `{"error":..,"field":..}`.
 #[derive(Debug)]
 pub struct ApiError {

@@ -132,7 +132,11 @@ pub(super) async fn get_resource(
 ) -> Result<Response, ApiError> {
     require(role, Permission::Read)?;
     crate::ids::check_stored_id(&id).map_err(|e| ApiError::field("resource", e))?;
-    match state.store.resource(&id)? {
+    let found = {
+        let id = id.clone();
+        state.read(move |s| Ok(s.resource(&id)?)).await?
+    };
+    match found {
         Some(r) => {
             let config = state.config.get();
             let policy = config.products.get(&r.product);
@@ -206,42 +210,47 @@ pub(super) async fn get_restore_check(
         }
     };
     let plain = |allowed: bool, reason: String| RestoreCheck { allowed, reason, refused: None };
-    let answer = match (q.get("resource"), q.get("tenant")) {
-        (Some(id), None) => {
-            crate::ids::check_stored_id(id).map_err(|e| ApiError::field("resource", e))?;
-            match state.store.resource(id)? {
-                None => plain(false, format!("unknown resource {id}")),
-                Some(r) => match refusal(&r) {
-                    None => plain(true, format!("resource {} is {}", r.id, r.state.as_str())),
-                    Some(reason) => plain(false, reason),
-                },
-            }
-        }
-        (None, Some(t)) => {
-            crate::ids::check_stored_id(t).map_err(|e| ApiError::field("tenant", e))?;
-            let ids = state.store.tenant_resources(t)?;
-            let mut refused = Vec::new();
-            for id in &ids {
-                let reason = match state.store.resource(id)? {
-                    None => Some(format!("resource {id} cannot be read")),
-                    Some(r) => refusal(&r),
-                };
-                if let Some(reason) = reason {
-                    refused.push(Refused { resource: id.clone(), reason });
+    let (resource, tenant) = (q.get("resource").cloned(), q.get("tenant").cloned());
+    let answer = state
+        .read(move |store| {
+            Ok(match (resource.as_deref(), tenant.as_deref()) {
+                (Some(id), None) => {
+                    crate::ids::check_stored_id(id).map_err(|e| ApiError::field("resource", e))?;
+                    match store.resource(id)? {
+                        None => plain(false, format!("unknown resource {id}")),
+                        Some(r) => match refusal(&r) {
+                            None => plain(true, format!("resource {} is {}", r.id, r.state.as_str())),
+                            Some(reason) => plain(false, reason),
+                        },
+                    }
                 }
-            }
-            if ids.is_empty() {
-                // Nothing known of the tenant: fail closed, as for an unknown resource.
-                plain(false, format!("unknown tenant {t}"))
-            } else if refused.is_empty() {
-                plain(true, format!("no resource of tenant {t} is deleted or restricted"))
-            } else {
-                let reason = format!("{} resources of tenant {t} are deleted or restricted", refused.len());
-                RestoreCheck { allowed: false, reason, refused: Some(refused) }
-            }
-        }
-        _ => return Err(ApiError::field("resource", "give exactly one of ?resource=ID or ?tenant=ID")),
-    };
+                (None, Some(t)) => {
+                    crate::ids::check_stored_id(t).map_err(|e| ApiError::field("tenant", e))?;
+                    let ids = store.tenant_resources(t)?;
+                    let mut refused = Vec::new();
+                    for id in &ids {
+                        let reason = match store.resource(id)? {
+                            None => Some(format!("resource {id} cannot be read")),
+                            Some(r) => refusal(&r),
+                        };
+                        if let Some(reason) = reason {
+                            refused.push(Refused { resource: id.clone(), reason });
+                        }
+                    }
+                    if ids.is_empty() {
+                        // Nothing known of the tenant: fail closed, as for an unknown resource.
+                        plain(false, format!("unknown tenant {t}"))
+                    } else if refused.is_empty() {
+                        plain(true, format!("no resource of tenant {t} is deleted or restricted"))
+                    } else {
+                        let reason = format!("{} resources of tenant {t} are deleted or restricted", refused.len());
+                        RestoreCheck { allowed: false, reason, refused: Some(refused) }
+                    }
+                }
+                _ => return Err(ApiError::field("resource", "give exactly one of ?resource=ID or ?tenant=ID")),
+            })
+        })
+        .await?;
     Ok(sorted(&answer)?.into_response())
 }
 
