@@ -223,6 +223,24 @@ pub(super) fn time_prefix(s: &str) -> Option<(Timestamp, usize)> {
     (fmt_rfc3339(t) == candidate).then_some((t, end + 1))
 }
 
+/// The indexes of the [`WORDS`] that start with `byte`, in order: a
+/// sentence is split by trying, at each position, only the words that can
+/// match there (issue 11: trying all of them at every character made
+/// encoding a resource's history the largest cost of writing it).
+fn words_starting_with(byte: u8) -> &'static [u16] {
+    static BY_FIRST_BYTE: std::sync::OnceLock<Vec<Vec<u16>>> = std::sync::OnceLock::new();
+    let table = BY_FIRST_BYTE.get_or_init(|| {
+        let mut table = vec![Vec::new(); 256];
+        for (k, w) in WORDS.iter().enumerate() {
+            if let Some(&b) = w.as_bytes().first() {
+                table[usize::from(b)].push(k as u16);
+            }
+        }
+        table
+    });
+    &table[usize::from(byte)]
+}
+
 /// Splits a sentence into words, times and the rest; concatenated, the
 /// pieces give back exactly `s`.
 fn pieces(s: &str) -> Vec<Piece> {
@@ -232,12 +250,12 @@ fn pieces(s: &str) -> Vec<Piece> {
     while i < s.len() {
         let rest = &s[i..];
         let found = time_prefix(rest).map(|(t, n)| (Piece::Time(ts(t)), n)).or_else(|| {
-            WORDS
+            words_starting_with(rest.as_bytes()[0])
                 .iter()
-                .enumerate()
-                .filter(|(_, w)| rest.starts_with(**w))
-                .max_by_key(|(_, w)| w.len())
-                .map(|(k, w)| (Piece::Word(k as u16), w.len()))
+                .map(|&k| (k, WORDS[usize::from(k)]))
+                .filter(|(_, w)| rest.starts_with(*w))
+                .max_by_key(|(k, w)| (w.len(), *k))
+                .map(|(k, w)| (Piece::Word(k), w.len()))
         });
         match found {
             Some((piece, n)) => {
