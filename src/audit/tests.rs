@@ -252,6 +252,27 @@ fn append_refuses_records_that_do_not_chain_and_writes_nothing() {
     assert_eq!(verify(dir.path(), Some(log.head())).unwrap().records, 4);
 }
 
+/// `append_sealed` trusts the hashes of records sealed by this process,
+/// but still refuses records out of sequence or not chained onto the head.
+#[test]
+fn append_sealed_still_checks_the_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    write_log(dir.path(), 2);
+    let mut log = AuditLog::open(dir.path(), None).unwrap();
+    let head = log.head().clone();
+    let good = chain(&head, 2);
+    let mut wrong_prev = good[0].clone();
+    wrong_prev.prev = GENESIS_HASH.into();
+    wrong_prev.hash = wrong_prev.compute_hash();
+    let wrong_seq = chain(&AuditHead { seq: head.seq + 1, hash: head.hash.clone() }, 1);
+    for batch in [vec![wrong_prev], wrong_seq, vec![good[1].clone()]] {
+        assert!(matches!(log.append_sealed(&batch), Err(AuditError::NotChained { index: 0, .. })));
+        assert_eq!(log.head(), &head);
+    }
+    log.append_sealed(&good).unwrap();
+    assert_eq!(verify(dir.path(), Some(log.head())).unwrap().records, 4);
+}
+
 #[test]
 fn open_cuts_exactly_a_torn_tail() {
     let dir = tempfile::tempdir().unwrap();

@@ -166,7 +166,7 @@ impl Engine {
         let audit = self.journal.log.clone();
         tokio::task::spawn_blocking(move || {
             let mut log = audit.lock().unwrap_or_else(|e| e.into_inner());
-            log.append(&records)
+            log.append_sealed(&records)
         })
         .await
         .map_err(|e| EngineError::Audit(format!("audit task failed: {e}")))?
