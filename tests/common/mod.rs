@@ -108,7 +108,7 @@ impl Harness {
         let mut tries = 0;
         let daemon = loop {
             match Daemon::start(config.clone()).await {
-                Err(e) if tries < 100 && e.to_string().contains("could not acquire lock") => {
+                Err(e) if tries < 250 && e.to_string().contains("could not acquire lock") => {
                     tries += 1;
                     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
                 }
