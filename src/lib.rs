@@ -23,12 +23,14 @@
 //! - [`store`]: durable state behind the [`store::Store`] trait, whose
 //!   contract one suite (`conformance`) proves against every engine:
 //!   `sled` (the database; the only file that imports sled), `memory`
-//!   (for tests); `record`: keys and versioned encodings; `indexes`: what
-//!   each record adds beside the deadline index (for the forecast and
-//!   start-up).
+//!   (for tests); `record`: keys and versioned encodings; `compact`: the
+//!   compact (version 2) encoding of resources, event ids and outbox
+//!   records; `indexes`: what each record adds beside the deadline index
+//!   (for the forecast and start-up).
 //! - [`engine`]: the single writer and the one place that sleeps, a file
 //!   per concern: the handle and its commands, one group-commit step
-//!   (commands applied, one flush, then answers and calls), ingest,
+//!   (commands applied, their writes merged into one store commit by
+//!   `pending`, one flush, then answers and calls), ingest,
 //!   deadlines, safety (clock jumps, the guard, approve), executor and
 //!   notifier calls, admin (reload, sweeps, apply-policy) and the audit
 //!   journal; its tests run on the in-memory store.
@@ -41,13 +43,15 @@
 //! - [`service`]: systemd readiness, watchdog, reload and stop notifications.
 //! - [`audit`]: the hash-chained audit log (`audit/`: record and hash,
 //!   canonical JSON, the record kinds as one type, the segmented log,
-//!   verification);
+//!   verification, with `scan`: canonical lines checked in one pass over
+//!   their bytes);
 //!   [`certificate`]: the deletion certificate, issued and checked against
 //!   the log by the same type (kept outside `audit/`, which depends on
 //!   nothing but time, because it reads the config and the lifecycle).
 //! - [`api`], [`auth`]: the HTTP API (`api/`: router, authentication and
-//!   errors; one file per area: events, resources with forecast and
-//!   restore-check, admin, audit and certificates, health) with
+//!   errors; one file per area: events, resources with restore-check,
+//!   forecast (read from the indexes, in pages), admin, audit and
+//!   certificates, health) with
 //!   [`api::wire`], every request and answer body as types that
 //!   `retentiond ctl` (in the binary, `src/ctl/`: arguments, transport,
 //!   commands, rendering) reads too, so client and server cannot drift;
