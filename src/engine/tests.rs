@@ -533,3 +533,54 @@ async fn issue_11_a_sweep_runs_in_slices_and_requests_are_answered_between_them(
     assert_eq!(repaired.len(), 1, "recorded once, with the totals");
     assert_eq!((repaired[0].data["checked"].clone(), repaired[0].data["fixed"].clone()), (json!(6), json!(2)));
 }
+
+fn released(resource: &str) -> Event {
+    event(&format!("x-{resource}"), "resource.released", t0(), resource, json!({}))
+}
+
+/// Issue 11: a burst larger than one step may start begins its calls after
+/// the first part has started, and the rest follows in the next steps,
+/// judged by the guard once, as a whole (general terms 4.1.4: a release is
+/// deleted at once; the guard still judges it).
+#[tokio::test]
+async fn issue_11_a_burst_starts_in_parts_after_one_judgment_of_the_whole() {
+    let rig = Rig::new("[safety.guard]\nmax_resources = 8\nmin_resources = 1000\n");
+    let mut engine = rig.open().await;
+    engine.start_cap = 3;
+    let ids: Vec<String> = (1..=7).map(|i| format!("r{i}")).collect();
+    let data: Vec<[PathBuf; 2]> = ids.iter().map(|id| rig.data(id)).collect();
+    let mut events: Vec<Event> = ids.iter().map(|id| created(id)).collect();
+    events.extend(ids.iter().map(|id| released(id)));
+    assert!(ingest(&mut engine, events).await.iter().all(|s| *s == "applied"));
+    let started = |id: &String| matches!(rig.resource(id).state, State::Deleting | State::Deleted | State::Purged);
+    let deleting = || ids.iter().filter(|id| started(id)).count();
+    assert_eq!(deleting(), 3, "the first part started in the step that applied the releases");
+    assert!(engine.safety.burst.is_some(), "the rest of the judged burst is kept");
+    assert_eq!(engine.sleep_duration().unwrap(), Duration::ZERO, "and starts at once, not after a sleep");
+    assert_eq!(engine.calls.len(), 6, "the first part's calls (two copies each) went out already");
+
+    advance(&mut engine, "0s").await;
+    assert!(ids.iter().all(|id| rig.resource(id).state == State::Purged), "the whole burst ran");
+    assert!(data.iter().all(|d| exists(d) == [false, false]));
+    assert!(engine.safety.burst.is_none());
+    assert!(!engine.safety.guard_tripped, "7 starts against a limit of 8, counted as one batch");
+    let records = audit(&engine).into_iter().filter(|r| r.kind == "deletion.started").count();
+    assert_eq!(records, 7);
+}
+
+/// The same with a burst over the guard's limit: it is held whole at its
+/// first judgment, none of it starts, whatever the cap per step.
+#[tokio::test]
+async fn issue_11_a_burst_over_the_guards_limit_is_held_whole_whatever_the_cap() {
+    let rig = Rig::new("[safety.guard]\nmax_resources = 8\nmin_resources = 1000\n");
+    let mut engine = rig.open().await;
+    engine.start_cap = 3;
+    let ids: Vec<String> = (1..=10).map(|i| format!("r{i}")).collect();
+    let mut events: Vec<Event> = ids.iter().map(|id| created(id)).collect();
+    events.extend(ids.iter().map(|id| released(id)));
+    ingest(&mut engine, events).await;
+    assert!(engine.safety.guard_tripped);
+    assert!(engine.safety.burst.is_none());
+    assert!(ids.iter().all(|id| rig.resource(id).state == State::Retained), "none started");
+    assert!(engine.calls.is_empty());
+}
