@@ -14,11 +14,6 @@ use tokio::sync::oneshot;
 /// Deadline index entries the tick reads, runs and writes back at a time.
 pub(super) const TICK_SLICE: usize = 1000;
 
-/// Deletions one step starts at most ([`Engine::tick_through`]); the rest
-/// of a burst starts in the steps that follow at once, so the first calls
-/// go out after a thousand starts, not after all of them.
-pub(super) const START_CAP: usize = 1000;
-
 /// See [`Engine::due_of`].
 pub(super) fn due_in(config: &Config, r: &Resource) -> Option<Timestamp> {
     match config.products.get(&r.product) {
@@ -42,48 +37,25 @@ impl Engine {
     /// changes written to the store in one commit before the next is read
     /// (issue 11: a burst of 100,000 due at once is never read whole, nor
     /// written one resource at a time).
-    ///
-    /// At most [`START_CAP`] deletions start in one tick (issue 11: a burst
-    /// of 100,000 started whole before its first call, so the first copy
-    /// waited for all of them). The guard judges the whole burst once, at
-    /// its first tick; its verdict (the resources that may start) is kept
-    /// while the burst lasts, and the following ticks start only from it: a
-    /// resource that comes due meanwhile waits for the next judgment (fail
-    /// closed). The tick stops where the cap is reached and the loop runs
-    /// the next step at once ([`Engine::sleep_duration`]); a pause, a clock
-    /// anomaly or a tripped guard drops the kept verdict.
     pub(super) fn tick_through(&mut self, now: Timestamp, horizon: Timestamp) -> Result<(), EngineError> {
         // The index is read from the store: the group's writes first.
         self.settle()?;
         let allowed = self.rules().may_start;
-        let kept = self.safety.burst.take();
-        let starters = match (allowed, kept) {
-            (false, _) => Starters::default(),
-            (true, Some(kept)) => kept,
-            (true, None) => self.judge_starts(now)?,
-        };
-        let mut started = 0;
-        'passes: loop {
+        let starters = if allowed { self.judge_starts(now)? } else { Starters::default() };
+        loop {
             let mut changed = false;
             let mut slice = self.store.due(horizon, TICK_SLICE)?;
             while let Some((last_due, last_id)) = slice.last().cloned() {
                 for (due, id) in slice {
-                    if started >= self.start_cap && starters.contains(&id) {
-                        // The rest of the burst starts in the next steps.
-                        self.settle()?;
-                        self.safety.burst = Some(starters);
-                        break 'passes;
-                    }
-                    changed |= self.run_deadline(&id, due, now, allowed, &starters, &mut started)?;
+                    changed |= self.run_deadline(&id, due, now, allowed, &starters)?;
                 }
                 self.settle()?;
                 slice = self.store.due_after((last_due, &last_id), horizon, TICK_SLICE)?;
             }
             if !changed {
-                break;
+                return Ok(());
             }
         }
-        Ok(())
     }
 
     /// Runs one resource's deadline (indexed at `due`); true when its state
@@ -96,7 +68,6 @@ impl Engine {
         now: Timestamp,
         allowed: bool,
         starters: &Starters,
-        started: &mut usize,
     ) -> Result<bool, EngineError> {
         let Some(mut r) = self.read_resource(id)? else { return Ok(false) };
         let Some(policy) = self.config.products.get(&r.product).cloned() else {
@@ -111,7 +82,6 @@ impl Engine {
         let mut fx = self.advance(&mut r, &policy, now, may_start);
         fx.extend(self.queue_notices(&mut r, &policy, now));
         if r.state == State::Deleting && before.state != State::Deleting {
-            *started += 1;
             if starters.approved.contains(id) {
                 // An operator approved this start: never counted.
                 r.guard_approved = true;
@@ -193,7 +163,7 @@ impl Engine {
     /// Answers the clock movers once no call is in flight: the work their
     /// move made due has run, or waits on a retry.
     pub(super) fn answer_clock_waiters(&mut self) {
-        if self.calls.is_empty() && self.notices.in_flight.is_empty() && self.safety.burst.is_none() {
+        if self.calls.is_empty() && self.notices.in_flight.is_empty() {
             let now = self.clock.now();
             for w in self.clock_waiters.drain(..) {
                 let _ = w.send(Ok(now));
@@ -203,10 +173,6 @@ impl Engine {
 
     /// How long to sleep: until the next deadline, at most [`MAX_SLEEP`].
     pub(super) fn sleep_duration(&self) -> Result<Duration, EngineError> {
-        if self.safety.burst.is_some() {
-            // A burst is starting: its next part at once.
-            return Ok(Duration::ZERO);
-        }
         let now = self.clock.now();
         Ok(match self.store.next_due_after(now)? {
             Some(t) => (t - now).to_std().unwrap_or_default().min(MAX_SLEEP),

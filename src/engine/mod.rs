@@ -104,9 +104,6 @@ pub struct Engine {
     /// Resources a sweep reads per slice ([`admin::SWEEP_SLICE`]; tests
     /// make it small).
     sweep_slice: usize,
-    /// Deletions one tick starts at most ([`deadlines::START_CAP`]; tests
-    /// make it small).
-    start_cap: usize,
     /// systemd's watchdog: ping this often, and when next.
     watchdog: Option<(Duration, tokio::time::Instant)>,
     /// What holds deletions back, for systemd's status line.
@@ -147,7 +144,6 @@ impl Engine {
             draining: false,
             sweeps: std::collections::VecDeque::new(),
             sweep_slice: admin::SWEEP_SLICE,
-            start_cap: deadlines::START_CAP,
             watchdog: None,
             gates: watch::Sender::new(gates),
             tx: tx.clone(),

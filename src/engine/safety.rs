@@ -34,9 +34,6 @@ pub(super) struct Safety {
     approved: HashMap<String, Timestamp>,
     /// Resources tracked, for the guard's fraction.
     pub(super) tracked: u64,
-    /// The guard's verdict on a burst larger than one tick may start
-    /// ([`super::deadlines::START_CAP`]), kept until the burst has started.
-    pub(super) burst: Option<Starters>,
     /// The last clock reading, to notice jumps.
     pub(super) last_reading: Option<Reading>,
 }
@@ -58,7 +55,6 @@ impl Safety {
             held_batch: guard_state.held,
             approved: HashMap::new(),
             tracked,
-            burst: None,
             last_reading: None,
         })
     }
