@@ -127,6 +127,34 @@ proptest! {
         prop_assert_eq!(canonical_json(&Value::String(s.clone())), serde_json::to_string(&s).unwrap());
     }
 
+    /// The record's line and hash input, written straight from its fields,
+    /// are exactly the canonical JSON of the record as an object (the form
+    /// the hash is defined on, product-spec §7), with and without `hash`.
+    #[test]
+    fn records_are_written_as_the_canonical_json_of_their_object(
+        seq in any::<u64>(),
+        strings in proptest::collection::vec(any::<String>(), 6),
+        tenant in proptest::option::of(any::<String>()),
+        resource in proptest::option::of(any::<String>()),
+        data in arb_value(),
+    ) {
+        let r = AuditRecord {
+            seq,
+            at: strings[0].clone(),
+            kind: strings[1].clone(),
+            tenant,
+            resource,
+            data,
+            prev: strings[2].clone(),
+            hash: strings[3].clone(),
+        };
+        let mut line = canonical_json(&r.to_value(true));
+        line.push('\n');
+        prop_assert_eq!(r.to_line(), line);
+        let want = hex::encode(Sha256::digest(canonical_json(&r.to_value(false)).as_bytes()));
+        prop_assert_eq!(r.compute_hash(), want);
+    }
+
     /// Canonical output is valid JSON for the same value, and a fixpoint.
     #[test]
     fn canonical_round_trips(v in arb_value()) {
