@@ -57,6 +57,26 @@ impl MemoryStore {
         MemoryStore::default()
     }
 
+    /// Deadline index entries from `start` on, in order, while `keep` holds
+    /// for their time, at most `limit` (`due`, `due_after`, `due_before`).
+    fn due_entries(
+        &self,
+        start: std::ops::Bound<DueKey>,
+        keep: impl Fn(Timestamp) -> bool,
+        limit: usize,
+    ) -> Result<Vec<(Timestamp, String)>, StoreError> {
+        let st = self.lock()?;
+        let mut out = Vec::new();
+        for k in st.due.range((start, std::ops::Bound::Unbounded)) {
+            let t = entry_at(k)?;
+            if !keep(t) || out.len() >= limit {
+                break;
+            }
+            out.push((t, k.resource.clone()));
+        }
+        Ok(out)
+    }
+
     /// The state. Nothing panics while holding the lock (commit mutates
     /// only maps, callbacks run outside it), so a poisoned lock means
     /// something unforeseen: refuse rather than read a half-applied commit.
@@ -110,16 +130,7 @@ impl Store for MemoryStore {
     }
 
     fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<(Timestamp, String)>, StoreError> {
-        let st = self.lock()?;
-        let mut out = Vec::new();
-        for k in &st.due {
-            let t = entry_at(k)?;
-            if t > now || out.len() >= limit {
-                break;
-            }
-            out.push((t, k.resource.clone()));
-        }
-        Ok(out)
+        self.due_entries(std::ops::Bound::Unbounded, |t| t <= now, limit)
     }
 
     fn due_after(
@@ -128,17 +139,7 @@ impl Store for MemoryStore {
         now: Timestamp,
         limit: usize,
     ) -> Result<Vec<(Timestamp, String)>, StoreError> {
-        use std::ops::Bound::{Excluded, Unbounded};
-        let st = self.lock()?;
-        let mut out = Vec::new();
-        for k in st.due.range((Excluded(DueKey::new(after.0, after.1)), Unbounded)) {
-            let t = entry_at(k)?;
-            if t > now || out.len() >= limit {
-                break;
-            }
-            out.push((t, k.resource.clone()));
-        }
-        Ok(out)
+        self.due_entries(std::ops::Bound::Excluded(DueKey::new(after.0, after.1)), |t| t <= now, limit)
     }
 
     fn next_due_after(&self, now: Timestamp) -> Result<Option<Timestamp>, StoreError> {
@@ -280,18 +281,8 @@ impl Store for MemoryStore {
         after: Option<(Timestamp, &str)>,
         limit: usize,
     ) -> Result<Vec<(Timestamp, String)>, StoreError> {
-        use std::ops::Bound;
-        let st = self.lock()?;
-        let start = after.map_or(Bound::Unbounded, |(t, id)| Bound::Excluded(DueKey::new(t, id)));
-        let mut out = Vec::new();
-        for k in st.due.range((start, Bound::Unbounded)) {
-            let t = entry_at(k)?;
-            if t >= until || out.len() >= limit {
-                break;
-            }
-            out.push((t, k.resource.clone()));
-        }
-        Ok(out)
+        let start = after.map_or(std::ops::Bound::Unbounded, |(t, id)| std::ops::Bound::Excluded(DueKey::new(t, id)));
+        self.due_entries(start, |t| t < until, limit)
     }
 
     fn held_or_deleting(&self, after: Option<&str>, limit: usize) -> Result<Vec<String>, StoreError> {

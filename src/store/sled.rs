@@ -119,16 +119,7 @@ impl Store for SledStore {
     }
 
     fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<(Timestamp, String)>, StoreError> {
-        let mut out = Vec::new();
-        for kv in self.db.scan_prefix(record::DUE_PREFIX) {
-            let (k, _) = kv.map_err(db_err)?;
-            let (t, id) = due_entry(&k)?;
-            if t > now || out.len() >= limit {
-                break;
-            }
-            out.push((t, id));
-        }
-        Ok(out)
+        self.due_entries(std::ops::Bound::Included(record::DUE_PREFIX.to_vec()), |t| t <= now, limit)
     }
 
     fn due_after(
@@ -137,23 +128,7 @@ impl Store for SledStore {
         now: Timestamp,
         limit: usize,
     ) -> Result<Vec<(Timestamp, String)>, StoreError> {
-        // The first key after `after`'s: ids hold no 0 byte, so appending
-        // one gives the least key greater than it.
-        let mut start = DueKey::new(after.0, after.1).encode();
-        start.push(0);
-        let mut out = Vec::new();
-        for kv in self.db.range(start..) {
-            let (k, _) = kv.map_err(db_err)?;
-            if !k.starts_with(record::DUE_PREFIX) {
-                break;
-            }
-            let (t, id) = due_entry(&k)?;
-            if t > now || out.len() >= limit {
-                break;
-            }
-            out.push((t, id));
-        }
-        Ok(out)
+        self.due_entries(std::ops::Bound::Excluded(DueKey::new(after.0, after.1).encode()), |t| t <= now, limit)
     }
 
     fn next_due_after(&self, now: Timestamp) -> Result<Option<Timestamp>, StoreError> {
@@ -343,15 +318,7 @@ impl Store for SledStore {
             Some((t, id)) => Bound::Excluded(DueKey::new(t, id).encode()),
             None => Bound::Included(record::DUE_PREFIX.to_vec()),
         };
-        let mut out = Vec::new();
-        for k in self.keys_from(record::DUE_PREFIX, start) {
-            let (t, id) = due_entry(&k?)?;
-            if t >= until || out.len() >= limit {
-                break;
-            }
-            out.push((t, id));
-        }
-        Ok(out)
+        self.due_entries(start, |t| t < until, limit)
     }
 
     fn held_or_deleting(&self, after: Option<&str>, limit: usize) -> Result<Vec<String>, StoreError> {
@@ -464,6 +431,25 @@ impl SledStore {
         batch.insert(indexes::INDEXES_KEY, record::encode(&indexes::INDEXES_VERSION));
         self.db.apply_batch(batch).map_err(db_err)?;
         Ok(products)
+    }
+
+    /// Deadline index entries from `start` on, in order, while `keep` holds
+    /// for their time, at most `limit` (`due`, `due_after`, `due_before`).
+    fn due_entries(
+        &self,
+        start: std::ops::Bound<Vec<u8>>,
+        keep: impl Fn(Timestamp) -> bool,
+        limit: usize,
+    ) -> Result<Vec<(Timestamp, String)>, StoreError> {
+        let mut out = Vec::new();
+        for k in self.keys_from(record::DUE_PREFIX, start) {
+            let (t, id) = due_entry(&k?)?;
+            if !keep(t) || out.len() >= limit {
+                break;
+            }
+            out.push((t, id));
+        }
+        Ok(out)
     }
 
     /// Keys under `prefix` from `start` on (excluded or included), in order.
