@@ -12,6 +12,8 @@
 //! The crashing process is this test binary run again with
 //! `RETENTIOND_CRASH_CHILD` set (the parent never crashes).
 
+mod common;
+
 use retentiond::audit::AuditLog;
 use retentiond::clock::{Clock, ManualClock};
 use retentiond::config::Config;
@@ -23,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-const T0: &str = "2026-01-01T00:00:00Z";
+use common::T0;
 const CHILD: &str = "RETENTIOND_CRASH_CHILD";
 /// Requests the child sends, one after another.
 const REQUESTS: usize = 6;
@@ -58,37 +60,10 @@ impl Point {
     }
 }
 
+/// The engine's config, with the mass-deletion guard's limits lifted: the
+/// test releases half its resources at once, on purpose.
 fn config(dir: &Path) -> Arc<Config> {
-    let data = dir.join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    std::fs::write(data.join(".retentiond-root"), "").unwrap();
-    let text = format!(
-        r#"
-[daemon]
-state_dir = "{state}"
-
-[clock]
-source = "manual"
-start = "{T0}"
-
-[safety.guard]
-min_resources = 1000000
-long_max_resources = 1000000
-
-[stores.primary]
-class = "online"
-executor = {{ kind = "fs", root = "{data}", path = "{{tenant}}/{{resource}}" }}
-
-[products.ecs]
-stores = ["primary"]
-buffer = {{ expiry = "15d", arrears = "15d", termination = "15d", violation = "0s" }}
-"#,
-        state = dir.join("state").display(),
-        data = data.display(),
-    );
-    let config = retentiond::config::parse(&dir.join("retentiond.toml"), &text).unwrap();
-    std::fs::create_dir_all(&config.daemon.state_dir).unwrap();
-    Arc::new(config)
+    common::engine_config(dir, "\n[safety.guard]\nmin_resources = 1000000\nlong_max_resources = 1000000\n")
 }
 
 fn resource(req: usize, i: usize) -> String {

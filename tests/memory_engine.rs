@@ -2,6 +2,8 @@
 //! an operator's pause leave in the store, read straight from it, with no
 //! database directory (the audit log still lives in a temporary one).
 
+mod common;
+
 use retentiond::audit::AuditLog;
 use retentiond::clock::{Clock, ManualClock};
 use retentiond::config::Config;
@@ -14,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
-const T0: &str = "2026-01-01T00:00:00Z";
+use common::T0;
 
 fn ts(s: &str) -> Timestamp {
     parse_rfc3339(s).unwrap()
@@ -23,32 +25,7 @@ fn ts(s: &str) -> Timestamp {
 /// One online store, product `ecs` with 15-day buffers, the manual clock
 /// at T0; state (the audit log) under `dir`.
 fn config(dir: &std::path::Path) -> Arc<Config> {
-    let data = dir.join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    std::fs::write(data.join(".retentiond-root"), "").unwrap();
-    let text = format!(
-        r#"
-[daemon]
-state_dir = "{state}"
-
-[clock]
-source = "manual"
-start = "{T0}"
-
-[stores.primary]
-class = "online"
-executor = {{ kind = "fs", root = "{data}", path = "{{tenant}}/{{resource}}" }}
-
-[products.ecs]
-stores = ["primary"]
-buffer = {{ expiry = "15d", arrears = "15d", termination = "15d", violation = "0s" }}
-"#,
-        state = dir.join("state").display(),
-        data = data.display(),
-    );
-    let config = retentiond::config::parse(&dir.join("retentiond.toml"), &text).unwrap();
-    std::fs::create_dir_all(&config.daemon.state_dir).unwrap();
-    Arc::new(config)
+    common::engine_config(dir, "")
 }
 
 /// An engine running on `store`, as the daemon starts one.

@@ -323,3 +323,36 @@ impl Served {
         }
     }
 }
+
+/// The config of a test that runs the engine itself (no daemon, no API):
+/// state under `<dir>/state`, one online `fs` store `primary` at
+/// `<dir>/data` (created here with its marker), product `ecs` with 15-day
+/// buffers, the manual clock at [`T0`]; `extra` (whole tables) appended.
+pub fn engine_config(dir: &Path, extra: &str) -> std::sync::Arc<retentiond::config::Config> {
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join(".retentiond-root"), "").unwrap();
+    let text = format!(
+        r#"
+[daemon]
+state_dir = "{state}"
+
+[clock]
+source = "manual"
+start = "{T0}"
+
+[stores.primary]
+class = "online"
+executor = {{ kind = "fs", root = "{data}", path = "{{tenant}}/{{resource}}" }}
+
+[products.ecs]
+stores = ["primary"]
+buffer = {{ expiry = "15d", arrears = "15d", termination = "15d", violation = "0s" }}
+{extra}"#,
+        state = dir.join("state").display(),
+        data = data.display(),
+    );
+    let config = retentiond::config::parse(&dir.join("retentiond.toml"), &text).unwrap();
+    std::fs::create_dir_all(&config.daemon.state_dir).unwrap();
+    std::sync::Arc::new(config)
+}
