@@ -100,12 +100,19 @@ impl HeldBatch {
 pub type Candidate = (String, Timestamp);
 
 /// What the store keeps of the guard across restarts: the batch held for
-/// approval. (The starts counted are the resources' own deletion start
+/// approval, and approved starts not yet begun. (The starts counted are the resources' own deletion start
 /// times, approved ones excepted.)
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GuardState {
     /// The batch waiting for an operator's approval, if any.
     pub held: Option<HeldBatch>,
+    /// Starts an operator approved that had not all begun when this was
+    /// written: each resource with the deletion date it was approved for.
+    /// A burst begins a slice a step (issue 11), so an approval may
+    /// outlive a restart; entries already begun, or whose resource has
+    /// since come to another deletion, lapse at the next judgment.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approved: Vec<Candidate>,
 }
 
 /// The digest of a sorted list of resource ids.

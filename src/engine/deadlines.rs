@@ -2,7 +2,7 @@
 //! lifecycle (buffers ending, copies retried, notices falling due), and the
 //! loop learns how long it may sleep.
 
-use super::safety::Starters;
+use super::safety::Grant;
 use super::{ClockOp, Engine, EngineError, MAX_SLEEP};
 use crate::config::Config;
 use crate::domain::lifecycle::{Effect, Resource, Rules, State};
@@ -13,6 +13,14 @@ use tokio::sync::oneshot;
 
 /// Deadline index entries the tick reads, runs and writes back at a time.
 pub(super) const TICK_SLICE: usize = 1000;
+
+/// Most deletions one step begins (issue 11). A burst of 100,000 due at
+/// once used to begin whole in one step: every record read, judged,
+/// written and audited before the first executor call, nothing else
+/// answered meanwhile, and every call queued in memory. Now a step begins
+/// at most this many (the guard still judges the burst whole, once), the
+/// executor calls of that slice go out, and the next step begins more.
+pub(super) const START_SLICE: usize = 1000;
 
 /// See [`Engine::due_of`].
 pub(super) fn due_in(config: &Config, r: &Resource) -> Option<Timestamp> {
@@ -36,38 +44,98 @@ impl Engine {
     /// The index is read in slices of [`TICK_SLICE`] entries, each slice's
     /// changes written to the store in one commit before the next is read
     /// (issue 11: a burst of 100,000 due at once is never read whole, nor
-    /// written one resource at a time).
+    /// written one resource at a time). A step begins at most its start
+    /// budget of deletions ([`Engine::start_budget`]); once that is spent
+    /// the tick stops where it is (the index is in due order, so what is
+    /// left is what came due last) and leaves a backlog that the next
+    /// steps take up without sleeping, and that holds back the answer to a
+    /// clock move.
     pub(super) fn tick_through(&mut self, now: Timestamp, horizon: Timestamp) -> Result<(), EngineError> {
         // The index is read from the store: the group's writes first.
         self.settle()?;
-        let allowed = self.rules().may_start;
-        let starters = if allowed { self.judge_starts(now)? } else { Starters::default() };
+        // A start-up's look-ahead lasts until a pass gets through it.
+        let horizon = self.resume_until.take().map_or(horizon, |h| h.max(horizon));
+        let rules = self.rules();
+        let mut judged_open = rules.may_start;
+        let approved_open = self.approved_may_start();
+        if !judged_open {
+            // Whatever stopped deletions, the burst is judged again after.
+            self.safety.burst = None;
+        }
+        let mut budget = self.start_budget();
+        let may_begin = judged_open || approved_open;
+        self.backlog = false;
         loop {
+            let carried = self.safety.burst.is_some();
+            if judged_open && !carried {
+                self.judge_starts(now)?;
+            }
+            // A trip in this tick holds what it judged, and the rest of the tick.
+            judged_open &= !self.safety.guard_tripped;
+            let gates = Gates { allowed: rules.may_start, judged_open, approved_open };
             let mut changed = false;
             let mut slice = self.store.due(horizon, TICK_SLICE)?;
             while let Some((last_due, last_id)) = slice.last().cloned() {
                 for (due, id) in slice {
-                    changed |= self.run_deadline(&id, due, now, allowed, &starters)?;
+                    if may_begin && budget == 0 {
+                        self.backlog = true;
+                        self.resume_until = (horizon > now).then_some(horizon);
+                        return self.settle();
+                    }
+                    changed |= self.run_deadline(&id, due, now, gates, &mut budget)?;
                 }
                 self.settle()?;
                 slice = self.store.due_after((last_due, &last_id), horizon, TICK_SLICE)?;
             }
-            if !changed {
+            // The pass reached the end of what is due: the burst is over
+            // (anything of it not begun is no longer due for that
+            // deletion). One judged in an earlier step is judged again at
+            // once, for what came due since, rather than after a sleep.
+            self.safety.burst = None;
+            let rejudge = carried && judged_open;
+            if !changed && !rejudge {
                 return Ok(());
             }
         }
     }
 
+    /// How many deletions this step may begin: [`Engine::start_slice`], less
+    /// as executor calls pile up beyond two slices' worth (the calls of a
+    /// burst are begun about as fast as the executors finish them, so they
+    /// never all wait in memory).
+    pub(super) fn start_budget(&self) -> usize {
+        self.start_slice.min(self.call_room().saturating_sub(self.calls.len()))
+    }
+
+    /// Executor calls queued or running beyond which no deletion begins.
+    fn call_room(&self) -> usize {
+        self.start_slice.saturating_mul(2)
+    }
+
+    /// Whether the last tick left due work and the next step may take it
+    /// up at once (rather than when an executor call reports back).
+    pub(super) fn backlog_ready(&self) -> bool {
+        self.backlog && self.calls.len() < self.call_room()
+    }
+
+    /// Whether an approved start may begin: a tripped guard does not stop
+    /// those (the approval released exactly them), while dry run, a pause
+    /// or a clock anomaly do.
+    fn approved_may_start(&self) -> bool {
+        !self.config.safety.dry_run && !self.safety.paused && !self.safety.clock_anomaly
+    }
+
     /// Runs one resource's deadline (indexed at `due`); true when its state
-    /// moved. `allowed`: deletions may start at all; `starters`: the ones
-    /// that may start now.
+    /// moved. A deletion begins only if `gates` let it and it is covered
+    /// (judged or approved for exactly that deletion), and then spends one
+    /// of `budget`.
     fn run_deadline(
         &mut self,
         id: &str,
         due: Timestamp,
         now: Timestamp,
-        allowed: bool,
-        starters: &Starters,
+        gates: Gates,
+        budget: &mut usize,
     ) -> Result<bool, EngineError> {
         let Some(mut r) = self.read_resource(id)? else { return Ok(false) };
         let Some(policy) = self.config.products.get(&r.product).cloned() else {
@@ -75,18 +143,25 @@ impl Engine {
             return Ok(false);
         };
         let before = r.clone();
-        // Only the judged batch may start deleting; resources whose
-        // deletion already started go on (purges at expiry are
-        // gated by the daemon-wide switches alone).
-        let may_start = allowed && (before.state.is_final() || starters.contains(id));
+        // Resources whose deletion already began go on (purges at expiry
+        // are gated by the daemon-wide switches alone); others begin only
+        // if covered.
+        let grant = if before.state.is_final() || *budget == 0 || !self.safety.may_cover(id) {
+            None
+        } else {
+            self.would_start(&r, now).and_then(|t| self.safety.grant(id, t, gates.judged_open, gates.approved_open))
+        };
+        let may_start = (gates.allowed && before.state.is_final()) || grant.is_some();
         let mut fx = self.advance(&mut r, &policy, now, may_start);
         fx.extend(self.queue_notices(&mut r, &policy, now));
         if r.state == State::Deleting && before.state != State::Deleting {
-            if starters.approved.contains(id) {
-                // An operator approved this start: never counted.
-                r.guard_approved = true;
-            } else {
-                self.safety.guard.started(now, 1);
+            let grant = grant.expect("only a covered resource begins deleting");
+            r.guard_approved = grant == Grant::Approved;
+            self.safety.begun(id, grant, now);
+            *budget -= 1;
+            if grant == Grant::Approved && self.safety.approved.is_empty() {
+                // The last approved start began: the stored approval is used up.
+                self.commit(WriteSet { guard: Some(self.safety.state()), ..Default::default() })?;
             }
         }
         let next = r.next_due(&policy);
@@ -163,7 +238,7 @@ impl Engine {
     /// Answers the clock movers once no call is in flight: the work their
     /// move made due has run, or waits on a retry.
     pub(super) fn answer_clock_waiters(&mut self) {
-        if self.calls.is_empty() && self.notices.in_flight.is_empty() {
+        if !self.backlog && self.calls.is_empty() && self.notices.in_flight.is_empty() {
             let now = self.clock.now();
             for w in self.clock_waiters.drain(..) {
                 let _ = w.send(Ok(now));
@@ -171,12 +246,27 @@ impl Engine {
         }
     }
 
-    /// How long to sleep: until the next deadline, at most [`MAX_SLEEP`].
+    /// How long to sleep: until the next deadline, at most [`MAX_SLEEP`];
+    /// not at all while due work is left that the next step may take up.
     pub(super) fn sleep_duration(&self) -> Result<Duration, EngineError> {
+        if self.backlog_ready() {
+            return Ok(Duration::ZERO);
+        }
         let now = self.clock.now();
         Ok(match self.store.next_due_after(now)? {
             Some(t) => (t - now).to_std().unwrap_or_default().min(MAX_SLEEP),
             None => MAX_SLEEP,
         })
     }
+}
+
+/// What may begin in one tick.
+#[derive(Clone, Copy)]
+struct Gates {
+    /// Nothing stops deletions: what already began goes on.
+    allowed: bool,
+    /// Starts the guard judged may begin.
+    judged_open: bool,
+    /// Starts an operator approved may begin.
+    approved_open: bool,
 }

@@ -104,6 +104,16 @@ pub struct Engine {
     /// Resources a sweep reads per slice ([`admin::SWEEP_SLICE`]; tests
     /// make it small).
     sweep_slice: usize,
+    /// Most deletions a step begins ([`deadlines::START_SLICE`]; tests make
+    /// it small).
+    start_slice: usize,
+    /// The last tick stopped at its start budget with due work left: the
+    /// next step takes it up without sleeping, and a clock move is not
+    /// answered until it is done.
+    backlog: bool,
+    /// A start-up's look-ahead (calls the previous run left in flight),
+    /// kept until a tick has got through it.
+    resume_until: Option<Timestamp>,
     /// systemd's watchdog: ping this often, and when next.
     watchdog: Option<(Duration, tokio::time::Instant)>,
     /// What holds deletions back, for systemd's status line.
@@ -144,6 +154,9 @@ impl Engine {
             draining: false,
             sweeps: std::collections::VecDeque::new(),
             sweep_slice: admin::SWEEP_SLICE,
+            start_slice: deadlines::START_SLICE,
+            backlog: false,
+            resume_until: None,
             watchdog: None,
             gates: watch::Sender::new(gates),
             tx: tx.clone(),

@@ -2,16 +2,22 @@
 //! the wall-clock jump check (`safety.max_clock_jump`), the mass-deletion
 //! guard judging each batch of starts (`[safety.guard]`), and an
 //! operator's approval releasing exactly the batch it held.
+//!
+//! A batch the guard let through (a [`Burst`]) and an approved batch are
+//! begun a slice a step (issue 11), so both are kept between steps, each
+//! resource with the deletion date it was judged or approved for: a
+//! resource that comes to another deletion meanwhile (renewed, then
+//! released) is not covered by them and waits to be judged.
 
 use super::{Approval, BatchSummary, Engine, EngineError};
 use crate::audit::AuditKind;
 use crate::domain::clock_jump::{self, Reading};
 use crate::domain::guard::{Guard, GuardState, HeldBatch, Verdict};
-use crate::domain::lifecycle::Rules;
+use crate::domain::lifecycle::{Resource, Rules, State};
 use crate::store::{Flag, Store, StoreError, WriteSet};
 use crate::time::{fmt_rfc3339, Timestamp};
 use serde_json::json;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 /// The daemon-wide stops on deletion (an operator's pause, a clock
 /// anomaly, a tripped guard; each durable as a store flag) and what the
@@ -28,10 +34,15 @@ pub(super) struct Safety {
     pub(super) guard: Guard,
     /// The batch the guard holds for approval (durable in the store).
     held_batch: Option<HeldBatch>,
-    /// Resources of an approved batch, with the deletion date each was held
+    /// Resources of approved batches, with the deletion date each was held
     /// for: they may start that deletion (and no other) without being
-    /// judged again, at the next tick that may start deletions.
-    approved: HashMap<String, Timestamp>,
+    /// judged again. Kept (and stored) until begun, or until a judgment
+    /// finds the resource no longer due for that deletion.
+    pub(super) approved: HashMap<String, Timestamp>,
+    /// The batch the guard last let through, minus what has begun: it
+    /// begins without being judged again until a pass of the deadline
+    /// index reaches its end (or something stops deletions).
+    pub(super) burst: Option<Burst>,
     /// Resources tracked, for the guard's fraction.
     pub(super) tracked: u64,
     /// The last clock reading, to notice jumps.
@@ -53,10 +64,19 @@ impl Safety {
             guard_tripped,
             guard: Guard::default(),
             held_batch: guard_state.held,
-            approved: HashMap::new(),
+            approved: guard_state.approved.into_iter().collect(),
+            burst: None,
             tracked,
             last_reading: None,
         })
+    }
+
+    /// What the store keeps of the guard: the held batch and the approved
+    /// starts not yet begun (sorted, so equal states write equal bytes).
+    pub(super) fn state(&self) -> GuardState {
+        let mut approved: Vec<(String, Timestamp)> = self.approved.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        approved.sort();
+        GuardState { held: self.held_batch.clone(), approved }
     }
 
     /// What holds deletions back, for systemd's status line.
@@ -70,17 +90,61 @@ impl Safety {
     }
 }
 
-/// The resources that may start deleting in one tick: judged by the guard,
-/// or released by an operator's approval.
+/// Starts the guard judged as one batch and let through, not yet begun:
+/// each resource with the deletion date it was judged for.
 #[derive(Default)]
-pub(super) struct Starters {
-    pub(super) judged: HashSet<String>,
-    pub(super) approved: HashSet<String>,
+pub(super) struct Burst {
+    judged: HashMap<String, Timestamp>,
 }
 
-impl Starters {
-    pub(super) fn contains(&self, id: &str) -> bool {
-        self.judged.contains(id) || self.approved.contains(id)
+/// Why a resource may begin its deletion now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Grant {
+    /// Part of the batch the guard let through: counted by the guard.
+    Judged,
+    /// Part of a batch an operator approved: never counted.
+    Approved,
+}
+
+impl Safety {
+    /// Whether `id`, about to begin the deletion set for `delete_after`,
+    /// is covered: approved for exactly that deletion (`approved_open`:
+    /// only a pause, a clock anomaly or dry run stop those), or judged for
+    /// it in the current burst (`judged_open`: nothing stops deletions).
+    pub(super) fn grant(
+        &self,
+        id: &str,
+        delete_after: Timestamp,
+        judged_open: bool,
+        approved_open: bool,
+    ) -> Option<Grant> {
+        if approved_open && self.approved.get(id) == Some(&delete_after) {
+            return Some(Grant::Approved);
+        }
+        let judged = self.burst.as_ref().and_then(|b| b.judged.get(id));
+        (judged_open && judged == Some(&delete_after)).then_some(Grant::Judged)
+    }
+
+    /// Whether `id` is in the current burst or an approved batch at all
+    /// (the cheap check before working out its deletion date).
+    pub(super) fn may_cover(&self, id: &str) -> bool {
+        self.approved.contains_key(id) || self.burst.as_ref().is_some_and(|b| b.judged.contains_key(id))
+    }
+
+    /// `id` began its deletion under `grant` at `now`: counted by the guard
+    /// unless approved, and no longer covered either way.
+    pub(super) fn begun(&mut self, id: &str, grant: Grant, now: Timestamp) {
+        match grant {
+            Grant::Approved => {
+                self.approved.remove(id);
+            }
+            Grant::Judged => {
+                self.guard.started(now, 1);
+                if let Some(b) = &mut self.burst {
+                    b.judged.remove(id);
+                }
+            }
+        }
     }
 }
 
@@ -118,42 +182,61 @@ impl Engine {
         Ok(())
     }
 
-    /// safety.guard: the resources that may start deleting at `now`. The
-    /// whole batch that would start is judged before any of it starts
-    /// (issue: the guard let the first part of a mass deletion through):
-    /// it starts whole, or is held whole and the guard trips. Resources of
-    /// a batch an operator approved start without being judged again.
-    pub(super) fn judge_starts(&mut self, now: Timestamp) -> Result<Starters, EngineError> {
+    /// The deletion date `r` would begin deleting for if it advanced at
+    /// `now` with nothing stopping it; None if it would not begin. Worked
+    /// out on a copy: the pure lifecycle has no side effects, so this is
+    /// exactly what the tick will do.
+    pub(super) fn would_start(&self, r: &Resource, now: Timestamp) -> Option<Timestamp> {
+        if r.state.is_final() {
+            return None;
+        }
+        let policy = self.config.products.get(&r.product)?;
         let rules = Rules { may_start: true, may_dispatch: false, ..self.rules() };
+        let mut probe = r.clone();
+        probe.advance(policy, now, rules, &|_, _| true, &|_| true);
+        match (&probe.deciding, probe.state) {
+            (Some(b), State::Deleting) => Some(b.delete_after),
+            _ => None,
+        }
+    }
+
+    /// safety.guard: judges every deletion that would begin at `now`. The
+    /// whole batch is judged before any of it begins (issue: the guard let
+    /// the first part of a mass deletion through): it is let through whole
+    /// (kept as the [`Burst`] the next steps begin a slice at a time), or
+    /// held whole and the guard trips. Resources of a batch an operator
+    /// approved are not judged again.
+    pub(super) fn judge_starts(&mut self, now: Timestamp) -> Result<(), EngineError> {
         let mut fresh = Vec::new();
-        let mut starters = Starters::default();
+        let mut approved = HashMap::new();
         for (_, id) in self.store.due(now, usize::MAX)? {
             let Some(r) = self.read_resource(&id)? else { continue };
-            if r.state.is_final() {
-                continue;
-            }
-            let Some(policy) = self.config.products.get(&r.product) else { continue };
-            // What advancing it would do, on a copy: the pure lifecycle has
-            // no side effects, so this is exactly what the tick will do.
-            let mut probe = r.clone();
-            probe.advance(policy, now, rules, &|_, _| true, &|_| true);
-            let (Some(b), crate::domain::lifecycle::State::Deleting) = (&probe.deciding, probe.state) else { continue };
-            if self.safety.approved.get(&id) == Some(&b.delete_after) {
-                starters.approved.insert(id);
-            } else {
-                fresh.push((id, b.delete_after));
+            let Some(delete_after) = self.would_start(&r, now) else { continue };
+            match self.safety.approved.get(&id) {
+                Some(t) if *t == delete_after => {
+                    approved.insert(id, delete_after);
+                }
+                _ => fresh.push((id, delete_after)),
             }
         }
-        // The approval covered the batch as it stood: whatever of it is not
-        // due now, or is due for another deletion (renewed, then expired
-        // again), is judged like any other if it comes due.
-        self.safety.approved.clear();
+        // The approval covered the batch as it stood: whatever of it is
+        // not due now, has begun, or is due for another deletion (renewed,
+        // then expired again) lapses, and is judged like any other if it
+        // comes due.
+        if approved.len() != self.safety.approved.len() {
+            self.safety.approved = approved;
+            let w = WriteSet { guard: Some(self.safety.state()), ..Default::default() };
+            self.commit(w)?;
+        }
         let g = &self.config.safety.guard;
         match self.safety.guard.judge(now, fresh.clone(), self.safety.tracked, &g.short(), &g.long()) {
-            Verdict::Start => starters.judged.extend(fresh.into_iter().map(|(id, _)| id)),
-            Verdict::Hold(batch) => self.trip_guard(now, batch)?,
+            Verdict::Start => self.safety.burst = Some(Burst { judged: fresh.into_iter().collect() }),
+            Verdict::Hold(batch) => {
+                self.safety.burst = None;
+                self.trip_guard(now, batch)?;
+            }
         }
-        Ok(starters)
+        Ok(())
     }
 
     /// The mass-deletion guard trips: the batch is held whole and no
@@ -166,7 +249,8 @@ impl Engine {
             crate::domain::guard::WindowKind::Long => g.long(),
         };
         let data = crate::domain::guard::tripped_record(&batch, &limits, self.safety.tracked);
-        let state = GuardState { held: Some(batch.clone()) };
+        self.safety.held_batch = Some(batch.clone());
+        let state = self.safety.state();
         let mut w = WriteSet { flags: vec![(Flag::GuardTripped, true)], guard: Some(state), ..Default::default() };
         self.record(&mut w, now, AuditKind::GuardTripped, None, None, data);
         self.commit(w)?;
@@ -174,14 +258,14 @@ impl Engine {
         tracing::error!(batch = batch.size(), digest = %batch.digest, window = ?batch.window,
             started_in_window = batch.started_in_window,
             "mass-deletion guard tripped: the batch is held whole; deletions stop until approved");
-        self.safety.held_batch = Some(batch);
         Ok(())
     }
 
     /// An operator lifts a tripped guard and a clock anomaly. The held batch
     /// is released exactly: its resources may start the deletion they were
-    /// held for without being judged again (and are not counted); anything
-    /// else is judged as before. An approval never resets the windows.
+    /// held for without being judged again (and are not counted), kept
+    /// (and stored) until they have; anything else is judged as before. An
+    /// approval never resets the windows.
     pub(super) fn approve(
         &mut self,
         batch_digest: Option<String>,
@@ -203,7 +287,8 @@ impl Engine {
         let now = self.clock.now();
         let batch = self.safety.held_batch.take();
         let summary = batch.as_ref().map(|b| BatchSummary { size: b.size(), digest: b.digest.clone() });
-        let state = GuardState { held: None };
+        self.safety.approved.extend(batch.iter().flat_map(|b| b.candidates()));
+        let state = self.safety.state();
         let mut w = WriteSet {
             flags: vec![(Flag::GuardTripped, false), (Flag::ClockAnomaly, false)],
             guard: Some(state),
@@ -218,7 +303,6 @@ impl Engine {
         self.commit(w)?;
         self.safety.guard_tripped = false;
         self.safety.clock_anomaly = false;
-        self.safety.approved = batch.map(|b| b.candidates().collect()).unwrap_or_default();
         self.safety.last_reading = Some(Reading { wall: now, mono: self.clock.monotonic() });
         tracing::warn!(?lifted, batch = summary.as_ref().map(|b| b.size), "deletions approved by an operator");
         Ok(Ok(Approval { approved: lifted, batch: summary }))

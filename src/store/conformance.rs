@@ -146,6 +146,7 @@ fn held_batch() -> GuardState {
             window: WindowKind::Short,
             started_in_window: 7,
         }),
+        approved: vec![("r0".into(), ts("2026-01-31T00:00:00Z"))],
     }
 }
 
@@ -560,8 +561,9 @@ fn the_manual_clock_reading_reads_back(store: &dyn Store) {
     assert_eq!(store.clock().unwrap(), Some(ts("1969-06-01T00:00:00Z")));
 }
 
-/// The guard state reads back as last written; a write set without one
-/// leaves it; writing the default clears it.
+/// The guard state (held batch and approved starts) reads back as last
+/// written; a write set without one leaves it; writing the default clears
+/// it.
 fn the_guard_state_reads_back(store: &dyn Store) {
     store.commit(WriteSet { guard: Some(held_batch()), ..Default::default() }).unwrap();
     assert_eq!(store.guard_state().unwrap(), held_batch());

@@ -20,6 +20,8 @@ use std::path::PathBuf;
 use tokio::sync::mpsc::error::TryRecvError as QueueEmpty;
 use tokio::sync::oneshot::error::TryRecvError;
 
+mod burst;
+
 const T0: &str = "2026-01-01T00:00:00Z";
 
 fn t0() -> Timestamp {
@@ -172,6 +174,11 @@ async fn ask<T>(
         }
         let cmd = match engine.rx.try_recv() {
             Ok(cmd) => cmd,
+            Err(QueueEmpty::Empty) if engine.backlog_ready() => {
+                // Due work left for the next step: the loop would not sleep.
+                engine.step(Vec::new()).await.unwrap();
+                continue;
+            }
             Err(QueueEmpty::Empty) => {
                 let running = engine.calls.len() + engine.notices.in_flight.len();
                 assert!(running > 0, "no answer, no command queued and no call running");

@@ -1,0 +1,279 @@
+//! Issue 11: a burst of due deletions begins a slice per step. The guard
+//! still judges the burst whole, once; what it let through, and what an
+//! operator approved, is kept between steps for exactly the deletion it
+//! was judged or approved for; what comes due meanwhile is judged as soon
+//! as the burst is through, not after a sleep.
+
+use super::*;
+
+/// A guard that lets `max` starts an hour through (too few resources for
+/// its fraction to count).
+fn guard(max: u64) -> String {
+    format!("[safety.guard]\nwindow = \"1h\"\nmax_resources = {max}\nmin_resources = 1000\nlong_max_resources = 1000\n")
+}
+
+fn released(resource: &str, at: Timestamp) -> Event {
+    event(&format!("x-{resource}"), "resource.released", at, resource, json!({}))
+}
+
+fn ids(range: std::ops::RangeInclusive<usize>) -> Vec<String> {
+    range.map(|i| format!("r{i}")).collect()
+}
+
+/// Creates each resource, with its business data on disk.
+async fn create(rig: &Rig, engine: &mut Engine, ids: &[String]) -> Vec<[PathBuf; 2]> {
+    let data = ids.iter().map(|id| rig.data(id)).collect();
+    let statuses = ingest(engine, ids.iter().map(|id| created(id)).collect()).await;
+    assert!(statuses.iter().all(|s| *s == "applied"));
+    data
+}
+
+fn begun(rig: &Rig, id: &str) -> bool {
+    matches!(rig.resource(id).state, State::Deleting | State::Deleted | State::Purged)
+}
+
+fn records(engine: &Engine, kind: &str) -> Vec<AuditRecord> {
+    audit(engine).into_iter().filter(|r| r.kind == kind).collect()
+}
+
+/// Starts the guard counts in its short window (approved ones are not).
+fn counted(engine: &Engine) -> u64 {
+    let limits = engine.config.safety.guard.short();
+    engine.safety.guard.count(engine.clock.now(), &limits)
+}
+
+/// An engine on the rig's store that begins at most `slice` deletions a
+/// step, from its start-up on.
+async fn open_sliced(rig: &Rig, slice: usize) -> Engine {
+    let audit = AuditLog::open(&rig.config.daemon.state_dir, None).unwrap();
+    let metrics = Arc::new(crate::metrics::Metrics::new());
+    let store: Arc<dyn Store> = rig.store.clone();
+    let (mut engine, _) = Engine::open(store, audit, rig.clock.clone(), rig.config.clone(), metrics).unwrap();
+    engine.start_slice = slice;
+    engine.catch_up().await.unwrap();
+    engine
+}
+
+/// General terms 4.1.4 (a release is deleted at once) with the guard's
+/// limit of 8: a burst of 7 begins 3 in the step that applied the
+/// releases, their calls going out at once, and the rest in the next
+/// steps; counted as one batch of 7, it never trips the guard.
+#[tokio::test]
+async fn a_burst_begins_a_slice_per_step_after_one_judgment_of_the_whole() {
+    let rig = Rig::new(&guard(8));
+    let mut engine = rig.open().await;
+    engine.start_slice = 3;
+    let ids = ids(1..=7);
+    let data = create(&rig, &mut engine, &ids).await;
+
+    step_only(&mut engine, |reply| Command::Ingest {
+        events: ids.iter().map(|id| released(id, t0())).collect(),
+        reply,
+    })
+    .await;
+    assert_eq!(ids.iter().filter(|id| begun(&rig, id)).count(), 3, "the first slice began");
+    assert_eq!(records(&engine, "deletion.started").len(), 3);
+    assert_eq!(engine.calls.len(), 6, "its calls (two copies each) went out with it");
+    assert!(engine.backlog, "the rest is left for the next steps");
+
+    advance(&mut engine, "0s").await;
+    assert!(ids.iter().all(|id| rig.resource(id).state == State::Purged), "the whole burst ran");
+    assert!(data.iter().all(|d| exists(d) == [false, false]));
+    assert!(records(&engine, "guard.tripped").is_empty(), "7 starts against a limit of 8");
+    assert_eq!(counted(&engine), 7);
+    assert!(!engine.backlog);
+}
+
+/// The same over the guard's limit: the burst is held whole at its first
+/// judgment and none of it begins, whatever the slice.
+#[tokio::test]
+async fn a_burst_over_the_guards_limit_is_held_whole_whatever_the_slice() {
+    let rig = Rig::new(&guard(8));
+    let mut engine = rig.open().await;
+    engine.start_slice = 3;
+    let ids = ids(1..=10);
+    let data = create(&rig, &mut engine, &ids).await;
+    ingest(&mut engine, ids.iter().map(|id| released(id, t0())).collect()).await;
+    advance(&mut engine, "0s").await;
+
+    assert!(!ids.iter().any(|id| begun(&rig, id)), "none began");
+    assert!(data.iter().all(|d| exists(d) == [true, true]));
+    let trips = records(&engine, "guard.tripped");
+    assert_eq!(trips.len(), 1);
+    assert_eq!(trips[0].data["batch_size"], 10);
+}
+
+/// Resources that come due while a burst is under way are not carried by
+/// its verdict: they are judged as soon as the burst is through (in the
+/// next step, not after a sleep), counted with it. 6 + 2 against a limit
+/// of 7 holds the 2. Steps are driven one at a time, the calls parked (as
+/// when stopping) so that each step may begin a whole slice.
+#[tokio::test]
+async fn what_comes_due_during_a_burst_is_judged_in_the_next_step_and_counted_with_it() {
+    let rig = Rig::new(&guard(7));
+    let mut engine = rig.open().await;
+    let burst = ids(1..=6);
+    let late = ids(7..=8);
+    create(&rig, &mut engine, &[burst.clone(), late.clone()].concat()).await;
+    engine.start_slice = 3;
+    engine.draining = true;
+    let begun_of = |ids: &[String]| ids.iter().filter(|id| begun(&rig, id)).count();
+
+    step_only(&mut engine, |reply| Command::Ingest {
+        events: burst.iter().map(|id| released(id, t0())).collect(),
+        reply,
+    })
+    .await;
+    assert_eq!(begun_of(&burst), 3);
+    step_only(&mut engine, |reply| Command::Ingest {
+        events: late.iter().map(|id| released(id, t0())).collect(),
+        reply,
+    })
+    .await;
+    assert_eq!(begun_of(&burst), 6, "the burst's second slice");
+    assert_eq!(begun_of(&late), 0, "not carried by the burst's verdict");
+    assert!(engine.backlog_ready(), "the late ones are left for the next step");
+    assert!(records(&engine, "guard.tripped").is_empty());
+
+    engine.step(Vec::new()).await.unwrap();
+    assert_eq!(begun_of(&late), 0);
+    let trips = records(&engine, "guard.tripped");
+    assert_eq!(trips.len(), 1, "judged in the step after the burst, not after a sleep");
+    assert_eq!(trips[0].data["batch_size"], 2);
+    assert_eq!(trips[0].data["started_in_window"], 6);
+    assert!(!engine.backlog);
+}
+
+/// The same under a generous limit: what came due during the burst has
+/// run by the time the clock move is answered.
+#[tokio::test]
+async fn what_comes_due_during_a_burst_begins_without_waiting_for_a_sleep() {
+    let rig = Rig::new(&guard(100));
+    let mut engine = rig.open().await;
+    engine.start_slice = 3;
+    let burst = ids(1..=7);
+    let late = ids(8..=9);
+    create(&rig, &mut engine, &[burst.clone(), late.clone()].concat()).await;
+    step_only(&mut engine, |reply| Command::Ingest {
+        events: burst.iter().map(|id| released(id, t0())).collect(),
+        reply,
+    })
+    .await;
+    step_only(&mut engine, |reply| Command::Ingest {
+        events: late.iter().map(|id| released(id, t0())).collect(),
+        reply,
+    })
+    .await;
+
+    let now = advance(&mut engine, "0s").await;
+    assert_eq!(now, t0(), "no time passed");
+    assert!(burst.iter().chain(&late).all(|id| rig.resource(id).state == State::Purged));
+}
+
+/// An approved batch, interrupted by a pause, begins its remainder after
+/// the resume as approved (not counted, not judged again), rather than
+/// tripping the guard a second time.
+#[tokio::test]
+async fn an_approved_batch_outlives_a_pause_in_its_midst() {
+    let rig = Rig::new(&guard(2));
+    let mut engine = rig.open().await;
+    let ids = ids(0..=3);
+    create(&rig, &mut engine, &ids).await;
+    ingest(&mut engine, ids.iter().map(|id| released(id, t0())).collect()).await;
+    let digest = records(&engine, "guard.tripped")[0].data["batch_digest"].as_str().unwrap().to_string();
+
+    engine.start_slice = 1;
+    step_only(&mut engine, |reply| Command::Approve { batch_digest: Some(digest), reply }).await;
+    assert_eq!(ids.iter().filter(|id| begun(&rig, id)).count(), 1, "one began in the approving step");
+    step_only(&mut engine, |reply| Command::Pause { paused: true, reply }).await;
+    step_only(&mut engine, |reply| Command::Pause { paused: false, reply }).await;
+
+    advance(&mut engine, "0s").await;
+    assert!(ids.iter().all(|id| rig.resource(id).state == State::Purged));
+    assert!(ids.iter().all(|id| rig.resource(id).guard_approved), "each began as approved");
+    assert_eq!(records(&engine, "guard.tripped").len(), 1, "the guard did not trip again");
+    assert_eq!(counted(&engine), 0, "approved starts are not counted");
+}
+
+/// The same across a restart: the approvals not yet begun are stored.
+#[tokio::test]
+async fn an_approved_batch_outlives_a_restart_in_its_midst() {
+    let rig = Rig::new(&guard(2));
+    let mut engine = rig.open().await;
+    let ids = ids(0..=3);
+    create(&rig, &mut engine, &ids).await;
+    ingest(&mut engine, ids.iter().map(|id| released(id, t0())).collect()).await;
+    let digest = records(&engine, "guard.tripped")[0].data["batch_digest"].as_str().unwrap().to_string();
+    engine.start_slice = 1;
+    step_only(&mut engine, |reply| Command::Approve { batch_digest: Some(digest), reply }).await;
+    assert_eq!(ids.iter().filter(|id| begun(&rig, id)).count(), 1);
+    drop(engine);
+
+    let mut engine = open_sliced(&rig, 1).await;
+    advance(&mut engine, "0s").await;
+    assert!(ids.iter().all(|id| rig.resource(id).state == State::Purged));
+    assert!(ids.iter().all(|id| rig.resource(id).guard_approved));
+    assert_eq!(records(&engine, "guard.tripped").len(), 1);
+    assert!(rig.store.guard_state().unwrap().approved.is_empty(), "used up approvals are not kept");
+}
+
+/// An approval covers the deletion it was held for, not another: a
+/// resource of an approved batch reinstated, then released, before its
+/// turn begins the new deletion judged and counted.
+#[tokio::test]
+async fn an_approval_does_not_carry_over_to_another_deletion_of_the_same_resource() {
+    let rig = Rig::new(&guard(2));
+    let mut engine = rig.open().await;
+    let ids = ids(0..=2);
+    create(&rig, &mut engine, &ids).await;
+    let terminated =
+        ids.iter().map(|id| event(&format!("t-{id}"), "resource.terminated", t0(), id, json!({"reason": "agreement"})));
+    ingest(&mut engine, terminated.collect()).await;
+    advance(&mut engine, "15d").await;
+    let digest = records(&engine, "guard.tripped")[0].data["batch_digest"].as_str().unwrap().to_string();
+    // An hour later the operator approves the three held deletions.
+    let now = advance(&mut engine, "1h").await;
+    engine.start_slice = 1;
+    step_only(&mut engine, |reply| Command::Approve { batch_digest: Some(digest), reply }).await;
+    assert!(begun(&rig, "r0") && !begun(&rig, "r1"));
+    // Before r1's turn its termination is withdrawn and the tenant releases it.
+    let events = vec![event("w-r1", "resource.reinstated", now, "r1", json!({})), released("r1", now)];
+    step_only(&mut engine, |reply| Command::Ingest { events, reply }).await;
+
+    advance(&mut engine, "0s").await;
+    assert!(ids.iter().all(|id| rig.resource(id).state == State::Purged));
+    assert!(rig.resource("r0").guard_approved && rig.resource("r2").guard_approved);
+    assert!(!rig.resource("r1").guard_approved, "the release is a new deletion: judged, not approved");
+    assert_eq!(counted(&engine), 1, "and counted");
+}
+
+/// Calls the previous run left in flight are resumed at start-up even
+/// when a burst due at start is larger than a step may begin: the
+/// look-ahead lasts until a tick gets through it.
+#[tokio::test]
+async fn calls_left_in_flight_resume_behind_a_burst_due_at_start_up() {
+    let rig = Rig::new(&guard(100));
+    let mut engine = rig.open().await;
+    let burst = ids(2..=6);
+    create(&rig, &mut engine, &burst).await;
+    let terminated = burst
+        .iter()
+        .map(|id| event(&format!("t-{id}"), "resource.terminated", t0(), id, json!({"reason": "agreement"})));
+    ingest(&mut engine, terminated.collect()).await;
+    let now = advance(&mut engine, "14d 23h 59m").await;
+    // A minute before the burst falls due, r1 is released; its calls are
+    // queued, and the daemon dies before they report.
+    let r1_data = rig.data("r1");
+    ingest(&mut engine, vec![created("r1")]).await;
+    step_only(&mut engine, |reply| Command::Ingest { events: vec![released("r1", now)], reply }).await;
+    drop(engine);
+    rig.clock.advance(chrono::Duration::minutes(1)).unwrap();
+    assert_eq!(offered(&rig, rig.clock.now()), burst, "the burst is due; r1 only at its lease's end");
+
+    let mut engine = open_sliced(&rig, 2).await;
+    let now = advance(&mut engine, "0s").await;
+    assert_eq!(now, t0() + chrono::Duration::days(15));
+    assert!(burst.iter().all(|id| rig.resource(id).state == State::Purged));
+    assert_eq!(rig.resource("r1").state, State::Purged, "resumed without waiting for its lease");
+    assert_eq!(exists(&r1_data), [false, false]);
+}
