@@ -14,6 +14,7 @@
 //! approved are never counted (an approval never resets the windows, so it
 //! cannot open the way for a drip); every other start is.
 
+use crate::domain::vocabulary::Cause;
 use crate::time::{fmt_rfc3339, Timestamp};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -62,6 +63,14 @@ pub struct HeldBatch {
     /// an approval covers that deletion only, not one the resource comes to
     /// later (after a renewal, say).
     pub deadlines: Vec<Timestamp>,
+    /// Each resource's deletion cause and the time its buffer started, in
+    /// the same order: with the date, which deletion was held (a release
+    /// dated at the day an approved termination ended is another deletion
+    /// on the same date). A batch stored by an older build has none: its
+    /// approval then covers nothing and the batch is judged again (fail
+    /// closed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub buffers: Vec<(Cause, Timestamp)>,
     /// Hex SHA-256 of the sorted ids, one per line: what an operator
     /// approves, so an approval cannot release more than was shown.
     pub digest: String,
@@ -79,14 +88,22 @@ impl HeldBatch {
     pub fn new(mut batch: Vec<Candidate>, now: Timestamp, window: WindowKind, started_in_window: u64) -> HeldBatch {
         batch.sort();
         batch.dedup_by(|a, b| a.0 == b.0);
-        let (resources, deadlines): (Vec<String>, Vec<Timestamp>) = batch.into_iter().unzip();
+        let resources: Vec<String> = batch.iter().map(|(id, _)| id.clone()).collect();
+        let deadlines = batch.iter().map(|(_, d)| d.delete_after).collect();
+        let buffers = batch.iter().map(|(_, d)| (d.cause, d.started_at)).collect();
         let digest = batch_digest(&resources);
-        HeldBatch { resources, deadlines, digest, tripped_at: now, window, started_in_window }
+        HeldBatch { resources, deadlines, buffers, digest, tripped_at: now, window, started_in_window }
     }
 
-    /// The resources with the deletion each was held for.
+    /// The resources with the deletion each was held for (none from a
+    /// batch an older build stored without its buffers).
     pub fn candidates(&self) -> impl Iterator<Item = Candidate> + '_ {
-        self.resources.iter().cloned().zip(self.deadlines.iter().copied())
+        let deletions = self.deadlines.iter().zip(&self.buffers).map(|(delete_after, (cause, started_at))| Deletion {
+            delete_after: *delete_after,
+            cause: *cause,
+            started_at: *started_at,
+        });
+        self.resources.iter().cloned().zip(deletions)
     }
 
     /// The batch's size.
@@ -95,9 +112,22 @@ impl HeldBatch {
     }
 }
 
-/// A resource that would start deleting, with the deletion date it would
-/// start for.
-pub type Candidate = (String, Timestamp);
+/// Which deletion of a resource a start is for. A resource may come to
+/// several (expiry; after a renewal, a release), so a verdict or an
+/// approval names the one it covers: its deciding buffer's cause, start
+/// and end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Deletion {
+    /// Nothing is deleted before this.
+    pub delete_after: Timestamp,
+    /// Why the data is deleted.
+    pub cause: Cause,
+    /// When the buffer started.
+    pub started_at: Timestamp,
+}
+
+/// A resource that would start deleting, with the deletion it would start.
+pub type Candidate = (String, Deletion);
 
 /// What the store keeps of the guard across restarts: the batch held for
 /// approval, and approved starts not yet begun. (The starts counted are the resources' own deletion start
@@ -227,8 +257,12 @@ mod tests {
         }
     }
 
+    fn deletion() -> Deletion {
+        Deletion { delete_after: t(0), cause: Cause::Expiry, started_at: t(-360) }
+    }
+
     fn ids(n: usize) -> Vec<Candidate> {
-        (0..n).map(|i| (format!("r{i}"), t(0))).collect()
+        (0..n).map(|i| (format!("r{i}"), deletion())).collect()
     }
 
     #[test]
@@ -292,9 +326,22 @@ mod tests {
         assert_eq!(restored.count(t(7), &short), 1);
     }
 
+    /// A held batch stored by an older build has no buffers: approving it
+    /// covers nothing, so its resources are judged again (fail closed).
+    #[test]
+    fn a_batch_stored_without_its_buffers_approves_nothing() {
+        let held = HeldBatch::new(ids(2), t(0), WindowKind::Short, 0);
+        assert_eq!(held.candidates().count(), 2);
+        let mut old = serde_json::to_value(&held).unwrap();
+        old.as_object_mut().unwrap().remove("buffers");
+        let old: HeldBatch = serde_json::from_value(old).unwrap();
+        assert_eq!(old.digest, held.digest, "the same batch");
+        assert_eq!(old.candidates().count(), 0);
+    }
+
     #[test]
     fn the_digest_names_the_set_not_its_order() {
-        let c = |ids: &[&str]| ids.iter().map(|i| (i.to_string(), t(0))).collect::<Vec<_>>();
+        let c = |ids: &[&str]| ids.iter().map(|i| (i.to_string(), deletion())).collect::<Vec<_>>();
         let a = HeldBatch::new(c(&["b", "a"]), t(0), WindowKind::Short, 0);
         let b = HeldBatch::new(c(&["a", "b"]), t(0), WindowKind::Short, 0);
         let c = HeldBatch::new(c(&["a", "c"]), t(0), WindowKind::Short, 0);

@@ -86,6 +86,8 @@ impl Engine {
             return Ok(Err(EngineError::ProductsInUse(why)));
         }
         let report = compare(&self.config, &config);
+        // The guard's verdict on a burst was reached under the old limits.
+        self.safety.burst = None;
         self.calls.configure(&config);
         self.notices.configure(&config);
         self.config = config.clone();

@@ -46,10 +46,14 @@ impl Engine {
     /// (issue 11: a burst of 100,000 due at once is never read whole, nor
     /// written one resource at a time). A step begins at most its start
     /// budget of deletions ([`Engine::start_budget`]); once that is spent
-    /// the tick stops where it is (the index is in due order, so what is
-    /// left is what came due last) and leaves a backlog that the next
-    /// steps take up without sleeping, and that holds back the answer to a
-    /// clock move.
+    /// the tick stops at the next deletion that would begin (the index is
+    /// in due order, so what is left came due last) and leaves a backlog
+    /// that the next steps take up without sleeping, and that holds back
+    /// the answer to a clock move. Work that begins no deletion (buffer
+    /// starts, notices, retries, purges) is held back behind a burst for
+    /// at most [`MAX_SLEEP`]: then a pass reads the whole index, passing
+    /// over the deletions it may not begin yet (a store whose calls hang
+    /// must not hold up the rest).
     pub(super) fn tick_through(&mut self, now: Timestamp, horizon: Timestamp) -> Result<(), EngineError> {
         // The index is read from the store: the group's writes first.
         self.settle()?;
@@ -64,6 +68,8 @@ impl Engine {
         }
         let mut budget = self.start_budget();
         let may_begin = judged_open || approved_open;
+        let mono = self.clock.monotonic();
+        let whole = self.whole_pass_at.is_none_or(|at| mono.saturating_sub(at) >= MAX_SLEEP);
         self.backlog = false;
         loop {
             let carried = self.safety.burst.is_some();
@@ -72,20 +78,33 @@ impl Engine {
             }
             // A trip in this tick holds what it judged, and the rest of the tick.
             judged_open &= !self.safety.guard_tripped;
-            let gates = Gates { allowed: rules.may_start, judged_open, approved_open };
-            let mut changed = false;
+            // A trip also stops what already began from going further.
+            let allowed = rules.may_start && !self.safety.guard_tripped;
+            let gates = Gates { allowed, judged_open, approved_open };
+            let (mut changed, mut passed_over) = (false, false);
             let mut slice = self.store.due(horizon, TICK_SLICE)?;
             while let Some((last_due, last_id)) = slice.last().cloned() {
                 for (due, id) in slice {
-                    if may_begin && budget == 0 {
-                        self.backlog = true;
-                        self.resume_until = (horizon > now).then_some(horizon);
-                        return self.settle();
+                    if may_begin && budget == 0 && self.safety.may_cover(&id) {
+                        if !whole {
+                            self.backlog = true;
+                            self.resume_until = (horizon > now).then_some(horizon);
+                            return self.settle();
+                        }
+                        passed_over = true;
+                        continue;
                     }
                     changed |= self.run_deadline(&id, due, now, gates, &mut budget)?;
                 }
                 self.settle()?;
                 slice = self.store.due_after((last_due, &last_id), horizon, TICK_SLICE)?;
+            }
+            self.whole_pass_at = Some(mono);
+            if passed_over {
+                // Deletions judged or approved are still to begin.
+                self.backlog = true;
+                self.resume_until = (horizon > now).then_some(horizon);
+                return Ok(());
             }
             // The pass reached the end of what is due: the burst is over
             // (anything of it not begun is no longer due for that
@@ -149,7 +168,7 @@ impl Engine {
         let grant = if before.state.is_final() || *budget == 0 || !self.safety.may_cover(id) {
             None
         } else {
-            self.would_start(&r, now).and_then(|t| self.safety.grant(id, t, gates.judged_open, gates.approved_open))
+            self.would_start(&r, now).and_then(|d| self.safety.grant(id, &d, gates.judged_open, gates.approved_open))
         };
         let may_start = (gates.allowed && before.state.is_final()) || grant.is_some();
         let mut fx = self.advance(&mut r, &policy, now, may_start);

@@ -33,7 +33,8 @@
 //! - `journal.rs`: effects and audit records into write sets; one flush per
 //!   step. `pending.rs`: a step's writes merged into one store commit, and
 //!   the reads that see them.
-//! - `tests.rs`: the engine on the in-memory store, driven step by step.
+//! - `tests/`: the engine on the in-memory store, driven step by step
+//!   (`burst.rs`: a burst begun a slice per step).
 
 mod admin;
 mod deadlines;
@@ -114,6 +115,9 @@ pub struct Engine {
     /// A start-up's look-ahead (calls the previous run left in flight),
     /// kept until a tick has got through it.
     resume_until: Option<Timestamp>,
+    /// When (monotonic) a tick last read the whole due index: a backlog
+    /// holds back other due work for at most [`MAX_SLEEP`].
+    whole_pass_at: Option<Duration>,
     /// systemd's watchdog: ping this often, and when next.
     watchdog: Option<(Duration, tokio::time::Instant)>,
     /// What holds deletions back, for systemd's status line.
@@ -157,6 +161,7 @@ impl Engine {
             start_slice: deadlines::START_SLICE,
             backlog: false,
             resume_until: None,
+            whole_pass_at: None,
             watchdog: None,
             gates: watch::Sender::new(gates),
             tx: tx.clone(),

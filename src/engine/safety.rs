@@ -12,7 +12,7 @@
 use super::{Approval, BatchSummary, Engine, EngineError};
 use crate::audit::AuditKind;
 use crate::domain::clock_jump::{self, Reading};
-use crate::domain::guard::{Guard, GuardState, HeldBatch, Verdict};
+use crate::domain::guard::{Deletion, Guard, GuardState, HeldBatch, Verdict};
 use crate::domain::lifecycle::{Resource, Rules, State};
 use crate::store::{Flag, Store, StoreError, WriteSet};
 use crate::time::{fmt_rfc3339, Timestamp};
@@ -38,7 +38,7 @@ pub(super) struct Safety {
     /// for: they may start that deletion (and no other) without being
     /// judged again. Kept (and stored) until begun, or until a judgment
     /// finds the resource no longer due for that deletion.
-    pub(super) approved: HashMap<String, Timestamp>,
+    pub(super) approved: HashMap<String, Deletion>,
     /// The batch the guard last let through, minus what has begun: it
     /// begins without being judged again until a pass of the deadline
     /// index reaches its end (or something stops deletions).
@@ -74,7 +74,7 @@ impl Safety {
     /// What the store keeps of the guard: the held batch and the approved
     /// starts not yet begun (sorted, so equal states write equal bytes).
     pub(super) fn state(&self) -> GuardState {
-        let mut approved: Vec<(String, Timestamp)> = self.approved.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        let mut approved: Vec<(String, Deletion)> = self.approved.iter().map(|(k, v)| (k.clone(), *v)).collect();
         approved.sort();
         GuardState { held: self.held_batch.clone(), approved }
     }
@@ -94,7 +94,7 @@ impl Safety {
 /// each resource with the deletion date it was judged for.
 #[derive(Default)]
 pub(super) struct Burst {
-    judged: HashMap<String, Timestamp>,
+    judged: HashMap<String, Deletion>,
 }
 
 /// Why a resource may begin its deletion now.
@@ -107,22 +107,16 @@ pub(super) enum Grant {
 }
 
 impl Safety {
-    /// Whether `id`, about to begin the deletion set for `delete_after`,
-    /// is covered: approved for exactly that deletion (`approved_open`:
-    /// only a pause, a clock anomaly or dry run stop those), or judged for
-    /// it in the current burst (`judged_open`: nothing stops deletions).
-    pub(super) fn grant(
-        &self,
-        id: &str,
-        delete_after: Timestamp,
-        judged_open: bool,
-        approved_open: bool,
-    ) -> Option<Grant> {
-        if approved_open && self.approved.get(id) == Some(&delete_after) {
+    /// Whether `id`, about to begin `deletion`, is covered: approved for
+    /// exactly that deletion (`approved_open`: only a pause, a clock
+    /// anomaly or dry run stop those), or judged for it in the current
+    /// burst (`judged_open`: nothing stops deletions).
+    pub(super) fn grant(&self, id: &str, deletion: &Deletion, judged_open: bool, approved_open: bool) -> Option<Grant> {
+        if approved_open && self.approved.get(id) == Some(deletion) {
             return Some(Grant::Approved);
         }
         let judged = self.burst.as_ref().and_then(|b| b.judged.get(id));
-        (judged_open && judged == Some(&delete_after)).then_some(Grant::Judged)
+        (judged_open && judged == Some(deletion)).then_some(Grant::Judged)
     }
 
     /// Whether `id` is in the current burst or an approved batch at all
@@ -182,11 +176,11 @@ impl Engine {
         Ok(())
     }
 
-    /// The deletion date `r` would begin deleting for if it advanced at
-    /// `now` with nothing stopping it; None if it would not begin. Worked
-    /// out on a copy: the pure lifecycle has no side effects, so this is
-    /// exactly what the tick will do.
-    pub(super) fn would_start(&self, r: &Resource, now: Timestamp) -> Option<Timestamp> {
+    /// The deletion `r` would begin if it advanced at `now` with nothing
+    /// stopping it; None if it would not begin. Worked out on a copy: the
+    /// pure lifecycle has no side effects, so this is exactly what the
+    /// tick will do.
+    pub(super) fn would_start(&self, r: &Resource, now: Timestamp) -> Option<Deletion> {
         if r.state.is_final() {
             return None;
         }
@@ -195,7 +189,9 @@ impl Engine {
         let mut probe = r.clone();
         probe.advance(policy, now, rules, &|_, _| true, &|_| true);
         match (&probe.deciding, probe.state) {
-            (Some(b), State::Deleting) => Some(b.delete_after),
+            (Some(b), State::Deleting) => {
+                Some(Deletion { delete_after: b.delete_after, cause: b.cause, started_at: b.started_at })
+            }
             _ => None,
         }
     }
@@ -211,12 +207,12 @@ impl Engine {
         let mut approved = HashMap::new();
         for (_, id) in self.store.due(now, usize::MAX)? {
             let Some(r) = self.read_resource(&id)? else { continue };
-            let Some(delete_after) = self.would_start(&r, now) else { continue };
+            let Some(deletion) = self.would_start(&r, now) else { continue };
             match self.safety.approved.get(&id) {
-                Some(t) if *t == delete_after => {
-                    approved.insert(id, delete_after);
+                Some(d) if *d == deletion => {
+                    approved.insert(id, deletion);
                 }
-                _ => fresh.push((id, delete_after)),
+                _ => fresh.push((id, deletion)),
             }
         }
         // The approval covered the batch as it stood: whatever of it is

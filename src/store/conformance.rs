@@ -5,8 +5,9 @@
 
 use super::{EventOutcome, Flag, MemoryStore, SledStore, Store, WriteSet};
 use crate::audit::{AuditHead, AuditRecord};
-use crate::domain::guard::{GuardState, HeldBatch, WindowKind};
+use crate::domain::guard::{Deletion, GuardState, HeldBatch, WindowKind};
 use crate::domain::lifecycle::{Resource, TenantHolds};
+use crate::domain::vocabulary::Cause;
 use crate::time::{parse_rfc3339, Timestamp};
 use serde_json::json;
 
@@ -141,12 +142,20 @@ fn held_batch() -> GuardState {
         held: Some(HeldBatch {
             resources: vec!["r1".into(), "r2".into()],
             deadlines: vec![ts("2026-02-01T00:00:00Z"), ts("2026-02-02T00:00:00Z")],
+            buffers: vec![(Cause::Expiry, ts("2026-01-17T00:00:00Z")), (Cause::Release, ts("2026-02-02T00:00:00Z"))],
             digest: crate::domain::guard::batch_digest(&["r1".into(), "r2".into()]),
             tripped_at: ts("2026-02-03T00:00:00Z"),
             window: WindowKind::Short,
             started_in_window: 7,
         }),
-        approved: vec![("r0".into(), ts("2026-01-31T00:00:00Z"))],
+        approved: vec![(
+            "r0".into(),
+            Deletion {
+                delete_after: ts("2026-01-31T00:00:00Z"),
+                cause: Cause::Arrears,
+                started_at: ts("2026-01-16T00:00:00Z"),
+            },
+        )],
     }
 }
 
