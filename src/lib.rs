@@ -60,6 +60,9 @@
 //!   [`front`]: the connections (limit, timeouts, graceful shutdown).
 //! - [`metrics`]: counters and the Prometheus text for `GET /metrics`.
 //! - [`daemon`]: start-up and shutdown in stages.
+//! - In the binary beside `src/main.rs` and `src/ctl/`: `src/cli_docs.rs`,
+//!   the shell completions and man pages, generated from the same clap
+//!   definitions that parse the command line.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
