@@ -285,3 +285,34 @@ fn the_dashboard_imports_as_one_grid_on_a_chosen_data_source() {
         }
     }
 }
+
+/// Prometheus' own linter accepts the exposition the dashboard and rules
+/// read (names, units, HELP, counter suffixes). It needs promtool: from
+/// PATH, or where `contrib/check` caches it; skipped with a message
+/// otherwise.
+#[test]
+fn promtool_accepts_the_exposition() {
+    let cached = std::env::var_os("XDG_CACHE_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))
+        .map(|c| c.join("retentiond/promtool"));
+    let promtool = ["promtool".into()].into_iter().chain(cached).find(|p: &std::path::PathBuf| {
+        std::process::Command::new(p).arg("--version").output().is_ok_and(|o| o.status.success())
+    });
+    let Some(promtool) = promtool else {
+        eprintln!("skipped: promtool is not available (contrib/check fetches it)");
+        return;
+    };
+    let mut child = std::process::Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(full_exposition().as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && said.trim().is_empty(), "promtool check metrics: {said}");
+}
