@@ -58,8 +58,12 @@
 //!   its tokens, roles and lock-out of sources that fail to authenticate;
 //!   [`json`]: request bodies parsed strictly (no repeated keys);
 //!   [`front`]: the connections (limit, timeouts, graceful shutdown).
-//! - [`metrics`]: counters and the Prometheus text for `GET /metrics`.
+//! - [`metrics`]: counters and the Prometheus text for `GET /metrics`
+//!   (a Grafana dashboard and alert rules over it in `contrib/`).
 //! - [`daemon`]: start-up and shutdown in stages.
+//! - In the binary beside `src/main.rs` and `src/ctl/`: `src/cli_docs.rs`,
+//!   the shell completions and man pages, generated from the same clap
+//!   definitions that parse the command line.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

@@ -2,10 +2,11 @@
 #![forbid(unsafe_code)]
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod cli_docs;
 mod ctl;
 
 #[derive(Parser)]
@@ -49,6 +50,20 @@ enum Command {
     },
     /// A client of the HTTP API: events, resources, forecast, holds, pause/resume/approve, clock, audit.
     Ctl(ctl::CtlArgs),
+    /// Print the shell completion script for SHELL on standard output (for
+    /// bash: /usr/share/bash-completion/completions/retentiond).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write a man page for every command and subcommand into a directory
+    /// (retentiond.1, retentiond-ctl-hold.1, ..., for /usr/share/man/man1).
+    Man {
+        /// The directory (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -216,6 +231,12 @@ fn main() -> ExitCode {
             }
         }
         Command::Ctl(args) => ctl::main(args),
+        Command::Completions { shell } => exit_on(cli_docs::completions(shell, Cli::command())),
+        Command::Man { out } => exit_on(cli_docs::man_pages(Cli::command(), &out).map(|pages| {
+            for page in pages {
+                println!("{}", page.display());
+            }
+        })),
         Command::Reload { pid } => reload_command(pid),
         Command::HashToken => {
             let mut token = String::new();
@@ -310,6 +331,17 @@ fn serve(config: retentiond::config::Config) -> anyhow::Result<()> {
         tracing::info!("stopped");
         Ok(())
     })
+}
+
+/// Exit 0, or 1 with the error and its causes on stderr.
+fn exit_on(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{}", chain(&e));
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// The error and its causes joined with ": ", leaving out a cause whose

@@ -85,6 +85,10 @@ pub struct Gauges {
     pub guard_tripped: bool,
     /// A wall-clock jump stopped deletions.
     pub clock_anomaly: bool,
+    /// `safety.dry_run` in the config in force: no deletion starts, so due
+    /// deadlines stay due. Alert rules need it to tell a dry run from an
+    /// engine that has stopped working off its deadlines.
+    pub dry_run: bool,
 }
 
 impl Metrics {
@@ -288,6 +292,7 @@ impl Metrics {
             ("retentiond_paused", g.paused, "1 while an operator has paused deletions."),
             ("retentiond_guard_tripped", g.guard_tripped, "1 while the mass-deletion guard stops deletions."),
             ("retentiond_clock_anomaly", g.clock_anomaly, "1 while a wall-clock jump stops deletions."),
+            ("retentiond_dry_run", g.dry_run, "1 while the config in force has safety.dry_run: no deletion starts."),
         ] {
             o.family(name, "gauge", help);
             o.sample(name, &[], u8::from(on));
@@ -520,7 +525,7 @@ mod tests {
         m.executor_call("primary", "delete", true, Duration::from_millis(5));
         m.executor_call("primary", "delete", true, Duration::from_millis(70));
         m.executor_call("primary", "delete", false, Duration::from_secs(700));
-        let mut g = Gauges { audit_head_seq: 42, paused: true, ..Default::default() };
+        let mut g = Gauges { audit_head_seq: 42, paused: true, dry_run: true, ..Default::default() };
         g.store.resources.insert("deleting", 3);
         g.store.pending_deadlines = 7;
         g.store.next_deadline = Some(crate::time::parse_rfc3339("2026-02-01T00:00:00.5Z").unwrap());
@@ -572,6 +577,7 @@ mod tests {
         assert_eq!(v("retentiond_paused", &[]), "1");
         assert_eq!(v("retentiond_guard_tripped", &[]), "0");
         assert_eq!(v("retentiond_clock_anomaly", &[]), "0");
+        assert_eq!(v("retentiond_dry_run", &[]), "1");
         assert_eq!(v("retentiond_copies_stuck", &[]), "0");
     }
 

@@ -218,7 +218,7 @@ async fn metrics_follow_a_real_scenario() {
     let last = audit["records"].as_array().unwrap().last().unwrap()["seq"].as_f64().unwrap();
     assert_eq!(get(&m, "retentiond_audit_head_seq"), last);
     assert_eq!(last, h.audit().len() as f64);
-    for flag in ["paused", "guard_tripped", "clock_anomaly"] {
+    for flag in ["paused", "guard_tripped", "clock_anomaly", "dry_run"] {
         assert_eq!(get(&m, &format!("retentiond_{flag}")), 0.0, "{flag}");
     }
     assert_eq!(get(&m, &format!("retentiond_build_info{{version=\"{}\"}}", env!("CARGO_PKG_VERSION"))), 1.0);
@@ -258,6 +258,19 @@ async fn an_empty_daemon_has_zeros_and_no_next_deadline() {
     assert!(m.contains("# TYPE retentiond_next_deadline_timestamp_seconds gauge\n"), "{m}");
     assert_eq!(metric(&m, "retentiond_next_deadline_timestamp_seconds"), None);
     assert_eq!(get(&m, "retentiond_audit_head_seq"), 0.0);
+}
+
+/// `retentiond_dry_run` follows the config in force: 1 from a dry-run
+/// start, 0 once a reload switches dry run off (the alert rules read it to
+/// keep quiet about deadlines a dry run leaves due).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_shows_as_the_config_in_force_says() {
+    let dry = base_config("").replace("[stores.primary]", "[safety]\ndry_run = true\n\n[stores.primary]");
+    let h = Harness::with_config(&dry).await;
+    assert_eq!(get(&scrape(&h).await, "retentiond_dry_run"), 1.0);
+    std::fs::write(h.config_path(), base_config("")).unwrap();
+    h.daemon.as_ref().unwrap().reload().await.expect("reload accepted");
+    assert_eq!(get(&scrape(&h).await, "retentiond_dry_run"), 0.0);
 }
 
 /// Read permission: admin, operator and auditor; 401 without a valid

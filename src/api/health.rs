@@ -59,13 +59,14 @@ pub(super) async fn get_readyz(
 
 /// `GET /metrics`: the Prometheus text format. Gauges are read here, at
 /// scrape time: one full scan of the store (O(resources)), the switches,
-/// and the audit file's head.
+/// dry run as the config in force says, and the audit file's head.
 pub(super) async fn get_metrics(
     State(state): State<ApiState>,
     Extension(role): Extension<Role>,
 ) -> Result<Response, ApiError> {
     require(role, Permission::Read)?;
     let (store, audit) = (state.store.clone(), state.audit.clone());
+    let dry_run = state.config.get().safety.dry_run;
     let gauges = tokio::task::spawn_blocking(move || -> Result<_, crate::store::StoreError> {
         let audit_head_seq = audit.lock().unwrap_or_else(|e| e.into_inner()).head().seq;
         Ok(crate::metrics::Gauges {
@@ -74,6 +75,7 @@ pub(super) async fn get_metrics(
             paused: store.flag(Flag::Paused)?,
             guard_tripped: store.flag(Flag::GuardTripped)?,
             clock_anomaly: store.flag(Flag::ClockAnomaly)?,
+            dry_run,
         })
     })
     .await
