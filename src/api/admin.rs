@@ -8,8 +8,8 @@
 
 use super::body::{json_object, parse_json, read_body};
 use super::wire::{
-    ApplyPolicyRequest, Approval, ApproveRequest, BatchSummary, ClockAnswer, ClockRequest, ErrorBody, Paused, PolicyReport,
-    Rescheduled, Retried, RetryRequest,
+    ApplyPolicyRequest, Approval, ApproveRequest, BatchSummary, ClockAnswer, ClockRequest, ErrorBody, Paused,
+    PolicyReport, Rescheduled, Retried, RetryRequest,
 };
 use super::{require, sorted, ApiError, ApiState};
 use crate::auth::{Permission, Role};

@@ -32,11 +32,11 @@ use axum::response::{IntoResponse, Response};
 use std::borrow::Cow;
 use std::sync::LazyLock;
 use utoipa::openapi::path::Operation;
-use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, SchemaType, Type};
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{
-    ContentBuilder, HeaderBuilder, KnownFormat, OpenApi, RefOr, ResponseBuilder, Responses,
+use utoipa::openapi::schema::{
+    AdditionalProperties, ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, SchemaType, Type,
 };
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, HeaderBuilder, KnownFormat, OpenApi, RefOr, ResponseBuilder, Responses};
 use utoipa::{Modify, PartialSchema, ToSchema};
 
 /// The name of the bearer-token security scheme in the document (as
@@ -136,9 +136,7 @@ fn optional_body_is_not_null(op: &mut Operation) {
     }
     for content in body.content.values_mut() {
         if let Some(RefOr::T(Schema::OneOf(one_of))) = &content.schema {
-            let null = |s: &RefOr<Schema>| {
-                matches!(s, RefOr::T(Schema::Object(o)) if o.schema_type == SchemaType::Type(Type::Null))
-            };
+            let null = |s: &RefOr<Schema>| matches!(s, RefOr::T(Schema::Object(o)) if o.schema_type == SchemaType::Type(Type::Null));
             let mut rest = one_of.items.iter().filter(|s| !null(s));
             if let (Some(only), None) = (rest.next(), rest.next()) {
                 content.schema = Some(only.clone());
@@ -167,7 +165,9 @@ fn add_common_responses(op: &mut Operation) {
         .build();
     responses.responses.insert("429".into(), locked.into());
     if touches_state {
-        responses.responses.insert("500".into(), error("A failure inside the daemon (a bug): retry, and report it").into());
+        responses
+            .responses
+            .insert("500".into(), error("A failure inside the daemon (a bug): retry, and report it").into());
     }
 }
 
@@ -185,9 +185,8 @@ fn error_body() -> RefOr<Schema> {
 }
 
 /// The document served, built once.
-static DOCUMENT: LazyLock<Vec<u8>> = LazyLock::new(|| {
-    serde_json::to_vec_pretty(&super::description()).expect("an OpenAPI document is plain JSON")
-});
+static DOCUMENT: LazyLock<Vec<u8>> =
+    LazyLock::new(|| serde_json::to_vec_pretty(&super::description()).expect("an OpenAPI document is plain JSON"));
 
 /// This description.
 ///
@@ -308,6 +307,13 @@ described_string!(
     |s| s
         .description(Some("RFC 3339 with an offset, e.g. `2026-01-31T00:00:00Z`"))
         .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+);
+described_string!(
+    /// A length of time.
+    Duration as "Duration",
+    |s| s
+        .description(Some("A length of time as numbers with units: `15d`, `36h`, `90s`, `1h 30m`"))
+        .pattern(Some(r"^[0-9]+[a-z]+( ?[0-9]+[a-z]+)*$"))
 );
 described_string!(
     /// A short free text shown to operators.
@@ -461,10 +467,7 @@ pub struct EventsRequest;
 impl PartialSchema for EventsRequest {
     fn schema() -> RefOr<Schema> {
         let one = || RefOr::Ref(utoipa::openapi::Ref::from_schema_name(Event::name()));
-        let many = ArrayBuilder::new()
-            .items(one())
-            .min_items(Some(1))
-            .max_items(Some(super::MAX_EVENTS_PER_REQUEST));
+        let many = ArrayBuilder::new().items(one()).min_items(Some(1)).max_items(Some(super::MAX_EVENTS_PER_REQUEST));
         OneOfBuilder::new()
             .item(one())
             .item(many)
@@ -475,7 +478,17 @@ impl PartialSchema for EventsRequest {
 
 impl ToSchema for EventsRequest {
     fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
-        schemas.push((Event::name().into_owned(), Event::schema()));
+        // utoipa does not carry `deny_unknown_fields` into an enum's
+        // variants: each event type is closed here, as the parser is.
+        let mut event = Event::schema();
+        if let RefOr::T(Schema::OneOf(types)) = &mut event {
+            for item in &mut types.items {
+                if let RefOr::T(Schema::Object(fields)) = item {
+                    fields.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
+                }
+            }
+        }
+        schemas.push((Event::name().into_owned(), event));
         <Event as ToSchema>::schemas(schemas);
     }
 }

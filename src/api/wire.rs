@@ -26,8 +26,8 @@ use crate::domain::lifecycle::{CopyState, State};
 use crate::domain::policy::{Billing, Cause, StoreClass, TerminationReason};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer, Serialize};
-use utoipa::ToSchema;
 use std::collections::BTreeMap;
+use utoipa::ToSchema;
 
 pub use crate::audit::AuditRecord;
 pub use crate::certificate::Certificate;
@@ -480,8 +480,10 @@ pub struct LastReload {
 #[serde(rename_all = "lowercase")]
 pub enum ClockRequest {
     /// Let this long pass ("15d").
+    #[schema(value_type = super::openapi::Duration)]
     Advance(String),
     /// Set the wall reading (RFC 3339).
+    #[schema(value_type = super::openapi::Time)]
     Set(String),
 }
 
@@ -533,6 +535,7 @@ pub struct BatchSummary {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct RetryRequest {
     /// The resource.
+    #[schema(value_type = super::openapi::StoredId)]
     pub resource: String,
     /// Only this store's copy (`null`: every stuck copy).
     pub store: Option<String>,
@@ -549,6 +552,7 @@ pub struct Retried {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ApplyPolicyRequest {
     /// The product.
+    #[schema(value_type = super::openapi::Id)]
     pub product: String,
 }
 
