@@ -318,10 +318,18 @@ buffer = { expiry = "15d", arrears = "15d", termination = "15d", violation = "0s
     // certificate, readiness, metrics.
     for (path, template) in [
         ("/v1/resources/a%20b", "/v1/resources/{id}"),
+        ("/v1/resources/%FF", "/v1/resources/{id}"),
+        ("/v1/certificates/%FF%FE", "/v1/certificates/{id}"),
         ("/v1/resources/a%20b", "/v1/resources/{id}"),
+        ("/v1/resources/%FF", "/v1/resources/{id}"),
+        ("/v1/certificates/%FF%FE", "/v1/certificates/{id}"),
         ("/v1/resources/a%20b", "/v1/resources/{id}"),
+        ("/v1/resources/%FF", "/v1/resources/{id}"),
+        ("/v1/certificates/%FF%FE", "/v1/certificates/{id}"),
         ("/v1/resources/nope", "/v1/resources/{id}"),
         ("/v1/resources/a%20b", "/v1/resources/{id}"),
+        ("/v1/resources/%FF", "/v1/resources/{id}"),
+        ("/v1/certificates/%FF%FE", "/v1/certificates/{id}"),
         ("/v1/deletions?before=2027-01-01T00:00:00Z", "/v1/deletions"),
         ("/v1/deletions?before=2027-01-01T00:00:00Z&limit=1", "/v1/deletions"),
         ("/v1/deletions?before=tomorrow", "/v1/deletions"),
@@ -345,6 +353,11 @@ buffer = { expiry = "15d", arrears = "15d", termination = "15d", violation = "0s
             }
             "/v1/resources/r3" | "/v1/certificates/r3" => assert_eq!(body["resource"], "r3", "{body}"),
             "/v1/resources/nope" | "/v1/certificates/r1" => assert_eq!(status, StatusCode::NOT_FOUND),
+            // Not UTF-8 once decoded: the same error body as any bad id
+            // (axum's own refusal is plain text).
+            "/v1/resources/a%20b" | "/v1/resources/%FF" | "/v1/certificates/%FF%FE" => {
+                assert_eq!((status, &body["field"]), (StatusCode::BAD_REQUEST, &json!("resource")), "{body}")
+            }
             "/v1/deletions?before=2027-01-01T00:00:00Z&limit=1" => assert!(body["next"].is_string(), "{body}"),
             "/v1/audit?after_seq=0&limit=50" => assert!(body["records"].as_array().unwrap().len() > 5, "{body}"),
             _ => {}

@@ -3,8 +3,9 @@
 //! (`GET /v1/certificates/{id}`).
 
 use super::wire::{AuditPage, Certificate, ErrorBody};
-use super::{require, sorted, ApiError, ApiState};
+use super::{require, resource_in_path, sorted, ApiError, ApiState};
 use crate::auth::{Permission, Role};
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -70,10 +71,10 @@ pub(super) async fn get_audit(
 pub(super) async fn get_certificate(
     State(state): State<ApiState>,
     Extension(role): Extension<Role>,
-    Path(id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     require(role, Permission::Read)?;
-    crate::ids::check_stored_id(&id).map_err(|e| ApiError::field("resource", e))?;
+    let id = resource_in_path(path)?;
     let found = {
         let id = id.clone();
         state.read(move |s| Ok(s.certificate(&id)?)).await?

@@ -39,7 +39,8 @@ use crate::clock::Clock;
 use crate::config::{Config, Shared};
 use crate::engine::{EngineError, EngineHandle};
 use crate::store::Store;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{from_fn_with_state, Next};
 use axum::response::{IntoResponse, Response};
@@ -257,6 +258,16 @@ fn caller(state: &ApiState, headers: &HeaderMap) -> Result<Role, ApiError> {
         .authenticate(token.trim())
         .map(|t| t.role)
         .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unknown token"))
+}
+
+/// The resource id in a request's path (`/v1/resources/{id}`,
+/// `/v1/certificates/{id}`), or a 400 naming `resource`: for a path that
+/// does not decode to UTF-8 too, which axum would answer in plain text,
+/// not as the error body every refusal has.
+fn resource_in_path(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    let Path(id) = path.map_err(|e| ApiError::field("resource", e.body_text()))?;
+    crate::ids::check_stored_id(&id).map_err(|e| ApiError::field("resource", e))?;
+    Ok(id)
 }
 
 /// 403 unless `role` may do `p`.

@@ -7,11 +7,12 @@ use super::wire::{
     ArrearsView, BufferView, BuffersView, CopyView, Deletions, ErrorBody, HistoryLine, HoldScope, HoldView, Refused,
     ResourceView, RestoreCheck, TerminationView,
 };
-use super::{forecast, require, sorted, ApiError, ApiState};
+use super::{forecast, require, resource_in_path, sorted, ApiError, ApiState};
 use crate::auth::{Permission, Role};
 use crate::domain::lifecycle::{Buffer, Resource, State as ResourceState};
 use crate::domain::policy::ProductPolicy;
 use crate::time::{fmt_rfc3339, parse_rfc3339, Timestamp};
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -145,10 +146,10 @@ pub fn resource_json(r: &Resource, policy: Option<&ProductPolicy>, now: Timestam
 pub(super) async fn get_resource(
     State(state): State<ApiState>,
     Extension(role): Extension<Role>,
-    Path(id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     require(role, Permission::Read)?;
-    crate::ids::check_stored_id(&id).map_err(|e| ApiError::field("resource", e))?;
+    let id = resource_in_path(path)?;
     let found = {
         let id = id.clone();
         state.read(move |s| Ok(s.resource(&id)?)).await?
