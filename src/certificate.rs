@@ -26,7 +26,7 @@ pub const CERTIFICATE_V1: &str = "retentiond deletion certificate v1";
 /// completion, so it can be checked against the audit log offline. Issued
 /// and checked by this one type; its JSON is what `GET
 /// /v1/certificates/{id}` serves.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Certificate {
     /// [`CERTIFICATE_V1`].
@@ -60,7 +60,7 @@ pub struct Certificate {
 }
 
 /// One copy in a [`Certificate`].
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CertifiedCopy {
     /// The store.

@@ -51,8 +51,9 @@
 //! - [`api`], [`auth`]: the HTTP API (`api/`: router, authentication and
 //!   errors; one file per area: events, resources with restore-check,
 //!   forecast (read from the indexes, in pages), admin, audit and
-//!   certificates, health) with
-//!   [`api::wire`], every request and answer body as types that
+//!   certificates, health, and `openapi`: the OpenAPI 3.1 description,
+//!   [`api::description`], built from the handlers' routing attributes)
+//!   with [`api::wire`], every request and answer body as types that
 //!   `retentiond ctl` (in the binary, `src/ctl/`: arguments, transport,
 //!   commands, rendering) reads too, so client and server cannot drift;
 //!   its tokens, roles and lock-out of sources that fail to authenticate;

@@ -7,7 +7,10 @@
 //! prove that what ctl sends (the wire types) passes.
 
 use super::body::{json_object, parse_json, read_body};
-use super::wire::{Approval, BatchSummary, ClockAnswer, Paused, PolicyReport, Rescheduled, Retried};
+use super::wire::{
+    ApplyPolicyRequest, Approval, ApproveRequest, BatchSummary, ClockAnswer, ClockRequest, ErrorBody, Paused,
+    PolicyReport, Rescheduled, Retried, RetryRequest,
+};
 use super::{require, sorted, ApiError, ApiState};
 use crate::auth::{Permission, Role};
 use crate::engine::ClockOp;
@@ -19,8 +22,28 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde_json::Value;
 
+/// Move the manual clock.
+///
 /// `POST /v1/admin/clock` with `{"advance":"15d"}` or `{"set":RFC3339}`
 /// (admin, manual clock only): answers the new reading once due work has run.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/clock",
+    tag = "admin",
+    request_body(content = ClockRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The new reading, once the work due by then has run (or waits on a retry)",
+            body = ClockAnswer),
+        (status = 400, description = "Not exactly one of `advance` (a duration such as `15d`) and `set` (RFC 3339), \
+            or a move out of range: `field` names it", body = ErrorBody),
+        (status = 403, description = "Only an admin moves the clock", body = ErrorBody),
+        (status = 408, description = "The body did not arrive within `[api] idle_timeout`", body = ErrorBody),
+        (status = 409, description = "The clock is not manual (`[clock] source`)", body = ErrorBody),
+        (status = 413, description = "The body is over 1 MiB", body = ErrorBody),
+        (status = 415, description = "The body is not sent as `application/json`", body = ErrorBody),
+        (status = 503, description = "The engine is unavailable (stopping, or a write failed)", body = ErrorBody),
+    ),
+)]
 pub(super) async fn post_clock(
     State(state): State<ApiState>,
     Extension(role): Extension<Role>,
@@ -50,13 +73,37 @@ fn clock_op(body: &[u8]) -> Result<ClockOp, ApiError> {
     })
 }
 
+/// Pause deletions.
+///
 /// `POST /v1/admin/pause`: no deletion starts and no executor is called
 /// until resumed (any body is ignored).
+#[utoipa::path(
+    post,
+    path = "/v1/admin/pause",
+    tag = "admin",
+    responses(
+        (status = 200, description = "Paused, durably", body = Paused),
+        (status = 403, description = "Only an operator or admin pauses", body = ErrorBody),
+        (status = 503, description = "The engine is unavailable (stopping, or a write failed)", body = ErrorBody),
+    ),
+)]
 pub(super) async fn post_pause(state: State<ApiState>, role: Extension<Role>) -> Result<Response, ApiError> {
     set_paused(state, role, true).await
 }
 
-/// `POST /v1/admin/resume`: undoes a pause.
+/// Resume deletions.
+///
+/// `POST /v1/admin/resume`: undoes a pause (any body is ignored).
+#[utoipa::path(
+    post,
+    path = "/v1/admin/resume",
+    tag = "admin",
+    responses(
+        (status = 200, description = "Resumed, durably", body = Paused),
+        (status = 403, description = "Only an operator or admin resumes", body = ErrorBody),
+        (status = 503, description = "The engine is unavailable (stopping, or a write failed)", body = ErrorBody),
+    ),
+)]
 pub(super) async fn post_resume(state: State<ApiState>, role: Extension<Role>) -> Result<Response, ApiError> {
     set_paused(state, role, false).await
 }
@@ -72,12 +119,33 @@ async fn set_paused(
     Ok(sorted(&Paused { paused })?.into_response())
 }
 
+/// Approve a held batch or a clock anomaly.
+///
 /// Lifts what stopped deletions by itself: a tripped mass-deletion guard and
 /// a clock anomaly. Pause is lifted by resume.
 /// `POST /v1/admin/approve`, optionally `{"batch_digest": HEX}`: lifts a
 /// tripped guard, releasing exactly the batch it holds (refused with 409 if
 /// the digest names another), and a clock anomaly. Answers what was lifted
 /// and the batch's size and digest. An empty body needs no Content-Type.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/approve",
+    tag = "admin",
+    request_body(content = Option<ApproveRequest>, content_type = "application/json",
+        description = "Optional: an empty body approves whatever is held"),
+    responses(
+        (status = 200, description = "What was lifted (`guard`, `clock_anomaly`), and the batch released",
+            body = Approval),
+        (status = 400, description = "Not JSON, not an object, an unknown key, or `batch_digest` not a string: \
+            `field` names it", body = ErrorBody),
+        (status = 403, description = "Only an operator or admin approves", body = ErrorBody),
+        (status = 408, description = "The body did not arrive within `[api] idle_timeout`", body = ErrorBody),
+        (status = 409, description = "`batch_digest` names another batch than the one held", body = ErrorBody),
+        (status = 413, description = "The body is over 1 MiB", body = ErrorBody),
+        (status = 415, description = "A body not sent as `application/json`", body = ErrorBody),
+        (status = 503, description = "The engine is unavailable (stopping, or a write failed)", body = ErrorBody),
+    ),
+)]
 pub(super) async fn post_approve(
     State(state): State<ApiState>,
     Extension(role): Extension<Role>,
@@ -116,8 +184,27 @@ impl From<crate::engine::Approval> for Approval {
     }
 }
 
+/// Retry a resource's stuck copies.
+///
 /// `POST /v1/admin/retry {"resource": ID, "store": optional}`: an operator
 /// retries a resource's stuck copies.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/retry",
+    tag = "admin",
+    request_body(content = RetryRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "How many stuck copies are called again", body = Retried),
+        (status = 400, description = "Not JSON, `resource` missing or not an id, `store` not a string or not a \
+            store of the resource: `field` names it", body = ErrorBody),
+        (status = 403, description = "Only an operator or admin retries", body = ErrorBody),
+        (status = 404, description = "No such resource", body = ErrorBody),
+        (status = 408, description = "The body did not arrive within `[api] idle_timeout`", body = ErrorBody),
+        (status = 413, description = "The body is over 1 MiB", body = ErrorBody),
+        (status = 415, description = "The body is not sent as `application/json`", body = ErrorBody),
+        (status = 503, description = "The engine or the store is unavailable", body = ErrorBody),
+    ),
+)]
 pub(super) async fn post_retry(
     State(state): State<ApiState>,
     Extension(role): Extension<Role>,
@@ -152,9 +239,28 @@ fn retry_target(body: &[u8]) -> Result<(String, Option<String>), ApiError> {
     Ok((resource.to_string(), store))
 }
 
+/// Apply a reloaded policy to running buffers.
+///
 /// `POST /v1/admin/apply-policy` `{"product":NAME}`: applies the product's
 /// policy in force to its running buffers (operator; see
 /// [`crate::domain::lifecycle::Resource::reapply_policy`] for the notice floor).
+#[utoipa::path(
+    post,
+    path = "/v1/admin/apply-policy",
+    tag = "admin",
+    request_body(content = ApplyPolicyRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The deadlines moved, and how many resources were left as they were",
+            body = PolicyReport),
+        (status = 400, description = "Not JSON, an unknown key, `product` missing, not an id or not configured: \
+            `field` names it", body = ErrorBody),
+        (status = 403, description = "Only an operator or admin applies a policy", body = ErrorBody),
+        (status = 408, description = "The body did not arrive within `[api] idle_timeout`", body = ErrorBody),
+        (status = 413, description = "The body is over 1 MiB", body = ErrorBody),
+        (status = 415, description = "The body is not sent as `application/json`", body = ErrorBody),
+        (status = 503, description = "The engine is unavailable (stopping, or a write failed)", body = ErrorBody),
+    ),
+)]
 pub(super) async fn post_apply_policy(
     State(state): State<ApiState>,
     Extension(role): Extension<Role>,
@@ -193,7 +299,7 @@ impl From<crate::engine::PolicyReport> for PolicyReport {
 
 #[cfg(test)]
 mod tests {
-    use super::super::wire::{ApplyPolicyRequest, ApproveRequest, ClockRequest, NoArguments, RetryRequest};
+    use super::super::wire::NoArguments;
     use super::*;
 
     fn bytes<T: serde::Serialize>(body: &T) -> Vec<u8> {

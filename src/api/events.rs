@@ -1,7 +1,7 @@
 //! `POST /v1/events`: the billing and operations feeds.
 
 use super::body::{parse_json, read_body};
-use super::wire::{EventResult, EventsAnswer};
+use super::wire::{ErrorBody, EventResult, EventsAnswer};
 use super::{require, sorted, ApiError, ApiState, MAX_EVENTS_PER_REQUEST};
 use crate::auth::{Permission, Role};
 use crate::config::Config;
@@ -21,6 +21,31 @@ fn permission_for(ev: &Event) -> Permission {
     }
 }
 
+/// Post billing and operations events.
+///
+/// `POST /v1/events`: one event or an array, answered once the events are
+/// durable. A malformed event refuses the whole request (400) and a role
+/// that may not post one of them too (403); nothing of a refused request
+/// is stored. An event the state forbids is `rejected` in its result.
+#[utoipa::path(
+    post,
+    path = "/v1/events",
+    tag = "events",
+    request_body(content = super::openapi::EventsRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "One result per event, in request order: `applied`, `duplicate` (a repeated \
+            `event_id`) or `rejected` (the state forbids it, with `error`)", body = EventsAnswer),
+        (status = 400, description = "Not JSON, a repeated key, no events, or a malformed event: `field` names the \
+            field at fault and, in an array, `index` the event; nothing was stored", body = ErrorBody),
+        (status = 403, description = "The role may not post events (auditor), or one of these (ingest: holds, \
+            reinstatements, terminations for violation); nothing was stored", body = ErrorBody),
+        (status = 408, description = "The body did not arrive within `[api] idle_timeout`", body = ErrorBody),
+        (status = 413, description = "Over 1,000 events or 1 MiB: `limit` and `max` name the limit", body = ErrorBody),
+        (status = 415, description = "The body is not sent as `application/json`", body = ErrorBody),
+        (status = 503, description = "The engine or the store is unavailable (stopping, or a write failed); \
+            retry with the same event ids", body = ErrorBody),
+    ),
+)]
 pub(super) async fn post_events(
     State(state): State<ApiState>,
     Extension(role): Extension<Role>,

@@ -2,7 +2,7 @@
 //! (`GET /healthz`, no token), readiness with the daemon-wide gates
 //! (`GET /readyz`) and the Prometheus metrics (`GET /metrics`).
 
-use super::wire::{ClockKind, GuardBatch, Readiness};
+use super::wire::{ClockKind, ErrorBody, GuardBatch, Readiness};
 use super::{require, sorted, ApiError, ApiState};
 use crate::auth::{Permission, Role};
 use crate::store::Flag;
@@ -12,14 +12,36 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 
+/// Liveness.
+///
 /// `GET /healthz`: the process answers (no token, no store access).
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "health",
+    security(()),
+    responses((status = 200, description = "The process answers: `ok`", body = String, content_type = "text/plain; charset=utf-8")),
+)]
 pub(super) async fn healthz() -> &'static str {
     "ok\n"
 }
 
+/// Readiness and the daemon-wide gates.
+///
 /// `GET /readyz`: 200 when the engine completes a step within 5 s (its
 /// loop and store are healthy), with the daemon-wide gates and the policy
 /// versions in force; 503 otherwise (stopping, or stuck).
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "health",
+    responses(
+        (status = 200, description = "Ready: the engine completed a step within 5 s", body = Readiness),
+        (status = 403, description = "The role may not read (ingest)", body = ErrorBody),
+        (status = 503, description = "Not ready (`ready` false: stopping, or stuck), with the same fields; \
+            or the store could not be read (an error body)", body = super::openapi::NotReady),
+    ),
+)]
 pub(super) async fn get_readyz(
     State(state): State<ApiState>,
     Extension(role): Extension<Role>,
@@ -57,9 +79,22 @@ pub(super) async fn get_readyz(
     Ok((status, sorted(&body)?).into_response())
 }
 
+/// Prometheus metrics.
+///
 /// `GET /metrics`: the Prometheus text format. Gauges are read here, at
 /// scrape time: one full scan of the store (O(resources)), the switches,
 /// dry run as the config in force says, and the audit file's head.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "health",
+    responses(
+        (status = 200, description = "The Prometheus text exposition format", body = String,
+            content_type = crate::metrics::CONTENT_TYPE),
+        (status = 403, description = "The role may not read (ingest)", body = ErrorBody),
+        (status = 503, description = "The store could not be read", body = ErrorBody),
+    ),
+)]
 pub(super) async fn get_metrics(
     State(state): State<ApiState>,
     Extension(role): Extension<Role>,

@@ -15,8 +15,12 @@
 //! - `admin`: clock, pause, resume, approve, retry, apply-policy;
 //! - `audit`: audit records and deletion certificates;
 //! - `health`: `/healthz`, `/readyz` and `/metrics`;
+//! - `openapi`: this API's description (`/v1/openapi.json`);
 //! - [`wire`]: every request and answer body `retentiond ctl` sends or reads,
 //!   as types both sides share.
+//!
+//! Each handler's `#[utoipa::path]` attribute names its method and path,
+//! and is how it is routed ([`router`]) and described ([`description`]).
 
 mod admin;
 mod audit;
@@ -24,6 +28,7 @@ mod body;
 mod events;
 pub mod forecast;
 mod health;
+mod openapi;
 mod resources;
 pub mod wire;
 
@@ -34,16 +39,19 @@ use crate::clock::Clock;
 use crate::config::{Config, Shared};
 use crate::engine::{EngineError, EngineHandle};
 use crate::store::Store;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{from_fn_with_state, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::Value;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The most events one `POST /v1/events` may carry (413 above). The engine
 /// applies a request's events in one step, so this bounds how long one
@@ -164,24 +172,44 @@ impl From<crate::store::StoreError> for ApiError {
 /// sources that fail too often), so no handler runs, and no body is read,
 /// for a caller without a valid token.
 pub fn router(state: ApiState) -> Router {
-    Router::new()
-        .route("/v1/events", post(events::post_events))
-        .route("/v1/resources/{id}", get(resources::get_resource))
-        .route("/v1/admin/clock", post(admin::post_clock))
-        .route("/v1/admin/pause", post(admin::post_pause))
-        .route("/v1/admin/resume", post(admin::post_resume))
-        .route("/v1/admin/approve", post(admin::post_approve))
-        .route("/v1/deletions", get(resources::get_deletions))
-        .route("/v1/restore-check", get(resources::get_restore_check))
-        .route("/v1/audit", get(audit::get_audit))
-        .route("/v1/certificates/{id}", get(audit::get_certificate))
-        .route("/v1/admin/retry", post(admin::post_retry))
-        .route("/v1/admin/apply-policy", post(admin::post_apply_policy))
-        .route("/readyz", get(health::get_readyz))
-        .route("/metrics", get(health::get_metrics))
+    let (router, _) = authenticated()
         .route_layer(from_fn_with_state(state.clone(), authenticate))
-        .route("/healthz", get(health::healthz))
+        .merge(open())
         .with_state(state)
+        .split_for_parts();
+    router
+}
+
+/// The OpenAPI 3.1 description of every route [`router`] serves, from the
+/// same route lists.
+pub fn description() -> utoipa::openapi::OpenApi {
+    openapi::finish(authenticated().merge(open()).into_openapi())
+}
+
+/// The routes behind a token, each routed and described by its handler's
+/// `#[utoipa::path]`.
+fn authenticated() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(events::post_events))
+        .routes(routes!(resources::get_resource))
+        .routes(routes!(admin::post_clock))
+        .routes(routes!(admin::post_pause))
+        .routes(routes!(admin::post_resume))
+        .routes(routes!(admin::post_approve))
+        .routes(routes!(resources::get_deletions))
+        .routes(routes!(resources::get_restore_check))
+        .routes(routes!(audit::get_audit))
+        .routes(routes!(audit::get_certificate))
+        .routes(routes!(admin::post_retry))
+        .routes(routes!(admin::post_apply_policy))
+        .routes(routes!(openapi::get_openapi))
+        .routes(routes!(health::get_readyz))
+        .routes(routes!(health::get_metrics))
+}
+
+/// The routes any caller reaches: liveness only.
+fn open() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::default().routes(routes!(health::healthz))
 }
 
 /// Authenticates from the headers alone, before any handler runs or any
@@ -230,6 +258,16 @@ fn caller(state: &ApiState, headers: &HeaderMap) -> Result<Role, ApiError> {
         .authenticate(token.trim())
         .map(|t| t.role)
         .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unknown token"))
+}
+
+/// The resource id in a request's path (`/v1/resources/{id}`,
+/// `/v1/certificates/{id}`), or a 400 naming `resource`: for a path that
+/// does not decode to UTF-8 too, which axum would answer in plain text,
+/// not as the error body every refusal has.
+fn resource_in_path(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    let Path(id) = path.map_err(|e| ApiError::field("resource", e.body_text()))?;
+    crate::ids::check_stored_id(&id).map_err(|e| ApiError::field("resource", e))?;
+    Ok(id)
 }
 
 /// 403 unless `role` may do `p`.

@@ -4,14 +4,15 @@
 //! they are placed and released as events.
 
 use super::wire::{
-    ArrearsView, BufferView, BuffersView, CopyView, Deletions, HistoryLine, HoldScope, HoldView, Refused, ResourceView,
-    RestoreCheck, TerminationView,
+    ArrearsView, BufferView, BuffersView, CopyView, Deletions, ErrorBody, HistoryLine, HoldScope, HoldView, Refused,
+    ResourceView, RestoreCheck, TerminationView,
 };
-use super::{forecast, require, sorted, ApiError, ApiState};
+use super::{forecast, require, resource_in_path, sorted, ApiError, ApiState};
 use crate::auth::{Permission, Role};
 use crate::domain::lifecycle::{Buffer, Resource, State as ResourceState};
 use crate::domain::policy::ProductPolicy;
 use crate::time::{fmt_rfc3339, parse_rfc3339, Timestamp};
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -125,13 +126,30 @@ pub fn resource_json(r: &Resource, policy: Option<&ProductPolicy>, now: Timestam
     serde_json::to_value(resource_view(r, policy, now)).expect("a resource view is text, numbers and decimals")
 }
 
+/// A resource, its deadline, holds, copies and history.
+///
+/// `GET /v1/resources/{id}`: the resource view of product-spec §4.
+#[utoipa::path(
+    get,
+    path = "/v1/resources/{id}",
+    tag = "resources",
+    params(("id" = super::openapi::StoredId, Path, description = "The resource's id")),
+    responses(
+        (status = 200, description = "Where it stands, the deletion that decides its fate, its buffers, holds, \
+            copies and history", body = ResourceView),
+        (status = 400, description = "Not an id (`field` is `resource`)", body = ErrorBody),
+        (status = 403, description = "The role may not read (ingest)", body = ErrorBody),
+        (status = 404, description = "No such resource", body = ErrorBody),
+        (status = 503, description = "The store could not be read", body = ErrorBody),
+    ),
+)]
 pub(super) async fn get_resource(
     State(state): State<ApiState>,
     Extension(role): Extension<Role>,
-    Path(id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     require(role, Permission::Read)?;
-    crate::ids::check_stored_id(&id).map_err(|e| ApiError::field("resource", e))?;
+    let id = resource_in_path(path)?;
     let found = {
         let id = id.clone();
         state.read(move |s| Ok(s.resource(&id)?)).await?
@@ -146,12 +164,32 @@ pub(super) async fn get_resource(
     }
 }
 
+/// The deletion forecast.
+///
 /// `GET /v1/deletions?before=T[&limit=N][&after=TOKEN]`: every deletion
 /// due before T (running or projected from a future term end), with
 /// cause, deadline, policy and what blocks it; deletions already under way
 /// are listed with their copies. Read from the indexes (see
 /// [`super::forecast`]) on a blocking thread, so a long answer holds up no
 /// other request; with `limit`, a page, and `next` when more may follow.
+#[utoipa::path(
+    get,
+    path = "/v1/deletions",
+    tag = "resources",
+    params(
+        ("before" = String, Query, format = DateTime, description = "RFC 3339: deletions due before this time"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 10000,
+            description = "Answer a page of at most this many, with `next` when more may follow"),
+        ("after" = Option<String>, Query, description = "With `limit`: the `next` of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "The forecast, by deadline then resource id", body = Deletions),
+        (status = 400, description = "`before` missing or not RFC 3339, `limit` out of range, `after` not a \
+            token from `next` or without `limit`, or an unknown parameter: `field` names it", body = ErrorBody),
+        (status = 403, description = "The role may not read (ingest)", body = ErrorBody),
+        (status = 503, description = "The store could not be read", body = ErrorBody),
+    ),
+)]
 pub(super) async fn get_deletions(
     State(state): State<ApiState>,
     Extension(role): Extension<Role>,
@@ -186,10 +224,31 @@ pub(super) async fn get_deletions(
     Ok(sorted(&Deletions { before: fmt_rfc3339(before), deletions, next })?.into_response())
 }
 
+/// May a backup be restored?.
+///
 /// `GET /v1/restore-check?resource=ID` or `?tenant=ID`: whether a backup
 /// system may restore data (privacy policy 5.3.3: a restricted copy may not
 /// be restored; general terms 4.1.6: deleted data stays deleted). Unknown
 /// resources are refused: fail closed.
+#[utoipa::path(
+    get,
+    path = "/v1/restore-check",
+    tag = "resources",
+    params(
+        ("resource" = Option<super::openapi::StoredId>, Query,
+            description = "A resource (give this or `tenant`)"),
+        ("tenant" = Option<super::openapi::StoredId>, Query,
+            description = "Every resource of a tenant (give this or `resource`)"),
+    ),
+    responses(
+        (status = 200, description = "Whether restoring is allowed, and why; for a tenant, each resource refused",
+            body = RestoreCheck),
+        (status = 400, description = "Neither or both of `resource` and `tenant`, not an id, or an unknown \
+            parameter: `field` names it", body = ErrorBody),
+        (status = 403, description = "The role may not read (ingest)", body = ErrorBody),
+        (status = 503, description = "The store could not be read", body = ErrorBody),
+    ),
+)]
 pub(super) async fn get_restore_check(
     State(state): State<ApiState>,
     Extension(role): Extension<Role>,

@@ -27,6 +27,7 @@ use crate::domain::policy::{Billing, Cause, StoreClass, TerminationReason};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
+use utoipa::ToSchema;
 
 pub use crate::audit::AuditRecord;
 pub use crate::certificate::Certificate;
@@ -41,7 +42,7 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Optio
 
 /// Every refusal (4xx) and failure (5xx): `{"error":..}`, with the field it
 /// is about when there is one.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
     /// What went wrong, for a person.
     pub error: String,
@@ -62,14 +63,14 @@ pub struct ErrorBody {
 // POST /v1/events.
 
 /// The answer to `POST /v1/events`: one result per event, in request order.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct EventsAnswer {
     /// The results.
     pub results: Vec<EventResult>,
 }
 
 /// What became of one event.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct EventResult {
     /// The event's id.
     pub event_id: String,
@@ -85,7 +86,7 @@ pub struct EventResult {
 
 /// A `hold.placed` or `hold.released` event, as `ctl hold` builds it (the
 /// daemon parses every event strictly: [`crate::domain::event::parse_event`]).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct HoldEvent {
     /// Unique; a retry with the same id is answered `duplicate`.
     pub event_id: String,
@@ -114,7 +115,7 @@ pub struct HoldEvent {
 /// A resource as `GET /v1/resources/{id}` shows it (product-spec §4): where
 /// it stands, the deletion that decides its fate, every buffer, hold, copy
 /// and line of history.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ResourceView {
     /// Its id.
     pub resource: String,
@@ -159,7 +160,7 @@ pub struct ResourceView {
 }
 
 /// The buffers that are not about arrears or a termination.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct BuffersView {
     /// After the term end.
     pub expiry: Option<BufferView>,
@@ -168,7 +169,7 @@ pub struct BuffersView {
 }
 
 /// A running buffer: data kept until `delete_after`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct BufferView {
     /// Why it runs.
     pub cause: Cause,
@@ -187,7 +188,7 @@ pub struct BufferView {
 }
 
 /// Unpaid fees, with the late fee accrued so far.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ArrearsView {
     /// When they started.
     pub started_at: String,
@@ -210,7 +211,7 @@ pub struct ArrearsView {
 }
 
 /// An early termination.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct TerminationView {
     /// When.
     pub at: String,
@@ -221,7 +222,7 @@ pub struct TerminationView {
 }
 
 /// A hold in force.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct HoldView {
     /// Its id.
     pub hold_id: String,
@@ -236,7 +237,7 @@ pub struct HoldView {
 }
 
 /// What a hold covers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum HoldScope {
     /// Every resource of the tenant.
@@ -246,7 +247,7 @@ pub enum HoldScope {
 }
 
 /// One copy of the resource's data.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct CopyView {
     /// The store.
     pub store: String,
@@ -273,7 +274,7 @@ pub struct CopyView {
 }
 
 /// One line of a resource's history.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct HistoryLine {
     /// When it happened.
     pub at: String,
@@ -286,7 +287,7 @@ pub struct HistoryLine {
 // GET /v1/deletions.
 
 /// The deletion forecast: every deletion due before `before`, by deadline.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Deletions {
     /// The time asked about.
     pub before: String,
@@ -303,7 +304,7 @@ pub struct Deletions {
 /// future term end or arrears grace. A resource whose product is no longer
 /// configured is listed without a deadline, `reason`, `policy_version` or
 /// `projected`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Deletion {
     /// The resource.
     pub resource: String,
@@ -317,11 +318,13 @@ pub struct Deletion {
     pub cause: Option<Cause>,
     /// Its termination reason (missing for an unconfigured product).
     #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<TerminationReason>)]
     pub reason: Option<Option<TerminationReason>>,
     /// When.
     pub deadline: Option<String>,
     /// The policy version that set it (missing for an unconfigured product).
     #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub policy_version: Option<Option<String>>,
     /// True when its buffer has yet to start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -335,7 +338,7 @@ pub struct Deletion {
 }
 
 /// A copy a deletion under way still waits on.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct PendingCopy {
     /// The store.
     pub store: String,
@@ -356,7 +359,7 @@ pub struct PendingCopy {
 // GET /v1/restore-check.
 
 /// Whether a backup may be restored, and why.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct RestoreCheck {
     /// True when restoring is allowed.
     pub allowed: bool,
@@ -368,7 +371,7 @@ pub struct RestoreCheck {
 }
 
 /// A resource whose data may not be restored.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Refused {
     /// The resource.
     pub resource: String,
@@ -379,7 +382,7 @@ pub struct Refused {
 // GET /v1/audit.
 
 /// Audit records after a sequence number, oldest first.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct AuditPage {
     /// The records, as in the log.
     pub records: Vec<AuditRecord>,
@@ -390,7 +393,7 @@ pub struct AuditPage {
 /// Readiness with the daemon-wide gates, the clock and the policies in
 /// force. `ctl status` shows each field the daemon reports, and only those:
 /// all but `ready` are optional, since older daemons report fewer.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Readiness {
     /// The engine completed a step within 5 s.
     pub ready: bool,
@@ -405,6 +408,7 @@ pub struct Readiness {
     pub guard_tripped: Option<bool>,
     /// The batch the guard holds for approval (`null`: none).
     #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<GuardBatch>)]
     pub guard_batch: Option<Option<GuardBatch>>,
     /// A wall-clock jump stops deletions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -420,11 +424,12 @@ pub struct Readiness {
     pub policies: Option<BTreeMap<String, String>>,
     /// The last reload's outcome (`null`: none since start).
     #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<LastReload>)]
     pub last_reload: Option<Option<LastReload>>,
 }
 
 /// The batch a tripped guard holds.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct GuardBatch {
     /// How many resources.
     pub size: u64,
@@ -437,7 +442,7 @@ pub struct GuardBatch {
 }
 
 /// Where the daemon's time comes from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ClockKind {
     /// The machine's clock.
@@ -448,7 +453,7 @@ pub enum ClockKind {
 
 /// How the last reload ended: accepted with what changed, or refused with
 /// why (the config in force stays).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct LastReload {
     /// When.
     pub at: String,
@@ -471,35 +476,37 @@ pub struct LastReload {
 // POST /v1/admin/*.
 
 /// `POST /v1/admin/clock`: exactly one of the two.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ClockRequest {
     /// Let this long pass ("15d").
+    #[schema(value_type = super::openapi::Duration)]
     Advance(String),
     /// Set the wall reading (RFC 3339).
+    #[schema(value_type = super::openapi::Time)]
     Set(String),
 }
 
 /// The clock's reading after a move.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ClockAnswer {
     /// The new reading.
     pub now: String,
 }
 
 /// The body of `pause` and `resume`, which take no arguments: `{}`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct NoArguments {}
 
 /// The answer to `pause` and `resume`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Paused {
     /// Deletions are paused now.
     pub paused: bool,
 }
 
 /// `POST /v1/admin/approve`, optionally naming the batch seen.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ApproveRequest {
     /// Approve only this batch (refused with 409 if another is held).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -507,7 +514,7 @@ pub struct ApproveRequest {
 }
 
 /// What `approve` lifted. Declared order is wire order.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Approval {
     /// `guard` and/or `clock_anomaly`.
     pub approved: Vec<String>,
@@ -516,7 +523,7 @@ pub struct Approval {
 }
 
 /// A released batch. Declared order is wire order.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct BatchSummary {
     /// How many resources.
     pub size: u64,
@@ -525,30 +532,32 @@ pub struct BatchSummary {
 }
 
 /// `POST /v1/admin/retry`: a resource's stuck copies, or only one store's.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct RetryRequest {
     /// The resource.
+    #[schema(value_type = super::openapi::StoredId)]
     pub resource: String,
     /// Only this store's copy (`null`: every stuck copy).
     pub store: Option<String>,
 }
 
 /// How many copies are called again.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Retried {
     /// The count.
     pub retried: u64,
 }
 
 /// `POST /v1/admin/apply-policy`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ApplyPolicyRequest {
     /// The product.
+    #[schema(value_type = super::openapi::Id)]
     pub product: String,
 }
 
 /// What `apply-policy` did. Declared order is wire order.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct PolicyReport {
     /// The product.
     pub product: String,
@@ -561,7 +570,7 @@ pub struct PolicyReport {
 }
 
 /// One deadline moved by `apply-policy`. Declared order is wire order.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Rescheduled {
     /// The resource.
     pub resource: String,

@@ -8,7 +8,7 @@ use super::*;
 /// exactly these fields: a reader that silently dropped an unknown key would
 /// compute a different hash than the writer and the chain would look broken
 /// (or, worse, an attacker could smuggle unhashed content in).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuditRecord {
     /// Position in the log, 1 for the first record, +1 for each next one,
