@@ -12,6 +12,8 @@
 //! - `resources`: a resource, the deletion forecast and the restore check;
 //! - [`forecast`]: the forecast read from the store's indexes, whole or by
 //!   pages;
+//! - [`holds`]: every hold in force, from the store's index of holds, in
+//!   pages;
 //! - `admin`: clock, pause, resume, approve, retry, apply-policy;
 //! - `audit`: audit records and deletion certificates;
 //! - `health`: `/healthz`, `/readyz` and `/metrics`;
@@ -24,6 +26,7 @@ mod body;
 mod events;
 pub mod forecast;
 mod health;
+pub mod holds;
 mod resources;
 pub mod wire;
 
@@ -177,6 +180,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/certificates/{id}", get(audit::get_certificate))
         .route("/v1/admin/retry", post(admin::post_retry))
         .route("/v1/admin/apply-policy", post(admin::post_apply_policy))
+        .route("/v1/holds", get(holds::get_holds))
         .route("/readyz", get(health::get_readyz))
         .route("/metrics", get(health::get_metrics))
         .route_layer(from_fn_with_state(state.clone(), authenticate))

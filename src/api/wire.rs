@@ -30,6 +30,9 @@ use std::collections::BTreeMap;
 
 pub use crate::audit::AuditRecord;
 pub use crate::certificate::Certificate;
+pub use holds::{HoldList, ListedHold};
+
+mod holds;
 
 /// Reads a field that is present (`Some`), even as `null` (`Some(None)`);
 /// with `#[serde(default)]` a missing field stays `None`.
@@ -107,6 +110,9 @@ pub struct HoldEvent {
     /// Why (placing only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// When the hold is due for review (placing only; optional).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review_at: Option<String>,
 }
 
 // GET /v1/resources/{id}.
@@ -233,6 +239,10 @@ pub struct HoldView {
     pub scope: HoldScope,
     /// When it was placed.
     pub placed_at: String,
+    /// When it is due for review, if it was placed with a date (it stays
+    /// in force past it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review_at: Option<String>,
 }
 
 /// What a hold covers.

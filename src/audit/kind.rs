@@ -54,6 +54,9 @@ kinds! {
     HoldPlaced => "hold.placed",
     /// A hold was released.
     HoldReleased => "hold.released",
+    /// A hold's review date passed: it stays in force, and someone must
+    /// decide whether to release it (reported once per hold).
+    HoldReviewDue => "hold.review_due",
     /// A backup copy was registered.
     CopyRegistered => "copy.registered",
     /// A copy is gone.
