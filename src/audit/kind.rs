@@ -134,4 +134,15 @@ mod tests {
         assert_eq!(names.len(), AuditKind::ALL.len(), "two kinds share a name");
         assert_eq!(AuditKind::parse("made.up"), None);
     }
+
+    /// The README lists every kind an operator may meet in the log.
+    #[test]
+    fn the_readme_names_every_kind() {
+        let readme = include_str!("../../README.md");
+        let list = readme.split("**Audit record kinds.**").nth(1).expect("the README's list of kinds");
+        let list = list.split("\n- ").next().unwrap_or_default();
+        for k in AuditKind::ALL {
+            assert!(list.contains(&format!("`{}`", k.as_str())), "README does not list {}", k.as_str());
+        }
+    }
 }
