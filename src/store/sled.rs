@@ -392,22 +392,20 @@ impl Store for SledStore {
 
     fn holds(&self, filter: &HoldFilter, after: Option<&HoldKey>, limit: usize) -> Result<Vec<HoldEntry>, StoreError> {
         // The range that holds exactly the holds asked for: by place, or
-        // by authority (then tenant, when both are given).
-        let (prefix, after) = match (&filter.authority, &filter.tenant) {
-            (None, None) => (hold_index::HOLD_PREFIX.to_vec(), after.map(HoldKey::key)),
-            (None, Some(t)) => (hold_index::tenant_prefix(t), after.map(HoldKey::key)),
-            (Some(a), t) => {
-                (hold_index::authority_prefix(a, t.as_deref()), after.map(|k| hold_index::authority_key(a, k)))
-            }
+        // by authority (then tenant, when both are given); where in its
+        // keys the hold's place begins.
+        let (prefix, after, tail_at) = match (&filter.authority, &filter.tenant) {
+            (None, None) => (hold_index::HOLD_PREFIX.to_vec(), after.map(HoldKey::key), hold_index::HOLD_PREFIX.len()),
+            (None, Some(t)) => (hold_index::tenant_prefix(t), after.map(HoldKey::key), hold_index::HOLD_PREFIX.len()),
+            (Some(a), t) => (
+                hold_index::authority_prefix(a, t.as_deref()),
+                after.map(|k| hold_index::authority_key(a, k)),
+                hold_index::authority_prefix(a, None).len(),
+            ),
         };
         let start = match after {
             Some(k) if k >= prefix => std::ops::Bound::Excluded(sled::IVec::from(k)),
             _ => std::ops::Bound::Included(sled::IVec::from(prefix.as_slice())),
-        };
-        let tail_at = if filter.authority.is_some() {
-            hold_index::authority_prefix(filter.authority.as_deref().unwrap_or_default(), None).len()
-        } else {
-            hold_index::HOLD_PREFIX.len()
         };
         let mut out = Vec::new();
         for kv in self.db.range::<sled::IVec, _>((start, std::ops::Bound::Unbounded)) {
