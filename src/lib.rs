@@ -26,12 +26,13 @@
 //!   (for tests); `record`: keys and versioned encodings; `compact`: the
 //!   compact (version 2) encoding of resources, event ids and outbox
 //!   records; `indexes`: what each record adds beside the deadline index
-//!   (for the forecast and start-up).
+//!   (for the forecast and start-up); `hold_index`: the holds in force,
+//!   by place, authority and review date.
 //! - [`engine`]: the single writer and the one place that sleeps, a file
 //!   per concern: the handle and its commands, one group-commit step
 //!   (commands applied, their writes merged into one store commit by
 //!   `pending`, one flush, then answers and calls), ingest,
-//!   deadlines, safety (clock jumps, the guard, approve), executor and
+//!   deadlines, hold reviews, safety (clock jumps, the guard, approve), executor and
 //!   notifier calls, admin (reload, sweeps, apply-policy) and the audit
 //!   journal; its tests run on the in-memory store.
 //! - [`executor`]: how a copy is deleted (`fs`, `command`, `http`).
@@ -50,10 +51,11 @@
 //!   nothing but time, because it reads the config and the lifecycle).
 //! - [`api`], [`auth`]: the HTTP API (`api/`: router, authentication and
 //!   errors; one file per area: events, resources with restore-check,
-//!   forecast (read from the indexes, in pages), admin, audit and
-//!   certificates, health, and `openapi`: the OpenAPI 3.1 description,
-//!   [`api::description`], built from the handlers' routing attributes)
-//!   with [`api::wire`], every request and answer body as types that
+//!   forecast (read from the indexes, in pages), holds (from the index
+//!   of holds, in pages), admin, audit and certificates, health, and
+//!   `openapi`: the OpenAPI 3.1 description, [`api::description`], built
+//!   from the handlers' routing attributes) with [`api::wire`], every
+//!   request and answer body as types that
 //!   `retentiond ctl` (in the binary, `src/ctl/`: arguments, transport,
 //!   commands, rendering) reads too, so client and server cannot drift;
 //!   its tokens, roles and lock-out of sources that fail to authenticate;

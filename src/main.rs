@@ -56,7 +56,7 @@ enum Command {
         pid: i32,
     },
     /// A client of the HTTP API: events, resources, forecast, holds, pause/resume/approve, clock, audit.
-    Ctl(ctl::CtlArgs),
+    Ctl(Box<ctl::CtlArgs>),
     /// Print the shell completion script for SHELL on standard output (for
     /// bash: /usr/share/bash-completion/completions/retentiond).
     Completions {
@@ -237,7 +237,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Ctl(args) => ctl::main(args),
+        Command::Ctl(args) => ctl::main(*args),
         Command::Completions { shell } => exit_on(cli_docs::completions(shell, Cli::command())),
         Command::Man { out } => exit_on(cli_docs::man_pages(Cli::command(), &out).map(|pages| {
             for page in pages {

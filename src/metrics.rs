@@ -77,6 +77,8 @@ pub struct Metrics {
 pub struct Gauges {
     /// Resources, copies and deadlines, from one scan of the store.
     pub store: StoreStats,
+    /// Holds in force and those due for review, from the store's counts.
+    pub holds: crate::store::HoldCounts,
     /// `seq` of the last record in the audit file.
     pub audit_head_seq: u64,
     /// Deletions paused by an operator.
@@ -286,6 +288,14 @@ impl Metrics {
             "Restricted backup copies kept past their store's max_restricted: an operator must act.",
         );
         o.sample("retentiond_copies_restriction_overdue", &[], g.store.copies_restriction_overdue);
+        o.family("retentiond_holds", "gauge", "Holds in force (a hold on a whole tenant counts once).");
+        o.sample("retentiond_holds", &[], g.holds.in_force);
+        o.family(
+            "retentiond_holds_review_due",
+            "gauge",
+            "Holds in force past their review_at: each stays in force until released; someone must decide.",
+        );
+        o.sample("retentiond_holds_review_due", &[], g.holds.review_due);
         o.family("retentiond_audit_head_seq", "gauge", "Sequence number of the last record in the audit file.");
         o.sample("retentiond_audit_head_seq", &[], g.audit_head_seq);
         for (name, on, help) in [
@@ -529,6 +539,7 @@ mod tests {
         g.store.resources.insert("deleting", 3);
         g.store.pending_deadlines = 7;
         g.store.next_deadline = Some(crate::time::parse_rfc3339("2026-02-01T00:00:00.5Z").unwrap());
+        g.holds = crate::store::HoldCounts { in_force: 5, review_due: 2 };
         let text = m.render(&g);
         let s = parse(&text);
         let v = |name: &str, labels: &[(&str, &str)]| {
@@ -574,6 +585,8 @@ mod tests {
         assert_eq!(v("retentiond_pending_deadlines", &[]), "7");
         assert_eq!(v("retentiond_next_deadline_timestamp_seconds", &[]), "1769904000.5");
         assert_eq!(v("retentiond_audit_head_seq", &[]), "42");
+        assert_eq!(v("retentiond_holds", &[]), "5");
+        assert_eq!(v("retentiond_holds_review_due", &[]), "2");
         assert_eq!(v("retentiond_paused", &[]), "1");
         assert_eq!(v("retentiond_guard_tripped", &[]), "0");
         assert_eq!(v("retentiond_clock_anomaly", &[]), "0");

@@ -6,6 +6,9 @@ mod common;
 // Whole tables pinned, apart from the behaviour tested here.
 #[path = "ctl/tables.rs"]
 mod tables;
+// `ctl hold list`.
+#[path = "ctl/holds.rs"]
+mod holds;
 
 use common::*;
 use reqwest::StatusCode;

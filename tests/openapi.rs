@@ -409,7 +409,10 @@ fn the_schema_of_events_agrees_with_the_parser() {
         ("resource.released", json!({})),
         ("arrears.started", json!({"amount": "120.50", "currency": "EUR"})),
         ("arrears.settled", json!({})),
-        ("hold.placed", json!({"hold_id": "h1", "authority": "Court", "reason": "case 7"})),
+        (
+            "hold.placed",
+            json!({"hold_id": "h1", "authority": "Court", "reason": "case 7", "review_at": "2026-06-01T00:00:00Z"}),
+        ),
         ("hold.released", json!({"hold_id": "h1"})),
         ("backup.created", json!({"store": "tape", "copy": "c1", "expires_at": "2026-06-01T00:00:00Z"})),
         ("backup.deleted", json!({"store": "tape", "copy": "c1"})),

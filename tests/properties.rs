@@ -283,6 +283,8 @@ fn run(ops: Vec<Op>, prepaid: bool) -> Result<(), TestCaseError> {
                             hold_id: format!("h{i}"),
                             authority: "court".into(),
                             reason: "case".into(),
+                            // A review date lifts no hold (general terms 4.1.5).
+                            review_at: (i % 2 == 1).then(|| at + chrono::Duration::days(1)),
                         },
                     ),
                     Kind::HoldReleased(i) => (None, EventBody::HoldReleased { hold_id: format!("h{i}") }),

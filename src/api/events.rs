@@ -145,12 +145,14 @@ mod tests {
             resource: Some("r1".into()),
             authority: Some("Court".into()),
             reason: Some("case 7".into()),
+            review_at: Some("2026-07-01T00:00:00Z".into()),
         };
         let ev = parse_event(&serde_json::to_value(&place).unwrap()).unwrap();
         assert_eq!((ev.event_id.as_str(), ev.tenant.as_str(), ev.resource.as_deref()), ("ev-1", "t1", Some("r1")));
         assert!(
-            matches!(&ev.body, EventBody::HoldPlaced { hold_id, authority, reason }
-                if hold_id == "court-1" && authority == "Court" && reason == "case 7"),
+            matches!(&ev.body, EventBody::HoldPlaced { hold_id, authority, reason, review_at }
+                if hold_id == "court-1" && authority == "Court" && reason == "case 7"
+                    && review_at.map(crate::time::fmt_rfc3339).as_deref() == Some("2026-07-01T00:00:00Z")),
             "{:?}",
             ev.body
         );
@@ -160,6 +162,7 @@ mod tests {
             resource: None,
             authority: None,
             reason: None,
+            review_at: None,
             ..place
         };
         let ev = parse_event(&serde_json::to_value(&release).unwrap()).unwrap();

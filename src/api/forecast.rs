@@ -460,6 +460,7 @@ renewal_reminder = "7d"
                                 hold_id: format!("h{i}"),
                                 authority: "court".into(),
                                 reason: "case".into(),
+                                review_at: None,
                             },
                         ),
                         Op::Unhold(i) => (false, EventBody::HoldReleased { hold_id: format!("h{i}") }),

@@ -106,6 +106,7 @@ pub(super) async fn get_metrics(
         let audit_head_seq = audit.lock().unwrap_or_else(|e| e.into_inner()).head().seq;
         Ok(crate::metrics::Gauges {
             store: store.stats()?,
+            holds: store.hold_counts()?,
             audit_head_seq,
             paused: store.flag(Flag::Paused)?,
             guard_tripped: store.flag(Flag::GuardTripped)?,

@@ -12,6 +12,8 @@
 //! - `resources`: a resource, the deletion forecast and the restore check;
 //! - [`forecast`]: the forecast read from the store's indexes, whole or by
 //!   pages;
+//! - [`holds`]: every hold in force, from the store's index of holds, in
+//!   pages;
 //! - `admin`: clock, pause, resume, approve, retry, apply-policy;
 //! - `audit`: audit records and deletion certificates;
 //! - `health`: `/healthz`, `/readyz` and `/metrics`;
@@ -28,6 +30,7 @@ mod body;
 mod events;
 pub mod forecast;
 mod health;
+pub mod holds;
 mod openapi;
 mod resources;
 pub mod wire;
@@ -202,6 +205,7 @@ fn authenticated() -> OpenApiRouter<ApiState> {
         .routes(routes!(audit::get_certificate))
         .routes(routes!(admin::post_retry))
         .routes(routes!(admin::post_apply_policy))
+        .routes(routes!(holds::get_holds))
         .routes(routes!(openapi::get_openapi))
         .routes(routes!(health::get_readyz))
         .routes(routes!(health::get_metrics))

@@ -428,6 +428,10 @@ pub enum Event {
         authority: Text,
         /// Why, as the authority gives it.
         reason: Text,
+        /// When the hold should be looked at again (later than `at`): past
+        /// it the hold stays in force and is reported as due for review.
+        #[serde(default)]
+        review_at: Option<Time>,
     },
     /// The hold is lifted; deadlines are evaluated again (operator).
     #[serde(rename = "hold.released")]

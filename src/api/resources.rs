@@ -65,6 +65,7 @@ pub fn resource_view(r: &Resource, policy: Option<&ProductPolicy>, now: Timestam
             reason: h.reason.clone(),
             scope: if h.tenant_wide { HoldScope::Tenant } else { HoldScope::Resource },
             placed_at: fmt_rfc3339(h.placed_at),
+            review_at: h.review_at.map(fmt_rfc3339),
         })
         .collect();
     let arrears = r.arrears.as_ref().map(|a| {

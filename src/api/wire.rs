@@ -31,6 +31,9 @@ use utoipa::ToSchema;
 
 pub use crate::audit::AuditRecord;
 pub use crate::certificate::Certificate;
+pub use holds::{HoldList, ListedHold};
+
+mod holds;
 
 /// Reads a field that is present (`Some`), even as `null` (`Some(None)`);
 /// with `#[serde(default)]` a missing field stays `None`.
@@ -108,6 +111,9 @@ pub struct HoldEvent {
     /// Why (placing only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// When the hold is due for review (placing only; optional).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review_at: Option<String>,
 }
 
 // GET /v1/resources/{id}.
@@ -234,6 +240,10 @@ pub struct HoldView {
     pub scope: HoldScope,
     /// When it was placed.
     pub placed_at: String,
+    /// When it is due for review, if it was placed with a date (it stays
+    /// in force past it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review_at: Option<String>,
 }
 
 /// What a hold covers.

@@ -54,6 +54,9 @@ kinds! {
     HoldPlaced => "hold.placed",
     /// A hold was released.
     HoldReleased => "hold.released",
+    /// A hold's review date passed: it stays in force, and someone must
+    /// decide whether to release it (reported once per hold).
+    HoldReviewDue => "hold.review_due",
     /// A backup copy was registered.
     CopyRegistered => "copy.registered",
     /// A copy is gone.
@@ -130,5 +133,16 @@ mod tests {
         names.dedup();
         assert_eq!(names.len(), AuditKind::ALL.len(), "two kinds share a name");
         assert_eq!(AuditKind::parse("made.up"), None);
+    }
+
+    /// The README lists every kind an operator may meet in the log.
+    #[test]
+    fn the_readme_names_every_kind() {
+        let readme = include_str!("../../README.md");
+        let list = readme.split("**Audit record kinds.**").nth(1).expect("the README's list of kinds");
+        let list = list.split("\n- ").next().unwrap_or_default();
+        for k in AuditKind::ALL {
+            assert!(list.contains(&format!("`{}`", k.as_str())), "README does not list {}", k.as_str());
+        }
     }
 }

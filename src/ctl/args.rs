@@ -68,7 +68,8 @@ pub(super) enum CtlCommand {
         #[arg(long, value_name = "DURATION", value_parser = parse_dur)]
         within: Option<Dur>,
     },
-    /// Place or release a legal hold (posts a hold.placed / hold.released event).
+    /// Place, release or list legal holds (posts a hold.placed / hold.released
+    /// event; lists from GET /v1/holds).
     Hold {
         #[command(subcommand)]
         command: HoldCommand,
@@ -154,6 +155,11 @@ pub(super) enum HoldCommand {
         /// Why, as the authority gives it.
         #[arg(long)]
         reason: String,
+        /// When someone should decide whether the hold is still needed
+        /// (RFC 3339). Past it the hold stays in force and is reported as due
+        /// for review (`ctl hold list`, a metric, an audit record).
+        #[arg(long, value_name = "RFC3339", value_parser = parse_time)]
+        review_at: Option<Timestamp>,
         #[command(flatten)]
         target: HoldTarget,
         #[command(flatten)]
@@ -168,6 +174,17 @@ pub(super) enum HoldCommand {
         target: HoldTarget,
         #[command(flatten)]
         event: EventOpts,
+    },
+    /// Every hold in force (GET /v1/holds), read page by page: tenant,
+    /// resource (none for a tenant-wide hold), authority, reason, when
+    /// placed, and the review date with whether it is due.
+    List {
+        /// Only this tenant's holds.
+        #[arg(long, value_parser = parse_id)]
+        tenant: Option<String>,
+        /// Only holds placed by this authority (exactly as placed).
+        #[arg(long)]
+        authority: Option<String>,
     },
 }
 

@@ -10,8 +10,8 @@ use anyhow::{anyhow, bail, Context};
 use reqwest::{Method, StatusCode};
 use retentiond::api::wire::{
     ApplyPolicyRequest, Approval, ApproveRequest, AuditPage, Certificate, ClockAnswer, ClockRequest, Deletions,
-    ErrorBody, EventsAnswer, HoldEvent, NoArguments, Paused, PolicyReport, Readiness, ResourceView, RestoreCheck,
-    Retried, RetryRequest,
+    ErrorBody, EventsAnswer, HoldEvent, HoldList, NoArguments, Paused, PolicyReport, Readiness, ResourceView,
+    RestoreCheck, Retried, RetryRequest,
 };
 use retentiond::duration::Dur;
 use retentiond::time::{fmt_rfc3339, Timestamp};
@@ -192,11 +192,12 @@ const FORECAST_PAGE: &str = "1000";
 
 /// `ctl hold place|release`: builds the event and posts it.
 async fn hold(api: &Api, json_out: bool, command: HoldCommand) -> anyhow::Result<Done> {
-    let (kind, hold_id, target, opts, authority, reason) = match command {
-        HoldCommand::Place { hold_id, authority, reason, target, event } => {
-            ("placed", hold_id, target, event, Some(authority), Some(reason))
+    let (kind, hold_id, target, opts, authority, reason, review_at) = match command {
+        HoldCommand::Place { hold_id, authority, reason, review_at, target, event } => {
+            ("placed", hold_id, target, event, Some(authority), Some(reason), review_at)
         }
-        HoldCommand::Release { hold_id, target, event } => ("released", hold_id, target, event, None, None),
+        HoldCommand::Release { hold_id, target, event } => ("released", hold_id, target, event, None, None, None),
+        HoldCommand::List { tenant, authority } => return hold_list(api, json_out, tenant, authority).await,
     };
     let tenant = match (&target.tenant, &target.resource) {
         (Some(t), _) => t.clone(),
@@ -217,6 +218,7 @@ async fn hold(api: &Api, json_out: bool, command: HoldCommand) -> anyhow::Result
         resource: target.resource,
         authority,
         reason,
+        review_at: review_at.map(fmt_rfc3339),
     };
     let answer = api.post::<EventsAnswer>("/v1/events", &ev).await?;
     let mut done = event_results(&answer, json_out);
@@ -229,6 +231,30 @@ async fn hold(api: &Api, json_out: bool, command: HoldCommand) -> anyhow::Result
     }
     Ok(done)
 }
+
+/// `ctl hold list`: every page of `GET /v1/holds`, each after the one
+/// before, as one list (and one JSON answer with `--json`).
+async fn hold_list(
+    api: &Api,
+    json_out: bool,
+    tenant: Option<String>,
+    authority: Option<String>,
+) -> anyhow::Result<Done> {
+    let mut query = vec![("limit", HOLDS_PAGE)];
+    query.extend(tenant.as_deref().map(|t| ("tenant", t)));
+    query.extend(authority.as_deref().map(|a| ("authority", a)));
+    let mut answer = api.get::<HoldList>("/v1/holds", &query).await?;
+    while let Some(next) = answer.body.next.take() {
+        let page = api.get::<HoldList>("/v1/holds", &[query.as_slice(), &[("after", &next)]].concat()).await?;
+        answer.body.holds.extend(page.body.holds);
+        answer.body.next = page.body.next;
+    }
+    answer.json = serde_json::to_value(&answer.body).context("the holds read back")?;
+    Ok(Done::shown(&answer, json_out, show_holds))
+}
+
+/// Holds per page `ctl hold list` asks for.
+const HOLDS_PAGE: &str = "1000";
 
 /// The tenant of `resource`, read from the daemon for a hold given
 /// --resource without --tenant. `verb` ("place", "release") words a refused

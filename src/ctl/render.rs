@@ -4,7 +4,8 @@
 
 use anyhow::anyhow;
 use retentiond::api::wire::{
-    AuditPage, Certificate, Deletions, EventResult, LastReload, PolicyReport, Readiness, ResourceView, RestoreCheck,
+    AuditPage, Certificate, Deletions, EventResult, HoldList, LastReload, PolicyReport, Readiness, ResourceView,
+    RestoreCheck,
 };
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -108,6 +109,33 @@ pub(super) fn show_forecast(v: &Deletions) -> String {
         .collect();
     let mut out = format!("deletions due before {}:\n", cell(&v.before));
     out.push_str(&table(&["DEADLINE", "RESOURCE", "TENANT", "STATE", "CAUSE", "PROJECTED", "BLOCKERS"], &rows));
+    out
+}
+
+/// The holds in force, one a line, with a count of those due for review.
+pub(super) fn show_holds(v: &HoldList) -> String {
+    let rows: Vec<Vec<String>> = v
+        .holds
+        .iter()
+        .map(|h| {
+            let review = match (&h.review_at, h.review_due) {
+                (Some(at), true) => format!("{} (DUE)", cell(at)),
+                (at, _) => cell(at),
+            };
+            vec![
+                cell(&h.tenant),
+                h.resource.as_ref().map_or_else(|| "(whole tenant)".to_string(), cell),
+                cell(&h.hold_id),
+                cell(&h.authority),
+                cell(&h.placed_at),
+                review,
+                cell(&h.reason),
+            ]
+        })
+        .collect();
+    let mut out = table(&["TENANT", "RESOURCE", "HOLD_ID", "AUTHORITY", "PLACED_AT", "REVIEW_AT", "REASON"], &rows);
+    let due = v.holds.iter().filter(|h| h.review_due).count();
+    let _ = writeln!(out, "{} holds in force, {due} due for review", v.holds.len());
     out
 }
 

@@ -52,6 +52,9 @@ pub enum EventBody {
         authority: String,
         /// Why, as given by the authority (free text, shown to operators).
         reason: String,
+        /// When the hold should be looked at again; it stays in force past
+        /// it, reported as due for review.
+        review_at: Option<Timestamp>,
     },
     /// `hold.released`: the hold is lifted.
     HoldReleased {
@@ -233,7 +236,17 @@ pub fn parse_event(v: &Value) -> Result<Event, FieldError> {
             let hold_id = id_field(obj, "hold_id")?.to_string();
             let authority = text_field(obj, "authority")?;
             let reason = text_field(obj, "reason")?;
-            (EventBody::HoldPlaced { hold_id, authority, reason }, &["hold_id", "authority", "reason"])
+            let review_at = match obj.get("review_at") {
+                None | Some(Value::Null) => None,
+                Some(_) => Some(time_field(obj, "review_at")?),
+            };
+            if review_at.is_some_and(|t| t <= at) {
+                return Err(bad("review_at", "must be later than at"));
+            }
+            (
+                EventBody::HoldPlaced { hold_id, authority, reason, review_at },
+                &["hold_id", "authority", "reason", "review_at"],
+            )
         }
         "hold.released" => (EventBody::HoldReleased { hold_id: id_field(obj, "hold_id")?.to_string() }, &["hold_id"]),
         "backup.created" => {
@@ -368,6 +381,34 @@ mod tests {
         let mut bad_text = hold.clone();
         bad_text["reason"] = json!("line\nforged");
         assert_eq!(parse_event(&bad_text).unwrap_err().field, "reason");
+    }
+
+    /// `review_at` is optional on `hold.placed`, an RFC 3339 time after
+    /// `at`; anything else is refused naming it.
+    #[test]
+    fn a_hold_may_carry_a_review_date_after_its_placement() {
+        let hold = json!({"event_id":"h","type":"hold.placed","at":"2026-01-01T00:00:00Z","tenant":"t1",
+                          "hold_id":"court-1","authority":"Court","reason":"case","review_at":"2026-07-01T02:00:00+02:00"});
+        match parse_event(&hold).unwrap().body {
+            EventBody::HoldPlaced { review_at: Some(t), .. } => {
+                assert_eq!(crate::time::fmt_rfc3339(t), "2026-07-01T00:00:00Z")
+            }
+            other => panic!("{other:?}"),
+        }
+        let mut none = hold.clone();
+        none["review_at"] = Value::Null;
+        assert!(matches!(parse_event(&none).unwrap().body, EventBody::HoldPlaced { review_at: None, .. }));
+        for bad in [json!("next year"), json!(20260701), json!("2026-01-01T00:00:00Z"), json!("2025-12-31T00:00:00Z")] {
+            let mut v = hold.clone();
+            v["review_at"] = bad.clone();
+            assert_eq!(parse_event(&v).unwrap_err().field, "review_at", "{bad}");
+        }
+        let mut released = hold.clone();
+        released["type"] = json!("hold.released");
+        for k in ["authority", "reason"] {
+            released.as_object_mut().unwrap().remove(k);
+        }
+        assert_eq!(parse_event(&released).unwrap_err().field, "review_at", "only a placement has one");
     }
 
     #[test]

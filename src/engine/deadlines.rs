@@ -38,6 +38,14 @@ impl Engine {
     }
 
     /// [`Engine::tick`], looking at every resource indexed up to `horizon`
+    /// ([`Engine::run_due`]), then reporting the holds whose review date
+    /// has come ([`Engine::report_reviews`]: they stay in force).
+    pub(super) fn tick_through(&mut self, now: Timestamp, horizon: Timestamp) -> Result<(), EngineError> {
+        self.run_due(now, horizon)?;
+        self.report_reviews(now)
+    }
+
+    /// Runs what is due, looking at every resource indexed up to `horizon`
     /// (later than `now` at start: the leases of calls the previous run left
     /// in flight). What the lifecycle does is decided at `now` alone.
     ///
@@ -54,7 +62,7 @@ impl Engine {
     /// at most [`MAX_SLEEP`]: then a pass reads the whole index, passing
     /// over the deletions it may not begin yet (a store whose calls hang
     /// must not hold up the rest).
-    pub(super) fn tick_through(&mut self, now: Timestamp, horizon: Timestamp) -> Result<(), EngineError> {
+    fn run_due(&mut self, now: Timestamp, horizon: Timestamp) -> Result<(), EngineError> {
         // The index is read from the store: the group's writes first.
         self.settle()?;
         // A start-up's look-ahead lasts until a pass gets through it.
@@ -265,14 +273,19 @@ impl Engine {
         }
     }
 
-    /// How long to sleep: until the next deadline, at most [`MAX_SLEEP`];
-    /// not at all while due work is left that the next step may take up.
+    /// How long to sleep: until the next deadline or hold review date, at
+    /// most [`MAX_SLEEP`]; not at all while due work is left that the next
+    /// step may take up.
     pub(super) fn sleep_duration(&self) -> Result<Duration, EngineError> {
         if self.backlog_ready() {
             return Ok(Duration::ZERO);
         }
         let now = self.clock.now();
-        Ok(match self.store.next_due_after(now)? {
+        let next = match (self.store.next_due_after(now)?, self.store.next_review_after(now)?) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        Ok(match next {
             Some(t) => (t - now).to_std().unwrap_or_default().min(MAX_SLEEP),
             None => MAX_SLEEP,
         })

@@ -11,8 +11,8 @@
 //! (engineering-notes habits 1 and 3: persist intent, act, record outcome;
 //! acknowledge only what is durable).
 //!
-//! Between commands the loop sleeps until the earliest deadline in the store,
-//! capped at [`MAX_SLEEP`] so a suspended machine or a changed clock is
+//! Between commands the loop sleeps until the earliest deadline in the store
+//! (or hold review date), capped at [`MAX_SLEEP`] so a suspended machine or a changed clock is
 //! noticed, and re-reads the clock on every wake-up.
 //!
 //! # Files
@@ -26,6 +26,7 @@
 //!   answered.
 //! - `ingest.rs`: events applied to a resource or a whole tenant.
 //! - `deadlines.rs`: the tick that runs what is due, and how long to sleep.
+//! - `reviews.rs`: holds past their review date, reported once each.
 //! - `safety.rs`: the clock-jump check, the mass-deletion guard, `approve`.
 //! - `dispatch.rs`: executor calls, started once their intent is durable,
 //!   and their outcomes; `notices.rs`: the same for notices to the tenant.
@@ -45,6 +46,7 @@ mod ingest;
 mod journal;
 mod notices;
 mod pending;
+mod reviews;
 mod safety;
 mod step;
 #[cfg(test)]

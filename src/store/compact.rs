@@ -12,8 +12,10 @@
 //! [`Resource`] does not compile until it is stored here too.
 //!
 //! Version 1 records are JSON and begin with `{`; they are still read (the
-//! migration path: read both, write v2). Any other leading byte is a
-//! version this build does not know and is refused, never guessed at.
+//! migration path: read both, write v2). A resource with a hold that has a
+//! review date is written as version 3 ([`V3`]: v2 with the review fields
+//! on each hold); others stay v2. Any other leading byte is a version this
+//! build does not know and is refused, never guessed at.
 //!
 //! Changing anything here changes the format: `v2_bytes_are_pinned` spells
 //! a record out byte by byte. [`WORDS`] may only grow at its end (a word a
@@ -33,6 +35,13 @@ use serde::{Deserialize, Serialize};
 /// 1 (JSON) is still read; any other is refused rather than guessed at (a
 /// misread deadline could delete early).
 pub(crate) const V2: u8 = 2;
+
+/// The leading byte of a v3 resource record: v2 whose holds carry their
+/// review date and its report ([`HoldV3`]). Written only for a resource
+/// with such a hold, so every other record keeps the v2 bytes that older
+/// builds read (and one that holds a review date is refused by them,
+/// never read without it).
+pub(crate) const V3: u8 = 3;
 
 /// Words of history sentences, history kinds and copy outcomes, stored as
 /// their index. Frozen: append only.
@@ -402,6 +411,63 @@ struct HoldV2 {
     placed_at: Ts,
 }
 
+/// A hold of a v3 record: v2's, then its review date and when it was
+/// reported due.
+#[derive(Serialize, Deserialize)]
+struct HoldV3 {
+    hold: HoldV2,
+    review_at: Option<Ts>,
+    review_reported_at: Option<Ts>,
+}
+
+/// A hold as one version of the record stores it.
+trait StoredHold: Sized {
+    /// The stored form of `h`.
+    fn of(h: &Hold) -> Self;
+    /// The hold it stores.
+    fn get(self) -> Result<Hold, RecordError>;
+}
+
+impl StoredHold for HoldV2 {
+    fn of(h: &Hold) -> HoldV2 {
+        // The review fields are v3's: a hold with them is never written here.
+        let Hold { hold_id, authority, reason, tenant_wide, placed_at, review_at: _, review_reported_at: _ } = h;
+        HoldV2 {
+            hold_id: hold_id.clone(),
+            authority: authority.clone(),
+            reason: reason.clone(),
+            tenant_wide: *tenant_wide,
+            placed_at: ts(*placed_at),
+        }
+    }
+
+    fn get(self) -> Result<Hold, RecordError> {
+        Ok(Hold {
+            hold_id: self.hold_id,
+            authority: self.authority,
+            reason: self.reason,
+            tenant_wide: self.tenant_wide,
+            placed_at: self.placed_at.get()?,
+            review_at: None,
+            review_reported_at: None,
+        })
+    }
+}
+
+impl StoredHold for HoldV3 {
+    fn of(h: &Hold) -> HoldV3 {
+        HoldV3 { hold: HoldV2::of(h), review_at: opt_ts(h.review_at), review_reported_at: opt_ts(h.review_reported_at) }
+    }
+
+    fn get(self) -> Result<Hold, RecordError> {
+        Ok(Hold {
+            review_at: get_ts(self.review_at)?,
+            review_reported_at: get_ts(self.review_reported_at)?,
+            ..self.hold.get()?
+        })
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 struct CopyV2 {
     store: String,
@@ -442,9 +508,10 @@ struct NoticeV2 {
     superseded: bool,
 }
 
-/// A resource record without its id, which is its key.
+/// A resource record without its id, which is its key; its holds as v2
+/// ([`HoldV2`]) or v3 ([`HoldV3`]) stores them.
 #[derive(Serialize, Deserialize)]
-struct ResourceV2 {
+struct ResourceV2<H> {
     due: Option<Ts>,
     tenant: String,
     product: String,
@@ -460,7 +527,7 @@ struct ResourceV2 {
     reinstated_at: Option<Ts>,
     reinstatement_spent: bool,
     release: Option<BufferV2>,
-    holds: Vec<HoldV2>,
+    holds: Vec<H>,
     released_holds: Vec<(String, Ts)>,
     not_before: Option<Ts>,
     state: u8,
@@ -557,9 +624,21 @@ fn notice_from(n: NoticeV2) -> Result<Notice, RecordError> {
     })
 }
 
-/// The v2 bytes of a resource record: [`V2`], then the record without the
-/// resource's id (its key says it).
+/// The bytes of a resource record: [`V2`] (or [`V3`] when a hold has a
+/// review date or its report), then the record without the resource's id
+/// (its key says it).
 pub(crate) fn encode_resource(r: &Resource, due: Option<Timestamp>) -> Vec<u8> {
+    if r.holds.iter().any(|h| h.review_at.is_some() || h.review_reported_at.is_some()) {
+        let mut bytes = versioned(&record::<HoldV3>(r, due));
+        bytes[0] = V3;
+        bytes
+    } else {
+        versioned(&record::<HoldV2>(r, due))
+    }
+}
+
+/// The stored form of `r`, its holds as `H`.
+fn record<H: StoredHold>(r: &Resource, due: Option<Timestamp>) -> ResourceV2<H> {
     let Resource {
         id: _,
         tenant,
@@ -587,7 +666,7 @@ pub(crate) fn encode_resource(r: &Resource, due: Option<Timestamp>) -> Vec<u8> {
         history,
         notices,
     } = r;
-    let rec = ResourceV2 {
+    ResourceV2 {
         due: opt_ts(due),
         tenant: tenant.clone(),
         product: product.clone(),
@@ -621,19 +700,7 @@ pub(crate) fn encode_resource(r: &Resource, due: Option<Timestamp>) -> Vec<u8> {
         reinstated_at: opt_ts(*reinstated_at),
         reinstatement_spent: *reinstatement_spent,
         release: opt_buffer(release),
-        holds: holds
-            .iter()
-            .map(|h| {
-                let Hold { hold_id, authority, reason, tenant_wide, placed_at } = h;
-                HoldV2 {
-                    hold_id: hold_id.clone(),
-                    authority: authority.clone(),
-                    reason: reason.clone(),
-                    tenant_wide: *tenant_wide,
-                    placed_at: ts(*placed_at),
-                }
-            })
-            .collect(),
+        holds: holds.iter().map(H::of).collect(),
         released_holds: released_holds.iter().map(|(id, at)| (id.clone(), ts(*at))).collect(),
         not_before: opt_ts(*not_before),
         state: state_code(*state),
@@ -649,13 +716,25 @@ pub(crate) fn encode_resource(r: &Resource, due: Option<Timestamp>) -> Vec<u8> {
             })
             .collect(),
         notices: notices.iter().map(notice_v2).collect(),
-    };
-    versioned(&rec)
+    }
 }
 
 /// Decodes the v2 bytes (after [`V2`]) of the resource `id`'s record.
 pub(crate) fn decode_resource(id: &str, body: &[u8]) -> Result<(Resource, Option<Timestamp>), RecordError> {
-    let r: ResourceV2 = whole(body)?;
+    decode_as::<HoldV2>(id, body)
+}
+
+/// Decodes the v3 bytes (after [`V3`]) of the resource `id`'s record.
+pub(crate) fn decode_resource_v3(id: &str, body: &[u8]) -> Result<(Resource, Option<Timestamp>), RecordError> {
+    decode_as::<HoldV3>(id, body)
+}
+
+/// Decodes a record whose holds are stored as `H`.
+fn decode_as<H: StoredHold + for<'de> Deserialize<'de>>(
+    id: &str,
+    body: &[u8],
+) -> Result<(Resource, Option<Timestamp>), RecordError> {
+    let r: ResourceV2<H> = whole(body)?;
     let resource = Resource {
         id: id.to_owned(),
         tenant: r.tenant,
@@ -690,19 +769,7 @@ pub(crate) fn decode_resource(id: &str, body: &[u8]) -> Result<(Resource, Option
         reinstated_at: get_ts(r.reinstated_at)?,
         reinstatement_spent: r.reinstatement_spent,
         release: get_buffer(r.release)?,
-        holds: r
-            .holds
-            .into_iter()
-            .map(|h| {
-                Ok(Hold {
-                    hold_id: h.hold_id,
-                    authority: h.authority,
-                    reason: h.reason,
-                    tenant_wide: h.tenant_wide,
-                    placed_at: h.placed_at.get()?,
-                })
-            })
-            .collect::<Result<_, RecordError>>()?,
+        holds: r.holds.into_iter().map(H::get).collect::<Result<_, RecordError>>()?,
         released_holds: r
             .released_holds
             .into_iter()

@@ -60,6 +60,8 @@ macro_rules! conformance_suite {
             deletions_started_after_lists_unapproved_starts,
             the_secondary_indexes_equal_a_recount_after_any_sequence_of_commits,
             needing_migration_lists_records_an_older_build_left_incomplete,
+            holds_are_listed_in_key_order_by_tenant_and_authority,
+            reviews_due_lists_unreported_review_dates_earliest_first,
         );
     };
     (@promises $engine:ident, $fresh:path; $($promise:ident),+ $(,)?) => {
@@ -75,7 +77,9 @@ macro_rules! conformance_suite {
     };
 }
 
+mod holds;
 mod secondary;
+use holds::*;
 use secondary::*;
 
 conformance_suite!(sled, super::fresh_sled);
@@ -189,6 +193,10 @@ fn a_fresh_store_is_empty(store: &dyn Store) {
     assert_eq!(store.tenant_holds("t1").unwrap(), TenantHolds::default());
     assert_eq!(store.certificate("r1").unwrap(), None);
     assert_eq!(store.guard_state().unwrap(), GuardState::default());
+    assert_eq!(store.holds(&Default::default(), None, usize::MAX).unwrap(), []);
+    assert_eq!(store.reviews_due(ts("9999-01-01T00:00:00Z"), usize::MAX).unwrap(), []);
+    assert_eq!(store.next_review_after(ts("1900-01-01T00:00:00Z")).unwrap(), None);
+    assert_eq!(store.hold_counts().unwrap(), Default::default());
     for flag in Flag::ALL {
         assert!(!store.flag(flag).unwrap(), "{flag:?}");
     }

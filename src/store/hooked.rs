@@ -3,7 +3,7 @@
 //! or that stall a flush (fault injection), without each of them copying
 //! the whole trait to change one method.
 
-use super::{EventOutcome, Flag, Store, StoreError, StoreStats, WriteSet};
+use super::{EventOutcome, Flag, HoldCounts, HoldEntry, HoldFilter, HoldKey, Store, StoreError, StoreStats, WriteSet};
 use crate::audit::{AuditHead, AuditRecord};
 use crate::domain::guard::GuardState;
 use crate::domain::lifecycle::{Resource, TenantHolds};
@@ -150,5 +150,17 @@ impl<S: Store> Store for Hooked<S> {
     }
     fn deletions_started_after(&self, since: Timestamp) -> Result<Vec<Timestamp>, StoreError> {
         self.inner.deletions_started_after(since)
+    }
+    fn holds(&self, filter: &HoldFilter, after: Option<&HoldKey>, limit: usize) -> Result<Vec<HoldEntry>, StoreError> {
+        self.inner.holds(filter, after, limit)
+    }
+    fn reviews_due(&self, now: Timestamp, limit: usize) -> Result<Vec<(Timestamp, HoldKey)>, StoreError> {
+        self.inner.reviews_due(now, limit)
+    }
+    fn next_review_after(&self, now: Timestamp) -> Result<Option<Timestamp>, StoreError> {
+        self.inner.next_review_after(now)
+    }
+    fn hold_counts(&self) -> Result<HoldCounts, StoreError> {
+        self.inner.hold_counts()
     }
 }

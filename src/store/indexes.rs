@@ -14,8 +14,9 @@
 //! - `m/products`: resources not yet settled, by product
 //!   ([`unsettled_product`]), as counters updated by every commit that
 //!   writes a resource.
-//! - `m/indexes`: the version of these indexes ([`INDEXES_VERSION`]). A
-//!   database without it (written by an older build) has them built once,
+//! - `m/indexes`: the version of these indexes and of the index of holds
+//!   (`hold_index.rs`) ([`INDEXES_VERSION`]). A database without it, or
+//!   with an older one (written by an older build), has them built once,
 //!   from every record, when it is opened.
 
 use crate::domain::lifecycle::{Resource, State};
@@ -23,8 +24,10 @@ use crate::time::Timestamp;
 use std::collections::BTreeMap;
 
 /// The version of these indexes this build keeps; a database whose marker
-/// says otherwise has them rebuilt at open.
-pub(crate) const INDEXES_VERSION: u32 = 1;
+/// says otherwise has them rebuilt at open. 2: the index of holds
+/// (`hold_index.rs`) was added, so a database of version 1 has holds
+/// placed before the upgrade that must be indexed.
+pub(crate) const INDEXES_VERSION: u32 = 2;
 /// Where [`INDEXES_VERSION`] is stored.
 pub(crate) const INDEXES_KEY: &[u8] = b"m/indexes";
 /// Where the counts of unsettled resources by product are stored.

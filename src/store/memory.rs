@@ -4,6 +4,7 @@
 //! contract as the sled engine. It keeps nothing past the process:
 //! [`Store::flush`] has nothing to make durable and returns at once.
 
+use super::hold_index::{self, HoldCounts, HoldEntry, HoldFilter, HoldKey};
 use super::indexes;
 use super::record::{DueKey, RecordError};
 use super::{EventOutcome, Flag, Store, StoreError, StoreStats, WriteSet};
@@ -49,6 +50,12 @@ struct State {
     products: BTreeMap<String, u64>,
     /// Records that may need bringing up to date, by id.
     migrate: BTreeSet<String>,
+    /// The holds in force (see `hold_index.rs`).
+    holds: BTreeMap<HoldKey, crate::domain::lifecycle::Hold>,
+    /// The same, by authority.
+    by_authority: BTreeSet<(String, HoldKey)>,
+    /// Review dates not yet reported, in milliseconds rounded up.
+    reviews: BTreeSet<(i64, HoldKey)>,
 }
 
 impl MemoryStore {
@@ -95,8 +102,31 @@ fn entry_at(k: &DueKey) -> Result<Timestamp, StoreError> {
 }
 
 impl State {
+    /// Takes the holds `entries` out of the index of holds.
+    fn unindex_holds(&mut self, entries: Vec<HoldEntry>) {
+        for e in entries {
+            self.by_authority.remove(&(e.hold.authority.clone(), e.key.clone()));
+            if let Some(ms) = hold_index::pending_review(&e.hold) {
+                self.reviews.remove(&(ms, e.key.clone()));
+            }
+            self.holds.remove(&e.key);
+        }
+    }
+
+    /// Puts the holds `entries` into the index of holds.
+    fn index_holds(&mut self, entries: Vec<HoldEntry>) {
+        for e in entries {
+            self.by_authority.insert((e.hold.authority.clone(), e.key.clone()));
+            if let Some(ms) = hold_index::pending_review(&e.hold) {
+                self.reviews.insert((ms, e.key.clone()));
+            }
+            self.holds.insert(e.key, e.hold);
+        }
+    }
+
     /// Takes `r`'s entries out of the secondary indexes.
     fn unindex(&mut self, r: &Resource) {
+        self.unindex_holds(hold_index::of_resource(r));
         self.held.remove(&r.id);
         self.migrate.remove(&r.id);
         if let Some(t) = indexes::guard_start(r) {
@@ -107,6 +137,7 @@ impl State {
 
     /// Puts `r`'s entries into the secondary indexes.
     fn index(&mut self, r: &Resource) {
+        self.index_holds(hold_index::of_resource(r));
         if indexes::held_or_deleting(r) {
             self.held.insert(r.id.clone());
         }
@@ -244,7 +275,17 @@ impl Store for MemoryStore {
             }
             st.resources.insert(r.id.clone(), (r, due));
         }
-        st.tenant_holds.extend(w.tenants);
+        // The last version of each tenant's holds in the set is the one
+        // kept, its index entries replacing those of the one stored.
+        let tenants: BTreeMap<String, TenantHolds> = w.tenants.into_iter().collect();
+        for (tenant, holds) in &tenants {
+            if let Some(old) = st.tenant_holds.get(tenant) {
+                let old = hold_index::of_tenant(tenant, old);
+                st.unindex_holds(old);
+            }
+            st.index_holds(hold_index::of_tenant(tenant, holds));
+        }
+        st.tenant_holds.extend(tenants);
         st.certificates.extend(w.certificates);
         st.flags.extend(w.flags);
         st.events.extend(w.events);
@@ -305,4 +346,68 @@ impl Store for MemoryStore {
         let from = DueKey { millis: since.timestamp_millis(), resource: String::new() };
         Ok(st.starts.range(from..).filter_map(DueKey::at).filter(|t| *t > since).collect())
     }
+
+    fn holds(&self, filter: &HoldFilter, after: Option<&HoldKey>, limit: usize) -> Result<Vec<HoldEntry>, StoreError> {
+        use std::ops::Bound;
+        let st = self.lock()?;
+        let start = after.map_or(Bound::Unbounded, |k| Bound::Excluded(k.clone()));
+        let entry = |key: &HoldKey| st.holds.get(key).map(|hold| HoldEntry { key: key.clone(), hold: hold.clone() });
+        let found: Vec<HoldEntry> = match &filter.authority {
+            None => st
+                .holds
+                .range((start, Bound::Unbounded))
+                .map(|(key, hold)| HoldEntry { key: key.clone(), hold: hold.clone() })
+                .filter(|e| filter.admits(e))
+                .take(limit)
+                .collect(),
+            Some(a) => {
+                let start = match after {
+                    Some(k) => Bound::Excluded((a.clone(), k.clone())),
+                    None => Bound::Included((a.clone(), HoldKey::default())),
+                };
+                st.by_authority
+                    .range((start, Bound::Unbounded))
+                    .take_while(|(by, _)| by == a)
+                    .filter_map(|(_, key)| entry(key))
+                    .filter(|e| filter.admits(e))
+                    .take(limit)
+                    .collect()
+            }
+        };
+        Ok(found)
+    }
+
+    fn reviews_due(&self, now: Timestamp, limit: usize) -> Result<Vec<(Timestamp, HoldKey)>, StoreError> {
+        let st = self.lock()?;
+        let mut out = Vec::new();
+        for (ms, key) in st.reviews.iter().take(limit) {
+            let t = review_at(*ms, key)?;
+            if t > now {
+                break;
+            }
+            out.push((t, key.clone()));
+        }
+        Ok(out)
+    }
+
+    fn next_review_after(&self, now: Timestamp) -> Result<Option<Timestamp>, StoreError> {
+        let st = self.lock()?;
+        let from = (now.timestamp_millis().saturating_add(1), HoldKey::default());
+        st.reviews.range(from..).next().map(|(ms, key)| review_at(*ms, key)).transpose()
+    }
+
+    fn hold_counts(&self) -> Result<HoldCounts, StoreError> {
+        let st = self.lock()?;
+        let reported = st.holds.values().filter(|h| h.review_reported_at.is_some()).count();
+        Ok(HoldCounts { in_force: st.holds.len() as u64, review_due: reported as u64 })
+    }
+}
+
+/// A review entry's time; as the sled engine, one whose time cannot be
+/// represented is a decode error.
+fn review_at(ms: i64, key: &HoldKey) -> Result<Timestamp, StoreError> {
+    chrono::DateTime::from_timestamp_millis(ms).ok_or_else(|| StoreError::Decode {
+        key: format!("v/{ms}/{}", String::from_utf8_lossy(&key.tail())),
+        reason: RecordError::DueKey,
+    })
 }

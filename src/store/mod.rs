@@ -11,6 +11,8 @@
 //!   date, unsettled resources by product), for the forecast and start-up.
 //! - `compact`: the compact (version 2) encoding of the records written
 //!   once per resource and per event (issue 11: bytes a resource on disk).
+//! - `hold_index`: the index of holds in force, by place, by authority and
+//!   by review date (issue 13: `GET /v1/holds`, reviews due).
 //! - [`MemoryStore`] (`memory.rs`): maps in memory, for tests.
 //! - [`Hooked`] (`hooked.rs`): any engine with callbacks around its writes,
 //!   for tests that watch or stall them.
@@ -24,6 +26,7 @@
 mod compact;
 #[cfg(test)]
 mod conformance;
+mod hold_index;
 mod hooked;
 pub(crate) mod indexes;
 mod memory;
@@ -31,6 +34,7 @@ mod record;
 mod sled;
 
 pub use self::sled::SledStore;
+pub use hold_index::{HoldCounts, HoldEntry, HoldFilter, HoldKey};
 pub use hooked::Hooked;
 pub(crate) use indexes::held_or_deleting;
 pub use memory::MemoryStore;
@@ -307,9 +311,31 @@ impl WriteSet {
 ///   their deletion started, and no other
 ///   (`needing_migration_lists_records_an_older_build_left_incomplete`).
 ///
+/// **The index of holds** (issue 13), kept from the records like the
+/// others and read back equal to a recount of them (in the same test as
+/// the indexes above). A hold in force is one of a resource's own holds
+/// (not `tenant_wide`: the copy a tenant-wide hold leaves on each of the
+/// tenant's resources is not another hold), or one of a tenant's holds
+/// ([`WriteSet::tenants`]); its [`HoldKey`] is its tenant, its resource
+/// (none for a tenant-wide hold) and its id.
+/// - [`holds(filter, after, limit)`](Store::holds) lists the holds in
+///   force that `filter` admits, in [`HoldKey`] order, strictly after
+///   `after`, at most `limit`; pages that each start after the last key of
+///   the one before list each once; a released hold is gone from it
+///   (`holds_are_listed_in_key_order_by_tenant_and_authority`).
+/// - [`reviews_due(now, limit)`](Store::reviews_due) lists the holds whose
+///   `review_at` is at or before `now` and not yet reported
+///   (`review_reported_at` unset), earliest first, at most `limit`;
+///   [`next_review_after(now)`](Store::next_review_after) is the earliest
+///   such date strictly after `now`. Dates are held to the millisecond,
+///   rounded up, so never reported early
+///   (`reviews_due_lists_unreported_review_dates_earliest_first`).
+/// - [`hold_counts`](Store::hold_counts) counts the holds in force, and
+///   those with `review_reported_at` set.
+///
 /// **Failures.** Every failure is a [`StoreError`] and stops deletions. A
 /// stored record this build cannot read, such as a resource record of an
-/// unknown version (a compact record's leading byte past 2, or JSON with
+/// unknown version (a compact record's leading byte past 3, or JSON with
 /// `"v"` other than 1), is an error ([`StoreError::Decode`]), never a
 /// guess; records of the versions before are still read, and written in
 /// the current one. Engine-specific: the memory engine holds typed values
@@ -397,4 +423,18 @@ pub trait Store: Send + Sync + 'static {
     /// older one did not (an arrears grace end, a restriction limit): the
     /// ones start-up brings up to date, instead of reading every record.
     fn needing_migration(&self) -> Result<Vec<String>, StoreError>;
+    /// Holds in force that `filter` admits, in [`HoldKey`] order, strictly
+    /// after `after`, at most `limit`: `GET /v1/holds` a page at a time,
+    /// from the index, never from every record.
+    fn holds(&self, filter: &HoldFilter, after: Option<&HoldKey>, limit: usize) -> Result<Vec<HoldEntry>, StoreError>;
+    /// Holds whose review date is at or before `now` and not yet reported,
+    /// earliest first, at most `limit`: what the engine reports as due for
+    /// review.
+    fn reviews_due(&self, now: Timestamp, limit: usize) -> Result<Vec<(Timestamp, HoldKey)>, StoreError>;
+    /// The earliest review date not yet reported strictly after `now`: one
+    /// of the times the engine wakes at.
+    fn next_review_after(&self, now: Timestamp) -> Result<Option<Timestamp>, StoreError>;
+    /// Holds in force, and those reported due for review, for metrics (kept
+    /// as counters by the sled engine, recounted by the memory one).
+    fn hold_counts(&self) -> Result<HoldCounts, StoreError>;
 }

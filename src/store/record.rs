@@ -6,8 +6,9 @@
 //!
 //! One keyspace, keys by prefix (ids never contain `/`, see [`crate::ids`]):
 //! - `r/<resource>`: the resource and its due time, versioned
-//!   ([`ResourceRecord`]: compact, version 2, see [`super::compact`]; older
-//!   builds wrote JSON `{"v":1,"due":..,"resource":..}`, still read)
+//!   ([`ResourceRecord`]: compact, version 2, or 3 where a hold has a
+//!   review date, see [`super::compact`]; older builds wrote JSON
+//!   `{"v":1,"due":..,"resource":..}`, still read)
 //! - `d/<due millis, 8 bytes big-endian, sign-flipped>/<resource>`: the
 //!   deadline index, ordered by due time then resource id, kept equal to
 //!   each record's `due` by the engine's commit (it removes the old key it
@@ -82,8 +83,8 @@ pub(crate) struct ResourceRecordV1 {
 
 impl ResourceRecord {
     /// Decodes the stored record of resource `id` (its key's id: the
-    /// compact form does not repeat it), of version 1 or 2, refusing any
-    /// other.
+    /// compact form does not repeat it), of version 1, 2 or 3, refusing
+    /// any other.
     pub fn decode(id: &str, bytes: &[u8]) -> Result<ResourceRecord, RecordError> {
         match bytes.first() {
             Some(b'{') => {
@@ -97,12 +98,17 @@ impl ResourceRecord {
                 let (resource, due) = compact::decode_resource(id, &bytes[1..])?;
                 Ok(ResourceRecord { due, resource })
             }
+            Some(&compact::V3) => {
+                let (resource, due) = compact::decode_resource_v3(id, &bytes[1..])?;
+                Ok(ResourceRecord { due, resource })
+            }
             Some(other) => Err(RecordError::Version(u32::from(*other))),
             None => Err(RecordError::Field("empty record")),
         }
     }
 
-    /// The bytes this build writes: version 2.
+    /// The bytes this build writes: version 2, or 3 for a resource with a
+    /// hold that has a review date ([`compact::V3`]).
     pub fn encode(resource: &Resource, due: Option<Timestamp>) -> Vec<u8> {
         compact::encode_resource(resource, due)
     }
@@ -228,9 +234,12 @@ pub(crate) fn tenant_resource_key(tenant: &str, id: &str) -> Vec<u8> {
     [tenant_prefix(tenant).as_slice(), id.as_bytes()].concat()
 }
 
+/// Prefix of the tenants' holds.
+pub(crate) const TENANT_HOLDS_PREFIX: &[u8] = b"n/";
+
 /// `n/<tenant>`.
 pub(crate) fn tenant_holds_key(tenant: &str) -> Vec<u8> {
-    [b"n/", tenant.as_bytes()].concat()
+    [TENANT_HOLDS_PREFIX, tenant.as_bytes()].concat()
 }
 
 /// `c/<resource>`.

@@ -3,6 +3,7 @@
 //! be replaced one day), writing the keys and records of [`super::record`].
 //! A [`WriteSet`] is one sled batch; [`Store::flush`] is sled's fsync.
 
+use super::hold_index::{self, HoldCounts, HoldEntry, HoldFilter, HoldKey};
 use super::indexes;
 use super::record::{self, DueKey, RecordError, ResourceRecord};
 use super::{EventOutcome, Flag, Store, StoreError, StoreStats, WriteSet};
@@ -21,6 +22,9 @@ pub struct SledStore {
     /// Unsettled resources by product as last committed (`m/products`,
     /// see `indexes.rs`); changed only inside `commit`.
     products: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
+    /// The hold counts as last committed (`m/holds`, see `hold_index.rs`);
+    /// changed only inside `commit`.
+    hold_counts: std::sync::Mutex<HoldCounts>,
 }
 
 fn db_err(e: sled::Error) -> StoreError {
@@ -55,9 +59,12 @@ impl SledStore {
             .mode(sled::Mode::HighThroughput)
             .open()
             .map_err(db_err)?;
-        let mut store = SledStore { db, counts: Default::default(), products: Default::default() };
+        let mut store =
+            SledStore { db, counts: Default::default(), products: Default::default(), hold_counts: Default::default() };
         store.counts = std::sync::Mutex::new(store.stored_counts()?);
-        store.products = std::sync::Mutex::new(store.stored_indexes()?);
+        let (products, holds) = store.stored_indexes()?;
+        store.products = std::sync::Mutex::new(products);
+        store.hold_counts = std::sync::Mutex::new(holds);
         Ok(store)
     }
 
@@ -234,12 +241,14 @@ impl Store for SledStore {
         let mut batch = sled::Batch::default();
         let mut counts = (!w.resources.is_empty()).then(|| self.counts().clone());
         let mut products = (!w.resources.is_empty()).then(|| self.products().clone());
+        let mut holds = (!w.resources.is_empty() || !w.tenants.is_empty()).then(|| *self.hold_tally());
         for (r, due) in &w.resources {
             // Keep the index equal to the records' due times: drop the old
             // entry, add the new; count the old record out, the new in.
             let counts = counts.as_mut().expect("counted when resources are written");
             let stored = self.record(&r.id)?;
-            self.reindex(&mut batch, products.as_mut(), stored.as_ref().map(|o| &o.resource), r);
+            let tallies = Tallies { products: products.as_mut(), holds: holds.as_mut() };
+            self.reindex(&mut batch, tallies, stored.as_ref().map(|o| &o.resource), r);
             match stored {
                 Some(old) => {
                     if let Some(t) = old.due {
@@ -257,8 +266,17 @@ impl Store for SledStore {
             counts.tally(r, true);
             batch.insert(record::resource_key(&r.id), ResourceRecord::encode(r, *due));
         }
-        for (tenant, holds) in &w.tenants {
-            batch.insert(record::tenant_holds_key(tenant), record::encode(holds));
+        // The last version of each tenant's holds in the set is the one
+        // kept: its index entries replace those of the record stored.
+        let tenants: std::collections::BTreeMap<&String, &TenantHolds> =
+            w.tenants.iter().map(|(t, h)| (t, h)).collect();
+        for (tenant, new) in tenants {
+            let old = hold_index::of_tenant(tenant, &self.tenant_holds(tenant)?);
+            let new = hold_index::of_tenant(tenant, new);
+            reindex_holds(&mut batch, holds.as_mut(), &old, &new);
+        }
+        for (tenant, tenant_holds) in &w.tenants {
+            batch.insert(record::tenant_holds_key(tenant), record::encode(tenant_holds));
         }
         for (id, cert) in &w.certificates {
             batch.insert(record::certificate_key(id), record::encode(cert));
@@ -293,12 +311,18 @@ impl Store for SledStore {
         if let Some(p) = &products {
             batch.insert(indexes::PRODUCTS_KEY, record::encode(&indexes::ProductsRecord::of(p)));
         }
+        if let Some(h) = &holds {
+            batch.insert(hold_index::HOLD_COUNTS_KEY, record::encode(h));
+        }
         self.db.apply_batch(batch).map_err(db_err)?;
         if let Some(c) = counts {
             *self.counts() = c;
         }
         if let Some(p) = products {
             *self.products() = p;
+        }
+        if let Some(h) = holds {
+            *self.hold_tally() = h;
         }
         Ok(())
     }
@@ -365,6 +389,97 @@ impl Store for SledStore {
         }
         Ok(out)
     }
+
+    fn holds(&self, filter: &HoldFilter, after: Option<&HoldKey>, limit: usize) -> Result<Vec<HoldEntry>, StoreError> {
+        // The range that holds exactly the holds asked for: by place, or
+        // by authority (then tenant, when both are given); where in its
+        // keys the hold's place begins.
+        let (prefix, after, tail_at) = match (&filter.authority, &filter.tenant) {
+            (None, None) => (hold_index::HOLD_PREFIX.to_vec(), after.map(HoldKey::key), hold_index::HOLD_PREFIX.len()),
+            (None, Some(t)) => (hold_index::tenant_prefix(t), after.map(HoldKey::key), hold_index::HOLD_PREFIX.len()),
+            (Some(a), t) => (
+                hold_index::authority_prefix(a, t.as_deref()),
+                after.map(|k| hold_index::authority_key(a, k)),
+                hold_index::authority_prefix(a, None).len(),
+            ),
+        };
+        let start = match after {
+            Some(k) if k >= prefix => std::ops::Bound::Excluded(sled::IVec::from(k)),
+            _ => std::ops::Bound::Included(sled::IVec::from(prefix.as_slice())),
+        };
+        let mut out = Vec::new();
+        for kv in self.db.range::<sled::IVec, _>((start, std::ops::Bound::Unbounded)) {
+            let (k, v) = kv.map_err(db_err)?;
+            if !k.starts_with(&prefix) || out.len() >= limit {
+                break;
+            }
+            let key =
+                HoldKey::from_tail(&k[tail_at..]).ok_or_else(|| decode_err(&k, RecordError::Field("hold key")))?;
+            let hold = if filter.authority.is_some() {
+                let place = key.key();
+                let v = self.db.get(&place).map_err(db_err)?;
+                let v = v.ok_or_else(|| decode_err(&k, RecordError::Field("hold missing from k/")))?;
+                record::decode(&v).map_err(|e| decode_err(&place, e))?
+            } else {
+                record::decode(&v).map_err(|e| decode_err(&k, e))?
+            };
+            out.push(HoldEntry { key, hold });
+        }
+        Ok(out)
+    }
+
+    fn reviews_due(&self, now: Timestamp, limit: usize) -> Result<Vec<(Timestamp, HoldKey)>, StoreError> {
+        let start = std::ops::Bound::Included(hold_index::REVIEW_PREFIX.to_vec());
+        let mut out = Vec::new();
+        for k in self.keys_from(hold_index::REVIEW_PREFIX, start) {
+            let k = k?;
+            let (t, key) = hold_index::review_of_key(&k).ok_or_else(|| decode_err(&k, RecordError::DueKey))?;
+            if t > now || out.len() >= limit {
+                break;
+            }
+            out.push((t, key));
+        }
+        Ok(out)
+    }
+
+    fn next_review_after(&self, now: Timestamp) -> Result<Option<Timestamp>, StoreError> {
+        let start = std::ops::Bound::Included(hold_index::reviews_from(now.timestamp_millis().saturating_add(1)));
+        match self.keys_from(hold_index::REVIEW_PREFIX, start).next() {
+            None => Ok(None),
+            Some(k) => {
+                let k = k?;
+                let (t, _) = hold_index::review_of_key(&k).ok_or_else(|| decode_err(&k, RecordError::DueKey))?;
+                Ok(Some(t))
+            }
+        }
+    }
+
+    fn hold_counts(&self) -> Result<HoldCounts, StoreError> {
+        Ok(*self.hold_tally())
+    }
+}
+
+/// What a commit counts beside the records: the products in use and the
+/// holds (each `None` where the commit does not touch them).
+struct Tallies<'a> {
+    products: Option<&'a mut std::collections::BTreeMap<String, u64>>,
+    holds: Option<&'a mut HoldCounts>,
+}
+
+/// Puts into `batch` what the index of holds needs when the holds `old`
+/// are replaced by `new` (the old keys removed, then the new added: a sled
+/// batch keeps the last operation on a key), and moves the counts.
+fn reindex_holds(batch: &mut sled::Batch, counts: Option<&mut HoldCounts>, old: &[HoldEntry], new: &[HoldEntry]) {
+    for (k, _) in old.iter().flat_map(hold_index::keys_of) {
+        batch.remove(k);
+    }
+    for (k, v) in new.iter().flat_map(hold_index::keys_of) {
+        batch.insert(k, v);
+    }
+    if let Some(counts) = counts {
+        counts.tally(old, false);
+        counts.tally(new, true);
+    }
 }
 
 /// The secondary indexes of `indexes.rs`.
@@ -373,24 +488,24 @@ impl SledStore {
         self.products.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn hold_tally(&self) -> std::sync::MutexGuard<'_, HoldCounts> {
+        self.hold_counts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Puts into `batch` what the secondary indexes need when the record
     /// of `new` replaces `old`: the old keys removed, then the new added
     /// (a sled batch keeps the last operation on a key), and the product
-    /// counts moved from the old record to the new.
-    fn reindex(
-        &self,
-        batch: &mut sled::Batch,
-        products: Option<&mut std::collections::BTreeMap<String, u64>>,
-        old: Option<&Resource>,
-        new: &Resource,
-    ) {
+    /// and hold counts moved from the old record to the new.
+    fn reindex(&self, batch: &mut sled::Batch, tallies: Tallies<'_>, old: Option<&Resource>, new: &Resource) {
         for k in old.map(indexes::keys_of).unwrap_or_default() {
             batch.remove(k);
         }
         for k in indexes::keys_of(new) {
             batch.insert(k, &[] as &[u8]);
         }
-        if let Some(products) = products {
+        let old_holds = old.map(hold_index::of_resource).unwrap_or_default();
+        reindex_holds(batch, tallies.holds, &old_holds, &hold_index::of_resource(new));
+        if let Some(products) = tallies.products {
             if let Some(old) = old {
                 indexes::tally_product(products, old, false);
             }
@@ -398,39 +513,64 @@ impl SledStore {
         }
     }
 
-    /// The product counts as stored, after building every secondary index
-    /// from the records where the database has not got them in this
-    /// build's version (written by an older build): once, at open, a
-    /// thousand records a batch, the marker written last so an
-    /// interrupted build is done again whole.
-    fn stored_indexes(&self) -> Result<std::collections::BTreeMap<String, u64>, StoreError> {
+    /// The product and hold counts as stored, after building every
+    /// secondary index (the index of holds included) from the records
+    /// where the database has not got them in this build's version
+    /// (written by an older build): once, at open, a thousand records a
+    /// batch, the marker written last so an interrupted build is done
+    /// again whole. Holds placed before an upgrade are indexed here, from
+    /// the resources and the tenants' records.
+    fn stored_indexes(&self) -> Result<(std::collections::BTreeMap<String, u64>, HoldCounts), StoreError> {
         let marker: Option<u32> = self.get(indexes::INDEXES_KEY)?;
         if marker == Some(indexes::INDEXES_VERSION) {
             let stored: Option<indexes::ProductsRecord> = self.get(indexes::PRODUCTS_KEY)?;
-            return Ok(stored.map(|p| p.products).unwrap_or_default());
+            let holds: Option<HoldCounts> = self.get(hold_index::HOLD_COUNTS_KEY)?;
+            return Ok((stored.map(|p| p.products).unwrap_or_default(), holds.unwrap_or_default()));
         }
-        for prefix in [indexes::HELD_PREFIX, indexes::STARTS_PREFIX, indexes::MIGRATE_PREFIX] {
+        for prefix in [
+            indexes::HELD_PREFIX,
+            indexes::STARTS_PREFIX,
+            indexes::MIGRATE_PREFIX,
+            hold_index::HOLD_PREFIX,
+            hold_index::AUTHORITY_PREFIX,
+            hold_index::REVIEW_PREFIX,
+        ] {
             for k in self.db.scan_prefix(prefix).keys() {
                 self.db.remove(k.map_err(db_err)?).map_err(db_err)?;
             }
         }
         let mut products = std::collections::BTreeMap::new();
+        let mut holds = HoldCounts::default();
         let mut batch = sled::Batch::default();
         let mut in_batch = 0;
+        let mut full = |batch: &mut sled::Batch| -> Result<(), StoreError> {
+            in_batch += 1;
+            if in_batch == 1000 {
+                self.db.apply_batch(std::mem::take(batch)).map_err(db_err)?;
+                in_batch = 0;
+            }
+            Ok(())
+        };
         for kv in self.db.scan_prefix(record::RESOURCE_PREFIX) {
             let (k, v) = kv.map_err(db_err)?;
             let rec = ResourceRecord::decode(resource_id(&k)?, &v).map_err(|e| decode_err(&k, e))?;
-            self.reindex(&mut batch, Some(&mut products), None, &rec.resource);
-            in_batch += 1;
-            if in_batch == 1000 {
-                self.db.apply_batch(std::mem::take(&mut batch)).map_err(db_err)?;
-                in_batch = 0;
-            }
+            let tallies = Tallies { products: Some(&mut products), holds: Some(&mut holds) };
+            self.reindex(&mut batch, tallies, None, &rec.resource);
+            full(&mut batch)?;
+        }
+        for kv in self.db.scan_prefix(record::TENANT_HOLDS_PREFIX) {
+            let (k, v) = kv.map_err(db_err)?;
+            let tenant = std::str::from_utf8(&k[record::TENANT_HOLDS_PREFIX.len()..])
+                .map_err(|_| decode_err(&k, RecordError::Field("key")))?;
+            let tenant_holds: TenantHolds = record::decode(&v).map_err(|e| decode_err(&k, e))?;
+            reindex_holds(&mut batch, Some(&mut holds), &[], &hold_index::of_tenant(tenant, &tenant_holds));
+            full(&mut batch)?;
         }
         batch.insert(indexes::PRODUCTS_KEY, record::encode(&indexes::ProductsRecord::of(&products)));
+        batch.insert(hold_index::HOLD_COUNTS_KEY, record::encode(&holds));
         batch.insert(indexes::INDEXES_KEY, record::encode(&indexes::INDEXES_VERSION));
         self.db.apply_batch(batch).map_err(db_err)?;
-        Ok(products)
+        Ok((products, holds))
     }
 
     /// Deadline index entries from `start` on, in order, while `keep` holds
@@ -467,250 +607,5 @@ impl SledStore {
     }
 }
 
-/// The sled engine's own promises, beyond the shared suite
-/// (`store::conformance`): durability across a reopen, the lock, and
-/// refusing records it cannot read.
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::{EventOutcome, Flag};
-    use crate::time::parse_rfc3339;
-
-    fn open(dir: &tempfile::TempDir) -> SledStore {
-        SledStore::open(&dir.path().join("db"), 1 << 20).expect("sled opens")
-    }
-
-    fn resource(id: &str) -> Resource {
-        serde_json::from_value(serde_json::json!({
-            "id": id, "tenant": "t1", "product": "p", "billing": "postpaid",
-            "created_at": "2026-01-01T00:00:00Z", "holds": [], "released_holds": [],
-            "state": "active", "copies": [], "history": [],
-        }))
-        .expect("test resource")
-    }
-
-    fn ts(s: &str) -> Timestamp {
-        parse_rfc3339(s).expect("test time")
-    }
-
-    /// Issue 11: the counters behind `stats` are stored with the records
-    /// they count, so after a reopen they still equal a recount, and a
-    /// database written before they existed (no `m/stats` key) is recounted
-    /// once, at open.
-    #[test]
-    fn counters_survive_a_reopen_and_are_rebuilt_where_missing() {
-        use crate::store::conformance::{random_resource, recount};
-        let dir = tempfile::tempdir().unwrap();
-        let store = open(&dir);
-        let mut seed = 7u64;
-        let mut next = move |n: u64| {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            (seed >> 33) % n
-        };
-        for i in 0..200 {
-            let mut w = WriteSet::default();
-            let (r, due) = random_resource(&format!("r{}", i % 60), &mut next);
-            w.put_resource(r, due);
-            store.commit(w).unwrap();
-        }
-        store.flush().unwrap();
-        let want = recount(&store);
-        assert_eq!(store.stats().unwrap(), want);
-        drop(store);
-
-        let store = open(&dir);
-        assert_eq!(store.stats().unwrap(), want, "the stored counters, read back");
-        store.db.remove(record::STATS_KEY).unwrap();
-        store.flush().unwrap();
-        drop(store);
-
-        let store = open(&dir);
-        assert!(store.db.get(record::STATS_KEY).unwrap().is_some(), "recounted and stored at open");
-        assert_eq!(store.stats().unwrap(), want, "an older database's counters are recounted");
-    }
-
-    /// Issue 11: a database written before the secondary indexes existed
-    /// (no `m/indexes` marker, no `h/`, `s/` or `m/products` keys) has them
-    /// built from its records once, at open; after that they are read back.
-    #[test]
-    fn secondary_indexes_are_built_once_for_an_older_database() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = open(&dir);
-        let mut deleting = resource("r2");
-        deleting.state = crate::domain::lifecycle::State::Deleting;
-        deleting.deletion_started_at = Some(ts("2026-03-01T00:00:00Z"));
-        let mut w = WriteSet::default();
-        w.put_resource(resource("r1"), Some(ts("2026-03-01T00:00:00Z")));
-        w.put_resource(deleting, None);
-        store.commit(w).unwrap();
-        let want = (
-            store.held_or_deleting(None, 10).unwrap(),
-            store.products_in_use().unwrap(),
-            store.deletions_started_after(ts("2026-01-01T00:00:00Z")).unwrap(),
-        );
-        assert_eq!(want.0, ["r2"]);
-        assert_eq!(want.1.get("p"), Some(&2));
-        // As an older build left it.
-        for prefix in [&b"h/"[..], b"s/"] {
-            for k in store.db.scan_prefix(prefix).keys() {
-                store.db.remove(k.unwrap()).unwrap();
-            }
-        }
-        store.db.remove(indexes::INDEXES_KEY).unwrap();
-        store.db.remove(indexes::PRODUCTS_KEY).unwrap();
-        store.flush().unwrap();
-        drop(store);
-
-        let store = open(&dir);
-        let got = (
-            store.held_or_deleting(None, 10).unwrap(),
-            store.products_in_use().unwrap(),
-            store.deletions_started_after(ts("2026-01-01T00:00:00Z")).unwrap(),
-        );
-        assert_eq!(got, want);
-        assert!(store.db.get(indexes::INDEXES_KEY).unwrap().is_some(), "built once: the marker is stored");
-    }
-
-    /// What was committed and flushed is there after the database is
-    /// closed and opened again (as after a restart).
-    #[test]
-    fn flushed_commits_survive_a_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = open(&dir);
-        let mut w = WriteSet {
-            flags: vec![(Flag::Paused, true)],
-            clock: Some(ts("2026-02-01T00:00:00Z")),
-            ..Default::default()
-        };
-        w.put_resource(resource("r1"), Some(ts("2026-03-01T00:00:00Z")));
-        store.commit(w).unwrap();
-        store.flush().unwrap();
-        drop(store);
-        let store = open(&dir);
-        assert_eq!(store.resource("r1").unwrap(), Some(resource("r1")));
-        assert_eq!(store.due(ts("2026-03-01T00:00:00Z"), 10).unwrap(), vec![(ts("2026-03-01T00:00:00Z"), "r1".into())]);
-        assert!(store.flag(Flag::Paused).unwrap());
-        assert_eq!(store.clock().unwrap(), Some(ts("2026-02-01T00:00:00Z")));
-    }
-
-    /// A second daemon on the same state dir is refused, with the words the
-    /// test harness (and an operator) recognises.
-    #[test]
-    fn a_second_open_is_refused_for_the_lock() {
-        let dir = tempfile::tempdir().unwrap();
-        let _first = open(&dir);
-        let Err(e) = SledStore::open(&dir.path().join("db"), 1 << 20) else { panic!("a second open succeeded") };
-        let text = e.to_string();
-        assert!(text.starts_with("database error: ") && text.contains("could not acquire lock"), "{text}");
-        assert!(std::error::Error::source(&e).is_some(), "the sled error is kept as the source");
-    }
-
-    /// A resource record of another version is an error naming the key,
-    /// never read as if it were this build's: a compact record of a newer
-    /// version (its leading byte), and a JSON one claiming a version other
-    /// than 1.
-    #[test]
-    fn a_resource_record_of_an_unknown_version_is_a_decode_error() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = open(&dir);
-        let mut w = WriteSet::default();
-        w.put_resource(resource("r1"), None);
-        store.commit(w).unwrap();
-        let stored = store.db.get(b"r/r1").unwrap().unwrap();
-        assert_eq!(stored[0], 2, "this build writes version 2");
-        let mut v3 = stored.to_vec();
-        v3[0] = 3;
-        store.db.insert(b"r/r1", v3).unwrap();
-
-        let e = store.resource("r1").unwrap_err();
-        assert!(matches!(&e, StoreError::Decode { key, reason: RecordError::Version(3) } if key == "r/r1"), "{e:?}");
-        assert_eq!(e.to_string(), "stored record r/r1 cannot be read: record version 3 is not supported by this build");
-        // Nor is it read when every resource is visited (sweeps, forecast).
-        assert!(matches!(store.for_each_resource(&mut |_| ()), Err(StoreError::Decode { .. })));
-        assert!(matches!(store.resources_after(None, usize::MAX), Err(StoreError::Decode { .. })));
-        // Metrics no longer visit records (issue 11: counters kept by each
-        // commit), so they read nothing of it: the count is the one the
-        // last commit left.
-        assert_eq!(store.stats().unwrap().resources.get("active"), Some(&1));
-        // Rewriting it needs its old index entry: refused too, nothing written.
-        let mut w = WriteSet { flags: vec![(Flag::Paused, true)], ..Default::default() };
-        w.put_resource(resource("r1"), None);
-        assert!(matches!(store.commit(w), Err(StoreError::Decode { .. })));
-        assert!(!store.flag(Flag::Paused).unwrap(), "a refused write set leaves nothing behind");
-
-        let v1 = record::ResourceRecordV1 { v: 7, due: None, resource: resource("r1") };
-        store.db.insert(b"r/r1", serde_json::to_vec(&v1).unwrap()).unwrap();
-        assert!(matches!(store.resource("r1"), Err(StoreError::Decode { reason: RecordError::Version(7), .. })));
-        store.db.insert(b"r/r1", &[] as &[u8]).unwrap();
-        assert!(matches!(store.resource("r1"), Err(StoreError::Decode { .. })), "an empty value is no record");
-        store.db.insert(b"e/e1", &b"\x03\x00\x1b\x00"[..]).unwrap();
-        assert!(matches!(store.event("e1"), Err(StoreError::Decode { reason: RecordError::Version(3), .. })));
-    }
-
-    /// The migration path: records written by a build before the compact
-    /// encoding (JSON, version 1) read back as they were written, and the
-    /// next write of the resource stores it compact, its index entry moved
-    /// as for any record; event outcomes likewise.
-    #[test]
-    fn version_1_records_read_back_and_are_rewritten_compact() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = open(&dir);
-        let mut r1 = resource("r1");
-        r1.history.push(crate::domain::lifecycle::HistoryEntry {
-            at: ts("2026-01-01T00:00:00Z"),
-            what: "resource.created".into(),
-            detail: "created (p, postpaid)".into(),
-        });
-        let due = ts("2026-03-01T00:00:00Z");
-        let mut w = WriteSet::default();
-        w.put_resource(r1.clone(), Some(due));
-        store.commit(w).unwrap();
-        // As the builds before wrote them (`record::encode` of these types).
-        let v1 = record::ResourceRecordV1 { v: 1, due: Some(due), resource: r1.clone() };
-        let old = serde_json::to_vec(&v1).unwrap();
-        assert!(old.starts_with(br#"{"v":1,"due":"2026-03-01T00:00:00Z","resource":{"id":"r1","#));
-        store.db.insert(b"r/r1", old.clone()).unwrap();
-        store.db.insert(b"e/e1", &br#"{"status":"applied","resource":"r1"}"#[..]).unwrap();
-        let data = serde_json::json!({"event_id": "e1", "type": "resource.created"});
-        let audit =
-            AuditRecord::seal(1, ts("2026-01-01T00:00:00Z"), "event.applied", Some("t1"), Some("r1"), data, "00");
-        store.db.insert(record::outbox_key(1), serde_json::to_vec(&audit).unwrap()).unwrap();
-        store.flush().unwrap();
-        drop(store);
-
-        let store = open(&dir);
-        assert_eq!(store.resource("r1").unwrap(), Some(r1.clone()));
-        assert_eq!(store.resources_after(None, 10).unwrap(), vec![(r1.clone(), Some(due))]);
-        let outcome = EventOutcome { status: "applied".into(), resource: Some("r1".into()) };
-        assert_eq!(store.event("e1").unwrap(), Some(outcome.clone()));
-        assert_eq!(store.outbox_after(0).unwrap(), vec![audit.clone()], "a JSON outbox record is replayed");
-
-        let later = ts("2026-04-01T00:00:00Z");
-        let next =
-            AuditRecord::seal(2, later, "event.applied", Some("t1"), Some("r1"), serde_json::json!({}), &audit.hash);
-        let mut w =
-            WriteSet { events: vec![("e1".into(), outcome.clone())], audit: vec![next.clone()], ..Default::default() };
-        w.put_resource(r1.clone(), Some(later));
-        store.commit(w).unwrap();
-        assert_eq!(store.db.get(record::outbox_key(2)).unwrap().unwrap()[0], 2);
-        assert_eq!(store.outbox_after(0).unwrap(), vec![audit, next], "old and new, in seq order");
-        let new = store.db.get(b"r/r1").unwrap().unwrap();
-        assert_eq!(new[0], 2, "rewritten as version 2");
-        assert!(new.len() * 4 < old.len(), "{} bytes compact, {} as JSON", new.len(), old.len());
-        assert_eq!(store.db.get(b"e/e1").unwrap().unwrap()[0], 2);
-        assert_eq!(store.resource("r1").unwrap(), Some(r1));
-        assert_eq!(store.event("e1").unwrap(), Some(outcome));
-        assert_eq!(store.due(later, 10).unwrap(), vec![(later, "r1".into())], "the old entry is gone");
-    }
-
-    /// Bytes that are not a record are an error too.
-    #[test]
-    fn a_corrupt_record_is_a_decode_error() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = open(&dir);
-        store.db.insert(b"e/e1", &b"{not json"[..]).unwrap();
-        store.db.insert(b"f/paused", &b"1x"[..]).unwrap();
-        assert!(matches!(store.event("e1"), Err(StoreError::Decode { reason: RecordError::Json(_), .. })));
-        assert!(matches!(store.flag(Flag::Paused), Err(StoreError::Decode { .. })));
-    }
-}
+mod tests;

@@ -247,14 +247,16 @@ impl Resource {
             EventBody::BackupCreated { .. } | EventBody::BackupDeleted { .. } => {
                 self.backup_event(ev, policy, &mut fx)?;
             }
-            EventBody::HoldPlaced { hold_id, authority, .. } => {
+            EventBody::HoldPlaced { hold_id, authority, review_at, .. } => {
                 let scope = format!("{:?}", self.id);
                 if place_hold(&mut self.holds, &self.released_holds, ev, &scope)? {
                     let tenant_wide = ev.resource.is_none();
-                    fx.push(Effect::Record {
-                        kind: AuditKind::HoldPlaced,
-                        data: json!({"hold_id": hold_id, "scope": if tenant_wide { "tenant" } else { "resource" }}),
-                    });
+                    let mut data =
+                        json!({"hold_id": hold_id, "scope": if tenant_wide { "tenant" } else { "resource" }});
+                    if let Some(t) = review_at {
+                        data["review_at"] = json!(fmt_rfc3339(*t));
+                    }
+                    fx.push(Effect::Record { kind: AuditKind::HoldPlaced, data });
                     self.log(at, "hold.placed", format!("hold {hold_id} placed by {authority}"));
                 } else {
                     self.log(at, "hold.placed", format!("hold {hold_id} dated before its release: moot"));

@@ -123,7 +123,7 @@ pub(crate) fn deleting_primary() -> Resource {
 
 /// `hold.placed` of `hold_id` by a court.
 pub(crate) fn hold(hold_id: &str) -> EventBody {
-    EventBody::HoldPlaced { hold_id: hold_id.into(), authority: "court".into(), reason: "case".into() }
+    EventBody::HoldPlaced { hold_id: hold_id.into(), authority: "court".into(), reason: "case".into(), review_at: None }
 }
 
 /// `backup.created` of copy `copy` in store `store`, expiring at `expires_at`.

@@ -13,7 +13,7 @@ pub(super) fn place_hold(
     ev: &Event,
     scope: &str,
 ) -> Result<bool, Rejection> {
-    let EventBody::HoldPlaced { hold_id, authority, reason } = &ev.body else {
+    let EventBody::HoldPlaced { hold_id, authority, reason, review_at } = &ev.body else {
         return Ok(false);
     };
     // A placement dated at its release's instant that arrives after it is
@@ -30,6 +30,8 @@ pub(super) fn place_hold(
         reason: reason.clone(),
         tenant_wide: ev.resource.is_none(),
         placed_at: ev.at,
+        review_at: *review_at,
+        review_reported_at: None,
     });
     Ok(true)
 }
@@ -185,6 +187,30 @@ mod tests {
         assert!(tenant.holds.is_empty());
         tenant.apply(&ev("h", day(3), None, hold("court-1"))).unwrap();
         assert!(tenant.holds.is_empty(), "dated before its release: moot");
+    }
+
+    /// General terms 4.1.5: a review date is carried with the hold (on
+    /// the tenant's record and on each copy), and passing it lifts
+    /// nothing: the deletion still waits for the release.
+    #[test]
+    fn a_review_date_passing_lifts_no_hold() {
+        let review = EventBody::HoldPlaced {
+            hold_id: "h1".into(),
+            authority: "court".into(),
+            reason: "case".into(),
+            review_at: Some(day(35)),
+        };
+        let mut tenant = TenantHolds::default();
+        tenant.apply(&ev("h", day(31), None, review.clone())).unwrap();
+        assert_eq!(tenant.holds[0].review_at, Some(day(35)));
+        let mut r = prepaid(day(30));
+        r.tick(day(30));
+        let fx = r.apply(&ev("h", day(31), None, review), &policy(), rules(), day(31)).unwrap();
+        assert_eq!(record(&fx, AuditKind::HoldPlaced)["review_at"], rfc(day(35)));
+        assert_eq!((r.holds[0].review_at, r.holds[0].tenant_wide), (Some(day(35)), true));
+        let fx = r.tick(day(60));
+        assert!(!kinds(&fx).contains(&AuditKind::DeletionStarted));
+        assert_eq!(r.state, State::Retained);
     }
 
     /// General terms 4.1.5: a hold placed after deletion started stops every

@@ -260,6 +260,17 @@ pub struct Hold {
     pub tenant_wide: bool,
     /// When it was placed.
     pub placed_at: Timestamp,
+    /// When someone should decide whether it is still needed (`review_at`
+    /// of `hold.placed`). Passing it never lifts the hold (general terms
+    /// 4.1.5: only a release does); it is reported as due for review.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review_at: Option<Timestamp>,
+    /// When the engine reported the review as due (`hold.review_due`), so
+    /// it is reported once. Kept on the hold's own record: on a resource
+    /// hold, or on the tenant's record for a tenant-wide one (its copies on
+    /// the tenant's resources never carry it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review_reported_at: Option<Timestamp>,
 }
 
 /// What a notice to the tenant is about (domain-rules §1.3).

@@ -11,6 +11,8 @@ pub(super) fn held(mut r: Resource, hold_id: &str) -> Resource {
         reason: "case 1".into(),
         tenant_wide: false,
         placed_at: ts("2026-01-02T00:00:00Z"),
+        review_at: None,
+        review_reported_at: None,
     });
     r
 }
@@ -121,13 +123,19 @@ pub(super) fn deletions_started_after_lists_unapproved_starts(store: &dyn Store)
 }
 
 /// A resource in a pseudo-random state for the secondary indexes: any
-/// product of three, holds or none, a deletion start approved or not,
+/// product of three, holds or none (its own, with review dates or not,
+/// and copies of tenant-wide ones), a deletion start approved or not,
 /// notices sent or not.
 pub(super) fn random_indexed_resource(id: &str, next: &mut impl FnMut(u64) -> u64) -> (Resource, Option<Timestamp>) {
     let (mut r, due) = random_resource(id, next);
     r.product = format!("p{}", next(3));
     if next(3) == 0 {
-        r = held(r, &format!("h{}", next(2)));
+        r.holds = super::holds::random_holds(next, false);
+        r.holds.extend(super::holds::random_holds(next, true).into_iter().map(|mut h| {
+            h.hold_id = format!("tw-{}", h.hold_id);
+            h.review_reported_at = None;
+            h
+        }));
     }
     if next(2) == 0 {
         r = started(r, "2026-03-01T00:00:00Z", next(2) == 0);
@@ -186,9 +194,11 @@ pub(super) fn recount_indexes(store: &dyn Store) -> Indexes {
     (held, products, starts, migrate)
 }
 
-/// The held-or-deleting index, the product counts and the deletion starts
-/// equal a recount of the records after any mix of creations and
-/// rewrites, one resource or several per commit.
+/// The held-or-deleting index, the product counts, the deletion starts,
+/// the records to migrate and the index of holds (listed, reviews due,
+/// counts) equal a recount of the records after any mix of creations and
+/// rewrites, one resource or several per commit, with tenants' holds
+/// written among them (sometimes one tenant twice in a set).
 pub(super) fn the_secondary_indexes_equal_a_recount_after_any_sequence_of_commits(store: &dyn Store) {
     let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
     let mut next = move |n: u64| {
@@ -206,18 +216,32 @@ pub(super) fn the_secondary_indexes_equal_a_recount_after_any_sequence_of_commit
             store.needing_migration().unwrap(),
         )
     };
+    let tenants: Vec<String> = (0..4).map(|i| format!("t{i}")).collect();
+    let check = |store: &dyn Store, step: usize| {
+        assert_eq!(read(store), recount_indexes(store), "after {step} commits");
+        let want = super::holds::recount_holds(store, &tenants);
+        assert_eq!(super::holds::read_holds(store, &want), want, "holds after {step} commits");
+    };
     for step in 0..300 {
         let mut w = WriteSet::default();
         for _ in 0..=next(3) {
             let (r, due) = random_indexed_resource(&format!("r{}", next(40)), &mut next);
             w.put_resource(r, due);
         }
+        for _ in 0..next(3) {
+            let tenant = format!("t{}", next(4));
+            let holds = crate::domain::lifecycle::TenantHolds {
+                holds: super::holds::random_holds(&mut next, true),
+                released: vec![],
+            };
+            w.tenants.push((tenant, holds));
+        }
         store.commit(w).expect("commit");
         if step % 50 == 49 {
-            assert_eq!(read(store), recount_indexes(store), "after {} commits", step + 1);
+            check(store, step + 1);
         }
     }
-    assert_eq!(read(store), recount_indexes(store));
+    check(store, 300);
 }
 
 /// Records with arrears but no grace end (and no buffer yet), or with a
