@@ -9,13 +9,6 @@ use std::process::ExitCode;
 mod cli_docs;
 mod ctl;
 
-/// mimalloc rather than glibc's allocator: the engine allocates and frees
-/// in bursts (sled's copied pages, audit records, decoded resources), and
-/// glibc's free lists cost a third of its time while firing deletions
-/// (docs/benchmarks.md, perf profile of issue 11).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     name = "retentiond",
