@@ -17,6 +17,21 @@ fn released(resource: &str, at: Timestamp) -> Event {
     event(&format!("x-{resource}"), "resource.released", at, resource, json!({}))
 }
 
+/// Termination by agreement at T0 (a 15-day buffer).
+fn terminated(resource: &str) -> Event {
+    event(&format!("t-{resource}"), "resource.terminated", t0(), resource, json!({"reason": "agreement"}))
+}
+
+/// The digest of the first batch the guard held (what an operator approves).
+fn first_held_digest(engine: &Engine) -> String {
+    records(engine, "guard.tripped")[0].data["batch_digest"].as_str().unwrap().to_string()
+}
+
+/// Applies `events` in one step without running the calls it queued.
+async fn ingest_step(engine: &mut Engine, events: Vec<Event>) {
+    step_only(engine, |reply| Command::Ingest { events, reply }).await;
+}
+
 fn ids(range: std::ops::RangeInclusive<usize>) -> Vec<String> {
     range.map(|i| format!("r{i}")).collect()
 }
@@ -67,11 +82,7 @@ async fn a_burst_begins_a_slice_per_step_after_one_judgment_of_the_whole() {
     let ids = ids(1..=7);
     let data = create(&rig, &mut engine, &ids).await;
 
-    step_only(&mut engine, |reply| Command::Ingest {
-        events: ids.iter().map(|id| released(id, t0())).collect(),
-        reply,
-    })
-    .await;
+    ingest_step(&mut engine, ids.iter().map(|id| released(id, t0())).collect()).await;
     assert_eq!(ids.iter().filter(|id| begun(&rig, id)).count(), 3, "the first slice began");
     assert_eq!(records(&engine, "deletion.started").len(), 3);
     assert_eq!(engine.calls.len(), 6, "its calls (two copies each) went out with it");
@@ -118,9 +129,7 @@ async fn what_comes_due_during_a_burst_is_judged_as_soon_as_a_pass_gets_through_
     let burst = ids(1..=6);
     let late = ids(7..=10);
     create(&rig, &mut engine, &[burst.clone(), late.clone()].concat()).await;
-    let terminated = burst
-        .iter()
-        .map(|id| event(&format!("t-{id}"), "resource.terminated", t0(), id, json!({"reason": "agreement"})));
+    let terminated = burst.iter().map(|id| terminated(id));
     ingest(&mut engine, terminated.collect()).await;
     engine.start_slice = 3;
     engine.draining = true;
@@ -133,7 +142,7 @@ async fn what_comes_due_during_a_burst_is_judged_as_soon_as_a_pass_gets_through_
     let mut events: Vec<Event> =
         burst[3..].iter().map(|id| event(&format!("w-{id}"), "resource.reinstated", now, id, json!({}))).collect();
     events.extend(late.iter().map(|id| released(id, now)));
-    step_only(&mut engine, |reply| Command::Ingest { events, reply }).await;
+    ingest_step(&mut engine, events).await;
 
     assert_eq!(begun_of(&burst), 3, "the reinstated three are served again");
     assert_eq!(begun_of(&late), 0, "not carried by the burst's verdict");
@@ -154,16 +163,8 @@ async fn what_comes_due_during_a_burst_begins_without_waiting_for_a_sleep() {
     let burst = ids(1..=7);
     let late = ids(8..=9);
     create(&rig, &mut engine, &[burst.clone(), late.clone()].concat()).await;
-    step_only(&mut engine, |reply| Command::Ingest {
-        events: burst.iter().map(|id| released(id, t0())).collect(),
-        reply,
-    })
-    .await;
-    step_only(&mut engine, |reply| Command::Ingest {
-        events: late.iter().map(|id| released(id, t0())).collect(),
-        reply,
-    })
-    .await;
+    ingest_step(&mut engine, burst.iter().map(|id| released(id, t0())).collect()).await;
+    ingest_step(&mut engine, late.iter().map(|id| released(id, t0())).collect()).await;
 
     let now = advance(&mut engine, "0s").await;
     assert_eq!(now, t0(), "no time passed");
@@ -180,7 +181,7 @@ async fn an_approved_batch_outlives_a_pause_in_its_midst() {
     let ids = ids(0..=3);
     create(&rig, &mut engine, &ids).await;
     ingest(&mut engine, ids.iter().map(|id| released(id, t0())).collect()).await;
-    let digest = records(&engine, "guard.tripped")[0].data["batch_digest"].as_str().unwrap().to_string();
+    let digest = first_held_digest(&engine);
 
     engine.start_slice = 1;
     step_only(&mut engine, |reply| Command::Approve { batch_digest: Some(digest), reply }).await;
@@ -203,7 +204,7 @@ async fn an_approved_batch_outlives_a_restart_in_its_midst() {
     let ids = ids(0..=3);
     create(&rig, &mut engine, &ids).await;
     ingest(&mut engine, ids.iter().map(|id| released(id, t0())).collect()).await;
-    let digest = records(&engine, "guard.tripped")[0].data["batch_digest"].as_str().unwrap().to_string();
+    let digest = first_held_digest(&engine);
     engine.start_slice = 1;
     step_only(&mut engine, |reply| Command::Approve { batch_digest: Some(digest), reply }).await;
     assert_eq!(ids.iter().filter(|id| begun(&rig, id)).count(), 1);
@@ -226,11 +227,10 @@ async fn an_approval_does_not_carry_over_to_another_deletion_of_the_same_resourc
     let mut engine = rig.open().await;
     let ids = ids(0..=2);
     create(&rig, &mut engine, &ids).await;
-    let terminated =
-        ids.iter().map(|id| event(&format!("t-{id}"), "resource.terminated", t0(), id, json!({"reason": "agreement"})));
+    let terminated = ids.iter().map(|id| terminated(id));
     ingest(&mut engine, terminated.collect()).await;
     advance(&mut engine, "15d").await;
-    let digest = records(&engine, "guard.tripped")[0].data["batch_digest"].as_str().unwrap().to_string();
+    let digest = first_held_digest(&engine);
     // An hour later the operator approves the three held deletions.
     let now = advance(&mut engine, "1h").await;
     engine.start_slice = 1;
@@ -238,7 +238,7 @@ async fn an_approval_does_not_carry_over_to_another_deletion_of_the_same_resourc
     assert!(begun(&rig, "r0") && !begun(&rig, "r1"));
     // Before r1's turn its termination is withdrawn and the tenant releases it.
     let events = vec![event("w-r1", "resource.reinstated", now, "r1", json!({})), released("r1", now)];
-    step_only(&mut engine, |reply| Command::Ingest { events, reply }).await;
+    ingest_step(&mut engine, events).await;
 
     advance(&mut engine, "0s").await;
     assert!(ids.iter().all(|id| rig.resource(id).state == State::Purged));
@@ -256,16 +256,14 @@ async fn calls_left_in_flight_resume_behind_a_burst_due_at_start_up() {
     let mut engine = rig.open().await;
     let burst = ids(2..=6);
     create(&rig, &mut engine, &burst).await;
-    let terminated = burst
-        .iter()
-        .map(|id| event(&format!("t-{id}"), "resource.terminated", t0(), id, json!({"reason": "agreement"})));
+    let terminated = burst.iter().map(|id| terminated(id));
     ingest(&mut engine, terminated.collect()).await;
     let now = advance(&mut engine, "14d 23h 59m").await;
     // A minute before the burst falls due, r1 is released; its calls are
     // queued, and the daemon dies before they report.
     let r1_data = rig.data("r1");
     ingest(&mut engine, vec![created("r1")]).await;
-    step_only(&mut engine, |reply| Command::Ingest { events: vec![released("r1", now)], reply }).await;
+    ingest_step(&mut engine, vec![released("r1", now)]).await;
     drop(engine);
     rig.clock.advance(chrono::Duration::minutes(1)).unwrap();
     assert_eq!(offered(&rig, rig.clock.now()), burst, "the burst is due; r1 only at its lease's end");
@@ -288,8 +286,7 @@ async fn a_burst_member_that_comes_to_another_deletion_is_judged_again() {
     let mut engine = rig.open().await;
     let ids = ids(1..=3);
     create(&rig, &mut engine, &ids).await;
-    let terminated =
-        ids.iter().map(|id| event(&format!("t-{id}"), "resource.terminated", t0(), id, json!({"reason": "agreement"})));
+    let terminated = ids.iter().map(|id| terminated(id));
     ingest(&mut engine, terminated.collect()).await;
     engine.start_slice = 1;
     engine.draining = true;
@@ -299,7 +296,7 @@ async fn a_burst_member_that_comes_to_another_deletion_is_judged_again() {
 
     let back = now - chrono::Duration::hours(1);
     let events = vec![event("w-r2", "resource.reinstated", back, "r2", json!({})), released("r2", back)];
-    step_only(&mut engine, |reply| Command::Ingest { events, reply }).await;
+    ingest_step(&mut engine, events).await;
     assert!(!begun(&rig, "r2"), "its release is not the deletion the burst was judged for");
     assert!(begun(&rig, "r3"), "the burst goes on");
     engine.step(Vec::new()).await.unwrap();
@@ -318,7 +315,7 @@ async fn approved_starts_go_on_while_the_guard_holds_another_batch() {
     let others: Vec<String> = (1..=3).map(|i| format!("a{i}")).collect();
     create(&rig, &mut engine, &[approved.clone(), others.clone()].concat()).await;
     ingest(&mut engine, approved.iter().map(|id| released(id, t0())).collect()).await;
-    let digest = records(&engine, "guard.tripped")[0].data["batch_digest"].as_str().unwrap().to_string();
+    let digest = first_held_digest(&engine);
     ingest(&mut engine, others.iter().map(|id| released(id, t0())).collect()).await;
     engine.start_slice = 1;
     engine.draining = true;
@@ -358,16 +355,14 @@ buffer = { expiry = "15d", arrears = "15d", termination = "15d", violation = "0s
         event(&format!("c-{id}"), "resource.created", t0(), id, json!({"product": "slowp", "billing": "postpaid"}))
     };
     ingest(&mut engine, vec![slow("s1"), slow("s2"), created("r2"), created("r3")]).await;
-    step_only(&mut engine, |reply| Command::Ingest { events: vec![released("s1", t0()), released("s2", t0())], reply })
-        .await;
+    ingest_step(&mut engine, vec![released("s1", t0()), released("s2", t0())]).await;
     engine.step(Vec::new()).await.unwrap();
     assert!(begun(&rig, "s1") && begun(&rig, "s2"));
     assert_eq!(engine.calls.len(), 2, "the call room is full");
 
     // r2 is released (a deletion: it must wait for room), r3 terminated (its
     // buffer starts: no deletion), due in that order.
-    let terminated = event("t-r3", "resource.terminated", t0(), "r3", json!({"reason": "agreement"}));
-    step_only(&mut engine, |reply| Command::Ingest { events: vec![released("r2", t0()), terminated], reply }).await;
+    ingest_step(&mut engine, vec![released("r2", t0()), terminated("r3")]).await;
     assert!(!begun(&rig, "r2"), "no room for its calls");
     assert!(engine.backlog && !engine.backlog_ready(), "waits for calls to report, without spinning");
     assert_eq!(engine.sleep_duration().unwrap(), MAX_SLEEP);
@@ -388,16 +383,15 @@ async fn an_approval_does_not_carry_over_to_another_deletion_on_the_same_date() 
     let mut engine = rig.open().await;
     let ids = ids(0..=2);
     create(&rig, &mut engine, &ids).await;
-    let terminated =
-        ids.iter().map(|id| event(&format!("t-{id}"), "resource.terminated", t0(), id, json!({"reason": "agreement"})));
+    let terminated = ids.iter().map(|id| terminated(id));
     ingest(&mut engine, terminated.collect()).await;
     let held_date = advance(&mut engine, "15d").await;
-    let digest = records(&engine, "guard.tripped")[0].data["batch_digest"].as_str().unwrap().to_string();
+    let digest = first_held_digest(&engine);
     let now = advance(&mut engine, "1h").await;
     engine.start_slice = 1;
     step_only(&mut engine, |reply| Command::Approve { batch_digest: Some(digest), reply }).await;
     let events = vec![event("w-r1", "resource.reinstated", now, "r1", json!({})), released("r1", held_date)];
-    step_only(&mut engine, |reply| Command::Ingest { events, reply }).await;
+    ingest_step(&mut engine, events).await;
 
     advance(&mut engine, "0s").await;
     let r1 = rig.resource("r1");
