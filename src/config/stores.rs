@@ -55,7 +55,9 @@ fn store(
         ExecutorSpec::Fs { root, path, marker } => ExecutorSpec::Fs { root: origin.resolve(root), path, marker },
         other => other,
     };
-    executor.validate().map_err(|m| origin.error(exec_span.clone(), format!("stores.{name}.executor: {m}")))?;
+    executor
+        .validate(crate::domain::policy::DataKind::Business)
+        .map_err(|m| origin.error(exec_span.clone(), format!("stores.{name}.executor: {m}")))?;
     let warning = match &executor {
         ExecutorSpec::Fs { root, marker, .. } if marker.is_empty() => Some(origin.warning(
             exec_span,

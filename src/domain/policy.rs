@@ -2,7 +2,7 @@
 //! "the buffer period's length is set by the product's own terms", so every
 //! number here comes from the config file, never from code).
 
-pub use crate::domain::vocabulary::{Billing, Cause, TerminationReason};
+pub use crate::domain::vocabulary::{Billing, Cause, DataKind, TerminationReason};
 use crate::duration::Dur;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};

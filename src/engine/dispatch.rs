@@ -8,7 +8,7 @@ use super::{Command, Engine, EngineError};
 use crate::audit::AuditKind;
 use crate::config::Config;
 use crate::domain::lifecycle::{Effect, Resource};
-use crate::executor::{Action, Executor, Target};
+use crate::executor::{Action, Executor, Item, Target};
 use crate::store::WriteSet;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -293,8 +293,11 @@ impl LaneTask {
                 None => CallOutcome::Failed(format!("store {store:?} is not configured")),
                 Some(_) if !self.gate.load(Ordering::SeqCst) || is_held => CallOutcome::NotRun,
                 Some(executor) => {
-                    let target =
-                        Target { tenant, resource: resource.clone(), store: store.clone(), copy: copy.clone() };
+                    let target = Target {
+                        tenant,
+                        store: store.clone(),
+                        item: Item::Copy { resource: resource.clone(), copy: copy.clone() },
+                    };
                     call_executor(&executor, action, &target, limit, &self.metrics).await
                 }
             };
@@ -317,9 +320,14 @@ async fn call_executor(
         Ok(Err(e)) => CallOutcome::Failed(e.to_string()),
         Err(_) => CallOutcome::Failed(format!("no answer within {}s", limit.as_secs())),
     };
-    tracing::info!(resource = %target.resource, store = %target.store, copy = %target.copy,
-        action = action.as_str(), ok = matches!(outcome, CallOutcome::Done),
-        elapsed_ms = started.elapsed().as_millis() as u64, "executor call finished");
+    let (ok, elapsed_ms) = (matches!(outcome, CallOutcome::Done), started.elapsed().as_millis() as u64);
+    match &target.item {
+        Item::Copy { resource, copy } => tracing::info!(resource = %resource, store = %target.store, copy = %copy,
+            action = action.as_str(), ok, elapsed_ms, "executor call finished"),
+        Item::Personal { subject, class } => tracing::info!(tenant = %target.tenant, subject = %subject,
+            store = %target.store, class = %class, action = action.as_str(), ok, elapsed_ms,
+            "executor call finished"),
+    }
     metrics.executor_call(&target.store, action.as_str(), matches!(outcome, CallOutcome::Done), started.elapsed());
     outcome
 }

@@ -1,7 +1,9 @@
 //! The `command` executor: runs an operator-supplied program for each copy.
 //!
 //! The program is started from argv directly, never through a shell, so ids
-//! are single arguments whatever they contain. The child gets no stdin, no
+//! are single arguments whatever they contain. Ids reach it through argv
+//! only (`{tenant}`, `{resource}` or `{subject}`, ...), never through the
+//! environment. The child gets no stdin, no
 //! inherited environment except `PATH` (the daemon holds secrets in its
 //! environment), and a bounded amount of time: the sandboxed child process
 //! of [`crate::outbound::process`], which the `command` notifier runs too.
@@ -9,7 +11,8 @@
 use std::process::ExitStatus;
 
 use super::{
-    contains, parse_template, render, Action, ExecError, Piece, Placeholder, SpecError, Target, TemplateError,
+    contains, foreign, parse_template, render, Action, DataKind, ExecError, Piece, Placeholder, SpecError, Target,
+    TemplateError,
 };
 use crate::duration::Dur;
 use crate::outbound::process;
@@ -61,6 +64,36 @@ pub enum CommandSpecError {
     /// one expired.
     #[error("no argument contains {{resource}}, so the command could not tell which resource expired")]
     NoResource,
+    /// A personal store's argv does not name the subject, so the program
+    /// could not tell whose data to erase.
+    #[error(
+        "no argument contains {{subject}} (data = \"personal\"), so the command could not tell whose data is meant"
+    )]
+    NoSubject,
+    /// A personal store's argv does not carry the action: such a store is
+    /// asked to delete, anonymize, restrict and unrestrict, and a program
+    /// that cannot tell them apart would, say, erase data it was asked to
+    /// unrestrict.
+    #[error(
+        "no argument contains {{action}} (data = \"personal\"): the command is asked to delete, anonymize, \
+         restrict and unrestrict and must tell them apart"
+    )]
+    NoAction,
+    /// An argument uses a placeholder the store's kind of data does not have
+    /// (`{subject}` in a business store, `{resource}` in a personal one).
+    #[error(
+        "argv[{index}] {arg:?} uses {{{placeholder}}}, which a store of {data} data does not have (data = \"{data}\")"
+    )]
+    ForeignPlaceholder {
+        /// Position in argv.
+        index: usize,
+        /// The argument.
+        arg: String,
+        /// The placeholder's name.
+        placeholder: &'static str,
+        /// The store's kind of data.
+        data: DataKind,
+    },
     /// A zero timeout would fail every run.
     #[error("timeout must be greater than zero")]
     ZeroTimeout,
@@ -81,15 +114,16 @@ pub struct CommandExecutor {
     timeout: Dur,
 }
 
-/// Static checks for a `command` spec; see [`super::ExecutorSpec::validate`].
-pub(super) fn validate(argv: &[String], timeout: Dur) -> Result<(), CommandSpecError> {
+/// Static checks for a `command` spec of a store holding `data`; see
+/// [`super::ExecutorSpec::validate`].
+pub(super) fn validate(argv: &[String], timeout: Dur, data: DataKind) -> Result<(), CommandSpecError> {
     let Some(program) = argv.first() else {
         return Err(CommandSpecError::EmptyArgv);
     };
     if program.is_empty() {
         return Err(CommandSpecError::EmptyProgram);
     }
-    let mut has_resource = false;
+    let (mut names_item, mut has_action) = (false, false);
     for (index, arg) in argv.iter().enumerate() {
         if arg.contains('\0') {
             return Err(CommandSpecError::ArgNul { index, arg: arg.clone() });
@@ -103,10 +137,17 @@ pub(super) fn validate(argv: &[String], timeout: Dur) -> Result<(), CommandSpecE
         if joined {
             return Err(CommandSpecError::JoinedIds { index, arg: arg.clone() });
         }
-        has_resource |= contains(&pieces, Placeholder::Resource);
+        if let Some(ph) = foreign(&pieces, data) {
+            return Err(CommandSpecError::ForeignPlaceholder { index, arg: arg.clone(), placeholder: ph.name(), data });
+        }
+        names_item |= contains(&pieces, Placeholder::naming(data));
+        has_action |= contains(&pieces, Placeholder::Action);
     }
-    if !has_resource {
-        return Err(CommandSpecError::NoResource);
+    match data {
+        DataKind::Business if !names_item => return Err(CommandSpecError::NoResource),
+        DataKind::Personal if !names_item => return Err(CommandSpecError::NoSubject),
+        DataKind::Personal if !has_action => return Err(CommandSpecError::NoAction),
+        _ => {}
     }
     if timeout.is_zero() {
         return Err(CommandSpecError::ZeroTimeout);
@@ -128,8 +169,11 @@ impl CommandExecutor {
     }
 
     /// Runs the command for `action` on `target`. Ok(()) only on exit code 0.
+    /// The spec is re-validated for the target's kind of data, so an argv
+    /// naming `{resource}` is never run to erase a subject.
     pub async fn run(&self, action: Action, target: &Target) -> Result<(), ExecError> {
-        validate(&self.argv, self.timeout).map_err(invalid)?;
+        validate(&self.argv, self.timeout, target.item.data()).map_err(invalid)?;
+        target.check_action(action)?;
         let program = self.argv[0].clone();
         let args = self.render_args(&program, action, target)?;
 
@@ -204,7 +248,7 @@ mod tests {
     static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
     fn target() -> Target {
-        Target { tenant: "t1".into(), resource: "r1".into(), store: "snapshots".into(), copy: "backup-eu".into() }
+        Target::copy("t1", "snapshots", "r1", "backup-eu")
     }
 
     /// Writes an executable `/bin/sh` script (the operator's command under
@@ -353,8 +397,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("argv.txt");
         let sh = script(dir.path(), "out=$1; shift; printf '%s\\n' \"$@\" > \"$out\"");
-        let mut t = target();
-        t.resource = "-rf".into();
+        let t = Target::copy("t1", "snapshots", "-rf", "backup-eu");
 
         let err = exec(&[s(&sh), s(&out), "{resource}"], MIN).run(Action::Delete, &t).await.unwrap_err();
         assert!(matches!(err, ExecError::OptionLikeArgument { index: 2, field: "resource", .. }), "{err}");
@@ -382,6 +425,34 @@ mod tests {
         assert!(!marker.exists());
     }
 
+    /// Product-spec §8: a personal store's program gets the subject, the
+    /// class and the action as arguments (argv only, never a shell or the
+    /// environment), for each of the four personal actions; a purge is
+    /// refused without starting it.
+    #[tokio::test]
+    async fn personal_argv_carries_subject_class_and_action() {
+        let _g = LOCK.lock().await;
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("argv.txt");
+        let sh = script(dir.path(), "out=$1; shift; printf '%s\\n' \"$@\" > \"$out\"");
+        let argv = [s(&sh), s(&out), "{tenant}", "--subject={subject}", "{store}/{class}", "{action}"];
+        let person = Target::personal("t1", "crm", "u7", "contact");
+        for action in [Action::Delete, Action::Anonymize, Action::Restrict, Action::Unrestrict] {
+            exec(&argv, MIN).run(action, &person).await.unwrap();
+            let written = std::fs::read_to_string(&out).unwrap();
+            assert_eq!(written.lines().collect::<Vec<_>>(), ["t1", "--subject=u7", "crm/contact", action.as_str()]);
+        }
+        std::fs::remove_file(&out).unwrap();
+        let err = exec(&argv, MIN).run(Action::Purge, &person).await.unwrap_err();
+        assert!(matches!(err, ExecError::ActionNotForData { action: Action::Purge, data: DataKind::Personal }));
+        // A business argv is not run for a subject, nor a personal one for a copy.
+        let err = exec(&[s(&sh), s(&out), "{resource}"], MIN).run(Action::Delete, &person).await.unwrap_err();
+        assert!(matches!(err, ExecError::InvalidSpec { .. }), "{err}");
+        let err = exec(&argv, MIN).run(Action::Delete, &target()).await.unwrap_err();
+        assert!(matches!(err, ExecError::InvalidSpec { .. }), "{err}");
+        assert!(!out.exists());
+    }
+
     #[tokio::test]
     async fn missing_program_is_a_spawn_error() {
         let _g = LOCK.lock().await;
@@ -395,7 +466,8 @@ mod tests {
     #[test]
     fn validate_rejects_bad_argv() {
         let v = |argv: &[&str]| {
-            validate(&argv.iter().map(|s| s.to_string()).collect::<Vec<_>>(), MIN).map_err(|e| e.to_string())
+            validate(&argv.iter().map(|s| s.to_string()).collect::<Vec<_>>(), MIN, DataKind::Business)
+                .map_err(|e| e.to_string())
         };
         assert!(v(&["/usr/libexec/p", "{tenant}", "{resource}", "{copy}"]).is_ok());
         assert!(v(&["p", "--r={resource}", "--a={action}", "{store}"]).is_ok());
@@ -414,7 +486,9 @@ mod tests {
             assert!(err.contains(needle), "{argv:?}: {err}");
             assert!(!err.contains('\n'), "{err}");
         }
-        let err = validate(&["/bin/p".into(), "{resource}".into()], Dur::from_secs(0)).unwrap_err().to_string();
+        let err = validate(&["/bin/p".into(), "{resource}".into()], Dur::from_secs(0), DataKind::Business)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("timeout"), "{err}");
     }
 

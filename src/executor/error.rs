@@ -3,7 +3,7 @@
 use std::io;
 use std::path::PathBuf;
 
-use super::{Action, CommandSpecError, FsSpecError};
+use super::{Action, CommandSpecError, DataKind, FsSpecError};
 use crate::duration::Dur;
 use crate::outbound::{ClientError, HttpSpecError, PostError, ProcessError, SecretError};
 
@@ -41,13 +41,35 @@ pub enum ExecError {
     /// A target id is not a valid id, so no path or argument is built from it.
     #[error("target {field} is not a valid id: {reason}")]
     InvalidTarget {
-        /// Which field of [`super::Target`] (`tenant`, `resource`, `store`, `copy`).
+        /// Which field of [`super::Target`] (`tenant`, `store`, `resource`,
+        /// `copy`, `subject`, `class`).
         field: &'static str,
         /// The rule it breaks.
         reason: &'static str,
     },
+    /// A template (or body) needs a field the target's kind of data does not
+    /// have, e.g. `{resource}` for a subject's personal data: a business
+    /// store's executor was handed personal data or the other way round.
+    /// Refused rather than rendered as an empty string; nothing was touched.
+    #[error("target is {data} data, which has no {field}")]
+    NotInTarget {
+        /// The missing field (`resource`, `copy`, `subject`, `class`).
+        field: &'static str,
+        /// The target's kind of data.
+        data: DataKind,
+    },
+    /// The action does not exist for the target's kind of data (a purge of
+    /// personal data, an anonymisation of a business copy; see
+    /// [`Action::applies_to`]); nothing was touched.
+    #[error("action {action} does not apply to {data} data")]
+    ActionNotForData {
+        /// The action requested.
+        action: Action,
+        /// The target's kind of data.
+        data: DataKind,
+    },
     /// The executor kind cannot perform this action (e.g. `fs` cannot
-    /// restrict); reported rather than silently treated as done.
+    /// restrict or anonymise); reported rather than silently treated as done.
     #[error("{kind} executor does not support action {action}")]
     UnsupportedAction {
         /// The action requested.

@@ -1,10 +1,11 @@
 //! The `fs` executor: removes `root/<path template>` from a local filesystem.
 //!
 //! The path is built from ids, so the dangers are a path that leaves `root`
-//! (through `..` or a symlink) and a path that names more than one resource.
-//! The first is checked at config load, again on every render, and once more
-//! against the real filesystem with canonical paths; the second is why the
-//! template must contain `{resource}`.
+//! (through `..` or a symlink) and a path that names more than one resource
+//! (or person). The first is checked at config load, again on every render,
+//! and once more against the real filesystem with canonical paths; the
+//! second is why the template must contain `{resource}` (`{subject}` in a
+//! store of personal data, product-spec §8).
 //!
 //! A third danger is a root that is not the volume it should be: with the
 //! volume unmounted, `root` is an empty mount point and every path below it
@@ -16,7 +17,10 @@
 use std::io;
 use std::path::{Component, Path, PathBuf};
 
-use super::{contains, parse_template, render, Action, ExecError, Placeholder, SpecError, Target, TemplateError};
+use super::{
+    contains, foreign, parse_template, render, Action, DataKind, ExecError, Placeholder, SpecError, Target,
+    TemplateError,
+};
 
 /// What is wrong with an `fs` executor's spec (shown after `fs executor: `).
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +90,27 @@ pub enum FsSpecError {
         /// The configured template.
         path: String,
     },
+    /// A personal store's path does not name the subject, so erasing one
+    /// person's data would erase everyone's in the tenant.
+    #[error(
+        "path {path:?} must contain {{subject}} (data = \"personal\"), \
+         otherwise erasing one person's data would delete everyone's"
+    )]
+    PathWithoutSubject {
+        /// The configured template.
+        path: String,
+    },
+    /// The path uses a placeholder the store's kind of data does not have
+    /// (`{subject}` in a business store, `{resource}` in a personal one).
+    #[error("path {path:?} uses {{{placeholder}}}, which a store of {data} data does not have (data = \"{data}\")")]
+    ForeignPlaceholder {
+        /// The configured template.
+        path: String,
+        /// The placeholder's name.
+        placeholder: &'static str,
+        /// The store's kind of data.
+        data: DataKind,
+    },
     /// `//` or a trailing `/`.
     #[error("path {path:?} has an empty component (\"//\" or trailing \"/\")")]
     EmptyComponent {
@@ -123,10 +148,12 @@ pub enum FsSpecError {
     NoComponents,
 }
 
-/// Deletes a copy stored as a file or directory tree below a fixed root.
+/// Deletes a copy (or a subject's personal data) stored as a file or
+/// directory tree below a fixed root.
 ///
 /// Only `Delete` and `Purge` are supported (both remove the path); a
-/// filesystem has no portable notion of "restricted".
+/// filesystem has no portable notion of "restricted", and cannot anonymise
+/// what it does not understand.
 #[derive(Clone, Debug)]
 pub struct FsExecutor {
     root: PathBuf,
@@ -138,8 +165,17 @@ pub struct FsExecutor {
 /// The marker file name used when the config names none.
 pub(super) const DEFAULT_MARKER: &str = ".retentiond-root";
 
-/// Static checks for an `fs` spec; see [`super::ExecutorSpec::validate`].
-pub(super) fn validate(root: &Path, path: &str, marker: &str) -> Result<(), FsSpecError> {
+/// Whether an `fs` executor can carry out `action`: only by removing the path.
+pub(super) fn supports(action: Action) -> bool {
+    match action {
+        Action::Delete | Action::Purge => true,
+        Action::Restrict | Action::Anonymize | Action::Unrestrict => false,
+    }
+}
+
+/// Static checks for an `fs` spec of a store holding `data`; see
+/// [`super::ExecutorSpec::validate`].
+pub(super) fn validate(root: &Path, path: &str, marker: &str, data: DataKind) -> Result<(), FsSpecError> {
     // A name, not a path: checked directly in the root, never below or above it.
     if !marker.is_empty() && !is_plain_name(marker) {
         return Err(FsSpecError::MarkerNotPlainName { marker: marker.to_owned() });
@@ -156,13 +192,13 @@ pub(super) fn validate(root: &Path, path: &str, marker: &str) -> Result<(), FsSp
     if !root.components().any(|c| matches!(c, Component::Normal(_))) {
         return Err(FsSpecError::RootIsFilesystemRoot { root: root.to_path_buf() });
     }
-    template_components(path)?;
+    template_components(path, data)?;
     Ok(())
 }
 
 /// Parses the path template into per-component templates, rejecting
 /// anything that could render to something other than plain names.
-fn template_components(path: &str) -> Result<Vec<Vec<super::Piece<'_>>>, FsSpecError> {
+fn template_components(path: &str, data: DataKind) -> Result<Vec<Vec<super::Piece<'_>>>, FsSpecError> {
     let owned = || path.to_owned();
     if path.is_empty() {
         return Err(FsSpecError::PathEmpty);
@@ -178,8 +214,14 @@ fn template_components(path: &str) -> Result<Vec<Vec<super::Piece<'_>>>, FsSpecE
     if contains(&whole, Placeholder::Action) {
         return Err(FsSpecError::PathHasAction { path: owned() });
     }
-    if !contains(&whole, Placeholder::Resource) {
-        return Err(FsSpecError::PathWithoutResource { path: owned() });
+    if let Some(ph) = foreign(&whole, data) {
+        return Err(FsSpecError::ForeignPlaceholder { path: owned(), placeholder: ph.name(), data });
+    }
+    if !contains(&whole, Placeholder::naming(data)) {
+        return Err(match data {
+            DataKind::Business => FsSpecError::PathWithoutResource { path: owned() },
+            DataKind::Personal => FsSpecError::PathWithoutSubject { path: owned() },
+        });
     }
     // Ids never contain '/', so splitting the template splits the result.
     path.split('/')
@@ -217,14 +259,15 @@ impl FsExecutor {
 
     /// Removes the path for `target` (`Delete`, `Purge`). Ok(()) when it did
     /// not exist or no longer exists afterwards, and only when the root holds
-    /// its marker; `Restrict` is refused with [`ExecError::UnsupportedAction`].
+    /// its marker; `Restrict`, `Anonymize` and `Unrestrict` are refused with
+    /// [`ExecError::UnsupportedAction`]. The spec is re-validated for the
+    /// target's kind of data, so a path naming `{resource}` is never used to
+    /// erase a subject.
     pub async fn run(&self, action: Action, target: &Target) -> Result<(), ExecError> {
-        validate(&self.root, &self.path, &self.marker).map_err(invalid)?;
-        match action {
-            Action::Delete | Action::Purge => {}
-            Action::Restrict => {
-                return Err(ExecError::UnsupportedAction { action, kind: "fs" });
-            }
+        validate(&self.root, &self.path, &self.marker, target.item.data()).map_err(invalid)?;
+        target.check_action(action)?;
+        if !supports(action) {
+            return Err(ExecError::UnsupportedAction { action, kind: "fs" });
         }
         let components = self.render_components(action, target)?;
         let root = self.root.clone();
@@ -238,7 +281,7 @@ impl FsExecutor {
     /// independently of the id checks, so a bad id can never add or remove
     /// a level.
     fn render_components(&self, action: Action, target: &Target) -> Result<Vec<String>, ExecError> {
-        let templates = template_components(&self.path).map_err(invalid)?;
+        let templates = template_components(&self.path, target.item.data()).map_err(invalid)?;
         let mut out = Vec::with_capacity(templates.len());
         for template in &templates {
             let name = render(template, action, target)?;
@@ -374,7 +417,7 @@ mod tests {
     use std::os::unix::fs::symlink;
 
     fn target(tenant: &str, resource: &str) -> Target {
-        Target { tenant: tenant.into(), resource: resource.into(), store: "files".into(), copy: "primary".into() }
+        Target::copy(tenant, "files", resource, "primary")
     }
 
     fn exec(root: &Path) -> FsExecutor {
@@ -625,9 +668,71 @@ mod tests {
         assert!(!dir.path().join("t1").join(DEFAULT_MARKER).exists());
     }
 
+    /// Product-spec §8: a personal store's path names the subject; a
+    /// `delete` removes that subject's data and nobody else's, behind the
+    /// same root and marker checks as a copy.
+    #[tokio::test]
+    async fn deletes_one_subjects_personal_data_and_keeps_the_others() {
+        let dir = marked_root();
+        let root = dir.path();
+        for subject in ["t1", "u1", "u2"] {
+            fs::create_dir_all(root.join("t1").join(subject)).unwrap();
+            fs::write(root.join("t1").join(subject).join("contact.json"), b"{}").unwrap();
+        }
+        let e = FsExecutor::new(root.into(), "{tenant}/{subject}".into(), DEFAULT_MARKER.into());
+        e.run(Action::Delete, &Target::personal("t1", "crm", "u1", "contact")).await.unwrap();
+        assert!(!root.join("t1/u1").exists());
+        assert!(root.join("t1/u2/contact.json").exists() && root.join("t1/t1/contact.json").exists());
+        // Idempotent, and a subject id is checked like any id (new: no leading '-').
+        e.run(Action::Delete, &Target::personal("t1", "crm", "u1", "contact")).await.unwrap();
+        for bad in ["..", "a/b", "-u2"] {
+            let err = e.run(Action::Delete, &Target::personal("t1", "crm", bad, "contact")).await.unwrap_err();
+            assert!(matches!(err, ExecError::InvalidTarget { field: "subject", .. }), "{bad:?}: {err}");
+        }
+        assert!(root.join("t1/u2/contact.json").exists());
+    }
+
+    /// A filesystem cannot restrict or anonymise (no key or mapping may be
+    /// kept, domain-rules §3, and the bytes mean nothing to it), and a purge
+    /// is a business backup's: each is refused, touching nothing.
+    #[tokio::test]
+    async fn personal_data_is_only_deleted_never_anonymised_restricted_or_purged() {
+        let dir = marked_root();
+        fs::create_dir_all(dir.path().join("t1/u1")).unwrap();
+        let e = FsExecutor::new(dir.path().into(), "{tenant}/{subject}".into(), DEFAULT_MARKER.into());
+        let person = Target::personal("t1", "crm", "u1", "contact");
+        for action in [Action::Anonymize, Action::Restrict, Action::Unrestrict] {
+            let err = e.run(action, &person).await.unwrap_err();
+            assert!(matches!(err, ExecError::UnsupportedAction { kind: "fs", action: a } if a == action), "{err}");
+        }
+        let err = e.run(Action::Purge, &person).await.unwrap_err();
+        assert!(matches!(err, ExecError::ActionNotForData { action: Action::Purge, data: DataKind::Personal }));
+        assert!(dir.path().join("t1/u1").is_dir());
+    }
+
+    /// A store's path serves its own kind of data only: a business path
+    /// handed a subject, or a personal path handed a copy, is refused
+    /// before anything is touched (the spec is re-checked for the target).
+    #[tokio::test]
+    async fn a_path_of_one_kind_of_data_never_serves_the_other() {
+        let dir = layout();
+        fs::create_dir_all(dir.path().join("t1/u1")).unwrap();
+        let person = Target::personal("t1", "crm", "r1", "contact");
+        let err = exec(dir.path()).run(Action::Delete, &person).await.unwrap_err();
+        assert!(matches!(err, ExecError::InvalidSpec { .. }) && err.to_string().contains("{resource}"), "{err}");
+        let personal = FsExecutor::new(dir.path().into(), "{tenant}/{subject}".into(), DEFAULT_MARKER.into());
+        let err = personal.run(Action::Delete, &target("t1", "u1")).await.unwrap_err();
+        assert!(matches!(err, ExecError::InvalidSpec { .. }) && err.to_string().contains("{subject}"), "{err}");
+        let err = exec(dir.path()).run(Action::Anonymize, &target("t1", "r1")).await.unwrap_err();
+        assert!(matches!(err, ExecError::ActionNotForData { data: DataKind::Business, .. }), "{err}");
+        assert!(dir.path().join("t1/r1/a.txt").exists() && dir.path().join("t1/u1").is_dir());
+    }
+
     #[test]
     fn validate_checks_the_marker_is_a_plain_name() {
-        let v = |marker: &str| validate(Path::new("/srv/d"), "{tenant}/{resource}", marker).map_err(|e| e.to_string());
+        let v = |marker: &str| {
+            validate(Path::new("/srv/d"), "{tenant}/{resource}", marker, DataKind::Business).map_err(|e| e.to_string())
+        };
         for ok in [DEFAULT_MARKER, "", "MOUNTED", "volume.id"] {
             assert!(v(ok).is_ok(), "{ok:?}");
         }
@@ -639,7 +744,9 @@ mod tests {
 
     #[test]
     fn validate_rejects_bad_templates() {
-        let ok = |root: &str, path: &str| validate(Path::new(root), path, DEFAULT_MARKER).map_err(|e| e.to_string());
+        let ok = |root: &str, path: &str| {
+            validate(Path::new(root), path, DEFAULT_MARKER, DataKind::Business).map_err(|e| e.to_string())
+        };
         assert!(ok("/srv/d", "{tenant}/{resource}").is_ok());
         assert!(ok("/srv/d", "{resource}").is_ok());
         assert!(ok("/srv/d", "t-{tenant}/{store}/{copy}/r-{resource}.d").is_ok());

@@ -1,9 +1,17 @@
-//! The `http` executor: asks a deletion service over HTTP to act on one copy.
+//! The `http` executor: asks a deletion service over HTTP to act on one copy
+//! of business data, or on one class of a subject's personal data.
 //!
 //! Each run POSTs a small JSON object naming the action and the copy:
 //!
 //! ```json
 //! {"action":"delete","tenant":"t1","resource":"r1","store":"primary","copy":"eu","idempotency_key":"<hex>"}
+//! ```
+//!
+//! or, for a store of personal data (product-spec §8), the subject and the
+//! privacy class instead of the resource and the copy:
+//!
+//! ```json
+//! {"action":"anonymize","tenant":"t1","subject":"u7","store":"crm","class":"contact","idempotency_key":"<hex>"}
 //! ```
 //!
 //! signed and sent as [`crate::outbound::http`] describes (the headers
@@ -12,25 +20,30 @@
 //! redirects; only a 2xx other than 202 counts as done, so a 202 is retried
 //! with the same key until the receiver answers 200 or 204). The
 //! idempotency key is the hex SHA-256 of
-//! `action\ntenant\nresource\nstore\ncopy` (ids never contain a newline), so
-//! a retry of the same action on the same copy, after a timeout or a crash,
-//! carries the same key and the receiver can deduplicate it.
+//! `action\ntenant\nresource\nstore\ncopy`, or of
+//! `personal\naction\ntenant\nsubject\nstore\nclass` (ids never contain a
+//! newline, and the two shapes have different numbers of lines), so a retry
+//! of the same action on the same target, after a timeout or a crash,
+//! carries the same key and the receiver can deduplicate it, while another
+//! action, copy, subject or class gets another key. The signature covers
+//! the whole body, so every field and the key are authenticated.
 
 use sha2::{Digest, Sha256};
 
-use super::{Action, ExecError, Placeholder, Target};
+use super::{Action, ExecError, Item, Placeholder, Target};
 use crate::outbound::{HttpSpec, SignedPost};
 
-/// POSTs a signed request per copy; a 2xx answer other than 202 means the
-/// copy is gone (or restricted). The receiving service must be idempotent
-/// by the `Idempotency-Key` header.
+/// POSTs a signed request per copy or per subject and class; a 2xx answer
+/// other than 202 means it is done (gone, restricted, anonymised or
+/// unrestricted). The receiving service must be idempotent by the
+/// `Idempotency-Key` header.
 #[derive(Clone, Debug)]
 pub struct HttpExecutor {
     post: SignedPost,
 }
 
-/// The JSON body; field order is fixed by the struct, so the bytes signed
-/// are deterministic for a given action and copy.
+/// The JSON body for a copy of business data; field order is fixed by the
+/// struct, so the bytes signed are deterministic for a given action and copy.
 #[derive(Debug, serde::Serialize)]
 struct Body<'a> {
     action: &'a str,
@@ -41,17 +54,42 @@ struct Body<'a> {
     idempotency_key: &'a str,
 }
 
-/// Hex SHA-256 of `action\ntenant\nresource\nstore\ncopy`. Ids never hold a
-/// newline, so distinct copies never share a key.
-pub fn idempotency_key(action: Action, tenant: &str, resource: &str, store: &str, copy: &str) -> String {
+/// The JSON body for one class of a subject's personal data: the same
+/// shape with `subject` and `class` in place of `resource` and `copy`, so a
+/// receiver cannot take one for the other.
+#[derive(Debug, serde::Serialize)]
+struct PersonalBody<'a> {
+    action: &'a str,
+    tenant: &'a str,
+    subject: &'a str,
+    store: &'a str,
+    class: &'a str,
+    idempotency_key: &'a str,
+}
+
+/// Hex SHA-256 of `parts` joined by newlines (ids never hold one).
+fn digest_lines(parts: &[&str]) -> String {
     let mut h = Sha256::new();
-    for (i, part) in [action.as_str(), tenant, resource, store, copy].into_iter().enumerate() {
+    for (i, part) in parts.iter().enumerate() {
         if i > 0 {
             h.update(b"\n");
         }
         h.update(part.as_bytes());
     }
     hex::encode(h.finalize())
+}
+
+/// Hex SHA-256 of `action\ntenant\nresource\nstore\ncopy`. Ids never hold a
+/// newline, so distinct copies never share a key.
+pub fn idempotency_key(action: Action, tenant: &str, resource: &str, store: &str, copy: &str) -> String {
+    digest_lines(&[action.as_str(), tenant, resource, store, copy])
+}
+
+/// Hex SHA-256 of `personal\naction\ntenant\nsubject\nstore\nclass`: six
+/// lines against a copy's five, so no personal key equals a business one
+/// (a subject and class spelt like a resource and copy included).
+pub fn personal_idempotency_key(action: Action, tenant: &str, subject: &str, store: &str, class: &str) -> String {
+    digest_lines(&["personal", action.as_str(), tenant, subject, store, class])
 }
 
 impl HttpExecutor {
@@ -72,14 +110,28 @@ impl HttpExecutor {
     pub async fn run(&self, action: Action, target: &Target) -> Result<(), ExecError> {
         // The spec first: a broken spec is reported as such whatever the ids.
         let prepared = self.post.prepare()?;
+        target.check_action(action)?;
         let tenant = Placeholder::Tenant.value(action, target)?;
-        let resource = Placeholder::Resource.value(action, target)?;
         let store = Placeholder::Store.value(action, target)?;
-        let copy = Placeholder::Copy.value(action, target)?;
-        let key = idempotency_key(action, tenant, resource, store, copy);
-        let body =
-            serde_json::to_vec(&Body { action: action.as_str(), tenant, resource, store, copy, idempotency_key: &key })
-                .map_err(ExecError::RequestBody)?;
+        let (key, body) = match &target.item {
+            Item::Copy { .. } => {
+                let resource = Placeholder::Resource.value(action, target)?;
+                let copy = Placeholder::Copy.value(action, target)?;
+                let key = idempotency_key(action, tenant, resource, store, copy);
+                let body = Body { action: action.as_str(), tenant, resource, store, copy, idempotency_key: &key };
+                let body = serde_json::to_vec(&body).map_err(ExecError::RequestBody)?;
+                (key, body)
+            }
+            Item::Personal { .. } => {
+                let subject = Placeholder::Subject.value(action, target)?;
+                let class = Placeholder::Class.value(action, target)?;
+                let key = personal_idempotency_key(action, tenant, subject, store, class);
+                let body =
+                    PersonalBody { action: action.as_str(), tenant, subject, store, class, idempotency_key: &key };
+                let body = serde_json::to_vec(&body).map_err(ExecError::RequestBody)?;
+                (key, body)
+            }
+        };
         Ok(prepared.send(&key, body).await?)
     }
 }
@@ -172,7 +224,7 @@ mod tests {
     }
 
     fn target(copy: &str) -> Target {
-        Target { tenant: "t1".into(), resource: "r1".into(), store: "snapshots".into(), copy: copy.into() }
+        Target::copy("t1", "snapshots", "r1", copy)
     }
 
     fn exec(url: &str, secret: SecretSource, timeout: Dur) -> HttpExecutor {
@@ -240,6 +292,76 @@ mod tests {
         assert_eq!(got[3].key.as_deref(), Some(sha256_hex("purge\nt1\nr1\nsnapshots\nbackup-eu").as_str()));
         assert_ne!(got[2].key, got[0].key);
         assert_ne!(got[3].key, got[0].key);
+    }
+
+    /// Product-spec §8: a personal store's request names the subject and
+    /// the class (never a resource or copy), is signed over those bytes, and
+    /// its idempotency key is the same on a retry but differs by action,
+    /// class and subject, and from any copy's key.
+    #[tokio::test]
+    async fn personal_request_carries_subject_and_class_with_its_own_key() {
+        let (service, base) = serve().await;
+        let dir = tempfile::tempdir().unwrap();
+        let e = exec(&format!("{base}/purge"), key_file(dir.path(), "s3cret"), T);
+        let person = |subject: &str, class: &str| Target::personal("t1", "crm", subject, class);
+
+        e.run(Action::Anonymize, &person("u7", "contact")).await.unwrap();
+        e.run(Action::Anonymize, &person("u7", "contact")).await.unwrap();
+        e.run(Action::Delete, &person("u7", "contact")).await.unwrap();
+        e.run(Action::Anonymize, &person("u7", "billing_records")).await.unwrap();
+        e.run(Action::Anonymize, &person("u8", "contact")).await.unwrap();
+        e.run(Action::Restrict, &person("u7", "contact")).await.unwrap();
+        e.run(Action::Unrestrict, &person("u7", "contact")).await.unwrap();
+        let err = e.run(Action::Purge, &person("u7", "contact")).await.unwrap_err();
+        assert!(matches!(err, ExecError::ActionNotForData { action: Action::Purge, .. }), "{err}");
+
+        let got = service.requests();
+        assert_eq!(got.len(), 7, "the purge was not sent");
+        let want_key = sha256_hex("personal\nanonymize\nt1\nu7\ncrm\ncontact");
+        assert_eq!(got[0].key.as_deref(), Some(want_key.as_str()));
+        assert_eq!(
+            String::from_utf8(got[0].body.clone()).unwrap(),
+            format!(
+                r#"{{"action":"anonymize","tenant":"t1","subject":"u7","store":"crm","class":"contact","idempotency_key":"{want_key}"}}"#
+            )
+        );
+        for r in &got {
+            assert_eq!(r.signature.as_deref(), Some(expected_signature(b"s3cret", &r.body).as_str()));
+            let json: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+            assert_eq!(json["idempotency_key"].as_str(), r.key.as_deref());
+            assert!(json.get("resource").is_none() && json.get("copy").is_none(), "{json}");
+        }
+        let actions: Vec<String> = got
+            .iter()
+            .map(|r| serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["action"].to_string())
+            .collect();
+        assert_eq!(
+            actions,
+            [
+                r#""anonymize""#,
+                r#""anonymize""#,
+                r#""delete""#,
+                r#""anonymize""#,
+                r#""anonymize""#,
+                r#""restrict""#,
+                r#""unrestrict""#
+            ]
+        );
+        // A retry has the same key and bytes; every other request its own key.
+        assert_eq!((&got[1].key, &got[1].body), (&got[0].key, &got[0].body));
+        let mut keys: Vec<_> = got.iter().skip(1).map(|r| r.key.clone()).collect();
+        keys.sort();
+        keys.dedup();
+        assert_eq!(keys.len(), 6);
+        // The same strings as a copy's ids give another key.
+        assert_ne!(
+            personal_idempotency_key(Action::Delete, "t1", "u7", "crm", "contact"),
+            idempotency_key(Action::Delete, "t1", "u7", "crm", "contact")
+        );
+        // A business target on the same executor still sends a copy's body.
+        e.run(Action::Delete, &Target::copy("t1", "snapshots", "r1", "c1")).await.unwrap();
+        let last: serde_json::Value = serde_json::from_slice(&service.requests()[7].body).unwrap();
+        assert_eq!((last["resource"].as_str(), last.get("subject")), (Some("r1"), None));
     }
 
     #[tokio::test]
@@ -362,10 +484,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("{base}/purge");
         let e = exec(&url, key_file(dir.path(), "k"), T);
-        let mut bad = target("c1");
-        bad.resource = "r1\nx".into();
+        let bad = Target::copy("t1", "snapshots", "r1\nx", "c1");
         let err = e.run(Action::Delete, &bad).await.unwrap_err();
         assert!(matches!(err, ExecError::InvalidTarget { field: "resource", .. }), "{err}");
+        let err = e.run(Action::Delete, &Target::personal("t1", "crm", "-u7", "contact")).await.unwrap_err();
+        assert!(matches!(err, ExecError::InvalidTarget { field: "subject", .. }), "{err}");
+        let err = e.run(Action::Delete, &Target::personal("t1", "crm", "u7", "con tact")).await.unwrap_err();
+        assert!(matches!(err, ExecError::InvalidTarget { field: "class", .. }), "{err}");
 
         // Specs that would fail validate() still cannot run.
         let both =
@@ -379,7 +504,7 @@ mod tests {
 
     #[test]
     fn spec_level_validate_checks_the_secret_keys() {
-        use super::super::ExecutorSpec;
+        use super::super::{DataKind, ExecutorSpec};
         let spec = |secret_file: Option<&str>, secret_env: Option<&str>| {
             ExecutorSpec::Http(HttpSpec {
                 url: "http://127.0.0.1:8443/v1/purge".into(),
@@ -389,10 +514,14 @@ mod tests {
             })
         };
         // The secret is not read at validation: a file that does not exist here is fine.
-        assert!(spec(Some("/nonexistent/retentiond/purge.key"), None).validate().is_ok());
-        assert!(spec(None, Some("RETENTIOND_TEST_SURELY_UNSET_5F1C")).validate().is_ok());
-        assert!(spec(Some("/k"), Some("K")).validate().unwrap_err().to_string().contains("not both"));
-        assert!(spec(None, None).validate().unwrap_err().to_string().contains("secret_file or secret_env"));
+        assert!(spec(Some("/nonexistent/retentiond/purge.key"), None).validate(DataKind::Business).is_ok());
+        assert!(spec(None, Some("RETENTIOND_TEST_SURELY_UNSET_5F1C")).validate(DataKind::Business).is_ok());
+        assert!(spec(Some("/k"), Some("K")).validate(DataKind::Business).unwrap_err().to_string().contains("not both"));
+        assert!(spec(None, None)
+            .validate(DataKind::Business)
+            .unwrap_err()
+            .to_string()
+            .contains("secret_file or secret_env"));
     }
 
     #[test]
