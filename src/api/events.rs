@@ -115,8 +115,15 @@ impl From<crate::engine::EventResult> for EventResult {
 fn check_event(config: &Config, item: &Value) -> Result<Event, ApiError> {
     let ev = parse_event(item).map_err(|e| ApiError::field(&e.field, e.error))?;
     if let EventBody::BackupCreated { store, .. } | EventBody::BackupDeleted { store, .. } = &ev.body {
-        if config.stores.get(store).is_none_or(|s| s.class != crate::domain::policy::StoreClass::Backup) {
-            return Err(ApiError::field("store", format!("{store:?} is not a configured store of class backup")));
+        // Backup copies are business data of a resource: a personal store is
+        // never one (product-spec §8), whatever its class.
+        if config.stores.get(store).is_none_or(|s| {
+            s.class != crate::domain::policy::StoreClass::Backup || s.data != crate::domain::policy::DataKind::Business
+        }) {
+            return Err(ApiError::field(
+                "store",
+                format!("{store:?} is not a configured store of class backup holding business data"),
+            ));
         }
     }
     if let EventBody::Created { product, .. } = &ev.body {
@@ -168,5 +175,34 @@ mod tests {
         let ev = parse_event(&serde_json::to_value(&release).unwrap()).unwrap();
         assert_eq!(ev.resource, None, "a hold on the whole tenant");
         assert!(matches!(&ev.body, EventBody::HoldReleased { hold_id } if hold_id == "court-1"), "{:?}", ev.body);
+    }
+
+    /// Backup copies are a resource's business data: a `backup.created`
+    /// naming a store of personal data (product-spec §8) is a 400 naming
+    /// `store`, even when that store's class is `backup`.
+    #[test]
+    fn a_backup_copy_is_never_registered_in_a_personal_store() {
+        let config = crate::config::parse(
+            std::path::Path::new("/etc/retentiond/t.toml"),
+            r#"[daemon]
+state_dir = "s"
+[stores.tapes]
+class = "backup"
+executor = { kind = "command", argv = ["/bin/x", "{resource}", "{copy}"] }
+[stores.crm_tapes]
+class = "backup"
+data = "personal"
+executor = { kind = "command", argv = ["/bin/x", "{subject}", "{action}"] }
+"#,
+        )
+        .unwrap();
+        let event = |store: &str| {
+            serde_json::json!({"event_id": "e1", "type": "backup.created", "at": "2026-01-05T00:00:00Z",
+                "tenant": "t1", "resource": "r1", "store": store, "copy": "c1", "expires_at": "2026-03-01T00:00:00Z"})
+        };
+        assert!(check_event(&config, &event("tapes")).is_ok());
+        let err = check_event(&config, &event("crm_tapes")).unwrap_err();
+        assert_eq!((err.status, err.body.field.as_deref()), (axum::http::StatusCode::BAD_REQUEST, Some("store")));
+        assert!(err.body.error.contains("business data"), "{}", err.body.error);
     }
 }

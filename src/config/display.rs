@@ -4,7 +4,7 @@
 
 use super::{ClockSource, Config, CronExpr};
 use crate::domain::event::Billing;
-use crate::domain::policy::{ProductPolicy, StoreClass, StorePolicy};
+use crate::domain::policy::{DataKind, ProductPolicy, StoreClass, StorePolicy};
 use crate::executor::ExecutorSpec;
 use crate::notifier::NotifierSpec;
 use rust_decimal::Decimal;
@@ -79,13 +79,16 @@ impl fmt::Display for Config {
     }
 }
 
-/// One line per store: its class, how a backup's copies are purged, and
+/// One line per store: its class, `data=personal` for a store of personal
+/// data (business, the default, is not shown, so the lines of existing
+/// stores read as before), how a business backup's copies are purged, and
 /// what its executor will touch.
 fn write_store(f: &mut fmt::Formatter<'_>, store: &StorePolicy, executor: &ExecutorSpec) -> fmt::Result {
-    let purge = match (store.class, store.max_restricted) {
-        (StoreClass::Backup, Some(max)) => format!(" purge=at_expiry max_restricted={max}"),
-        (StoreClass::Backup, None) => " purge=immediate".to_string(),
-        _ => String::new(),
+    let data_or_purge = match (store.data, store.class, store.max_restricted) {
+        (DataKind::Personal, ..) => " data=personal".to_string(),
+        (DataKind::Business, StoreClass::Backup, Some(max)) => format!(" purge=at_expiry max_restricted={max}"),
+        (DataKind::Business, StoreClass::Backup, None) => " purge=immediate".to_string(),
+        (DataKind::Business, ..) => String::new(),
     };
     let class = match store.class {
         StoreClass::Online => "online",
@@ -102,7 +105,7 @@ fn write_store(f: &mut fmt::Formatter<'_>, store: &StorePolicy, executor: &Execu
         }
         ExecutorSpec::Http(h) => format!("http {} (timeout {})", h.url, h.timeout),
     };
-    writeln!(f, "store {}: class={class}{purge} executor={executor}", store.name)
+    writeln!(f, "store {}: class={class}{data_or_purge} executor={executor}", store.name)
 }
 
 /// A block per product: every number of its policy, with the version that
@@ -176,6 +179,10 @@ executor = { kind = "command", argv = ["/usr/libexec/purge-tape", "{resource}", 
 [stores.vault]
 class = "backup"
 executor = { kind = "http", url = "https://purge.internal/v1/purge", secret_env = "PURGE_KEY" }
+[stores.crm]
+class = "online"
+data = "personal"
+executor = { kind = "http", url = "https://crm.internal/v1/privacy", secret_file = "/etc/retentiond/crm.key" }
 [products.ecs]
 stores = ["primary", "scratch", "tape", "vault"]
 buffer = { expiry = "15d", arrears = "20d", termination = "15d", violation = "0s", attack = "30d" }
@@ -202,6 +209,7 @@ renewal_reminder = []
             "min_notice: 1month 14days 13h 26m 24s drain_timeout: 1m 30s\n",
             "notifier: http https://notify.internal/v1/notices\n",
             "schedule: reconcile=\"off\" backup_expiry=\"0 5 * * * *\"\n",
+            "store crm: class=online data=personal executor=http https://crm.internal/v1/privacy (timeout 30s)\n",
             "store primary: class=online executor=fs /srv/tenant-data/{tenant}/{resource} (marker .retentiond-root)\n",
             "store scratch: class=cache executor=fs /srv/scratch/{resource} (no marker check)\n",
             "store tape: class=backup purge=at_expiry max_restricted=1month 29days 13h 26m 24s executor=command /usr/libexec/purge-tape (timeout 10m)\n",

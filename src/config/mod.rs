@@ -22,7 +22,7 @@
 //! - `display`: what `check-config` prints (the effective policies);
 //! - `shared`: [`Shared`], the value swapped whole on reload.
 
-use crate::domain::policy::{ProductPolicy, StorePolicy};
+use crate::domain::policy::{DataKind, ProductPolicy, StorePolicy};
 use crate::duration::Dur;
 use crate::time::Timestamp;
 use std::collections::BTreeMap;
@@ -274,7 +274,8 @@ pub struct Config {
     pub api: ApiConfig,
     /// `[safety]`.
     pub safety: SafetyConfig,
-    /// `[stores.*]` by name: what the domain knows of each store.
+    /// `[stores.*]` by name: what the domain knows of each store, business
+    /// and personal alike (see [`Config::store_data`]).
     pub stores: BTreeMap<String, StorePolicy>,
     /// Each store's executor, by store name: how its copies are deleted
     /// (kept apart from [`StorePolicy`], whose domain never calls one).
@@ -293,6 +294,14 @@ pub struct Config {
 }
 
 impl Config {
+    /// The kind of data the store `name` holds (`[stores.NAME] data`,
+    /// product-spec §8), or None for a store that is not configured: what a
+    /// privacy class's `stores` are checked against (personal stores only),
+    /// as a product's are (business stores only).
+    pub fn store_data(&self, name: &str) -> Option<DataKind> {
+        self.stores.get(name).map(|s| s.data)
+    }
+
     /// Why `new` cannot replace this config without a restart, if it
     /// cannot: the state directory, cache size, executor pools, clock,
     /// listen address and connection limit are fixed for the life of the

@@ -6,7 +6,7 @@ use super::origin::Origin;
 use super::raw::{OneOrMany, RawBuffer, RawProduct};
 use super::{ConfigError, SafetyConfig};
 use crate::domain::event::Billing;
-use crate::domain::policy::{Buffers, ProductPolicy, StoreClass, StorePolicy, TerminationReason};
+use crate::domain::policy::{Buffers, DataKind, ProductPolicy, StoreClass, StorePolicy, TerminationReason};
 use crate::duration::Dur;
 use crate::ids::check_id;
 use rust_decimal::Decimal;
@@ -71,8 +71,8 @@ impl Rules<'_> {
         .seal())
     }
 
-    /// `stores`: known stores, each once, one of them online (the copy
-    /// that defines the resource).
+    /// `stores`: known business stores, each once, one of them online (the
+    /// copy that defines the resource).
     fn stores_of(&self, name: &str, list: Spanned<Vec<Spanned<String>>>) -> Result<Vec<StorePolicy>, ConfigError> {
         let err = |span, message| self.origin.error(span, message);
         let list_span = list.span();
@@ -87,6 +87,18 @@ impl Rules<'_> {
             let store = self.stores.get(&s).ok_or_else(|| {
                 err(span.clone(), format!("products.{name}.stores: unknown store {s:?} (no [stores.{s}] section)"))
             })?;
+            if store.data != DataKind::Business {
+                // Product-spec §8: a product's copies are business data; a
+                // personal store is erased by privacy classes, never by a
+                // resource's deletion.
+                return Err(err(
+                    span,
+                    format!(
+                        "products.{name}.stores: stores.{s} holds {} data; products list business stores only",
+                        store.data
+                    ),
+                ));
+            }
             if product_stores.iter().any(|p| p.name == s) {
                 return Err(err(span, format!("products.{name}.stores: store {s:?} listed twice")));
             }

@@ -8,6 +8,7 @@
 //! expected keys in declaration order in its "unknown field" message.
 
 use crate::domain::policy::{PurgeMode, StoreClass};
+use crate::domain::vocabulary::DataKind;
 use crate::duration::Dur;
 use crate::executor::ExecutorSpec;
 use crate::notifier::NotifierSpec;
@@ -252,6 +253,8 @@ fn default_long_max_fraction() -> Spanned<f64> {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawStore {
     pub(super) class: StoreClass,
+    #[serde(default)]
+    pub(super) data: DataKind,
     #[serde(default)]
     pub(super) purge: Option<Spanned<PurgeMode>>,
     #[serde(default)]

@@ -1,11 +1,12 @@
-//! `[stores.*]`: where copies of business data live and how each is
-//! deleted. Every store is checked on its own; products then refer to
-//! them by name.
+//! `[stores.*]`: where copies of business data, and personal data of
+//! subjects (`data = "personal"`, product-spec §8), live and how each is
+//! deleted. Every store is checked on its own; products then refer to the
+//! business ones by name (and privacy classes to the personal ones).
 
 use super::origin::Origin;
 use super::raw::RawStore;
 use super::{ConfigError, ConfigWarning};
-use crate::domain::policy::{ExecutorRef, PurgeMode, StoreClass, StorePolicy};
+use crate::domain::policy::{DataKind, ExecutorRef, PurgeMode, StoreClass, StorePolicy};
 use crate::duration::Dur;
 use crate::executor::ExecutorSpec;
 use crate::ids::check_id;
@@ -41,10 +42,10 @@ pub(super) fn stores(
     Ok(out)
 }
 
-/// One store: a valid executor (an `fs` root resolved against the file's
-/// directory), and `purge` and `max_restricted` only where they mean
-/// something. The warning, if any, is for an `fs` store whose marker check
-/// is off.
+/// One store: a valid executor for its kind of data (an `fs` root resolved
+/// against the file's directory), and `purge` and `max_restricted` only
+/// where they mean something: on business backup stores. The warning, if
+/// any, is for an `fs` store whose marker check is off.
 fn store(
     origin: &Origin,
     name: String,
@@ -56,7 +57,7 @@ fn store(
         other => other,
     };
     executor
-        .validate(crate::domain::policy::DataKind::Business)
+        .validate(store.data)
         .map_err(|m| origin.error(exec_span.clone(), format!("stores.{name}.executor: {m}")))?;
     let warning = match &executor {
         ExecutorSpec::Fs { root, marker, .. } if marker.is_empty() => Some(origin.warning(
@@ -69,6 +70,24 @@ fn store(
         )),
         _ => None,
     };
+    if store.data == DataKind::Personal {
+        // A restricted business backup is a bounded exception to "every copy
+        // gone at the buffer's end" (domain-rules §2); personal data is
+        // restricted and lifted by requests (product-spec §8), never by these.
+        let set = [
+            ("purge", store.purge.as_ref().map(Spanned::span)),
+            ("max_restricted", store.max_restricted.as_ref().map(Spanned::span)),
+        ];
+        if let Some((key, span)) = set.into_iter().find_map(|(key, span)| Some((key, span?))) {
+            return Err(origin.error(
+                span,
+                format!(
+                    "stores.{name}.{key} does not apply to a store of personal data (data = \"personal\"): \
+                     its data is restricted and erased by privacy requests and classes"
+                ),
+            ));
+        }
+    }
     let purge = match store.purge {
         None => PurgeMode::Immediate,
         Some(p) if store.class != StoreClass::Backup => {
@@ -93,7 +112,14 @@ fn store(
         }
         (None, PurgeMode::Immediate) => None,
     };
-    let policy = StorePolicy { name, class: store.class, purge, max_restricted, executor: ExecutorRef::of(&executor) };
+    let policy = StorePolicy {
+        name,
+        class: store.class,
+        data: store.data,
+        purge,
+        max_restricted,
+        executor: ExecutorRef::of(&executor),
+    };
     Ok((policy, executor, warning))
 }
 
@@ -139,6 +165,139 @@ mod tests {
     }
 }
 
+/// `data = "personal"` (product-spec §8, issue 12 part 1): what a store of
+/// personal data may and may not say, each refusal at its position.
+#[cfg(test)]
+mod personal {
+    use crate::config::{parse, Config, ConfigError};
+    use crate::domain::policy::DataKind;
+    use std::path::Path;
+
+    /// A business store `p` for product `x`, then `stores` appended.
+    fn with_stores(stores: &str) -> Result<Config, ConfigError> {
+        let text = format!(
+            "[daemon]\nstate_dir = \"s\"\n[stores.p]\nclass = \"online\"\n\
+             executor = {{ kind = \"fs\", root = \"/srv/d\", path = \"{{tenant}}/{{resource}}\" }}\n\
+             [products.x]\nstores = [\"p\"]\nbuffer = {{ expiry = \"2d\", arrears = \"2d\", termination = \"2d\" }}\n\
+             {stores}"
+        );
+        parse(Path::new("/etc/retentiond/t.toml"), &text)
+    }
+
+    fn refused(stores: &str) -> String {
+        with_stores(stores).expect_err(stores).to_string()
+    }
+
+    const CRM: &str = "[stores.crm]\nclass = \"online\"\ndata = \"personal\"\n";
+
+    #[test]
+    fn personal_stores_of_each_executor_kind_are_accepted_and_told_apart() {
+        let c = with_stores(&format!(
+            "{CRM}executor = {{ kind = \"http\", url = \"https://crm.internal/v1/privacy\", secret_file = \"/etc/k\" }}\n\
+             [stores.home]\nclass = \"online\"\ndata = \"personal\"\n\
+             executor = {{ kind = \"fs\", root = \"/srv/home\", path = \"{{tenant}}/{{subject}}\" }}\n\
+             [stores.mailer]\nclass = \"cache\"\ndata = \"personal\"\n\
+             executor = {{ kind = \"command\", argv = [\"/usr/bin/forget\", \"{{subject}}\", \"{{class}}\", \"{{action}}\"] }}\n\
+             [stores.crm_tapes]\nclass = \"backup\"\ndata = \"personal\"\n\
+             executor = {{ kind = \"command\", argv = [\"/usr/bin/tape\", \"{{subject}}\", \"{{action}}\"] }}\n\
+             [stores.q]\nclass = \"cache\"\ndata = \"business\"\n\
+             executor = {{ kind = \"fs\", root = \"/srv/q\", path = \"{{resource}}\" }}\n"
+        ))
+        .unwrap();
+        for (store, data) in [
+            ("crm", Some(DataKind::Personal)),
+            ("home", Some(DataKind::Personal)),
+            ("mailer", Some(DataKind::Personal)),
+            ("crm_tapes", Some(DataKind::Personal)),
+            ("p", Some(DataKind::Business)),
+            ("q", Some(DataKind::Business)),
+            ("nope", None),
+        ] {
+            assert_eq!(c.store_data(store), data, "{store}");
+        }
+        assert!(c.stores["crm_tapes"].max_restricted.is_none());
+        let shown = c.to_string();
+        assert!(
+            shown.contains("store crm_tapes: class=backup data=personal executor=command /usr/bin/tape"),
+            "{shown}"
+        );
+        assert!(shown.contains("store q: class=cache executor=fs"), "{shown}");
+    }
+
+    /// A product's copies are business data: naming a personal store is
+    /// refused where it is named.
+    #[test]
+    fn a_product_may_not_name_a_personal_store() {
+        let text = format!(
+            "[daemon]\nstate_dir = \"s\"\n[stores.p]\nclass = \"online\"\n\
+             executor = {{ kind = \"fs\", root = \"/srv/d\", path = \"{{resource}}\" }}\n\
+             {CRM}executor = {{ kind = \"fs\", root = \"/srv/c\", path = \"{{subject}}\" }}\n\
+             [products.x]\nstores = [\"p\", \"crm\"]\nbuffer = {{ expiry = \"2d\", arrears = \"2d\", termination = \"2d\" }}\n"
+        );
+        let err = parse(Path::new("/etc/retentiond/t.toml"), &text).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "/etc/retentiond/t.toml:11:16: products.x.stores: stores.crm holds personal data; \
+             products list business stores only"
+        );
+    }
+
+    /// Each store's template is checked against its own kind of data, and
+    /// the error names the store and points at its executor.
+    #[test]
+    fn templates_are_refused_for_the_wrong_kind_of_data() {
+        for (stores, needle) in [
+            (
+                format!("{CRM}executor = {{ kind = \"fs\", root = \"/srv/c\", path = \"{{tenant}}/{{resource}}\" }}\n"),
+                "t.toml:12:12: stores.crm.executor: fs executor: path \"{tenant}/{resource}\" uses {resource}",
+            ),
+            (
+                format!("{CRM}executor = {{ kind = \"command\", argv = [\"/bin/x\", \"{{subject}}\", \"{{copy}}\", \"{{action}}\"] }}\n"),
+                "t.toml:12:12: stores.crm.executor: command executor: argv[2] \"{copy}\" uses {copy}",
+            ),
+            (
+                format!("{CRM}executor = {{ kind = \"command\", argv = [\"/bin/x\", \"{{subject}}\"] }}\n"),
+                "stores.crm.executor: command executor: no argument contains {action}",
+            ),
+            (
+                "[stores.b]\nclass = \"online\"\nexecutor = { kind = \"fs\", root = \"/srv/b\", path = \"{subject}/{resource}\" }\n".into(),
+                "t.toml:11:12: stores.b.executor: fs executor: path \"{subject}/{resource}\" uses {subject}, which a store of business data",
+            ),
+            (
+                "[stores.b]\nclass = \"online\"\nexecutor = { kind = \"command\", argv = [\"/bin/x\", \"{resource}\", \"{class}\"] }\n".into(),
+                "stores.b.executor: command executor: argv[2] \"{class}\" uses {class}",
+            ),
+            (
+                format!("{CRM}executor = {{ kind = \"fs\", root = \"/srv/c\", path = \"{{tenant}}/{{subjet}}\" }}\n"),
+                "unknown placeholder {subjet}",
+            ),
+        ] {
+            let err = refused(&stores);
+            assert!(err.contains(needle), "{needle}\n{err}");
+        }
+    }
+
+    /// `purge` and `max_restricted` bound a business backup's restriction
+    /// (domain-rules §2); personal data is restricted by requests, so on a
+    /// personal store they are refused at their position; so is an unknown
+    /// `data`.
+    #[test]
+    fn business_backup_keys_and_unknown_kinds_are_refused() {
+        let tapes = |extra: &str| {
+            format!(
+                "[stores.t]\nclass = \"backup\"\ndata = \"personal\"\n{extra}\n\
+                 executor = {{ kind = \"command\", argv = [\"/bin/x\", \"{{subject}}\", \"{{action}}\"] }}\n"
+            )
+        };
+        let err = refused(&tapes("purge = \"at_expiry\""));
+        assert!(err.contains("t.toml:12:9: stores.t.purge does not apply to a store of personal data"), "{err}");
+        let err = refused(&tapes("max_restricted = \"30d\""));
+        assert!(err.contains("t.toml:12:18: stores.t.max_restricted does not apply to a store of personal"), "{err}");
+        let err = refused("[stores.t]\nclass = \"online\"\ndata = \"private\"\nexecutor = { kind = \"http\", url = \"http://h/p\", secret_env = \"K\" }\n");
+        assert!(err.contains("t.toml:11:8:") && err.contains("`business`") && err.contains("`personal`"), "{err}");
+    }
+}
+
 #[cfg(test)]
 mod version_pins {
     use crate::config::parse;
@@ -148,7 +307,9 @@ mod version_pins {
     /// it, and an unchanged policy keeps its version across restarts and
     /// upgrades. The version hashes the policy with its stores' executors,
     /// so these pins (taken before the executor spec left the domain's
-    /// policy type) prove that moving code does not change a version.
+    /// policy type, and before stores had `data`) prove that moving code
+    /// does not change a version, nor does a store of personal data beside
+    /// the products' own.
     #[test]
     fn policy_versions_do_not_change_when_the_code_moves() {
         let text = r#"
@@ -164,6 +325,10 @@ executor = { kind = "command", argv = ["/usr/bin/purge", "{resource}", "{action}
 class = "backup"
 purge = "at_expiry"
 executor = { kind = "http", url = "https://purge.internal/v1/purge", secret_env = "PURGE_KEY" }
+[stores.crm]
+class = "online"
+data = "personal"
+executor = { kind = "http", url = "https://crm.internal/v1/privacy", secret_env = "CRM_KEY" }
 [products.x]
 stores = ["p", "c", "b"]
 buffer = { expiry = "15d", arrears = "10d", termination = "20d", violation = "0s" }

@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
-/// Where copies of business data live (product-spec §3).
+/// Where copies of data live (product-spec §3): business data's, and the
+/// same classes for stores of personal data (product-spec §8).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StoreClass {
@@ -39,6 +40,13 @@ pub struct StorePolicy {
     pub name: String,
     /// Its class.
     pub class: StoreClass,
+    /// Which kind of data it holds (product-spec §8): business copies of
+    /// resources, named by products, or personal data of subjects, named by
+    /// privacy classes, never both. Left out of the serialized policy when
+    /// business, so the versions of products sealed before personal data
+    /// existed stay the same (domain-rules §5.2).
+    #[serde(skip_serializing_if = "DataKind::is_business")]
+    pub data: DataKind,
     /// Backup purge mode (meaningful for class `backup`).
     pub purge: PurgeMode,
     /// For a `purge = "at_expiry"` backup store: the longest a copy may

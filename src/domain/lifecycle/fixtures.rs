@@ -31,6 +31,7 @@ fn store(name: &str, class: StoreClass, purge: PurgeMode, max_restricted: Option
     StorePolicy {
         name: name.into(),
         class,
+        data: crate::domain::policy::DataKind::Business,
         purge,
         max_restricted: max_restricted.map(|d| Dur::from_secs(d * DAY)),
         executor: crate::domain::policy::ExecutorRef::of(&ExecutorSpec::Fs {
