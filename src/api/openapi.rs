@@ -452,7 +452,7 @@ pub enum Event {
         at: Time,
         tenant: Id,
         resource: Id,
-        /// A configured store of class `backup`.
+        /// A configured store of class `backup` holding business data (not `data = "personal"`).
         store: Id,
         copy: Id,
         /// When the backup system lets it expire.
