@@ -210,8 +210,9 @@ pub fn check(cert: &Value, log: &Path) -> Result<String, CertificateError> {
 }
 
 /// The records with the wanted sequence numbers, from the segments
-/// (`audit-NNNNNN.jsonl`, oldest first) and `audit.jsonl`.
-fn read_records(
+/// (`audit-NNNNNN.jsonl`, oldest first) and `audit.jsonl` (the receipt
+/// of a privacy request reads its records the same way).
+pub(crate) fn read_records(
     dir: &Path,
     wanted: &BTreeSet<u64>,
     verified: u64,

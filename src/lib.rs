@@ -48,7 +48,9 @@
 //!   their bytes);
 //!   [`certificate`]: the deletion certificate, issued and checked against
 //!   the log by the same type (kept outside `audit/`, which depends on
-//!   nothing but time, because it reads the config and the lifecycle).
+//!   nothing but time, because it reads the config and the lifecycle);
+//!   [`receipt`]: the receipt of a privacy request, issued from the
+//!   subject's record and checked against the log the same way.
 //! - [`api`], [`auth`]: the HTTP API (`api/`: router, authentication and
 //!   errors; one file per area: events, resources with restore-check,
 //!   forecast (read from the indexes, in pages), holds (from the index
@@ -87,6 +89,7 @@ pub mod json;
 pub mod metrics;
 pub mod notifier;
 pub mod outbound;
+pub mod receipt;
 pub mod service;
 pub mod store;
 pub mod sweeps;

@@ -105,6 +105,46 @@ kinds! {
     PolicyApplied => "policy.applied",
     /// A sweep repaired due times.
     SweepRepaired => "sweep.repaired",
+    /// A privacy request (erasure or restriction) was received, with its
+    /// due date (product-spec §8; privacy policy 5.6.1).
+    RequestReceived => "request.received",
+    /// A request received unverified was repeated with the requester's
+    /// identity verified.
+    RequestVerified => "request.verified",
+    /// A request was decided: executed, or refused with a ground (privacy
+    /// policy 5.6.2, 5.8).
+    RequestDecided => "request.decided",
+    /// An approved request started executing (after any hold).
+    RequestExecuting => "request.executing",
+    /// A request awaits a decision and its due date is near
+    /// (`privacy.warn_before`).
+    RequestDueSoon => "request.due_soon",
+    /// A request's due date passed without an answer.
+    RequestOverdue => "request.overdue",
+    /// A request completed (`partially_completed` while classes are kept
+    /// under their legal minimum, `completed` once they go too).
+    RequestCompleted => "request.completed",
+    /// A restriction in force was lifted (`restriction.lifted`).
+    RestrictionLifted => "request.restriction_lifted",
+    /// A class of a subject's personal data was scheduled for erasure
+    /// (closure or request), with the privacy policy version.
+    PersonalScheduled => "personal.scheduled",
+    /// The erasure of a class of a subject's personal data started.
+    PersonalErasureStarted => "personal.erasure_started",
+    /// A personal store deleted a class of a subject's data.
+    PersonalErased => "personal.erased",
+    /// A personal store anonymised a class of a subject's data.
+    PersonalAnonymized => "personal.anonymized",
+    /// A personal store restricted a class of a subject's data.
+    PersonalRestricted => "personal.restricted",
+    /// A personal store lifted a restriction.
+    PersonalUnrestricted => "personal.unrestricted",
+    /// A personal store's executor failed; retried later.
+    PersonalFailed => "personal.failed",
+    /// A personal store's executor kept failing: an operator must retry.
+    PersonalStuck => "personal.stuck",
+    /// An operator retried stuck personal calls.
+    PersonalRetry => "personal.retry",
 }
 
 impl Serialize for AuditKind {

@@ -75,8 +75,37 @@ impl fmt::Display for Config {
         for p in self.products.values() {
             write_product(f, p)?;
         }
-        Ok(())
+        write_privacy(f, &self.privacy)
     }
+}
+
+/// `[privacy]`: how fast requests are answered and each class of personal
+/// data, with the policy's version.
+fn write_privacy(f: &mut fmt::Formatter<'_>, p: &crate::domain::privacy::PrivacyPolicy) -> fmt::Result {
+    let warn: Vec<String> = p.warn_before.iter().map(ToString::to_string).collect();
+    writeln!(
+        f,
+        "privacy (version {}): response_time={} warn_before=[{}] auto_approve={}",
+        p.version,
+        p.response_time,
+        warn.join(", "),
+        p.auto_approve
+    )?;
+    if p.classes.is_empty() {
+        writeln!(f, "  no classes: no personal data is erased")?;
+    }
+    for c in &p.classes {
+        let minimum = c.legal_minimum.map(|m| format!(" legal_minimum={m}")).unwrap_or_default();
+        writeln!(
+            f,
+            "  class {}: stores=[{}] after_closure={}{minimum} erasure={}",
+            c.name,
+            c.stores.join(", "),
+            c.after_closure,
+            c.erasure
+        )?;
+    }
+    Ok(())
 }
 
 /// One line per store: its class, `data=personal` for a store of personal
@@ -196,6 +225,19 @@ late_fee_per_day = "0.1%"
 stores = ["primary"]
 buffer = { expiry = "2d", arrears = "2d", termination = "2d" }
 renewal_reminder = []
+[privacy]
+response_time = "30d"
+warn_before = ["1d", "7d"]
+auto_approve = true
+[privacy.classes.contact]
+stores = ["crm"]
+after_closure = "30d"
+erasure = "anonymize"
+[privacy.classes.ledger]
+stores = ["crm"]
+after_closure = "7y"
+legal_minimum = "7y"
+erasure = "anonymize"
 "#;
         let config = parse(Path::new("/etc/retentiond/retentiond.toml"), text).unwrap();
         let expected = concat!(
@@ -232,6 +274,9 @@ renewal_reminder = []
             "  arrears_affects: [postpaid]\n",
             "  late_fee_per_day: 0.05%\n",
             "  renewal_reminder: [] before the renewal cutoff (7days before the term end)\n",
+            "privacy (version 187485a80e7b8dd0): response_time=30days warn_before=[7days, 1day] auto_approve=true\n",
+            "  class contact: stores=[crm] after_closure=30days erasure=anonymize\n",
+            "  class ledger: stores=[crm] after_closure=7years legal_minimum=7years erasure=anonymize\n",
         );
         assert_eq!(config.to_string(), expected);
     }

@@ -19,6 +19,8 @@
 //! - `safety`: `[safety]` and `[safety.guard]`;
 //! - `stores`: `[stores.*]`;
 //! - `products`: `[products.*]`, checked against the stores and safety;
+//! - `privacy`: `[privacy]` and its classes of personal data, checked
+//!   against the stores;
 //! - `display`: what `check-config` prints (the effective policies);
 //! - `shared`: [`Shared`], the value swapped whole on reload.
 
@@ -32,6 +34,7 @@ use std::path::{Path, PathBuf};
 
 mod display;
 mod origin;
+mod privacy;
 mod products;
 mod raw;
 mod runtime;
@@ -287,6 +290,9 @@ pub struct Config {
     pub notifier: Option<crate::notifier::NotifierSpec>,
     /// `[schedule]`.
     pub schedule: ScheduleConfig,
+    /// `[privacy]`: personal data of account holders (product-spec §8),
+    /// sealed with its version.
+    pub privacy: crate::domain::privacy::PrivacyPolicy,
     /// Settings that are valid but weaken a safeguard: `check-config`
     /// prints them and the daemon logs them, and neither refuses the file
     /// for them.
@@ -339,9 +345,12 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     let api = runtime::api(&origin, raw.api)?;
     let min_notice_at = raw.safety.min_notice.span();
     let safety = safety::safety(&origin, raw.safety)?;
-    let stores::Stores { policies: stores, executors, warnings } = stores::stores(&origin, raw.stores)?;
+    let stores::Stores { policies: stores, executors, mut warnings } = stores::stores(&origin, raw.stores)?;
     let rules = products::Rules { origin: &origin, stores: &stores, safety: &safety, min_notice_at };
     let products = products::products(&rules, raw.products)?;
+    let cx = privacy::Context { origin: &origin, stores: &stores, executors: &executors };
+    let (privacy, privacy_warnings) = privacy::privacy(&cx, raw.privacy)?;
+    warnings.extend(privacy_warnings);
     let notifier = runtime::notifier(&origin, raw.notifier)?;
     let schedule = runtime::schedule(&origin, raw.schedule)?;
     Ok(Config {
@@ -355,6 +364,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         products,
         notifier,
         schedule,
+        privacy,
         warnings,
     })
 }

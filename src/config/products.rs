@@ -147,7 +147,7 @@ impl Rules<'_> {
             };
             by_reason.insert(reason, d);
         }
-        Ok(Buffers { expiry, arrears, termination: by_reason })
+        Ok(Buffers { expiry, arrears, termination: by_reason, account_closed: termination })
     }
 
     /// `arrears_affects`: billing kinds, postpaid only by default.

@@ -38,6 +38,8 @@ pub(super) struct RawConfig {
     pub(super) notifier: Option<Spanned<NotifierSpec>>,
     #[serde(default)]
     pub(super) schedule: RawSchedule,
+    #[serde(default)]
+    pub(super) privacy: RawPrivacy,
 }
 
 // ---- [daemon] ----
@@ -375,4 +377,52 @@ fn default_reconcile() -> Option<Spanned<String>> {
 }
 fn default_backup_expiry() -> Option<Spanned<String>> {
     Some(Spanned::new(0..0, "0 5 * * * *".to_string()))
+}
+
+// ---- [privacy] ----
+
+/// `[privacy]` (product-spec §8): absent, requests are still answered
+/// within 15 days and no class of personal data is erased.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPrivacy {
+    #[serde(default = "default_response_time")]
+    pub(super) response_time: Spanned<Dur>,
+    #[serde(default = "default_warn_before")]
+    pub(super) warn_before: Spanned<Vec<Dur>>,
+    #[serde(default)]
+    pub(super) auto_approve: bool,
+    #[serde(default)]
+    pub(super) classes: BTreeMap<Spanned<String>, Spanned<RawClass>>,
+}
+
+impl Default for RawPrivacy {
+    fn default() -> Self {
+        RawPrivacy {
+            response_time: default_response_time(),
+            warn_before: default_warn_before(),
+            auto_approve: false,
+            classes: BTreeMap::new(),
+        }
+    }
+}
+
+/// Privacy policy 5.6.1: requests are answered within 15 days.
+fn default_response_time() -> Spanned<Dur> {
+    Spanned::new(0..0, Dur::from_secs(15 * 86_400))
+}
+
+fn default_warn_before() -> Spanned<Vec<Dur>> {
+    Spanned::new(0..0, vec![Dur::from_secs(5 * 86_400), Dur::from_secs(86_400)])
+}
+
+/// One `[privacy.classes.NAME]`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawClass {
+    pub(super) stores: Spanned<Vec<Spanned<String>>>,
+    pub(super) after_closure: Spanned<Dur>,
+    #[serde(default)]
+    pub(super) legal_minimum: Option<Spanned<Dur>>,
+    pub(super) erasure: Spanned<crate::domain::privacy::Erasure>,
 }

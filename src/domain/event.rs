@@ -1,6 +1,7 @@
 //! Billing and operations events (product-spec §5): parsed from JSON into
 //! typed values, every malformed field named, before anything is stored.
 
+use crate::domain::privacy::{Decision, ErasureGround, RefusalGround, RequestKind};
 pub use crate::domain::vocabulary::{Billing, TerminationReason};
 use crate::ids::check_id;
 use crate::time::{parse_rfc3339, Timestamp};
@@ -78,6 +79,51 @@ pub enum EventBody {
         /// The copy's id.
         copy: String,
     },
+    /// `account.closed`: the tenant cancelled its account (privacy policy
+    /// 5.5.2): every resource ends, every subject's personal data is
+    /// erased after its class's period.
+    AccountClosed,
+    /// `subject.created`: a user of the account whose personal data is held.
+    SubjectCreated {
+        /// Unique within the tenant.
+        subject: String,
+    },
+    /// `erasure.requested` or `restriction.requested` (privacy policy
+    /// 5.4.3, 5.6.1; the international policy's restriction).
+    Requested {
+        /// The request.
+        request: RequestFields,
+    },
+    /// `restriction.lifted`: the restriction of request `request_id` ends.
+    RestrictionLifted {
+        /// The restriction request being lifted.
+        request_id: String,
+        /// Whose data.
+        subject: String,
+    },
+    /// `request.decided`: an operator's answer.
+    RequestDecided {
+        /// The request decided.
+        request_id: String,
+        /// Execute, or refuse on a ground.
+        decision: Decision,
+    },
+}
+
+/// The fields of a privacy request's event.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RequestFields {
+    /// Unique across the daemon.
+    pub request_id: String,
+    /// Whose data (the account holder, the tenant id, by default).
+    pub subject: String,
+    /// Erasure or restriction.
+    pub kind: RequestKind,
+    /// Why erasure is asked (empty for a restriction).
+    pub grounds: Vec<ErasureGround>,
+    /// Whether the requester's identity is verified (default false: an
+    /// unverified request cannot be executed).
+    pub verified: bool,
 }
 
 /// One validated event.
@@ -99,7 +145,7 @@ pub struct Event {
 impl Event {
     /// The event's `type` as written on the wire.
     pub fn type_name(&self) -> &'static str {
-        match self.body {
+        match &self.body {
             EventBody::Created { .. } => "resource.created",
             EventBody::Renewed { .. } => "resource.renewed",
             EventBody::Terminated { .. } => "resource.terminated",
@@ -111,14 +157,30 @@ impl Event {
             EventBody::HoldReleased { .. } => "hold.released",
             EventBody::BackupCreated { .. } => "backup.created",
             EventBody::BackupDeleted { .. } => "backup.deleted",
+            EventBody::AccountClosed => "account.closed",
+            EventBody::SubjectCreated { .. } => "subject.created",
+            EventBody::Requested { request } => match request.kind {
+                RequestKind::Erasure => "erasure.requested",
+                RequestKind::Restriction => "restriction.requested",
+            },
+            EventBody::RestrictionLifted { .. } => "restriction.lifted",
+            EventBody::RequestDecided { .. } => "request.decided",
         }
+    }
+
+    /// True for the events about the account and its people (product-spec
+    /// §8), applied to subjects rather than resources.
+    pub fn is_personal(&self) -> bool {
+        is_personal(self.type_name())
     }
 
     /// True for events from operations and legal (holds, reinstatement),
     /// which the `ingest` role may not post (product-spec §3, §5), and for a
     /// termination for `violation`: a serious breach may purge at once
     /// (general terms 7.5.2, a zero buffer), an irreversible step that is
-    /// an operator's decision, never a billing feed's alone.
+    /// an operator's decision, never a billing feed's alone. The answer to
+    /// a privacy request and the lifting of a restriction are an
+    /// operator's too (product-spec §8).
     pub fn is_operator_event(&self) -> bool {
         matches!(
             self.body,
@@ -126,6 +188,8 @@ impl Event {
                 | EventBody::HoldPlaced { .. }
                 | EventBody::HoldReleased { .. }
                 | EventBody::Terminated { reason: TerminationReason::Violation }
+                | EventBody::RestrictionLifted { .. }
+                | EventBody::RequestDecided { .. }
         )
     }
 }
@@ -147,7 +211,7 @@ fn bad(field: &str, error: impl Into<String>) -> FieldError {
 const COMMON: [&str; 5] = ["event_id", "type", "at", "tenant", "resource"];
 
 /// The event types this build understands.
-pub const TYPES: [&str; 11] = [
+pub const TYPES: [&str; 17] = [
     "backup.created",
     "backup.deleted",
     "resource.created",
@@ -159,7 +223,27 @@ pub const TYPES: [&str; 11] = [
     "arrears.settled",
     "hold.placed",
     "hold.released",
+    "account.closed",
+    "subject.created",
+    "erasure.requested",
+    "restriction.requested",
+    "restriction.lifted",
+    "request.decided",
 ];
+
+/// Events about a tenant's account and its people, never a resource
+/// (product-spec §8).
+fn is_personal(kind: &str) -> bool {
+    matches!(
+        kind,
+        "account.closed"
+            | "subject.created"
+            | "erasure.requested"
+            | "restriction.requested"
+            | "restriction.lifted"
+            | "request.decided"
+    )
+}
 
 /// Parses one event object. Unknown fields are refused so a misspelt field
 /// cannot silently drop an instruction.
@@ -174,8 +258,11 @@ pub fn parse_event(v: &Value) -> Result<Event, FieldError> {
         Some(_) => Some(id_field(obj, "resource")?.to_string()),
     };
     let tenant_scope_allowed = kind.starts_with("arrears.") || kind.starts_with("hold.");
-    if resource.is_none() && !tenant_scope_allowed && TYPES.contains(&kind) {
+    if resource.is_none() && !tenant_scope_allowed && !is_personal(kind) && TYPES.contains(&kind) {
         return Err(bad("resource", "required"));
+    }
+    if resource.is_some() && is_personal(kind) {
+        return Err(bad("resource", format!("a {kind} event concerns the account, not a resource")));
     }
     let (body, extra): (EventBody, &[&str]) = match kind {
         "resource.created" => {
@@ -260,6 +347,59 @@ pub fn parse_event(v: &Value) -> Result<Event, FieldError> {
             let copy = id_field(obj, "copy")?.to_string();
             (EventBody::BackupDeleted { store, copy }, &["store", "copy"])
         }
+        "account.closed" => (EventBody::AccountClosed, &[]),
+        "subject.created" => {
+            (EventBody::SubjectCreated { subject: id_field(obj, "subject")?.to_string() }, &["subject"])
+        }
+        "erasure.requested" | "restriction.requested" => {
+            let kind = if kind == "erasure.requested" { RequestKind::Erasure } else { RequestKind::Restriction };
+            let request_id = id_field(obj, "request_id")?.to_string();
+            let subject = subject_field(obj, tenant)?;
+            let verified = match obj.get("verified") {
+                None | Some(Value::Null) => false,
+                Some(Value::Bool(b)) => *b,
+                Some(_) => return Err(bad("verified", "must be true or false")),
+            };
+            let grounds = match kind {
+                RequestKind::Erasure => grounds_field(obj)?,
+                RequestKind::Restriction => Vec::new(),
+            };
+            let extra: &[&str] = match kind {
+                RequestKind::Erasure => &["request_id", "subject", "grounds", "verified"],
+                RequestKind::Restriction => &["request_id", "subject", "verified"],
+            };
+            (EventBody::Requested { request: RequestFields { request_id, subject, kind, grounds, verified } }, extra)
+        }
+        "restriction.lifted" => {
+            let request_id = id_field(obj, "request_id")?.to_string();
+            let subject = subject_field(obj, tenant)?;
+            (EventBody::RestrictionLifted { request_id, subject }, &["request_id", "subject"])
+        }
+        "request.decided" => {
+            let request_id = id_field(obj, "request_id")?.to_string();
+            let ground = match obj.get("ground") {
+                None | Some(Value::Null) => None,
+                Some(_) => {
+                    let g = str_field(obj, "ground")?;
+                    Some(RefusalGround::parse(g).ok_or_else(|| {
+                        bad("ground", format!("unknown ground {g:?}; expected one of {}", RefusalGround::expected()))
+                    })?)
+                }
+            };
+            let decision = match (str_field(obj, "decision")?, ground) {
+                ("execute", None) => Decision::Execute,
+                ("execute", Some(_)) => return Err(bad("ground", "only a refusal has a ground")),
+                ("refuse", Some(g)) => Decision::Refuse(g),
+                ("refuse", None) => {
+                    return Err(bad(
+                        "ground",
+                        format!("required to refuse (privacy policy 5.8); one of {}", RefusalGround::expected()),
+                    ))
+                }
+                (other, _) => return Err(bad("decision", format!("must be \"execute\" or \"refuse\", not {other:?}"))),
+            };
+            (EventBody::RequestDecided { request_id, decision }, &["request_id", "decision", "ground"])
+        }
         other => {
             return Err(bad("type", format!("unknown event type {other:?}; expected one of {}", TYPES.join(", "))))
         }
@@ -292,6 +432,36 @@ fn parse_amount(s: &str) -> Result<Decimal, FieldError> {
         return Err(bad("amount", format!("must have at most {MAX_AMOUNT_DECIMALS} decimal places")));
     }
     Ok(d)
+}
+
+/// `subject`: an id, the account holder (the tenant's own id) when left out.
+fn subject_field(obj: &Map<String, Value>, tenant: &str) -> Result<String, FieldError> {
+    match obj.get("subject") {
+        None | Some(Value::Null) => Ok(tenant.to_string()),
+        Some(_) => Ok(id_field(obj, "subject")?.to_string()),
+    }
+}
+
+/// `grounds` of an erasure request: one or more of the closed list
+/// (privacy policy 5.4.3), each once.
+fn grounds_field(obj: &Map<String, Value>) -> Result<Vec<ErasureGround>, FieldError> {
+    let expected = || format!("a list of one or more of {}", ErasureGround::expected());
+    let list = match obj.get("grounds") {
+        None | Some(Value::Null) => return Err(bad("grounds", format!("required: {}", expected()))),
+        Some(Value::Array(a)) if !a.is_empty() => a,
+        Some(_) => return Err(bad("grounds", format!("must be {}", expected()))),
+    };
+    let mut grounds = Vec::new();
+    for g in list {
+        let name = g.as_str().ok_or_else(|| bad("grounds", format!("must be {}", expected())))?;
+        let ground = ErasureGround::parse(name).ok_or_else(|| {
+            bad("grounds", format!("unknown ground {name:?}; expected one of {}", ErasureGround::expected()))
+        })?;
+        if !grounds.contains(&ground) {
+            grounds.push(ground);
+        }
+    }
+    Ok(grounds)
 }
 
 fn str_field<'a>(obj: &'a Map<String, Value>, field: &str) -> Result<&'a str, FieldError> {

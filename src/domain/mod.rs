@@ -11,6 +11,9 @@
 //!   tenant-wide event concerns.
 //! - [`guard`]: the mass-deletion guard, judging whole batches (domain-rules
 //!   §1.2: a deletion that runs too early is the worst failure).
+//! - [`privacy`]: personal data of account holders (domain-rules §3):
+//!   subjects, their classes of personal data and requests, as a pure
+//!   state machine beside the resource lifecycle.
 //! - [`clock_jump`]: `safety.max_clock_jump`, telling a set, stepped or
 //!   resumed wall clock from time passing, for the same reason.
 
@@ -19,4 +22,5 @@ pub mod event;
 pub mod guard;
 pub mod lifecycle;
 pub mod policy;
+pub mod privacy;
 pub mod vocabulary;

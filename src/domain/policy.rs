@@ -91,7 +91,7 @@ impl Serialize for ExecutorRef {
 }
 
 /// Buffer lengths by cause and termination reason for one product.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Buffers {
     /// After the term end.
     pub expiry: Dur,
@@ -100,6 +100,26 @@ pub struct Buffers {
     /// After an early termination, by reason (missing reasons fall back to
     /// `termination` when the config is loaded, so every reason is present).
     pub termination: BTreeMap<TerminationReason, Dur>,
+    /// After `account.closed`: the product's `termination` buffer as
+    /// written (product-spec §8). In the version only where it differs
+    /// from the agreement's (whose default it is), so that products whose
+    /// config did not change keep their versions.
+    pub account_closed: Dur,
+}
+
+impl Serialize for Buffers {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let distinct = self.termination.get(&TerminationReason::Agreement) != Some(&self.account_closed);
+        let mut st = s.serialize_struct("Buffers", 3 + usize::from(distinct))?;
+        st.serialize_field("expiry", &self.expiry)?;
+        st.serialize_field("arrears", &self.arrears)?;
+        st.serialize_field("termination", &self.termination)?;
+        if distinct {
+            st.serialize_field("account_closed", &self.account_closed)?;
+        }
+        st.end()
+    }
 }
 
 impl Buffers {
@@ -109,6 +129,7 @@ impl Buffers {
             Cause::Expiry => self.expiry,
             Cause::Arrears => self.arrears,
             Cause::Release => Dur::default(),
+            Cause::Termination if reason == Some(TerminationReason::AccountClosed) => self.account_closed,
             Cause::Termination => {
                 let reason = reason.unwrap_or(TerminationReason::Agreement);
                 self.termination

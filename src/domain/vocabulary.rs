@@ -60,10 +60,15 @@ pub enum TerminationReason {
     Discontinued,
     /// 72 consecutive hours of provider-caused outage (8.3).
     ProviderOutage,
+    /// The tenant closed its account (`account.closed`; privacy policy
+    /// 5.5.2: services stop): the product's `termination` buffer. Not in
+    /// [`TerminationReason::ALL`]: no `resource.terminated` event gives it.
+    AccountClosed,
 }
 
 impl TerminationReason {
-    /// Every reason, for validation and printing.
+    /// Every reason a `resource.terminated` event may give, each with its
+    /// own buffer key, for validation and printing.
     pub const ALL: [TerminationReason; 5] = [
         TerminationReason::Agreement,
         TerminationReason::Violation,
@@ -80,6 +85,7 @@ impl TerminationReason {
             TerminationReason::Attack => "attack",
             TerminationReason::Discontinued => "discontinued",
             TerminationReason::ProviderOutage => "provider_outage",
+            TerminationReason::AccountClosed => "account_closed",
         }
     }
 

@@ -42,6 +42,7 @@ impl Engine {
     /// has come ([`Engine::report_reviews`]: they stay in force).
     pub(super) fn tick_through(&mut self, now: Timestamp, horizon: Timestamp) -> Result<(), EngineError> {
         self.run_due(now, horizon)?;
+        self.run_due_subjects(now, horizon)?;
         self.report_reviews(now)
     }
 
@@ -281,10 +282,14 @@ impl Engine {
             return Ok(Duration::ZERO);
         }
         let now = self.clock.now();
-        let next = match (self.store.next_due_after(now)?, self.store.next_review_after(now)?) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let next = [
+            self.store.next_due_after(now)?,
+            self.store.next_review_after(now)?,
+            self.store.next_subject_due_after(now)?,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         Ok(match next {
             Some(t) => (t - now).to_std().unwrap_or_default().min(MAX_SLEEP),
             None => MAX_SLEEP,

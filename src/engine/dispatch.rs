@@ -37,8 +37,19 @@ pub enum CallOutcome {
     NotRun,
 }
 
-/// A copy's executor call: (resource, store, copy).
-pub(super) type CopyKey = (String, String, String);
+/// Whose data an executor call is about: a resource's copy of business
+/// data, or a subject's personal data (issue 12).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Owner {
+    /// A resource, by id.
+    Resource(String),
+    /// A subject.
+    Subject(crate::store::SubjectKey),
+}
+
+/// An executor call: (owner, store, copy), the copy being a class of
+/// personal data for a subject.
+pub(super) type CopyKey = (Owner, String, String);
 
 /// The executor calls: queued while their intent is being made durable,
 /// started after the flush, one at a time per copy, each store with its
@@ -54,18 +65,18 @@ pub(super) struct Calls {
     lanes: BTreeMap<String, Arc<Lane>>,
     /// Calls queued or running: a copy is never called twice at once.
     in_flight: HashSet<CopyKey>,
-    /// How many of them each resource has, so whether a resource is busy
-    /// is one lookup (see [`Calls::lease`]).
-    busy_resources: HashMap<String, usize>,
+    /// How many of them each resource or subject has, so whether one is
+    /// busy is one lookup (see [`Calls::lease`]).
+    busy_owners: HashMap<Owner, usize>,
     /// Calls queued in this step, whose intent is being made durable, with
     /// the tenant; [`Calls::start`] hands them to their store's lane.
     queued: Vec<Call>,
     /// Whether deletions may run, shared with queued executor calls so a
     /// pause reaches calls already waiting for their turn.
     gate: Arc<AtomicBool>,
-    /// Resources under a hold, shared with queued executor calls so a hold
-    /// placed while a call waits for its turn stops it.
-    held: Arc<Mutex<HashSet<String>>>,
+    /// Resources and subjects under a hold, shared with queued executor
+    /// calls so a hold placed while a call waits for its turn stops it.
+    held: Arc<Mutex<HashSet<Owner>>>,
 }
 
 impl Calls {
@@ -76,7 +87,7 @@ impl Calls {
             limits: call_limits(config),
             lanes: BTreeMap::new(),
             in_flight: HashSet::new(),
-            busy_resources: HashMap::new(),
+            busy_owners: HashMap::new(),
             queued: Vec::new(),
             gate: Arc::new(AtomicBool::new(false)),
             held: Arc::new(Mutex::new(HashSet::new())),
@@ -102,12 +113,17 @@ impl Calls {
 
     /// Whether this copy's call is queued or running.
     pub(super) fn busy(&self, resource: &str, store: &str, copy: &str) -> bool {
-        self.in_flight.contains(&(resource.to_string(), store.to_string(), copy.to_string()))
+        self.in_flight.contains(&(Owner::Resource(resource.to_string()), store.to_string(), copy.to_string()))
     }
 
     /// Whether any call of this resource is queued or running.
     pub(super) fn resource_busy(&self, resource: &str) -> bool {
-        self.busy_resources.contains_key(resource)
+        self.busy_owners.contains_key(&Owner::Resource(resource.to_string()))
+    }
+
+    /// Whether any call of this subject is queued or running.
+    pub(super) fn subject_busy(&self, key: &crate::store::SubjectKey) -> bool {
+        self.busy_owners.contains_key(&Owner::Subject(key.clone()))
     }
 
     /// Calls queued or running.
@@ -136,10 +152,10 @@ impl Calls {
     /// started).
     pub(super) fn finish(&mut self, key: &CopyKey) {
         if self.in_flight.remove(key) {
-            if let Some(n) = self.busy_resources.get_mut(&key.0) {
+            if let Some(n) = self.busy_owners.get_mut(&key.0) {
                 *n -= 1;
                 if *n == 0 {
-                    self.busy_resources.remove(&key.0);
+                    self.busy_owners.remove(&key.0);
                 }
             }
         }
@@ -147,21 +163,46 @@ impl Calls {
 
     /// Notes whether `r` is under a hold, for calls waiting for their turn.
     pub(super) fn note_holds(&self, r: &Resource) {
+        self.note_held(Owner::Resource(r.id.clone()), !r.holds.is_empty());
+    }
+
+    /// Notes whether a hold covers a subject's tenant: its erasures wait.
+    pub(super) fn note_subject_holds(&self, key: &crate::store::SubjectKey, held: bool) {
+        self.note_held(Owner::Subject(key.clone()), held);
+    }
+
+    fn note_held(&self, owner: Owner, is_held: bool) {
         let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-        if r.holds.is_empty() {
-            held.remove(&r.id);
+        if is_held {
+            held.insert(owner);
         } else {
-            held.insert(r.id.clone());
+            held.remove(&owner);
         }
     }
 
     /// Queues an executor call to start once the state is durable, marking
     /// it in flight at once so a second pass does not queue it again.
     pub(super) fn queue(&mut self, r: &Resource, store: String, copy: String, action: Action) {
-        let key = (r.id.clone(), store, copy);
+        self.enqueue((Owner::Resource(r.id.clone()), store, copy), r.tenant.clone(), action);
+    }
+
+    /// Queues a personal store's call for one class of a subject's data,
+    /// as [`Calls::queue`] does a copy's.
+    pub(super) fn queue_personal(
+        &mut self,
+        key: &crate::store::SubjectKey,
+        class: String,
+        store: String,
+        action: crate::domain::privacy::PersonalAction,
+    ) {
+        let tenant = key.tenant.clone();
+        self.enqueue((Owner::Subject(key.clone()), store, class), tenant, super::privacy::executor_action(action));
+    }
+
+    fn enqueue(&mut self, key: CopyKey, tenant: String, action: Action) {
         if self.in_flight.insert(key.clone()) {
-            *self.busy_resources.entry(key.0.clone()).or_default() += 1;
-            self.queued.push(Call { key, tenant: r.tenant.clone(), action });
+            *self.busy_owners.entry(key.0.clone()).or_default() += 1;
+            self.queued.push(Call { key, tenant, action });
         }
     }
 
@@ -265,7 +306,7 @@ struct LaneTask {
     lane: Arc<Lane>,
     tx: mpsc::Sender<Command>,
     gate: Arc<AtomicBool>,
-    held: Arc<Mutex<HashSet<String>>>,
+    held: Arc<Mutex<HashSet<Owner>>>,
     metrics: Arc<crate::metrics::Metrics>,
 }
 
@@ -285,23 +326,25 @@ impl LaneTask {
                     }
                 }
             };
-            let Call { key: (resource, store, copy), tenant, action } = call;
+            let Call { key: (owner, store, copy), tenant, action } = call;
             // A pause or a hold that came while this call waited for its
-            // turn stops it here.
-            let is_held = self.held.lock().unwrap_or_else(|e| e.into_inner()).contains(&resource);
+            // turn stops it here (for a subject, only an erasure: a
+            // restriction destroys nothing).
+            let is_held = self.held.lock().unwrap_or_else(|e| e.into_inner()).contains(&owner)
+                && (matches!(owner, Owner::Resource(_)) || matches!(action, Action::Delete | Action::Anonymize));
             let outcome = match executor {
                 None => CallOutcome::Failed(format!("store {store:?} is not configured")),
                 Some(_) if !self.gate.load(Ordering::SeqCst) || is_held => CallOutcome::NotRun,
                 Some(executor) => {
-                    let target = Target {
-                        tenant,
-                        store: store.clone(),
-                        item: Item::Copy { resource: resource.clone(), copy: copy.clone() },
+                    let item = match &owner {
+                        Owner::Resource(resource) => Item::Copy { resource: resource.clone(), copy: copy.clone() },
+                        Owner::Subject(key) => Item::Personal { subject: key.subject.clone(), class: copy.clone() },
                     };
+                    let target = Target { tenant, store: store.clone(), item };
                     call_executor(&executor, action, &target, limit, &self.metrics).await
                 }
             };
-            let _ = self.tx.send(Command::CopyResult { resource, store, copy, outcome }).await;
+            let _ = self.tx.send(Command::CopyResult { owner, store, copy, action, outcome }).await;
         }
     }
 }

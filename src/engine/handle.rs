@@ -64,6 +64,15 @@ pub enum Command {
         /// Receives how many copies are retried.
         reply: oneshot::Sender<Result<usize, EngineError>>,
     },
+    /// An operator asks to retry a subject's stuck personal-store calls.
+    RetrySubject {
+        /// The subject.
+        subject: crate::store::SubjectKey,
+        /// Only this store's calls, if given.
+        store: Option<String>,
+        /// Receives how many calls are retried.
+        reply: oneshot::Sender<Result<usize, EngineError>>,
+    },
     /// Lift a tripped guard (releasing exactly its held batch) and a clock
     /// anomaly; answered with what was lifted.
     Approve {
@@ -118,12 +127,14 @@ pub enum Command {
     },
     /// An executor call finished (or was not run).
     CopyResult {
-        /// The resource.
-        resource: String,
+        /// The resource or subject.
+        owner: super::dispatch::Owner,
         /// The store.
         store: String,
-        /// The copy.
+        /// The copy (for a subject: the class of personal data).
         copy: String,
+        /// What was asked.
+        action: crate::executor::Action,
         /// What happened.
         outcome: CallOutcome,
     },
@@ -246,6 +257,15 @@ impl EngineHandle {
         let (reply, rx) = oneshot::channel();
         self.tx.send(Command::Retry { resource, store, reply }).await.map_err(|_| EngineError::Stopped)?;
         rx.await.map_err(|_| EngineError::Stopped)?
+    }
+
+    /// Retries a subject's stuck personal-store calls (all, or one store's).
+    pub async fn retry_subject(
+        &self,
+        subject: crate::store::SubjectKey,
+        store: Option<String>,
+    ) -> Result<usize, EngineError> {
+        self.call(|reply| Command::RetrySubject { subject, store, reply }).await
     }
 
     /// Lifts a tripped mass-deletion guard (releasing exactly the batch it

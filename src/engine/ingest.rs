@@ -43,10 +43,18 @@ impl Engine {
             return Ok(result("rejected", Some(why)));
         }
         let mut w = WriteSet::default();
-        let outcome = match &ev.resource {
-            Some(id) => self.apply_to_resource(ev, id, now),
-            None => self.apply_to_tenant(ev, now, &mut w),
-        }?;
+        let mut subjects = Vec::new();
+        let outcome = if ev.is_personal() {
+            self.apply_personal(ev, now)?.map(|changes| {
+                subjects = changes.subjects;
+                changes.resources
+            })
+        } else {
+            match &ev.resource {
+                Some(id) => self.apply_to_resource(ev, id, now),
+                None => self.apply_to_tenant(ev, now, &mut w),
+            }?
+        };
         let base = json!({"event_id": ev.event_id, "type": ev.type_name(), "at": fmt_rfc3339(ev.at)});
         let (status, error) = match outcome {
             Ok(changes) => {
@@ -58,6 +66,9 @@ impl Engine {
                 for (mut r, fx, due) in changes {
                     self.effects(&mut w, now, &mut r, fx);
                     w.put_resource(r, due);
+                }
+                for (s, fx) in subjects {
+                    self.put_subject(&mut w, now, s, fx)?;
                 }
                 ("applied", None)
             }
@@ -76,6 +87,13 @@ impl Engine {
         };
         w.events.push((ev.event_id.clone(), EventOutcome { status: status.into(), resource: ev.resource.clone() }));
         self.commit(w)?;
+        if status == "applied"
+            && ev.resource.is_none()
+            && matches!(ev.body, EventBody::HoldPlaced { .. } | EventBody::HoldReleased { .. })
+        {
+            // A tenant's holds cover its people's personal data too.
+            self.subjects_of_tenant_changed(&ev.tenant, now)?;
+        }
         Ok(result(status, error))
     }
 

@@ -73,6 +73,18 @@ impl Engine {
                 }
             }
         }
+        // A subject with calls in flight likewise waits for their answers
+        // (or its lease's end, should they be lost) rather than being read
+        // again at every step: its requests' warnings are days apart, and
+        // every answer rewrites it anyway.
+        if !self.calls.is_empty() {
+            let until = later(self.clock.now(), self.calls.lease());
+            for (s, due) in &mut w.subjects {
+                if self.calls.subject_busy(&crate::store::SubjectKey::of(s)) {
+                    *due = Some(due.map_or(until, |d| d.max(until)));
+                }
+            }
+        }
         self.pending.merge(w);
         Ok(())
     }

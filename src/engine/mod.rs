@@ -27,6 +27,8 @@
 //! - `ingest.rs`: events applied to a resource or a whole tenant.
 //! - `deadlines.rs`: the tick that runs what is due, and how long to sleep.
 //! - `reviews.rs`: holds past their review date, reported once each.
+//! - `privacy.rs`: personal data (issue 12): events about the account and
+//!   its people, subjects whose time came, personal stores' answers.
 //! - `safety.rs`: the clock-jump check, the mass-deletion guard, `approve`.
 //! - `dispatch.rs`: executor calls, started once their intent is durable,
 //!   and their outcomes; `notices.rs`: the same for notices to the tenant.
@@ -46,6 +48,7 @@ mod ingest;
 mod journal;
 mod notices;
 mod pending;
+mod privacy;
 mod reviews;
 mod safety;
 mod step;

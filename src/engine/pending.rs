@@ -13,7 +13,8 @@
 //! durable: nothing is acknowledged or acted on from here.
 
 use crate::domain::lifecycle::{Resource, TenantHolds};
-use crate::store::{EventOutcome, Store, StoreError, WriteSet};
+use crate::domain::privacy::Subject;
+use crate::store::{EventOutcome, Store, StoreError, SubjectKey, WriteSet};
 use std::collections::{BTreeSet, HashMap};
 
 /// Writes merged since the last settle, with indexes to read them by key.
@@ -32,6 +33,12 @@ pub(super) struct Pending {
     /// Resources written here, by tenant (for [`Pending::tenant_resources`]:
     /// a resource created earlier in the group is the tenant's too).
     by_tenant: HashMap<String, BTreeSet<String>>,
+    /// Position of each subject in `w.subjects`.
+    subjects: HashMap<SubjectKey, usize>,
+    /// Subjects written here, by tenant.
+    subjects_by_tenant: HashMap<String, BTreeSet<String>>,
+    /// The subject of each request written here.
+    request_owners: HashMap<String, SubjectKey>,
 }
 
 impl Pending {
@@ -46,7 +53,32 @@ impl Pending {
     /// order, the latest clock, guard state and outbox trim win. Applying
     /// the merged set is the same as applying each in turn.
     pub(super) fn merge(&mut self, w: WriteSet) {
-        let WriteSet { resources, tenants, events, audit, outbox_done_through, clock, flags, certificates, guard } = w;
+        let WriteSet {
+            resources,
+            tenants,
+            events,
+            audit,
+            outbox_done_through,
+            clock,
+            flags,
+            certificates,
+            guard,
+            subjects,
+        } = w;
+        for (s, due) in subjects {
+            let key = SubjectKey::of(&s);
+            self.subjects_by_tenant.entry(s.tenant.clone()).or_default().insert(s.id.clone());
+            for r in &s.requests {
+                self.request_owners.insert(r.id.clone(), key.clone());
+            }
+            match self.subjects.get(&key) {
+                Some(&i) => self.w.subjects[i] = (s, due),
+                None => {
+                    self.subjects.insert(key, self.w.subjects.len());
+                    self.w.subjects.push((s, due));
+                }
+            }
+        }
         for (r, due) in resources {
             self.by_tenant.entry(r.tenant.clone()).or_default().insert(r.id.clone());
             upsert(&mut self.w.resources, &mut self.resources, r.id.clone(), (r, due));
@@ -109,6 +141,33 @@ impl Pending {
         match self.tenants.get(tenant) {
             Some(&i) => Ok(self.w.tenants[i].1.clone()),
             None => store.tenant_holds(tenant),
+        }
+    }
+
+    /// A subject as last written, here or in the store.
+    pub(super) fn subject(&self, store: &dyn Store, key: &SubjectKey) -> Result<Option<Subject>, StoreError> {
+        match self.subjects.get(key) {
+            Some(&i) => Ok(Some(self.w.subjects[i].0.clone())),
+            None => store.subject(key),
+        }
+    }
+
+    /// A tenant's subject ids, those written here included, in id order.
+    pub(super) fn tenant_subjects(&self, store: &dyn Store, tenant: &str) -> Result<Vec<String>, StoreError> {
+        let mut ids = store.tenant_subjects(tenant)?;
+        if let Some(here) = self.subjects_by_tenant.get(tenant) {
+            ids.extend(here.iter().cloned());
+            ids.sort();
+            ids.dedup();
+        }
+        Ok(ids)
+    }
+
+    /// The subject a request belongs to, here or in the store.
+    pub(super) fn request_owner(&self, store: &dyn Store, id: &str) -> Result<Option<SubjectKey>, StoreError> {
+        match self.request_owners.get(id) {
+            Some(key) => Ok(Some(key.clone())),
+            None => store.request_owner(id),
         }
     }
 

@@ -98,13 +98,28 @@ impl Engine {
                 let n = self.retry(&resource, store.as_deref())?;
                 replies.retry.push((reply, n));
             }
+            Command::RetrySubject { subject, store, reply } => {
+                let n = self.retry_subject(&subject, store.as_deref())?;
+                replies.retry.push((reply, n));
+            }
             Command::Approve { batch_digest, reply } => {
                 let result = self.approve(batch_digest)?;
                 replies.approve.push((reply, result));
             }
-            Command::CopyResult { resource, store, copy, outcome } => {
-                self.calls.finish(&(resource.clone(), store.clone(), copy.clone()));
-                self.copy_result(&resource, &store, &copy, outcome)?;
+            Command::CopyResult { owner, store, copy, action, outcome } => {
+                self.calls.finish(&(owner.clone(), store.clone(), copy.clone()));
+                match owner {
+                    super::dispatch::Owner::Resource(resource) => {
+                        self.copy_result(&resource, &store, &copy, outcome)?
+                    }
+                    super::dispatch::Owner::Subject(key) => match super::privacy::personal_action(action) {
+                        Some(action) => self.personal_result(&key, &copy, &store, action, outcome)?,
+                        None => tracing::error!(
+                            action = action.as_str(),
+                            "a personal call answered for an action it cannot ask"
+                        ),
+                    },
+                }
             }
             Command::NoticeResult { resource, key, outcome } => {
                 self.notices.in_flight.remove(&key);

@@ -334,6 +334,7 @@ codes!(cause_code, cause_of, Cause, "cause", {
 codes!(reason_code, reason_of, TerminationReason, "termination reason", {
     TerminationReason::Agreement = 0, TerminationReason::Violation = 1, TerminationReason::Attack = 2,
     TerminationReason::Discontinued = 3, TerminationReason::ProviderOutage = 4,
+    TerminationReason::AccountClosed = 5,
 });
 codes!(notice_kind_code, notice_kind_of, NoticeKind, "notice kind", {
     NoticeKind::RenewalReminder = 0, NoticeKind::BufferStarted = 1,

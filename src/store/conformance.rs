@@ -62,6 +62,9 @@ macro_rules! conformance_suite {
             needing_migration_lists_records_an_older_build_left_incomplete,
             holds_are_listed_in_key_order_by_tenant_and_authority,
             reviews_due_lists_unreported_review_dates_earliest_first,
+            subjects_read_back_and_are_listed_by_tenant,
+            the_subjects_due_index_follows_each_records_due,
+            requests_are_indexed_and_open_ones_listed,
         );
     };
     (@promises $engine:ident, $fresh:path; $($promise:ident),+ $(,)?) => {
@@ -78,8 +81,10 @@ macro_rules! conformance_suite {
 }
 
 mod holds;
+mod personal;
 mod secondary;
 use holds::*;
+use personal::*;
 use secondary::*;
 
 conformance_suite!(sled, super::fresh_sled);

@@ -3,7 +3,9 @@
 //! or that stall a flush (fault injection), without each of them copying
 //! the whole trait to change one method.
 
-use super::{EventOutcome, Flag, HoldCounts, HoldEntry, HoldFilter, HoldKey, Store, StoreError, StoreStats, WriteSet};
+use super::{
+    EventOutcome, Flag, HoldCounts, HoldEntry, HoldFilter, HoldKey, Store, StoreError, StoreStats, SubjectKey, WriteSet,
+};
 use crate::audit::{AuditHead, AuditRecord};
 use crate::domain::guard::GuardState;
 use crate::domain::lifecycle::{Resource, TenantHolds};
@@ -162,5 +164,31 @@ impl<S: Store> Store for Hooked<S> {
     }
     fn hold_counts(&self) -> Result<HoldCounts, StoreError> {
         self.inner.hold_counts()
+    }
+    fn subject(&self, key: &SubjectKey) -> Result<Option<crate::domain::privacy::Subject>, StoreError> {
+        self.inner.subject(key)
+    }
+    fn tenant_subjects(&self, tenant: &str) -> Result<Vec<String>, StoreError> {
+        self.inner.tenant_subjects(tenant)
+    }
+    fn subjects_due(
+        &self,
+        after: Option<(Timestamp, &SubjectKey)>,
+        until: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<(Timestamp, SubjectKey)>, StoreError> {
+        self.inner.subjects_due(after, until, limit)
+    }
+    fn next_subject_due_after(&self, now: Timestamp) -> Result<Option<Timestamp>, StoreError> {
+        self.inner.next_subject_due_after(now)
+    }
+    fn request_owner(&self, request_id: &str) -> Result<Option<SubjectKey>, StoreError> {
+        self.inner.request_owner(request_id)
+    }
+    fn requests_after(&self, after: Option<&str>, limit: usize) -> Result<Vec<(String, SubjectKey)>, StoreError> {
+        self.inner.requests_after(after, limit)
+    }
+    fn open_requests(&self) -> Result<Vec<super::OpenRequest>, StoreError> {
+        self.inner.open_requests()
     }
 }

@@ -6,11 +6,13 @@
 
 use super::hold_index::{self, HoldCounts, HoldEntry, HoldFilter, HoldKey};
 use super::indexes;
+use super::personal::{self, OpenRequest, SubjectKey};
 use super::record::{DueKey, RecordError};
 use super::{EventOutcome, Flag, Store, StoreError, StoreStats, WriteSet};
 use crate::audit::{AuditHead, AuditRecord};
 use crate::domain::guard::GuardState;
 use crate::domain::lifecycle::{Resource, TenantHolds};
+use crate::domain::privacy::Subject;
 use crate::time::Timestamp;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Mutex, MutexGuard};
@@ -56,6 +58,14 @@ struct State {
     by_authority: BTreeSet<(String, HoldKey)>,
     /// Review dates not yet reported, in milliseconds rounded up.
     reviews: BTreeSet<(i64, HoldKey)>,
+    /// Subjects (personal data) by key, with their due time.
+    subjects: BTreeMap<SubjectKey, (Subject, Option<Timestamp>)>,
+    /// The subjects' deadline index: milliseconds (rounded down), key.
+    subject_due: BTreeSet<(i64, SubjectKey)>,
+    /// The subject of every request.
+    request_owners: BTreeMap<String, SubjectKey>,
+    /// Requests not yet closed, by id.
+    open: BTreeMap<String, OpenRequest>,
 }
 
 impl MemoryStore {
@@ -90,6 +100,14 @@ impl MemoryStore {
     fn lock(&self) -> Result<MutexGuard<'_, State>, StoreError> {
         self.state.lock().map_err(|_| StoreError::Db("the in-memory store's lock is poisoned".into()))
     }
+}
+
+/// A subjects' deadline entry's time, from its milliseconds.
+fn subject_due_at(ms: i64, key: &SubjectKey) -> Result<Timestamp, StoreError> {
+    chrono::DateTime::from_timestamp_millis(ms).ok_or_else(|| StoreError::Decode {
+        key: format!("subject due {ms} {}", key.display()),
+        reason: RecordError::DueKey,
+    })
 }
 
 /// A deadline entry's time; as the sled engine, an entry whose time cannot
@@ -286,6 +304,27 @@ impl Store for MemoryStore {
             st.index_holds(hold_index::of_tenant(tenant, holds));
         }
         st.tenant_holds.extend(tenants);
+        for (subject, due) in w.subjects {
+            let key = SubjectKey::of(&subject);
+            if let Some((old, old_due)) = st.subjects.remove(&key) {
+                if let Some(t) = old_due {
+                    st.subject_due.remove(&(t.timestamp_millis(), key.clone()));
+                }
+                for r in personal::open_requests(&old) {
+                    st.open.remove(&r.id);
+                }
+            }
+            if let Some(t) = due {
+                st.subject_due.insert((t.timestamp_millis(), key.clone()));
+            }
+            for r in &subject.requests {
+                st.request_owners.insert(r.id.clone(), key.clone());
+            }
+            for r in personal::open_requests(&subject) {
+                st.open.insert(r.id.clone(), r);
+            }
+            st.subjects.insert(key, (subject, due));
+        }
         st.certificates.extend(w.certificates);
         st.flags.extend(w.flags);
         st.events.extend(w.events);
@@ -400,6 +439,68 @@ impl Store for MemoryStore {
         let st = self.lock()?;
         let reported = st.holds.values().filter(|h| h.review_reported_at.is_some()).count();
         Ok(HoldCounts { in_force: st.holds.len() as u64, review_due: reported as u64 })
+    }
+
+    fn subject(&self, key: &SubjectKey) -> Result<Option<Subject>, StoreError> {
+        Ok(self.lock()?.subjects.get(key).map(|(s, _)| s.clone()))
+    }
+
+    fn tenant_subjects(&self, tenant: &str) -> Result<Vec<String>, StoreError> {
+        let st = self.lock()?;
+        let from = SubjectKey { tenant: tenant.to_string(), subject: String::new() };
+        Ok(st.subjects.range(from..).take_while(|(k, _)| k.tenant == tenant).map(|(k, _)| k.subject.clone()).collect())
+    }
+
+    fn subjects_due(
+        &self,
+        after: Option<(Timestamp, &SubjectKey)>,
+        until: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<(Timestamp, SubjectKey)>, StoreError> {
+        use std::ops::Bound;
+        let st = self.lock()?;
+        let start = match after {
+            Some((t, k)) => Bound::Excluded((t.timestamp_millis(), k.clone())),
+            None => Bound::Unbounded,
+        };
+        let until = until.timestamp_millis();
+        let mut out = Vec::new();
+        for (ms, key) in st.subject_due.range((start, Bound::Unbounded)) {
+            if *ms > until || out.len() >= limit {
+                break;
+            }
+            out.push((subject_due_at(*ms, key)?, key.clone()));
+        }
+        Ok(out)
+    }
+
+    fn next_subject_due_after(&self, now: Timestamp) -> Result<Option<Timestamp>, StoreError> {
+        let st = self.lock()?;
+        let after = now.timestamp_millis();
+        match st.subject_due.iter().find(|(ms, _)| *ms > after) {
+            Some((ms, key)) => Ok(Some(subject_due_at(*ms, key)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn request_owner(&self, request_id: &str) -> Result<Option<SubjectKey>, StoreError> {
+        Ok(self.lock()?.request_owners.get(request_id).cloned())
+    }
+
+    fn requests_after(&self, after: Option<&str>, limit: usize) -> Result<Vec<(String, SubjectKey)>, StoreError> {
+        use std::ops::Bound;
+        let st = self.lock()?;
+        let start = after.map_or(Bound::Unbounded, |a| Bound::Excluded(a.to_string()));
+        Ok(st
+            .request_owners
+            .range((start, Bound::Unbounded))
+            .take(limit)
+            .map(|(id, k)| (id.clone(), k.clone()))
+            .collect())
+    }
+
+    fn open_requests(&self) -> Result<Vec<OpenRequest>, StoreError> {
+        Ok(self.lock()?.open.values().cloned().collect())
     }
 }
 

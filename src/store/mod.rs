@@ -13,6 +13,8 @@
 //!   once per resource and per event (issue 11: bytes a resource on disk).
 //! - `hold_index`: the index of holds in force, by place, by authority and
 //!   by review date (issue 13: `GET /v1/holds`, reviews due).
+//! - `personal`: what the store keeps of personal data (issue 12):
+//!   subjects by key, their deadline index, requests and open requests.
 //! - [`MemoryStore`] (`memory.rs`): maps in memory, for tests.
 //! - [`Hooked`] (`hooked.rs`): any engine with callbacks around its writes,
 //!   for tests that watch or stall them.
@@ -30,6 +32,7 @@ mod hold_index;
 mod hooked;
 pub(crate) mod indexes;
 mod memory;
+pub(crate) mod personal;
 mod record;
 mod sled;
 
@@ -38,6 +41,7 @@ pub use hold_index::{HoldCounts, HoldEntry, HoldFilter, HoldKey};
 pub use hooked::Hooked;
 pub(crate) use indexes::held_or_deleting;
 pub use memory::MemoryStore;
+pub use personal::{OpenRequest, SubjectKey};
 pub use record::RecordError;
 
 use crate::audit::{AuditHead, AuditRecord};
@@ -152,6 +156,9 @@ pub struct WriteSet {
     pub certificates: Vec<(String, serde_json::Value)>,
     /// The mass-deletion guard's durable state, when it changed.
     pub guard: Option<crate::domain::guard::GuardState>,
+    /// Subjects (personal data, issue 12) to write, each with when it is
+    /// next due (the subjects' deadline index follows).
+    pub subjects: Vec<(crate::domain::privacy::Subject, Option<Timestamp>)>,
 }
 
 impl StoreStats {
@@ -190,9 +197,16 @@ impl WriteSet {
         self.resources.push((r, due));
     }
 
+    /// Adds a subject, replacing an earlier version of it in this set.
+    pub fn put_subject(&mut self, s: crate::domain::privacy::Subject, due: Option<Timestamp>) {
+        self.subjects.retain(|(old, _)| !(old.tenant == s.tenant && old.id == s.id));
+        self.subjects.push((s, due));
+    }
+
     /// True when there is nothing to write.
     pub fn is_empty(&self) -> bool {
         self.resources.is_empty()
+            && self.subjects.is_empty()
             && self.events.is_empty()
             && self.audit.is_empty()
             && self.tenants.is_empty()
@@ -333,6 +347,27 @@ impl WriteSet {
 /// - [`hold_counts`](Store::hold_counts) counts the holds in force, and
 ///   those with `review_reported_at` set.
 ///
+/// **Personal data** (issue 12). A subject's record is keyed by its
+/// [`SubjectKey`] and written with when it is next due, like a resource.
+/// - [`subject`](Store::subject) reads back the subject as last written;
+///   [`tenant_subjects`](Store::tenant_subjects) lists a tenant's subject
+///   ids in id order, each once, and no other tenant's
+///   (`subjects_read_back_and_are_listed_by_tenant`).
+/// - The subjects' deadline index holds one entry per subject whose `due`
+///   is `Some`, ordered by time (to the millisecond, rounded down) then
+///   key; [`subjects_due(after, until, limit)`](Store::subjects_due) lists
+///   the entries at or before `until`, strictly after the entry `after`,
+///   earliest first, at most `limit`;
+///   [`next_subject_due_after(now)`](Store::next_subject_due_after) is the
+///   earliest strictly after `now`
+///   (`the_subjects_due_index_follows_each_records_due`).
+/// - Every request of every subject is in the request index:
+///   [`request_owner`](Store::request_owner) names its subject, and
+///   [`requests_after`](Store::requests_after) pages through the ids in
+///   order; [`open_requests`](Store::open_requests) lists the requests not
+///   yet closed, by id, as their subjects were last written, equal to a
+///   recount (`requests_are_indexed_and_open_ones_listed`).
+///
 /// **Failures.** Every failure is a [`StoreError`] and stops deletions. A
 /// stored record this build cannot read, such as a resource record of an
 /// unknown version (a compact record's leading byte past 3, or JSON with
@@ -437,4 +472,29 @@ pub trait Store: Send + Sync + 'static {
     /// Holds in force, and those reported due for review, for metrics (kept
     /// as counters by the sled engine, recounted by the memory one).
     fn hold_counts(&self) -> Result<HoldCounts, StoreError>;
+    /// A subject's record (personal data, issue 12).
+    fn subject(&self, key: &SubjectKey) -> Result<Option<crate::domain::privacy::Subject>, StoreError>;
+    /// The ids of a tenant's subjects, in id order.
+    fn tenant_subjects(&self, tenant: &str) -> Result<Vec<String>, StoreError>;
+    /// Subjects' deadline entries at or before `until`, strictly after
+    /// `after`, earliest first, at most `limit`: the engine's tick and the
+    /// forecast read them in slices.
+    fn subjects_due(
+        &self,
+        after: Option<(Timestamp, &SubjectKey)>,
+        until: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<(Timestamp, SubjectKey)>, StoreError>;
+    /// The earliest subject deadline strictly after `now`.
+    fn next_subject_due_after(&self, now: Timestamp) -> Result<Option<Timestamp>, StoreError>;
+    /// The subject a request belongs to (request ids are unique across
+    /// the daemon).
+    fn request_owner(&self, request_id: &str) -> Result<Option<SubjectKey>, StoreError>;
+    /// Request ids with their subjects, in id order, strictly after
+    /// `after`, at most `limit`.
+    fn requests_after(&self, after: Option<&str>, limit: usize) -> Result<Vec<(String, SubjectKey)>, StoreError>;
+    /// Every request not yet closed, in id order: few (each is a person's
+    /// request waiting for an answer or its execution), read for metrics
+    /// and the list of open requests.
+    fn open_requests(&self) -> Result<Vec<OpenRequest>, StoreError>;
 }

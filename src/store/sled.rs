@@ -5,10 +5,12 @@
 
 use super::hold_index::{self, HoldCounts, HoldEntry, HoldFilter, HoldKey};
 use super::indexes;
+use super::personal::{self, keys as pkeys, OpenRequest, SubjectKey, SubjectRecord};
 use super::record::{self, DueKey, RecordError, ResourceRecord};
 use super::{EventOutcome, Flag, Store, StoreError, StoreStats, WriteSet};
 use crate::audit::{AuditHead, AuditRecord};
 use crate::domain::lifecycle::{Resource, TenantHolds};
+use crate::domain::privacy::Subject;
 use crate::time::Timestamp;
 use serde::Deserialize;
 use std::path::Path;
@@ -93,6 +95,46 @@ impl SledStore {
             None => Ok(None),
             Some(v) => ResourceRecord::decode(id, &v).map(Some).map_err(|e| decode_err(&key, e)),
         }
+    }
+
+    fn subject_record(&self, key: &SubjectKey) -> Result<Option<SubjectRecord>, StoreError> {
+        let k = pkeys::subject(key);
+        match self.db.get(&k).map_err(db_err)? {
+            None => Ok(None),
+            Some(v) => SubjectRecord::decode(&v).map(Some).map_err(|e| decode_err(&k, e)),
+        }
+    }
+
+    /// Writes subjects, keeping their indexes equal to the records: the old
+    /// due entry and open requests of the version stored are replaced by
+    /// the new one's; every request is in the request index.
+    fn write_subjects(
+        &self,
+        batch: &mut sled::Batch,
+        subjects: &[(Subject, Option<Timestamp>)],
+    ) -> Result<(), StoreError> {
+        for (s, due) in subjects {
+            let key = SubjectKey::of(s);
+            if let Some(old) = self.subject_record(&key)? {
+                if let Some(t) = old.due {
+                    batch.remove(pkeys::due(t, &key));
+                }
+                for r in personal::open_requests(&old.subject) {
+                    batch.remove(pkeys::open(&r.id));
+                }
+            }
+            if let Some(t) = due {
+                batch.insert(pkeys::due(*t, &key), &[] as &[u8]);
+            }
+            for r in &s.requests {
+                batch.insert(pkeys::request(&r.id), pkeys::owner_value(&key));
+            }
+            for r in personal::open_requests(s) {
+                batch.insert(pkeys::open(&r.id), record::encode(&r));
+            }
+            batch.insert(pkeys::subject(&key), record::encode(&SubjectRecord { v: 1, due: *due, subject: s.clone() }));
+        }
+        Ok(())
     }
 
     fn get<T: for<'de> Deserialize<'de>>(&self, key: &[u8]) -> Result<Option<T>, StoreError> {
@@ -299,6 +341,7 @@ impl Store for SledStore {
                 batch.remove(k);
             }
         }
+        self.write_subjects(&mut batch, &w.subjects)?;
         if let Some(t) = w.clock {
             batch.insert(record::CLOCK_KEY, record::encode(&t));
         }
@@ -456,6 +499,101 @@ impl Store for SledStore {
 
     fn hold_counts(&self) -> Result<HoldCounts, StoreError> {
         Ok(*self.hold_tally())
+    }
+
+    fn subject(&self, key: &SubjectKey) -> Result<Option<Subject>, StoreError> {
+        Ok(self.subject_record(key)?.map(|r| r.subject))
+    }
+
+    fn tenant_subjects(&self, tenant: &str) -> Result<Vec<String>, StoreError> {
+        let prefix = pkeys::tenant_subjects(tenant);
+        let mut ids = Vec::new();
+        for kv in self.db.scan_prefix(&prefix) {
+            let (k, _) = kv.map_err(db_err)?;
+            let id = std::str::from_utf8(&k[prefix.len()..]).map_err(|_| decode_err(&k, RecordError::Field("key")))?;
+            ids.push(id.to_string());
+        }
+        Ok(ids)
+    }
+
+    fn subjects_due(
+        &self,
+        after: Option<(Timestamp, &SubjectKey)>,
+        until: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<(Timestamp, SubjectKey)>, StoreError> {
+        use std::ops::Bound;
+        let start = match after {
+            Some((t, k)) => Bound::Excluded(pkeys::due(t, k)),
+            None => Bound::Included(pkeys::DUE_PREFIX.to_vec()),
+        };
+        let end = pkeys::due_from(until.timestamp_millis().saturating_add(1));
+        let mut out = Vec::new();
+        for kv in self.db.range::<Vec<u8>, _>((start, Bound::Excluded(end))) {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, _) = kv.map_err(db_err)?;
+            out.push(pkeys::decode_due(&k).ok_or_else(|| decode_err(&k, RecordError::DueKey))?);
+        }
+        Ok(out)
+    }
+
+    fn next_subject_due_after(&self, now: Timestamp) -> Result<Option<Timestamp>, StoreError> {
+        let start = pkeys::due_from(now.timestamp_millis().saturating_add(1));
+        match self.db.range(start..).next() {
+            Some(kv) => {
+                let (k, _) = kv.map_err(db_err)?;
+                if !k.starts_with(pkeys::DUE_PREFIX) {
+                    return Ok(None);
+                }
+                Ok(Some(pkeys::decode_due(&k).ok_or_else(|| decode_err(&k, RecordError::DueKey))?.0))
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn request_owner(&self, request_id: &str) -> Result<Option<SubjectKey>, StoreError> {
+        let key = pkeys::request(request_id);
+        match self.db.get(&key).map_err(db_err)? {
+            None => Ok(None),
+            Some(v) => std::str::from_utf8(&v)
+                .ok()
+                .and_then(pkeys::owner)
+                .map(Some)
+                .ok_or_else(|| decode_err(&key, RecordError::Field("request owner"))),
+        }
+    }
+
+    fn requests_after(&self, after: Option<&str>, limit: usize) -> Result<Vec<(String, SubjectKey)>, StoreError> {
+        use std::ops::Bound;
+        let start = match after {
+            Some(a) => Bound::Excluded(pkeys::request(a)),
+            None => Bound::Included(pkeys::REQUEST_PREFIX.to_vec()),
+        };
+        let mut out = Vec::new();
+        for kv in self.db.range::<Vec<u8>, _>((start, Bound::Unbounded)) {
+            let (k, v) = kv.map_err(db_err)?;
+            if !k.starts_with(pkeys::REQUEST_PREFIX) || out.len() >= limit {
+                break;
+            }
+            let id = std::str::from_utf8(&k[pkeys::REQUEST_PREFIX.len()..]).ok();
+            let owner = std::str::from_utf8(&v).ok().and_then(pkeys::owner);
+            match (id, owner) {
+                (Some(id), Some(owner)) => out.push((id.to_string(), owner)),
+                _ => return Err(decode_err(&k, RecordError::Field("request index entry"))),
+            }
+        }
+        Ok(out)
+    }
+
+    fn open_requests(&self) -> Result<Vec<OpenRequest>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.db.scan_prefix(pkeys::OPEN_PREFIX) {
+            let (k, v) = kv.map_err(db_err)?;
+            out.push(record::decode(&v).map_err(|e| decode_err(&k, e))?);
+        }
+        Ok(out)
     }
 }
 

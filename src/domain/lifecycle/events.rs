@@ -247,6 +247,15 @@ impl Resource {
             EventBody::BackupCreated { .. } | EventBody::BackupDeleted { .. } => {
                 self.backup_event(ev, policy, &mut fx)?;
             }
+            EventBody::AccountClosed
+            | EventBody::SubjectCreated { .. }
+            | EventBody::Requested { .. }
+            | EventBody::RestrictionLifted { .. }
+            | EventBody::RequestDecided { .. } => {
+                // The engine applies these to subjects (`domain::privacy`);
+                // the account's closure reaches resources as a termination.
+                return Err(Rejection::new(format!("a {} event does not apply to a resource", ev.type_name())));
+            }
             EventBody::HoldPlaced { hold_id, authority, review_at, .. } => {
                 let scope = format!("{:?}", self.id);
                 if place_hold(&mut self.holds, &self.released_holds, ev, &scope)? {

@@ -62,7 +62,12 @@ pub(crate) fn policy() -> ProductPolicy {
             store("snap", StoreClass::Backup, PurgeMode::Immediate, None),
             store("tapes", StoreClass::Backup, PurgeMode::AtExpiry, Some(30)),
         ],
-        buffer: Buffers { expiry: Dur::from_secs(15 * DAY), arrears: Dur::from_secs(10 * DAY), termination },
+        buffer: Buffers {
+            expiry: Dur::from_secs(15 * DAY),
+            arrears: Dur::from_secs(10 * DAY),
+            termination,
+            account_closed: Dur::from_secs(15 * DAY),
+        },
         arrears_grace: Dur::from_secs(5 * DAY),
         notices: vec![Dur::from_secs(7 * DAY), Dur::from_secs(DAY)],
         renewal_reminder: vec![Dur::from_secs(14 * DAY), Dur::from_secs(3 * DAY)],

@@ -21,6 +21,7 @@ use tokio::sync::mpsc::error::TryRecvError as QueueEmpty;
 use tokio::sync::oneshot::error::TryRecvError;
 
 mod burst;
+mod privacy;
 mod reviews;
 
 const T0: &str = "2026-01-01T00:00:00Z";

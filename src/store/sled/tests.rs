@@ -6,8 +6,21 @@ use super::*;
 use crate::store::{EventOutcome, Flag};
 use crate::time::parse_rfc3339;
 
+/// Opens the database under `dir`. Right after a `drop`, sled's flusher
+/// thread may still hold the file lock for a moment (seen on a loaded
+/// machine): a reopen waits for it, up to a few seconds, as a restarted
+/// daemon would find it released.
 fn open(dir: &tempfile::TempDir) -> SledStore {
-    SledStore::open(&dir.path().join("db"), 1 << 20).expect("sled opens")
+    let mut tries = 0;
+    loop {
+        match SledStore::open(&dir.path().join("db"), 1 << 20) {
+            Err(e) if tries < 200 && e.to_string().contains("could not acquire lock") => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other.expect("sled opens"),
+        }
+    }
 }
 
 fn resource(id: &str) -> Resource {
