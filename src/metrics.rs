@@ -91,6 +91,9 @@ pub struct Gauges {
     /// deadlines stay due. Alert rules need it to tell a dry run from an
     /// engine that has stopped working off its deadlines.
     pub dry_run: bool,
+    /// Privacy requests not yet answered or completed (issue 12): few, read
+    /// from the store's list of open requests.
+    pub requests: Vec<crate::store::OpenRequest>,
 }
 
 impl Metrics {
@@ -296,6 +299,30 @@ impl Metrics {
             "Holds in force past their review_at: each stays in force until released; someone must decide.",
         );
         o.sample("retentiond_holds_review_due", &[], g.holds.review_due);
+        o.family(
+            "retentiond_requests",
+            "gauge",
+            "Open privacy requests (erasure, restriction) by state: received (awaiting a decision), approved \
+             (deferred by a hold, or about to run), executing.",
+        );
+        for state in ["received", "approved", "executing"] {
+            let n = g.requests.iter().filter(|r| r.state.as_str() == state).count();
+            o.sample("retentiond_requests", &[("state", state)], n as u64);
+        }
+        o.family(
+            "retentiond_requests_overdue",
+            "gauge",
+            "Open privacy requests past their due date without an answer (privacy policy 5.6.1: 15 days).",
+        );
+        let overdue = g.requests.iter().filter(|r| r.overdue && r.state.as_str() == "received").count();
+        o.sample("retentiond_requests_overdue", &[], overdue as u64);
+        o.family(
+            "retentiond_request_oldest_due_timestamp_seconds",
+            "gauge",
+            "Due date (Unix seconds) of the oldest privacy request awaiting a decision; 0 when none waits.",
+        );
+        let oldest = g.requests.iter().filter(|r| r.state.as_str() == "received").map(|r| r.due.timestamp()).min();
+        o.sample("retentiond_request_oldest_due_timestamp_seconds", &[], oldest.unwrap_or(0).max(0) as u64);
         o.family("retentiond_audit_head_seq", "gauge", "Sequence number of the last record in the audit file.");
         o.sample("retentiond_audit_head_seq", &[], g.audit_head_seq);
         for (name, on, help) in [

@@ -239,6 +239,60 @@ fn retry_target(body: &[u8]) -> Result<(String, Option<String>), ApiError> {
     Ok((resource.to_string(), store))
 }
 
+/// Retry a subject's stuck personal-store calls.
+///
+/// `POST /v1/admin/retry-subject {"tenant": ID, "subject": ID, "store":
+/// optional}` (issue 12): as `/v1/admin/retry`, for personal data.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/retry-subject",
+    tag = "admin",
+    request_body(content = super::wire::RetrySubjectRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "How many stuck calls are made again", body = Retried),
+        (status = 400, description = "Not JSON, `tenant` or `subject` missing or not an id, `store` not a string \
+            or not a store of the subject's classes: `field` names it", body = ErrorBody),
+        (status = 403, description = "Only an operator or admin retries", body = ErrorBody),
+        (status = 404, description = "No such subject of that tenant", body = ErrorBody),
+        (status = 408, description = "The body did not arrive within `[api] idle_timeout`", body = ErrorBody),
+        (status = 413, description = "The body is over 1 MiB", body = ErrorBody),
+        (status = 415, description = "The body is not sent as `application/json`", body = ErrorBody),
+        (status = 503, description = "The engine or the store is unavailable", body = ErrorBody),
+    ),
+)]
+pub(super) async fn post_retry_subject(
+    State(state): State<ApiState>,
+    Extension(role): Extension<Role>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    require(role, Permission::Operate)?;
+    let v = parse_json(&read_body(&state, &headers, body).await?)?;
+    let id = |field: &str| -> Result<String, ApiError> {
+        let s = v[field].as_str().ok_or_else(|| ApiError::field(field, "required"))?;
+        crate::ids::check_stored_id(s).map_err(|e| ApiError::field(field, e))?;
+        Ok(s.to_string())
+    };
+    let key = crate::store::SubjectKey { tenant: id("tenant")?, subject: id("subject")? };
+    let store = match v.get("store") {
+        None | Some(Value::Null) => None,
+        Some(s) => Some(s.as_str().ok_or_else(|| ApiError::field("store", "must be a string"))?.to_string()),
+    };
+    let found = {
+        let key = key.clone();
+        state.read(move |s| Ok(s.subject(&key)?)).await?
+    };
+    let Some(subject) = found else {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "no such subject of that tenant".to_string()));
+    };
+    let has = |s: &str| subject.classes.iter().any(|c| c.copies.iter().any(|p| p.store == s));
+    if let Some(s) = store.as_deref().filter(|s| !has(s)) {
+        return Err(ApiError::field("store", format!("the subject has no data in store {s:?}")));
+    }
+    let retried = state.engine.retry_subject(key, store).await?;
+    Ok(sorted(&Retried { retried: retried as u64 })?.into_response())
+}
+
 /// Apply a reloaded policy to running buffers.
 ///
 /// `POST /v1/admin/apply-policy` `{"product":NAME}`: applies the product's

@@ -98,7 +98,7 @@ impl std::str::FromStr for Cursor {
 pub const MAX_PAGE: usize = 10_000;
 
 /// What the daemon-wide switches add to every deletion's blockers.
-fn gates(store: &dyn Store, config: &Config) -> Result<Vec<String>, StoreError> {
+pub(super) fn gates(store: &dyn Store, config: &Config) -> Result<Vec<String>, StoreError> {
     let mut gates = Vec::new();
     if config.safety.dry_run {
         gates.push("dry_run".to_string());

@@ -107,6 +107,7 @@ pub(super) async fn get_metrics(
         Ok(crate::metrics::Gauges {
             store: store.stats()?,
             holds: store.hold_counts()?,
+            requests: store.open_requests()?,
             audit_head_seq,
             paused: store.flag(Flag::Paused)?,
             guard_tripped: store.flag(Flag::GuardTripped)?,

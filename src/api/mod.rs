@@ -32,6 +32,8 @@ pub mod forecast;
 mod health;
 pub mod holds;
 mod openapi;
+mod personal_forecast;
+mod privacy;
 mod resources;
 pub mod wire;
 
@@ -204,8 +206,13 @@ fn authenticated() -> OpenApiRouter<ApiState> {
         .routes(routes!(audit::get_audit))
         .routes(routes!(audit::get_certificate))
         .routes(routes!(admin::post_retry))
+        .routes(routes!(admin::post_retry_subject))
         .routes(routes!(admin::post_apply_policy))
         .routes(routes!(holds::get_holds))
+        .routes(routes!(privacy::get_request))
+        .routes(routes!(privacy::get_requests))
+        .routes(routes!(privacy::get_subject))
+        .routes(routes!(privacy::get_receipt))
         .routes(routes!(openapi::get_openapi))
         .routes(routes!(health::get_readyz))
         .routes(routes!(health::get_metrics))

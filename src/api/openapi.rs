@@ -27,6 +27,7 @@ use super::wire::ErrorBody;
 use crate::domain::guard::WindowKind;
 use crate::domain::lifecycle::{CopyState, State as ResourceState};
 use crate::domain::policy::{Billing, Cause, StoreClass, TerminationReason};
+use crate::domain::privacy::{ErasureGround, RefusalGround};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use std::borrow::Cow;
@@ -77,7 +78,8 @@ pub const STORED_ID_PATTERN: &str =
         (name = "events", description = "Billing and operations events (product-spec §5)"),
         (name = "resources", description = "What is known of resources, what will be deleted, what may be restored"),
         (name = "admin", description = "Operators' and admins' switches"),
-        (name = "audit", description = "The hash-chained audit trail and deletion certificates"),
+        (name = "audit", description = "The hash-chained audit trail, deletion certificates and request receipts"),
+        (name = "privacy", description = "Personal data of account holders: requests and subjects (product-spec §8)"),
         (name = "health", description = "Liveness, readiness and metrics"),
         (name = "meta", description = "This description"),
     )
@@ -255,7 +257,12 @@ string_enum!(CopyState as "CopyState", "Where one copy of a resource's data stan
 string_enum!(Billing as "Billing", "How a resource is paid for", [Prepaid, Postpaid]);
 string_enum!(Cause as "Cause", "Why a buffer runs", [Expiry, Termination, Arrears, Release]);
 string_enum!(TerminationReason as "TerminationReason", "Why a resource was terminated early",
-    [Agreement, Violation, Attack, Discontinued, ProviderOutage]);
+    [Agreement, Violation, Attack, Discontinued, ProviderOutage, AccountClosed]);
+string_enum!(ErasureGround as "ErasureGround", "Why erasure is asked (privacy policy 5.4.3)",
+    [UnlawfulProcessing, NoConsent, BreachOfAgreement, ConsentWithdrawn, PurposeFulfilled]);
+string_enum!(RefusalGround as "RefusalGround", "Why a request is refused (privacy policy 5.6.2, 5.8)",
+    [LegalObligation, NationalSecurity, PublicSafety, CriminalInvestigation, AbuseOfRights,
+     ProtectionOfLifeOrProperty, HarmToOthers, TradeSecret, Repetitive, Impractical]);
 string_enum!(StoreClass as "StoreClass", "Where a copy lives: online data, a cache of it, or a backup",
     [Online, Cache, Backup]);
 string_enum!(WindowKind as "WindowKind", "The mass-deletion guard's window a batch would overflow",
@@ -377,7 +384,7 @@ pub enum Event {
     /// An early termination: a buffer per product and reason.
     #[serde(rename = "resource.terminated")]
     #[schema(title = "resource.terminated")]
-    Terminated { event_id: Id, at: Time, tenant: Id, resource: Id, reason: TerminationReason },
+    Terminated { event_id: Id, at: Time, tenant: Id, resource: Id, reason: TerminationReasonGiven },
     /// A termination withdrawn by agreement (operator).
     #[serde(rename = "resource.reinstated")]
     #[schema(title = "resource.reinstated")]
@@ -462,6 +469,109 @@ pub enum Event {
     #[serde(rename = "backup.deleted")]
     #[schema(title = "backup.deleted")]
     BackupDeleted { event_id: Id, at: Time, tenant: Id, resource: Id, store: Id, copy: Id },
+    /// The tenant closed its account (privacy policy 5.5.2): every resource
+    /// ends (reason `account_closed`, the product's termination buffer) and
+    /// every subject's personal data is erased after its class's period.
+    #[serde(rename = "account.closed")]
+    #[schema(title = "account.closed")]
+    AccountClosed { event_id: Id, at: Time, tenant: Id },
+    /// A user of the account whose personal data is held.
+    #[serde(rename = "subject.created")]
+    #[schema(title = "subject.created")]
+    SubjectCreated {
+        event_id: Id,
+        at: Time,
+        tenant: Id,
+        /// Unique within the tenant; not the tenant's own id (the account holder).
+        subject: Id,
+    },
+    /// A request to erase a subject's personal data, due `at + privacy.response_time`.
+    #[serde(rename = "erasure.requested")]
+    #[schema(title = "erasure.requested")]
+    ErasureRequested {
+        event_id: Id,
+        at: Time,
+        tenant: Id,
+        /// Unique across the daemon; the same id again with `verified` true
+        /// verifies a request received unverified.
+        request_id: Id,
+        /// Left out: the account holder.
+        #[serde(default)]
+        subject: Option<Id>,
+        /// One or more (privacy policy 5.4.3).
+        #[schema(min_items = 1)]
+        grounds: Vec<ErasureGround>,
+        /// Whether the requester's identity is verified (default false: never executed unverified).
+        #[serde(default)]
+        verified: Option<bool>,
+    },
+    /// A request to restrict the processing of a subject's personal data.
+    #[serde(rename = "restriction.requested")]
+    #[schema(title = "restriction.requested")]
+    RestrictionRequested {
+        event_id: Id,
+        at: Time,
+        tenant: Id,
+        request_id: Id,
+        #[serde(default)]
+        subject: Option<Id>,
+        #[serde(default)]
+        verified: Option<bool>,
+    },
+    /// The restriction of request `request_id` ends in every store (operator).
+    #[serde(rename = "restriction.lifted")]
+    #[schema(title = "restriction.lifted")]
+    RestrictionLifted {
+        event_id: Id,
+        at: Time,
+        tenant: Id,
+        /// The restriction request whose restriction is in force.
+        request_id: Id,
+        #[serde(default)]
+        subject: Option<Id>,
+    },
+    /// The answer to a request (operator): execute (verified requests
+    /// only), or refuse with a ground (required then, and only then).
+    #[serde(rename = "request.decided")]
+    #[schema(title = "request.decided")]
+    RequestDecided {
+        event_id: Id,
+        at: Time,
+        tenant: Id,
+        request_id: Id,
+        decision: DecisionName,
+        #[serde(default)]
+        ground: Option<RefusalGround>,
+    },
+}
+
+/// The reasons a `resource.terminated` event may give
+/// ([`TerminationReason::ALL`]: `account_closed` comes only from
+/// `account.closed`).
+pub enum TerminationReasonGiven {}
+
+impl PartialSchema for TerminationReasonGiven {
+    fn schema() -> RefOr<Schema> {
+        let values = TerminationReason::ALL.map(|r| serde_json::Value::from(r.as_str()));
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some("Why the resource is terminated early (general terms 7.4, 7.5)"))
+            .enum_values(Some(values))
+            .into()
+    }
+}
+
+impl ToSchema for TerminationReasonGiven {}
+
+/// `execute` or `refuse` (`request.decided`).
+#[derive(ToSchema, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code, reason = "a description only, never read")]
+pub enum DecisionName {
+    /// Carry the request out.
+    Execute,
+    /// Refuse it, with a ground.
+    Refuse,
 }
 
 /// The body of `POST /v1/events`: one event, or an array of 1 to

@@ -217,12 +217,21 @@ pub(super) async fn get_deletions(
     };
     let config = state.config.get();
     let store = state.store.clone();
-    let (deletions, next) =
-        tokio::task::spawn_blocking(move || forecast::read(&*store, &config, before, after.as_ref(), limit))
-            .await
-            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("the forecast failed: {e}")))??;
+    let first_page = after.is_none();
+    let ((deletions, next), (personal, personal_truncated)) = tokio::task::spawn_blocking(move || {
+        let business = forecast::read(&*store, &config, before, after.as_ref(), limit)?;
+        let personal = if first_page {
+            super::personal_forecast::read(&*store, &config, before, &forecast::gates(&*store, &config)?)?
+        } else {
+            (Vec::new(), false)
+        };
+        Ok::<_, crate::store::StoreError>((business, personal))
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("the forecast failed: {e}")))??;
     let next = next.map(|c| c.to_string());
-    Ok(sorted(&Deletions { before: fmt_rfc3339(before), deletions, next })?.into_response())
+    let answer = Deletions { before: fmt_rfc3339(before), deletions, next, personal, personal_truncated };
+    Ok(sorted(&answer)?.into_response())
 }
 
 /// May a backup be restored?.
@@ -240,6 +249,9 @@ pub(super) async fn get_deletions(
             description = "A resource (give this or `tenant`)"),
         ("tenant" = Option<super::openapi::StoredId>, Query,
             description = "Every resource of a tenant (give this or `resource`)"),
+        ("subject" = Option<super::openapi::StoredId>, Query,
+            description = "With `tenant`: that subject's personal data instead (the tenant's id for the account \
+                holder): refused once restricted or erased (privacy policy 5.3.3)"),
     ),
     responses(
         (status = 200, description = "Whether restoring is allowed, and why; for a tenant, each resource refused",
@@ -256,7 +268,7 @@ pub(super) async fn get_restore_check(
     axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     require(role, Permission::Read)?;
-    if let Some(k) = q.keys().find(|k| *k != "resource" && *k != "tenant") {
+    if let Some(k) = q.keys().find(|k| !["resource", "tenant", "subject"].contains(&k.as_str())) {
         return Err(ApiError::field(k, "unknown query parameter"));
     }
     let refusal = |r: &Resource| -> Option<String> {
@@ -271,8 +283,33 @@ pub(super) async fn get_restore_check(
     };
     let plain = |allowed: bool, reason: String| RestoreCheck { allowed, reason, refused: None };
     let (resource, tenant) = (q.get("resource").cloned(), q.get("tenant").cloned());
+    let subject = q.get("subject").cloned();
     let answer = state
         .read(move |store| {
+            if let Some(subject) = subject {
+                let Some(t) = tenant.filter(|_| resource.is_none()) else {
+                    return Err(ApiError::field("subject", "give ?tenant=ID with ?subject=ID, and no resource"));
+                };
+                crate::ids::check_stored_id(&t).map_err(|e| ApiError::field("tenant", e))?;
+                crate::ids::check_stored_id(&subject).map_err(|e| ApiError::field("subject", e))?;
+                let key = crate::store::SubjectKey { tenant: t, subject };
+                return Ok(match store.subject(&key)? {
+                    // The account holder of a known tenant of whom nothing
+                    // was ever asked has nothing restricted.
+                    None if key.subject == key.tenant && !store.tenant_resources(&key.tenant)?.is_empty() => {
+                        plain(true, format!("nothing of subject {} is restricted or erased", key.display()))
+                    }
+                    // Fail closed, as for an unknown resource.
+                    None => plain(false, format!("unknown subject {}", key.display())),
+                    Some(s) => match s.restore_refusal() {
+                        None => plain(
+                            true,
+                            format!("personal data of subject {} is neither restricted nor erased", key.display()),
+                        ),
+                        Some(reason) => plain(false, reason),
+                    },
+                });
+            }
             Ok(match (resource.as_deref(), tenant.as_deref()) {
                 (Some(id), None) => {
                     crate::ids::check_stored_id(id).map_err(|e| ApiError::field("resource", e))?;

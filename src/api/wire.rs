@@ -31,9 +31,14 @@ use utoipa::ToSchema;
 
 pub use crate::audit::AuditRecord;
 pub use crate::certificate::Certificate;
+pub use crate::receipt::Receipt;
 pub use holds::{HoldList, ListedHold};
+pub use privacy::{
+    PersonalStoreView, RequestClass, RequestList, RequestSummary, RequestView, SubjectClass, SubjectView,
+};
 
 mod holds;
+mod privacy;
 
 /// Reads a field that is present (`Some`), even as `null` (`Some(None)`);
 /// with `#[serde(default)]` a missing field stays `None`.
@@ -308,6 +313,36 @@ pub struct Deletions {
     /// when this page is the last.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next: Option<String>,
+    /// The personal erasures due before the same time (issue 12), by date:
+    /// listed whole with the first page (without `after`), at most 10,000.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub personal: Vec<PersonalErasure>,
+    /// True when `personal` was cut at 10,000.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub personal_truncated: bool,
+}
+
+/// One class of a subject's personal data to be erased (issue 12).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PersonalErasure {
+    /// The tenant.
+    pub tenant: String,
+    /// The subject (the tenant's id for the account holder).
+    pub subject: String,
+    /// The class.
+    pub class: String,
+    /// `delete` or `anonymize`.
+    pub erasure: String,
+    /// When it may start (its date, not before its legal minimum).
+    #[schema(format = DateTime)]
+    pub erase_after: String,
+    /// `account_closed`, or the erasure request's id.
+    pub scheduled_by: String,
+    /// The privacy policy version that scheduled it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_version: Option<String>,
+    /// What stops it: `hold:ID`, `dry_run`, `paused`, `clock_anomaly`, `guard`.
+    pub blockers: Vec<String>,
 }
 
 /// One deletion in the forecast: under way, running, or projected from a
@@ -548,6 +583,19 @@ pub struct RetryRequest {
     #[schema(value_type = super::openapi::StoredId)]
     pub resource: String,
     /// Only this store's copy (`null`: every stuck copy).
+    pub store: Option<String>,
+}
+
+/// `POST /v1/admin/retry-subject`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RetrySubjectRequest {
+    /// The tenant.
+    #[schema(value_type = super::openapi::StoredId)]
+    pub tenant: String,
+    /// The subject (the tenant's id for the account holder).
+    #[schema(value_type = super::openapi::StoredId)]
+    pub subject: String,
+    /// Only this store's calls (`null`: every stuck one).
     pub store: Option<String>,
 }
 
