@@ -5,9 +5,9 @@
 //! could not use, pointing at the key that names it.
 //!
 //! Plain HTTP stays allowed: on a loopback address it is what a local
-//! billing feed and `ctl` use, and elsewhere it is a warning (the file is
-//! valid; it may sit behind a TLS proxy on the same host), said by
-//! `check-config` and logged at every start and reload.
+//! billing feed and `ctl` use, and elsewhere it is a warning, as issue 13.4
+//! asks (the link may already be encrypted, a VPN or WireGuard network),
+//! said by `check-config` and logged at every start and reload.
 
 use super::origin::Origin;
 use super::{ConfigError, ConfigWarning};
