@@ -152,8 +152,9 @@ pub struct ApiConfig {
     /// idle or slow clients cannot use up the process's file descriptors
     /// (keep the unit's `LimitNOFILE=` well above it). Fixed until restart.
     pub max_connections: usize,
-    /// How long a client may take to send a request's headers, or its body,
-    /// and how long a kept-alive connection may sit idle between requests.
+    /// How long a client may take to make its TLS handshake, to send a
+    /// request's headers, or its body, and how long a kept-alive connection
+    /// may sit idle between requests.
     pub idle_timeout: Dur,
     /// Failed authentications (401) from one source address within
     /// `auth_lockout` before that source is answered 429 for `auth_lockout`.
