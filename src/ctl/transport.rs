@@ -137,7 +137,7 @@ impl Api {
             anyhow!(
                 "TLS with {base} failed: {}; a daemon with [api] tls_cert_file needs the CA that signed its \
                  certificate (--ca-file) and, if it asks for one, a client certificate (--client-cert, \
-                 --client-key); one without serves plain http: --addr http://{plain}",
+                 --client-key); one without it serves plain http: use --addr http://{plain}",
                 root_cause(e)
             )
         } else if e.is_timeout() {
