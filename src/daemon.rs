@@ -143,7 +143,8 @@ impl Daemon {
         // Our own accept loop, not axum::serve: connection limit and timeouts (issue 9).
         let server_task = tokio::spawn(crate::front::serve(listener, app, live.clone(), shutdown_rx));
         let sweeps = Sweeps::start(&config.schedule, handle.clone()).await?;
-        tracing::info!(%addr, state_dir = %dir.display(), "retentiond ready");
+        log_tls(&config.api, None);
+        tracing::info!(%addr, state_dir = %dir.display(), tls = config.api.tls.is_some(), "retentiond ready");
         Ok(Daemon {
             addr,
             clock,
@@ -221,6 +222,7 @@ impl Daemon {
             Err(e) => return Err(e.into()),
         };
         log_warnings(&new);
+        log_tls(&new.api, Some(&current.api));
         self.config.set(new.clone());
         self.tokens.set(Arc::new(tokens));
         let mut sweeps = self.sweeps.lock().await;
@@ -316,6 +318,24 @@ fn private_state_dir(dir: &std::path::Path) -> std::io::Result<()> {
 fn log_warnings(config: &Config) {
     for w in &config.warnings {
         tracing::warn!("{w}");
+    }
+}
+
+/// Which certificate the listener serves, at start and when a reload
+/// changes it (`previous`), so the journal shows when a renewed certificate
+/// went into force; the fingerprint is what `openssl x509 -fingerprint
+/// -sha256` prints for the file.
+fn log_tls(api: &crate::config::ApiConfig, previous: Option<&crate::config::ApiConfig>) {
+    if previous.is_some_and(|p| p.tls == api.tls) {
+        return;
+    }
+    if let Some(tls) = &api.tls {
+        tracing::info!(
+            cert = %tls.files().cert_file.display(),
+            sha256 = tls.fingerprint(),
+            client_certificates = tls.files().client_ca.as_ref().map_or("not asked for", |c| c.auth.as_str()),
+            "serving TLS; new connections get this certificate"
+        );
     }
 }
 

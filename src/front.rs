@@ -14,11 +14,18 @@
 //!   a file descriptor for no time at all and the ones within the limit keep
 //!   being answered.
 //!
+//! With `api.tls_cert_file` set, each connection makes its TLS handshake
+//! (rustls, [`crate::tls`]) in its own task, within `api.idle_timeout`,
+//! with the certificate in force when it was accepted: a reload that
+//! brings a new one serves it to new connections. A client that speaks
+//! plain HTTP to it gets a 400 saying to use `https://`.
+//!
 //! Bodies are bounded and timed by the handlers ([`crate::api`]), after
 //! authentication. On shutdown the listener closes, idle connections close at
 //! once, requests in flight get [`DRAIN`] to finish, and the rest are cut.
 
 use crate::config::{Config, Shared};
+use crate::tls::ServerTls;
 use axum::extract::ConnectInfo;
 use axum::Router;
 use hyper::body::Incoming;
@@ -26,9 +33,11 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::TlsAcceptor;
 
 /// How long requests in flight may take to finish once shutdown begins.
 /// The engine stops at the same time, so a request waiting for it is
@@ -81,7 +90,11 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let idle = config.get().api.idle_timeout.0;
+        // The config in force when the connection is accepted: a reload
+        // changes the timeout and the certificate of new connections only.
+        let live = config.get();
+        let idle = live.api.idle_timeout.0;
+        let tls = live.api.tls.as_ref().map(ServerTls::acceptor);
         let app = app.clone();
         let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
             req.extensions_mut().insert(ConnectInfo(peer));
@@ -89,17 +102,41 @@ pub async fn serve(
             // Router is always ready (its poll_ready returns Ready at once).
             tower_service::Service::call(&mut app, req)
         });
-        let conn = hyper::server::conn::http1::Builder::new()
+        let http = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(idle)
             .keep_alive(true)
-            .serve_connection(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn);
+            .clone();
+        // Subscribed now, before a shutdown can begin, so a connection whose
+        // handshake ends after it is still told to close.
+        let watcher = graceful.watcher();
+        let mut stopping = shutdown.clone();
         connections.spawn(async move {
-            if let Err(e) = conn.await {
+            // Held for the life of the task, handshake included.
+            let _permit = permit;
+            let served = match tls {
+                None => watcher.watch(http.serve_connection(TokioIo::new(stream), service)).await,
+                Some(acceptor) => {
+                    // The handshake runs here, not in the accept loop, so a
+                    // slow client holds up no one but itself; bounded like
+                    // the headers, and dropped when shutdown begins.
+                    let handshake = tokio::select! {
+                        _ = stopping.wait_for(|stop| *stop) => return,
+                        r = tokio::time::timeout(idle, tls_handshake(acceptor, stream)) => r,
+                    };
+                    match handshake {
+                        Ok(Some(stream)) => watcher.watch(http.serve_connection(TokioIo::new(stream), service)).await,
+                        Ok(None) => return,
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake not done within api.idle_timeout; closed");
+                            return;
+                        }
+                    }
+                }
+            };
+            if let Err(e) = served {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
-            drop(permit);
         });
     }
     drop(listener);
@@ -111,6 +148,57 @@ pub async fn serve(
     }
     connections.shutdown().await;
     Ok(())
+}
+
+/// What a client that speaks plain HTTP to the TLS listener is answered,
+/// as plain HTTP, before the connection is closed: it says what to change,
+/// where a failed handshake would only look like a dropped connection. Its
+/// token has crossed the network in clear by then; the answer says so.
+const PLAIN_HTTP_ANSWER: &str = "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\n\
+     connection: close\r\ncontent-length: ";
+/// How much of a plain HTTP request is read before it is answered.
+const PLAIN_HTTP_READ: usize = 16 * 1024;
+const PLAIN_HTTP_BODY: &str = "{\"error\":\"this address serves HTTPS (api.tls_cert_file is set): use https://; \
+     a token sent with this request crossed the network in clear\"}";
+
+/// Makes the TLS handshake of a new connection; None when it fails (logged
+/// at debug: scanners and health probes of the wrong kind are routine). A
+/// connection whose first byte is an ASCII letter is a plain HTTP request
+/// (a TLS handshake starts with 22): it gets [`PLAIN_HTTP_ANSWER`].
+async fn tls_handshake(acceptor: TlsAcceptor, stream: TcpStream) -> Option<TlsStream<TcpStream>> {
+    let peer = stream.peer_addr().ok();
+    let mut first = [0u8; 1];
+    if matches!(stream.peek(&mut first).await, Ok(1) if first[0].is_ascii_alphabetic()) {
+        answer_plain_http(stream).await;
+        tracing::debug!(?peer, "plain HTTP request on the TLS listener; answered 400");
+        return None;
+    }
+    match acceptor.accept(stream).await {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::debug!(?peer, error = %e, "TLS handshake failed");
+            None
+        }
+    }
+}
+
+/// Writes the 400 of [`PLAIN_HTTP_ANSWER`] and closes, after reading the
+/// request's headers (at most [`PLAIN_HTTP_READ`] bytes; the caller bounds
+/// the time), so the close does not reset the connection before the client
+/// has read the answer.
+async fn answer_plain_http(mut stream: TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 1024];
+    while seen.len() < PLAIN_HTTP_READ && !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+        }
+    }
+    let answer = format!("{PLAIN_HTTP_ANSWER}{}\r\n\r\n{PLAIN_HTTP_BODY}", PLAIN_HTTP_BODY.len());
+    let _ = stream.write_all(answer.as_bytes()).await;
+    let _ = stream.shutdown().await;
 }
 
 /// A warning that is logged at most once per [`WARN_EVERY`], counting the

@@ -62,7 +62,9 @@
 //!   commands, rendering) reads too, so client and server cannot drift;
 //!   its tokens, roles and lock-out of sources that fail to authenticate;
 //!   [`json`]: request bodies parsed strictly (no repeated keys);
-//!   [`front`]: the connections (limit, timeouts, graceful shutdown).
+//!   [`front`]: the connections (limit, timeouts, TLS handshakes, graceful
+//!   shutdown); [`tls`]: the listener's certificate, key and client CA,
+//!   read and checked with the config and swapped with it on reload.
 //! - [`metrics`]: counters and the Prometheus text for `GET /metrics`
 //!   (a Grafana dashboard and alert rules over it in `contrib/`).
 //! - [`daemon`]: start-up and shutdown in stages.
@@ -94,3 +96,4 @@ pub mod service;
 pub mod store;
 pub mod sweeps;
 pub mod time;
+pub mod tls;

@@ -7,6 +7,7 @@ use crate::domain::event::Billing;
 use crate::domain::policy::{DataKind, ProductPolicy, StoreClass, StorePolicy};
 use crate::executor::ExecutorSpec;
 use crate::notifier::NotifierSpec;
+use crate::tls::ServerTls;
 use rust_decimal::Decimal;
 use std::fmt;
 
@@ -25,6 +26,10 @@ impl fmt::Display for Config {
         match &self.api.tokens_file {
             None => writeln!(f, "api: {} (no tokens_file: every request but /healthz is refused)", self.api.listen)?,
             Some(t) => writeln!(f, "api: {} tokens_file={}", self.api.listen, t.display())?,
+        }
+        match &self.api.tls {
+            None => writeln!(f, "api tls: off (plain http)")?,
+            Some(tls) => write_tls(f, tls)?,
         }
         let a = &self.api;
         writeln!(
@@ -106,6 +111,24 @@ fn write_privacy(f: &mut fmt::Formatter<'_>, p: &crate::domain::privacy::Privacy
         )?;
     }
     Ok(())
+}
+
+/// The listener's TLS: its files, the certificate served (as `openssl x509
+/// -fingerprint -sha256` prints it) and whether clients must show one.
+fn write_tls(f: &mut fmt::Formatter<'_>, tls: &ServerTls) -> fmt::Result {
+    let files = tls.files();
+    writeln!(
+        f,
+        "api tls: cert={} key={} (sha256 fingerprint {}, {} certificate(s) served)",
+        files.cert_file.display(),
+        files.key_file.display(),
+        tls.fingerprint(),
+        tls.chain_len()
+    )?;
+    match &files.client_ca {
+        None => writeln!(f, "api tls client certificates: not asked for"),
+        Some(ca) => writeln!(f, "api tls client certificates: {} (CA {})", ca.auth.as_str(), ca.file.display()),
+    }
 }
 
 /// One line per store: its class, `data=personal` for a store of personal
@@ -244,6 +267,7 @@ erasure = "anonymize"
             "state_dir: /var/lib/retentiond\n",
             "clock: manual (start 2026-01-31T12:00:00Z)\n",
             "api: 0.0.0.0:7400 tokens_file=/etc/retentiond/tokens.toml\n",
+            "api tls: off (plain http)\n",
             "api limits: max_connections=64 idle_timeout=30s max_auth_failures=10 auth_lockout=1m\n",
             "safety: dry_run=true min_buffer=2days after_hold_release=1day max_future_skew=5m max_clock_jump=1h\n",
             "guard: window=1h max_resources=1000 max_fraction=0.5 min_resources=20 long_window=3days long_max_resources=3000 long_max_fraction=0.25\n",

@@ -16,6 +16,8 @@
 //! - `origin`: spans to `PATH:LINE:COL`, relative paths to absolute ones;
 //! - `runtime`: `[daemon]`, `[clock]`, `[api]`, `[notifier]`, `[schedule]`,
 //!   the settings of the running process;
+//! - `tls`: `[api]`'s TLS keys, their files read and checked, and the
+//!   warning about plain HTTP off loopback;
 //! - `safety`: `[safety]` and `[safety.guard]`;
 //! - `stores`: `[stores.*]`;
 //! - `products`: `[products.*]`, checked against the stores and safety;
@@ -41,6 +43,7 @@ mod runtime;
 mod safety;
 mod shared;
 mod stores;
+mod tls;
 
 pub(crate) use origin::line_col;
 pub use shared::Shared;
@@ -152,14 +155,21 @@ pub struct ApiConfig {
     /// idle or slow clients cannot use up the process's file descriptors
     /// (keep the unit's `LimitNOFILE=` well above it). Fixed until restart.
     pub max_connections: usize,
-    /// How long a client may take to send a request's headers, or its body,
-    /// and how long a kept-alive connection may sit idle between requests.
+    /// How long a client may take to make its TLS handshake, to send a
+    /// request's headers, or its body, and how long a kept-alive connection
+    /// may sit idle between requests.
     pub idle_timeout: Dur,
     /// Failed authentications (401) from one source address within
     /// `auth_lockout` before that source is answered 429 for `auth_lockout`.
     pub max_auth_failures: u32,
     /// The window in which failures are counted, and the lock-out's length.
     pub auth_lockout: Dur,
+    /// TLS on the listener (`tls_cert_file`, `tls_key_file`, optional
+    /// client CA), read and checked with the config, so a reload with new
+    /// files serves them to every new connection, and one with bad files
+    /// is refused whole; turning TLS on or off needs a restart. None:
+    /// plain HTTP (a warning off loopback).
+    pub tls: Option<crate::tls::ServerTls>,
 }
 
 /// `[safety.guard]`: the mass-deletion guard (see [`crate::domain::guard`]): a
@@ -310,8 +320,8 @@ impl Config {
 
     /// Why `new` cannot replace this config without a restart, if it
     /// cannot: the state directory, cache size, executor pools, clock,
-    /// listen address and connection limit are fixed for the life of the
-    /// process.
+    /// listen address, connection limit, and whether the listener speaks
+    /// TLS (its files may change) are fixed for the life of the process.
     pub fn reload_blocker(&self, new: &Config) -> Option<ReloadBlocked> {
         let fixed = [
             ("daemon.state_dir", self.daemon.state_dir != new.daemon.state_dir),
@@ -320,6 +330,9 @@ impl Config {
             ("clock", self.clock != new.clock),
             ("api.listen", self.api.listen != new.api.listen),
             ("api.max_connections", self.api.max_connections != new.api.max_connections),
+            // The scheme every client uses; new files for TLS in force are
+            // read on reload.
+            ("api.tls_cert_file (TLS on or off)", self.api.tls.is_some() != new.api.tls.is_some()),
         ];
         let keys: Vec<&'static str> = fixed.iter().filter(|(_, c)| *c).map(|(k, _)| *k).collect();
         (!keys.is_empty()).then(|| ReloadBlocked { path: self.path.clone(), keys })
@@ -342,10 +355,11 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     let raw: RawConfig = toml::from_str(text).map_err(|e| origin.toml_error(&e))?;
     let clock = runtime::clock(&origin, raw.clock)?;
     let daemon = runtime::daemon(&origin, raw.daemon)?;
-    let api = runtime::api(&origin, raw.api)?;
+    let (api, mut warnings) = runtime::api(&origin, raw.api)?;
     let min_notice_at = raw.safety.min_notice.span();
     let safety = safety::safety(&origin, raw.safety)?;
-    let stores::Stores { policies: stores, executors, mut warnings } = stores::stores(&origin, raw.stores)?;
+    let stores::Stores { policies: stores, executors, warnings: store_warnings } = stores::stores(&origin, raw.stores)?;
+    warnings.extend(store_warnings);
     let rules = products::Rules { origin: &origin, stores: &stores, safety: &safety, min_notice_at };
     let products = products::products(&rules, raw.products)?;
     let cx = privacy::Context { origin: &origin, stores: &stores, executors: &executors };

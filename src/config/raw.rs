@@ -12,6 +12,7 @@ use crate::domain::vocabulary::DataKind;
 use crate::duration::Dur;
 use crate::executor::ExecutorSpec;
 use crate::notifier::NotifierSpec;
+use crate::tls::ClientAuth;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -101,9 +102,17 @@ pub(super) struct RawClock {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawApi {
     #[serde(default = "default_listen")]
-    pub(super) listen: SocketAddr,
+    pub(super) listen: Spanned<SocketAddr>,
     #[serde(default)]
     pub(super) tokens_file: Option<PathBuf>,
+    #[serde(default)]
+    pub(super) tls_cert_file: Option<Spanned<PathBuf>>,
+    #[serde(default)]
+    pub(super) tls_key_file: Option<Spanned<PathBuf>>,
+    #[serde(default)]
+    pub(super) tls_client_ca_file: Option<Spanned<PathBuf>>,
+    #[serde(default)]
+    pub(super) tls_client_auth: Option<Spanned<ClientAuth>>,
     #[serde(default = "default_max_connections")]
     pub(super) max_connections: Spanned<usize>,
     #[serde(default = "default_idle_timeout")]
@@ -119,6 +128,10 @@ impl Default for RawApi {
         RawApi {
             listen: default_listen(),
             tokens_file: None,
+            tls_cert_file: None,
+            tls_key_file: None,
+            tls_client_ca_file: None,
+            tls_client_auth: None,
             max_connections: default_max_connections(),
             idle_timeout: default_idle_timeout(),
             max_auth_failures: default_max_auth_failures(),
@@ -127,8 +140,8 @@ impl Default for RawApi {
     }
 }
 
-fn default_listen() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 7300))
+fn default_listen() -> Spanned<SocketAddr> {
+    Spanned::new(0..0, SocketAddr::from(([127, 0, 0, 1], 7300)))
 }
 fn default_max_connections() -> Spanned<usize> {
     Spanned::new(0..0, 512)

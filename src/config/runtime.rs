@@ -5,7 +5,8 @@
 
 use super::origin::Origin;
 use super::raw::{RawApi, RawClock, RawDaemon, RawSchedule};
-use super::{ApiConfig, ClockSource, ConfigError, CronExpr, DaemonConfig, ScheduleConfig};
+use super::tls::RawTls;
+use super::{ApiConfig, ClockSource, ConfigError, ConfigWarning, CronExpr, DaemonConfig, ScheduleConfig};
 use crate::duration::Dur;
 use crate::notifier::NotifierSpec;
 use crate::time::parse_rfc3339;
@@ -68,8 +69,9 @@ pub(super) fn clock(origin: &Origin, raw: Option<Spanned<RawClock>>) -> Result<C
 }
 
 /// `[api]`: limits inside the ranges where the server stays usable and a
-/// lock-out stays a nuisance to an attacker rather than to everyone.
-pub(super) fn api(origin: &Origin, a: RawApi) -> Result<ApiConfig, ConfigError> {
+/// lock-out stays a nuisance to an attacker rather than to everyone; the
+/// TLS files checked by [`super::tls`], with their warnings.
+pub(super) fn api(origin: &Origin, a: RawApi) -> Result<(ApiConfig, Vec<ConfigWarning>), ConfigError> {
     if !(1..=65_536).contains(a.max_connections.get_ref()) {
         return Err(origin.error(a.max_connections.span(), "api.max_connections must be between 1 and 65536".into()));
     }
@@ -84,14 +86,23 @@ pub(super) fn api(origin: &Origin, a: RawApi) -> Result<ApiConfig, ConfigError> 
     if lockout < Dur::from_secs(1) || lockout > Dur::from_secs(86_400) {
         return Err(origin.error(a.auth_lockout.span(), "api.auth_lockout must be between 1s and 1d".into()));
     }
-    Ok(ApiConfig {
-        listen: a.listen,
+    let raw_tls = RawTls {
+        cert_file: a.tls_cert_file,
+        key_file: a.tls_key_file,
+        client_ca_file: a.tls_client_ca_file,
+        client_auth: a.tls_client_auth,
+    };
+    let (tls, warnings) = super::tls::tls(origin, raw_tls, &a.listen)?;
+    let api = ApiConfig {
+        listen: a.listen.into_inner(),
         tokens_file: a.tokens_file.map(|p| origin.resolve(p)),
         max_connections: a.max_connections.into_inner(),
         idle_timeout: idle,
         max_auth_failures: a.max_auth_failures.into_inner(),
         auth_lockout: lockout,
-    })
+        tls,
+    };
+    Ok((api, warnings))
 }
 
 /// `[notifier]`: checked by the notifier itself, reported at the section.

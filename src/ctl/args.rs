@@ -15,7 +15,7 @@ const GLOBAL: &str = "Global options";
 pub struct CtlArgs {
     /// The daemon's API address: http://HOST:PORT, https://.., or HOST:PORT;
     /// without a port, port 7300 (the daemon's default), for https too. The
-    /// daemon serves plain http; https only through a TLS proxy in front.
+    /// daemon serves https when its [api] tls_cert_file is set.
     #[arg(
         long,
         global = true,
@@ -33,6 +33,31 @@ pub struct CtlArgs {
     /// [env: RETENTIOND_TOKEN_FILE].
     #[arg(long, global = true, help_heading = GLOBAL)]
     pub(super) token_file: Option<PathBuf>,
+    /// For an https:// address: a PEM file of the CA certificate(s) that
+    /// signed the daemon's certificate, trusted instead of the system's.
+    #[arg(long, global = true, env = "RETENTIOND_CA_FILE", value_name = "FILE", help_heading = GLOBAL)]
+    pub(super) ca_file: Option<PathBuf>,
+    /// For an https:// address whose daemon asks for client certificates
+    /// ([api] tls_client_ca_file): this client's certificate (PEM).
+    #[arg(
+        long,
+        global = true,
+        env = "RETENTIOND_CLIENT_CERT",
+        value_name = "FILE",
+        requires = "client_key",
+        help_heading = GLOBAL
+    )]
+    pub(super) client_cert: Option<PathBuf>,
+    /// The private key of --client-cert (PEM).
+    #[arg(
+        long,
+        global = true,
+        env = "RETENTIOND_CLIENT_KEY",
+        value_name = "FILE",
+        requires = "client_cert",
+        help_heading = GLOBAL
+    )]
+    pub(super) client_key: Option<PathBuf>,
     /// Print the server's JSON answer (pretty) instead of tables.
     #[arg(long, global = true, help_heading = GLOBAL)]
     pub(super) json: bool,

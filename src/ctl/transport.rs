@@ -40,8 +40,7 @@ impl Api {
     pub(super) fn new(args: &CtlArgs) -> anyhow::Result<Api> {
         let base = base_url(&args.addr)?;
         let token = token(args)?;
-        // A plain-http address needs no CA bundle on this machine.
-        let client = retentiond::outbound::trust_roots_for(reqwest::Client::builder(), &base)
+        let client = tls_for(reqwest::Client::builder(), args, &base)?
             // An API client has no business following redirects with a bearer token.
             .redirect(reqwest::redirect::Policy::none())
             .timeout(args.timeout.0)
@@ -136,8 +135,9 @@ impl Api {
         let base = &self.base;
         if let Some(plain) = base.strip_prefix("https://").filter(|_| is_tls_failure(e)) {
             anyhow!(
-                "TLS with {base} failed: {}; the daemon serves plain http (on loopback) unless a TLS proxy \
-                 fronts it: for the daemon itself, use --addr http://{plain}",
+                "TLS with {base} failed: {}; a daemon with [api] tls_cert_file needs the CA that signed its \
+                 certificate (--ca-file) and, if it asks for one, a client certificate (--client-cert, \
+                 --client-key); one without it serves plain http: use --addr http://{plain}",
                 root_cause(e)
             )
         } else if e.is_timeout() {
@@ -151,6 +151,52 @@ impl Api {
             anyhow!("request to {base} failed: {}", root_cause(e))
         }
     }
+}
+
+/// The client's trust and identity for `base`: with `--ca-file`, that CA
+/// only (a daemon's own CA need not be the system's, and a machine without
+/// a CA bundle still works); else the system's CAs for `https://`, none
+/// for plain `http://`; with `--client-cert` and `--client-key`, the
+/// certificate shown to a daemon that asks for one. These options with a
+/// plain `http://` address are refused rather than ignored: the token
+/// would cross the network in clear.
+fn tls_for(builder: reqwest::ClientBuilder, args: &CtlArgs, base: &str) -> anyhow::Result<reqwest::ClientBuilder> {
+    let tls_asked = args.ca_file.is_some() || args.client_cert.is_some();
+    if tls_asked && !base.starts_with("https://") {
+        bail!(
+            "--ca-file and --client-cert (or RETENTIOND_CA_FILE, RETENTIOND_CLIENT_CERT) are for an https:// \
+             address, and the address is {base}: use --addr https://.."
+        );
+    }
+    let mut builder = match &args.ca_file {
+        None => retentiond::outbound::trust_roots_for(builder, base),
+        Some(path) => {
+            let pem = std::fs::read(path).with_context(|| format!("reading the CA file {}", path.display()))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .with_context(|| format!("the CA file {} is not PEM certificates", path.display()))?;
+            if certs.is_empty() {
+                bail!("the CA file {} holds no certificate (-----BEGIN CERTIFICATE-----)", path.display());
+            }
+            builder.tls_certs_only(certs)
+        }
+    };
+    if let (Some(cert), Some(key)) = (&args.client_cert, &args.client_key) {
+        let mut pem =
+            std::fs::read(cert).with_context(|| format!("reading the client certificate {}", cert.display()))?;
+        pem.push(b'\n');
+        pem.extend(std::fs::read(key).with_context(|| format!("reading the client key {}", key.display()))?);
+        // reqwest's message names neither file, and never the key's bytes.
+        let identity = reqwest::Identity::from_pem(&pem).map_err(|e| {
+            anyhow!(
+                "--client-cert {} and --client-key {} are not a PEM certificate and its private key: {}",
+                cert.display(),
+                key.display(),
+                root_cause(&e)
+            )
+        })?;
+        builder = builder.identity(identity);
+    }
+    Ok(builder)
 }
 
 /// The innermost cause of an error: what actually went wrong ("Connection
