@@ -6,7 +6,6 @@
 //! holds. Never every record.
 
 use super::wire::PersonalErasure;
-use crate::config::Config;
 use crate::domain::lifecycle::TenantHolds;
 use crate::domain::privacy::{Schedule, Subject};
 use crate::store::{HoldFilter, Store, StoreError, SubjectKey};
@@ -25,11 +24,9 @@ const SLICE: usize = 1_000;
 /// are the daemon-wide blockers (dry run, pause, ...).
 pub fn read(
     store: &dyn Store,
-    config: &Config,
     before: Timestamp,
     gates: &[String],
 ) -> Result<(Vec<PersonalErasure>, bool), StoreError> {
-    let _ = config;
     let mut seen: BTreeSet<SubjectKey> = BTreeSet::new();
     let mut out = Vec::new();
     let mut after: Option<(Timestamp, SubjectKey)> = None;
@@ -42,7 +39,9 @@ pub fn read(
             }
             if seen.insert(key.clone()) {
                 if let Some(s) = store.subject(&key)? {
-                    items(&s, &TenantHolds::default(), before, gates, &mut out);
+                    // Due for a request's warning, say, while a hold came
+                    // since: its erasures show the hold.
+                    items(&s, &store.tenant_holds(&key.tenant)?, before, gates, &mut out);
                 }
             }
         }

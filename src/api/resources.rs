@@ -221,7 +221,7 @@ pub(super) async fn get_deletions(
     let ((deletions, next), (personal, personal_truncated)) = tokio::task::spawn_blocking(move || {
         let business = forecast::read(&*store, &config, before, after.as_ref(), limit)?;
         let personal = if first_page {
-            super::personal_forecast::read(&*store, &config, before, &forecast::gates(&*store, &config)?)?
+            super::personal_forecast::read(&*store, before, &forecast::gates(&*store, &config)?)?
         } else {
             (Vec::new(), false)
         };

@@ -357,10 +357,7 @@ impl Subject {
         for class in &self.classes {
             for c in &class.copies {
                 let Some(action) = c.action(class.erasure) else { continue };
-                if c.stuck || c.next_attempt_at.is_some_and(|t| t > now) {
-                    continue;
-                }
-                if c.state == PersonalState::Erasing && holds.in_force() {
+                if c.stuck || c.call_date(holds, rules).is_none_or(|t| t > now) {
                     continue;
                 }
                 fx.push(PersonalEffect::Dispatch { class: class.class.clone(), store: c.store.clone(), action });
@@ -472,8 +469,11 @@ impl Subject {
         let calls = self.classes.iter().flat_map(|class| {
             class.copies.iter().filter_map(move |c| {
                 let waiting = c.action(class.erasure).is_some() && !c.stuck;
-                let held = c.state == PersonalState::Erasing && holds.in_force();
-                (waiting && !held).then_some(c.next_attempt_at).flatten()
+                if waiting {
+                    c.call_date(holds, rules)
+                } else {
+                    None
+                }
             })
         });
         requests.chain(erasures).chain(calls).min()
@@ -538,6 +538,17 @@ impl PersonalCopy {
         self.stuck = false;
         self.last_error = None;
         self.next_attempt_at = Some(now);
+    }
+
+    /// When its call may be made: its next attempt; for an erasure, as the
+    /// tenant's holds allow (none while held, and not sooner than
+    /// `safety.after_hold_release` after a release that came since).
+    fn call_date(&self, holds: Holds<'_>, rules: &Rules) -> Option<Timestamp> {
+        let at = self.next_attempt_at?;
+        match self.state {
+            PersonalState::Erasing => holds.floor(at, rules),
+            _ => Some(at),
+        }
     }
 
     /// The action this copy waits on, for a class erased by `erasure`.

@@ -383,3 +383,50 @@ fn names_parse_back() {
     assert_eq!(RefusalGround::parse("because"), None);
     assert!(RefusalGround::expected().contains("trade_secret"));
 }
+
+/// Privacy policy 7.2: the legal minimum runs from the end of the
+/// relationship. A class kept under it after a request on the open
+/// account is kept longer when the account closes later: its minimum
+/// then runs from the closure, whatever the request had scheduled.
+#[test]
+fn a_later_closure_extends_the_legal_minimum_of_a_kept_class() {
+    let mut sim = Sim::new();
+    sim.receive("q1", RequestKind::Erasure, true, day(10));
+    sim.decide("q1", Decision::Execute, day(10)).unwrap();
+    sim.tick(day(10));
+    let fx = sim.s.close(day(100), &sim.policy, day(100), &rules());
+    sim.run(fx, day(100));
+    sim.tick(day(10 + 7 * 365));
+    assert_eq!(
+        sim.state("billing_records", "ledger"),
+        PersonalState::Present,
+        "kept: the minimum runs from the closure"
+    );
+    assert_eq!(sim.due(), Some(day(100 + 7 * 365)));
+    sim.tick(day(100 + 7 * 365));
+    assert_eq!(sim.state("billing_records", "ledger"), PersonalState::Erased);
+}
+
+/// General terms 4.1.5, for personal data too: a hold placed while an
+/// erasure is under way (a store failing, to be retried) stops its calls
+/// until released; a restriction's calls go on (they destroy nothing).
+#[test]
+fn a_hold_stops_an_erasure_under_way() {
+    let mut sim = Sim::new();
+    sim.failing.push("mail");
+    sim.receive("q1", RequestKind::Erasure, true, day(0));
+    sim.decide("q1", Decision::Execute, day(0)).unwrap();
+    sim.tick(day(0));
+    assert_eq!(sim.state("contact", "mail"), PersonalState::Erasing);
+    sim.hold("court-1", day(0));
+    sim.failing.clear();
+    let before = sim.calls.len();
+    sim.tick(day(1));
+    assert_eq!(sim.calls.len(), before, "no erasure call while held");
+    assert_eq!(sim.state("contact", "mail"), PersonalState::Erasing);
+    sim.release("court-1", day(2));
+    sim.tick(day(2));
+    assert_eq!(sim.state("contact", "mail"), PersonalState::Erasing, "not sooner than after_hold_release");
+    sim.tick(day(3));
+    assert_eq!(sim.state("contact", "mail"), PersonalState::Erased);
+}
