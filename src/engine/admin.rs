@@ -95,7 +95,7 @@ impl Engine {
         let mut w = WriteSet::default();
         let data = json!({"path": config.path.display().to_string(), "products": report.products,
                           "changed": report.changed, "added": report.added, "removed": report.removed,
-                          "dry_run": config.safety.dry_run});
+                          "dry_run": config.safety.dry_run, "privacy_version": config.privacy.version});
         self.record(&mut w, now, AuditKind::ConfigReloaded, None, None, data);
         self.commit(w)?;
         tracing::info!(changed = ?report.changed, added = ?report.added, removed = ?report.removed, "config reloaded");
