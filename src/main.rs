@@ -48,7 +48,8 @@ enum Command {
         #[arg(long, value_parser = clap::value_parser!(i32).range(1..))]
         pid: i32,
     },
-    /// A client of the HTTP API: events, resources, forecast, holds, pause/resume/approve, clock, audit.
+    /// A client of the HTTP API: events, resources, forecast, holds, pause/resume/approve, clock, audit,
+    /// privacy requests and subjects.
     Ctl(Box<ctl::CtlArgs>),
     /// Print the shell completion script for SHELL on standard output (for
     /// bash: /usr/share/bash-completion/completions/retentiond).
@@ -81,6 +82,16 @@ enum AuditCommand {
     Certificate {
         /// The certificate file ("-" for standard input).
         #[arg(long)]
+        file: PathBuf,
+        /// audit.jsonl, or the state directory holding it.
+        #[arg(long, default_value = "/var/lib/retentiond")]
+        log: PathBuf,
+    },
+    /// Check a privacy request's receipt (JSON, from `ctl request receipt`
+    /// or GET /v1/certificates/requests/ID) against the audit log: exit 0
+    /// with "ok: ...", or 1 naming what does not hold.
+    Receipt {
+        /// The receipt file ("-" for standard input).
         file: PathBuf,
         /// audit.jsonl, or the state directory holding it.
         #[arg(long, default_value = "/var/lib/retentiond")]
@@ -204,31 +215,10 @@ fn main() -> ExitCode {
             verify_command(&path, expected.as_ref())
         }
         Command::Audit { command: AuditCommand::Certificate { file, log } } => {
-            let text = if file.as_os_str() == "-" {
-                let mut s = String::new();
-                std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).map(|_| s)
-            } else {
-                std::fs::read_to_string(&file)
-            };
-            let cert =
-                match text.map_err(|e| e.to_string()).and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()))
-                {
-                    Ok(c) => c,
-                    Err(e) => {
-                        eprintln!("{}: {e}", file.display());
-                        return ExitCode::from(2);
-                    }
-                };
-            match retentiond::certificate::check(&cert, &log) {
-                Ok(summary) => {
-                    println!("{summary}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("{e}");
-                    ExitCode::from(1)
-                }
-            }
+            check_document(&file, |cert| retentiond::certificate::check(cert, &log))
+        }
+        Command::Audit { command: AuditCommand::Receipt { file, log } } => {
+            check_document(&file, |receipt| retentiond::receipt::check(receipt, &log))
         }
         Command::Ctl(args) => ctl::main(*args),
         Command::Completions { shell } => exit_on(cli_docs::completions(shell, Cli::command())),
@@ -418,6 +408,38 @@ fn reload_command(pid: i32) -> ExitCode {
         Err(e) => {
             eprintln!("reload: cannot send SIGHUP to process {pid}: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Reads a JSON document (a certificate, a receipt) from `file` ("-":
+/// standard input) and checks it with `check`: exit 0 printing its summary,
+/// 1 with what does not hold, 2 if the file cannot be read or is not JSON.
+fn check_document<E: std::fmt::Display>(
+    file: &std::path::Path,
+    check: impl FnOnce(&serde_json::Value) -> Result<String, E>,
+) -> ExitCode {
+    let text = if file.as_os_str() == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).map(|_| s)
+    } else {
+        std::fs::read_to_string(file)
+    };
+    let doc = match text.map_err(|e| e.to_string()).and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string())) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("{}: {e}", file.display());
+            return ExitCode::from(2);
+        }
+    };
+    match check(&doc) {
+        Ok(summary) => {
+            println!("{summary}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(1)
         }
     }
 }

@@ -9,6 +9,9 @@ mod tables;
 // `ctl hold list`.
 #[path = "ctl/holds.rs"]
 mod holds;
+// `ctl request`, `ctl subject`, `ctl retry --subject`, `audit receipt`.
+#[path = "ctl/privacy.rs"]
+mod privacy;
 
 use common::*;
 use reqwest::StatusCode;

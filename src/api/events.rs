@@ -177,6 +177,21 @@ mod tests {
         assert!(matches!(&ev.body, EventBody::HoldReleased { hold_id } if hold_id == "court-1"), "{:?}", ev.body);
     }
 
+    /// The decisions `ctl request decide` builds are events the daemon
+    /// accepts: an execution, and a refusal with its ground.
+    #[test]
+    fn the_decision_events_ctl_builds_parse() {
+        use super::super::wire::DecisionEvent;
+        use crate::domain::privacy::{Decision, RefusalGround};
+        let at = crate::time::parse_rfc3339("2026-01-14T00:00:00Z").unwrap();
+        for decision in [Decision::Execute, Decision::Refuse(RefusalGround::LegalObligation)] {
+            let built = DecisionEvent::new("ev-1".into(), at, "t1".into(), "q1".into(), decision);
+            let ev = parse_event(&serde_json::to_value(&built).unwrap()).unwrap();
+            assert_eq!((ev.event_id.as_str(), ev.tenant.as_str(), ev.at), ("ev-1", "t1", at));
+            assert_eq!(ev.body, EventBody::RequestDecided { request_id: "q1".into(), decision });
+        }
+    }
+
     /// Backup copies are a resource's business data: a `backup.created`
     /// naming a store of personal data (product-spec §8) is a 400 naming
     /// `store`, even when that store's class is `backup`.

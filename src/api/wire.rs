@@ -34,7 +34,7 @@ pub use crate::certificate::Certificate;
 pub use crate::receipt::Receipt;
 pub use holds::{HoldList, ListedHold};
 pub use privacy::{
-    PersonalStoreView, RequestClass, RequestList, RequestSummary, RequestView, SubjectClass, SubjectView,
+    DecisionEvent, PersonalStoreView, RequestClass, RequestList, RequestSummary, RequestView, SubjectClass, SubjectView,
 };
 
 mod holds;

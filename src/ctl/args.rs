@@ -1,7 +1,9 @@
 //! `retentiond ctl`'s command line (clap): the global flags and one
 //! subcommand per endpoint.
 
-use clap::{Args, Subcommand};
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::{ArgGroup, Args, Subcommand};
+use retentiond::domain::privacy::{RefusalGround, RequestState};
 use retentiond::duration::Dur;
 use retentiond::time::{parse_rfc3339, Timestamp};
 use std::path::PathBuf;
@@ -111,14 +113,36 @@ pub(super) enum CtlCommand {
         #[arg(long, value_name = "DIGEST")]
         batch: Option<String>,
     },
-    /// Call a resource's stuck copies again (POST /v1/admin/retry).
+    /// Call a resource's stuck copies again (POST /v1/admin/retry), or,
+    /// with --tenant and --subject instead of RESOURCE, a subject's stuck
+    /// personal-store calls (POST /v1/admin/retry-subject).
     Retry {
         /// The resource id.
-        #[arg(value_parser = parse_id)]
-        resource: String,
-        /// Only the copy in this store.
+        #[arg(value_parser = parse_id, required_unless_present = "subject", conflicts_with = "subject")]
+        resource: Option<String>,
+        /// The subject's tenant (with --subject).
+        #[arg(long, value_parser = parse_id, requires = "subject")]
+        tenant: Option<String>,
+        /// The subject whose personal data is stuck (the tenant's id for the
+        /// account holder); needs --tenant.
+        #[arg(long, value_parser = parse_id, requires = "tenant")]
+        subject: Option<String>,
+        /// Only the copy (or personal-store calls) in this store.
         #[arg(long, value_parser = parse_id)]
         store: Option<String>,
+    },
+    /// Privacy requests of account holders and users (issue 12): show,
+    /// list, decide, and fetch a receipt.
+    Request {
+        #[command(subcommand)]
+        command: RequestCommand,
+    },
+    /// A subject's personal data (GET /v1/subjects/TENANT/SUBJECT): each
+    /// class, its copy in each store, what is kept and until when, and the
+    /// subject's requests.
+    Subject {
+        #[command(subcommand)]
+        command: SubjectCommand,
     },
     /// Move a manual clock (POST /v1/admin/clock; admin only).
     Clock {
@@ -211,6 +235,82 @@ pub(super) enum HoldCommand {
         #[arg(long)]
         authority: Option<String>,
     },
+}
+
+/// `ctl request ...`.
+#[derive(Subcommand)]
+pub(super) enum RequestCommand {
+    /// One request (GET /v1/requests/ID): state, due date and overdue flag,
+    /// decision, the holds deferring it, and what it did to each class.
+    Show {
+        /// The request id.
+        #[arg(value_parser = parse_id)]
+        id: String,
+    },
+    /// Requests by id (GET /v1/requests), read page by page.
+    List {
+        /// Only requests in this state; `open`: not yet completed or
+        /// refused; `overdue`: open and past their due date.
+        #[arg(long, value_name = "STATE", value_parser = request_state())]
+        state: Option<String>,
+        /// Only requests due strictly before this time (RFC 3339).
+        #[arg(long, value_name = "RFC3339", value_parser = parse_time)]
+        due_before: Option<Timestamp>,
+    },
+    /// The receipt of an answered request (GET /v1/certificates/requests/ID)
+    /// as JSON, for `retentiond audit receipt`.
+    Receipt {
+        /// The request id.
+        #[arg(value_parser = parse_id)]
+        id: String,
+        /// Write it to this file instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Decide a request: posts a request.decided event (operator or admin).
+    /// Exit 1 if the daemon rejects it (an unverified request cannot be
+    /// executed; a closed one cannot be decided again).
+    #[command(group(ArgGroup::new("decision").required(true).args(["execute", "refuse"])))]
+    Decide {
+        /// The request id.
+        #[arg(value_parser = parse_id)]
+        id: String,
+        /// Carry it out.
+        #[arg(long)]
+        execute: bool,
+        /// Refuse it on this ground (privacy policy 5.6.2, 5.8).
+        #[arg(long, value_name = "GROUND", value_parser = refusal_ground())]
+        refuse: Option<RefusalGround>,
+        #[command(flatten)]
+        event: EventOpts,
+    },
+}
+
+/// `ctl subject ...`.
+#[derive(Subcommand)]
+pub(super) enum SubjectCommand {
+    /// Show a subject: its classes, their copies in each store, its requests.
+    Show {
+        /// The tenant.
+        #[arg(value_parser = parse_id)]
+        tenant: String,
+        /// The subject; the account holder (whose id is the tenant's) when
+        /// left out.
+        #[arg(value_parser = parse_id)]
+        subject: Option<String>,
+    },
+}
+
+/// `--state` of `ctl request list`: a request state, `open` or `overdue`.
+fn request_state() -> PossibleValuesParser {
+    let states = RequestState::ALL.iter().map(|s| s.as_str());
+    PossibleValuesParser::new(["open", "overdue"].into_iter().chain(states))
+}
+
+/// `--refuse`: one of the grounds of the closed list, offered by name.
+fn refusal_ground() -> impl TypedValueParser<Value = RefusalGround> {
+    PossibleValuesParser::new(RefusalGround::ALL.iter().map(|g| g.as_str()))
+        .try_map(|s| RefusalGround::parse(&s).ok_or("not a refusal ground"))
 }
 
 /// What a hold covers: one resource, or (without --resource) the whole tenant.

@@ -3,16 +3,17 @@
 //! turn it into output (a table, or the daemon's JSON with `--json`) and an
 //! exit code.
 
-use super::args::{ClockCommand, CtlArgs, CtlCommand, HoldCommand};
+use super::args::{ClockCommand, CtlArgs, CtlCommand, EventOpts, HoldCommand, RequestCommand, SubjectCommand};
 use super::render::*;
 use super::transport::{check_status, shaped, status_error, Answer, Api};
 use anyhow::{anyhow, bail, Context};
 use reqwest::{Method, StatusCode};
 use retentiond::api::wire::{
-    ApplyPolicyRequest, Approval, ApproveRequest, AuditPage, Certificate, ClockAnswer, ClockRequest, Deletions,
-    ErrorBody, EventsAnswer, HoldEvent, HoldList, NoArguments, Paused, PolicyReport, Readiness, ResourceView,
-    RestoreCheck, Retried, RetryRequest,
+    ApplyPolicyRequest, Approval, ApproveRequest, AuditPage, Certificate, ClockAnswer, ClockRequest, DecisionEvent,
+    Deletions, ErrorBody, EventsAnswer, HoldEvent, HoldList, NoArguments, Paused, PolicyReport, Readiness, Receipt,
+    RequestList, RequestView, ResourceView, RestoreCheck, Retried, RetryRequest, RetrySubjectRequest, SubjectView,
 };
+use retentiond::domain::privacy::{Decision, RefusalGround};
 use retentiond::duration::Dur;
 use retentiond::time::{fmt_rfc3339, Timestamp};
 use serde::de::DeserializeOwned;
@@ -63,7 +64,13 @@ pub(super) async fn run(args: CtlArgs) -> anyhow::Result<Done> {
         CtlCommand::Pause => pause(&api, json_out).await,
         CtlCommand::Resume => resume(&api, json_out).await,
         CtlCommand::Approve { batch } => approve(&api, json_out, batch).await,
-        CtlCommand::Retry { resource, store } => retry(&api, json_out, resource, store).await,
+        CtlCommand::Retry { resource, tenant, subject, store } => {
+            retry(&api, json_out, resource, tenant.zip(subject), store).await
+        }
+        CtlCommand::Request { command } => request(&api, json_out, command).await,
+        CtlCommand::Subject { command: SubjectCommand::Show { tenant, subject } } => {
+            subject_show(&api, json_out, tenant, subject).await
+        }
         CtlCommand::Clock { command } => clock(&api, json_out, command).await,
         CtlCommand::Audit { after_seq, limit } => audit(&api, json_out, after_seq, limit).await,
         CtlCommand::Certificate { resource } => certificate(&api, json_out, &resource).await,
@@ -201,14 +208,16 @@ async fn hold(api: &Api, json_out: bool, command: HoldCommand) -> anyhow::Result
     };
     let tenant = match (&target.tenant, &target.resource) {
         (Some(t), _) => t.clone(),
-        (None, Some(r)) => tenant_of(api, r, if kind == "placed" { "place" } else { "release" }).await?,
+        (None, Some(r)) => {
+            let action = if kind == "placed" { "place holds" } else { "release holds" };
+            let path = format!("/v1/resources/{r}");
+            tenant_from(api, &path, &format!("resource {r}"), action, " (or give --tenant)", |v: ResourceView| v.tenant)
+                .await?
+        }
         (None, None) => bail!("give --resource or --tenant"),
     };
-    let at = match opts.at {
-        Some(t) => t,
-        None => api.daemon_now().await?.unwrap_or_else(chrono::Utc::now),
-    };
-    let event_id = opts.event_id.unwrap_or_else(|| generated_event_id(kind, &hold_id));
+    let at = event_time(api, &opts).await?;
+    let event_id = opts.event_id.unwrap_or_else(|| generated_event_id(&format!("hold-{kind}"), &hold_id));
     let ev = HoldEvent {
         event_id: event_id.clone(),
         kind: format!("hold.{kind}"),
@@ -256,43 +265,62 @@ async fn hold_list(
 /// Holds per page `ctl hold list` asks for.
 const HOLDS_PAGE: &str = "1000";
 
-/// The tenant of `resource`, read from the daemon for a hold given
-/// --resource without --tenant. `verb` ("place", "release") words a refused
-/// read: a role that may not read resources may not post holds either
-/// (operator or admin), which is what the user needs to hear.
-async fn tenant_of(api: &Api, resource: &str, verb: &str) -> anyhow::Result<String> {
-    let path = format!("/v1/resources/{resource}");
-    let reading = || format!("reading resource {resource} for its tenant");
-    let (status, text) = api.send(Method::GET, &path, &[], None).await.with_context(reading)?;
-    let refused = check_status(status, &text, &path);
+/// The tenant of what `path` serves (a resource for a hold given
+/// --resource without --tenant, a request to decide), read from the daemon
+/// as a `T`. `what` ("resource r1") names it and `action` ("place holds")
+/// words a refused read: a role that may not read may not post these
+/// events either (operator or admin), which is what the user needs to
+/// hear; `not_found` is added to a 404's message.
+async fn tenant_from<T: DeserializeOwned>(
+    api: &Api,
+    path: &str,
+    what: &str,
+    action: &str,
+    not_found: &str,
+    tenant: impl FnOnce(T) -> String,
+) -> anyhow::Result<String> {
+    let reading = || format!("reading {what} for its tenant");
+    let (status, text) = api.send(Method::GET, path, &[], None).await.with_context(reading)?;
+    let refused = check_status(status, &text, path);
     match status {
         StatusCode::UNAUTHORIZED => {
-            refused.map_err(|e| anyhow!("{e:#}; to {verb} holds, use an operator or admin token"))?;
+            refused.map_err(|e| anyhow!("{e:#}; to {action}, use an operator or admin token"))?;
         }
         StatusCode::FORBIDDEN => {
             let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
             let error = ErrorBody::deserialize(&v).ok().map(|b| b.error);
             let why = error.as_deref().unwrap_or("forbidden");
-            bail!("the token's role may not {verb} holds (403: {why}); an operator or admin token is needed");
+            bail!("the token's role may not {action} (403: {why}); an operator or admin token is needed");
         }
         StatusCode::NOT_FOUND => {
-            refused.with_context(|| format!("{} (or give --tenant)", reading()))?;
+            refused.with_context(|| format!("{}{not_found}", reading()))?;
         }
         _ => refused.with_context(reading)?,
     }
     let json: Value = serde_json::from_str(&text)
         .with_context(|| format!("{path} answered {status} with something that is not JSON"))?;
-    Ok(shaped::<ResourceView>(&json, &path)?.tenant)
+    Ok(tenant(shaped::<T>(&json, path)?))
 }
 
-/// `ctl-hold-placed-<hold_id>-<unix nanos>`, cut to the 128-character id limit.
-pub(super) fn generated_event_id(kind: &str, hold_id: &str) -> String {
+/// When an event ctl builds happened: --at, else the daemon's clock (from
+/// /readyz), else this machine's for a daemon too old to report it.
+async fn event_time(api: &Api, opts: &EventOpts) -> anyhow::Result<Timestamp> {
+    Ok(match opts.at {
+        Some(t) => t,
+        None => api.daemon_now().await?.unwrap_or_else(chrono::Utc::now),
+    })
+}
+
+/// `ctl-<what>-<id>-<unix nanos>` (`ctl-hold-placed-court-1-..`,
+/// `ctl-decide-q1-..`), the id cut so the whole stays within the
+/// 128-character id limit.
+pub(super) fn generated_event_id(what: &str, id: &str) -> String {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-    let prefix = format!("ctl-hold-{kind}-");
+    let prefix = format!("ctl-{what}-");
     let suffix = format!("-{nanos}");
     let room = 128usize.saturating_sub(prefix.len() + suffix.len());
     // Ids are ASCII (checked by clap), so byte slicing is safe.
-    format!("{prefix}{}{suffix}", &hold_id[..hold_id.len().min(room)])
+    format!("{prefix}{}{suffix}", &id[..id.len().min(room)])
 }
 
 /// `POST /v1/admin/WHAT` with `body`: the daemon's JSON with `--json`,
@@ -336,12 +364,128 @@ async fn approve(api: &Api, json_out: bool, batch: Option<String>) -> anyhow::Re
     .await
 }
 
-/// `ctl retry RESOURCE [--store STORE]`.
-async fn retry(api: &Api, json_out: bool, resource: String, store: Option<String>) -> anyhow::Result<Done> {
-    admin(api, json_out, "retry", &RetryRequest { resource, store }, |r: &Retried| {
-        format!("retried {} stuck copies", cell(&r.retried))
-    })
-    .await
+/// `ctl retry RESOURCE [--store STORE]`, or `ctl retry --tenant T
+/// --subject S [--store STORE]` for a subject's personal data.
+async fn retry(
+    api: &Api,
+    json_out: bool,
+    resource: Option<String>,
+    subject: Option<(String, String)>,
+    store: Option<String>,
+) -> anyhow::Result<Done> {
+    match (resource, subject) {
+        (Some(resource), _) => {
+            admin(api, json_out, "retry", &RetryRequest { resource, store }, |r: &Retried| {
+                format!("retried {} stuck copies", cell(&r.retried))
+            })
+            .await
+        }
+        (None, Some((tenant, subject))) => {
+            let line = format!("of subject {subject} of tenant {tenant}");
+            admin(api, json_out, "retry-subject", &RetrySubjectRequest { tenant, subject, store }, |r: &Retried| {
+                format!("retried {} stuck personal-store calls {line}", cell(&r.retried))
+            })
+            .await
+        }
+        (None, None) => bail!("give RESOURCE, or --tenant and --subject"),
+    }
+}
+
+/// `ctl request show|list|receipt|decide`.
+async fn request(api: &Api, json_out: bool, command: RequestCommand) -> anyhow::Result<Done> {
+    match command {
+        RequestCommand::Show { id } => {
+            let answer = api.get::<RequestView>(&format!("/v1/requests/{id}"), &[]).await?;
+            Ok(Done::shown(&answer, json_out, show_request))
+        }
+        RequestCommand::List { state, due_before } => request_list(api, json_out, state, due_before).await,
+        RequestCommand::Receipt { id, out } => receipt(api, &id, out).await,
+        RequestCommand::Decide { id, execute, refuse, event } => {
+            decide(api, json_out, id, execute, refuse, event).await
+        }
+    }
+}
+
+/// `ctl request list`: every page of `GET /v1/requests`, each after the
+/// one before, as one list by id (and one JSON answer with `--json`).
+async fn request_list(
+    api: &Api,
+    json_out: bool,
+    state: Option<String>,
+    due_before: Option<Timestamp>,
+) -> anyhow::Result<Done> {
+    let due_before = due_before.map(fmt_rfc3339);
+    let mut query = vec![("limit", REQUESTS_PAGE)];
+    query.extend(state.as_deref().map(|s| ("state", s)));
+    query.extend(due_before.as_deref().map(|t| ("due_before", t)));
+    let mut answer = api.get::<RequestList>("/v1/requests", &query).await?;
+    while let Some(next) = answer.body.next.take() {
+        let page = api.get::<RequestList>("/v1/requests", &[query.as_slice(), &[("after", &next)]].concat()).await?;
+        answer.body.requests.extend(page.body.requests);
+        answer.body.next = page.body.next;
+    }
+    answer.json = serde_json::to_value(&answer.body).context("the requests read back")?;
+    Ok(Done::shown(&answer, json_out, show_requests))
+}
+
+/// Requests per page `ctl request list` asks for (the daemon's maximum).
+const REQUESTS_PAGE: &str = "1000";
+
+/// `ctl request receipt ID [--out FILE]`: the receipt as served (pretty
+/// JSON, with or without `--json`: it is a document to keep and check with
+/// `retentiond audit receipt`), on stdout or in FILE.
+async fn receipt(api: &Api, id: &str, out: Option<PathBuf>) -> anyhow::Result<Done> {
+    let answer = api.get::<Receipt>(&format!("/v1/certificates/requests/{id}"), &[]).await?;
+    let text = pretty(&answer.json);
+    let Some(path) = out else { return Ok(Done::ok(text)) };
+    std::fs::write(&path, &text).with_context(|| format!("writing the receipt to {}", path.display()))?;
+    let r = &answer.body;
+    Ok(Done::ok(format!(
+        "receipt of request {} ({}, {} entries) written to {}\n",
+        cell(&r.request),
+        cell(&r.state),
+        r.entries.len(),
+        path.display()
+    )))
+}
+
+/// `ctl request decide ID --execute | --refuse GROUND`: reads the request
+/// for its tenant, then posts a `request.decided` event dated --at or the
+/// daemon's clock; exit 1 with the daemon's reason if it is rejected.
+async fn decide(
+    api: &Api,
+    json_out: bool,
+    id: String,
+    execute: bool,
+    refuse: Option<RefusalGround>,
+    opts: EventOpts,
+) -> anyhow::Result<Done> {
+    let decision = match (execute, refuse) {
+        (_, Some(ground)) => Decision::Refuse(ground),
+        (true, None) => Decision::Execute,
+        (false, None) => return Ok(Done::usage("request decide: give --execute or --refuse GROUND")),
+    };
+    let path = format!("/v1/requests/{id}");
+    let tenant =
+        tenant_from(api, &path, &format!("request {id}"), "decide requests", "", |v: RequestView| v.tenant).await?;
+    let at = event_time(api, &opts).await?;
+    let event_id = opts.event_id.unwrap_or_else(|| generated_event_id("decide", &id));
+    let ev = DecisionEvent::new(event_id.clone(), at, tenant, id, decision);
+    let answer = api.post::<EventsAnswer>("/v1/events", &ev).await?;
+    let mut done = event_results(&answer, json_out);
+    if done.code != 0 {
+        let error = answer.body.results.first().and_then(|r| r.error.as_deref()).unwrap_or("see its error");
+        let hint = if error.contains("max_future_skew") { "; --at sets the event's time" } else { "" };
+        done.note = Some(format!("request.decided event {event_id} rejected: {error}{hint}"));
+    }
+    Ok(done)
+}
+
+/// `ctl subject show TENANT [SUBJECT]`: the account holder without SUBJECT.
+async fn subject_show(api: &Api, json_out: bool, tenant: String, subject: Option<String>) -> anyhow::Result<Done> {
+    let subject = subject.unwrap_or_else(|| tenant.clone());
+    let answer = api.get::<SubjectView>(&format!("/v1/subjects/{tenant}/{subject}"), &[]).await?;
+    Ok(Done::shown(&answer, json_out, show_subject))
 }
 
 /// `ctl clock advance|set`.

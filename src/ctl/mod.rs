@@ -2,9 +2,11 @@
 //! operators and scripts need neither curl nor the JSON shapes by heart.
 //!
 //! Every subcommand is one endpoint (two for `forecast --within` and events
-//! dated "now", which first read the daemon's clock from /readyz). Output is
-//! a readable table by default and the server's JSON with `--json` (for
-//! `metrics`, its samples as JSON). Exit codes, so scripts can branch:
+//! dated "now", which first read the daemon's clock from /readyz, and
+//! `request decide`, which first reads the request for its tenant). Output
+//! is a readable table by default and the server's JSON with `--json` (for
+//! `metrics`, its samples as JSON; `request receipt` is JSON either way).
+//! Exit codes, so scripts can branch:
 //! - 0: done (`restore-check`: restoring is allowed);
 //! - 1: any error (one line on stderr starting `retentiond ctl: `), an event
 //!   `rejected`, or `status` answered "not ready";

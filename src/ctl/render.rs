@@ -4,8 +4,8 @@
 
 use anyhow::anyhow;
 use retentiond::api::wire::{
-    AuditPage, Certificate, Deletions, EventResult, HoldList, LastReload, PolicyReport, Readiness, ResourceView,
-    RestoreCheck,
+    AuditPage, Certificate, Deletions, EventResult, HoldList, LastReload, PolicyReport, Readiness, RequestList,
+    RequestView, ResourceView, RestoreCheck, SubjectView,
 };
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -136,6 +136,128 @@ pub(super) fn show_holds(v: &HoldList) -> String {
     let mut out = table(&["TENANT", "RESOURCE", "HOLD_ID", "AUTHORITY", "PLACED_AT", "REVIEW_AT", "REASON"], &rows);
     let due = v.holds.iter().filter(|h| h.review_due).count();
     let _ = writeln!(out, "{} holds in force, {due} due for review", v.holds.len());
+    out
+}
+
+/// A privacy request: where it stands, then (an erasure) each class.
+pub(super) fn show_request(v: &RequestView) -> String {
+    let mut f = vec![
+        ("request", cell(&v.request)),
+        ("tenant", cell(&v.tenant)),
+        ("subject", cell(&v.subject)),
+        ("kind", cell(&v.kind)),
+        ("state", cell(&v.state)),
+        ("overdue", yes_no(v.overdue)),
+        ("verified", yes_no(v.verified)),
+        ("grounds", list(&v.grounds)),
+        ("received_at", cell(&v.received_at)),
+        ("due", cell(&v.due)),
+        ("decided_at", cell(&v.decided_at)),
+        ("refusal_ground", cell(&v.refusal_ground)),
+        ("completed_at", cell(&v.completed_at)),
+    ];
+    if v.linked_to.is_some() {
+        f.push(("linked_to", format!("{} (repeats it; shares its answer)", cell(&v.linked_to))));
+    }
+    if !v.deferred_by.is_empty() {
+        f.push(("deferred_by", format!("holds {} on the tenant", list(&v.deferred_by))));
+    }
+    if v.lifted_at.is_some() {
+        f.push(("lifted_at", cell(&v.lifted_at)));
+    }
+    let mut out = fields(&f);
+    if v.kind == "erasure" {
+        let rows: Vec<Vec<String>> =
+            v.classes.iter().map(|c| vec![cell(&c.class), cell(&c.outcome), cell(&c.kept_until)]).collect();
+        out.push_str("\nclasses:\n");
+        out.push_str(&table(&["CLASS", "OUTCOME", "KEPT_UNTIL"], &rows));
+    }
+    out
+}
+
+/// Privacy requests, one a line by id, with a count of the open overdue ones.
+pub(super) fn show_requests(v: &RequestList) -> String {
+    let rows: Vec<Vec<String>> = v
+        .requests
+        .iter()
+        .map(|r| {
+            vec![
+                cell(&r.request),
+                cell(&r.tenant),
+                cell(&r.subject),
+                cell(&r.kind),
+                cell(&r.state),
+                cell(&r.received_at),
+                cell(&r.due),
+                yes_no(r.overdue),
+            ]
+        })
+        .collect();
+    let mut out = table(&["REQUEST", "TENANT", "SUBJECT", "KIND", "STATE", "RECEIVED_AT", "DUE", "OVERDUE"], &rows);
+    let closed = ["completed", "partially_completed", "refused"];
+    let overdue = v.requests.iter().filter(|r| r.overdue && !closed.contains(&r.state.as_str())).count();
+    let _ = writeln!(out, "{} requests, {overdue} open and overdue", v.requests.len());
+    out
+}
+
+/// A subject: its classes, their copy in each store (class by store), and
+/// its requests.
+pub(super) fn show_subject(v: &SubjectView) -> String {
+    let mut out = fields(&[
+        ("tenant", cell(&v.tenant)),
+        ("subject", cell(&v.subject)),
+        ("account_holder", yes_no(v.account_holder)),
+        ("registered_at", cell(&v.registered_at)),
+        ("closed_at", cell(&v.closed_at)),
+        ("restricted_by", cell(&v.restricted_by)),
+    ]);
+    let classes: Vec<Vec<String>> = v
+        .classes
+        .iter()
+        .map(|c| {
+            vec![
+                cell(&c.class),
+                cell(&c.erasure),
+                cell(&c.erase_after),
+                cell(&c.keep_until),
+                cell(&c.scheduled_by),
+                cell(&c.started_at),
+                cell(&c.policy_version),
+            ]
+        })
+        .collect();
+    out.push_str("\nclasses:\n");
+    out.push_str(&table(
+        &["CLASS", "ERASURE", "ERASE_AFTER", "KEEP_UNTIL", "SCHEDULED_BY", "STARTED_AT", "POLICY_VERSION"],
+        &classes,
+    ));
+    let stores: Vec<Vec<String>> = v
+        .classes
+        .iter()
+        .flat_map(|c| {
+            c.stores.iter().map(move |s| {
+                let state = if s.stuck { format!("{} (stuck)", cell(&s.state)) } else { cell(&s.state) };
+                vec![
+                    cell(&c.class),
+                    cell(&s.store),
+                    state,
+                    cell(&s.attempts),
+                    cell(&s.done_at),
+                    cell(&s.audit_seq),
+                    cell(&s.last_error),
+                ]
+            })
+        })
+        .collect();
+    out.push_str("\nstores:\n");
+    out.push_str(&table(&["CLASS", "STORE", "STATE", "ATTEMPTS", "DONE_AT", "AUDIT_SEQ", "LAST_ERROR"], &stores));
+    let requests: Vec<Vec<String>> = v
+        .requests
+        .iter()
+        .map(|r| vec![cell(&r.request), cell(&r.kind), cell(&r.state), cell(&r.due), yes_no(r.overdue)])
+        .collect();
+    out.push_str("\nrequests:\n");
+    out.push_str(&table(&["REQUEST", "KIND", "STATE", "DUE", "OVERDUE"], &requests));
     out
 }
 
@@ -341,6 +463,11 @@ fn value_cell(v: &Value) -> String {
         Value::Array(a) => a.iter().map(value_cell).collect::<Vec<_>>().join(","),
         other => clean(&other.to_string()),
     }
+}
+
+/// A flag as "yes" or "no".
+pub(super) fn yes_no(b: bool) -> String {
+    if b { "yes" } else { "no" }.to_string()
 }
 
 /// A list as "a,b", "-" when empty.

@@ -402,8 +402,10 @@ mod tests {
             let err = base_url(addr).unwrap_err().to_string();
             assert!(err.contains("user name or password") && !err.contains("s3cret"), "{err}");
         }
-        let id = generated_event_id("placed", &"h".repeat(128));
+        let id = generated_event_id("hold-placed", &"h".repeat(128));
         assert!(retentiond::ids::check_id(&id).is_ok(), "{id}");
         assert!(id.starts_with("ctl-hold-placed-hhh"));
+        let id = generated_event_id("decide", "q1");
+        assert!(retentiond::ids::check_id(&id).is_ok() && id.starts_with("ctl-decide-q1-"), "{id}");
     }
 }

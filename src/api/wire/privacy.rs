@@ -2,6 +2,8 @@
 //! erasure receipt as the API shows them. Ids, dates, states and grounds
 //! only: never the personal data itself.
 
+use crate::domain::privacy::Decision;
+use crate::time::{fmt_rfc3339, Timestamp};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -179,4 +181,47 @@ pub struct RequestSummary {
     pub due: String,
     /// Whether it went overdue.
     pub overdue: bool,
+}
+
+/// A `request.decided` event, as `ctl request decide` builds it (the
+/// daemon parses every event strictly: [`crate::domain::event::parse_event`]).
+/// Built from the domain's [`Decision`], so a refusal always carries its
+/// ground and an execution never does.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DecisionEvent {
+    /// Unique; a retry with the same id is answered `duplicate`.
+    pub event_id: String,
+    /// `request.decided`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// When it was decided.
+    pub at: String,
+    /// The request's tenant.
+    pub tenant: String,
+    /// The request decided.
+    pub request_id: String,
+    /// `execute` or `refuse`.
+    pub decision: String,
+    /// The refusal's ground (privacy policy 5.6.2, 5.8); refusals only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ground: Option<String>,
+}
+
+impl DecisionEvent {
+    /// The event deciding `request_id` of `tenant` at `at`.
+    pub fn new(event_id: String, at: Timestamp, tenant: String, request_id: String, decision: Decision) -> Self {
+        let (decision, ground) = match decision {
+            Decision::Execute => ("execute", None),
+            Decision::Refuse(g) => ("refuse", Some(g.as_str().to_string())),
+        };
+        DecisionEvent {
+            event_id,
+            kind: "request.decided".into(),
+            at: fmt_rfc3339(at),
+            tenant,
+            request_id,
+            decision: decision.into(),
+            ground,
+        }
+    }
 }
