@@ -122,11 +122,11 @@ impl Request {
         self.state == RequestState::Received && self.linked_to.is_none()
     }
 
-    /// The next time this request needs a look: a warning, its due date,
-    /// or (approved) when it may execute.
+    /// The next time this request needs a look: a warning, its due date
+    /// (a linked one's own too: it may come first, for a repeat that
+    /// arrived late), or (approved) when it may execute.
     pub(super) fn next_due(&self, policy: &PrivacyPolicy, holds: Holds<'_>, rules: &Rules) -> Option<Timestamp> {
         match self.state {
-            _ if self.linked_to.is_some() => None,
             RequestState::Received => {
                 let warning = policy
                     .warn_before
@@ -134,7 +134,7 @@ impl Request {
                     .map(|w| earlier(self.due, w.to_chrono()).max(self.received_at));
                 warning.into_iter().chain((!self.overdue).then_some(self.due)).min()
             }
-            RequestState::Approved => self.execution_date(holds, rules),
+            RequestState::Approved if self.linked_to.is_none() => self.execution_date(holds, rules),
             _ => None,
         }
     }
@@ -312,10 +312,11 @@ impl Subject {
 
     /// Warnings before a request's due date and the overdue flag after it,
     /// while it is unanswered (privacy policy 5.6.1: answered within the
-    /// response time).
+    /// response time). A linked request is answered with the one it
+    /// repeats, but its due date is its own.
     pub(super) fn request_clocks(&mut self, now: Timestamp, policy: &PrivacyPolicy, fx: &mut Effects) {
         for i in 0..self.requests.len() {
-            if !self.requests[i].awaits_decision() {
+            if self.requests[i].state != RequestState::Received {
                 continue;
             }
             let r = &mut self.requests[i];
@@ -491,6 +492,5 @@ fn mirror(linked: &mut Request, primary: &Request) {
     linked.refusal = primary.refusal;
     linked.outcomes = primary.outcomes.clone();
     linked.completed_at = primary.completed_at;
-    linked.overdue = linked.overdue || primary.overdue;
     linked.lifted_at = primary.lifted_at;
 }

@@ -319,6 +319,28 @@ fn a_repeated_request_is_linked_not_executed_twice() {
     assert_eq!(sim.request("q2").state, sim.request("q1").state);
 }
 
+/// Privacy policy 5.6.1 for a linked request: its due date is its own. A
+/// repeat dated before the request it repeats (it arrived late) is flagged
+/// overdue on its own day 15, and one made later is not flagged when the
+/// first one goes overdue (found by tests/privacy_properties.rs).
+#[test]
+fn a_linked_request_goes_overdue_on_its_own_due_date() {
+    let mut sim = Sim::new();
+    sim.receive("q1", RequestKind::Erasure, false, day(2));
+    sim.receive("q0", RequestKind::Erasure, false, day(0));
+    sim.receive("q9", RequestKind::Erasure, false, day(5));
+    assert_eq!(sim.request("q0").linked_to.as_deref(), Some("q1"));
+    assert_eq!(sim.due(), Some(day(10)), "q0's first warning, 5 days before its own due date");
+    sim.tick(day(15));
+    assert!(sim.request("q0").overdue, "its own 15 days ran out");
+    assert!(!sim.request("q1").overdue);
+    sim.tick(day(17));
+    assert!(sim.request("q1").overdue);
+    assert!(!sim.request("q9").overdue, "made on day 5: due on day 20");
+    sim.tick(day(20));
+    assert!(sim.request("q9").overdue);
+}
+
 /// Engineering-notes habit 1: a failing store is retried with backoff,
 /// stuck after `max_attempts`, and an operator's retry resumes it.
 #[test]
