@@ -72,6 +72,11 @@ pub fn write_tokens(dir: &Path) {
 pub struct Harness {
     pub dir: tempfile::TempDir,
     pub daemon: Option<Daemon>,
+    /// The real binary, when started with [`Harness::binary`]: then
+    /// `daemon` stays `None` and every helper goes through its port.
+    pub served: Option<Served>,
+    /// True for a harness on the real binary (restarts spawn it again).
+    pub binary: bool,
     pub base: String,
     pub client: reqwest::Client,
 }
@@ -82,11 +87,23 @@ impl Harness {
     }
 
     pub async fn with_config(config_text: &str) -> Harness {
+        Self::prepared(config_text, false).await
+    }
+
+    /// The same harness on the real binary: `retentiond serve` run as its
+    /// own process on a free port (`127.0.0.1:0` in the config is replaced
+    /// by it), so what `main` wires is under test too; killed on drop.
+    pub async fn binary(config_text: &str) -> Harness {
+        Self::prepared(config_text, true).await
+    }
+
+    async fn prepared(config_text: &str, binary: bool) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         fs_root(&dir.path().join("data"));
         std::fs::write(dir.path().join("retentiond.toml"), config_text).unwrap();
         write_tokens(dir.path());
-        let mut h = Harness { dir, daemon: None, base: String::new(), client: reqwest::Client::new() };
+        let mut h =
+            Harness { dir, daemon: None, served: None, binary, base: String::new(), client: reqwest::Client::new() };
         h.boot().await;
         h
     }
@@ -100,6 +117,9 @@ impl Harness {
     }
 
     async fn boot(&mut self) {
+        if self.binary {
+            return self.serve().await;
+        }
         let config = retentiond::config::load(&self.config_path()).expect("test config is valid");
         // Other tests in this process spawn executor and notifier programs:
         // a child between fork and exec briefly holds a copy of every open
@@ -129,6 +149,43 @@ impl Harness {
         if let Some(d) = self.daemon.take() {
             d.shutdown().await.expect("clean shutdown");
         }
+        if let Some(mut s) = self.served.take() {
+            s.signal("TERM");
+            assert_eq!(s.exit_code(std::time::Duration::from_secs(30)), Some(0), "clean shutdown");
+        }
+    }
+
+    /// Starts `retentiond serve` on the config file: on a free port the
+    /// first time, on the same one after a restart.
+    async fn serve(&mut self) {
+        let text = std::fs::read_to_string(self.config_path()).unwrap();
+        let any_port = "\"127.0.0.1:0\"";
+        if text.contains(any_port) {
+            let port = format!("\"127.0.0.1:{}\"", free_port());
+            std::fs::write(self.config_path(), text.replace(any_port, &port)).unwrap();
+        }
+        let addr = retentiond::config::load(&self.config_path()).expect("test config is valid").api.listen;
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_retentiond"))
+            .args(["serve", "--config"])
+            .arg(self.config_path())
+            .env("RUST_LOG", "error")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .unwrap();
+        self.base = format!("http://{addr}");
+        self.served = Some(Served::wait_healthy(child, self.base.clone()).await);
+    }
+
+    /// After the real binary died on its own (a crash the test caused):
+    /// waits for its exit, then serves again on the same state, as a
+    /// supervisor restarting it does. Returns its exit code (`None`: killed
+    /// by a signal).
+    pub async fn restart_after_crash(&mut self) -> Option<i32> {
+        let mut s = self.served.take().expect("the real binary is served");
+        let code = s.exit_code(std::time::Duration::from_secs(30));
+        self.boot().await;
+        code
     }
 
     /// Starts again after `stop`, with a new config text.
