@@ -9,6 +9,11 @@
 //! the deletions that were under way finish with one completion record per
 //! copy.
 //!
+//! The same crash points in the middle of privacy requests' fan-out
+//! (issue 12): each erasure request calls two personal stores for two
+//! classes; after the restart every acknowledged request completes, each
+//! store's erasure is recorded once, and the log verifies.
+//!
 //! The crashing process is this test binary run again with
 //! `RETENTIOND_CRASH_CHILD` set (the parent never crashes).
 
@@ -90,8 +95,7 @@ fn request(dir: &Path, req: usize) -> Vec<retentiond::domain::event::Event> {
 }
 
 /// Opens the engine on what `dir` holds, as the daemon does at start.
-async fn open(dir: &Path, store: Arc<dyn Store>) -> (Engine, EngineHandle) {
-    let config = config(dir);
+async fn open(config: Arc<Config>, store: Arc<dyn Store>) -> (Engine, EngineHandle) {
     let audit = AuditLog::open(&config.daemon.state_dir, None).unwrap();
     let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(parse_rfc3339(T0).unwrap()));
     let metrics = Arc::new(retentiond::metrics::Metrics::new());
@@ -104,20 +108,19 @@ fn db(dir: &Path) -> PathBuf {
     dir.join("state/db")
 }
 
-/// The crashing side: counts calls of the chosen kind and aborts at the
-/// `n`th; prints `acked <request>` for each answered request.
-fn child(spec: &str) {
+/// The store of the crashing side: sled, hooked to abort at the `n`th
+/// call of the point `spec` names (`point:n`).
+fn crashing_store(dir: &Path, spec: &str) -> Hooked<SledStore> {
     let (point, n) = spec.split_once(':').unwrap();
     let (point, n) = (Point::parse(point), n.parse::<usize>().unwrap());
-    let dir = PathBuf::from(std::env::var("RETENTIOND_CRASH_DIR").unwrap());
     let calls = Arc::new(AtomicUsize::new(0));
     let hit = move |calls: &AtomicUsize| {
         if calls.fetch_add(1, Ordering::SeqCst) + 1 == n {
             std::process::abort();
         }
     };
-    let store = Hooked::new(SledStore::open(&db(&dir), 1 << 22).unwrap());
-    let store = match point {
+    let store = Hooked::new(SledStore::open(&db(dir), 1 << 22).unwrap());
+    match point {
         Point::BeforeCommit => {
             let c = calls.clone();
             store.before_commit(move |_| hit(&c))
@@ -130,10 +133,17 @@ fn child(spec: &str) {
             let c = calls.clone();
             store.after_flush(move || hit(&c))
         }
-    };
+    }
+}
+
+/// The crashing side: aborts at its crash point (see
+/// [`crashing_store`]); prints `acked <request>` for each answered request.
+fn child(spec: &str) {
+    let dir = PathBuf::from(std::env::var("RETENTIOND_CRASH_DIR").unwrap());
+    let store = crashing_store(&dir, spec);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
-        let (engine, handle) = open(&dir, Arc::new(store)).await;
+        let (engine, handle) = open(config(&dir), Arc::new(store)).await;
         let (_stop, stop_rx) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(engine.run(stop_rx));
         for req in 0..REQUESTS {
@@ -153,7 +163,7 @@ fn child(spec: &str) {
 /// The parent's checks on what a crashed child left.
 async fn check(dir: &Path, acked: &[usize], label: &str) {
     let store: Arc<SledStore> = Arc::new(SledStore::open(&db(dir), 1 << 22).unwrap());
-    let (engine, handle) = open(dir, store.clone()).await;
+    let (engine, handle) = open(config(dir), store.clone()).await;
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(engine.run(stop_rx));
     // The deletions left under way (or never started) run now.
@@ -207,20 +217,19 @@ async fn check(dir: &Path, acked: &[usize], label: &str) {
     assert_eq!(deleted.len(), purged, "{label}: one completion record per purged resource");
 }
 
-#[test]
-fn a_crash_at_each_point_of_a_group_loses_nothing_acknowledged() {
-    if let Ok(spec) = std::env::var(CHILD) {
-        child(&spec);
-        return;
-    }
+/// Runs this test binary's test `name` as the crashing child at each
+/// point, `runs` times each (crashing at the 1st, 2nd, .. call), and
+/// `check`s what each run left; at least `min_crashed` runs of each point
+/// must have crashed.
+fn crash_each_point(name: &str, runs: impl Iterator<Item = usize> + Clone, min_crashed: usize, check: CheckFn) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let exe = std::env::current_exe().unwrap();
     for point in [Point::BeforeCommit, Point::BeforeFlush, Point::AfterFlush] {
         let mut crashed = 0;
-        for n in 1..=12 {
+        for n in runs.clone() {
             let dir = tempfile::tempdir().unwrap();
             let out = std::process::Command::new(&exe)
-                .args(["--exact", "a_crash_at_each_point_of_a_group_loses_nothing_acknowledged", "--nocapture"])
+                .args(["--exact", name, "--nocapture"])
                 .args(["--test-threads", "1"])
                 .env(CHILD, format!("{}:{n}", point.name()))
                 .env("RETENTIOND_CRASH_DIR", dir.path())
@@ -237,8 +246,183 @@ fn a_crash_at_each_point_of_a_group_loses_nothing_acknowledged() {
                 assert!(finished, "{}:{n}: the child neither crashed nor finished: {stdout}", point.name());
             }
             let label = format!("{}:{n} ({} acked)", point.name(), acked.len());
-            rt.block_on(check(dir.path(), &acked, &label));
+            rt.block_on(check(dir.path().to_path_buf(), acked, label));
         }
-        assert!(crashed >= 6, "{}: only {crashed} of the runs reached their crash point", point.name());
+        assert!(crashed >= min_crashed, "{}: only {crashed} of the runs reached their crash point", point.name());
+    }
+}
+
+/// The parent's checks, as `crash_each_point` calls them.
+type CheckFn = fn(PathBuf, Vec<usize>, String) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>;
+
+#[test]
+fn a_crash_at_each_point_of_a_group_loses_nothing_acknowledged() {
+    if let Ok(spec) = std::env::var(CHILD) {
+        child(&spec);
+        return;
+    }
+    crash_each_point("a_crash_at_each_point_of_a_group_loses_nothing_acknowledged", 1..=12, 6, |dir, acked, label| {
+        Box::pin(async move { check(&dir, &acked, &label).await })
+    });
+}
+
+#[test]
+fn a_crash_in_the_middle_of_privacy_requests_fan_out_resumes_it() {
+    if let Ok(spec) = std::env::var(CHILD) {
+        privacy::child(&spec);
+        return;
+    }
+    crash_each_point(
+        "a_crash_in_the_middle_of_privacy_requests_fan_out_resumes_it",
+        [1, 2, 3, 4, 6, 9, 13].into_iter(),
+        5,
+        |dir, acked, label| Box::pin(async move { privacy::check(&dir, &acked, &label).await }),
+    );
+}
+
+/// Issue 12: erasure requests through two personal stores, crashed in
+/// the middle of their fan-out.
+mod privacy {
+    use super::*;
+
+    /// Requests the child sends, one after another (each for a subject of
+    /// its own, registered in the same request).
+    const REQUESTS: usize = 3;
+
+    /// Two personal stores: `files` (an `fs` store, the contact class) and
+    /// `crm` (a program recording each call in `crm.log`: the contact
+    /// class deleted, billing records anonymised); requests approved as
+    /// soon as verified.
+    pub(super) fn config(dir: &Path) -> Arc<Config> {
+        let files = dir.join("personal");
+        std::fs::create_dir_all(&files).unwrap();
+        std::fs::write(files.join(".retentiond-root"), "").unwrap();
+        let crm = common::script(dir, "crm.sh", &format!("echo \"$@\" >> {}", dir.join("crm.log").display()));
+        common::engine_config(
+            dir,
+            &format!(
+                r#"
+[stores.files]
+class = "online"
+data = "personal"
+executor = {{ kind = "fs", root = "{files}", path = "{{tenant}}/{{subject}}" }}
+
+[stores.crm]
+class = "online"
+data = "personal"
+executor = {{ kind = "command", argv = ["{crm}", "{{action}}", "{{tenant}}", "{{subject}}", "{{class}}"] }}
+
+[privacy]
+auto_approve = true
+
+[privacy.classes.contact]
+stores = ["files", "crm"]
+after_closure = "30d"
+erasure = "delete"
+
+[privacy.classes.billing]
+stores = ["crm"]
+after_closure = "400d"
+erasure = "anonymize"
+"#,
+                files = files.display(),
+                crm = crm.display(),
+            ),
+        )
+    }
+
+    fn subject(req: usize) -> String {
+        format!("u{req}")
+    }
+
+    /// Request `req`: its subject registered, and its verified erasure
+    /// request, executed at once.
+    fn request(req: usize) -> Vec<retentiond::domain::event::Event> {
+        let u = subject(req);
+        [
+            json!({"event_id": format!("s-{u}"), "type": "subject.created", "at": T0, "tenant": "t1", "subject": u}),
+            json!({"event_id": format!("q-{u}"), "type": "erasure.requested", "at": T0, "tenant": "t1", "subject": u,
+                   "request_id": format!("q{req}"), "grounds": ["consent_withdrawn"], "verified": true}),
+        ]
+        .iter()
+        .map(|v| retentiond::domain::event::parse_event(v).unwrap())
+        .collect()
+    }
+
+    /// The crashing side, as [`super::child`] for these requests.
+    pub(super) fn child(spec: &str) {
+        let dir = PathBuf::from(std::env::var("RETENTIOND_CRASH_DIR").unwrap());
+        // Every subject's contact data, before anything can crash.
+        for req in 0..REQUESTS {
+            let data = dir.join("personal/t1").join(subject(req));
+            std::fs::create_dir_all(&data).unwrap();
+            std::fs::write(data.join("profile.json"), b"{}").unwrap();
+        }
+        let store = crashing_store(&dir, spec);
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let (engine, handle) = open(config(&dir), Arc::new(store)).await;
+            let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+            let task = tokio::spawn(engine.run(stop_rx));
+            for req in 0..REQUESTS {
+                let results = handle.ingest(request(req)).await.expect("ingested");
+                assert!(results.iter().all(|r| r.status == "applied"), "{results:?}");
+                println!("acked {req}");
+            }
+            let _ = handle.move_clock(retentiond::engine::ClockOp::Advance("1s".parse().unwrap())).await;
+            println!("finished");
+            drop(handle);
+            task.abort();
+        });
+    }
+
+    /// After the restart: every acknowledged request (and any other that
+    /// was stored) completes in every store, each erasure is recorded once,
+    /// and the log verifies, level with the database.
+    pub(super) async fn check(dir: &Path, acked: &[usize], label: &str) {
+        let store: Arc<SledStore> = Arc::new(SledStore::open(&db(dir), 1 << 22).unwrap());
+        let (engine, handle) = open(config(dir), store.clone()).await;
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(engine.run(stop_rx));
+        handle.move_clock(retentiond::engine::ClockOp::Advance("1s".parse().unwrap())).await.expect("clock moved");
+        let calls = std::fs::read_to_string(dir.join("crm.log")).unwrap_or_default();
+        let mut stored = 0;
+        for req in 0..REQUESTS {
+            let u = subject(req);
+            let key = retentiond::store::SubjectKey { tenant: "t1".into(), subject: u.clone() };
+            let Some(s) = store.subject(&key).unwrap() else {
+                assert!(!acked.contains(&req), "{label}: acknowledged request {req} was lost");
+                // Lost with its group: nothing acted on it (intent first).
+                assert!(dir.join("personal/t1").join(&u).exists(), "{label}: {u} erased, its request lost");
+                assert!(!calls.contains(&format!(" {u} ")), "{label}: the crm was called for {u}, its request lost");
+                continue;
+            };
+            stored += 1;
+            let r = s.requests.iter().find(|r| r.id == format!("q{req}"));
+            let r = r.unwrap_or_else(|| panic!("{label}: {u} registered without its request: half applied"));
+            assert_eq!(r.state.as_str(), "completed", "{label}: q{req} did not resume: {s:?}");
+            assert!(!dir.join("personal/t1").join(&u).exists(), "{label}: {u}'s contact data is still there");
+            for call in [format!("delete t1 {u} contact"), format!("anonymize t1 {u} billing")] {
+                assert!(calls.lines().any(|l| l == call), "{label}: {call:?} never reached the crm: {calls}");
+            }
+        }
+        stop.send(true).unwrap();
+        task.await.unwrap().unwrap();
+        drop(handle);
+        let head = store.audit_head().unwrap();
+        let report = retentiond::audit::verify(&dir.join("state/audit.jsonl"), Some(&head))
+            .unwrap_or_else(|e| panic!("{label}: audit log does not verify: {e:?}"));
+        assert_eq!(report.records, head.seq, "{label}");
+        let text = std::fs::read_to_string(dir.join("state/audit.jsonl")).unwrap();
+        let mut done = std::collections::BTreeMap::<(String, String, String), usize>::new();
+        for line in text.lines() {
+            let v: Value = serde_json::from_str(line).unwrap();
+            if matches!(v["kind"].as_str(), Some("personal.erased" | "personal.anonymized" | "request.completed")) {
+                let field = |k: &str| v["data"][k].as_str().unwrap_or_default().to_string();
+                *done.entry((field("subject"), field("class"), field("store"))).or_default() += 1;
+            }
+        }
+        assert!(done.values().all(|n| *n == 1), "{label}: an erasure or completion recorded twice: {done:?}");
+        assert_eq!(done.len(), stored * 4, "{label}: three erasures and a completion per request: {done:?}");
     }
 }
