@@ -196,3 +196,20 @@ async fn login_roles_and_logout() {
     assert_eq!(cross.status(), StatusCode::FORBIDDEN);
     assert!(cross.headers().get(SET_COOKIE).is_none());
 }
+
+/// A log cut short (its last records removed, the rest a valid chain)
+/// shows as not verifying: the chain must reach the daemon's own head.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_cut_short_shows_as_broken() {
+    let h = Harness::start().await;
+    h.apply(created("e1", "t1", "r1", "2026-02-01T00:00:00Z")).await;
+    h.apply(created("e2", "t1", "r2", "2026-02-01T00:00:00Z")).await;
+    let log = h.state_dir().join("audit.jsonl");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines.len() > 1, "{text}");
+    std::fs::write(&log, lines[..lines.len() - 1].iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
+    let cookie = login(&h, AUDITOR).await;
+    let audit = ok_page(&h, &cookie, "/console/audit").await;
+    assert!(audit.contains("Chain does NOT verify") && audit.contains("before the daemon"), "{audit}");
+}

@@ -5,7 +5,7 @@
 use super::render::{self, resource_link, value};
 use super::ConsoleState;
 use crate::api::{forecast, holds, personal_forecast, resource_view, ApiError};
-use crate::audit::{verify, AuditHead};
+use crate::audit::{verify, AuditHead, AuditLog};
 use crate::time::fmt_rfc3339;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -322,6 +322,34 @@ pub(super) struct Verified {
     last: Option<(AuditHead, Result<u64, String>, String)>,
 }
 
+/// Verifies the chain from genesis to `head`, the daemon's head when the
+/// page was opened, without holding up the engine: the log is read while
+/// the daemon may append to it, so what follows `head` (records appended
+/// since, a line being written) is not this check's. Every record up to
+/// `head.seq` must verify, and the one at `head.seq` must be `head` itself
+/// (so a log cut short, or rewritten, does not pass). Gives the records
+/// checked.
+fn verify_to(path: &std::path::Path, head: &AuditHead, log: &std::sync::Mutex<AuditLog>) -> Result<u64, String> {
+    match verify(path, None) {
+        Ok(r) if r.head.seq < head.seq => {
+            Err(format!("the log ends at seq {}, before the daemon's head (seq {})", r.head.seq, head.seq))
+        }
+        Ok(r) if r.head.seq == head.seq && r.head.hash != head.hash => {
+            Err(format!("the last record (seq {}) is not the daemon's head", head.seq))
+        }
+        Ok(r) if r.head.seq == head.seq => Ok(r.records),
+        Err(f) if f.seq.is_none_or(|s| s <= head.seq) => Err(f.to_string()),
+        _ => {
+            let log = log.lock().unwrap_or_else(|e| e.into_inner());
+            let at = log.read_after(head.seq.saturating_sub(1), 1).map_err(|e| e.to_string())?;
+            match at.first() {
+                Some(r) if r.seq == head.seq && r.hash == head.hash => Ok(head.seq),
+                _ => Err(format!("the record at seq {} is not the daemon's head", head.seq)),
+            }
+        }
+    }
+}
+
 /// `GET /console/audit[?after_seq=N]`: the audit records, oldest first, a
 /// page at a time, under the chain's verification status. The chain is
 /// verified (the whole log read, on a blocking thread, one verification at
@@ -345,9 +373,11 @@ pub(super) async fn audit(State(state): State<ConsoleState>, Query(q): Params) -
     };
     let mut verified = state.verified.lock().await;
     if verified.last.as_ref().is_none_or(|(h, _, _)| *h != head) {
-        let (expected, now) = (head.clone(), fmt_rfc3339(chrono::Utc::now()));
+        let (expected, now, log) = (head.clone(), fmt_rfc3339(chrono::Utc::now()), state.api.audit.clone());
+        // Once more on a failure: a line the engine was writing as it was
+        // read fails the first pass, not the second; a real break fails both.
         let outcome = tokio::task::spawn_blocking(move || {
-            verify(&path, Some(&expected)).map(|r| r.records).map_err(|f| f.to_string())
+            verify_to(&path, &expected, &log).or_else(|_| verify_to(&path, &expected, &log))
         })
         .await
         .unwrap_or_else(|e| Err(e.to_string()));
