@@ -154,10 +154,17 @@ impl Tokens {
     /// The entry a presented token matches. Every entry is compared, in
     /// constant time, whatever matches first.
     pub fn authenticate(&self, presented: &str) -> Option<&TokenEntry> {
-        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        self.by_digest(&Sha256::digest(presented.as_bytes()).into())
+    }
+
+    /// The entry whose token hashes to `digest`, compared as
+    /// [`Tokens::authenticate`] does. The console's sessions keep a token's
+    /// digest (never the token) and look it up on every page, so a token
+    /// removed or given another role on reload takes its sessions with it.
+    pub fn by_digest(&self, digest: &[u8; 32]) -> Option<&TokenEntry> {
         let mut found = None;
         for e in &self.entries {
-            if bool::from(e.digest.ct_eq(&digest)) && found.is_none() {
+            if bool::from(e.digest.ct_eq(digest)) && found.is_none() {
                 found = Some(e);
             }
         }

@@ -207,3 +207,29 @@ async fn a_silent_handshake_is_counted_timed_out_and_cut_at_shutdown() {
     h.stop().await;
     assert!(began.elapsed() < std::time::Duration::from_secs(5), "shutdown waited {:?}", began.elapsed());
 }
+
+/// Over https the console's session cookie is `Secure` (issue 13.8), so a
+/// browser never sends it in plain HTTP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_cookie_is_secure_over_https() {
+    let pki_dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("retentiond test CA");
+    let server = ca.server(pki_dir.path(), "server");
+    let (h, base) = start(&tls_config(&tls_keys(&server, ""))).await;
+    let no_redirects = reqwest::Client::builder()
+        .tls_certs_only(reqwest::Certificate::from_pem_bundle(ca.pem().as_bytes()).unwrap())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = no_redirects
+        .post(format!("{base}/console/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={AUDITOR}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap();
+    assert!(cookie.contains("; Secure") && cookie.contains("HttpOnly"), "{cookie}");
+    drop(h);
+}

@@ -104,7 +104,12 @@ async fn the_document_describes_exactly_the_routes_the_router_serves() {
     let ops = described(&doc);
 
     let described_paths: BTreeSet<String> = ops.iter().map(|(p, _)| p.clone()).collect();
-    assert_eq!(routed_paths(&app), described_paths, "paths routed (left) and described (right)");
+    // The console (issue 13.8) is HTML for browsers, outside the API's
+    // description by design: every other path must be described.
+    let (console, api): (BTreeSet<String>, BTreeSet<String>) =
+        routed_paths(&app).into_iter().partition(|p| p == "/console" || p.starts_with("/console/"));
+    assert!(console.contains("/console/login"), "the console is routed: {console:?}");
+    assert_eq!(api, described_paths, "paths routed (left) and described (right)");
     for must in ["/v1/openapi.json", "/v1/events", "/healthz", "/readyz", "/metrics"] {
         assert!(described_paths.contains(must), "{must} is not described");
     }

@@ -17,6 +17,8 @@
 //! - `admin`: clock, pause, resume, approve, retry, apply-policy;
 //! - `audit`: audit records and deletion certificates;
 //! - `health`: `/healthz`, `/readyz` and `/metrics`;
+//! - `console`: the read-only HTML console under `/console/` (issue 13.8),
+//!   behind its own session cookie, outside the OpenAPI description;
 //! - `openapi`: this API's description (`/v1/openapi.json`);
 //! - [`wire`]: every request and answer body `retentiond ctl` sends or reads,
 //!   as types both sides share.
@@ -27,6 +29,7 @@
 mod admin;
 mod audit;
 mod body;
+mod console;
 mod events;
 pub mod forecast;
 mod health;
@@ -180,9 +183,9 @@ pub fn router(state: ApiState) -> Router {
     let (router, _) = authenticated()
         .route_layer(from_fn_with_state(state.clone(), authenticate))
         .merge(open())
-        .with_state(state)
+        .with_state(state.clone())
         .split_for_parts();
-    router
+    router.merge(console::router(state))
 }
 
 /// The OpenAPI 3.1 description of every route [`router`] serves, from the
