@@ -110,7 +110,7 @@ pub(super) async fn forecast(State(state): State<ConsoleState>, Query(q): Params
             items.sort_by(|a, b| (&a.deadline, &a.resource).cmp(&(&b.deadline, &b.resource)));
             let personal = if first {
                 let gates = forecast::gates(s, &config)?;
-                Some(personal_forecast::read(s, &config, before, &gates)?)
+                Some(personal_forecast::read(s, before, &gates)?)
             } else {
                 None
             };
