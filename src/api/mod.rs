@@ -279,8 +279,13 @@ fn caller(state: &ApiState, headers: &HeaderMap) -> Result<Role, ApiError> {
 /// does not decode to UTF-8 too, which axum would answer in plain text,
 /// not as the error body every refusal has.
 fn resource_in_path(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
-    let Path(id) = path.map_err(|e| ApiError::field("resource", e.body_text()))?;
-    crate::ids::check_stored_id(&id).map_err(|e| ApiError::field("resource", e))?;
+    id_in_path(path, "resource")
+}
+
+/// The id in the path, checked as stored ids are; a 400 naming `field`.
+fn id_in_path(path: Result<Path<String>, PathRejection>, field: &str) -> Result<String, ApiError> {
+    let Path(id) = path.map_err(|e| ApiError::field(field, e.body_text()))?;
+    crate::ids::check_stored_id(&id).map_err(|e| ApiError::field(field, e))?;
     Ok(id)
 }
 

@@ -8,7 +8,7 @@
 use super::wire::{
     ErrorBody, PersonalStoreView, RequestClass, RequestList, RequestSummary, RequestView, SubjectClass, SubjectView,
 };
-use super::{require, sorted, ApiError, ApiState};
+use super::{id_in_path, require, sorted, ApiError, ApiState};
 use crate::auth::{Permission, Role};
 use crate::domain::lifecycle::TenantHolds;
 use crate::domain::privacy::{PersonalState, Request, RequestKind, RequestState, Schedule, Subject};
@@ -120,8 +120,8 @@ pub fn subject_view(s: &Subject) -> SubjectView {
     }
 }
 
-/// An id from the path, named `field` in a 400.
-fn id_in_path(id: &str, field: &str) -> Result<String, ApiError> {
+/// An id from a query or a pair of path segments, named `field` in a 400.
+fn checked_id(id: &str, field: &str) -> Result<String, ApiError> {
     crate::ids::check_stored_id(id).map_err(|e| ApiError::field(field, e))?;
     Ok(id.to_string())
 }
@@ -162,8 +162,7 @@ pub(super) async fn get_request(
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     require(role, Permission::Read)?;
-    let Path(id) = path.map_err(|e| ApiError::field("request", e.body_text()))?;
-    let id = id_in_path(&id, "request")?;
+    let id = id_in_path(path, "request")?;
     let (subject, holds) = find_request(&state, id.clone()).await?;
     let r = subject
         .requests
@@ -227,7 +226,7 @@ pub(super) async fn get_requests(
             _ => return Err(ApiError::field("limit", format!("a whole number from 1 to {MAX_PAGE}"))),
         },
     };
-    let after = q.get("after").map(|a| id_in_path(a, "after")).transpose()?;
+    let after = q.get("after").map(|a| checked_id(a, "after")).transpose()?;
     let page = state
         .read(move |s| {
             // Open requests are few and listed apart: a filter that only
@@ -334,7 +333,7 @@ pub(super) async fn get_subject(
 ) -> Result<Response, ApiError> {
     require(role, Permission::Read)?;
     let Path((tenant, subject)) = path.map_err(|e| ApiError::field("subject", e.body_text()))?;
-    let key = SubjectKey { tenant: id_in_path(&tenant, "tenant")?, subject: id_in_path(&subject, "subject")? };
+    let key = SubjectKey { tenant: checked_id(&tenant, "tenant")?, subject: checked_id(&subject, "subject")? };
     let found = state.read(move |s| Ok(s.subject(&key)?)).await?;
     match found {
         Some(s) => Ok(sorted(&subject_view(&s))?.into_response()),
@@ -368,8 +367,7 @@ pub(super) async fn get_receipt(
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     require(role, Permission::Read)?;
-    let Path(id) = path.map_err(|e| ApiError::field("request", e.body_text()))?;
-    let id = id_in_path(&id, "request")?;
+    let id = id_in_path(path, "request")?;
     let (subject, _) = find_request(&state, id.clone()).await?;
     match Receipt::issue(&subject, &id) {
         Ok(r) => Ok(sorted(&r)?.into_response()),
