@@ -473,6 +473,48 @@ async fn privacy_policy_5_8_a_hold_defers_a_request_until_a_day_after_its_releas
     assert_eq!(p.request("q1").await["state"], "partially_completed");
 }
 
+/// safety.guard (issue 12.5): a mistaken mass of erasures must not erase
+/// everyone's personal data at once. With a guard that lets two starts an
+/// hour go, three users whose erasures begin together are held
+/// whole: nothing erased, `/readyz` shows the batch, `guard.tripped` names
+/// the subjects; the operator's approval of exactly that batch lets the
+/// three go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn safety_guard_a_burst_of_personal_erasures_is_held_whole_until_approved() {
+    let guard = "auto_approve = true\n[safety.guard]\nwindow = \"1h\"\nmax_resources = 2\n\
+                 min_resources = 1000\nlong_max_resources = 1000\n";
+    let p = Privacy::with(r#"["files"]"#, guard).await;
+    let users = ["alice", "bob", "carol"];
+    for u in users {
+        p.h.apply(ev(&format!("c-{u}"), "subject.created", T0, json!({"subject": u}))).await;
+    }
+    let data: Vec<PathBuf> = users.iter().map(|u| p.personal("t1", u)).collect();
+    // The three requests in one post: their erasures begin at one instant.
+    let requests: Vec<Value> =
+        users.iter().map(|u| erasure(&format!("e-{u}"), &format!("q-{u}"), u, true, T0)).collect();
+    let results = p.h.events(json!(requests)).await;
+    assert!(results.iter().all(|r| r["status"] == "applied"), "{results:?}");
+    p.h.advance("1s").await;
+    assert!(data.iter().all(|d| d.exists()), "three erasures against a limit of two: none begins");
+    let trips = p.records("guard.tripped");
+    assert_eq!(trips.len(), 1);
+    assert_eq!(trips[0]["data"]["resources"], json!(["subject:t1/alice", "subject:t1/bob", "subject:t1/carol"]));
+    let (_, ready) = p.h.get_as(AUDITOR, "/readyz").await;
+    assert_eq!(ready["guard_batch"]["size"], 3, "{ready}");
+    assert_eq!(p.request("q-alice").await["state"], "approved", "the request waits, approved");
+    assert!(p.records("personal.erasure_started").is_empty());
+
+    let digest = trips[0]["data"]["batch_digest"].clone();
+    let (status, v) = p.h.post_as(OPERATOR, "/v1/admin/approve", &json!({"batch_digest": digest})).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["batch"]["size"], 3, "{v}");
+    p.h.advance("1s").await;
+    assert!(data.iter().all(|d| !d.exists()), "the approved batch goes whole");
+    for u in users {
+        assert_eq!(p.request(&format!("q-{u}")).await["state"], "partially_completed", "billing is kept by law");
+    }
+}
+
 /// Privacy policy 5.6.1: the requester's identity may be verified first;
 /// an unverified request cannot be executed (the decision is rejected and
 /// nothing changes), and is verified by the intake repeating the same

@@ -63,14 +63,15 @@ pub struct HeldBatch {
     /// an approval covers that deletion only, not one the resource comes to
     /// later (after a renewal, say).
     pub deadlines: Vec<Timestamp>,
-    /// Each resource's deletion cause and the time its buffer started, in
+    /// Each resource's deletion cause (none for a subject's personal
+    /// erasure, [`Deletion::personal`]) and the time its buffer started, in
     /// the same order: with the date, which deletion was held (a release
     /// dated at the day an approved termination ended is another deletion
     /// on the same date). A batch stored by an older build has none: its
     /// approval then covers nothing and the batch is judged again (fail
     /// closed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub buffers: Vec<(Cause, Timestamp)>,
+    pub buffers: Vec<(Option<Cause>, Timestamp)>,
     /// Hex SHA-256 of the sorted ids, one per line: what an operator
     /// approves, so an approval cannot release more than was shown.
     pub digest: String,
@@ -120,13 +121,36 @@ impl HeldBatch {
 pub struct Deletion {
     /// Nothing is deleted before this.
     pub delete_after: Timestamp,
-    /// Why the data is deleted.
-    pub cause: Cause,
-    /// When the buffer started.
+    /// Why the data is deleted: a business cause; `None` for a subject's
+    /// personal erasure (its candidate id names the subject).
+    pub cause: Option<Cause>,
+    /// When the buffer started (a personal erasure has none: its date).
     pub started_at: Timestamp,
 }
 
-/// A resource that would start deleting, with the deletion it would start.
+impl Deletion {
+    /// A subject's personal erasure beginning for classes whose earliest
+    /// date is `date` (issue 12: the guard counts it as one start, like a
+    /// resource's deletion, whatever the number of classes).
+    pub fn personal(date: Timestamp) -> Deletion {
+        Deletion { delete_after: date, cause: None, started_at: date }
+    }
+}
+
+/// The guard's name for a subject's personal erasure, in batches, the
+/// `guard.tripped` record and approvals: `subject:<tenant>/<subject>`.
+/// Resource ids never contain `/` ([`crate::ids`]), so the two never meet.
+pub fn subject_candidate(tenant: &str, subject: &str) -> String {
+    format!("subject:{tenant}/{subject}")
+}
+
+/// True for a candidate id made by [`subject_candidate`].
+pub fn is_subject_candidate(id: &str) -> bool {
+    id.contains('/')
+}
+
+/// A resource (or a subject, [`subject_candidate`]) that would start
+/// deleting, with the deletion it would start.
 pub type Candidate = (String, Deletion);
 
 /// What the store keeps of the guard across restarts: the batch held for
@@ -258,7 +282,7 @@ mod tests {
     }
 
     fn deletion() -> Deletion {
-        Deletion { delete_after: t(0), cause: Cause::Expiry, started_at: t(-360) }
+        Deletion { delete_after: t(0), cause: Some(Cause::Expiry), started_at: t(-360) }
     }
 
     fn ids(n: usize) -> Vec<Candidate> {

@@ -149,7 +149,7 @@ impl Engine {
     /// Whether an approved start may begin: a tripped guard does not stop
     /// those (the approval released exactly them), while dry run, a pause
     /// or a clock anomaly do.
-    fn approved_may_start(&self) -> bool {
+    pub(super) fn approved_may_start(&self) -> bool {
         !self.config.safety.dry_run && !self.safety.paused && !self.safety.clock_anomaly
     }
 

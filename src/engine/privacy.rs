@@ -5,13 +5,16 @@
 //! machinery as copies of business data (intent durable before the call,
 //! retries, the gates of pause, dry run, clock anomaly and guard).
 
+use super::safety::Grant;
 use super::{Engine, EngineError};
 use crate::audit::AuditKind;
 use crate::domain::event::{Event, EventBody, TerminationReason};
+use crate::domain::guard::{is_subject_candidate, subject_candidate, Deletion, Verdict};
 use crate::domain::lifecycle::{Effect, Rejection, Resource};
 use crate::domain::privacy::{Holds, PersonalAction, PersonalEffect, RequestEvent, Subject};
 use crate::store::{SubjectKey, WriteSet};
 use crate::time::Timestamp;
+use std::collections::HashMap;
 
 /// Subjects read from their deadline index per slice.
 const SUBJECT_SLICE: usize = 256;
@@ -250,26 +253,121 @@ impl Engine {
     /// start: the leases of calls the previous run left in flight), as of
     /// `now`: the index read in slices, each slice's changes committed
     /// before the next is read.
+    ///
+    /// The erasures that would begin are judged first, as one batch, by
+    /// the mass-deletion guard ([`Engine::judge_subject_starts`]).
     pub(super) fn run_due_subjects(&mut self, now: Timestamp, horizon: Timestamp) -> Result<(), EngineError> {
         self.settle()?;
+        let judged = self.judge_subject_starts(now)?;
         let mut after: Option<(Timestamp, SubjectKey)> = None;
         loop {
             let slice = self.store.subjects_due(after.as_ref().map(|(t, k)| (*t, k)), horizon, SUBJECT_SLICE)?;
             let Some(last) = slice.last().cloned() else { return Ok(()) };
             for (_, key) in slice {
-                self.run_subject(&key, now)?;
+                self.run_subject(&key, now, &judged)?;
             }
             self.settle()?;
             after = Some(last);
         }
     }
 
-    /// One subject's time-driven steps.
-    pub(super) fn run_subject(&mut self, key: &SubjectKey, now: Timestamp) -> Result<(), EngineError> {
+    /// safety.guard for personal data (issue 12): every subject whose
+    /// erasure would begin at `now` is judged as one batch, beside the
+    /// resources' (the same windows: a subject's erasure is one start,
+    /// whatever its classes). Let through, the batch is returned (each
+    /// subject with the erasure it was judged for); crossing a limit, it is
+    /// held whole and the guard trips. Subjects an operator approved are not
+    /// judged again; an approval of a subject no longer about to begin that
+    /// erasure lapses.
+    fn judge_subject_starts(&mut self, now: Timestamp) -> Result<HashMap<String, Deletion>, EngineError> {
+        let rules = self.rules();
+        if !rules.may_start && !self.approved_may_start() {
+            return Ok(HashMap::new());
+        }
+        let mut fresh = Vec::new();
+        let mut approved = HashMap::new();
+        let mut after: Option<(Timestamp, SubjectKey)> = None;
+        loop {
+            let slice = self.store.subjects_due(after.as_ref().map(|(t, k)| (*t, k)), now, SUBJECT_SLICE)?;
+            let Some(last) = slice.last().cloned() else { break };
+            for (_, key) in slice {
+                let Some(s) = self.read_subject(&key)? else { continue };
+                let Some(deletion) = self.subject_would_start(&s, now)? else { continue };
+                let id = subject_candidate(&key.tenant, &key.subject);
+                match self.safety.approved.get(&id) {
+                    Some(d) if *d == deletion => {
+                        approved.insert(id, deletion);
+                    }
+                    _ => fresh.push((id, deletion)),
+                }
+            }
+            after = Some(last);
+        }
+        let before = self.safety.approved.len();
+        self.safety.approved.retain(|id, _| !is_subject_candidate(id) || approved.contains_key(id));
+        if self.safety.approved.len() != before {
+            self.commit(WriteSet { guard: Some(self.safety.state()), ..Default::default() })?;
+        }
+        if !rules.may_start {
+            return Ok(HashMap::new());
+        }
+        let g = &self.config.safety.guard;
+        match self.safety.guard.judge(now, fresh.clone(), self.safety.tracked, &g.short(), &g.long()) {
+            Verdict::Start => Ok(fresh.into_iter().collect()),
+            Verdict::Hold(batch) => {
+                self.trip_guard(now, batch)?;
+                Ok(HashMap::new())
+            }
+        }
+    }
+
+    /// The erasure `s` would begin at `now` if nothing stopped it.
+    fn subject_would_start(&self, s: &Subject, now: Timestamp) -> Result<Option<Deletion>, EngineError> {
+        let holds = self.pending.tenant_holds(&*self.store, &s.tenant)?;
+        Ok(s.erasure_would_start(now, &self.config.privacy, Holds(&holds), &self.rules()).map(Deletion::personal))
+    }
+
+    /// One subject's time-driven steps. An erasure begins only if the guard
+    /// judged it in this pass (`judged`) or an operator approved exactly it;
+    /// otherwise the subject stays due and the next pass judges it.
+    pub(super) fn run_subject(
+        &mut self,
+        key: &SubjectKey,
+        now: Timestamp,
+        judged: &HashMap<String, Deletion>,
+    ) -> Result<(), EngineError> {
         let Some(mut s) = self.read_subject(key)? else { return Ok(()) };
         let holds = self.pending.tenant_holds(&*self.store, &key.tenant)?;
-        let fx = s.on_time(now, &self.config.privacy, Holds(&holds), &self.rules());
+        let mut rules = self.rules();
+        let id = subject_candidate(&key.tenant, &key.subject);
+        let grant = match s.erasure_would_start(now, &self.config.privacy, Holds(&holds), &rules) {
+            // Nothing would begin: the rules as they are (exactly what
+            // the probe saw, so nothing begins either).
+            None => None,
+            Some(date) => {
+                let g = self.safety.grant_personal(
+                    &id,
+                    &Deletion::personal(date),
+                    judged,
+                    rules.may_start,
+                    self.approved_may_start(),
+                );
+                rules.may_start = g.is_some();
+                g
+            }
+        };
+        let before = s.clone();
+        let fx = s.on_time(now, &self.config.privacy, Holds(&holds), &rules);
         let mut w = WriteSet::default();
+        match grant {
+            Some(Grant::Approved) if s.began_erasure_since(&before) => {
+                s.approve_begun_since(&before);
+                self.safety.approved.remove(&id);
+                w.guard = Some(self.safety.state());
+            }
+            Some(Grant::Judged) if s.began_erasure_since(&before) => self.safety.guard.started(now, 1),
+            _ => {}
+        }
         self.put_subject(&mut w, now, s, fx)?;
         self.commit(w)
     }
@@ -278,7 +376,9 @@ impl Engine {
     /// release may let an erasure go; a hold stops calls waiting their turn).
     pub(super) fn subjects_of_tenant_changed(&mut self, tenant: &str, now: Timestamp) -> Result<(), EngineError> {
         for id in self.pending.tenant_subjects(&*self.store, tenant)? {
-            self.run_subject(&SubjectKey { tenant: tenant.to_string(), subject: id }, now)?;
+            // Not judged here: an erasure a release lets go waits for the
+            // tick's judgment (the subject stays due).
+            self.run_subject(&SubjectKey { tenant: tenant.to_string(), subject: id }, now, &HashMap::new())?;
         }
         Ok(())
     }

@@ -12,7 +12,7 @@
 use super::{Approval, BatchSummary, Engine, EngineError};
 use crate::audit::AuditKind;
 use crate::domain::clock_jump::{self, Reading};
-use crate::domain::guard::{Deletion, Guard, GuardState, HeldBatch, Verdict};
+use crate::domain::guard::{is_subject_candidate, Deletion, Guard, GuardState, HeldBatch, Verdict};
 use crate::domain::lifecycle::{Resource, Rules, State};
 use crate::store::{Flag, Store, StoreError, WriteSet};
 use crate::time::{fmt_rfc3339, Timestamp};
@@ -119,6 +119,23 @@ impl Safety {
         (judged_open && judged == Some(deletion)).then_some(Grant::Judged)
     }
 
+    /// Whether the subject erasure `id`, about to begin `deletion`, is
+    /// covered: approved for exactly it (`approved_open`), or judged for it
+    /// in this pass of the subjects (`judged`, when `judged_open`).
+    pub(super) fn grant_personal(
+        &self,
+        id: &str,
+        deletion: &Deletion,
+        judged: &HashMap<String, Deletion>,
+        judged_open: bool,
+        approved_open: bool,
+    ) -> Option<Grant> {
+        if approved_open && self.approved.get(id) == Some(deletion) {
+            return Some(Grant::Approved);
+        }
+        (judged_open && judged.get(id) == Some(deletion)).then_some(Grant::Judged)
+    }
+
     /// Whether `id` is in the current burst or an approved batch at all
     /// (the cheap check before working out its deletion date).
     pub(super) fn may_cover(&self, id: &str) -> bool {
@@ -190,7 +207,7 @@ impl Engine {
         probe.advance(policy, now, rules, &|_, _| true, &|_| true);
         match (&probe.deciding, probe.state) {
             (Some(b), State::Deleting) => {
-                Some(Deletion { delete_after: b.delete_after, cause: b.cause, started_at: b.started_at })
+                Some(Deletion { delete_after: b.delete_after, cause: Some(b.cause), started_at: b.started_at })
             }
             _ => None,
         }
@@ -218,7 +235,10 @@ impl Engine {
         // The approval covered the batch as it stood: whatever of it is
         // not due now, has begun, or is due for another deletion (renewed,
         // then expired again) lapses, and is judged like any other if it
-        // comes due.
+        // comes due. Subjects' approvals are the subjects' pass's to judge.
+        approved.extend(
+            self.safety.approved.iter().filter(|(id, _)| is_subject_candidate(id)).map(|(k, v)| (k.clone(), *v)),
+        );
         if approved.len() != self.safety.approved.len() {
             self.safety.approved = approved;
             let w = WriteSet { guard: Some(self.safety.state()), ..Default::default() };
@@ -238,7 +258,7 @@ impl Engine {
     /// The mass-deletion guard trips: the batch is held whole and no
     /// deletion starts until an operator approves. Recorded once per trip,
     /// with the batch's size and digest (what the operator approves).
-    fn trip_guard(&mut self, now: Timestamp, batch: HeldBatch) -> Result<(), EngineError> {
+    pub(super) fn trip_guard(&mut self, now: Timestamp, batch: HeldBatch) -> Result<(), EngineError> {
         let g = &self.config.safety.guard;
         let limits = match batch.window {
             crate::domain::guard::WindowKind::Short => g.short(),

@@ -65,6 +65,7 @@ macro_rules! conformance_suite {
             subjects_read_back_and_are_listed_by_tenant,
             the_subjects_due_index_follows_each_records_due,
             requests_are_indexed_and_open_ones_listed,
+            subjects_erasure_starts_are_counted_with_the_deletion_starts,
         );
     };
     (@promises $engine:ident, $fresh:path; $($promise:ident),+ $(,)?) => {
@@ -151,7 +152,10 @@ fn held_batch() -> GuardState {
         held: Some(HeldBatch {
             resources: vec!["r1".into(), "r2".into()],
             deadlines: vec![ts("2026-02-01T00:00:00Z"), ts("2026-02-02T00:00:00Z")],
-            buffers: vec![(Cause::Expiry, ts("2026-01-17T00:00:00Z")), (Cause::Release, ts("2026-02-02T00:00:00Z"))],
+            buffers: vec![
+                (Some(Cause::Expiry), ts("2026-01-17T00:00:00Z")),
+                (Some(Cause::Release), ts("2026-02-02T00:00:00Z")),
+            ],
             digest: crate::domain::guard::batch_digest(&["r1".into(), "r2".into()]),
             tripped_at: ts("2026-02-03T00:00:00Z"),
             window: WindowKind::Short,
@@ -161,7 +165,7 @@ fn held_batch() -> GuardState {
             "r0".into(),
             Deletion {
                 delete_after: ts("2026-01-31T00:00:00Z"),
-                cause: Cause::Arrears,
+                cause: Some(Cause::Arrears),
                 started_at: ts("2026-01-16T00:00:00Z"),
             },
         )],

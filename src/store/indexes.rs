@@ -8,7 +8,9 @@
 //!   does not place their deletion (a hold takes it out; a deletion under
 //!   way is indexed by its copies' retries, if at all).
 //! - `s/<millis, 8 bytes big-endian, sign-flipped>/<resource>`: deletion
-//!   start times that count for the mass-deletion guard ([`guard_start`]).
+//!   start times that count for the mass-deletion guard ([`guard_start`]);
+//!   subjects' erasure starts too, as `subject:<tenant>/<subject>`
+//!   (`personal::start_keys`).
 //! - `u/<resource>`: records an older build wrote without what this build
 //!   stores with them ([`needs_migration`]), brought up to date at start.
 //! - `m/products`: resources not yet settled, by product
@@ -26,8 +28,9 @@ use std::collections::BTreeMap;
 /// The version of these indexes this build keeps; a database whose marker
 /// says otherwise has them rebuilt at open. 2: the index of holds
 /// (`hold_index.rs`) was added, so a database of version 1 has holds
-/// placed before the upgrade that must be indexed.
-pub(crate) const INDEXES_VERSION: u32 = 2;
+/// placed before the upgrade that must be indexed. 3: subjects' erasure
+/// starts joined the deletion starts (issue 12, `personal::start_keys`).
+pub(crate) const INDEXES_VERSION: u32 = 3;
 /// Where [`INDEXES_VERSION`] is stored.
 pub(crate) const INDEXES_KEY: &[u8] = b"m/indexes";
 /// Where the counts of unsettled resources by product are stored.

@@ -102,6 +102,13 @@ impl MemoryStore {
     }
 }
 
+/// A subject's erasure starts the guard counts, keyed as the sled engine
+/// keys them (`personal::start_keys`).
+fn subject_starts(s: &Subject) -> Vec<DueKey> {
+    let id = crate::domain::guard::subject_candidate(&s.tenant, &s.id);
+    s.guard_starts().into_iter().map(|t| DueKey { millis: indexes::ceil_millis(t), resource: id.clone() }).collect()
+}
+
 /// A subjects' deadline entry's time, from its milliseconds.
 fn subject_due_at(ms: i64, key: &SubjectKey) -> Result<Timestamp, StoreError> {
     chrono::DateTime::from_timestamp_millis(ms).ok_or_else(|| StoreError::Decode {
@@ -313,7 +320,11 @@ impl Store for MemoryStore {
                 for r in personal::open_requests(&old) {
                     st.open.remove(&r.id);
                 }
+                for k in subject_starts(&old) {
+                    st.starts.remove(&k);
+                }
             }
+            st.starts.extend(subject_starts(&subject));
             if let Some(t) = due {
                 st.subject_due.insert((t.timestamp_millis(), key.clone()));
             }

@@ -318,7 +318,10 @@ impl WriteSet {
 ///   gives the deletion start times of the resources whose start an
 ///   operator did not approve, held to the millisecond (rounded up, so
 ///   never earlier than they were), earliest first: every one strictly
-///   after `since`, as held (`deletions_started_after_lists_unapproved_starts`).
+///   after `since`, as held (`deletions_started_after_lists_unapproved_starts`);
+///   and, the same way, each distinct time a subject's class erasure began
+///   without an operator's approval, as its last written record has them
+///   (`subjects_erasure_starts_are_counted_with_the_deletion_starts`).
 /// - [`needing_migration`](Store::needing_migration) lists, in id order,
 ///   the resources with arrears but neither a grace end nor a buffer, or a
 ///   restricted (or restricting) copy without a restriction limit after

@@ -68,6 +68,15 @@ pub(crate) fn open_requests(s: &Subject) -> Vec<OpenRequest> {
     open
 }
 
+/// The keys of a subject's erasure starts in the deletion starts the
+/// mass-deletion guard counts (`indexes::start_key`, shared with the
+/// resources'), under the guard's name for the subject: a restart counts
+/// them again.
+pub(crate) fn start_keys(s: &Subject) -> Vec<Vec<u8>> {
+    let id = crate::domain::guard::subject_candidate(&s.tenant, &s.id);
+    s.guard_starts().into_iter().map(|t| super::indexes::start_key(t, &id)).collect()
+}
+
 /// The stored form of a subject (`p/<tenant>/<subject>`): JSON, version 1,
 /// with its due time (what the subjects' deadline index must hold for it).
 /// Few records (one a person), read one at a time: JSON keeps them

@@ -122,6 +122,12 @@ impl SledStore {
                 for r in personal::open_requests(&old.subject) {
                     batch.remove(pkeys::open(&r.id));
                 }
+                for k in personal::start_keys(&old.subject) {
+                    batch.remove(k);
+                }
+            }
+            for k in personal::start_keys(s) {
+                batch.insert(k, &[] as &[u8]);
             }
             if let Some(t) = due {
                 batch.insert(pkeys::due(*t, &key), &[] as &[u8]);
@@ -702,6 +708,14 @@ impl SledStore {
                 .map_err(|_| decode_err(&k, RecordError::Field("key")))?;
             let tenant_holds: TenantHolds = record::decode(&v).map_err(|e| decode_err(&k, e))?;
             reindex_holds(&mut batch, Some(&mut holds), &[], &hold_index::of_tenant(tenant, &tenant_holds));
+            full(&mut batch)?;
+        }
+        for kv in self.db.scan_prefix(pkeys::SUBJECT_PREFIX) {
+            let (k, v) = kv.map_err(db_err)?;
+            let rec = SubjectRecord::decode(&v).map_err(|e| decode_err(&k, e))?;
+            for k in personal::start_keys(&rec.subject) {
+                batch.insert(k, &[] as &[u8]);
+            }
             full(&mut batch)?;
         }
         batch.insert(indexes::PRODUCTS_KEY, record::encode(&indexes::ProductsRecord::of(&products)));

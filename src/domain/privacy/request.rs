@@ -364,14 +364,13 @@ impl Subject {
             }
             // A restriction erases nothing: only an erasure waits for
             // deletions to be allowed to start.
-            if r.execution_date(holds, rules).is_none_or(|t| t > now)
-                || (r.kind == RequestKind::Erasure && !rules.may_start)
-            {
+            let Some(at) = r.execution_date(holds, rules).filter(|t| *t <= now) else { continue };
+            if r.kind == RequestKind::Erasure && !rules.may_start {
                 continue;
             }
             let (id, kind, received_at) = (r.id.clone(), r.kind, r.received_at);
             let outcomes = match kind {
-                RequestKind::Erasure => self.schedule_erasure(&id, received_at, policy, now, fx),
+                RequestKind::Erasure => self.schedule_erasure(&id, received_at, policy, at, now, fx),
                 RequestKind::Restriction => {
                     self.restricted_by = Some(id.clone());
                     for class in &mut self.classes {
@@ -393,14 +392,18 @@ impl Subject {
         self.sync_linked();
     }
 
-    /// Schedules every class for erasure by request `id`: now, or where a
-    /// legal minimum still runs (counted from the closure, or from the
-    /// request while the account is open), at its end.
+    /// Schedules every class for erasure by request `id`: at `at` (when
+    /// the request could first execute: its decision, or as a hold's
+    /// release allowed; so a start held back by a pause or the guard keeps
+    /// its date, and an operator's approval of it still matches), or where
+    /// a legal minimum still runs at `now` (counted from the closure, or
+    /// from the request while the account is open), at its end.
     fn schedule_erasure(
         &mut self,
         id: &str,
         received_at: Timestamp,
         policy: &PrivacyPolicy,
+        at: Timestamp,
         now: Timestamp,
         fx: &mut Effects,
     ) -> Vec<super::ClassOutcome> {
@@ -411,7 +414,7 @@ impl Subject {
             let keep = minimum.map(|m| later(basis, m.to_chrono())).max(class.keep_until);
             let kept_until = keep.filter(|k| *k > now && !class.is_erased());
             class.keep_until = keep;
-            let date = kept_until.unwrap_or(now);
+            let date = kept_until.unwrap_or(at);
             if class.started_at.is_none() && class.erase_after.is_none_or(|t| date < t) {
                 class.erase_after = Some(date);
                 class.scheduled_by = Some(Schedule::Request(id.to_string()));

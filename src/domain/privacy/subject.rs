@@ -84,6 +84,10 @@ pub struct ClassRecord {
     /// When its erasure started (the intent recorded).
     #[serde(default)]
     pub started_at: Option<Timestamp>,
+    /// Its erasure started under an operator's approval of a batch the
+    /// mass-deletion guard held: not counted in the guard's windows.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub guard_approved: bool,
     /// Its copy in each store of the class.
     pub copies: Vec<PersonalCopy>,
 }
@@ -242,6 +246,7 @@ impl Subject {
                         policy_version: None,
                         keep_until: None,
                         started_at: None,
+                        guard_approved: false,
                         copies: Vec::new(),
                     });
                     self.classes.len() - 1
@@ -313,6 +318,57 @@ impl Subject {
         self.dispatch_due(now, holds, rules, &mut fx);
         self.complete_requests(now, &mut fx);
         fx
+    }
+
+    /// The erasure [`Subject::on_time`] would begin at `now` if deletions
+    /// could start (worked out on a copy: the rules are pure), as the
+    /// mass-deletion guard judges it: one start, dated by the earliest
+    /// class it begins (`safety.guard`, issue 12). `None` when no class
+    /// would begin.
+    pub fn erasure_would_start(
+        &self,
+        now: Timestamp,
+        policy: &PrivacyPolicy,
+        holds: Holds<'_>,
+        rules: &Rules,
+    ) -> Option<Timestamp> {
+        let mut probe = self.clone();
+        probe.on_time(now, policy, holds, &Rules { may_start: true, may_dispatch: false, ..*rules });
+        probe.classes_begun_since(self).filter_map(|c| c.start_date(holds, rules)).min()
+    }
+
+    /// The classes whose erasure began in this record and not in `before`
+    /// (the same subject, earlier).
+    fn classes_begun_since<'a>(&'a self, before: &'a Subject) -> impl Iterator<Item = &'a ClassRecord> + 'a {
+        self.classes.iter().filter(move |c| {
+            c.started_at.is_some()
+                && before.classes.iter().find(|b| b.class == c.class).is_none_or(|b| b.started_at.is_none())
+        })
+    }
+
+    /// Marks the classes whose erasure began since `before` as begun under
+    /// an operator's approval (not counted by the guard).
+    pub fn approve_begun_since(&mut self, before: &Subject) {
+        let begun: Vec<String> = self.classes_begun_since(before).map(|c| c.class.clone()).collect();
+        for c in self.classes.iter_mut().filter(|c| begun.contains(&c.class)) {
+            c.guard_approved = true;
+        }
+    }
+
+    /// True when a class's erasure began since `before`.
+    pub fn began_erasure_since(&self, before: &Subject) -> bool {
+        self.classes_begun_since(before).next().is_some()
+    }
+
+    /// The times the guard counts: when each class's erasure began, unless
+    /// an operator's approval began it; one per instant (classes begun
+    /// together are one start).
+    pub fn guard_starts(&self) -> Vec<Timestamp> {
+        let mut at: Vec<Timestamp> =
+            self.classes.iter().filter(|c| !c.guard_approved).filter_map(|c| c.started_at).collect();
+        at.sort();
+        at.dedup();
+        at
     }
 
     /// Starts the erasure of every class whose date (and legal minimum)

@@ -259,3 +259,121 @@ async fn a_tenant_hold_defers_a_request_until_a_day_after_its_release() {
     advance(&mut engine, "1h").await;
     assert!(!contact.exists());
 }
+
+/// An erasure request of `subject`, verified, at `at`.
+fn erasure_of(subject: &str, at: Timestamp) -> Event {
+    let fields = json!({"request_id": format!("q-{subject}"), "subject": subject,
+                        "grounds": ["no_consent"], "verified": true});
+    account_event(&format!("e-{subject}"), "erasure.requested", at, fields)
+}
+
+/// `subject.created` for each of `users` of t1, their contact data on disk.
+async fn users(p: &Privacy, engine: &mut Engine, users: &[&str]) -> Vec<PathBuf> {
+    let events = users
+        .iter()
+        .map(|u| account_event(&format!("c-{u}"), "subject.created", t0(), json!({"subject": u})))
+        .collect();
+    assert!(ingest(engine, events).await.iter().all(|s| *s == "applied"));
+    users.iter().map(|u| p.contact("t1", u)).collect()
+}
+
+/// Auto-approved requests with a guard that lets two starts an hour go.
+fn guarded() -> Privacy {
+    Privacy::new(
+        "auto_approve = true\n[safety.guard]\nwindow = \"1h\"\nmax_resources = 2\nmin_resources = 1000\n\
+         long_max_resources = 1000\n",
+    )
+}
+
+/// safety.guard (issue 12.5): personal erasures beginning at once are one
+/// batch for the mass-deletion guard: three subjects' erasures against a
+/// limit of two are held whole (nothing erased, the trip naming the
+/// subjects), and an operator's approval of exactly that batch lets the
+/// three go, uncounted.
+#[tokio::test]
+async fn safety_guard_holds_a_burst_of_personal_erasures_whole_until_approved() {
+    let p = guarded();
+    let mut engine = p.rig.open().await;
+    let contacts = users(&p, &mut engine, &["alice", "bob", "carol"]).await;
+    let requests = ["alice", "bob", "carol"].iter().map(|u| erasure_of(u, t0())).collect();
+    assert_eq!(ingest(&mut engine, requests).await, ["applied"; 3]);
+    advance(&mut engine, "0s").await;
+
+    assert!(contacts.iter().all(|c| c.exists()), "three erasures cross the limit of two: none begins");
+    assert!(["alice", "bob", "carol"].iter().all(|u| p.state(u, "contact", "crm") == PersonalState::Present));
+    assert!(p.rig.store.flag(crate::store::Flag::GuardTripped).unwrap());
+    let trips: Vec<AuditRecord> = audit(&engine).into_iter().filter(|r| r.kind == "guard.tripped").collect();
+    assert_eq!(trips.len(), 1);
+    assert_eq!(trips[0].data["batch_size"], 3);
+    assert_eq!(trips[0].data["resources"], json!(["subject:t1/alice", "subject:t1/bob", "subject:t1/carol"]));
+    let r = p.subject("t1", "alice").requests[0].clone();
+    assert_eq!(r.state, RequestState::Approved, "the request waits, approved");
+
+    let digest = trips[0].data["batch_digest"].as_str().unwrap().to_string();
+    approve(&mut engine, Some(digest)).await.unwrap();
+    advance(&mut engine, "0s").await;
+    assert!(contacts.iter().all(|c| !c.exists()), "the approved batch goes whole");
+    assert!(["alice", "bob", "carol"].iter().all(|u| p.state(u, "contact", "crm") == PersonalState::Erased));
+    let limits = engine.config.safety.guard.short();
+    assert_eq!(engine.safety.guard.count(engine.clock.now(), &limits), 0, "approved starts are not counted");
+    assert!(engine.safety.approved.is_empty(), "the approval is used up");
+}
+
+/// The windows count personal erasures with business deletions, and a
+/// restart counts them again from the store: two subjects erased, then
+/// (after a restart) one release trips the limit of two.
+#[tokio::test]
+async fn safety_guard_counts_personal_erasures_with_deletions_across_a_restart() {
+    let p = guarded();
+    let mut engine = p.rig.open().await;
+    let contacts = users(&p, &mut engine, &["alice", "bob"]).await;
+    let requests = ["alice", "bob"].iter().map(|u| erasure_of(u, t0())).collect();
+    assert_eq!(ingest(&mut engine, requests).await, ["applied"; 2]);
+    advance(&mut engine, "0s").await;
+    assert!(contacts.iter().all(|c| !c.exists()), "two erasures are within the limit");
+    let limits = engine.config.safety.guard.short();
+    assert_eq!(engine.safety.guard.count(engine.clock.now(), &limits), 2);
+    drop(engine);
+
+    let mut engine = p.rig.open().await;
+    assert_eq!(engine.safety.guard.count(engine.clock.now(), &limits), 2, "counted again after a restart");
+    let data = p.rig.data("r1");
+    ingest(&mut engine, vec![created("r1")]).await;
+    let now = engine.clock.now();
+    let release = event("x-r1", "resource.released", now, "r1", json!({}));
+    assert_eq!(ingest(&mut engine, vec![release]).await, ["applied"]);
+    advance(&mut engine, "0s").await;
+    assert_eq!(exists(&data), [true, true], "the third start in the hour is held");
+    assert!(p.rig.store.flag(crate::store::Flag::GuardTripped).unwrap());
+}
+
+/// An erasure a hold's release lets go is judged like any other: with the
+/// guard tripped by another batch, it does not begin.
+#[tokio::test]
+async fn an_erasure_released_by_a_hold_waits_while_the_guard_is_tripped() {
+    let p = guarded();
+    let mut engine = p.rig.open().await;
+    let contact = p.contact("t1", "t1");
+    let hold =
+        account_event("h1", "hold.placed", t0(), json!({"hold_id": "court-1", "authority": "Court", "reason": "case"}));
+    assert_eq!(ingest(&mut engine, vec![hold, erasure_of("t1", t0())]).await, ["applied"; 2]);
+    // Three releases of another tenant's resources trip the guard.
+    let ids = ["r1", "r2", "r3"];
+    let t2 = |id: &str, kind: &str, fields: Value| {
+        let mut fields = fields;
+        fields["tenant"] = json!("t2");
+        event(&format!("{kind}-{id}"), kind, t0(), id, fields)
+    };
+    let creations = ids.iter().map(|id| t2(id, "resource.created", json!({"product": "ecs", "billing": "postpaid"})));
+    assert_eq!(ingest(&mut engine, creations.collect()).await, ["applied"; 3]);
+    let releases = ids.iter().map(|id| t2(id, "resource.released", json!({}))).collect();
+    assert_eq!(ingest(&mut engine, releases).await, ["applied"; 3]);
+    advance(&mut engine, "0s").await;
+    assert!(p.rig.store.flag(crate::store::Flag::GuardTripped).unwrap());
+    let now = advance(&mut engine, "1d").await;
+    let released = account_event("h2", "hold.released", now, json!({"hold_id": "court-1"}));
+    assert_eq!(ingest(&mut engine, vec![released]).await, ["applied"]);
+    advance(&mut engine, "2d").await;
+    assert!(contact.exists(), "the tripped guard stops the erasure too");
+    assert_eq!(p.state("t1", "contact", "crm"), PersonalState::Present);
+}

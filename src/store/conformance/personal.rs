@@ -153,3 +153,52 @@ pub(super) fn requests_are_indexed_and_open_ones_listed(store: &dyn Store) {
     recount.sort_by(|a, b| a.id.cmp(&b.id));
     assert_eq!(store.open_requests().unwrap(), recount);
 }
+
+/// A subject's erasure starts are deletion starts for the guard (issue 12):
+/// one per instant whatever the classes begun then, none for classes an
+/// operator's approval began, and as the last record written has them.
+pub(super) fn subjects_erasure_starts_are_counted_with_the_deletion_starts(store: &dyn Store) {
+    use crate::domain::privacy::{ClassRecord, Erasure};
+    let class = |name: &str, started: Option<&str>, approved: bool| ClassRecord {
+        class: name.into(),
+        erasure: Erasure::Delete,
+        erase_after: Some(ts("2026-02-01T00:00:00Z")),
+        scheduled_by: None,
+        policy_version: None,
+        keep_until: None,
+        started_at: started.map(ts),
+        guard_approved: approved,
+        copies: Vec::new(),
+    };
+    let since = ts("2026-01-01T00:00:00Z");
+    let mut a = subject("t1", "alice", &[]);
+    a.classes = vec![
+        class("contact", Some("2026-02-01T00:00:00.000200Z"), false),
+        class("usage", Some("2026-02-01T00:00:00.000200Z"), false),
+        class("billing", Some("2026-03-01T00:00:00Z"), true),
+        class("later", None, false),
+    ];
+    let mut b = subject("t2", "bob", &[]);
+    b.classes = vec![class("contact", Some("2026-02-02T00:00:00Z"), false)];
+    put_subjects(store, vec![(a.clone(), None), (b, None)]);
+    // Classes begun together are one start, rounded up to the millisecond;
+    // the approved class is not counted.
+    assert_eq!(
+        store.deletions_started_after(since).unwrap(),
+        vec![ts("2026-02-01T00:00:00.001Z"), ts("2026-02-02T00:00:00Z")]
+    );
+    // A resource's start and a subject's at the same instant are two.
+    let mut r = resource("r1", "t1");
+    r.deletion_started_at = Some(ts("2026-02-02T00:00:00Z"));
+    put(store, r, None);
+    assert_eq!(store.deletions_started_after(since).unwrap().len(), 3);
+    // Rewritten: the index follows the record.
+    a.classes[0].started_at = None;
+    a.classes[1].started_at = None;
+    a.classes[3].started_at = Some(ts("2026-04-01T00:00:00Z"));
+    put_subjects(store, vec![(a, None)]);
+    assert_eq!(
+        store.deletions_started_after(since).unwrap(),
+        vec![ts("2026-02-02T00:00:00Z"), ts("2026-02-02T00:00:00Z"), ts("2026-04-01T00:00:00Z")]
+    );
+}
