@@ -14,6 +14,7 @@ use serde_json::json;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::sync::oneshot;
+use tokio::task::JoinError;
 
 /// Resources a sweep reads per slice. A sweep runs a slice at a time, with
 /// the commands that arrived meanwhile in between, so reading a million
@@ -70,6 +71,46 @@ fn sweep_target(kind: SweepKind, config: &Config, r: &Resource, now: Timestamp) 
     }
 }
 
+/// A slice a sweep read: how many resources, the last id, whether it was
+/// the last slice, and the resources whose indexed due time looked out of
+/// step with what the sweep wants, each as read with that due time.
+pub(super) struct SliceRead {
+    checked: u64,
+    last: Option<String>,
+    done: bool,
+    suspects: Vec<(Resource, Option<Timestamp>)>,
+}
+
+/// A slice read on a blocking thread, or why it could not be.
+pub(super) type SliceResult = Result<SliceRead, crate::store::StoreError>;
+
+impl SliceRead {
+    /// Sorts a slice of `limit` asked for (resources with their indexed due
+    /// times) for sweep `kind` under `config` at `now`.
+    fn of(
+        kind: SweepKind,
+        config: &Config,
+        slice: Vec<(Resource, Option<Timestamp>)>,
+        limit: usize,
+        now: Timestamp,
+    ) -> SliceRead {
+        let checked = slice.len() as u64;
+        let done = slice.len() < limit;
+        let last = slice.last().map(|(r, _)| r.id.clone());
+        let suspects = slice
+            .into_iter()
+            .filter(|(r, due)| sweep_target(kind, config, r, now).is_some_and(|want| out_of_step(want, *due)))
+            .collect();
+        SliceRead { checked, last, done, suspects }
+    }
+}
+
+/// Whether an indexed due time differs from the wanted one; the index
+/// keeps whole milliseconds, so compared at that precision.
+fn out_of_step(want: Option<Timestamp>, due: Option<Timestamp>) -> bool {
+    want.map(|t| t.timestamp_millis()) != due.map(|t| t.timestamp_millis())
+}
+
 impl Engine {
     /// Puts a new config in force: policies, stores, executors, notifier,
     /// safety settings and schedule. Running buffers keep the deadlines and
@@ -121,13 +162,54 @@ impl Engine {
         Ok(run.report)
     }
 
-    /// The next slice of the oldest sweep asked for, made durable (with
-    /// whatever its repairs made due) as any step is; its caller is
-    /// answered once the last slice is.
+    /// The next slice of the oldest sweep asked for, read and repaired at
+    /// once (the loop reads off the engine's thread instead:
+    /// [`Engine::start_sweep_read`]); tests drive sweeps slice by slice
+    /// with it.
+    #[cfg(test)]
     pub(super) async fn sweep_step(&mut self) -> Result<(), EngineError> {
+        self.start_sweep_read();
+        let Some(read) = self.sweep_read.take() else { return Ok(()) };
+        let read = read.await;
+        self.sweep_read_done(read).await
+    }
+
+    /// Starts reading the next slice of the oldest sweep asked for on a
+    /// blocking thread, unless one is being read (issue 11: reads of stored
+    /// state never on the engine's thread; a slice of 1,000 records read
+    /// from a 10M database held every request for hundreds of
+    /// milliseconds). The records are compared with the config as it is
+    /// now; the engine re-checks only those that look out of step
+    /// ([`Engine::sweep_read_done`]).
+    pub(super) fn start_sweep_read(&mut self) {
+        if self.sweep_read.is_some() {
+            return;
+        }
+        let Some(run) = self.sweeps.front() else { return };
+        let (store, config, now) = (self.store.clone(), self.config.clone(), self.clock.now());
+        let (kind, after, limit) = (run.kind, run.after.clone(), self.sweep_slice);
+        self.sweep_read = Some(tokio::task::spawn_blocking(move || {
+            let slice = store.resources_after(after.as_deref(), limit)?;
+            Ok(SliceRead::of(kind, &config, slice, limit, now))
+        }));
+    }
+
+    /// A slice was read: what looked out of step is re-checked against the
+    /// records as they are now and repaired, the repairs made durable as
+    /// any step is; the sweep's caller is answered once the last slice is.
+    /// A slice that needs nothing costs the engine no step and no flush.
+    pub(super) async fn sweep_read_done(&mut self, read: Result<SliceResult, JoinError>) -> Result<(), EngineError> {
         let Some(mut run) = self.sweeps.pop_front() else { return Ok(()) };
-        let done = self.sweep_slice(&mut run)?;
-        self.step(Vec::new()).await?;
+        let read = match read {
+            Ok(Ok(read)) => read,
+            Ok(Err(e)) => return Err(e.into()),
+            Err(e) => return Err(EngineError::Audit(format!("sweep read task failed: {e}"))),
+        };
+        let done = read.done;
+        let wrote = self.repair_slice(&mut run, read)?;
+        if wrote {
+            self.step(Vec::new()).await?;
+        }
         if done {
             if let Some(reply) = run.reply.take() {
                 let _ = reply.send(Ok(run.report));
@@ -138,31 +220,45 @@ impl Engine {
         Ok(())
     }
 
-    /// Reads and repairs one slice of `run`; true when it has read every
-    /// resource (the repairs are then recorded, once, with the totals).
+    /// Reads and repairs one slice of `run` on the engine's thread (a
+    /// reload re-derives every due time before it answers); true when it
+    /// has read every resource.
     fn sweep_slice(&mut self, run: &mut SweepRun) -> Result<bool, EngineError> {
         self.settle()?;
-        let now = self.clock.now();
         let slice = self.store.resources_after(run.after.as_deref(), self.sweep_slice)?;
-        let done = slice.len() < self.sweep_slice;
-        if let Some((r, _)) = slice.last() {
-            run.after = Some(r.id.clone());
+        let read = SliceRead::of(run.kind, &self.config, slice, self.sweep_slice, self.clock.now());
+        let done = read.done;
+        self.repair_slice(run, read)?;
+        Ok(done)
+    }
+
+    /// Repairs what a slice found out of step, re-checked against the
+    /// record as it is now (one the engine rewrote since the read was
+    /// indexed with it); at the last slice, records the repairs once, with
+    /// the totals. True when it wrote anything.
+    fn repair_slice(&mut self, run: &mut SweepRun, read: SliceRead) -> Result<bool, EngineError> {
+        self.settle()?;
+        let now = self.clock.now();
+        run.report.checked += read.checked;
+        if read.last.is_some() {
+            run.after = read.last;
         }
         let mut w = WriteSet::default();
-        for (r, due) in slice {
-            run.report.checked += 1;
+        for (seen, due) in read.suspects {
+            let Some(r) = self.read_resource(&seen.id)? else { continue };
+            if r != seen {
+                continue;
+            }
             let Some(want) = sweep_target(run.kind, &self.config, &r, now) else { continue };
             // A resource with calls in flight is indexed at its lease's end
             // on purpose (see Engine::commit): not a fault to repair.
-            if want.map(|t| t.timestamp_millis()) != due.map(|t| t.timestamp_millis())
-                && !self.calls.resource_busy(&r.id)
-            {
+            if out_of_step(want, due) && !self.calls.resource_busy(&r.id) {
                 run.report.fixed += 1;
                 w.put_resource(r, want);
             }
         }
         let (kind, report) = (run.kind, &run.report);
-        if done && report.fixed > 0 {
+        if read.done && report.fixed > 0 {
             let data = json!({"sweep": kind.as_str(), "checked": report.checked, "fixed": report.fixed});
             self.record(&mut w, now, AuditKind::SweepRepaired, None, None, data);
             tracing::warn!(
@@ -171,13 +267,14 @@ impl Engine {
                 fixed = report.fixed,
                 "sweep repaired due times"
             );
-        } else if done {
+        } else if read.done {
             tracing::debug!(sweep = kind.as_str(), checked = report.checked, "sweep found nothing to repair");
         }
-        if !w.resources.is_empty() || !w.audit.is_empty() {
+        let wrote = !w.resources.is_empty() || !w.audit.is_empty();
+        if wrote {
             self.commit(w)?;
         }
-        Ok(done)
+        Ok(wrote)
     }
 
     /// The explicit operator action that applies a product's policy in

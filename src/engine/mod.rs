@@ -107,6 +107,8 @@ pub struct Engine {
     /// Sweeps asked for and not yet done, run a slice at a time between
     /// commands (see [`admin::SweepRun`]).
     sweeps: std::collections::VecDeque<admin::SweepRun>,
+    /// The slice of the oldest sweep being read on a blocking thread.
+    sweep_read: Option<tokio::task::JoinHandle<admin::SliceResult>>,
     /// Resources a sweep reads per slice ([`admin::SWEEP_SLICE`]; tests
     /// make it small).
     sweep_slice: usize,
@@ -162,6 +164,7 @@ impl Engine {
             clock_waiters: Vec::new(),
             draining: false,
             sweeps: std::collections::VecDeque::new(),
+            sweep_read: None,
             sweep_slice: admin::SWEEP_SLICE,
             start_slice: deadlines::START_SLICE,
             backlog: false,
@@ -252,6 +255,7 @@ impl Engine {
     async fn serve(&mut self, shutdown: &mut watch::Receiver<bool>) -> Result<(), EngineError> {
         loop {
             self.publish_gates();
+            self.start_sweep_read();
             let sleep = self.sleep_duration()?;
             let sleep = self.pet_watchdog(sleep);
             tokio::select! {
@@ -262,9 +266,12 @@ impl Engine {
                     let cmds = self.gather(cmd);
                     self.step(cmds).await?;
                 }
-                // Commands waiting go first (biased): a sweep advances a
-                // slice only when none is.
-                _ = std::future::ready(()), if !self.sweeps.is_empty() => self.sweep_step().await?,
+                // Commands waiting go first (biased): a sweep's slice is
+                // read off this thread meanwhile, and repaired here when read.
+                read = sweep_read_ready(&mut self.sweep_read), if self.sweep_read.is_some() => {
+                    self.sweep_read = None;
+                    self.sweep_read_done(read).await?;
+                }
                 _ = tokio::time::sleep(sleep) => self.step(Vec::new()).await?,
             }
         }
@@ -325,5 +332,15 @@ impl Engine {
             max_attempts: self.config.daemon.max_attempts,
             late_event_floor: self.config.safety.late_event_floor.to_chrono(),
         }
+    }
+}
+
+/// The slice being read, once read (never, when none is: its branch is off).
+async fn sweep_read_ready(
+    read: &mut Option<tokio::task::JoinHandle<admin::SliceResult>>,
+) -> Result<admin::SliceResult, tokio::task::JoinError> {
+    match read {
+        Some(handle) => handle.await,
+        None => std::future::pending().await,
     }
 }
