@@ -160,6 +160,25 @@ async fn a_record_from_before_grace_ends_were_stored_keeps_its_grace_after_a_rel
     assert_eq!(h.resource("p1").await["state"], "retained");
 }
 
+/// A reload re-derives every due time before it answers (its reconcile
+/// read off the engine's thread, issue 11): a lost index entry is back, and
+/// the repair audited, by the time the reload returns.
+#[tokio::test]
+async fn a_reload_answers_once_its_reconcile_has_repaired_every_due_time() {
+    let mut h = Harness::start().await;
+    h.apply(created("e1", "t1", "r1", "2026-01-31T00:00:00Z")).await;
+    h.stop().await;
+    lose_due_entry(&h, "r1");
+    h.start_with(&base_config("")).await;
+    assert_eq!(h.audit().into_iter().filter(|r| r["kind"] == "sweep.repaired").count(), 0);
+    reload(&h, &base_config("")).await;
+    let repaired: Vec<Value> = h.audit().into_iter().filter(|r| r["kind"] == "sweep.repaired").collect();
+    assert_eq!(repaired.len(), 1, "repaired before the reload answered");
+    assert_eq!((repaired[0]["data"]["checked"].clone(), repaired[0]["data"]["fixed"].clone()), (json!(1), json!(1)));
+    h.set_clock("2026-02-01T00:00:00Z").await;
+    assert_eq!(h.resource("r1").await["state"], "retained", "the term end is indexed again");
+}
+
 #[tokio::test]
 async fn the_reconcile_sweep_repairs_a_lost_deadline() {
     let mut h = Harness::start().await;

@@ -21,19 +21,34 @@ use tokio::task::JoinError;
 /// records never holds a request for the whole scan (issue 11: 5.3 s).
 pub(super) const SWEEP_SLICE: usize = 1000;
 
+/// What a sweep does with its report once its last slice is durable:
+/// answer whoever asked for it (a sweep, or a reload that waits for its
+/// reconcile).
+type WhenDone = Box<dyn FnOnce(SweepReport) + Send>;
+
 /// A sweep under way: how far it has read, what it found, who waits.
 pub(super) struct SweepRun {
     kind: SweepKind,
     /// The last resource id read; the next slice starts after it.
     after: Option<String>,
     report: SweepReport,
-    reply: Option<oneshot::Sender<Result<SweepReport, EngineError>>>,
+    when_done: Option<WhenDone>,
 }
 
 impl SweepRun {
     /// A sweep from the first resource; `reply` is answered when it is done.
     pub(super) fn new(kind: SweepKind, reply: Option<oneshot::Sender<Result<SweepReport, EngineError>>>) -> SweepRun {
-        SweepRun { kind, after: None, report: SweepReport::default(), reply }
+        let when_done = reply.map(|reply| -> WhenDone {
+            Box::new(move |report| {
+                let _ = reply.send(Ok(report));
+            })
+        });
+        SweepRun { kind, after: None, report: SweepReport::default(), when_done }
+    }
+
+    /// A sweep from the first resource that calls `then` when it is done.
+    pub(super) fn then(kind: SweepKind, then: impl FnOnce(SweepReport) + Send + 'static) -> SweepRun {
+        SweepRun { kind, after: None, report: SweepReport::default(), when_done: Some(Box::new(then)) }
     }
 }
 
@@ -115,7 +130,12 @@ impl Engine {
     /// Puts a new config in force: policies, stores, executors, notifier,
     /// safety settings and schedule. Running buffers keep the deadlines and
     /// policy versions they were set with (a reload never makes a pending
-    /// deadline earlier on its own); then every due time is re-derived.
+    /// deadline earlier on its own); then every due time is re-derived by
+    /// the reconcile sweep the caller queues ([`SweepRun::then`]: read off
+    /// the engine's thread, the reload answered once it is done). Until it
+    /// reaches a resource, an index entry made under the old config at worst
+    /// has the engine look at it early (the lifecycle decides what is due)
+    /// or late by the sweep's length.
     pub(super) fn reload(&mut self, config: Arc<Config>) -> Result<Result<ReloadReport, EngineError>, EngineError> {
         // The products check scans the store: the group's writes first.
         self.settle()?;
@@ -140,7 +160,6 @@ impl Engine {
         self.record(&mut w, now, AuditKind::ConfigReloaded, None, None, data);
         self.commit(w)?;
         tracing::info!(changed = ?report.changed, added = ?report.added, removed = ?report.removed, "config reloaded");
-        self.sweep(SweepKind::Reconcile)?;
         Ok(Ok(report))
     }
 
@@ -151,15 +170,6 @@ impl Engine {
         self.record(&mut w, now, AuditKind::ConfigReloadFailed, None, None, json!({ "error": error }));
         self.commit(w)?;
         Ok(())
-    }
-
-    /// Runs one sweep whole, at once (a reload re-derives every due time
-    /// before it answers); see [`SweepKind`]. Idempotent: running it twice
-    /// changes nothing the first did not.
-    pub(super) fn sweep(&mut self, kind: SweepKind) -> Result<SweepReport, EngineError> {
-        let mut run = SweepRun::new(kind, None);
-        while !self.sweep_slice(&mut run)? {}
-        Ok(run.report)
     }
 
     /// The next slice of the oldest sweep asked for, read and repaired at
@@ -211,25 +221,13 @@ impl Engine {
             self.step(Vec::new()).await?;
         }
         if done {
-            if let Some(reply) = run.reply.take() {
-                let _ = reply.send(Ok(run.report));
+            if let Some(then) = run.when_done.take() {
+                then(run.report);
             }
         } else {
             self.sweeps.push_front(run);
         }
         Ok(())
-    }
-
-    /// Reads and repairs one slice of `run` on the engine's thread (a
-    /// reload re-derives every due time before it answers); true when it
-    /// has read every resource.
-    fn sweep_slice(&mut self, run: &mut SweepRun) -> Result<bool, EngineError> {
-        self.settle()?;
-        let slice = self.store.resources_after(run.after.as_deref(), self.sweep_slice)?;
-        let read = SliceRead::of(run.kind, &self.config, slice, self.sweep_slice, self.clock.now());
-        let done = read.done;
-        self.repair_slice(run, read)?;
-        Ok(done)
     }
 
     /// Repairs what a slice found out of step, re-checked against the

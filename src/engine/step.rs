@@ -125,12 +125,18 @@ impl Engine {
                 self.notices.in_flight.remove(&key);
                 self.notice_result(&resource, &key, outcome)?;
             }
-            Command::Reload { config, reply } => {
-                let result = self.reload(config)?;
-                replies.later(move || {
-                    let _ = reply.send(result);
-                });
-            }
+            Command::Reload { config, reply } => match self.reload(config)? {
+                // Answered once its reconcile sweep is done (and durable).
+                Ok(report) => {
+                    let then = move |_| {
+                        let _ = reply.send(Ok(report));
+                    };
+                    self.sweeps.push_back(super::admin::SweepRun::then(super::SweepKind::Reconcile, then));
+                }
+                Err(e) => replies.later(move || {
+                    let _ = reply.send(Err(e));
+                }),
+            },
             Command::ReloadFailed { error, reply } => {
                 self.reload_failed(error)?;
                 replies.later(move || {

@@ -160,8 +160,9 @@ fn created(resource: &str) -> Event {
 }
 
 /// Sends a command as [`EngineHandle`] does and runs the engine's steps
-/// until it is answered: its own step, and the steps that record executor
-/// results while a clock move waits for them.
+/// until it is answered: its own step, the steps that record executor
+/// results while a clock move waits for them, and the slices of a sweep
+/// a reload waits for.
 async fn ask<T>(
     engine: &mut Engine,
     make: impl FnOnce(oneshot::Sender<Result<T, EngineError>>) -> Command,
@@ -176,6 +177,11 @@ async fn ask<T>(
         }
         let cmd = match engine.rx.try_recv() {
             Ok(cmd) => cmd,
+            Err(QueueEmpty::Empty) if !engine.sweeps.is_empty() => {
+                // A sweep under way (a reload's reconcile): a slice a step.
+                engine.sweep_step().await.unwrap();
+                continue;
+            }
             Err(QueueEmpty::Empty) if engine.backlog_ready() => {
                 // Due work left for the next step: the loop would not sleep.
                 engine.step(Vec::new()).await.unwrap();
