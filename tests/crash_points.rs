@@ -108,6 +108,25 @@ fn db(dir: &Path) -> PathBuf {
     dir.join("state/db")
 }
 
+/// The crashed child's database, opened by the parent. The child is gone,
+/// but an executor call it had just forked (the `command` executor's
+/// program) shares its open files, sled's lock among them, until it
+/// execs: on a loaded machine that can outlast the child by a moment
+/// (seen once in CI as "could not acquire lock"). So a lock still held is
+/// waited for, a few seconds at most; any other error fails at once.
+fn reopen(dir: &Path) -> SledStore {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match SledStore::open(&db(dir), 1 << 22) {
+            Ok(store) => return store,
+            Err(e) if e.to_string().contains("could not acquire lock") && std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(e) => panic!("reopening the crashed child's database: {e}"),
+        }
+    }
+}
+
 /// The store of the crashing side: sled, hooked to abort at the `n`th
 /// call of the point `spec` names (`point:n`).
 fn crashing_store(dir: &Path, spec: &str) -> Hooked<SledStore> {
@@ -162,7 +181,7 @@ fn child(spec: &str) {
 
 /// The parent's checks on what a crashed child left.
 async fn check(dir: &Path, acked: &[usize], label: &str) {
-    let store: Arc<SledStore> = Arc::new(SledStore::open(&db(dir), 1 << 22).unwrap());
+    let store: Arc<SledStore> = Arc::new(reopen(dir));
     let (engine, handle) = open(config(dir), store.clone()).await;
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(engine.run(stop_rx));
@@ -380,7 +399,7 @@ erasure = "anonymize"
     /// was stored) completes in every store, each erasure is recorded once,
     /// and the log verifies, level with the database.
     pub(super) async fn check(dir: &Path, acked: &[usize], label: &str) {
-        let store: Arc<SledStore> = Arc::new(SledStore::open(&db(dir), 1 << 22).unwrap());
+        let store: Arc<SledStore> = Arc::new(reopen(dir));
         let (engine, handle) = open(config(dir), store.clone()).await;
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(engine.run(stop_rx));
