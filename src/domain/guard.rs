@@ -124,16 +124,20 @@ pub struct Deletion {
     /// Why the data is deleted: a business cause; `None` for a subject's
     /// personal erasure (its candidate id names the subject).
     pub cause: Option<Cause>,
-    /// When the buffer started (a personal erasure has none: its date).
+    /// When the buffer started (a personal erasure has none: the latest
+    /// date of the classes it begins, [`Deletion::personal`]).
     pub started_at: Timestamp,
 }
 
 impl Deletion {
-    /// A subject's personal erasure beginning for classes whose earliest
-    /// date is `date` (issue 12: the guard counts it as one start, like a
-    /// resource's deletion, whatever the number of classes).
-    pub fn personal(date: Timestamp) -> Deletion {
-        Deletion { delete_after: date, cause: None, started_at: date }
+    /// A subject's personal erasure beginning for classes whose dates run
+    /// from `first` to `last` (issue 12: the guard counts it as one start,
+    /// like a resource's deletion, whatever the number of classes). Both
+    /// ends are kept so that an approval covers the classes shown and no
+    /// other: a class that came due since has a later date, and the
+    /// erasure it makes is judged anew.
+    pub fn personal(first: Timestamp, last: Timestamp) -> Deletion {
+        Deletion { delete_after: first, cause: None, started_at: last }
     }
 }
 
@@ -222,12 +226,28 @@ impl Guard {
         short: &WindowLimits,
         long: &WindowLimits,
     ) -> Verdict {
+        self.judge_beside(now, batch, 0, tracked, short, long)
+    }
+
+    /// [`Guard::judge`], with `pending` starts let through earlier and not
+    /// yet begun (a burst begun a slice a step) counted as if begun: a
+    /// batch judged beside them (the subjects' erasures beside the
+    /// resources' burst) must not pass the limit the two make together.
+    pub fn judge_beside(
+        &mut self,
+        now: Timestamp,
+        batch: Vec<Candidate>,
+        pending: u64,
+        tracked: u64,
+        short: &WindowLimits,
+        long: &WindowLimits,
+    ) -> Verdict {
         if batch.is_empty() {
             return Verdict::Start;
         }
         self.prune(now, short, long);
         for (kind, limits) in [(WindowKind::Short, short), (WindowKind::Long, long)] {
-            let before = self.count(now, limits);
+            let before = self.count(now, limits) + pending;
             if limits.crossed_by(before + batch.len() as u64, tracked) {
                 return Verdict::Hold(HeldBatch::new(batch, now, kind, before));
             }

@@ -303,6 +303,23 @@ impl Engine {
             }
             after = Some(last);
         }
+        // An approved subject not listed as due now may still be about to
+        // begin exactly that erasure (a call of another class in flight
+        // holds its index entry at the call's lease): looked at itself.
+        let unseen: Vec<(String, Deletion)> = self
+            .safety
+            .approved
+            .iter()
+            .filter(|(id, _)| is_subject_candidate(id) && !approved.contains_key(*id))
+            .map(|(id, d)| (id.clone(), *d))
+            .collect();
+        for (id, d) in unseen {
+            let Some(key) = candidate_subject(&id) else { continue };
+            let Some(s) = self.read_subject(&key)? else { continue };
+            if self.subject_would_start(&s, now)? == Some(d) {
+                approved.insert(id, d);
+            }
+        }
         let before = self.safety.approved.len();
         self.safety.approved.retain(|id, _| !is_subject_candidate(id) || approved.contains_key(id));
         if self.safety.approved.len() != before {
@@ -311,8 +328,12 @@ impl Engine {
         if !rules.may_start {
             return Ok(HashMap::new());
         }
+        // The resources' burst let through and not yet begun (a slice a
+        // step) counts as begun: judged beside it, the subjects must not
+        // pass the limit the two make together.
+        let pending = self.safety.burst_pending() as u64;
         let g = &self.config.safety.guard;
-        match self.safety.guard.judge(now, fresh.clone(), self.safety.tracked, &g.short(), &g.long()) {
+        match self.safety.guard.judge_beside(now, fresh.clone(), pending, self.safety.tracked, &g.short(), &g.long()) {
             Verdict::Start => Ok(fresh.into_iter().collect()),
             Verdict::Hold(batch) => {
                 self.trip_guard(now, batch)?;
@@ -324,7 +345,8 @@ impl Engine {
     /// The erasure `s` would begin at `now` if nothing stopped it.
     fn subject_would_start(&self, s: &Subject, now: Timestamp) -> Result<Option<Deletion>, EngineError> {
         let holds = self.pending.tenant_holds(&*self.store, &s.tenant)?;
-        Ok(s.erasure_would_start(now, &self.config.privacy, Holds(&holds), &self.rules()).map(Deletion::personal))
+        let dates = s.erasure_would_start(now, &self.config.privacy, Holds(&holds), &self.rules());
+        Ok(dates.map(|(first, last)| Deletion::personal(first, last)))
     }
 
     /// One subject's time-driven steps. An erasure begins only if the guard
@@ -344,10 +366,10 @@ impl Engine {
             // Nothing would begin: the rules as they are (exactly what
             // the probe saw, so nothing begins either).
             None => None,
-            Some(date) => {
+            Some((first, last)) => {
                 let g = self.safety.grant_personal(
                     &id,
-                    &Deletion::personal(date),
+                    &Deletion::personal(first, last),
                     judged,
                     rules.may_start,
                     self.approved_may_start(),
@@ -443,4 +465,10 @@ pub(super) fn personal_action(a: crate::executor::Action) -> Option<PersonalActi
         Action::Unrestrict => Some(PersonalAction::Unrestrict),
         Action::Purge => None,
     }
+}
+
+/// The subject a guard candidate id names (`subject:<tenant>/<subject>`).
+fn candidate_subject(id: &str) -> Option<SubjectKey> {
+    let (tenant, subject) = id.strip_prefix("subject:")?.split_once('/')?;
+    Some(SubjectKey { tenant: tenant.to_string(), subject: subject.to_string() })
 }

@@ -136,6 +136,11 @@ impl Safety {
         (judged_open && judged.get(id) == Some(deletion)).then_some(Grant::Judged)
     }
 
+    /// Starts of the current burst let through and not yet begun.
+    pub(super) fn burst_pending(&self) -> usize {
+        self.burst.as_ref().map_or(0, |b| b.judged.len())
+    }
+
     /// Whether `id` is in the current burst or an approved batch at all
     /// (the cheap check before working out its deletion date).
     pub(super) fn may_cover(&self, id: &str) -> bool {

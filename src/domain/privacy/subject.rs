@@ -322,19 +322,21 @@ impl Subject {
 
     /// The erasure [`Subject::on_time`] would begin at `now` if deletions
     /// could start (worked out on a copy: the rules are pure), as the
-    /// mass-deletion guard judges it: one start, dated by the earliest
-    /// class it begins (`safety.guard`, issue 12). `None` when no class
-    /// would begin.
+    /// mass-deletion guard judges it: one start, named by the earliest and
+    /// the latest date of the classes it begins (`safety.guard`, issue 12).
+    /// `None` when no class would begin.
     pub fn erasure_would_start(
         &self,
         now: Timestamp,
         policy: &PrivacyPolicy,
         holds: Holds<'_>,
         rules: &Rules,
-    ) -> Option<Timestamp> {
+    ) -> Option<(Timestamp, Timestamp)> {
         let mut probe = self.clone();
         probe.on_time(now, policy, holds, &Rules { may_start: true, may_dispatch: false, ..*rules });
-        probe.classes_begun_since(self).filter_map(|c| c.start_date(holds, rules)).min()
+        let dates: Vec<Timestamp> =
+            probe.classes_begun_since(self).filter_map(|c| c.start_date(holds, rules)).collect();
+        Some((*dates.iter().min()?, *dates.iter().max()?))
     }
 
     /// The classes whose erasure began in this record and not in `before`
