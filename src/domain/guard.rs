@@ -153,6 +153,11 @@ pub fn is_subject_candidate(id: &str) -> bool {
     id.contains('/')
 }
 
+/// The tenant and subject a [`subject_candidate`] id names.
+pub fn candidate_subject(id: &str) -> Option<(&str, &str)> {
+    id.strip_prefix("subject:")?.split_once('/')
+}
+
 /// A resource (or a subject, [`subject_candidate`]) that would start
 /// deleting, with the deletion it would start.
 pub type Candidate = (String, Deletion);

@@ -9,8 +9,8 @@ use super::safety::Grant;
 use super::{Engine, EngineError};
 use crate::audit::AuditKind;
 use crate::domain::event::{Event, EventBody, TerminationReason};
-use crate::domain::guard::{is_subject_candidate, subject_candidate, Deletion, Verdict};
-use crate::domain::lifecycle::{Effect, Rejection, Resource};
+use crate::domain::guard::{candidate_subject, is_subject_candidate, subject_candidate, Deletion, Verdict};
+use crate::domain::lifecycle::{Effect, Rejection, Resource, TenantHolds};
 use crate::domain::privacy::{Holds, PersonalAction, PersonalEffect, RequestEvent, Subject};
 use crate::store::{SubjectKey, WriteSet};
 use crate::time::Timestamp;
@@ -314,7 +314,8 @@ impl Engine {
             .map(|(id, d)| (id.clone(), *d))
             .collect();
         for (id, d) in unseen {
-            let Some(key) = candidate_subject(&id) else { continue };
+            let Some((tenant, subject)) = candidate_subject(&id) else { continue };
+            let key = SubjectKey { tenant: tenant.to_string(), subject: subject.to_string() };
             let Some(s) = self.read_subject(&key)? else { continue };
             if self.subject_would_start(&s, now)? == Some(d) {
                 approved.insert(id, d);
@@ -345,8 +346,14 @@ impl Engine {
     /// The erasure `s` would begin at `now` if nothing stopped it.
     fn subject_would_start(&self, s: &Subject, now: Timestamp) -> Result<Option<Deletion>, EngineError> {
         let holds = self.pending.tenant_holds(&*self.store, &s.tenant)?;
-        let dates = s.erasure_would_start(now, &self.config.privacy, Holds(&holds), &self.rules());
-        Ok(dates.map(|(first, last)| Deletion::personal(first, last)))
+        Ok(self.erasure_probe(s, now, &holds))
+    }
+
+    /// [`Subject::erasure_would_start`] under the rules in force, as the
+    /// guard names it.
+    fn erasure_probe(&self, s: &Subject, now: Timestamp, holds: &TenantHolds) -> Option<Deletion> {
+        let dates = s.erasure_would_start(now, &self.config.privacy, Holds(holds), &self.rules());
+        dates.map(|(first, last)| Deletion::personal(first, last))
     }
 
     /// One subject's time-driven steps. An erasure begins only if the guard
@@ -362,18 +369,12 @@ impl Engine {
         let holds = self.pending.tenant_holds(&*self.store, &key.tenant)?;
         let mut rules = self.rules();
         let id = subject_candidate(&key.tenant, &key.subject);
-        let grant = match s.erasure_would_start(now, &self.config.privacy, Holds(&holds), &rules) {
+        let grant = match self.erasure_probe(&s, now, &holds) {
             // Nothing would begin: the rules as they are (exactly what
             // the probe saw, so nothing begins either).
             None => None,
-            Some((first, last)) => {
-                let g = self.safety.grant_personal(
-                    &id,
-                    &Deletion::personal(first, last),
-                    judged,
-                    rules.may_start,
-                    self.approved_may_start(),
-                );
+            Some(deletion) => {
+                let g = self.safety.grant_personal(&id, &deletion, judged, rules.may_start, self.approved_may_start());
                 rules.may_start = g.is_some();
                 g
             }
@@ -465,10 +466,4 @@ pub(super) fn personal_action(a: crate::executor::Action) -> Option<PersonalActi
         Action::Unrestrict => Some(PersonalAction::Unrestrict),
         Action::Purge => None,
     }
-}
-
-/// The subject a guard candidate id names (`subject:<tenant>/<subject>`).
-fn candidate_subject(id: &str) -> Option<SubjectKey> {
-    let (tenant, subject) = id.strip_prefix("subject:")?.split_once('/')?;
-    Some(SubjectKey { tenant: tenant.to_string(), subject: subject.to_string() })
 }

@@ -112,11 +112,8 @@ impl Safety {
     /// anomaly or dry run stop those), or judged for it in the current
     /// burst (`judged_open`: nothing stops deletions).
     pub(super) fn grant(&self, id: &str, deletion: &Deletion, judged_open: bool, approved_open: bool) -> Option<Grant> {
-        if approved_open && self.approved.get(id) == Some(deletion) {
-            return Some(Grant::Approved);
-        }
-        let judged = self.burst.as_ref().and_then(|b| b.judged.get(id));
-        (judged_open && judged == Some(deletion)).then_some(Grant::Judged)
+        let judged = self.burst.as_ref().map(|b| &b.judged);
+        self.grant_from(id, deletion, judged, judged_open, approved_open)
     }
 
     /// Whether the subject erasure `id`, about to begin `deletion`, is
@@ -130,10 +127,23 @@ impl Safety {
         judged_open: bool,
         approved_open: bool,
     ) -> Option<Grant> {
+        self.grant_from(id, deletion, Some(judged), judged_open, approved_open)
+    }
+
+    /// The one rule of both: approved for exactly that deletion, or judged
+    /// for it in `judged`.
+    fn grant_from(
+        &self,
+        id: &str,
+        deletion: &Deletion,
+        judged: Option<&HashMap<String, Deletion>>,
+        judged_open: bool,
+        approved_open: bool,
+    ) -> Option<Grant> {
         if approved_open && self.approved.get(id) == Some(deletion) {
             return Some(Grant::Approved);
         }
-        (judged_open && judged.get(id) == Some(deletion)).then_some(Grant::Judged)
+        (judged_open && judged.and_then(|j| j.get(id)) == Some(deletion)).then_some(Grant::Judged)
     }
 
     /// Starts of the current burst let through and not yet begun.
