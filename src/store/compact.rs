@@ -824,7 +824,9 @@ pub(super) fn whole<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, RecordE
 }
 
 mod outbox;
-pub(crate) use outbox::{decode_audit, encode_audit};
+#[cfg(test)]
+pub(crate) use outbox::encode_audit;
+pub(crate) use outbox::{decode_audit, decode_audit_chunk, encode_audit_chunks, CHUNK};
 
 #[cfg(test)]
 mod tests;

@@ -48,6 +48,7 @@ macro_rules! conformance_suite {
             tenant_resources_lists_that_tenants_resources,
             tenant_holds_certificates_and_event_outcomes_read_back_by_key,
             the_outbox_is_trimmed_through_a_seq_and_read_after_one,
+            a_large_commits_outbox_reads_back_whole_and_trims_at_any_seq,
             the_audit_head_follows_the_last_committed_record,
             the_manual_clock_reading_reads_back,
             the_guard_state_reads_back,
@@ -560,6 +561,36 @@ fn the_outbox_is_trimmed_through_a_seq_and_read_after_one(store: &dyn Store) {
     assert_eq!(seqs(&store.outbox_after(0).unwrap()), vec![5]);
     store.commit(WriteSet { outbox_done_through: Some(9), ..Default::default() }).unwrap();
     assert_eq!(seqs(&store.outbox_after(0).unwrap()), Vec::<u64>::new());
+}
+
+/// A commit of thousands of records (a batched ingest: an engine may store
+/// them in chunks) reads back record for record, from any seq, and a trim
+/// through any seq (mid-chunk too) leaves exactly the later ones.
+fn a_large_commits_outbox_reads_back_whole_and_trims_at_any_seq(store: &dyn Store) {
+    let mut records = Vec::new();
+    let mut prev = "genesis".to_string();
+    for seq in 1..=2000u64 {
+        let data = json!({"event_id": format!("event-{seq:06}"), "type": "resource.created", "note": "x".repeat(seq as usize % 97)});
+        let r =
+            AuditRecord::seal(seq, ts("2026-01-01T00:00:00Z"), "event.applied", Some("t1"), Some("r1"), data, &prev);
+        prev = r.hash.clone();
+        records.push(r);
+    }
+    store.commit(WriteSet { audit: records.clone(), ..Default::default() }).unwrap();
+    assert_eq!(store.outbox_after(0).unwrap(), records);
+    for after in [1u64, 2, 150, 999, 1999] {
+        assert_eq!(store.outbox_after(after).unwrap(), records[after as usize..], "after {after}");
+    }
+    for done in [1u64, 37, 38, 777, 1500, 1999] {
+        store.commit(WriteSet { outbox_done_through: Some(done), ..Default::default() }).unwrap();
+        assert_eq!(store.outbox_after(0).unwrap(), records[done as usize..], "trimmed through {done}");
+        assert_eq!(store.outbox_after(done + 1).unwrap(), records[done as usize + 1..], "after {}", done + 1);
+    }
+    let next = audit_records(2001, 2002);
+    store.commit(WriteSet { audit: next.clone(), ..Default::default() }).unwrap();
+    assert_eq!(seqs(&store.outbox_after(0).unwrap()), vec![2000, 2001, 2002]);
+    store.commit(WriteSet { outbox_done_through: Some(2002), ..Default::default() }).unwrap();
+    assert_eq!(store.outbox_after(0).unwrap(), vec![]);
 }
 
 /// The head is the last committed record's seq and hash, and stays when a

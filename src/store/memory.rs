@@ -209,8 +209,7 @@ impl Store for MemoryStore {
     }
 
     fn outbox_after(&self, after: u64) -> Result<Vec<AuditRecord>, StoreError> {
-        // The same bounds as the sled engine's key range.
-        Ok(self.lock()?.outbox.range(after.saturating_add(1)..u64::MAX).map(|(_, r)| r.clone()).collect())
+        Ok(self.lock()?.outbox.range(after.saturating_add(1)..).map(|(_, r)| r.clone()).collect())
     }
 
     fn clock(&self) -> Result<Option<Timestamp>, StoreError> {

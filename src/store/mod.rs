@@ -277,7 +277,9 @@ impl WriteSet {
 /// - [`outbox_after(seq)`](Store::outbox_after) returns the records with a
 ///   greater seq, in seq order; `outbox_done_through: Some(seq)` removes
 ///   those stored up to and including `seq`
-///   (`the_outbox_is_trimmed_through_a_seq_and_read_after_one`).
+///   (`the_outbox_is_trimmed_through_a_seq_and_read_after_one`), however
+///   many records one commit holds and at whatever seq the trim falls
+///   (`a_large_commits_outbox_reads_back_whole_and_trims_at_any_seq`).
 /// - [`audit_head`](Store::audit_head) is the seq and hash of the last
 ///   audit record committed (genesis before any), unchanged by write sets
 ///   without audit records and by trimming

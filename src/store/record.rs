@@ -19,7 +19,9 @@
 //! - `e/<event_id>`: ids of events already handled, with their outcome
 //!   (compact, version 2; JSON in older builds, still read)
 //! - `o/<seq, 8 bytes big-endian>`: audit records not yet confirmed in the
-//!   audit file (the outbox; compact, version 2; JSON in older builds)
+//!   audit file (the outbox): a chunk of a commit's consecutive records
+//!   keyed by its last seq ([`outbox_chunks`]; one record alone is compact
+//!   version 2, as is each record of older builds; JSON in older still)
 //! - `m/audit_head`, `m/clock`: the audit chain head, the manual clock reading
 //! - `m/guard`: the mass-deletion guard's held batch and last approval
 //! - `m/stats`: the gauges of [`super::StoreStats`] as counters, written by
@@ -125,20 +127,34 @@ pub(crate) fn decode_outcome(bytes: &[u8]) -> Result<super::EventOutcome, Record
     }
 }
 
-/// Decodes an outbox record (`o/<seq>`): JSON as version 1 wrote it, or
-/// version 2; any other version is refused.
-pub(crate) fn decode_audit(bytes: &[u8]) -> Result<crate::audit::AuditRecord, RecordError> {
+/// Decodes an outbox key's value (`o/<seq>`): a chunk of records
+/// ([`compact::CHUNK`]), or one record, as JSON (version 1) or version 2;
+/// any other version is refused.
+pub(crate) fn decode_audit(bytes: &[u8]) -> Result<Vec<crate::audit::AuditRecord>, RecordError> {
     match bytes.first() {
-        Some(b'{') => Ok(serde_json::from_slice(bytes)?),
-        Some(&compact::V2) => compact::decode_audit(&bytes[1..]),
+        Some(b'{') => Ok(vec![serde_json::from_slice(bytes)?]),
+        Some(&compact::V2) => Ok(vec![compact::decode_audit(&bytes[1..])?]),
+        Some(&compact::CHUNK) => compact::decode_audit_chunk(&bytes[1..]),
         Some(other) => Err(RecordError::Version(u32::from(*other))),
         None => Err(RecordError::Field("empty record")),
     }
 }
 
-/// The bytes of an outbox record this build writes: version 2.
-pub(crate) fn encode_audit(r: &crate::audit::AuditRecord) -> Vec<u8> {
-    compact::encode_audit(r)
+/// The most bytes of audit records put under one outbox key: a commit's
+/// records are split into chunks of about this size, each keyed by its
+/// last seq. sled 0.34 splits a leaf by its count of keys (past 16), not
+/// its size, and writes a leaf over a quarter of its 512 KiB segment as a
+/// blob file of its own: 16 chunks of 4 KiB keep a leaf of outbox keys
+/// well under that, while a group of 1,000 events still takes about 50
+/// keys instead of 1,000.
+const CHUNK_BYTES: usize = 4 * 1024;
+
+/// The outbox keys and values for a commit's audit records (in seq order):
+/// chunks of consecutive records, each keyed by its last seq, so that
+/// `outbox_key(after + 1)..` starts at the first chunk holding a record
+/// past `after`.
+pub(crate) fn outbox_chunks(records: &[crate::audit::AuditRecord]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    compact::encode_audit_chunks(records, CHUNK_BYTES).into_iter().map(|(seq, v)| (outbox_key(seq), v)).collect()
 }
 
 /// The bytes of an event outcome this build writes: version 2.

@@ -105,6 +105,31 @@ impl SledStore {
         }
     }
 
+    /// Removes the outbox's records up to and including `done`: every chunk
+    /// keyed at or before it, and the records at or before it of the one
+    /// chunk that may hold both sides (rewritten under its key with the
+    /// rest). The engine trims through the last record of a commit, so
+    /// that chunk is rare; it is handled so that the contract holds
+    /// whatever seq a caller gives.
+    fn trim_outbox(&self, batch: &mut sled::Batch, done: u64) -> Result<(), StoreError> {
+        for kv in self.db.range(record::outbox_key(0)..=record::outbox_key(done)) {
+            let (k, _) = kv.map_err(db_err)?;
+            batch.remove(k);
+        }
+        let next = self.db.range(record::outbox_key(done.saturating_add(1))..=record::outbox_key(u64::MAX)).next();
+        if let Some(kv) = next {
+            let (k, v) = kv.map_err(db_err)?;
+            let chunk = record::decode_audit(&v).map_err(|e| decode_err(&k, e))?;
+            if chunk.first().is_some_and(|r| r.seq <= done) {
+                let rest: Vec<AuditRecord> = chunk.into_iter().filter(|r| r.seq > done).collect();
+                for (k, v) in record::outbox_chunks(&rest) {
+                    batch.insert(k, v);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Writes subjects, keeping their indexes equal to the records: the old
     /// due entry and open requests of the version stored are replaced by
     /// the new one's; every request is in the request index.
@@ -208,10 +233,14 @@ impl Store for SledStore {
     }
 
     fn outbox_after(&self, after: u64) -> Result<Vec<AuditRecord>, StoreError> {
+        // A chunk is keyed by its last seq: the first key past `after`
+        // is the first chunk holding a record past it (and maybe some
+        // before, which are left out).
         let mut out = Vec::new();
-        for kv in self.db.range(record::outbox_key(after.saturating_add(1))..record::outbox_key(u64::MAX)) {
+        for kv in self.db.range(record::outbox_key(after.saturating_add(1))..=record::outbox_key(u64::MAX)) {
             let (k, v) = kv.map_err(db_err)?;
-            out.push(record::decode_audit(&v).map_err(|e| decode_err(&k, e))?);
+            let chunk = record::decode_audit(&v).map_err(|e| decode_err(&k, e))?;
+            out.extend(chunk.into_iter().filter(|r| r.seq > after));
         }
         Ok(out)
     }
@@ -335,17 +364,14 @@ impl Store for SledStore {
         for (id, outcome) in &w.events {
             batch.insert(record::event_key(id), record::encode_outcome(outcome));
         }
+        if let Some(done) = w.outbox_done_through {
+            self.trim_outbox(&mut batch, done)?;
+        }
         if let Some(last) = w.audit.last() {
-            for rec in &w.audit {
-                batch.insert(record::outbox_key(rec.seq), record::encode_audit(rec));
+            for (k, v) in record::outbox_chunks(&w.audit) {
+                batch.insert(k, v);
             }
             batch.insert(record::AUDIT_HEAD_KEY, record::encode(&AuditHead { seq: last.seq, hash: last.hash.clone() }));
-        }
-        if let Some(done) = w.outbox_done_through {
-            for kv in self.db.range(record::outbox_key(0)..=record::outbox_key(done)) {
-                let (k, _) = kv.map_err(db_err)?;
-                batch.remove(k);
-            }
         }
         self.write_subjects(&mut batch, &w.subjects)?;
         if let Some(t) = w.clock {

@@ -1,11 +1,13 @@
 //! The compact (version 2) form of the outbox's audit records
-//! (`o/<seq>`): each is written with the change it records and removed
-//! once the audit file holds it, so its bytes are written to sled's log
-//! and left there as garbage (issue 11: the outbox's churn cost about as
-//! much disk as the records of the resources themselves). Every field
-//! reads back as the very text it was: the record's hash covers it.
+//! (`o/<seq>`): they are written with the change they record and removed
+//! once the audit file holds them, so their bytes are written to sled's
+//! log and left there as garbage (issue 11: the outbox's churn cost about
+//! as much disk as the records of the resources themselves). A commit's
+//! records go in chunks, several under one key ([`CHUNK`]); one record
+//! alone, and each record of older builds, is a plain v2 value. Every
+//! field reads back as the very text it was: the record's hash covers it.
 
-use super::{text, time_prefix, ts, versioned, whole, Text, Ts};
+use super::{text, time_prefix, ts, whole, Text, Ts, V2};
 use crate::audit::AuditRecord;
 use crate::store::record::RecordError;
 use serde::{Deserialize, Serialize};
@@ -56,14 +58,20 @@ struct AuditV2 {
     hash: Hash,
 }
 
-/// The v2 bytes of an outbox record.
-pub(crate) fn encode_audit(r: &AuditRecord) -> Vec<u8> {
+/// The leading byte of an outbox chunk: several audit records of one
+/// commit under one key (issue 11: one key per record cost a sled insert
+/// and a later removal per event, a third of a batched ingest's writes).
+/// A chunk of one record is written as a plain v2 record instead, the
+/// bytes older builds read.
+pub(crate) const CHUNK: u8 = 4;
+
+fn mirror(r: &AuditRecord) -> AuditV2 {
     let AuditRecord { seq, at, kind, tenant, resource, data, prev, hash: h } = r;
     let at = match time_prefix(at) {
         Some((t, n)) if n == at.len() => At::Time(ts(t)),
         _ => At::Own(at.clone()),
     };
-    versioned(&AuditV2 {
+    AuditV2 {
         seq: *seq,
         at,
         kind: text(kind),
@@ -72,12 +80,58 @@ pub(crate) fn encode_audit(r: &AuditRecord) -> Vec<u8> {
         data: serde_json::to_string(data).expect("JSON values serialize"),
         prev: hash(prev),
         hash: hash(h),
-    })
+    }
+}
+
+/// The v2 bytes of one outbox record, as builds before chunks wrote each
+/// (and as a chunk of one is still written).
+#[cfg(test)]
+pub(crate) fn encode_audit(r: &AuditRecord) -> Vec<u8> {
+    super::versioned(&mirror(r))
+}
+
+/// A commit's audit records (in seq order) as outbox chunks of about
+/// `max_bytes` each: (the chunk's last seq, its bytes). A chunk of several
+/// records is [`CHUNK`] then postcard of the list (its length, then each
+/// record, each encoded once here); a chunk of one is a plain v2 record.
+pub(crate) fn encode_audit_chunks(records: &[AuditRecord], max_bytes: usize) -> Vec<(u64, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut chunk: Vec<Vec<u8>> = Vec::new();
+    let mut size = 0;
+    for (i, r) in records.iter().enumerate() {
+        let one = postcard::to_allocvec(&mirror(r)).expect("records serialize");
+        size += one.len();
+        chunk.push(one);
+        if size >= max_bytes || i + 1 == records.len() {
+            let bytes = if let [one] = &chunk[..] {
+                [&[V2][..], one].concat()
+            } else {
+                let head = postcard::to_extend(&chunk.len(), vec![CHUNK]).expect("lengths serialize");
+                chunk.iter().fold(head, |mut b, one| {
+                    b.extend_from_slice(one);
+                    b
+                })
+            };
+            out.push((r.seq, bytes));
+            chunk.clear();
+            size = 0;
+        }
+    }
+    out
+}
+
+/// Decodes the bytes (after the [`CHUNK`] byte) of an outbox chunk.
+pub(crate) fn decode_audit_chunk(body: &[u8]) -> Result<Vec<AuditRecord>, RecordError> {
+    let list: Vec<AuditV2> = whole(body)?;
+    list.into_iter().map(unmirror).collect()
 }
 
 /// Decodes the v2 bytes (after the version byte) of an outbox record.
 pub(crate) fn decode_audit(body: &[u8]) -> Result<AuditRecord, RecordError> {
-    let r: AuditV2 = whole(body)?;
+    unmirror(whole(body)?)
+}
+
+fn unmirror(r: AuditV2) -> Result<AuditRecord, RecordError> {
     Ok(AuditRecord {
         seq: r.seq,
         at: match r.at {

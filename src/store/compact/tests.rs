@@ -467,6 +467,49 @@ proptest! {
     }
 }
 
+proptest! {
+    /// A commit's records split into chunks read back whole and in order,
+    /// each chunk keyed by its last seq and no chunk past the size asked
+    /// for by more than its last record; a chunk of one is a plain v2
+    /// record (what builds before chunks read).
+    #[test]
+    fn outbox_chunks_read_back_as_the_records_in_order(
+        records in proptest::collection::vec(any_audit_record(), 1..40),
+        max_bytes in 1usize..3_000,
+    ) {
+        let chunks = encode_audit_chunks(&records, max_bytes);
+        let mut back = Vec::new();
+        for (last, bytes) in &chunks {
+            let chunk = match bytes[0] {
+                V2 => vec![decode_audit(&bytes[1..]).unwrap()],
+                CHUNK => decode_audit_chunk(&bytes[1..]).unwrap(),
+                other => panic!("leading byte {other}"),
+            };
+            prop_assert!(bytes[0] == V2 || chunk.len() > 1);
+            prop_assert_eq!(chunk.last().unwrap().seq, *last);
+            let without_last: usize = chunk[..chunk.len() - 1].iter().map(|r| encode_audit(r).len() - 1).sum();
+            prop_assert!(without_last < max_bytes, "{} bytes before the last record", without_last);
+            back.extend(chunk);
+        }
+        prop_assert_eq!(back, records);
+    }
+}
+
+/// The chunk layout, pinned: [`CHUNK`], the count as a varint, then each
+/// record's v2 body as [`encode_audit`] writes it, nothing between.
+#[test]
+fn an_outbox_chunks_bytes_are_pinned() {
+    let at = chrono::DateTime::from_timestamp(1_767_225_600, 0).unwrap();
+    let first =
+        crate::audit::AuditRecord::seal(7, at, "event.applied", Some("t1"), Some("r1"), serde_json::json!({}), "00");
+    let second =
+        crate::audit::AuditRecord::seal(8, at, "event.applied", None, None, serde_json::json!({}), &first.hash);
+    let chunks = encode_audit_chunks(&[first.clone(), second.clone()], 4096);
+    let expected = [&[CHUNK, 2][..], &encode_audit(&first)[1..], &encode_audit(&second)[1..]].concat();
+    assert_eq!(chunks, vec![(8, expected)]);
+    assert_eq!(CHUNK, 4, "the leading byte of a chunk is part of the format");
+}
+
 /// An outbox record as the engine seals it is a fraction of its JSON.
 #[test]
 fn a_sealed_outbox_record_is_small() {

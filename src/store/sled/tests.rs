@@ -309,3 +309,40 @@ fn a_corrupt_record_is_a_decode_error() {
     assert!(matches!(store.event("e1"), Err(StoreError::Decode { reason: RecordError::Json(_), .. })));
     assert!(matches!(store.flag(Flag::Paused), Err(StoreError::Decode { .. })));
 }
+
+/// Issue 11: a commit's audit records go under a few outbox keys (chunks
+/// keyed by their last seq), not one key each to insert and later remove;
+/// single-record keys of older builds (JSON and v2) are read beside them,
+/// in seq order, and trimmed alike.
+#[test]
+fn a_commits_audit_records_share_outbox_keys_beside_older_single_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let seal = |seq: u64, prev: &str| {
+        let data = serde_json::json!({"event_id": format!("e{seq}"), "type": "resource.created"});
+        AuditRecord::seal(seq, ts("2026-01-01T00:00:00Z"), "event.applied", Some("t1"), Some("r1"), data, prev)
+    };
+    // Seq 1 as version 1 wrote it (JSON), seq 2 as version 2 (one key each).
+    let first = seal(1, "00");
+    let second = seal(2, &first.hash);
+    store.db.insert(record::outbox_key(1), serde_json::to_vec(&first).unwrap()).unwrap();
+    store.db.insert(record::outbox_key(2), crate::store::compact::encode_audit(&second)).unwrap();
+    let mut batch = vec![first, second];
+    for seq in 3..=1002 {
+        let prev = batch.last().unwrap().hash.clone();
+        batch.push(seal(seq, &prev));
+    }
+    store.commit(WriteSet { audit: batch[2..].to_vec(), ..Default::default() }).unwrap();
+    let keys = store.db.scan_prefix(b"o/").count();
+    assert!((3..=2 + 1000 / 20).contains(&keys), "1,000 records under {keys} keys");
+    assert_eq!(store.outbox_after(0).unwrap(), batch);
+    store.flush().unwrap();
+    drop(store);
+
+    let store = open(&dir);
+    assert_eq!(store.outbox_after(1).unwrap(), batch[1..]);
+    store.commit(WriteSet { outbox_done_through: Some(500), ..Default::default() }).unwrap();
+    assert_eq!(store.outbox_after(0).unwrap(), batch[500..]);
+    store.commit(WriteSet { outbox_done_through: Some(1002), ..Default::default() }).unwrap();
+    assert_eq!(store.db.scan_prefix(b"o/").count(), 0, "nothing left behind");
+}
