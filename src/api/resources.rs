@@ -218,20 +218,23 @@ pub(super) async fn get_deletions(
     let config = state.config.get();
     let store = state.store.clone();
     let first_page = after.is_none();
-    let ((deletions, next), (personal, personal_truncated)) = tokio::task::spawn_blocking(move || {
-        let business = forecast::read(&*store, &config, before, after.as_ref(), limit)?;
-        let personal = if first_page {
+    // Read and serialized off the tokio workers (see `sorted_bytes`).
+    let bytes = tokio::task::spawn_blocking(move || {
+        let (deletions, next) = forecast::read(&*store, &config, before, after.as_ref(), limit)?;
+        let (personal, personal_truncated) = if first_page {
             super::personal_forecast::read(&*store, before, &forecast::gates(&*store, &config)?)?
         } else {
             (Vec::new(), false)
         };
-        Ok::<_, crate::store::StoreError>((business, personal))
+        let next = next.map(|c| c.to_string());
+        let answer = Deletions { before: fmt_rfc3339(before), deletions, next, personal, personal_truncated };
+        super::sorted_bytes(&answer).map_err(|e| {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("the answer could not be built: {e}"))
+        })
     })
     .await
     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("the forecast failed: {e}")))??;
-    let next = next.map(|c| c.to_string());
-    let answer = Deletions { before: fmt_rfc3339(before), deletions, next, personal, personal_truncated };
-    Ok(sorted(&answer)?.into_response())
+    Ok(super::json_response(bytes))
 }
 
 /// May a backup be restored?.
