@@ -302,7 +302,9 @@ impl ChildDaemon {
         let child = std::process::Command::new(binary())
             .args(["serve", "--config"])
             .arg(self.dir.path().join("retentiond.toml"))
-            .env("RUST_LOG", "error")
+            // Errors, and the ready line with how long each stage of the
+            // start took (the database's open, the engine's, the catch-up).
+            .env("RUST_LOG", "error,retentiond::daemon=info")
             .stdout(std::process::Stdio::null())
             .spawn()
             .expect("the retentiond binary starts");
