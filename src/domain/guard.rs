@@ -226,7 +226,7 @@ impl Guard {
     pub fn judge(
         &mut self,
         now: Timestamp,
-        batch: Vec<Candidate>,
+        batch: &[Candidate],
         tracked: u64,
         short: &WindowLimits,
         long: &WindowLimits,
@@ -241,7 +241,7 @@ impl Guard {
     pub fn judge_beside(
         &mut self,
         now: Timestamp,
-        batch: Vec<Candidate>,
+        batch: &[Candidate],
         pending: u64,
         tracked: u64,
         short: &WindowLimits,
@@ -254,7 +254,7 @@ impl Guard {
         for (kind, limits) in [(WindowKind::Short, short), (WindowKind::Long, long)] {
             let before = self.count(now, limits) + pending;
             if limits.crossed_by(before + batch.len() as u64, tracked) {
-                return Verdict::Hold(HeldBatch::new(batch, now, kind, before));
+                return Verdict::Hold(HeldBatch::new(batch.to_vec(), now, kind, before));
             }
         }
         Verdict::Start
@@ -318,7 +318,7 @@ mod tests {
     fn a_batch_over_the_limit_is_held_whole() {
         let mut g = Guard::default();
         let (short, long) = (limits(1, 50, 1.0), limits(24, 1000, 1.0));
-        match g.judge(t(0), ids(51), 10_000, &short, &long) {
+        match g.judge(t(0), &ids(51), 10_000, &short, &long) {
             Verdict::Hold(b) => {
                 assert_eq!(b.size(), 51);
                 assert_eq!(b.window, WindowKind::Short);
@@ -326,16 +326,16 @@ mod tests {
             }
             v => panic!("{v:?}"),
         }
-        assert_eq!(g.judge(t(0), ids(50), 10_000, &short, &long), Verdict::Start);
+        assert_eq!(g.judge(t(0), &ids(50), 10_000, &short, &long), Verdict::Start);
     }
 
     #[test]
     fn the_fraction_counts_from_min_resources_on() {
         let mut g = Guard::default();
         let (short, long) = (limits(1, 1000, 0.1), limits(24, 1000, 1.0));
-        assert_eq!(g.judge(t(0), ids(19), 19, &short, &long), Verdict::Start, "below min_resources");
-        assert!(matches!(g.judge(t(0), ids(51), 500, &short, &long), Verdict::Hold(_)));
-        assert_eq!(g.judge(t(0), ids(50), 500, &short, &long), Verdict::Start);
+        assert_eq!(g.judge(t(0), &ids(19), 19, &short, &long), Verdict::Start, "below min_resources");
+        assert!(matches!(g.judge(t(0), &ids(51), 500, &short, &long), Verdict::Hold(_)));
+        assert_eq!(g.judge(t(0), &ids(50), 500, &short, &long), Verdict::Start);
     }
 
     #[test]
@@ -344,7 +344,7 @@ mod tests {
         let (short, long) = (limits(1, 1000, 0.1), limits(24, 1000, 0.25));
         let mut started = 0;
         for hour in 0..24 {
-            match g.judge(t(hour), ids(40), 500, &short, &long) {
+            match g.judge(t(hour), &ids(40), 500, &short, &long) {
                 Verdict::Start => {
                     g.started(t(hour), 40);
                     started += 40;
@@ -364,12 +364,12 @@ mod tests {
         let mut g = Guard::default();
         let (short, long) = (limits(1, 10, 1.0), limits(24, 30, 1.0));
         g.started(t(0), 10);
-        assert!(matches!(g.judge(t(0), ids(1), 1000, &short, &long), Verdict::Hold(_)));
-        assert_eq!(g.judge(t(2), ids(10), 1000, &short, &long), Verdict::Start, "the short window moved on");
+        assert!(matches!(g.judge(t(0), &ids(1), 1000, &short, &long), Verdict::Hold(_)));
+        assert_eq!(g.judge(t(2), &ids(10), 1000, &short, &long), Verdict::Start, "the short window moved on");
         g.started(t(2), 10);
         g.started(t(4), 10);
-        assert!(matches!(g.judge(t(6), ids(1), 1000, &short, &long), Verdict::Hold(_)), "30 in a day");
-        assert_eq!(g.judge(t(25), ids(10), 1000, &short, &long), Verdict::Start, "the first ten left the day");
+        assert!(matches!(g.judge(t(6), &ids(1), 1000, &short, &long), Verdict::Hold(_)), "30 in a day");
+        assert_eq!(g.judge(t(25), &ids(10), 1000, &short, &long), Verdict::Start, "the first ten left the day");
         let restored = Guard::restore(vec![t(7), t(0), t(2)]);
         assert_eq!(restored.count(t(7), &long), 3);
         assert_eq!(restored.count(t(7), &short), 1);

@@ -334,7 +334,7 @@ impl Engine {
         // pass the limit the two make together.
         let pending = self.safety.burst_pending() as u64;
         let g = &self.config.safety.guard;
-        match self.safety.guard.judge_beside(now, fresh.clone(), pending, self.safety.tracked, &g.short(), &g.long()) {
+        match self.safety.guard.judge_beside(now, &fresh, pending, self.safety.tracked, &g.short(), &g.long()) {
             Verdict::Start => Ok(fresh.into_iter().collect()),
             Verdict::Hold(batch) => {
                 self.trip_guard(now, batch)?;

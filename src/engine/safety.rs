@@ -235,17 +235,26 @@ impl Engine {
     /// held whole and the guard trips. Resources of a batch an operator
     /// approved are not judged again.
     pub(super) fn judge_starts(&mut self, now: Timestamp) -> Result<(), EngineError> {
+        // The index is read a slice at a time, each record read and
+        // dropped: what the batch keeps is each candidate's id and the
+        // deletion it was judged for (about 100 bytes; the guard judges,
+        // digests and holds the batch whole, safety.guard), never the
+        // records or the whole index at once.
         let mut fresh = Vec::new();
         let mut approved = HashMap::new();
-        for (_, id) in self.store.due(now, usize::MAX)? {
-            let Some(r) = self.read_resource(&id)? else { continue };
-            let Some(deletion) = self.would_start(&r, now) else { continue };
-            match self.safety.approved.get(&id) {
-                Some(d) if *d == deletion => {
-                    approved.insert(id, deletion);
+        let mut slice = self.store.due(now, super::deadlines::TICK_SLICE)?;
+        while let Some((last_due, last_id)) = slice.last().cloned() {
+            for (_, id) in slice {
+                let Some(r) = self.read_resource(&id)? else { continue };
+                let Some(deletion) = self.would_start(&r, now) else { continue };
+                match self.safety.approved.get(&id) {
+                    Some(d) if *d == deletion => {
+                        approved.insert(id, deletion);
+                    }
+                    _ => fresh.push((id, deletion)),
                 }
-                _ => fresh.push((id, deletion)),
             }
+            slice = self.store.due_after((last_due, &last_id), now, super::deadlines::TICK_SLICE)?;
         }
         // The approval covered the batch as it stood: whatever of it is
         // not due now, has begun, or is due for another deletion (renewed,
@@ -260,7 +269,7 @@ impl Engine {
             self.commit(w)?;
         }
         let g = &self.config.safety.guard;
-        match self.safety.guard.judge(now, fresh.clone(), self.safety.tracked, &g.short(), &g.long()) {
+        match self.safety.guard.judge(now, &fresh, self.safety.tracked, &g.short(), &g.long()) {
             Verdict::Start => self.safety.burst = Some(Burst { judged: fresh.into_iter().collect() }),
             Verdict::Hold(batch) => {
                 self.safety.burst = None;
