@@ -26,9 +26,27 @@ pub(super) const SWEEP_SLICE: usize = 1000;
 /// reconcile).
 type WhenDone = Box<dyn FnOnce(SweepReport) + Send>;
 
-/// A sweep under way: how far it has read, what it found, who waits.
+/// What a pass over every resource is for.
+enum Work {
+    /// A sweep of `[schedule]`, or a reload's reconcile.
+    Sweep(SweepKind),
+    /// `apply-policy` for a product: its report so far, and who waits for
+    /// it (issue 11: it read every record on the engine's thread, minutes
+    /// at 10 million; it now reads in the sweeps' slices, off it).
+    Policy { report: PolicyReport, reply: Option<oneshot::Sender<Result<PolicyReport, EngineError>>> },
+}
+
+/// What a slice read on a blocking thread looks for: a sweep's records out
+/// of step, or a product's records.
+#[derive(Clone)]
+enum Reader {
+    Sweep(SweepKind),
+    Product(String),
+}
+
+/// A pass under way: how far it has read, what it found, who waits.
 pub(super) struct SweepRun {
-    kind: SweepKind,
+    work: Work,
     /// The last resource id read; the next slice starts after it.
     after: Option<String>,
     report: SweepReport,
@@ -43,12 +61,36 @@ impl SweepRun {
                 let _ = reply.send(Ok(report));
             })
         });
-        SweepRun { kind, after: None, report: SweepReport::default(), when_done }
+        SweepRun { work: Work::Sweep(kind), after: None, report: SweepReport::default(), when_done }
     }
 
     /// A sweep from the first resource that calls `then` when it is done.
     pub(super) fn then(kind: SweepKind, then: impl FnOnce(SweepReport) + Send + 'static) -> SweepRun {
-        SweepRun { kind, after: None, report: SweepReport::default(), when_done: Some(Box::new(then)) }
+        SweepRun {
+            work: Work::Sweep(kind),
+            after: None,
+            report: SweepReport::default(),
+            when_done: Some(Box::new(then)),
+        }
+    }
+
+    /// `apply-policy` for `product`, from the first resource; `reply` gets
+    /// its report once the last slice is durable.
+    pub(super) fn policy(product: String, reply: oneshot::Sender<Result<PolicyReport, EngineError>>) -> SweepRun {
+        let report = PolicyReport { product, ..Default::default() };
+        SweepRun {
+            work: Work::Policy { report, reply: Some(reply) },
+            after: None,
+            report: SweepReport::default(),
+            when_done: None,
+        }
+    }
+
+    fn reader(&self) -> Reader {
+        match &self.work {
+            Work::Sweep(kind) => Reader::Sweep(*kind),
+            Work::Policy { report, .. } => Reader::Product(report.product.clone()),
+        }
     }
 }
 
@@ -101,9 +143,10 @@ pub(super) type SliceResult = Result<SliceRead, crate::store::StoreError>;
 
 impl SliceRead {
     /// Sorts a slice of `limit` asked for (resources with their indexed due
-    /// times) for sweep `kind` under `config` at `now`.
+    /// times) for `reader` under `config` at `now`: for a sweep, the
+    /// records out of step; for `apply-policy`, the product's records.
     fn of(
-        kind: SweepKind,
+        reader: &Reader,
         config: &Config,
         slice: Vec<(Resource, Option<Timestamp>)>,
         limit: usize,
@@ -114,7 +157,10 @@ impl SliceRead {
         let last = slice.last().map(|(r, _)| r.id.clone());
         let suspects = slice
             .into_iter()
-            .filter(|(r, due)| sweep_target(kind, config, r, now).is_some_and(|want| out_of_step(want, *due)))
+            .filter(|(r, due)| match reader {
+                Reader::Sweep(kind) => sweep_target(*kind, config, r, now).is_some_and(|want| out_of_step(want, *due)),
+                Reader::Product(product) => r.product == *product,
+            })
             .collect();
         SliceRead { checked, last, done, suspects }
     }
@@ -197,10 +243,10 @@ impl Engine {
         }
         let Some(run) = self.sweeps.front() else { return };
         let (store, config, now) = (self.store.clone(), self.config.clone(), self.clock.now());
-        let (kind, after, limit) = (run.kind, run.after.clone(), self.sweep_slice);
+        let (reader, after, limit) = (run.reader(), run.after.clone(), self.sweep_slice);
         self.sweep_read = Some(tokio::task::spawn_blocking(move || {
             let slice = store.resources_after(after.as_deref(), limit)?;
-            Ok(SliceRead::of(kind, &config, slice, limit, now))
+            Ok(SliceRead::of(&reader, &config, slice, limit, now))
         }));
     }
 
@@ -216,13 +262,19 @@ impl Engine {
             Err(e) => return Err(EngineError::Audit(format!("sweep read task failed: {e}"))),
         };
         let done = read.done;
-        let wrote = self.repair_slice(&mut run, read)?;
+        let wrote = match run.work {
+            Work::Sweep(kind) => self.repair_slice(kind, &mut run, read)?,
+            Work::Policy { .. } => self.policy_slice(&mut run, read)?,
+        };
         if wrote {
             self.step(Vec::new()).await?;
         }
         if done {
             if let Some(then) = run.when_done.take() {
                 then(run.report);
+            }
+            if let Work::Policy { report, reply: Some(reply) } = run.work {
+                let _ = reply.send(Ok(report));
             }
         } else {
             self.sweeps.push_front(run);
@@ -234,7 +286,7 @@ impl Engine {
     /// record as it is now (one the engine rewrote since the read was
     /// indexed with it); at the last slice, records the repairs once, with
     /// the totals. True when it wrote anything.
-    fn repair_slice(&mut self, run: &mut SweepRun, read: SliceRead) -> Result<bool, EngineError> {
+    fn repair_slice(&mut self, kind: SweepKind, run: &mut SweepRun, read: SliceRead) -> Result<bool, EngineError> {
         self.settle()?;
         let now = self.clock.now();
         run.report.checked += read.checked;
@@ -247,7 +299,7 @@ impl Engine {
             if r != seen {
                 continue;
             }
-            let Some(want) = sweep_target(run.kind, &self.config, &r, now) else { continue };
+            let Some(want) = sweep_target(kind, &self.config, &r, now) else { continue };
             // A resource with calls in flight is indexed at its lease's end
             // on purpose (see Engine::commit): not a fault to repair.
             if out_of_step(want, due) && !self.calls.resource_busy(&r.id) {
@@ -255,7 +307,7 @@ impl Engine {
                 w.put_resource(r, want);
             }
         }
-        let (kind, report) = (run.kind, &run.report);
+        let report = &run.report;
         if read.done && report.fixed > 0 {
             let data = json!({"sweep": kind.as_str(), "checked": report.checked, "fixed": report.fixed});
             self.record(&mut w, now, AuditKind::SweepRepaired, None, None, data);
@@ -278,24 +330,36 @@ impl Engine {
     /// The explicit operator action that applies a product's policy in
     /// force to its running buffers (issue 5, reload): a longer buffer moves
     /// the deletion later; a shorter one never brings it closer than
-    /// `safety.min_notice` from now, nor earlier than it was.
-    pub(super) fn apply_policy(&mut self, product: &str) -> Result<Result<PolicyReport, EngineError>, EngineError> {
-        let Some(policy) = self.config.products.get(product).cloned() else {
-            return Ok(Err(EngineError::UnknownProduct(product.to_string())));
-        };
+    /// `safety.min_notice` from now, nor earlier than it was. Queued as a
+    /// pass over every resource ([`SweepRun::policy`]), read a slice at a
+    /// time off the engine's thread; `reply` is answered when it is done,
+    /// or at once for a product the config does not have.
+    pub(super) fn apply_policy(&mut self, product: String, reply: oneshot::Sender<Result<PolicyReport, EngineError>>) {
+        if self.config.products.contains_key(&product) {
+            self.sweeps.push_back(SweepRun::policy(product, reply));
+        } else {
+            let _ = reply.send(Err(EngineError::UnknownProduct(product)));
+        }
+    }
+
+    /// Applies the product's policy, as in force now, to the records of
+    /// the product a slice found, each as it is now; at the last slice,
+    /// records the pass once, with its totals. True when it wrote anything.
+    fn policy_slice(&mut self, run: &mut SweepRun, read: SliceRead) -> Result<bool, EngineError> {
+        self.settle()?;
+        let Work::Policy { report, .. } = &mut run.work else { return Ok(false) };
+        if read.last.is_some() {
+            run.after = read.last;
+        }
+        // A reload cannot remove a product still in use, so the policy is
+        // there; the version in force at the last slice is the one reported.
+        let Some(policy) = self.config.products.get(&report.product).cloned() else { return Ok(false) };
+        report.policy_version = policy.version.clone();
         let now = self.clock.now();
         let min_notice = self.config.safety.min_notice.to_chrono();
-        let mut report =
-            PolicyReport { product: product.into(), policy_version: policy.version.clone(), ..Default::default() };
-        let mut ids = Vec::new();
-        self.settle()?;
-        self.store.for_each_resource(&mut |r| {
-            if r.product == product {
-                ids.push(r.id);
-            }
-        })?;
-        for id in ids {
-            let Some(mut r) = self.read_resource(&id)? else { continue };
+        let mut wrote = false;
+        for (seen, _) in read.suspects {
+            let Some(mut r) = self.read_resource(&seen.id)? else { continue };
             let before = r.deletion_date();
             let fx = r.reapply_policy(&policy, now, min_notice);
             if fx.is_empty() {
@@ -305,7 +369,7 @@ impl Engine {
             if let (Some(from), Some(to)) = (before, r.deletion_date()) {
                 if from != to {
                     report.rescheduled.push(Rescheduled {
-                        resource: id.clone(),
+                        resource: r.id.clone(),
                         from: fmt_rfc3339(from),
                         to: fmt_rfc3339(to),
                     });
@@ -316,13 +380,18 @@ impl Engine {
             self.effects(&mut w, now, &mut r, fx);
             w.put_resource(r, due);
             self.commit(w)?;
+            wrote = true;
         }
-        let mut w = WriteSet::default();
-        let data = json!({"product": product, "policy_version": policy.version, "min_notice": self.config.safety.min_notice.to_string(),
-                          "rescheduled": report.rescheduled.len(), "unchanged": report.unchanged});
-        self.record(&mut w, now, AuditKind::PolicyApplied, None, None, data);
-        self.commit(w)?;
-        Ok(Ok(report))
+        if read.done {
+            let mut w = WriteSet::default();
+            let data = json!({"product": report.product, "policy_version": report.policy_version,
+                              "min_notice": self.config.safety.min_notice.to_string(),
+                              "rescheduled": report.rescheduled.len(), "unchanged": report.unchanged});
+            self.record(&mut w, now, AuditKind::PolicyApplied, None, None, data);
+            self.commit(w)?;
+            wrote = true;
+        }
+        Ok(wrote)
     }
 
     /// Err(message) when `config` leaves out a product that a resource not

@@ -144,12 +144,7 @@ impl Engine {
                 });
             }
             Command::Sweep { kind, reply } => self.sweeps.push_back(super::admin::SweepRun::new(kind, Some(reply))),
-            Command::ApplyPolicy { product, reply } => {
-                let result = self.apply_policy(&product)?;
-                replies.later(move || {
-                    let _ = reply.send(result);
-                });
-            }
+            Command::ApplyPolicy { product, reply } => self.apply_policy(product, reply),
             Command::Ping { reply } => replies.later(move || {
                 let _ = reply.send(Ok(()));
             }),
