@@ -37,6 +37,8 @@ struct Rig {
     store: Arc<MemoryStore>,
     clock: Arc<ManualClock>,
     config: Arc<Config>,
+    /// The config's text, for a test that puts a changed one in force.
+    text: String,
 }
 
 impl Rig {
@@ -84,6 +86,7 @@ buffer = {{ expiry = "15d", arrears = "15d", termination = "15d", violation = "0
             store: Arc::new(MemoryStore::new()),
             clock: Arc::new(ManualClock::new(t0())),
             config: Arc::new(config),
+            text,
         }
     }
 
@@ -294,6 +297,8 @@ struct Ledger {
     /// Event ids committed before a flush.
     durable: Vec<String>,
     flushes: usize,
+    /// Store commits (each one sled batch on the sled engine).
+    commits: usize,
 }
 
 /// The in-memory store, with a ledger of what each flush made durable.
@@ -302,7 +307,9 @@ fn flush_ledger() -> (Arc<Hooked<MemoryStore>>, Arc<Mutex<Ledger>>) {
     let (on_commit, on_flush) = (ledger.clone(), ledger.clone());
     let store = Hooked::new(MemoryStore::new())
         .before_commit(move |w| {
-            on_commit.lock().unwrap().committed.extend(w.events.iter().map(|(id, _)| id.clone()));
+            let mut l = on_commit.lock().unwrap();
+            l.committed.extend(w.events.iter().map(|(id, _)| id.clone()));
+            l.commits += 1;
         })
         .after_flush(move || {
             let mut l = on_flush.lock().unwrap();
@@ -335,12 +342,13 @@ async fn group_commit_requests_posted_together_share_one_flush_and_are_durable_w
         tokio::task::yield_now().await;
     }
 
-    let before = flushes();
+    let (before, commits_before) = (flushes(), ledger.lock().unwrap().commits);
     let first = engine.rx.recv().await.unwrap();
     let group = engine.gather(first);
     assert_eq!(group.len(), 5, "the loop takes every request already waiting");
     engine.step(group).await.unwrap();
     assert_eq!(flushes(), before + 1, "one flush for the whole group");
+    assert_eq!(ledger.lock().unwrap().commits, commits_before + 1, "one store write for the whole group (issue 11)");
 
     for (i, client) in clients.into_iter().enumerate() {
         let (results, durable) = client.await.unwrap();
@@ -349,6 +357,44 @@ async fn group_commit_requests_posted_together_share_one_flush_and_are_durable_w
         assert_eq!(store.resource(&format!("r{i}")).unwrap().map(|r| r.state), Some(State::Active));
     }
     assert_eq!(kinds(&engine, Some("r4")), ["event.applied"], "the audit file has every record of the group");
+}
+
+/// Issue 11, point 3: the outcomes of executor calls that arrive together
+/// are one group: written in one store commit (what they make due in one
+/// more), made durable by one flush.
+#[tokio::test]
+async fn issue_11_copy_results_arriving_together_are_written_in_one_commit() {
+    let rig = Rig::new("");
+    let (store, ledger) = flush_ledger();
+    let (mut engine, _handle) = rig.open_on(store.clone()).await;
+    let ids = ["r1", "r2", "r3"];
+    let data: Vec<[PathBuf; 2]> = ids.iter().map(|id| rig.data(id)).collect();
+    ingest(&mut engine, ids.iter().map(|id| created(id)).collect()).await;
+    let released: Vec<Event> =
+        ids.iter().map(|id| event(&format!("x-{id}"), "resource.released", t0(), id, json!({}))).collect();
+    step_only(&mut engine, |reply| Command::Ingest { events: released, reply }).await;
+    // Every call runs and reports while the engine takes no step.
+    while engine.rx.len() < 2 * ids.len() {
+        tokio::task::yield_now().await;
+    }
+    let (flushes, commits) = {
+        let l = ledger.lock().unwrap();
+        (l.flushes, l.commits)
+    };
+    let first = engine.rx.recv().await.unwrap();
+    let group = engine.gather(first);
+    assert_eq!(group.len(), 2 * ids.len(), "two copies a resource, each call's outcome");
+    engine.step(group).await.unwrap();
+    // The six outcomes are one store write; the purges they make due are
+    // the tick's, written in a second (the tick reads the deadline index,
+    // which the first brought up to date: README, "Crash safety"); one
+    // flush makes both durable.
+    let l = ledger.lock().unwrap();
+    assert_eq!((l.flushes, l.commits), (flushes + 1, commits + 2), "not a write or a flush per outcome");
+    for (id, paths) in ids.iter().zip(&data) {
+        assert_eq!(store.resource(id).unwrap().map(|r| r.state), Some(State::Purged), "{id}");
+        assert_eq!(exists(paths), [false, false], "{id}");
+    }
 }
 
 #[tokio::test]
@@ -553,6 +599,59 @@ async fn issue_11_a_sweep_does_not_repair_from_a_slice_read_before_a_write() {
     assert_eq!((report.checked, report.fixed), (2, 0), "r1 changed since the read: not the sweep's to repair");
     let due = t0() + chrono::Duration::days(15);
     assert_eq!(offered(&rig, due), ["r1"], "indexed at its buffer's end by the engine's own write");
+}
+
+/// Issue 11, point 4: `apply-policy` reads the records a slice at a time
+/// off the engine's thread, as a sweep does (it read every record in one
+/// step: minutes at 10 million); requests are answered between slices,
+/// and the operator is answered, and `policy.applied` recorded once, when
+/// the last slice is done (issue 5: a longer buffer moves each running
+/// deletion later).
+#[tokio::test]
+async fn issue_11_apply_policy_runs_in_slices_and_answers_when_done() {
+    let rig = Rig::new("");
+    let mut engine = rig.open().await;
+    engine.sweep_slice = 2;
+    let ids = ["r1", "r2", "r3", "r4", "r5"];
+    ingest(&mut engine, ids.iter().map(|id| created(id)).collect()).await;
+    let terminated: Vec<Event> = ids[..4]
+        .iter()
+        .map(|id| event(&format!("x-{id}"), "resource.terminated", t0(), id, json!({"reason": "agreement"})))
+        .collect();
+    ingest(&mut engine, terminated).await;
+    let longer = rig.text.replace("termination = \"15d\"", "termination = \"40d\"");
+    assert_ne!(longer, rig.text);
+    engine.config = Arc::new(crate::config::parse(&rig.dir.path().join("retentiond.toml"), &longer).unwrap());
+
+    let (reply, mut answer) = oneshot::channel();
+    engine.tx.send(Command::ApplyPolicy { product: "ecs".into(), reply }).await.unwrap();
+    let first = engine.rx.recv().await.unwrap();
+    let cmds = engine.gather(first);
+    engine.step(cmds).await.unwrap();
+    engine.sweep_step().await.unwrap(); // r1, r2
+    assert!(answer.try_recv().is_err(), "five resources, two a slice: not done after one");
+    let (ingest_reply, mut ingest_answer) = oneshot::channel();
+    engine.tx.send(Command::Ingest { events: vec![created("r6")], reply: ingest_reply }).await.unwrap();
+    let first = engine.rx.recv().await.unwrap();
+    let cmds = engine.gather(first);
+    engine.step(cmds).await.unwrap();
+    assert_eq!(ingest_answer.try_recv().unwrap().unwrap()[0].status, "applied", "answered between slices");
+    assert!(answer.try_recv().is_err(), "the pass is still under way");
+    while !engine.sweeps.is_empty() {
+        engine.sweep_step().await.unwrap();
+    }
+
+    let report = answer.try_recv().expect("answered when the last slice is done").unwrap();
+    let moved: Vec<&str> = report.rescheduled.iter().map(|m| m.resource.as_str()).collect();
+    assert_eq!(moved, ["r1", "r2", "r3", "r4"]);
+    assert!(report.rescheduled.iter().all(|m| m.to == "2026-02-10T00:00:00Z"), "{:?}", report.rescheduled);
+    assert_eq!(report.unchanged, 2, "r5 and r6 have no running buffer");
+    assert_eq!(report.policy_version, engine.config.products["ecs"].version);
+    let applied: Vec<AuditRecord> = audit(&engine).into_iter().filter(|r| r.kind == "policy.applied").collect();
+    assert_eq!(applied.len(), 1, "recorded once, with the totals");
+    assert_eq!((applied[0].data["rescheduled"].clone(), applied[0].data["unchanged"].clone()), (json!(4), json!(2)));
+    advance(&mut engine, "39d 23h").await;
+    assert_eq!(rig.resource("r1").state, State::Retained, "the longer buffer holds");
 }
 
 #[tokio::test]
