@@ -128,7 +128,7 @@ impl Daemon {
         let audit_log = engine.audit_log();
         let gates = engine.gates();
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let engine_task = tokio::spawn(engine.run(shutdown_rx.clone()));
+        let engine_task = engine.spawn(shutdown_rx.clone());
 
         let listener = tokio::net::TcpListener::bind(config.api.listen)
             .await

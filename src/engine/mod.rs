@@ -235,6 +235,17 @@ impl Engine {
         Ok(())
     }
 
+    /// Runs the engine ([`Engine::run`]) on a thread of its own, driven by
+    /// the current runtime's timers and I/O: its store reads and writes are
+    /// synchronous (sled), and on a tokio worker they would hold that worker,
+    /// one of two on these machines, and the requests queued on it (issue 11:
+    /// stored state is never read on a thread that serves requests). Must be
+    /// called within a tokio runtime.
+    pub fn spawn(self, shutdown: watch::Receiver<bool>) -> tokio::task::JoinHandle<Result<(), EngineError>> {
+        let runtime = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || runtime.block_on(self.run(shutdown)))
+    }
+
     /// The loop: commands, deadlines, sleeps. Returns on shutdown, or with an
     /// error that must stop the daemon.
     ///
