@@ -30,10 +30,16 @@ type WhenDone = Box<dyn FnOnce(SweepReport) + Send>;
 enum Work {
     /// A sweep of `[schedule]`, or a reload's reconcile.
     Sweep(SweepKind),
-    /// `apply-policy` for a product: its report so far, and who waits for
+    /// `apply-policy` for a product: its report so far, the policy version
+    /// the pass applies, why it ended early if it did, and who waits for
     /// it (issue 11: it read every record on the engine's thread, minutes
     /// at 10 million; it now reads in the sweeps' slices, off it).
-    Policy { report: PolicyReport, reply: Option<oneshot::Sender<Result<PolicyReport, EngineError>>> },
+    Policy {
+        report: PolicyReport,
+        applying: String,
+        failed: Option<EngineError>,
+        reply: Option<oneshot::Sender<Result<PolicyReport, EngineError>>>,
+    },
 }
 
 /// What a slice read on a blocking thread looks for: a sweep's records out
@@ -74,12 +80,17 @@ impl SweepRun {
         }
     }
 
-    /// `apply-policy` for `product`, from the first resource; `reply` gets
-    /// its report once the last slice is durable.
-    pub(super) fn policy(product: String, reply: oneshot::Sender<Result<PolicyReport, EngineError>>) -> SweepRun {
+    /// `apply-policy` for `product` (its policy `version` in force now),
+    /// from the first resource; `reply` gets its report once the last
+    /// slice is durable.
+    pub(super) fn policy(
+        product: String,
+        version: String,
+        reply: oneshot::Sender<Result<PolicyReport, EngineError>>,
+    ) -> SweepRun {
         let report = PolicyReport { product, ..Default::default() };
         SweepRun {
-            work: Work::Policy { report, reply: Some(reply) },
+            work: Work::Policy { report, applying: version, failed: None, reply: Some(reply) },
             after: None,
             report: SweepReport::default(),
             when_done: None,
@@ -261,9 +272,11 @@ impl Engine {
             Ok(Err(e)) => return Err(e.into()),
             Err(e) => return Err(EngineError::Audit(format!("sweep read task failed: {e}"))),
         };
-        let done = read.done;
-        let wrote = match run.work {
-            Work::Sweep(kind) => self.repair_slice(kind, &mut run, read)?,
+        let (wrote, done) = match run.work {
+            Work::Sweep(kind) => {
+                let done = read.done;
+                (self.repair_slice(kind, &mut run, read)?, done)
+            }
             Work::Policy { .. } => self.policy_slice(&mut run, read)?,
         };
         if wrote {
@@ -273,8 +286,8 @@ impl Engine {
             if let Some(then) = run.when_done.take() {
                 then(run.report);
             }
-            if let Work::Policy { report, reply: Some(reply) } = run.work {
-                let _ = reply.send(Ok(report));
+            if let Work::Policy { report, failed, reply: Some(reply), .. } = run.work {
+                let _ = reply.send(failed.map_or(Ok(report), Err));
             }
         } else {
             self.sweeps.push_front(run);
@@ -329,31 +342,46 @@ impl Engine {
 
     /// The explicit operator action that applies a product's policy in
     /// force to its running buffers (issue 5, reload): a longer buffer moves
-    /// the deletion later; a shorter one never brings it closer than
-    /// `safety.min_notice` from now, nor earlier than it was. Queued as a
+    /// the deletion later; a shorter one moves it earlier but never closer
+    /// than `safety.min_notice` from now (one already closer stays where it
+    /// was: general terms 3.2.9). Queued as a
     /// pass over every resource ([`SweepRun::policy`]), read a slice at a
     /// time off the engine's thread; `reply` is answered when it is done,
     /// or at once for a product the config does not have.
     pub(super) fn apply_policy(&mut self, product: String, reply: oneshot::Sender<Result<PolicyReport, EngineError>>) {
-        if self.config.products.contains_key(&product) {
-            self.sweeps.push_back(SweepRun::policy(product, reply));
+        if let Some(version) = self.config.products.get(&product).map(|p| p.version.clone()) {
+            self.sweeps.push_back(SweepRun::policy(product, version, reply));
         } else {
             let _ = reply.send(Err(EngineError::UnknownProduct(product)));
         }
     }
 
-    /// Applies the product's policy, as in force now, to the records of
-    /// the product a slice found, each as it is now; at the last slice,
-    /// records the pass once, with its totals. True when it wrote anything.
-    fn policy_slice(&mut self, run: &mut SweepRun, read: SliceRead) -> Result<bool, EngineError> {
+    /// Applies the product's policy to the records of the product a slice
+    /// found, each as it is now; at the last slice, records the pass once,
+    /// with its totals. (Whether it wrote anything, whether the pass is
+    /// done.) A reload that changes the product's policy during the pass
+    /// starts it again under the new one, so that no resource is left on
+    /// the version the reload replaced while the report names the new one
+    /// (a shorter buffer reverted by the reload would otherwise delete
+    /// early); one that removes the product ends it with an error.
+    fn policy_slice(&mut self, run: &mut SweepRun, read: SliceRead) -> Result<(bool, bool), EngineError> {
         self.settle()?;
-        let Work::Policy { report, .. } = &mut run.work else { return Ok(false) };
+        let Work::Policy { report, applying, failed, .. } = &mut run.work else { return Ok((false, true)) };
+        let Some(policy) = self.config.products.get(&report.product).cloned() else {
+            *failed = Some(EngineError::UnknownProduct(report.product.clone()));
+            return Ok((false, true));
+        };
+        if policy.version != *applying {
+            tracing::warn!(product = %report.product, from = %applying, to = %policy.version,
+                "the product's policy changed during apply-policy: starting it again under the new one");
+            *applying = policy.version.clone();
+            *report = PolicyReport { product: report.product.clone(), ..Default::default() };
+            run.after = None;
+            return Ok((false, false));
+        }
         if read.last.is_some() {
             run.after = read.last;
         }
-        // A reload cannot remove a product still in use, so the policy is
-        // there; the version in force at the last slice is the one reported.
-        let Some(policy) = self.config.products.get(&report.product).cloned() else { return Ok(false) };
         report.policy_version = policy.version.clone();
         let now = self.clock.now();
         let min_notice = self.config.safety.min_notice.to_chrono();
@@ -391,7 +419,7 @@ impl Engine {
             self.commit(w)?;
             wrote = true;
         }
-        Ok(wrote)
+        Ok((wrote, read.done))
     }
 
     /// Err(message) when `config` leaves out a product that a resource not

@@ -159,8 +159,9 @@ impl Resource {
     /// Applies `policy` (the version now in force) to the running buffers
     /// set by another version: the operator's explicit action after a
     /// reload. A longer buffer moves the deadline later. A shorter one moves
-    /// it no closer than `now + min_notice`, and never before the deadline
-    /// it had. Once deletion has started nothing moves.
+    /// it earlier, but no closer than `now + min_notice` (general terms
+    /// 3.2.9: a change needs notice); one already closer than that stays
+    /// where it was (never later). Once deletion has started nothing moves.
     pub fn reapply_policy(
         &mut self,
         policy: &ProductPolicy,

@@ -654,6 +654,52 @@ async fn issue_11_apply_policy_runs_in_slices_and_answers_when_done() {
     assert_eq!(rig.resource("r1").state, State::Retained, "the longer buffer holds");
 }
 
+/// A reload that changes the product's policy during an `apply-policy`
+/// pass starts the pass again under the new policy: no resource is left
+/// on the version the reload replaced while the answer names the new one
+/// (had the replaced version been a mistaken shorter buffer, the
+/// resources read before the reload would be deleted early).
+#[tokio::test]
+async fn apply_policy_starts_again_when_a_reload_changes_the_policy_midway() {
+    let rig = Rig::new("");
+    let mut engine = rig.open().await;
+    engine.sweep_slice = 2;
+    let ids = ["r1", "r2", "r3", "r4", "r5"];
+    ingest(&mut engine, ids.iter().map(|id| created(id)).collect()).await;
+    let terminated: Vec<Event> = ids
+        .iter()
+        .map(|id| event(&format!("x-{id}"), "resource.terminated", t0(), id, json!({"reason": "agreement"})))
+        .collect();
+    ingest(&mut engine, terminated).await;
+    let with = |buffer: &str| {
+        let text = rig.text.replace("termination = \"15d\"", &format!("termination = \"{buffer}\""));
+        Arc::new(crate::config::parse(&rig.dir.path().join("retentiond.toml"), &text).unwrap())
+    };
+    engine.config = with("40d");
+
+    let (reply, mut answer) = oneshot::channel();
+    engine.tx.send(Command::ApplyPolicy { product: "ecs".into(), reply }).await.unwrap();
+    let first = engine.rx.recv().await.unwrap();
+    let cmds = engine.gather(first);
+    engine.step(cmds).await.unwrap();
+    engine.sweep_step().await.unwrap(); // r1, r2 moved to the 40-day date
+    assert_eq!(rig.resource("r1").deletion_date(), Some(t0() + chrono::Duration::days(40)));
+    engine.config = with("60d"); // a reload, as Engine::reload puts it in force
+    while !engine.sweeps.is_empty() {
+        engine.sweep_step().await.unwrap();
+    }
+
+    let report = answer.try_recv().expect("answered when the pass is done").unwrap();
+    assert_eq!(report.policy_version, engine.config.products["ecs"].version, "the policy in force at the end");
+    let moved: Vec<&str> = report.rescheduled.iter().map(|m| m.resource.as_str()).collect();
+    assert_eq!(moved, ["r1", "r2", "r3", "r4", "r5"], "the whole pass again, under the new policy");
+    for id in ids {
+        assert_eq!(rig.resource(id).deletion_date(), Some(t0() + chrono::Duration::days(60)), "{id}");
+    }
+    let applied = audit(&engine).into_iter().filter(|r| r.kind == "policy.applied").count();
+    assert_eq!(applied, 1, "one pass recorded, the one that finished");
+}
+
 #[tokio::test]
 async fn issue_11_a_sweep_runs_in_slices_and_requests_are_answered_between_them() {
     let rig = Rig::new("");
