@@ -128,7 +128,6 @@ impl Daemon {
         let audit_log = engine.audit_log();
         let gates = engine.gates();
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let engine_task = engine.spawn(shutdown_rx.clone());
 
         let listener = tokio::net::TcpListener::bind(config.api.listen)
             .await
@@ -149,9 +148,14 @@ impl Daemon {
             metrics,
             auth_failures: Arc::new(std::sync::Mutex::new(crate::auth::AuthFailures::default())),
         });
+        let sweeps = Sweeps::start(&config.schedule, handle.clone()).await?;
+        // Nothing below fails: the engine's thread and the accept loop start
+        // only once a start that can still be refused (the port, the
+        // schedule) has passed, so a refused start leaves no thread running
+        // into the runtime's shutdown.
+        let engine_task = engine.spawn(shutdown_rx.clone());
         // Our own accept loop, not axum::serve: connection limit and timeouts (issue 9).
         let server_task = tokio::spawn(crate::front::serve(listener, app, live.clone(), shutdown_rx));
-        let sweeps = Sweeps::start(&config.schedule, handle.clone()).await?;
         log_tls(&config.api, None);
         tracing::info!(%addr, state_dir = %dir.display(), tls = config.api.tls.is_some(),
             database_open_ms = db_opened.as_millis() as u64, engine_open_ms = engine_opened.as_millis() as u64,
@@ -271,11 +275,16 @@ impl Daemon {
             sweeps.stop().await;
         }
         let _ = self.shutdown.send(true);
-        let server = self.server_task.await.map_err(|e| DaemonError::Join(e.to_string()))?;
-        if let Err(e) = server {
-            tracing::warn!(error = %e, "api server ended with an error");
+        // The engine is waited for whatever became of the server: it runs
+        // on a thread of its own, which must end before the runtime does.
+        let server = self.server_task.await;
+        let engine = self.engine_task.await;
+        match server {
+            Err(e) => return Err(DaemonError::Join(e.to_string())),
+            Ok(Err(e)) => tracing::warn!(error = %e, "api server ended with an error"),
+            Ok(Ok(())) => {}
         }
-        self.engine_task.await.map_err(|e| DaemonError::Join(e.to_string()))??;
+        engine.map_err(|e| DaemonError::Join(e.to_string()))??;
         // Connection tasks may hold the router's state (and so the store) a
         // moment longer; wait, bounded, until ours is the last handle, so the
         // database is closed (its lock released) when shutdown returns.
