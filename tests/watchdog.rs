@@ -64,7 +64,7 @@ async fn watchdog_pings_stop_while_the_loop_is_stuck_and_resume_after() {
     engine.set_watchdog(Duration::from_millis(20));
     engine.catch_up().await.unwrap();
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
-    let task = tokio::spawn(engine.run(stop_rx));
+    let task = engine.spawn(stop_rx); // on a thread of its own, as the daemon runs it
 
     let healthy = tokio::task::spawn_blocking({
         let sock = sock.try_clone().unwrap();
