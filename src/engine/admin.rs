@@ -26,10 +26,11 @@ pub(super) const SWEEP_SLICE: usize = 1000;
 /// reconcile).
 type WhenDone = Box<dyn FnOnce(SweepReport) + Send>;
 
-/// What a pass over every resource is for.
+/// What a pass over every resource is for, with what it found so far and
+/// who waits for it.
 enum Work {
     /// A sweep of `[schedule]`, or a reload's reconcile.
-    Sweep(SweepKind),
+    Sweep { kind: SweepKind, report: SweepReport, when_done: Option<WhenDone> },
     /// `apply-policy` for a product: its report so far, the policy version
     /// the pass applies, why it ended early if it did, and who waits for
     /// it (issue 11: it read every record on the engine's thread, minutes
@@ -50,13 +51,11 @@ enum Reader {
     Product(String),
 }
 
-/// A pass under way: how far it has read, what it found, who waits.
+/// A pass under way: what it is for, and how far it has read.
 pub(super) struct SweepRun {
     work: Work,
     /// The last resource id read; the next slice starts after it.
     after: Option<String>,
-    report: SweepReport,
-    when_done: Option<WhenDone>,
 }
 
 impl SweepRun {
@@ -67,17 +66,16 @@ impl SweepRun {
                 let _ = reply.send(Ok(report));
             })
         });
-        SweepRun { work: Work::Sweep(kind), after: None, report: SweepReport::default(), when_done }
+        SweepRun::sweep(kind, when_done)
     }
 
     /// A sweep from the first resource that calls `then` when it is done.
     pub(super) fn then(kind: SweepKind, then: impl FnOnce(SweepReport) + Send + 'static) -> SweepRun {
-        SweepRun {
-            work: Work::Sweep(kind),
-            after: None,
-            report: SweepReport::default(),
-            when_done: Some(Box::new(then)),
-        }
+        SweepRun::sweep(kind, Some(Box::new(then)))
+    }
+
+    fn sweep(kind: SweepKind, when_done: Option<WhenDone>) -> SweepRun {
+        SweepRun { work: Work::Sweep { kind, report: SweepReport::default(), when_done }, after: None }
     }
 
     /// `apply-policy` for `product` (its policy `version` in force now),
@@ -89,17 +87,12 @@ impl SweepRun {
         reply: oneshot::Sender<Result<PolicyReport, EngineError>>,
     ) -> SweepRun {
         let report = PolicyReport { product, ..Default::default() };
-        SweepRun {
-            work: Work::Policy { report, applying: version, failed: None, reply: Some(reply) },
-            after: None,
-            report: SweepReport::default(),
-            when_done: None,
-        }
+        SweepRun { work: Work::Policy { report, applying: version, failed: None, reply: Some(reply) }, after: None }
     }
 
     fn reader(&self) -> Reader {
         match &self.work {
-            Work::Sweep(kind) => Reader::Sweep(*kind),
+            Work::Sweep { kind, .. } => Reader::Sweep(*kind),
             Work::Policy { report, .. } => Reader::Product(report.product.clone()),
         }
     }
@@ -273,21 +266,19 @@ impl Engine {
             Err(e) => return Err(EngineError::Audit(format!("sweep read task failed: {e}"))),
         };
         let (wrote, done) = match run.work {
-            Work::Sweep(kind) => {
-                let done = read.done;
-                (self.repair_slice(kind, &mut run, read)?, done)
-            }
+            Work::Sweep { .. } => self.repair_slice(&mut run, read)?,
             Work::Policy { .. } => self.policy_slice(&mut run, read)?,
         };
         if wrote {
             self.step(Vec::new()).await?;
         }
         if done {
-            if let Some(then) = run.when_done.take() {
-                then(run.report);
-            }
-            if let Work::Policy { report, failed, reply: Some(reply), .. } = run.work {
-                let _ = reply.send(failed.map_or(Ok(report), Err));
+            match run.work {
+                Work::Sweep { report, when_done: Some(then), .. } => then(report),
+                Work::Policy { report, failed, reply: Some(reply), .. } => {
+                    let _ = reply.send(failed.map_or(Ok(report), Err));
+                }
+                _ => {}
             }
         } else {
             self.sweeps.push_front(run);
@@ -298,11 +289,13 @@ impl Engine {
     /// Repairs what a slice found out of step, re-checked against the
     /// record as it is now (one the engine rewrote since the read was
     /// indexed with it); at the last slice, records the repairs once, with
-    /// the totals. True when it wrote anything.
-    fn repair_slice(&mut self, kind: SweepKind, run: &mut SweepRun, read: SliceRead) -> Result<bool, EngineError> {
+    /// the totals. (Whether it wrote anything, whether the sweep is done.)
+    fn repair_slice(&mut self, run: &mut SweepRun, read: SliceRead) -> Result<(bool, bool), EngineError> {
         self.settle()?;
+        let Work::Sweep { kind, report, .. } = &mut run.work else { return Ok((false, true)) };
+        let kind = *kind;
         let now = self.clock.now();
-        run.report.checked += read.checked;
+        report.checked += read.checked;
         if read.last.is_some() {
             run.after = read.last;
         }
@@ -316,11 +309,10 @@ impl Engine {
             // A resource with calls in flight is indexed at its lease's end
             // on purpose (see Engine::commit): not a fault to repair.
             if out_of_step(want, due) && !self.calls.resource_busy(&r.id) {
-                run.report.fixed += 1;
+                report.fixed += 1;
                 w.put_resource(r, want);
             }
         }
-        let report = &run.report;
         if read.done && report.fixed > 0 {
             let data = json!({"sweep": kind.as_str(), "checked": report.checked, "fixed": report.fixed});
             self.record(&mut w, now, AuditKind::SweepRepaired, None, None, data);
@@ -337,7 +329,7 @@ impl Engine {
         if wrote {
             self.commit(w)?;
         }
-        Ok(wrote)
+        Ok((wrote, read.done))
     }
 
     /// The explicit operator action that applies a product's policy in
