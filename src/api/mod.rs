@@ -152,9 +152,12 @@ impl IntoResponse for ApiError {
 /// sorted): the bytes clients have seen since. Only [`wire::Approval`] and
 /// [`wire::PolicyReport`] go out in declared order instead.
 fn sorted<T: Serialize>(answer: &T) -> Result<Json<Value>, ApiError> {
-    serde_json::to_value(answer)
-        .map(Json)
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("the answer could not be built: {e}")))
+    serde_json::to_value(answer).map(Json).map_err(unbuildable)
+}
+
+/// An answer that could not be serialized: a fault of ours (500).
+fn unbuildable(e: serde_json::Error) -> ApiError {
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("the answer could not be built: {e}"))
 }
 
 /// The bytes [`sorted`] answers with, built where the caller runs: a large
@@ -162,8 +165,9 @@ fn sorted<T: Serialize>(answer: &T) -> Result<Json<Value>, ApiError> {
 /// on a blocking thread with this, so that seconds of serializing never
 /// hold a tokio worker, and with it the engine or a request queued behind
 /// it (issue 11: a request waited 252 ms beside the forecast at 10M).
-fn sorted_bytes<T: Serialize>(answer: &T) -> Result<Vec<u8>, serde_json::Error> {
-    serde_json::to_vec(&serde_json::to_value(answer)?)
+fn sorted_bytes<T: Serialize>(answer: &T) -> Result<Vec<u8>, ApiError> {
+    let Json(value) = sorted(answer)?;
+    serde_json::to_vec(&value).map_err(unbuildable)
 }
 
 /// An answer already serialized by [`sorted_bytes`].

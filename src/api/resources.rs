@@ -228,9 +228,7 @@ pub(super) async fn get_deletions(
         };
         let next = next.map(|c| c.to_string());
         let answer = Deletions { before: fmt_rfc3339(before), deletions, next, personal, personal_truncated };
-        super::sorted_bytes(&answer).map_err(|e| {
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("the answer could not be built: {e}"))
-        })
+        super::sorted_bytes(&answer)
     })
     .await
     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("the forecast failed: {e}")))??;
