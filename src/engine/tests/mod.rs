@@ -117,6 +117,15 @@ buffer = {{ expiry = "15d", arrears = "15d", termination = "15d", violation = "0
         [online, cached]
     }
 
+    /// The rig's config with `ecs`'s termination buffer set to `buffer`
+    /// (its policy version changes with it), as a reload would put it in
+    /// force.
+    fn with_termination_buffer(&self, buffer: &str) -> Arc<Config> {
+        let text = self.text.replace("termination = \"15d\"", &format!("termination = \"{buffer}\""));
+        assert_ne!(text, self.text, "the rig's buffer is 15 days");
+        Arc::new(crate::config::parse(&self.dir.path().join("retentiond.toml"), &text).unwrap())
+    }
+
     fn resource(&self, id: &str) -> Resource {
         self.store.resource(id).unwrap().expect("the resource is stored")
     }
@@ -482,12 +491,18 @@ async fn safety_max_clock_jump_a_wall_clock_set_forward_deletes_nothing_until_ap
 
 /// Steps the engine through one request without running what it spawned:
 /// the executor calls it started are queued on their tasks, not yet run.
-async fn step_only<T>(engine: &mut Engine, make: impl FnOnce(oneshot::Sender<Result<T, EngineError>>) -> Command) {
-    let (reply, _answer) = oneshot::channel();
+/// Its answer, if the step gave one (a sweep or an `apply-policy` pass
+/// answers only after its last slice).
+async fn step_only<T>(
+    engine: &mut Engine,
+    make: impl FnOnce(oneshot::Sender<Result<T, EngineError>>) -> Command,
+) -> oneshot::Receiver<Result<T, EngineError>> {
+    let (reply, answer) = oneshot::channel();
     engine.tx.send(make(reply)).await.unwrap();
     let first = engine.rx.recv().await.unwrap();
     let cmds = engine.gather(first);
     engine.step(cmds).await.unwrap();
+    answer
 }
 
 /// Resource `r1` of the rig, released: its deletion started and its two
@@ -619,22 +634,13 @@ async fn issue_11_apply_policy_runs_in_slices_and_answers_when_done() {
         .map(|id| event(&format!("x-{id}"), "resource.terminated", t0(), id, json!({"reason": "agreement"})))
         .collect();
     ingest(&mut engine, terminated).await;
-    let longer = rig.text.replace("termination = \"15d\"", "termination = \"40d\"");
-    assert_ne!(longer, rig.text);
-    engine.config = Arc::new(crate::config::parse(&rig.dir.path().join("retentiond.toml"), &longer).unwrap());
+    engine.config = rig.with_termination_buffer("40d");
 
-    let (reply, mut answer) = oneshot::channel();
-    engine.tx.send(Command::ApplyPolicy { product: "ecs".into(), reply }).await.unwrap();
-    let first = engine.rx.recv().await.unwrap();
-    let cmds = engine.gather(first);
-    engine.step(cmds).await.unwrap();
+    let mut answer = step_only(&mut engine, |reply| Command::ApplyPolicy { product: "ecs".into(), reply }).await;
     engine.sweep_step().await.unwrap(); // r1, r2
     assert!(answer.try_recv().is_err(), "five resources, two a slice: not done after one");
-    let (ingest_reply, mut ingest_answer) = oneshot::channel();
-    engine.tx.send(Command::Ingest { events: vec![created("r6")], reply: ingest_reply }).await.unwrap();
-    let first = engine.rx.recv().await.unwrap();
-    let cmds = engine.gather(first);
-    engine.step(cmds).await.unwrap();
+    let mut ingest_answer =
+        step_only(&mut engine, |reply| Command::Ingest { events: vec![created("r6")], reply }).await;
     assert_eq!(ingest_answer.try_recv().unwrap().unwrap()[0].status, "applied", "answered between slices");
     assert!(answer.try_recv().is_err(), "the pass is still under way");
     while !engine.sweeps.is_empty() {
@@ -671,20 +677,12 @@ async fn apply_policy_starts_again_when_a_reload_changes_the_policy_midway() {
         .map(|id| event(&format!("x-{id}"), "resource.terminated", t0(), id, json!({"reason": "agreement"})))
         .collect();
     ingest(&mut engine, terminated).await;
-    let with = |buffer: &str| {
-        let text = rig.text.replace("termination = \"15d\"", &format!("termination = \"{buffer}\""));
-        Arc::new(crate::config::parse(&rig.dir.path().join("retentiond.toml"), &text).unwrap())
-    };
-    engine.config = with("40d");
+    engine.config = rig.with_termination_buffer("40d");
 
-    let (reply, mut answer) = oneshot::channel();
-    engine.tx.send(Command::ApplyPolicy { product: "ecs".into(), reply }).await.unwrap();
-    let first = engine.rx.recv().await.unwrap();
-    let cmds = engine.gather(first);
-    engine.step(cmds).await.unwrap();
+    let mut answer = step_only(&mut engine, |reply| Command::ApplyPolicy { product: "ecs".into(), reply }).await;
     engine.sweep_step().await.unwrap(); // r1, r2 moved to the 40-day date
     assert_eq!(rig.resource("r1").deletion_date(), Some(t0() + chrono::Duration::days(40)));
-    engine.config = with("60d"); // a reload, as Engine::reload puts it in force
+    engine.config = rig.with_termination_buffer("60d"); // a reload, as Engine::reload puts it in force
     while !engine.sweeps.is_empty() {
         engine.sweep_step().await.unwrap();
     }
@@ -715,20 +713,13 @@ async fn issue_11_a_sweep_runs_in_slices_and_requests_are_answered_between_them(
         rig.store.commit(w).unwrap();
     }
 
-    let (sweep_reply, mut sweep_answer) = oneshot::channel();
-    engine.tx.send(Command::Sweep { kind: SweepKind::Reconcile, reply: sweep_reply }).await.unwrap();
-    let first = engine.rx.recv().await.unwrap();
-    let cmds = engine.gather(first);
-    engine.step(cmds).await.unwrap();
+    let mut sweep_answer = step_only(&mut engine, |reply| Command::Sweep { kind: SweepKind::Reconcile, reply }).await;
     engine.sweep_step().await.unwrap(); // r1, r2
     assert!(sweep_answer.try_recv().is_err(), "five resources, two a slice: not done after one");
 
     // A request that comes meanwhile is answered before the sweep ends.
-    let (ingest_reply, mut ingest_answer) = oneshot::channel();
-    engine.tx.send(Command::Ingest { events: vec![created("r6")], reply: ingest_reply }).await.unwrap();
-    let first = engine.rx.recv().await.unwrap();
-    let cmds = engine.gather(first);
-    engine.step(cmds).await.unwrap();
+    let mut ingest_answer =
+        step_only(&mut engine, |reply| Command::Ingest { events: vec![created("r6")], reply }).await;
     assert_eq!(ingest_answer.try_recv().unwrap().unwrap()[0].status, "applied");
     assert!(sweep_answer.try_recv().is_err(), "the sweep is still under way");
 
